@@ -1,0 +1,472 @@
+//! Framing and parsing of whole messages (RFC 3261 §7, §18.3): strict on framing (CRLF lines, an empty line,
+//! then exactly Content-Length bytes of body), lenient on values (compact names, folding, white space around
+//! the colon). One pass over the header section; values are zero-copy slices unless a line was folded.
+
+use bytes::Bytes;
+
+use super::error::ParseError;
+use super::header_name::HeaderName;
+use super::headers::{Header, Headers};
+use super::method::{Method, StatusCode};
+use super::scan::{has_forbidden_ctl, is_token_str, is_wsp, parse_u64, split_commas, trim_wsp};
+use super::typed::{CSeq, CallId, Contact, HeaderError, MaxForwards, MediaType, NameAddr, Via};
+use super::uri::{Uri, UriContext};
+use super::{Limits, Message, Request, Response};
+
+/// How the bytes arrived: a datagram holds exactly one message; a stream message needs Content-Length.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Framing {
+    Datagram,
+    Stream,
+}
+
+/// What the front of a stream buffer holds (see [`frame_stream`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StreamFrame {
+    /// Not enough bytes yet.
+    Incomplete,
+    /// A double-CRLF keepalive ping (RFC 5626 §3.5.1): consume 4 bytes and answer with CRLF.
+    Ping,
+    /// A single CRLF (a keepalive pong or a stray empty line, §7.5): consume 2 bytes.
+    Pong,
+    /// A complete message of this many bytes: hand exactly those to [`Message::parse_stream`].
+    Message(usize),
+}
+
+/// Finds the first message in a stream buffer by its header section and Content-Length, which is mandatory
+/// on streams (§18.3). Never reads past `limits.max_message` bytes of headers.
+pub fn frame_stream(buf: &[u8], limits: &Limits) -> Result<StreamFrame, ParseError> {
+    if buf.starts_with(b"\r\n\r\n") {
+        return Ok(StreamFrame::Ping);
+    }
+    if buf.starts_with(b"\r\n") {
+        return Ok(if buf.len() < 4 && b"\r\n\r\n".starts_with(buf) {
+            StreamFrame::Incomplete
+        } else {
+            StreamFrame::Pong
+        });
+    }
+    if buf.is_empty() || buf == b"\r" {
+        return Ok(StreamFrame::Incomplete);
+    }
+    let window = &buf[..buf.len().min(limits.max_message)];
+    let Some(head_end) = memchr::memmem::find(window, b"\r\n\r\n") else {
+        return if buf.len() >= limits.max_message {
+            Err(ParseError::TooLarge {
+                what: "message size in bytes",
+                limit: limits.max_message,
+            })
+        } else {
+            Ok(StreamFrame::Incomplete)
+        };
+    };
+    let content_length = stream_content_length(&buf[..head_end + 2])?;
+    let total = head_end + 4 + content_length;
+    if total > limits.max_message {
+        return Err(ParseError::TooLarge {
+            what: "message size in bytes",
+            limit: limits.max_message,
+        });
+    }
+    Ok(if buf.len() < total {
+        StreamFrame::Incomplete
+    } else {
+        StreamFrame::Message(total)
+    })
+}
+
+/// The Content-Length of a stream message's header section (lines ending in CRLF).
+fn stream_content_length(head: &[u8]) -> Result<usize, ParseError> {
+    for line in head.split(|&b| b == b'\n').skip(1) {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let Some(colon) = memchr::memchr(b':', line) else {
+            continue;
+        };
+        let name = trim_wsp(&line[..colon]);
+        if name.eq_ignore_ascii_case(b"content-length") || name.eq_ignore_ascii_case(b"l") {
+            return parse_content_length(&line[colon + 1..]);
+        }
+    }
+    Err(ParseError::ContentLength(
+        "missing (it is required on stream transports)",
+    ))
+}
+
+fn parse_content_length(value: &[u8]) -> Result<usize, ParseError> {
+    parse_u64(trim_wsp(value))
+        .and_then(|n| usize::try_from(n).ok())
+        .ok_or(ParseError::ContentLength("must be a non-negative decimal number"))
+}
+
+/// Parses one message. For `Framing::Stream`, `buf` holds exactly what [`frame_stream`] measured.
+pub(crate) fn parse(buf: Bytes, framing: Framing, limits: &Limits) -> Result<Message, ParseError> {
+    if buf.len() > limits.max_message {
+        return Err(ParseError::TooLarge {
+            what: "message size in bytes",
+            limit: limits.max_message,
+        });
+    }
+    // §7.5: empty lines before the start line are ignored.
+    let mut pos = 0;
+    while buf[pos..].starts_with(b"\r\n") {
+        pos += 2;
+    }
+    let (line, next) = match next_line(&buf, pos) {
+        Ok(Some(l)) => l,
+        Ok(None) if framing == Framing::Stream => return Err(ParseError::Incomplete),
+        Ok(None) if pos == buf.len() => return Err(ParseError::StartLine("empty message")),
+        Ok(None) => return Err(ParseError::StartLine("start line is not terminated by CRLF")),
+        Err(e) => return Err(e),
+    };
+    let start = parse_start_line(&buf, &buf[line.0..line.1])?;
+    let head = parse_header_section(&buf, next, framing, limits)?;
+    validate(&start, &head)?;
+    let body = body(&buf, head.body_start, head.content_length, framing, limits)?;
+    let headers = Headers::from_vec(head.headers);
+    Ok(match start {
+        StartLine::Request { method, uri } => Message::Request(Request {
+            method,
+            uri,
+            headers,
+            body,
+        }),
+        StartLine::Response { status, reason } => Message::Response(Response {
+            status,
+            reason,
+            headers,
+            body,
+        }),
+    })
+}
+
+enum StartLine {
+    Request { method: Method, uri: Uri },
+    Response { status: StatusCode, reason: Bytes },
+}
+
+/// `Method SP Request-URI SP SIP-Version` or `SIP-Version SP Status-Code SP Reason-Phrase` (§7.1, §7.2):
+/// single spaces, nothing trailing.
+fn parse_start_line(src: &Bytes, line: &[u8]) -> Result<StartLine, ParseError> {
+    if line.len() >= 4 && line[..4].eq_ignore_ascii_case(b"SIP/") {
+        return parse_status_line(src, line);
+    }
+    let sp1 = memchr::memchr(b' ', line).ok_or(ParseError::StartLine("request line must be Method URI SIP/2.0"))?;
+    let sp2 = memchr::memchr(b' ', &line[sp1 + 1..])
+        .map(|i| sp1 + 1 + i)
+        .ok_or(ParseError::StartLine("request line must be Method URI SIP/2.0"))?;
+    let method = Method::from_received(src, &line[..sp1]).ok_or(ParseError::StartLine("method is not a token"))?;
+    let uri = &line[sp1 + 1..sp2];
+    let version = &line[sp2 + 1..];
+    if uri.is_empty() || memchr::memchr(b' ', version).is_some() {
+        return Err(ParseError::StartLine(
+            "request line elements must be separated by single spaces",
+        ));
+    }
+    if uri.first() == Some(&b'<') {
+        return Err(ParseError::StartLine("Request-URI must not be enclosed in <>"));
+    }
+    check_version(version)?;
+    let uri = Uri::parse_in(src, uri, UriContext::RequestLine).map_err(|e| ParseError::RequestUri(e.0))?;
+    Ok(StartLine::Request { method, uri })
+}
+
+fn parse_status_line(src: &Bytes, line: &[u8]) -> Result<StartLine, ParseError> {
+    let sp = memchr::memchr(b' ', line).ok_or(ParseError::StartLine("status line must be SIP/2.0 code reason"))?;
+    check_version(&line[..sp])?;
+    let rest = &line[sp + 1..];
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    if digits != 3 || rest.get(3).is_some_and(|&b| b != b' ') {
+        return Err(ParseError::StartLine("status code must be three digits"));
+    }
+    let code = parse_u64(&rest[..3]).and_then(|c| StatusCode::new(c as u16));
+    let status = code.ok_or(ParseError::StartLine("status code must be from 100 to 699"))?;
+    let reason = rest.get(4..).unwrap_or_default();
+    if has_forbidden_ctl(reason) {
+        return Err(ParseError::StartLine("reason phrase holds a control character"));
+    }
+    Ok(StartLine::Response {
+        status,
+        reason: src.slice_ref(reason),
+    })
+}
+
+/// `SIP/2.0` (case-insensitive). Another well-formed version is `Version` (505); anything else is malformed.
+fn check_version(v: &[u8]) -> Result<(), ParseError> {
+    if v.eq_ignore_ascii_case(b"SIP/2.0") {
+        return Ok(());
+    }
+    let well_formed = v.len() > 4
+        && v[..4].eq_ignore_ascii_case(b"SIP/")
+        && v[4..].split(|&b| b == b'.').count() == 2
+        && v[4..]
+            .split(|&b| b == b'.')
+            .all(|p| !p.is_empty() && p.iter().all(u8::is_ascii_digit));
+    Err(if well_formed {
+        ParseError::Version
+    } else {
+        ParseError::StartLine("bad SIP version")
+    })
+}
+
+/// `((start, end), next)`: a line's content range and where the next line starts.
+type Line = ((usize, usize), usize);
+
+/// The line starting at `pos`: `((start, end), next)` where `end` excludes the CRLF. `None` when no CRLF
+/// follows. A bare CR or LF is a framing error.
+fn next_line(buf: &[u8], pos: usize) -> Result<Option<Line>, ParseError> {
+    match memchr::memchr2(b'\r', b'\n', &buf[pos..]) {
+        None => Ok(None),
+        Some(i) => {
+            let at = pos + i;
+            match (buf[at], buf.get(at + 1)) {
+                (b'\r', Some(b'\n')) => Ok(Some(((pos, at), at + 2))),
+                (b'\r', None) => Ok(None),
+                _ => Err(ParseError::HeaderSyntax(
+                    "line ends with a bare CR or LF instead of CRLF",
+                )),
+            }
+        }
+    }
+}
+
+/// Where the mandatory and single-valued headers were seen, for validation and duplicate detection.
+#[derive(Default)]
+struct Seen {
+    from: bool,
+    to: bool,
+    call_id: bool,
+    cseq: bool,
+    max_forwards: bool,
+    content_type: bool,
+    via: bool,
+}
+
+struct HeaderSection {
+    headers: Vec<Header>,
+    content_length: Option<usize>,
+    body_start: usize,
+    seen: Seen,
+}
+
+fn parse_header_section(
+    buf: &Bytes,
+    mut pos: usize,
+    framing: Framing,
+    limits: &Limits,
+) -> Result<HeaderSection, ParseError> {
+    let mut head = HeaderSection {
+        headers: Vec::with_capacity(24),
+        content_length: None,
+        body_start: 0,
+        seen: Seen::default(),
+    };
+    let mut lines = 0usize;
+    loop {
+        let Some(((start, mut end), mut next)) = next_line(buf, pos)? else {
+            return Err(match framing {
+                Framing::Stream => ParseError::Incomplete,
+                Framing::Datagram => ParseError::HeaderSyntax("header section is not terminated by an empty line"),
+            });
+        };
+        if start == end {
+            head.body_start = next;
+            return Ok(head);
+        }
+        if is_wsp(buf[start]) {
+            return Err(ParseError::HeaderSyntax("continuation line with no header before it"));
+        }
+        // §7.3.1: a line starting with white space continues the previous one.
+        let mut folded = false;
+        while next < buf.len() && is_wsp(buf[next]) {
+            let Some(((_, e), n)) = next_line(buf, next)? else {
+                break;
+            };
+            end = e;
+            next = n;
+            folded = true;
+        }
+        lines += 1;
+        if lines > limits.max_headers {
+            return Err(ParseError::TooLarge {
+                what: "number of header lines",
+                limit: limits.max_headers,
+            });
+        }
+        if end - start > limits.max_header_line {
+            return Err(ParseError::TooLarge {
+                what: "header line length in bytes",
+                limit: limits.max_header_line,
+            });
+        }
+        add_header(buf, &mut head, start, end, folded)?;
+        pos = next;
+    }
+}
+
+fn add_header(buf: &Bytes, head: &mut HeaderSection, start: usize, end: usize, folded: bool) -> Result<(), ParseError> {
+    let line = &buf[start..end];
+    let colon = memchr::memchr(b':', line).ok_or(ParseError::HeaderSyntax("header line has no colon"))?;
+    let name_raw = trim_wsp(&line[..colon]);
+    if !is_token_str(name_raw) {
+        return Err(ParseError::HeaderSyntax("header name is not a token"));
+    }
+    let value = if folded {
+        Bytes::from(unfold(&line[colon + 1..]))
+    } else {
+        buf.slice_ref(trim_wsp(&line[colon + 1..]))
+    };
+    if has_forbidden_ctl(&value) {
+        return Err(ParseError::HeaderSyntax("header value holds a control character"));
+    }
+    let name = HeaderName::from_received(buf, name_raw);
+    let once = |flag: &mut bool, label: &'static str| {
+        if std::mem::replace(flag, true) {
+            Err(ParseError::DuplicateHeader(label))
+        } else {
+            Ok(())
+        }
+    };
+    match name {
+        HeaderName::ContentLength => {
+            if head.content_length.is_some() {
+                return Err(ParseError::DuplicateHeader("Content-Length"));
+            }
+            head.content_length = Some(parse_content_length(&value)?);
+            return Ok(());
+        }
+        HeaderName::From => once(&mut head.seen.from, "From")?,
+        HeaderName::To => once(&mut head.seen.to, "To")?,
+        HeaderName::CallId => once(&mut head.seen.call_id, "Call-ID")?,
+        HeaderName::CSeq => once(&mut head.seen.cseq, "CSeq")?,
+        HeaderName::MaxForwards => once(&mut head.seen.max_forwards, "Max-Forwards")?,
+        HeaderName::ContentType => once(&mut head.seen.content_type, "Content-Type")?,
+        HeaderName::Via => head.seen.via = true,
+        _ => {}
+    }
+    if name.is_list() {
+        for item in split_commas(&value) {
+            let item = item.map_err(|reason| ParseError::HeaderValue {
+                name: list_label(&name),
+                reason,
+            })?;
+            head.headers.push(Header {
+                name: name.clone(),
+                value: value.slice_ref(item),
+            });
+        }
+    } else {
+        head.headers.push(Header { name, value });
+    }
+    Ok(())
+}
+
+/// Replaces each CRLF and the white space around it with one space (§7.3.1), trimming the ends.
+fn unfold(raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        if raw[i] == b'\r' && raw.get(i + 1) == Some(&b'\n') {
+            while out.last().is_some_and(|&b| is_wsp(b)) {
+                out.pop();
+            }
+            i += 2;
+            while i < raw.len() && is_wsp(raw[i]) {
+                i += 1;
+            }
+            out.push(b' ');
+        } else {
+            out.push(raw[i]);
+            i += 1;
+        }
+    }
+    trim_wsp(&out).to_vec()
+}
+
+fn list_label(name: &HeaderName) -> &'static str {
+    match name {
+        HeaderName::Via => "Via",
+        HeaderName::Contact => "Contact",
+        HeaderName::Route => "Route",
+        HeaderName::RecordRoute => "Record-Route",
+        _ => "list",
+    }
+}
+
+/// Mandatory headers present (§8.1.1), and every header vocals relies on well-formed.
+fn validate(start: &StartLine, head: &HeaderSection) -> Result<(), ParseError> {
+    let seen = &head.seen;
+    for (present, label) in [
+        (seen.via, "Via"),
+        (seen.from, "From"),
+        (seen.to, "To"),
+        (seen.call_id, "Call-ID"),
+        (seen.cseq, "CSeq"),
+    ] {
+        if !present {
+            return Err(ParseError::MissingHeader(label));
+        }
+    }
+    for h in &head.headers {
+        let checked: Result<(), HeaderError> = match h.name {
+            HeaderName::Via => Via::parse(&h.value).map(drop),
+            HeaderName::From | HeaderName::To | HeaderName::Route | HeaderName::RecordRoute => {
+                NameAddr::parse(&h.value).map(drop)
+            }
+            HeaderName::Contact => Contact::parse(&h.value).map(drop),
+            HeaderName::CallId => CallId::parse(&h.value).map(drop),
+            HeaderName::MaxForwards => MaxForwards::parse(&h.value).map(drop),
+            HeaderName::ContentType => MediaType::parse(&h.value).map(drop),
+            HeaderName::CSeq => match CSeq::parse(&h.value) {
+                Ok(cseq) => match start {
+                    StartLine::Request { method, .. } if *method != cseq.method => {
+                        return Err(ParseError::CSeqMismatch);
+                    }
+                    _ => Ok(()),
+                },
+                Err(e) => Err(e),
+            },
+            _ => Ok(()),
+        };
+        checked.map_err(|e| ParseError::HeaderValue {
+            name: label_of(&h.name),
+            reason: e.0,
+        })?;
+    }
+    Ok(())
+}
+
+fn label_of(name: &HeaderName) -> &'static str {
+    match name {
+        HeaderName::From => "From",
+        HeaderName::To => "To",
+        HeaderName::CallId => "Call-ID",
+        HeaderName::CSeq => "CSeq",
+        HeaderName::MaxForwards => "Max-Forwards",
+        HeaderName::ContentType => "Content-Type",
+        other => list_label(other),
+    }
+}
+
+/// The body: exactly Content-Length bytes. A datagram without Content-Length carries the rest (§18.3); a
+/// datagram with fewer bytes than declared is refused; extra bytes after the body are ignored.
+fn body(
+    buf: &Bytes,
+    start: usize,
+    content_length: Option<usize>,
+    framing: Framing,
+    limits: &Limits,
+) -> Result<Bytes, ParseError> {
+    let available = buf.len() - start;
+    match (content_length, framing) {
+        (Some(n), _) if n > limits.max_message => {
+            Err(ParseError::ContentLength("larger than the maximum message size"))
+        }
+        (Some(n), _) if n <= available => Ok(buf.slice(start..start + n)),
+        (Some(_), Framing::Stream) => Err(ParseError::Incomplete),
+        (Some(n), Framing::Datagram) => Err(ParseError::TruncatedBody { declared: n, available }),
+        (None, Framing::Datagram) => Ok(buf.slice(start..)),
+        (None, Framing::Stream) => Err(ParseError::ContentLength(
+            "missing (it is required on stream transports)",
+        )),
+    }
+}
