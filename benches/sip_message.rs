@@ -12,35 +12,24 @@ const INVITE_SHAKEN: &[u8] = include_bytes!("../sip-tests/vectors/twilio/twilio-
 fn parse(c: &mut Criterion) {
     let limits = Limits::default();
     let mut group = c.benchmark_group("parse");
-    for (name, bytes) in [
-        ("twilio_invite_udp", INVITE),
-        ("twilio_invite_cnam_shaken", INVITE_SHAKEN),
-    ] {
+    for (name, bytes) in [("twilio_invite_udp", INVITE), ("twilio_invite_cnam_shaken", INVITE_SHAKEN)] {
         let buf = Bytes::from_static(bytes);
         group.throughput(criterion::Throughput::Bytes(bytes.len() as u64));
-        group.bench_function(name, |b| {
-            b.iter(|| Message::parse_datagram(black_box(buf.clone()), &limits).unwrap())
-        });
+        group.bench_function(name, |b| b.iter(|| Message::parse_datagram(black_box(buf.clone()), &limits).unwrap()));
     }
     group.finish();
 }
 
 fn print(c: &mut Criterion) {
-    let Message::Request(invite) = Message::parse(Bytes::from_static(INVITE)).unwrap() else {
-        unreachable!()
-    };
+    let Message::Request(invite) = Message::parse(Bytes::from_static(INVITE)).unwrap() else { unreachable!() };
     let sdp = Bytes::from_static(
         b"v=0\r\no=vocals 1 1 IN IP4 203.0.113.10\r\ns=vocals\r\nc=IN IP4 203.0.113.10\r\nt=0 0\r\n\
           m=audio 10000 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n\
           a=fmtp:101 0-16\r\na=ptime:20\r\na=sendrecv\r\n",
     );
     let mut ok = Response::to_request(&invite, StatusCode::OK, Some("vc1f3a9b2"));
-    ok.headers.push(
-        HeaderName::Contact,
-        Bytes::from_static(b"<sip:+14155550123@203.0.113.10:5060;transport=udp>"),
-    );
-    ok.headers
-        .push(HeaderName::ContentType, Bytes::from_static(b"application/sdp"));
+    ok.headers.push(HeaderName::Contact, Bytes::from_static(b"<sip:+14155550123@203.0.113.10:5060;transport=udp>"));
+    ok.headers.push(HeaderName::ContentType, Bytes::from_static(b"application/sdp"));
     ok.body = sdp;
     let mut out = bytes::BytesMut::with_capacity(2048);
     c.bench_function("print/200_ok", |b| {
@@ -53,8 +42,7 @@ fn print(c: &mut Criterion) {
     c.bench_function("build_and_print/200_ok", |b| {
         b.iter(|| {
             let mut r = Response::to_request(black_box(&invite), StatusCode::OK, Some("vc1f3a9b2"));
-            r.headers
-                .push(HeaderName::ContentType, Bytes::from_static(b"application/sdp"));
+            r.headers.push(HeaderName::ContentType, Bytes::from_static(b"application/sdp"));
             r.to_bytes()
         })
     });

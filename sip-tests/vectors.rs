@@ -24,11 +24,7 @@ fn manifest() -> (PathBuf, Vec<Vector>) {
             let cols: Vec<&str> = l.split_whitespace().collect();
             assert!((2..=3).contains(&cols.len()), "bad MANIFEST line: {l}");
             assert!(cols.len() == 2 || cols[2] == "stream", "bad MANIFEST framing: {l}");
-            Vector {
-                path: cols[0].to_string(),
-                expect: cols[1].to_string(),
-                stream: cols.len() == 3,
-            }
+            Vector { path: cols[0].to_string(), expect: cols[1].to_string(), stream: cols.len() == 3 }
         })
         .collect();
     (dir, vectors)
@@ -58,24 +54,12 @@ fn every_vector_gives_its_expected_result() {
             Err(e) => e.kind().to_string(),
         };
         if kind != v.expect {
-            failures.push(format!(
-                "{}: expected {}, got {} ({:?})",
-                v.path,
-                v.expect,
-                kind,
-                got.as_ref().err()
-            ));
+            failures.push(format!("{}: expected {}, got {} ({:?})", v.path, v.expect, kind, got.as_ref().err()));
             continue;
         }
         if let Ok(msg) = got {
             let printed = msg.to_bytes();
-            match Message::parse_stream(
-                printed.clone(),
-                &Limits {
-                    max_message: usize::MAX,
-                    ..limits
-                },
-            ) {
+            match Message::parse_stream(printed.clone(), &Limits { max_message: usize::MAX, ..limits }) {
                 Ok(again) if again == msg => {}
                 other => failures.push(format!(
                     "{}: printed form does not parse back to the same message: {:?}\n{}",
@@ -86,13 +70,7 @@ fn every_vector_gives_its_expected_result() {
             }
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} of {} vectors failed:\n{}",
-        failures.len(),
-        vectors.len(),
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "{} of {} vectors failed:\n{}", failures.len(), vectors.len(), failures.join("\n"));
 }
 
 #[test]
@@ -125,12 +103,32 @@ fn every_twilio_invite_routes_on_a_phone_number() {
     let (dir, vectors) = manifest();
     for v in vectors.iter().filter(|v| v.path.starts_with("twilio/twilio-invite")) {
         let bytes = Bytes::from(std::fs::read(dir.join(&v.path)).unwrap());
-        let Ok(Message::Request(req)) = Message::parse(bytes) else {
-            panic!("{} did not parse", v.path)
-        };
+        let Ok(Message::Request(req)) = Message::parse(bytes) else { panic!("{} did not parse", v.path) };
         let dialed = vocals::e164::E164::from_uri(&req.uri)
             .or_else(|_| vocals::e164::E164::from_uri(&req.headers.to().unwrap().uri))
             .or_else(|_| vocals::e164::E164::from_uri(&req.headers.diversions().next().unwrap().unwrap().uri));
         assert!(dialed.is_ok(), "{}: no phone number to route on", v.path);
     }
+}
+
+/// Inputs the fuzzer once crashed on (`fuzz/regressions/`), replayed with the fuzz target's own checks: no
+/// panic, and whatever parses prints to bytes that parse back to the same message.
+#[test]
+fn fuzz_regressions_stay_fixed() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions");
+    let limits = Limits::default();
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).expect("fuzz/regressions") {
+        let path = entry.unwrap().path();
+        let bytes = Bytes::from(std::fs::read(&path).unwrap());
+        seen += 1;
+        if let Ok(StreamFrame::Message(n)) = frame_stream(&bytes, &limits) {
+            let _ = Message::parse_stream(bytes.slice(..n), &limits);
+        }
+        if let Ok(msg) = Message::parse_datagram(bytes, &limits) {
+            let again = Message::parse_stream(msg.to_bytes(), &Limits { max_message: usize::MAX, ..limits });
+            assert_eq!(again.as_ref().ok(), Some(&msg), "{}", path.display());
+        }
+    }
+    assert!(seen > 0, "no regression inputs found in {}", dir.display());
 }

@@ -76,10 +76,8 @@ pub const KEYS: &[(&str, &str, &str)] = &[
 impl Config {
     /// Loads defaults, then `file` (if given), then the `VOCALS_*` variables in `env`.
     pub fn load(file: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Config, ConfigError> {
-        let mut values: BTreeMap<String, String> = KEYS
-            .iter()
-            .map(|(section, key, default)| (path(section, key), (*default).to_string()))
-            .collect();
+        let mut values: BTreeMap<String, String> =
+            KEYS.iter().map(|(section, key, default)| (path(section, key), (*default).to_string())).collect();
         if let Some(file) = file {
             read_file(file, &mut values)?;
         }
@@ -120,20 +118,13 @@ impl Config {
             "json" => LogFormat::Json,
             other => return Err(bad("log.format", other, "one of auto, pretty, plain, json")),
         };
-        let log = LogConfig {
-            level: v["log.level"].clone(),
-            format,
-        };
+        let log = LogConfig { level: v["log.level"].clone(), format };
         Ok(Config { state_dir, sip, log })
     }
 }
 
 fn path(section: &str, key: &str) -> String {
-    if section.is_empty() {
-        key.to_string()
-    } else {
-        format!("{section}.{key}")
-    }
+    if section.is_empty() { key.to_string() } else { format!("{section}.{key}") }
 }
 
 /// `VOCALS_SIP_LISTEN_UDP` -> `sip.listen_udp`; `VOCALS_STATE_DIR` -> `state_dir`. `VOCALS_CONFIG` (the file
@@ -151,14 +142,9 @@ fn env_key(name: &str) -> Option<String> {
 }
 
 fn read_file(file: &Path, values: &mut BTreeMap<String, String>) -> Result<(), ConfigError> {
-    let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Read {
-        path: file.into(),
-        source,
-    })?;
-    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| ConfigError::Syntax {
-        path: file.into(),
-        message: e.to_string(),
-    })?;
+    let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Read { path: file.into(), source })?;
+    let table: toml::Table =
+        text.parse().map_err(|e: toml::de::Error| ConfigError::Syntax { path: file.into(), message: e.to_string() })?;
     for (name, item) in table {
         match item {
             toml::Value::Table(section) => {
@@ -189,13 +175,10 @@ fn set(values: &mut BTreeMap<String, String>, key: String, value: toml::Value) -
 fn listen(v: &BTreeMap<String, String>, key: &str) -> Result<Option<SocketAddr>, ConfigError> {
     match v[key].trim() {
         "" => Ok(None),
-        s => s.parse().map(Some).map_err(|_| {
-            bad(
-                key,
-                s,
-                "an address like 0.0.0.0:5060 or [::]:5060, or \"\" to turn it off",
-            )
-        }),
+        s => s
+            .parse()
+            .map(Some)
+            .map_err(|_| bad(key, s, "an address like 0.0.0.0:5060 or [::]:5060, or \"\" to turn it off")),
     }
 }
 
@@ -208,10 +191,7 @@ fn number(v: &BTreeMap<String, String>, key: &str, min: usize, max: usize) -> Re
 }
 
 fn bad(key: &str, value: &str, allowed: &str) -> ConfigError {
-    ConfigError::Value {
-        key: key.to_string(),
-        message: format!("{value:?} is not valid: expected {allowed}"),
-    }
+    ConfigError::Value { key: key.to_string(), message: format!("{value:?} is not valid: expected {allowed}") }
 }
 
 fn unknown(key: &str, source: &str) -> ConfigError {
@@ -267,17 +247,11 @@ mod tests {
 
     #[test]
     fn bad_values_name_their_key_and_what_is_allowed() {
-        let e = Config::load(None, env(&[("VOCALS_SIP_LISTEN_UDP", "5060")]))
-            .unwrap_err()
-            .to_string();
+        let e = Config::load(None, env(&[("VOCALS_SIP_LISTEN_UDP", "5060")])).unwrap_err().to_string();
         assert!(e.starts_with("sip.listen_udp: \"5060\" is not valid"), "{e}");
-        let e = Config::load(None, env(&[("VOCALS_SIP_MAX_MESSAGE_SIZE", "10")]))
-            .unwrap_err()
-            .to_string();
+        let e = Config::load(None, env(&[("VOCALS_SIP_MAX_MESSAGE_SIZE", "10")])).unwrap_err().to_string();
         assert!(e.contains("from 1500 to 1048576"), "{e}");
-        let e = Config::load(None, env(&[("VOCALS_LOG_FORMAT", "xml")]))
-            .unwrap_err()
-            .to_string();
+        let e = Config::load(None, env(&[("VOCALS_LOG_FORMAT", "xml")])).unwrap_err().to_string();
         assert!(e.contains("auto, pretty, plain, json"), "{e}");
     }
 
@@ -286,9 +260,7 @@ mod tests {
         let f = file("[sip]\nlisten_udpp = \"x\"\n");
         let e = Config::load(Some(f.path()), env(&[])).unwrap_err().to_string();
         assert!(e.starts_with("sip.listen_udpp: unknown key"), "{e}");
-        let e = Config::load(None, env(&[("VOCALS_SIP_LISTEN", "x")]))
-            .unwrap_err()
-            .to_string();
+        let e = Config::load(None, env(&[("VOCALS_SIP_LISTEN", "x")])).unwrap_err().to_string();
         assert!(e.contains("VOCALS_SIP_LISTEN"), "{e}");
         assert!(Config::load(None, env(&[("VOCALS_CONFIG", "/etc/vocals.toml")])).is_ok());
     }
@@ -306,16 +278,11 @@ mod tests {
         for (section, key, default) in KEYS {
             let line = format!("# {key} = \"{default}\"");
             let number_line = format!("# {key} = {default}");
-            assert!(
-                text.contains(&line) || text.contains(&number_line),
-                "config/vocals.toml lacks {section}.{key}"
-            );
+            assert!(text.contains(&line) || text.contains(&number_line), "config/vocals.toml lacks {section}.{key}");
         }
         // Loading the shipped file (everything commented) gives the defaults.
-        let shipped = Config::load(
-            Some(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/config/vocals.toml"))),
-            env(&[]),
-        );
+        let shipped =
+            Config::load(Some(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/config/vocals.toml"))), env(&[]));
         assert_eq!(shipped.unwrap(), Config::load(None, env(&[])).unwrap());
     }
 

@@ -50,10 +50,7 @@ impl E164 {
     }
 
     fn from_dialed(s: &str) -> Result<E164, E164Error> {
-        let compact: String = s
-            .chars()
-            .filter(|c| !matches!(c, '-' | '.' | '(' | ')' | ' '))
-            .collect();
+        let compact: String = s.chars().filter(|c| !matches!(c, '-' | '.' | '(' | ')' | ' ')).collect();
         let digits = match compact.strip_prefix('+') {
             Some(d) => d,
             None => compact.strip_prefix("00").unwrap_or(&compact),
@@ -160,10 +157,7 @@ mod tests {
 
     #[test]
     fn conversion_from_string_uses_the_strict_form() {
-        assert_eq!(
-            E164::try_from("+14155550123".to_string()).unwrap().as_str(),
-            "+14155550123"
-        );
+        assert_eq!(E164::try_from("+14155550123".to_string()).unwrap().as_str(), "+14155550123");
         assert!(E164::try_from("4155550123x".to_string()).is_err());
         assert_eq!(String::from(E164::parse("+14155550123").unwrap()), "+14155550123");
     }

@@ -9,11 +9,7 @@ use clap::{Parser, Subcommand};
 use vocals::config::{Config, LogFormat};
 
 #[derive(Parser)]
-#[command(
-    name = "vocals",
-    version,
-    about = "SIP user agent and RTP media server for voice-AI agents"
-)]
+#[command(name = "vocals", version, about = "SIP user agent and RTP media server for voice-AI agents")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -60,9 +56,7 @@ fn serve(file: Option<PathBuf>, check: bool) -> ExitCode {
 fn init_tracing(config: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_new(&config.log.level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match config.log.format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Pretty => builder.init(),

@@ -72,28 +72,11 @@ mod tests {
 
     #[test]
     fn errors_say_what_was_wrong_and_map_to_statuses() {
-        let e = ParseError::HeaderValue {
-            name: "CSeq",
-            reason: "sequence number must be a decimal below 2^31",
-        };
-        assert_eq!(
-            e.to_string(),
-            "bad CSeq header: sequence number must be a decimal below 2^31"
-        );
+        let e = ParseError::HeaderValue { name: "CSeq", reason: "sequence number must be a decimal below 2^31" };
+        assert_eq!(e.to_string(), "bad CSeq header: sequence number must be a decimal below 2^31");
         assert_eq!(e.status().as_u16(), 400);
         assert_eq!(ParseError::Version.status().as_u16(), 505);
-        assert_eq!(
-            ParseError::TooLarge {
-                what: "message size in bytes",
-                limit: 65536
-            }
-            .status()
-            .as_u16(),
-            513
-        );
-        assert_eq!(
-            ParseError::MissingHeader("Call-ID").to_string(),
-            "missing Call-ID header"
-        );
+        assert_eq!(ParseError::TooLarge { what: "message size in bytes", limit: 65536 }.status().as_u16(), 513);
+        assert_eq!(ParseError::MissingHeader("Call-ID").to_string(), "missing Call-ID header");
     }
 }

@@ -219,11 +219,7 @@ mod tests {
         assert_eq!(n.as_bytes(), b"X-Twilio-CallSid");
         assert!(n.is_x_header());
         assert!(n.is("x-twilio-callsid"));
-        assert_eq!(
-            n,
-            HeaderName::new("x-twilio-callsid"),
-            "unknown names compare case-insensitively"
-        );
+        assert_eq!(n, HeaderName::new("x-twilio-callsid"), "unknown names compare case-insensitively");
         assert_ne!(n, HeaderName::new("X-Twilio-AccountSid"));
         assert!(!HeaderName::Via.is_x_header());
     }

@@ -46,21 +46,12 @@ impl Headers {
 
     /// Appends a header.
     pub fn push(&mut self, name: HeaderName, value: impl Into<Bytes>) {
-        self.0.push(Header {
-            name,
-            value: value.into(),
-        });
+        self.0.push(Header { name, value: value.into() });
     }
 
     /// Inserts a header before all others (a Via we add, a Route we prepend).
     pub fn push_front(&mut self, name: HeaderName, value: impl Into<Bytes>) {
-        self.0.insert(
-            0,
-            Header {
-                name,
-                value: value.into(),
-            },
-        );
+        self.0.insert(0, Header { name, value: value.into() });
     }
 
     /// The first value of `name`.
@@ -185,10 +176,7 @@ impl Headers {
         parse: fn(&Bytes) -> Result<T, HeaderError>,
     ) -> Result<T, ParseError> {
         let v = self.get(&name).ok_or(ParseError::MissingHeader(label))?;
-        parse(v).map_err(|e| ParseError::HeaderValue {
-            name: label,
-            reason: e.0,
-        })
+        parse(v).map_err(|e| ParseError::HeaderValue { name: label, reason: e.0 })
     }
 
     fn typed_opt<T>(
@@ -197,14 +185,7 @@ impl Headers {
         label: &'static str,
         parse: fn(&Bytes) -> Result<T, HeaderError>,
     ) -> Result<Option<T>, ParseError> {
-        self.get(&name)
-            .map(|v| {
-                parse(v).map_err(|e| ParseError::HeaderValue {
-                    name: label,
-                    reason: e.0,
-                })
-            })
-            .transpose()
+        self.get(&name).map(|v| parse(v).map_err(|e| ParseError::HeaderValue { name: label, reason: e.0 })).transpose()
     }
 
     fn typed_all<'a, T: 'a>(
@@ -213,12 +194,10 @@ impl Headers {
         label: &'static str,
         parse: fn(&Bytes) -> Result<T, HeaderError>,
     ) -> impl Iterator<Item = Result<T, ParseError>> + 'a {
-        self.0.iter().filter(move |h| h.name == name).map(move |h| {
-            parse(&h.value).map_err(|e| ParseError::HeaderValue {
-                name: label,
-                reason: e.0,
-            })
-        })
+        self.0
+            .iter()
+            .filter(move |h| h.name == name)
+            .map(move |h| parse(&h.value).map_err(|e| ParseError::HeaderValue { name: label, reason: e.0 }))
     }
 }
 

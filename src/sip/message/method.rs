@@ -209,10 +209,7 @@ mod tests {
     #[test]
     fn methods_are_case_sensitive_tokens() {
         assert_eq!(Method::new("INVITE"), Some(Method::Invite));
-        assert_eq!(
-            Method::new("invite"),
-            Some(Method::Other(Bytes::from_static(b"invite")))
-        );
+        assert_eq!(Method::new("invite"), Some(Method::Other(Bytes::from_static(b"invite"))));
         assert!(Method::new("!interesting-Method0123456789_*+`.%indeed'~").is_some());
         assert_eq!(Method::new("IN VITE"), None);
         assert_eq!(Method::new(""), None);
@@ -224,10 +221,7 @@ mod tests {
         let c = StatusCode::new(183).unwrap();
         assert!(c.is_provisional() && !c.is_final());
         assert!(StatusCode::OK.is_success() && StatusCode::OK.is_final());
-        assert_eq!(
-            StatusCode::TEMPORARILY_UNAVAILABLE.canonical_reason(),
-            "Temporarily Unavailable"
-        );
+        assert_eq!(StatusCode::TEMPORARILY_UNAVAILABLE.canonical_reason(), "Temporarily Unavailable");
         assert_eq!(StatusCode::new(499).unwrap().canonical_reason(), "Client Error");
     }
 }

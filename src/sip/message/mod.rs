@@ -38,11 +38,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
-            max_message: 65_536,
-            max_headers: 256,
-            max_header_line: 16_384,
-        }
+        Limits { max_message: 65_536, max_headers: 256, max_header_line: 16_384 }
     }
 }
 

@@ -53,10 +53,7 @@ impl Params {
     pub fn set(&mut self, name: &str, value: Option<Bytes>) {
         match self.0.iter_mut().find(|p| p.name.eq_ignore_ascii_case(name.as_bytes())) {
             Some(p) => p.value = value,
-            None => self.0.push(Param {
-                name: Bytes::copy_from_slice(name.as_bytes()),
-                value,
-            }),
+            None => self.0.push(Param { name: Bytes::copy_from_slice(name.as_bytes()), value }),
         }
     }
 
@@ -147,10 +144,7 @@ pub(crate) fn parse_params<'s>(
         };
         let value = src.slice_ref(&s[..value_len]);
         s = &s[value_len..];
-        params.push(Param {
-            name,
-            value: Some(value),
-        });
+        params.push(Param { name, value: Some(value) });
     }
 }
 

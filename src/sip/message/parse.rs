@@ -52,10 +52,7 @@ pub fn frame_stream(buf: &[u8], limits: &Limits) -> Result<StreamFrame, ParseErr
     let window = &buf[..buf.len().min(limits.max_message)];
     let Some(head_end) = memchr::memmem::find(window, b"\r\n\r\n") else {
         return if buf.len() >= limits.max_message {
-            Err(ParseError::TooLarge {
-                what: "message size in bytes",
-                limit: limits.max_message,
-            })
+            Err(ParseError::TooLarge { what: "message size in bytes", limit: limits.max_message })
         } else {
             Ok(StreamFrame::Incomplete)
         };
@@ -63,16 +60,9 @@ pub fn frame_stream(buf: &[u8], limits: &Limits) -> Result<StreamFrame, ParseErr
     let content_length = stream_content_length(&buf[..head_end + 2])?;
     let total = head_end + 4 + content_length;
     if total > limits.max_message {
-        return Err(ParseError::TooLarge {
-            what: "message size in bytes",
-            limit: limits.max_message,
-        });
+        return Err(ParseError::TooLarge { what: "message size in bytes", limit: limits.max_message });
     }
-    Ok(if buf.len() < total {
-        StreamFrame::Incomplete
-    } else {
-        StreamFrame::Message(total)
-    })
+    Ok(if buf.len() < total { StreamFrame::Incomplete } else { StreamFrame::Message(total) })
 }
 
 /// The Content-Length of a stream message's header section (lines ending in CRLF).
@@ -87,9 +77,7 @@ fn stream_content_length(head: &[u8]) -> Result<usize, ParseError> {
             return parse_content_length(&line[colon + 1..]);
         }
     }
-    Err(ParseError::ContentLength(
-        "missing (it is required on stream transports)",
-    ))
+    Err(ParseError::ContentLength("missing (it is required on stream transports)"))
 }
 
 fn parse_content_length(value: &[u8]) -> Result<usize, ParseError> {
@@ -101,10 +89,7 @@ fn parse_content_length(value: &[u8]) -> Result<usize, ParseError> {
 /// Parses one message. For `Framing::Stream`, `buf` holds exactly what [`frame_stream`] measured.
 pub(crate) fn parse(buf: Bytes, framing: Framing, limits: &Limits) -> Result<Message, ParseError> {
     if buf.len() > limits.max_message {
-        return Err(ParseError::TooLarge {
-            what: "message size in bytes",
-            limit: limits.max_message,
-        });
+        return Err(ParseError::TooLarge { what: "message size in bytes", limit: limits.max_message });
     }
     // §7.5: empty lines before the start line are ignored.
     let mut pos = 0;
@@ -124,18 +109,8 @@ pub(crate) fn parse(buf: Bytes, framing: Framing, limits: &Limits) -> Result<Mes
     let body = body(&buf, head.body_start, head.content_length, framing, limits)?;
     let headers = Headers::from_vec(head.headers);
     Ok(match start {
-        StartLine::Request { method, uri } => Message::Request(Request {
-            method,
-            uri,
-            headers,
-            body,
-        }),
-        StartLine::Response { status, reason } => Message::Response(Response {
-            status,
-            reason,
-            headers,
-            body,
-        }),
+        StartLine::Request { method, uri } => Message::Request(Request { method, uri, headers, body }),
+        StartLine::Response { status, reason } => Message::Response(Response { status, reason, headers, body }),
     })
 }
 
@@ -158,9 +133,7 @@ fn parse_start_line(src: &Bytes, line: &[u8]) -> Result<StartLine, ParseError> {
     let uri = &line[sp1 + 1..sp2];
     let version = &line[sp2 + 1..];
     if uri.is_empty() || memchr::memchr(b' ', version).is_some() {
-        return Err(ParseError::StartLine(
-            "request line elements must be separated by single spaces",
-        ));
+        return Err(ParseError::StartLine("request line elements must be separated by single spaces"));
     }
     if uri.first() == Some(&b'<') {
         return Err(ParseError::StartLine("Request-URI must not be enclosed in <>"));
@@ -184,10 +157,7 @@ fn parse_status_line(src: &Bytes, line: &[u8]) -> Result<StartLine, ParseError> 
     if has_forbidden_ctl(reason) {
         return Err(ParseError::StartLine("reason phrase holds a control character"));
     }
-    Ok(StartLine::Response {
-        status,
-        reason: src.slice_ref(reason),
-    })
+    Ok(StartLine::Response { status, reason: src.slice_ref(reason) })
 }
 
 /// `SIP/2.0` (case-insensitive). Another well-formed version is `Version` (505); anything else is malformed.
@@ -198,14 +168,8 @@ fn check_version(v: &[u8]) -> Result<(), ParseError> {
     let well_formed = v.len() > 4
         && v[..4].eq_ignore_ascii_case(b"SIP/")
         && v[4..].split(|&b| b == b'.').count() == 2
-        && v[4..]
-            .split(|&b| b == b'.')
-            .all(|p| !p.is_empty() && p.iter().all(u8::is_ascii_digit));
-    Err(if well_formed {
-        ParseError::Version
-    } else {
-        ParseError::StartLine("bad SIP version")
-    })
+        && v[4..].split(|&b| b == b'.').all(|p| !p.is_empty() && p.iter().all(u8::is_ascii_digit));
+    Err(if well_formed { ParseError::Version } else { ParseError::StartLine("bad SIP version") })
 }
 
 /// `((start, end), next)`: a line's content range and where the next line starts.
@@ -221,9 +185,7 @@ fn next_line(buf: &[u8], pos: usize) -> Result<Option<Line>, ParseError> {
             match (buf[at], buf.get(at + 1)) {
                 (b'\r', Some(b'\n')) => Ok(Some(((pos, at), at + 2))),
                 (b'\r', None) => Ok(None),
-                _ => Err(ParseError::HeaderSyntax(
-                    "line ends with a bare CR or LF instead of CRLF",
-                )),
+                _ => Err(ParseError::HeaderSyntax("line ends with a bare CR or LF instead of CRLF")),
             }
         }
     }
@@ -254,12 +216,8 @@ fn parse_header_section(
     framing: Framing,
     limits: &Limits,
 ) -> Result<HeaderSection, ParseError> {
-    let mut head = HeaderSection {
-        headers: Vec::with_capacity(24),
-        content_length: None,
-        body_start: 0,
-        seen: Seen::default(),
-    };
+    let mut head =
+        HeaderSection { headers: Vec::with_capacity(24), content_length: None, body_start: 0, seen: Seen::default() };
     let mut lines = 0usize;
     loop {
         let Some(((start, mut end), mut next)) = next_line(buf, pos)? else {
@@ -287,16 +245,10 @@ fn parse_header_section(
         }
         lines += 1;
         if lines > limits.max_headers {
-            return Err(ParseError::TooLarge {
-                what: "number of header lines",
-                limit: limits.max_headers,
-            });
+            return Err(ParseError::TooLarge { what: "number of header lines", limit: limits.max_headers });
         }
         if end - start > limits.max_header_line {
-            return Err(ParseError::TooLarge {
-                what: "header line length in bytes",
-                limit: limits.max_header_line,
-            });
+            return Err(ParseError::TooLarge { what: "header line length in bytes", limit: limits.max_header_line });
         }
         add_header(buf, &mut head, start, end, folded)?;
         pos = next;
@@ -310,21 +262,14 @@ fn add_header(buf: &Bytes, head: &mut HeaderSection, start: usize, end: usize, f
     if !is_token_str(name_raw) {
         return Err(ParseError::HeaderSyntax("header name is not a token"));
     }
-    let value = if folded {
-        Bytes::from(unfold(&line[colon + 1..]))
-    } else {
-        buf.slice_ref(trim_wsp(&line[colon + 1..]))
-    };
+    let value =
+        if folded { Bytes::from(unfold(&line[colon + 1..])) } else { buf.slice_ref(trim_wsp(&line[colon + 1..])) };
     if has_forbidden_ctl(&value) {
         return Err(ParseError::HeaderSyntax("header value holds a control character"));
     }
     let name = HeaderName::from_received(buf, name_raw);
     let once = |flag: &mut bool, label: &'static str| {
-        if std::mem::replace(flag, true) {
-            Err(ParseError::DuplicateHeader(label))
-        } else {
-            Ok(())
-        }
+        if std::mem::replace(flag, true) { Err(ParseError::DuplicateHeader(label)) } else { Ok(()) }
     };
     match name {
         HeaderName::ContentLength => {
@@ -344,15 +289,16 @@ fn add_header(buf: &Bytes, head: &mut HeaderSection, start: usize, end: usize, f
         _ => {}
     }
     if name.is_list() {
+        let before = head.headers.len();
         for item in split_commas(&value) {
-            let item = item.map_err(|reason| ParseError::HeaderValue {
-                name: list_label(&name),
-                reason,
-            })?;
-            head.headers.push(Header {
-                name: name.clone(),
-                value: value.slice_ref(item),
-            });
+            let item = item.map_err(|reason| ParseError::HeaderValue { name: list_label(&name), reason })?;
+            head.headers.push(Header { name: name.clone(), value: value.slice_ref(item) });
+        }
+        // Supported, Allow and the like may be empty; these grammars need at least one element.
+        let needs_one =
+            matches!(name, HeaderName::Via | HeaderName::Contact | HeaderName::Route | HeaderName::RecordRoute);
+        if needs_one && head.headers.len() == before {
+            return Err(ParseError::HeaderValue { name: list_label(&name), reason: "empty value" });
         }
     } else {
         head.headers.push(Header { name, value });
@@ -395,13 +341,9 @@ fn list_label(name: &HeaderName) -> &'static str {
 /// Mandatory headers present (§8.1.1), and every header vocals relies on well-formed.
 fn validate(start: &StartLine, head: &HeaderSection) -> Result<(), ParseError> {
     let seen = &head.seen;
-    for (present, label) in [
-        (seen.via, "Via"),
-        (seen.from, "From"),
-        (seen.to, "To"),
-        (seen.call_id, "Call-ID"),
-        (seen.cseq, "CSeq"),
-    ] {
+    for (present, label) in
+        [(seen.via, "Via"), (seen.from, "From"), (seen.to, "To"), (seen.call_id, "Call-ID"), (seen.cseq, "CSeq")]
+    {
         if !present {
             return Err(ParseError::MissingHeader(label));
         }
@@ -427,10 +369,7 @@ fn validate(start: &StartLine, head: &HeaderSection) -> Result<(), ParseError> {
             },
             _ => Ok(()),
         };
-        checked.map_err(|e| ParseError::HeaderValue {
-            name: label_of(&h.name),
-            reason: e.0,
-        })?;
+        checked.map_err(|e| ParseError::HeaderValue { name: label_of(&h.name), reason: e.0 })?;
     }
     Ok(())
 }
@@ -465,8 +404,6 @@ fn body(
         (Some(_), Framing::Stream) => Err(ParseError::Incomplete),
         (Some(n), Framing::Datagram) => Err(ParseError::TruncatedBody { declared: n, available }),
         (None, Framing::Datagram) => Ok(buf.slice(start..)),
-        (None, Framing::Stream) => Err(ParseError::ContentLength(
-            "missing (it is required on stream transports)",
-        )),
+        (None, Framing::Stream) => Err(ParseError::ContentLength("missing (it is required on stream transports)")),
     }
 }

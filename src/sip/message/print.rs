@@ -61,12 +61,7 @@ impl Message {
 }
 
 fn estimate(headers: &Headers, body: &Bytes) -> usize {
-    headers
-        .iter()
-        .map(|h| h.name.as_bytes().len() + h.value.len() + 4)
-        .sum::<usize>()
-        + body.len()
-        + 24
+    headers.iter().map(|h| h.name.as_bytes().len() + h.value.len() + 4).sum::<usize>() + body.len() + 24
 }
 
 fn encode_tail(headers: &Headers, body: &Bytes, out: &mut BytesMut) {

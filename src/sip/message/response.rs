@@ -28,10 +28,7 @@ impl Response {
         h.copy_from(&req.headers, &HeaderName::Via);
         h.copy_from(&req.headers, &HeaderName::From);
         for to in req.headers.get_all(&HeaderName::To) {
-            h.push(
-                HeaderName::To,
-                with_tag(to, if status == StatusCode::TRYING { None } else { to_tag }),
-            );
+            h.push(HeaderName::To, with_tag(to, if status == StatusCode::TRYING { None } else { to_tag }));
         }
         h.copy_from(&req.headers, &HeaderName::CallId);
         h.copy_from(&req.headers, &HeaderName::CSeq);
@@ -56,9 +53,7 @@ impl Response {
 /// `to` with `;tag=...` appended when it carries no tag yet.
 fn with_tag(to: &Bytes, tag: Option<&str>) -> Bytes {
     let Some(tag) = tag else { return to.clone() };
-    let has_tag = super::typed::NameAddr::parse(to)
-        .map(|a| a.tag().is_some())
-        .unwrap_or(true);
+    let has_tag = super::typed::NameAddr::parse(to).map(|a| a.tag().is_some()).unwrap_or(true);
     if has_tag {
         return to.clone();
     }

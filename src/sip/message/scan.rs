@@ -183,9 +183,7 @@ mod tests {
     use super::*;
 
     fn split(s: &str) -> Vec<String> {
-        split_commas(s.as_bytes())
-            .map(|r| String::from_utf8(r.unwrap().to_vec()).unwrap())
-            .collect()
+        split_commas(s.as_bytes()).map(|r| String::from_utf8(r.unwrap().to_vec()).unwrap()).collect()
     }
 
     #[test]
@@ -214,9 +212,7 @@ mod tests {
 
     #[test]
     fn control_characters_are_found_anywhere() {
-        assert!(!has_forbidden_ctl(
-            b"plain value with\ttab and \xc3\xa9 bytes, long enough"
-        ));
+        assert!(!has_forbidden_ctl(b"plain value with\ttab and \xc3\xa9 bytes, long enough"));
         for pos in 0..20 {
             for bad in [0u8, 1, 0x0b, 0x1f, 0x7f, b'\r', b'\n'] {
                 let mut v = vec![b'a'; 20];

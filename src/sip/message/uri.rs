@@ -83,10 +83,7 @@ impl Uri {
             return Err(UriError("URI scheme is not valid"));
         }
         let rest = &s[colon + 1..];
-        if rest
-            .iter()
-            .any(|&b| b <= b' ' || matches!(b, b'<' | b'>' | b'"' | 0x7f))
-        {
+        if rest.iter().any(|&b| b <= b' ' || matches!(b, b'<' | b'>' | b'"' | 0x7f)) {
             return Err(UriError("URI contains white space or a character that must be escaped"));
         }
         if scheme.eq_ignore_ascii_case(b"sip") || scheme.eq_ignore_ascii_case(b"sips") {
@@ -97,10 +94,7 @@ impl Uri {
         } else if rest.is_empty() {
             Err(UriError("URI is empty after its scheme"))
         } else {
-            Ok(Uri::Other(OtherUri {
-                scheme: src.slice_ref(scheme),
-                rest: src.slice_ref(rest),
-            }))
+            Ok(Uri::Other(OtherUri { scheme: src.slice_ref(scheme), rest: src.slice_ref(rest) }))
         }
     }
 
@@ -171,15 +165,7 @@ impl fmt::Display for Uri {
 impl SipUri {
     /// `sip:host[:port]` with nothing else.
     pub fn new(host: Host, port: Option<u16>) -> Self {
-        SipUri {
-            secure: false,
-            user: None,
-            password: None,
-            host,
-            port,
-            params: Params::new(),
-            headers: None,
-        }
+        SipUri { secure: false, user: None, password: None, host, port, params: Params::new(), headers: None }
     }
 
     fn parse_rest(src: &Bytes, s: &[u8], secure: bool, ctx: UriContext) -> Result<SipUri, UriError> {
@@ -192,18 +178,12 @@ impl SipUri {
                     None => (userinfo, None),
                 };
                 if user.is_empty() || !user.iter().all(|&b| is_user_char(b)) {
-                    return Err(UriError(
-                        "URI user part is empty or has a character that must be escaped",
-                    ));
+                    return Err(UriError("URI user part is empty or has a character that must be escaped"));
                 }
                 if password.is_some_and(|p| !p.iter().all(|&b| is_password_char(b))) {
                     return Err(UriError("URI password has a character that must be escaped"));
                 }
-                (
-                    Some(src.slice_ref(user)),
-                    password.map(|p| src.slice_ref(p)),
-                    &s[at + 1..],
-                )
+                (Some(src.slice_ref(user)), password.map(|p| src.slice_ref(p)), &s[at + 1..])
             }
         };
         let (host, port, s) = parse_hostport(src, s)?;
@@ -216,15 +196,7 @@ impl SipUri {
             Some(b'?') => Some(src.slice_ref(&s[1..])),
             Some(_) => return Err(UriError("unexpected character in URI")),
         };
-        Ok(SipUri {
-            secure,
-            user,
-            password,
-            host,
-            port,
-            params,
-            headers,
-        })
+        Ok(SipUri { secure, user, password, host, port, params, headers })
     }
 
     pub fn encode(&self, out: &mut BytesMut) {
@@ -254,10 +226,7 @@ impl TelUri {
     fn parse_rest(src: &Bytes, s: &[u8]) -> Result<TelUri, UriError> {
         let end = memchr::memchr(b';', s).unwrap_or(s.len());
         let number = &s[..end];
-        let digits = number
-            .iter()
-            .filter(|b| b.is_ascii_hexdigit() || matches!(b, b'*' | b'#'))
-            .count();
+        let digits = number.iter().filter(|b| b.is_ascii_hexdigit() || matches!(b, b'*' | b'#')).count();
         let ok_chars = number.iter().enumerate().all(|(i, &b)| {
             b.is_ascii_hexdigit()
                 || matches!(b, b'*' | b'#' | b'-' | b'.' | b'(' | b')' | b'p' | b'w')
@@ -270,10 +239,7 @@ impl TelUri {
         if !rest.is_empty() {
             return Err(UriError("unexpected character in tel URI"));
         }
-        Ok(TelUri {
-            number: src.slice_ref(number),
-            params,
-        })
+        Ok(TelUri { number: src.slice_ref(number), params })
     }
 }
 
@@ -377,8 +343,7 @@ fn is_host_char(b: u8) -> bool {
 /// RFC 3261 §25.1 `scheme`.
 fn is_scheme(s: &[u8]) -> bool {
     s.first().is_some_and(u8::is_ascii_alphabetic)
-        && s.iter()
-            .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
+        && s.iter().all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
 }
 
 /// `unreserved / escaped / user-unreserved`, plus `#`, which real trunks send unescaped.
@@ -510,14 +475,10 @@ mod tests {
 
     #[test]
     fn ipv6_references_parse_with_and_without_port() {
-        let Uri::Sip(u) = parse("sip:[2001:db8::10]:5070").unwrap() else {
-            panic!()
-        };
+        let Uri::Sip(u) = parse("sip:[2001:db8::10]:5070").unwrap() else { panic!() };
         assert_eq!(u.host, Host::V6("2001:db8::10".parse().unwrap()));
         assert_eq!(u.port, Some(5070));
-        let Uri::Sip(u) = parse("sip:user@[::ffff:192.0.2.1];maddr=[2001:db8::1]").unwrap() else {
-            panic!()
-        };
+        let Uri::Sip(u) = parse("sip:user@[::ffff:192.0.2.1];maddr=[2001:db8::1]").unwrap() else { panic!() };
         assert_eq!(u.host, Host::V6("::ffff:192.0.2.1".parse().unwrap()));
         assert_eq!(u.params.value("maddr").unwrap(), "[2001:db8::1]");
     }
@@ -555,14 +516,10 @@ mod tests {
 
     #[test]
     fn tel_and_unknown_schemes() {
-        let Uri::Tel(t) = parse("tel:+1-415-555-0123;phone-context=example.com").unwrap() else {
-            panic!()
-        };
+        let Uri::Tel(t) = parse("tel:+1-415-555-0123;phone-context=example.com").unwrap() else { panic!() };
         assert_eq!(t.number, "+1-415-555-0123");
         assert!(parse("tel:hello").is_err());
-        let Uri::Other(o) = parse("soap.beep://192.0.2.103:3002").unwrap() else {
-            panic!()
-        };
+        let Uri::Other(o) = parse("soap.beep://192.0.2.103:3002").unwrap() else { panic!() };
         assert_eq!(o.scheme, "soap.beep");
         assert!(parse("no-scheme").is_err());
         assert!(parse("1bad:x").is_err());

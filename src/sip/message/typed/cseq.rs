@@ -25,15 +25,10 @@ impl CSeq {
         let rest = &s[digits..];
         let gap = rest.iter().take_while(|&&b| is_wsp(b)).count();
         if gap == 0 {
-            return Err(HeaderError(
-                "sequence number must be followed by white space and a method",
-            ));
+            return Err(HeaderError("sequence number must be followed by white space and a method"));
         }
         let method = Method::from_received(src, &rest[gap..]).ok_or(HeaderError("method is not a token"))?;
-        Ok(CSeq {
-            seq: seq as u32,
-            method,
-        })
+        Ok(CSeq { seq: seq as u32, method })
     }
 
     pub fn encode(&self, out: &mut BytesMut) {
@@ -70,10 +65,7 @@ impl CallId {
 /// RFC 3261 §25.1 `word`.
 fn is_word_char(b: u8) -> bool {
     crate::sip::message::scan::is_token(b)
-        || matches!(
-            b,
-            b'(' | b')' | b'<' | b'>' | b':' | b'\\' | b'"' | b'/' | b'[' | b']' | b'?' | b'{' | b'}'
-        )
+        || matches!(b, b'(' | b')' | b'<' | b'>' | b':' | b'\\' | b'"' | b'/' | b'[' | b']' | b'?' | b'{' | b'}')
 }
 
 /// `Max-Forwards: 0..=255`.
@@ -107,15 +99,7 @@ mod tests {
 
     #[test]
     fn cseq_refuses_overlarge_missing_or_bad_parts() {
-        for bad in [
-            "2147483648 INVITE",
-            "4294967296 INVITE",
-            "-1 INVITE",
-            "1",
-            "1INVITE",
-            "INVITE",
-            "1 IN VITE",
-        ] {
+        for bad in ["2147483648 INVITE", "4294967296 INVITE", "-1 INVITE", "1", "1INVITE", "INVITE", "1 IN VITE"] {
             assert!(CSeq::parse(&b(bad)).is_err(), "{bad}");
         }
         assert_eq!(CSeq::parse(&b("2147483647 BYE")).unwrap().seq, 2_147_483_647);

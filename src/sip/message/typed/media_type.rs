@@ -26,11 +26,7 @@ impl MediaType {
             return Err(HeaderError("must be type/subtype"));
         }
         let (params, _) = parse_params(src, &rest[sub_len..], ParamStyle::Header).map_err(HeaderError)?;
-        Ok(MediaType {
-            ty: src.slice_ref(&s[..ty_len]),
-            subtype: src.slice_ref(&rest[..sub_len]),
-            params,
-        })
+        Ok(MediaType { ty: src.slice_ref(&s[..ty_len]), subtype: src.slice_ref(&rest[..sub_len]), params })
     }
 
     /// Case-insensitive match on type and subtype.
@@ -62,20 +58,13 @@ mod tests {
         assert!(m.is("Multipart", "MIXED"));
         assert_eq!(m.params.value("boundary").unwrap(), "unique-boundary-1");
         assert_eq!(MediaType::parse(&m.to_bytes()).unwrap(), m);
-        assert!(
-            MediaType::parse(&Bytes::from_static(b"application / sdp"))
-                .unwrap()
-                .is("application", "sdp")
-        );
+        assert!(MediaType::parse(&Bytes::from_static(b"application / sdp")).unwrap().is("application", "sdp"));
     }
 
     #[test]
     fn malformed_media_types_are_refused() {
         for bad in ["application", "/sdp", "application/", "application/sdp junk", "a/b;"] {
-            assert!(
-                MediaType::parse(&Bytes::copy_from_slice(bad.as_bytes())).is_err(),
-                "{bad}"
-            );
+            assert!(MediaType::parse(&Bytes::copy_from_slice(bad.as_bytes())).is_err(), "{bad}");
         }
     }
 }

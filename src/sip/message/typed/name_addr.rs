@@ -34,11 +34,7 @@ pub enum Contact {
 
 impl NameAddr {
     pub fn new(uri: Uri) -> NameAddr {
-        NameAddr {
-            display: None,
-            uri,
-            params: Params::new(),
-        }
+        NameAddr { display: None, uri, params: Params::new() }
     }
 
     pub fn parse(src: &Bytes) -> Result<NameAddr, HeaderError> {
@@ -85,11 +81,7 @@ impl NameAddr {
         }
         let uri = Uri::parse_in(src, uri_part, UriContext::Header)?;
         let (params, _) = parse_params(src, &s[end..], ParamStyle::Header).map_err(HeaderError)?;
-        Ok(NameAddr {
-            display: None,
-            uri,
-            params,
-        })
+        Ok(NameAddr { display: None, uri, params })
     }
 
     /// The `tag` parameter (From/To, §19.3).

@@ -23,10 +23,7 @@ impl Reason {
             return Err(HeaderError("must start with a protocol token"));
         }
         let (params, _) = parse_params(src, &s[len..], ParamStyle::Header).map_err(HeaderError)?;
-        Ok(Reason {
-            protocol: src.slice_ref(&s[..len]),
-            params,
-        })
+        Ok(Reason { protocol: src.slice_ref(&s[..len]), params })
     }
 
     /// A Reason vocals sends: `protocol;cause=N;text="..."`. Quotes and backslashes in `text` are escaped.
@@ -35,10 +32,7 @@ impl Reason {
         params.set("cause", Some(Bytes::from(cause.to_string())));
         let escaped = text.replace('\\', "\\\\").replace('"', "\\\"");
         params.set("text", Some(Bytes::from(format!("\"{escaped}\""))));
-        Reason {
-            protocol: Bytes::copy_from_slice(protocol.as_bytes()),
-            params,
-        }
+        Reason { protocol: Bytes::copy_from_slice(protocol.as_bytes()), params }
     }
 
     pub fn cause(&self) -> Option<u16> {
@@ -79,10 +73,7 @@ mod tests {
     fn built_reasons_escape_their_text() {
         let r = Reason::new("SIP", 408, "agent said \"bye\"");
         assert_eq!(&r.to_bytes()[..], br#"SIP;cause=408;text="agent said \"bye\"""#);
-        assert_eq!(
-            &*Reason::parse(&r.to_bytes()).unwrap().text().unwrap(),
-            br#"agent said "bye""#
-        );
+        assert_eq!(&*Reason::parse(&r.to_bytes()).unwrap().text().unwrap(), br#"agent said "bye""#);
     }
 
     #[test]

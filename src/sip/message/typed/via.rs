@@ -47,24 +47,14 @@ impl Via {
         }
         let (host, port, rest) = parse_hostport(src, &rest[gap..])?;
         let (params, _) = parse_params(src, rest, ParamStyle::Header).map_err(HeaderError)?;
-        Ok(Via {
-            transport: Transport::from_received(src, transport),
-            host,
-            port,
-            params,
-        })
+        Ok(Via { transport: Transport::from_received(src, transport), host, port, params })
     }
 
     /// A Via for a request vocals sends.
     pub fn new(transport: Transport, host: Host, port: Option<u16>, branch: &str) -> Via {
         let mut params = Params::new();
         params.set("branch", Some(Bytes::copy_from_slice(branch.as_bytes())));
-        Via {
-            transport,
-            host,
-            port,
-            params,
-        }
+        Via { transport, host, port, params }
     }
 
     pub fn branch(&self) -> Option<&Bytes> {
@@ -113,13 +103,7 @@ type SentProtocol<'a> = (&'a [u8], &'a [u8], &'a [u8]);
 /// `protocol-name SLASH protocol-version SLASH transport`, where `SLASH = SWS "/" SWS`.
 fn sent_protocol(s: &[u8]) -> nom::IResult<&[u8], SentProtocol<'_>> {
     let slash = || delimited(take_while(is_wsp), tag(&b"/"[..]), take_while(is_wsp));
-    (
-        take_while1(is_token),
-        slash(),
-        take_while1(is_token),
-        slash(),
-        take_while1(is_token),
-    )
+    (take_while1(is_token), slash(), take_while1(is_token), slash(), take_while1(is_token))
         .map(|(name, _, version, _, transport)| (name, version, transport))
         .parse(s)
 }
@@ -201,11 +185,8 @@ mod tests {
 
     #[test]
     fn via_round_trips() {
-        for s in [
-            "SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK1;rport",
-            "SIP/2.0/TLS [::1];received=::1",
-            "SIP/2.0/WSS h",
-        ] {
+        for s in ["SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK1;rport", "SIP/2.0/TLS [::1];received=::1", "SIP/2.0/WSS h"]
+        {
             let v = parse(s).unwrap();
             assert_eq!(&v.to_bytes()[..], s.as_bytes());
             assert_eq!(Via::parse(&v.to_bytes()).unwrap(), v);
@@ -214,12 +195,7 @@ mod tests {
 
     #[test]
     fn a_new_via_carries_its_branch() {
-        let v = Via::new(
-            Transport::Tcp,
-            Host::Name(Bytes::from_static(b"vocals.example")),
-            Some(5060),
-            "z9hG4bKabc",
-        );
+        let v = Via::new(Transport::Tcp, Host::Name(Bytes::from_static(b"vocals.example")), Some(5060), "z9hG4bKabc");
         assert_eq!(&v.to_bytes()[..], b"SIP/2.0/TCP vocals.example:5060;branch=z9hG4bKabc");
         assert!(v.transport.is_reliable());
     }

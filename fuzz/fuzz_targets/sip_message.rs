@@ -1,0 +1,27 @@
+//! Fuzz the SIP message layer: datagram parsing, stream framing, and the typed accessors of whatever parses.
+//! Anything that parses must print to bytes that parse back to the same message.
+#![no_main]
+
+use bytes::Bytes;
+use libfuzzer_sys::fuzz_target;
+use vocals::sip::message::{Limits, Message, StreamFrame, frame_stream};
+
+fuzz_target!(|data: &[u8]| {
+    let limits = Limits::default();
+    if let Ok(StreamFrame::Message(n)) = frame_stream(data, &limits) {
+        let _ = Message::parse_stream(Bytes::copy_from_slice(&data[..n]), &limits);
+    }
+    let Ok(msg) = Message::parse_datagram(Bytes::copy_from_slice(data), &limits) else { return };
+    let h = msg.headers();
+    let _ = h.vias().count();
+    let _ = (h.from(), h.to(), h.call_id(), h.cseq(), h.max_forwards(), h.content_type());
+    let _ = (h.contacts().count(), h.record_routes().count(), h.diversions().count(), h.reasons().count());
+    if let Some(req) = msg.as_request() {
+        let _ = vocals::e164::E164::from_uri(&req.uri);
+        let _ = vocals::sip::message::Response::to_request(req, vocals::sip::message::StatusCode::OK, Some("t"));
+    }
+    let printed = msg.to_bytes();
+    let again = Message::parse_stream(printed, &Limits { max_message: usize::MAX, ..limits })
+        .expect("a printed message parses");
+    assert_eq!(again, msg, "print/parse round trip changed the message");
+});
