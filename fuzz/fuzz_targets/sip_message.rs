@@ -21,7 +21,7 @@ fuzz_target!(|data: &[u8]| {
         let _ = vocals::sip::message::Response::to_request(req, vocals::sip::message::StatusCode::OK, Some("t"));
     }
     let printed = msg.to_bytes();
-    let again = Message::parse_stream(printed, &Limits { max_message: usize::MAX, ..limits })
+    let again = Message::parse_stream(printed, &Limits::unlimited())
         .expect("a printed message parses");
     assert_eq!(again, msg, "print/parse round trip changed the message");
 });

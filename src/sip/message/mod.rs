@@ -36,6 +36,14 @@ pub struct Limits {
     pub max_header_line: usize,
 }
 
+impl Limits {
+    /// No caps: for re-reading messages vocals printed itself (the printer writes one element of a list header
+    /// per line, so a message that arrived within `max_headers` lines may print to more).
+    pub fn unlimited() -> Limits {
+        Limits { max_message: usize::MAX, max_headers: usize::MAX, max_header_line: usize::MAX }
+    }
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Limits { max_message: 65_536, max_headers: 256, max_header_line: 16_384 }
