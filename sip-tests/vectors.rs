@@ -1,5 +1,6 @@
 //! Wire vectors: every message in `sip-tests/vectors/MANIFEST` is parsed as the manifest says (datagram by
-//! default, `stream` for TCP framing) and must give the expected result: `ok`, or the named error kind.
+//! default, `stream` for TCP framing) and fully validated (`Message::validate`, as a UAS does before creating a
+//! dialog), and must give the expected result: `ok`, or the named error kind.
 //! Every message that parses must also print to bytes that parse back to the same message.
 
 use std::path::{Path, PathBuf};
@@ -32,13 +33,17 @@ fn manifest() -> (PathBuf, Vec<Vector>) {
 
 fn parse(bytes: Bytes, stream: bool, limits: &Limits) -> Result<Message, ParseError> {
     if !stream {
-        return Message::parse_datagram(bytes, limits);
+        let msg = Message::parse_datagram(bytes, limits)?;
+        msg.validate()?;
+        return Ok(msg);
     }
-    match frame_stream(&bytes, limits)? {
+    let msg = match frame_stream(&bytes, limits)? {
         StreamFrame::Message(n) => Message::parse_stream(bytes.slice(..n), limits),
         StreamFrame::Incomplete => Err(ParseError::Incomplete),
         other => panic!("vector framed as a keepalive: {other:?}"),
-    }
+    }?;
+    msg.validate()?;
+    Ok(msg)
 }
 
 #[test]

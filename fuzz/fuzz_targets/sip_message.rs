@@ -12,6 +12,7 @@ fuzz_target!(|data: &[u8]| {
         let _ = Message::parse_stream(Bytes::copy_from_slice(&data[..n]), &limits);
     }
     let Ok(msg) = Message::parse_datagram(Bytes::copy_from_slice(data), &limits) else { return };
+    let _ = msg.validate();
     let h = msg.headers();
     let _ = h.vias().count();
     let _ = (h.from(), h.to(), h.call_id(), h.cseq(), h.max_forwards(), h.content_type());

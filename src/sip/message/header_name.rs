@@ -24,17 +24,34 @@ macro_rules! header_names {
                 }
             }
 
-            /// Full or compact name, any case; `None` for an unknown name.
-            fn lookup(name: &[u8]) -> Option<HeaderName> {
+            /// Full or compact name, any case; `None` for an unknown name. `hash` is [`fold_hash`] of
+            /// `name`. A const-built open-addressing table gives the candidate; names are compared eight bytes
+            /// at a time against their pre-folded spelling.
+            fn lookup(name: &[u8], hash: u32) -> Option<HeaderName> {
+                static ALL: &[(&str, HeaderName)] = &[ $( ($canonical, HeaderName::$variant), )* ];
+                const NAMES: &[&str] = &[ $( $canonical, )* ];
+                static TABLE: [u8; TABLE_SIZE] = build_table(NAMES);
+                static FOLDED: [[u64; 3]; NAMES.len()] = fold_all(NAMES);
                 if name.len() == 1 {
                     let c = name[0].to_ascii_lowercase();
                     $( $( if c == $compact { return Some(HeaderName::$variant); } )? )*
                     return None;
                 }
-                $( if name.len() == $canonical.len() && name.eq_ignore_ascii_case($canonical.as_bytes()) {
-                    return Some(HeaderName::$variant);
-                } )*
-                None
+                if name.len() > 24 {
+                    return None;
+                }
+                let words = fold_words_runtime(name);
+                let mut slot = hash as usize % TABLE_SIZE;
+                loop {
+                    let i = usize::from(TABLE[slot]);
+                    if i == 0 {
+                        return None;
+                    }
+                    if FOLDED[i - 1] == words && ALL[i - 1].0.len() == name.len() {
+                        return Some(ALL[i - 1].1.clone());
+                    }
+                    slot = (slot + 1) % TABLE_SIZE;
+                }
             }
 
             /// Whether a value of this header is a comma-separated list whose elements vocals splits into
@@ -116,15 +133,94 @@ header_names! {
     WwwAuthenticate => "WWW-Authenticate";
 }
 
+const TABLE_SIZE: usize = 256;
+
+/// FNV-1a's starting value for [`fold_step`].
+pub(crate) const FOLD_HASH_START: u32 = 0x811c_9dc5;
+
+/// One step of FNV-1a over a name byte folded with `| 0x20`. On token characters (received names are checked
+/// to be tokens) that folding is exact: it lower-cases letters and maps no other token character onto a letter.
+#[inline(always)]
+pub(crate) const fn fold_step(h: u32, b: u8) -> u32 {
+    (h ^ (b | 0x20) as u32).wrapping_mul(0x0100_0193)
+}
+
+const fn fold_hash(name: &[u8]) -> u32 {
+    let mut h = FOLD_HASH_START;
+    let mut i = 0;
+    while i < name.len() {
+        h = fold_step(h, name[i]);
+        i += 1;
+    }
+    h
+}
+
+/// A name of at most 24 bytes folded with `| 0x20`, zero-padded, as three little-endian words.
+const fn fold_words(name: &[u8]) -> [u64; 3] {
+    let mut words = [0u64; 3];
+    let mut i = 0;
+    while i < name.len() && i < 24 {
+        words[i / 8] |= ((name[i] | 0x20) as u64) << ((i % 8) * 8);
+        i += 1;
+    }
+    words
+}
+
+/// [`fold_words`] for a received name of at most 24 bytes, eight bytes a step.
+#[inline]
+fn fold_words_runtime(name: &[u8]) -> [u64; 3] {
+    let mut padded = [0u8; 24];
+    padded[..name.len()].copy_from_slice(name);
+    let mut words = [0u64; 3];
+    for (i, word) in words.iter_mut().enumerate() {
+        let valid = name.len().saturating_sub(i * 8).min(8);
+        let mask = if valid == 0 { 0 } else { u64::MAX >> (64 - 8 * valid) };
+        let mut chunk = [0u8; 8];
+        chunk.copy_from_slice(&padded[i * 8..i * 8 + 8]);
+        *word = u64::from_le_bytes(chunk) | (0x2020_2020_2020_2020 & mask);
+    }
+    words
+}
+
+const fn fold_all<const N: usize>(names: &[&str]) -> [[u64; 3]; N] {
+    let mut out = [[0u64; 3]; N];
+    let mut i = 0;
+    while i < N {
+        out[i] = fold_words(names[i].as_bytes());
+        i += 1;
+    }
+    out
+}
+
+/// Open addressing: slot -> 1 + index into the name list, 0 = empty. Built at compile time.
+const fn build_table(names: &[&str]) -> [u8; TABLE_SIZE] {
+    assert!(names.len() < TABLE_SIZE / 2 && names.len() < 255);
+    let mut table = [0u8; TABLE_SIZE];
+    let mut i = 0;
+    while i < names.len() {
+        let mut slot = fold_hash(names[i].as_bytes()) as usize % TABLE_SIZE;
+        while table[slot] != 0 {
+            slot = (slot + 1) % TABLE_SIZE;
+        }
+        table[slot] = (i + 1) as u8;
+        i += 1;
+    }
+    table
+}
+
 impl HeaderName {
-    /// Resolves a received name. `src` is the buffer `name` was sliced from, so an unknown name costs no copy.
-    pub(crate) fn from_received(src: &Bytes, name: &[u8]) -> HeaderName {
-        Self::lookup(name).unwrap_or_else(|| HeaderName::Other(src.slice_ref(name)))
+    /// Resolves a received token `name` whose [`fold_step`] hash the caller computed while reading it. `src`
+    /// is the buffer `name` was sliced from, so an unknown name costs no copy.
+    pub(crate) fn from_received(src: &Bytes, name: &[u8], hash: u32) -> HeaderName {
+        Self::lookup(name, hash).unwrap_or_else(|| HeaderName::Other(src.slice_ref(name)))
     }
 
     /// Resolves a name given as text (full or compact form, any case).
     pub fn new(name: &str) -> HeaderName {
-        Self::lookup(name.as_bytes()).unwrap_or_else(|| HeaderName::Other(Bytes::copy_from_slice(name.as_bytes())))
+        let b = name.as_bytes();
+        let token = b.iter().all(|&c| crate::sip::message::scan::is_token(c));
+        let known = if token { Self::lookup(b, fold_hash(b)) } else { None };
+        known.unwrap_or_else(|| HeaderName::Other(Bytes::copy_from_slice(b)))
     }
 
     /// Whether this is an extension header `X-...` that vocals passes on to agents.
@@ -204,6 +300,27 @@ mod tests {
             assert_eq!(HeaderName::new(&short.to_uppercase()), name, "{short}");
         }
         assert_eq!(HeaderName::new("q"), HeaderName::Other(Bytes::from_static(b"q")));
+    }
+
+    #[test]
+    fn every_known_name_resolves_in_any_case() {
+        for name in
+            ["Accept", "Call-ID", "CSeq", "Max-Forwards", "P-Asserted-Identity", "Request-Disposition", "RSeq", "RAck"]
+        {
+            let h = HeaderName::new(name);
+            assert!(!matches!(h, HeaderName::Other(_)), "{name}");
+            assert_eq!(h.as_bytes(), name.as_bytes());
+            assert_eq!(HeaderName::new(&name.to_lowercase()), h);
+            assert_eq!(HeaderName::new(&name.to_uppercase()), h);
+        }
+        assert!(matches!(HeaderName::new("X-A-Name-Longer-Than-Thirty-Two-Bytes"), HeaderName::Other(_)));
+        for name in ["a-b", "Call-IDx", "Content-Lengt", "P-Asserted-Identity-Extra-Long"] {
+            assert_eq!(
+                fold_words_runtime(&name.as_bytes()[..name.len().min(24)]),
+                fold_words(name.as_bytes()),
+                "{name}"
+            );
+        }
     }
 
     #[test]

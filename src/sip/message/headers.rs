@@ -8,154 +8,218 @@ use super::error::ParseError;
 use super::header_name::HeaderName;
 use super::typed::{CSeq, CallId, Contact, HeaderError, MaxForwards, MediaType, NameAddr, Reason, Via};
 
-/// One header field (one element of a list header).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct Header {
-    pub name: HeaderName,
-    pub value: Bytes,
+/// One header field (one element of a list header), as [`Headers::iter`] shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Header<'a> {
+    pub name: &'a HeaderName,
+    pub value: &'a [u8],
 }
 
-/// The header fields of a message, in order.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
-pub struct Headers(Vec<Header>);
+/// The header fields of a message, in order. Received values are ranges of the received buffer (one
+/// reference count per message, however many headers); values added later are owned.
+#[derive(Clone, Debug, Default)]
+pub struct Headers {
+    buf: Bytes,
+    entries: Vec<Entry>,
+}
+
+#[derive(Clone, Debug)]
+struct Entry {
+    name: HeaderName,
+    value: Value,
+}
+
+#[derive(Clone, Debug)]
+enum Value {
+    /// `buf[start..end]`.
+    Buf(u32, u32),
+    Owned(Bytes),
+}
+
+/// A typed parser: the buffer a value lives in (for zero-copy slices) and the value.
+type TypedParse<T> = fn(&Bytes, &[u8]) -> Result<T, HeaderError>;
 
 impl Headers {
     pub fn new() -> Headers {
-        Headers(Vec::new())
+        Headers::default()
     }
 
-    pub(crate) fn from_vec(v: Vec<Header>) -> Headers {
-        Headers(v)
+    /// An empty list whose received values will be ranges of `buf`.
+    pub(crate) fn over(buf: Bytes, capacity: usize) -> Headers {
+        Headers { buf, entries: Vec::with_capacity(capacity) }
     }
 
-    pub fn with_capacity(n: usize) -> Headers {
-        Headers(Vec::with_capacity(n))
+    /// An empty list sharing `other`'s buffer, so [`Headers::copy_from`] copies ranges, not bytes.
+    pub fn sharing(other: &Headers) -> Headers {
+        Headers { buf: other.buf.clone(), entries: Vec::with_capacity(other.entries.len() + 4) }
+    }
+
+    /// Appends a value that is `range` of the buffer this list was made [`over`](Headers::over).
+    pub(crate) fn push_range(&mut self, name: HeaderName, range: std::ops::Range<usize>) {
+        debug_assert!(range.end <= self.buf.len());
+        // Ranges fit u32: messages are capped far below 4 GiB (Limits::max_message).
+        self.entries.push(Entry { name, value: Value::Buf(range.start as u32, range.end as u32) });
     }
 
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.entries.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.entries.is_empty()
     }
 
-    pub fn iter(&self) -> std::slice::Iter<'_, Header> {
-        self.0.iter()
+    pub fn iter(&self) -> impl Iterator<Item = Header<'_>> + '_ {
+        self.entries.iter().map(|e| Header { name: &e.name, value: self.slice(e) })
     }
 
     /// Appends a header.
     pub fn push(&mut self, name: HeaderName, value: impl Into<Bytes>) {
-        self.0.push(Header { name, value: value.into() });
+        self.entries.push(Entry { name, value: Value::Owned(value.into()) });
     }
 
     /// Inserts a header before all others (a Via we add, a Route we prepend).
     pub fn push_front(&mut self, name: HeaderName, value: impl Into<Bytes>) {
-        self.0.insert(0, Header { name, value: value.into() });
+        self.entries.insert(0, Entry { name, value: Value::Owned(value.into()) });
     }
 
     /// The first value of `name`.
-    pub fn get(&self, name: &HeaderName) -> Option<&Bytes> {
-        self.0.iter().find(|h| &h.name == name).map(|h| &h.value)
+    pub fn get(&self, name: &HeaderName) -> Option<&[u8]> {
+        self.entries.iter().find(|e| &e.name == name).map(|e| self.slice(e))
+    }
+
+    /// The first value of `name` as shared bytes.
+    pub fn get_bytes(&self, name: &HeaderName) -> Option<Bytes> {
+        self.entries.iter().find(|e| &e.name == name).map(|e| self.bytes(e))
     }
 
     /// Every value of `name`, in order.
-    pub fn get_all<'a>(&'a self, name: &'a HeaderName) -> impl Iterator<Item = &'a Bytes> + 'a {
-        self.0.iter().filter(move |h| &h.name == name).map(|h| &h.value)
+    pub fn get_all<'a>(&'a self, name: &'a HeaderName) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.entries.iter().filter(move |e| &e.name == name).map(|e| self.slice(e))
     }
 
     pub fn contains(&self, name: &HeaderName) -> bool {
-        self.0.iter().any(|h| &h.name == name)
+        self.entries.iter().any(|e| &e.name == name)
     }
 
     /// Removes every `name` header.
     pub fn remove(&mut self, name: &HeaderName) {
-        self.0.retain(|h| &h.name != name);
+        self.entries.retain(|e| &e.name != name);
     }
 
     /// Replaces every `name` header with one value, kept at the position of the first.
     pub fn set(&mut self, name: HeaderName, value: impl Into<Bytes>) {
-        let value = value.into();
-        match self.0.iter().position(|h| h.name == name) {
+        let value = Value::Owned(value.into());
+        match self.entries.iter().position(|e| e.name == name) {
             Some(i) => {
-                self.0[i].value = value;
+                self.entries[i].value = value;
                 let mut seen = false;
-                self.0.retain(|h| {
-                    let dup = h.name == name && seen;
-                    seen |= h.name == name;
+                self.entries.retain(|e| {
+                    let dup = e.name == name && seen;
+                    seen |= e.name == name;
                     !dup
                 });
             }
-            None => self.push(name, value),
+            None => self.entries.push(Entry { name, value }),
         }
     }
 
-    /// Copies every `name` header of `other`, in order, to the end of this list.
+    /// Copies every `name` header of `other`, in order, to the end of this list; ranges when both lists share
+    /// one buffer (see [`Headers::sharing`]), shared slices otherwise.
     pub fn copy_from(&mut self, other: &Headers, name: &HeaderName) {
-        self.0.extend(other.0.iter().filter(|h| &h.name == name).cloned());
+        let same_buf = self.buf.as_ptr() == other.buf.as_ptr() && self.buf.len() == other.buf.len();
+        for e in other.entries.iter().filter(|e| &e.name == name) {
+            let value = match &e.value {
+                Value::Buf(..) if same_buf => e.value.clone(),
+                _ => Value::Owned(other.bytes(e)),
+            };
+            self.entries.push(Entry { name: e.name.clone(), value });
+        }
+    }
+
+    fn slice<'a>(&'a self, e: &'a Entry) -> &'a [u8] {
+        match &e.value {
+            Value::Buf(start, end) => &self.buf[*start as usize..*end as usize],
+            Value::Owned(b) => b,
+        }
+    }
+
+    fn bytes(&self, e: &Entry) -> Bytes {
+        match &e.value {
+            Value::Buf(start, end) => self.buf.slice(*start as usize..*end as usize),
+            Value::Owned(b) => b.clone(),
+        }
+    }
+
+    /// The buffer a value lives in, for parsers that keep zero-copy slices of it.
+    fn source<'a>(&'a self, e: &'a Entry) -> &'a Bytes {
+        match &e.value {
+            Value::Buf(..) => &self.buf,
+            Value::Owned(b) => b,
+        }
     }
 
     /// Every Via, top first.
     pub fn vias(&self) -> impl Iterator<Item = Result<Via, ParseError>> + '_ {
-        self.typed_all(HeaderName::Via, "Via", Via::parse)
+        self.typed_all(HeaderName::Via, "Via", Via::parse_in)
     }
 
     /// The topmost Via: the one naming the previous hop (§18.2.2).
     pub fn top_via(&self) -> Result<Via, ParseError> {
-        self.typed(HeaderName::Via, "Via", Via::parse)
+        self.typed(HeaderName::Via, "Via", Via::parse_in)
     }
 
     pub fn from(&self) -> Result<NameAddr, ParseError> {
-        self.typed(HeaderName::From, "From", NameAddr::parse)
+        self.typed(HeaderName::From, "From", NameAddr::parse_in)
     }
 
     pub fn to(&self) -> Result<NameAddr, ParseError> {
-        self.typed(HeaderName::To, "To", NameAddr::parse)
+        self.typed(HeaderName::To, "To", NameAddr::parse_in)
     }
 
     pub fn call_id(&self) -> Result<CallId, ParseError> {
-        self.typed(HeaderName::CallId, "Call-ID", CallId::parse)
+        self.typed(HeaderName::CallId, "Call-ID", CallId::parse_in)
     }
 
     pub fn cseq(&self) -> Result<CSeq, ParseError> {
-        self.typed(HeaderName::CSeq, "CSeq", CSeq::parse)
+        self.typed(HeaderName::CSeq, "CSeq", CSeq::parse_in)
     }
 
     pub fn max_forwards(&self) -> Result<Option<MaxForwards>, ParseError> {
-        self.typed_opt(HeaderName::MaxForwards, "Max-Forwards", |v| MaxForwards::parse(v))
+        self.typed_opt(HeaderName::MaxForwards, "Max-Forwards", |_, v| MaxForwards::parse(v))
     }
 
     pub fn content_type(&self) -> Result<Option<MediaType>, ParseError> {
-        self.typed_opt(HeaderName::ContentType, "Content-Type", MediaType::parse)
+        self.typed_opt(HeaderName::ContentType, "Content-Type", MediaType::parse_in)
     }
 
     pub fn contacts(&self) -> impl Iterator<Item = Result<Contact, ParseError>> + '_ {
-        self.typed_all(HeaderName::Contact, "Contact", Contact::parse)
+        self.typed_all(HeaderName::Contact, "Contact", Contact::parse_in)
     }
 
     /// Record-Route entries in received order (§12.1.1: the UAS route set is this order).
     pub fn record_routes(&self) -> impl Iterator<Item = Result<NameAddr, ParseError>> + '_ {
-        self.typed_all(HeaderName::RecordRoute, "Record-Route", NameAddr::parse)
+        self.typed_all(HeaderName::RecordRoute, "Record-Route", NameAddr::parse_in)
     }
 
     pub fn routes(&self) -> impl Iterator<Item = Result<NameAddr, ParseError>> + '_ {
-        self.typed_all(HeaderName::Route, "Route", NameAddr::parse)
+        self.typed_all(HeaderName::Route, "Route", NameAddr::parse_in)
     }
 
     pub fn diversions(&self) -> impl Iterator<Item = Result<NameAddr, ParseError>> + '_ {
-        self.typed_all(HeaderName::Diversion, "Diversion", NameAddr::parse)
+        self.typed_all(HeaderName::Diversion, "Diversion", NameAddr::parse_in)
     }
 
     pub fn p_asserted_identities(&self) -> impl Iterator<Item = Result<NameAddr, ParseError>> + '_ {
-        self.typed_all(HeaderName::PAssertedIdentity, "P-Asserted-Identity", NameAddr::parse)
+        self.typed_all(HeaderName::PAssertedIdentity, "P-Asserted-Identity", NameAddr::parse_in)
     }
 
     pub fn reasons(&self) -> impl Iterator<Item = Result<Reason, ParseError>> + '_ {
-        self.typed_all(HeaderName::Reason, "Reason", Reason::parse)
+        self.typed_all(HeaderName::Reason, "Reason", Reason::parse_in)
     }
 
     /// The elements of a token-list header (Allow, Supported, Require, Proxy-Require, Unsupported ...).
-    pub fn tokens<'a>(&'a self, name: &'a HeaderName) -> impl Iterator<Item = &'a Bytes> + 'a {
+    pub fn tokens<'a>(&'a self, name: &'a HeaderName) -> impl Iterator<Item = &'a [u8]> + 'a {
         self.get_all(name)
     }
 
@@ -165,49 +229,47 @@ impl Headers {
     }
 
     /// `X-*` extension headers, in order (passed on to agents, TWILIO.md §1).
-    pub fn x_headers(&self) -> impl Iterator<Item = &Header> {
-        self.0.iter().filter(|h| h.name.is_x_header())
+    pub fn x_headers(&self) -> impl Iterator<Item = Header<'_>> + '_ {
+        self.iter().filter(|h| h.name.is_x_header())
     }
 
-    fn typed<T>(
-        &self,
-        name: HeaderName,
-        label: &'static str,
-        parse: fn(&Bytes) -> Result<T, HeaderError>,
-    ) -> Result<T, ParseError> {
-        let v = self.get(&name).ok_or(ParseError::MissingHeader(label))?;
-        parse(v).map_err(|e| ParseError::HeaderValue { name: label, reason: e.0 })
+    fn typed<T>(&self, name: HeaderName, label: &'static str, parse: TypedParse<T>) -> Result<T, ParseError> {
+        let e = self.entries.iter().find(|e| e.name == name).ok_or(ParseError::MissingHeader(label))?;
+        parse(self.source(e), self.slice(e)).map_err(|err| ParseError::HeaderValue { name: label, reason: err.0 })
     }
 
     fn typed_opt<T>(
         &self,
         name: HeaderName,
         label: &'static str,
-        parse: fn(&Bytes) -> Result<T, HeaderError>,
+        parse: TypedParse<T>,
     ) -> Result<Option<T>, ParseError> {
-        self.get(&name).map(|v| parse(v).map_err(|e| ParseError::HeaderValue { name: label, reason: e.0 })).transpose()
+        match self.typed(name, label, parse) {
+            Err(ParseError::MissingHeader(_)) => Ok(None),
+            other => other.map(Some),
+        }
     }
 
     fn typed_all<'a, T: 'a>(
         &'a self,
         name: HeaderName,
         label: &'static str,
-        parse: fn(&Bytes) -> Result<T, HeaderError>,
+        parse: TypedParse<T>,
     ) -> impl Iterator<Item = Result<T, ParseError>> + 'a {
-        self.0
-            .iter()
-            .filter(move |h| h.name == name)
-            .map(move |h| parse(&h.value).map_err(|e| ParseError::HeaderValue { name: label, reason: e.0 }))
+        self.entries.iter().filter(move |e| e.name == name).map(move |e| {
+            parse(self.source(e), self.slice(e)).map_err(|err| ParseError::HeaderValue { name: label, reason: err.0 })
+        })
     }
 }
 
-impl<'a> IntoIterator for &'a Headers {
-    type Item = &'a Header;
-    type IntoIter = std::slice::Iter<'a, Header>;
-    fn into_iter(self) -> Self::IntoIter {
-        self.0.iter()
+/// Equal when the same names carry the same values in the same order, wherever the bytes live.
+impl PartialEq for Headers {
+    fn eq(&self, other: &Headers) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
     }
 }
+
+impl Eq for Headers {}
 
 #[cfg(test)]
 mod tests {
@@ -239,11 +301,11 @@ mod tests {
         let mut h = headers();
         h.set(HeaderName::Via, "SIP/2.0/TCP c");
         assert_eq!(h.len(), 4);
-        assert_eq!(h.iter().next().unwrap().value, "SIP/2.0/TCP c");
+        assert_eq!(h.iter().next().unwrap().value, b"SIP/2.0/TCP c");
         h.remove(&HeaderName::Allow);
         assert_eq!(h.len(), 2);
         h.push_front(HeaderName::Route, "<sip:p;lr>");
-        assert_eq!(h.iter().next().unwrap().name, HeaderName::Route);
+        assert_eq!(h.iter().next().unwrap().name, &HeaderName::Route);
     }
 
     #[test]

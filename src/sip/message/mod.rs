@@ -93,6 +93,14 @@ impl Message {
         Self::parse_datagram(buf.into(), &Limits::default())
     }
 
+    /// Checks every header vocals has a type for (each Via, Contact, Route, Record-Route, Content-Type), beyond
+    /// what parsing checks: the top Via, From, To, Call-ID, CSeq and Max-Forwards that every message is matched
+    /// and answered by. Call it before acting on the rest, e.g. before creating a dialog; the typed accessors
+    /// report the same errors one header at a time.
+    pub fn validate(&self) -> Result<(), ParseError> {
+        parse::validate_all(self.headers())
+    }
+
     pub fn headers(&self) -> &Headers {
         match self {
             Message::Request(r) => &r.headers,

@@ -4,7 +4,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::scan::{is_token, quoted_string, skip_wsp};
+use super::scan::{class, is, quoted_string, skip_wsp};
 
 /// One parameter. `value` is `None` for a flag such as `;lr`, `Some("")` for `;x=`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -97,99 +97,115 @@ pub(crate) enum ParamStyle {
     Header,
 }
 
-/// Parses `*( ";" param )` from `s`, a subslice of `src`. Returns the parameters and the unparsed rest (empty
-/// for header style, the `?...` part for URI style).
-pub(crate) fn parse_params<'s>(
-    src: &Bytes,
-    mut s: &'s [u8],
+/// One parameter as borrowed slices: name, and value if `=` was present.
+pub(crate) type RawParam<'a> = (&'a [u8], Option<&'a [u8]>);
+
+/// Walks `*( ";" param )` without allocating. Yields each parameter, or one error and then stops. After the
+/// last parameter, [`ParamIter::rest`] is the unparsed rest: empty for header style, `?...` for URI style.
+pub(crate) struct ParamIter<'a> {
+    s: &'a [u8],
     style: ParamStyle,
-) -> Result<(Params, &'s [u8]), &'static str> {
-    let mut params = Params::new();
-    loop {
-        if style == ParamStyle::Header {
-            s = skip_wsp(s);
-        }
-        match s.first() {
-            None => return Ok((params, s)),
-            Some(b'?') if style == ParamStyle::Uri => return Ok((params, s)),
-            Some(b';') => s = &s[1..],
-            Some(_) => return Err("unexpected character before a parameter"),
-        }
-        if style == ParamStyle::Header {
-            s = skip_wsp(s);
-        }
-        let name_len = s.iter().position(|&b| !is_param_char(b, style)).unwrap_or(s.len());
-        if name_len == 0 {
-            return Err("empty parameter name");
-        }
-        let name = src.slice_ref(&s[..name_len]);
-        s = &s[name_len..];
-        let mut after_ws = s;
-        if style == ParamStyle::Header {
-            after_ws = skip_wsp(s);
-        }
-        if after_ws.first() != Some(&b'=') {
-            params.push(Param { name, value: None });
-            continue;
-        }
-        s = &after_ws[1..];
-        if style == ParamStyle::Header {
-            s = skip_wsp(s);
-        }
-        let value_len = if style == ParamStyle::Header && s.first() == Some(&b'"') {
-            let (inner, _) = quoted_string(s).ok_or("unterminated quoted string in a parameter")?;
-            inner.len() + 2
-        } else {
-            s.iter().position(|&b| !is_value_char(b, style)).unwrap_or(s.len())
-        };
-        let value = src.slice_ref(&s[..value_len]);
-        s = &s[value_len..];
-        params.push(Param { name, value: Some(value) });
+    failed: bool,
+}
+
+impl<'a> ParamIter<'a> {
+    pub(crate) fn new(s: &'a [u8], style: ParamStyle) -> Self {
+        ParamIter { s, style, failed: false }
+    }
+
+    pub(crate) fn rest(&self) -> &'a [u8] {
+        self.s
+    }
+
+    fn fail(&mut self, why: &'static str) -> Option<Result<RawParam<'a>, &'static str>> {
+        self.failed = true;
+        Some(Err(why))
+    }
+
+    fn ws(&self, s: &'a [u8]) -> &'a [u8] {
+        if self.style == ParamStyle::Header { skip_wsp(s) } else { s }
     }
 }
 
-/// Parameter-name characters: URI `paramchar` (unreserved, escaped, `[]/:&+$`) or header `token`.
-#[inline]
-fn is_param_char(b: u8, style: ParamStyle) -> bool {
-    match style {
-        ParamStyle::Uri => is_uri_param_char(b),
-        ParamStyle::Header => is_token(b),
+impl<'a> Iterator for ParamIter<'a> {
+    type Item = Result<RawParam<'a>, &'static str>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        let s = self.ws(self.s);
+        match s.first() {
+            None => {
+                self.s = s;
+                return None;
+            }
+            Some(b'?') if self.style == ParamStyle::Uri => return None,
+            Some(b';') => {}
+            Some(_) => return self.fail("unexpected character before a parameter"),
+        }
+        let s = self.ws(&s[1..]);
+        let name_len = s.iter().position(|&b| !is_param_char(b, self.style)).unwrap_or(s.len());
+        if name_len == 0 {
+            return self.fail("empty parameter name");
+        }
+        let (name, s) = s.split_at(name_len);
+        let after = self.ws(s);
+        if after.first() != Some(&b'=') {
+            self.s = s;
+            return Some(Ok((name, None)));
+        }
+        let s = self.ws(&after[1..]);
+        let value_len = if self.style == ParamStyle::Header && s.first() == Some(&b'"') {
+            match quoted_string(s) {
+                Some((inner, _)) => inner.len() + 2,
+                None => return self.fail("unterminated quoted string in a parameter"),
+            }
+        } else {
+            s.iter().position(|&b| !is_value_char(b, self.style)).unwrap_or(s.len())
+        };
+        let (value, s) = s.split_at(value_len);
+        self.s = s;
+        Some(Ok((name, Some(value))))
     }
+}
+
+/// Checks `*( ";" param )` at the start of `s` without allocating; returns `(params, rest)` as slices.
+pub(crate) fn split_params(s: &[u8], style: ParamStyle) -> Result<(&[u8], &[u8]), &'static str> {
+    let mut it = ParamIter::new(s, style);
+    for p in &mut it {
+        p?;
+    }
+    let rest = it.rest();
+    Ok((&s[..s.len() - rest.len()], rest))
+}
+
+/// Parses `*( ";" param )` from `s`, a subslice of `src`, into owned parameters; returns them and the rest.
+pub(crate) fn parse_params<'s>(
+    src: &Bytes,
+    s: &'s [u8],
+    style: ParamStyle,
+) -> Result<(Params, &'s [u8]), &'static str> {
+    let mut params = Params::new();
+    let mut it = ParamIter::new(s, style);
+    for p in &mut it {
+        let (name, value) = p?;
+        params.push(Param { name: src.slice_ref(name), value: value.map(|v| src.slice_ref(v)) });
+    }
+    Ok((params, it.rest()))
+}
+
+/// Parameter-name characters: URI `paramchar` or header `token`.
+#[inline(always)]
+fn is_param_char(b: u8, style: ParamStyle) -> bool {
+    is(b, if style == ParamStyle::Uri { class::URI_PARAM } else { class::TOKEN })
 }
 
 /// Parameter-value characters. Header values are `token / host / quoted-string`: a host may be a bracketed
 /// or (in `received`, RFC 5118 §4.5) unbracketed IPv6 address, so `:` `[` `]` are accepted too.
-#[inline]
+#[inline(always)]
 fn is_value_char(b: u8, style: ParamStyle) -> bool {
-    match style {
-        ParamStyle::Uri => is_uri_param_char(b),
-        ParamStyle::Header => is_token(b) || matches!(b, b':' | b'[' | b']'),
-    }
-}
-
-/// RFC 3261 §25.1 `paramchar`: `param-unreserved / unreserved / escaped`.
-#[inline]
-pub(crate) fn is_uri_param_char(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
-        || matches!(
-            b,
-            b'[' | b']'
-                | b'/'
-                | b':'
-                | b'&'
-                | b'+'
-                | b'$'
-                | b'-'
-                | b'_'
-                | b'.'
-                | b'!'
-                | b'~'
-                | b'*'
-                | b'\''
-                | b'('
-                | b')'
-                | b'%'
-        )
+    is(b, if style == ParamStyle::Uri { class::URI_PARAM } else { class::PARAM_VALUE })
 }
 
 #[cfg(test)]

@@ -5,11 +5,14 @@
 use bytes::Bytes;
 
 use super::error::ParseError;
-use super::header_name::HeaderName;
-use super::headers::{Header, Headers};
+use super::header_name::{FOLD_HASH_START, HeaderName, fold_step};
+use super::headers::Headers;
 use super::method::{Method, StatusCode};
-use super::scan::{has_forbidden_ctl, is_token_str, is_wsp, parse_u64, split_commas, trim_wsp};
-use super::typed::{CSeq, CallId, Contact, HeaderError, MaxForwards, MediaType, NameAddr, Via};
+use super::scan::{
+    find_any, has_forbidden_ctl, is_token, is_wsp, parse_u64, section_has_forbidden_ctl, skip_wsp, split_commas,
+    trim_wsp,
+};
+use super::typed::{CSeq, CallId, HeaderError, MaxForwards, MediaType, NameAddrView, ViaView, check_contact};
 use super::uri::{Uri, UriContext};
 use super::{Limits, Message, Request, Response};
 
@@ -107,7 +110,7 @@ pub(crate) fn parse(buf: Bytes, framing: Framing, limits: &Limits) -> Result<Mes
     let head = parse_header_section(&buf, next, framing, limits)?;
     validate(&start, &head)?;
     let body = body(&buf, head.body_start, head.content_length, framing, limits)?;
-    let headers = Headers::from_vec(head.headers);
+    let headers = head.headers;
     Ok(match start {
         StartLine::Request { method, uri } => Message::Request(Request { method, uri, headers, body }),
         StartLine::Response { status, reason } => Message::Response(Response { status, reason, headers, body }),
@@ -178,7 +181,7 @@ type Line = ((usize, usize), usize);
 /// The line starting at `pos`: `((start, end), next)` where `end` excludes the CRLF. `None` when no CRLF
 /// follows. A bare CR or LF is a framing error.
 fn next_line(buf: &[u8], pos: usize) -> Result<Option<Line>, ParseError> {
-    match memchr::memchr2(b'\r', b'\n', &buf[pos..]) {
+    match find_any(&buf[pos..], [b'\r', b'\n']) {
         None => Ok(None),
         Some(i) => {
             let at = pos + i;
@@ -204,7 +207,7 @@ struct Seen {
 }
 
 struct HeaderSection {
-    headers: Vec<Header>,
+    headers: Headers,
     content_length: Option<usize>,
     body_start: usize,
     seen: Seen,
@@ -216,9 +219,10 @@ fn parse_header_section(
     framing: Framing,
     limits: &Limits,
 ) -> Result<HeaderSection, ParseError> {
-    let mut head =
-        HeaderSection { headers: Vec::with_capacity(24), content_length: None, body_start: 0, seen: Seen::default() };
+    let headers = Headers::over(buf.clone(), 32);
+    let mut head = HeaderSection { headers, content_length: None, body_start: 0, seen: Seen::default() };
     let mut lines = 0usize;
+    let first = pos;
     loop {
         let Some(((start, mut end), mut next)) = next_line(buf, pos)? else {
             return Err(match framing {
@@ -227,6 +231,9 @@ fn parse_header_section(
             });
         };
         if start == end {
+            if section_has_forbidden_ctl(&buf[first..start]) {
+                return Err(ParseError::HeaderSyntax("header section holds a control character"));
+            }
             head.body_start = next;
             return Ok(head);
         }
@@ -236,9 +243,7 @@ fn parse_header_section(
         // §7.3.1: a line starting with white space continues the previous one.
         let mut folded = false;
         while next < buf.len() && is_wsp(buf[next]) {
-            let Some(((_, e), n)) = next_line(buf, next)? else {
-                break;
-            };
+            let Some(((_, e), n)) = next_line(buf, next)? else { break };
             end = e;
             next = n;
             folded = true;
@@ -257,17 +262,33 @@ fn parse_header_section(
 
 fn add_header(buf: &Bytes, head: &mut HeaderSection, start: usize, end: usize, folded: bool) -> Result<(), ParseError> {
     let line = &buf[start..end];
-    let colon = memchr::memchr(b':', line).ok_or(ParseError::HeaderSyntax("header line has no colon"))?;
-    let name_raw = trim_wsp(&line[..colon]);
-    if !is_token_str(name_raw) {
-        return Err(ParseError::HeaderSyntax("header name is not a token"));
+    // One pass over the name: check it is a token, fold and hash it for the name lookup.
+    let mut hash = FOLD_HASH_START;
+    let mut name_len = 0;
+    for &b in line {
+        if !is_token(b) {
+            break;
+        }
+        hash = fold_step(hash, b);
+        name_len += 1;
     }
-    let value =
-        if folded { Bytes::from(unfold(&line[colon + 1..])) } else { buf.slice_ref(trim_wsp(&line[colon + 1..])) };
-    if has_forbidden_ctl(&value) {
-        return Err(ParseError::HeaderSyntax("header value holds a control character"));
+    let after_name = skip_wsp(&line[name_len..]);
+    if after_name.first() != Some(&b':') || name_len == 0 {
+        return Err(ParseError::HeaderSyntax(if line.contains(&b':') {
+            "header name is not a token"
+        } else {
+            "header line has no colon"
+        }));
     }
-    let name = HeaderName::from_received(buf, name_raw);
+    let name_raw = &line[..name_len];
+    let colon = line.len() - after_name.len();
+    // A folded value is rebuilt without its line breaks; any other value stays a range of `buf`.
+    let unfolded = folded.then(|| Bytes::from(unfold(&line[colon + 1..])));
+    let value: &[u8] = match &unfolded {
+        Some(v) => v,
+        None => trim_wsp(&line[colon + 1..]),
+    };
+    let name = HeaderName::from_received(buf, name_raw, hash);
     let once = |flag: &mut bool, label: &'static str| {
         if std::mem::replace(flag, true) { Err(ParseError::DuplicateHeader(label)) } else { Ok(()) }
     };
@@ -276,7 +297,7 @@ fn add_header(buf: &Bytes, head: &mut HeaderSection, start: usize, end: usize, f
             if head.content_length.is_some() {
                 return Err(ParseError::DuplicateHeader("Content-Length"));
             }
-            head.content_length = Some(parse_content_length(&value)?);
+            head.content_length = Some(parse_content_length(value)?);
             return Ok(());
         }
         HeaderName::From => once(&mut head.seen.from, "From")?,
@@ -288,20 +309,25 @@ fn add_header(buf: &Bytes, head: &mut HeaderSection, start: usize, end: usize, f
         HeaderName::Via => head.seen.via = true,
         _ => {}
     }
-    if name.is_list() {
-        let before = head.headers.len();
-        for item in split_commas(&value) {
-            let item = item.map_err(|reason| ParseError::HeaderValue { name: list_label(&name), reason })?;
-            head.headers.push(Header { name: name.clone(), value: value.slice_ref(item) });
+    let push = |headers: &mut Headers, item: &[u8]| match &unfolded {
+        Some(v) => headers.push(name.clone(), v.slice_ref(item)),
+        None => {
+            let at = item.as_ptr() as usize - buf.as_ptr() as usize;
+            headers.push_range(name.clone(), at..at + item.len());
         }
-        // Supported, Allow and the like may be empty; these grammars need at least one element.
-        let needs_one =
-            matches!(name, HeaderName::Via | HeaderName::Contact | HeaderName::Route | HeaderName::RecordRoute);
-        if needs_one && head.headers.len() == before {
-            return Err(ParseError::HeaderValue { name: list_label(&name), reason: "empty value" });
-        }
-    } else {
-        head.headers.push(Header { name, value });
+    };
+    if !name.is_list() {
+        push(&mut head.headers, value);
+        return Ok(());
+    }
+    let before = head.headers.len();
+    for item in split_commas(value) {
+        push(&mut head.headers, item.map_err(|reason| ParseError::HeaderValue { name: list_label(&name), reason })?);
+    }
+    // Supported, Allow and the like may be empty; these grammars need at least one element.
+    let needs_one = matches!(name, HeaderName::Via | HeaderName::Contact | HeaderName::Route | HeaderName::RecordRoute);
+    if needs_one && head.headers.len() == before {
+        return Err(ParseError::HeaderValue { name: list_label(&name), reason: "empty value" });
     }
     Ok(())
 }
@@ -338,7 +364,9 @@ fn list_label(name: &HeaderName) -> &'static str {
     }
 }
 
-/// Mandatory headers present (§8.1.1), and every header vocals relies on well-formed.
+/// Mandatory headers present (§8.1.1), and well-formed where every message relies on them: the top Via, From,
+/// To, Call-ID and CSeq match it to a transaction and answer it; Max-Forwards is one number. The rest is
+/// checked where it is used, or all at once by [`validate_all`].
 fn validate(start: &StartLine, head: &HeaderSection) -> Result<(), ParseError> {
     let seen = &head.seen;
     for (present, label) in
@@ -348,28 +376,43 @@ fn validate(start: &StartLine, head: &HeaderSection) -> Result<(), ParseError> {
             return Err(ParseError::MissingHeader(label));
         }
     }
-    for h in &head.headers {
+    let mut top_via = true;
+    for h in head.headers.iter() {
         let checked: Result<(), HeaderError> = match h.name {
-            HeaderName::Via => Via::parse(&h.value).map(drop),
-            HeaderName::From | HeaderName::To | HeaderName::Route | HeaderName::RecordRoute => {
-                NameAddr::parse(&h.value).map(drop)
-            }
-            HeaderName::Contact => Contact::parse(&h.value).map(drop),
-            HeaderName::CallId => CallId::parse(&h.value).map(drop),
-            HeaderName::MaxForwards => MaxForwards::parse(&h.value).map(drop),
-            HeaderName::ContentType => MediaType::parse(&h.value).map(drop),
-            HeaderName::CSeq => match CSeq::parse(&h.value) {
-                Ok(cseq) => match start {
-                    StartLine::Request { method, .. } if *method != cseq.method => {
-                        return Err(ParseError::CSeqMismatch);
-                    }
-                    _ => Ok(()),
-                },
-                Err(e) => Err(e),
+            HeaderName::Via if std::mem::take(&mut top_via) => ViaView::parse(h.value).map(drop),
+            HeaderName::From | HeaderName::To => NameAddrView::parse(h.value).map(drop),
+            HeaderName::CallId => CallId::check(h.value).map(drop),
+            HeaderName::MaxForwards => MaxForwards::parse(h.value).map(drop),
+            HeaderName::CSeq => match (CSeq::check(h.value), start) {
+                (Ok((_, method)), StartLine::Request { method: m, .. }) if method != m.as_bytes() => {
+                    return Err(ParseError::CSeqMismatch);
+                }
+                (checked, _) => checked.map(drop),
             },
             _ => Ok(()),
         };
-        checked.map_err(|e| ParseError::HeaderValue { name: label_of(&h.name), reason: e.0 })?;
+        checked.map_err(|e| ParseError::HeaderValue { name: label_of(h.name), reason: e.0 })?;
+    }
+    Ok(())
+}
+
+/// Checks every header vocals has a type for: each Via, Contact, Route and Record-Route, Content-Type, and
+/// the ones [`validate`] already checked. A UAS calls it before creating a dialog from a request.
+pub(crate) fn validate_all(headers: &Headers) -> Result<(), ParseError> {
+    for h in headers.iter() {
+        let checked: Result<(), HeaderError> = match h.name {
+            HeaderName::Via => ViaView::parse(h.value).map(drop),
+            HeaderName::From | HeaderName::To | HeaderName::Route | HeaderName::RecordRoute => {
+                NameAddrView::parse(h.value).map(drop)
+            }
+            HeaderName::Contact => check_contact(h.value),
+            HeaderName::CallId => CallId::check(h.value).map(drop),
+            HeaderName::MaxForwards => MaxForwards::parse(h.value).map(drop),
+            HeaderName::ContentType => MediaType::check(h.value).map(drop),
+            HeaderName::CSeq => CSeq::check(h.value).map(drop),
+            _ => Ok(()),
+        };
+        checked.map_err(|e| ParseError::HeaderValue { name: label_of(h.name), reason: e.0 })?;
     }
     Ok(())
 }

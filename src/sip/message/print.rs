@@ -65,10 +65,10 @@ fn estimate(headers: &Headers, body: &Bytes) -> usize {
 }
 
 fn encode_tail(headers: &Headers, body: &Bytes, out: &mut BytesMut) {
-    for h in headers {
+    for h in headers.iter() {
         out.put_slice(h.name.as_bytes());
         out.put_slice(b": ");
-        out.put_slice(&h.value);
+        out.put_slice(h.value);
         out.put_slice(b"\r\n");
     }
     out.put_slice(b"Content-Length: ");

@@ -24,20 +24,28 @@ impl Response {
     /// Timestamp into it).
     pub fn to_request(req: &Request, status: StatusCode, to_tag: Option<&str>) -> Response {
         let mut res = Response::new(status);
+        let from = &req.headers;
         let h = &mut res.headers;
-        h.copy_from(&req.headers, &HeaderName::Via);
-        h.copy_from(&req.headers, &HeaderName::From);
-        for to in req.headers.get_all(&HeaderName::To) {
-            h.push(HeaderName::To, with_tag(to, if status == StatusCode::TRYING { None } else { to_tag }));
+        *h = Headers::sharing(from);
+        h.copy_from(from, &HeaderName::Via);
+        h.copy_from(from, &HeaderName::From);
+        let tag = to_tag.filter(|_| status != StatusCode::TRYING);
+        match tag {
+            Some(tag) if from.to().is_ok_and(|to| to.tag().is_none()) => {
+                for to in from.get_all(&HeaderName::To) {
+                    h.push(HeaderName::To, with_tag(to, tag));
+                }
+            }
+            _ => h.copy_from(from, &HeaderName::To),
         }
-        h.copy_from(&req.headers, &HeaderName::CallId);
-        h.copy_from(&req.headers, &HeaderName::CSeq);
+        h.copy_from(from, &HeaderName::CallId);
+        h.copy_from(from, &HeaderName::CSeq);
         if status == StatusCode::TRYING {
-            h.copy_from(&req.headers, &HeaderName::Timestamp);
+            h.copy_from(from, &HeaderName::Timestamp);
         }
         let creates_dialog = req.method == Method::Invite && status.as_u16() > 100 && status.as_u16() < 300;
         if creates_dialog {
-            h.copy_from(&req.headers, &HeaderName::RecordRoute);
+            h.copy_from(from, &HeaderName::RecordRoute);
         }
         res
     }
@@ -50,13 +58,8 @@ impl Response {
     }
 }
 
-/// `to` with `;tag=...` appended when it carries no tag yet.
-fn with_tag(to: &Bytes, tag: Option<&str>) -> Bytes {
-    let Some(tag) = tag else { return to.clone() };
-    let has_tag = super::typed::NameAddr::parse(to).map(|a| a.tag().is_some()).unwrap_or(true);
-    if has_tag {
-        return to.clone();
-    }
+/// `to` with `;tag=...` appended.
+fn with_tag(to: &[u8], tag: &str) -> Bytes {
     let mut out = BytesMut::with_capacity(to.len() + 5 + tag.len());
     out.put_slice(to);
     out.put_slice(b";tag=");

@@ -76,7 +76,7 @@ fn shaken_invite_keeps_the_identity_header_whole_and_the_cnam() {
     let identity = req.headers.get(&HeaderName::Identity).unwrap();
     assert!(identity.starts_with(b"eyJhbGciOiJFUzI1NiIs") && identity.ends_with(b";ppt=shaken"));
     assert_eq!(&*req.headers.from().unwrap().display_name().unwrap(), b"WIRELESS CALLER");
-    assert_eq!(req.headers.get(&HeaderName::new("x-twilio-verstat")).unwrap(), "TN-Validation-Passed-A");
+    assert_eq!(req.headers.get(&HeaderName::new("x-twilio-verstat")).unwrap(), b"TN-Validation-Passed-A");
 }
 
 #[test]
@@ -98,7 +98,7 @@ fn compact_names_space_before_colon_and_folding_are_read() {
     );
     let req = request(&bytes);
     assert_eq!(req.headers.cseq().unwrap().method, Method::Invite);
-    assert_eq!(req.headers.get(&HeaderName::Subject).unwrap(), "I know you're there, pick up!");
+    assert_eq!(req.headers.get(&HeaderName::Subject).unwrap(), b"I know you're there, pick up!");
     assert_eq!(req.headers.from().unwrap().tag().unwrap(), "1");
     assert_eq!(req.headers.call_id().unwrap().0, "c1");
 }
@@ -215,6 +215,21 @@ fn bad_input_gets_a_specific_error() {
         let got = Message::parse(Bytes::copy_from_slice(bytes)).unwrap_err();
         assert_eq!(got.kind(), *kind, "{:?}: {got}", String::from_utf8_lossy(bytes));
     }
+}
+
+#[test]
+fn parsing_checks_what_every_message_needs_and_validate_checks_the_rest() {
+    // A bad Contact or a bad lower Via does not stop a BYE or an ACK from being matched and answered ...
+    let bad_contact = minimal(&["Contact: <sip:a@2001:db8::1>", "Via: SIP/2.0/UDP 2001:db8::1"]);
+    let msg = Message::parse(bad_contact).expect("top Via, From, To, Call-ID and CSeq are fine");
+    // ... but whoever needs them, e.g. a UAS creating a dialog, gets the specific error.
+    assert_eq!(msg.validate().unwrap_err().kind(), "header-value");
+    assert!(msg.headers().contacts().next().unwrap().is_err());
+    // The headers every message relies on are checked at parse time.
+    let bad_top_via = minimal(&[]);
+    let text = String::from_utf8(bad_top_via).unwrap().replace("SIP/2.0/UDP 192.0.2.1:5060", "SIP/2.0/UDP 2001:db8::1");
+    assert_eq!(Message::parse(text).unwrap_err().kind(), "header-value");
+    assert!(request(INVITE).headers.iter().count() > 0 && Message::parse(INVITE).unwrap().validate().is_ok());
 }
 
 #[test]

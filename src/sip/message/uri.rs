@@ -8,7 +8,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::params::{ParamStyle, Params, parse_params};
+use super::params::{ParamStyle, Params, parse_params, split_params};
+use super::scan::{class, is, run};
 
 /// A parsed URI.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -77,25 +78,7 @@ impl Uri {
 
     /// Parses `s`, a subslice of `src`, as a URI.
     pub(crate) fn parse_in(src: &Bytes, s: &[u8], ctx: UriContext) -> Result<Uri, UriError> {
-        let colon = memchr::memchr(b':', s).ok_or(UriError("URI has no scheme"))?;
-        let scheme = &s[..colon];
-        if !is_scheme(scheme) {
-            return Err(UriError("URI scheme is not valid"));
-        }
-        let rest = &s[colon + 1..];
-        if rest.iter().any(|&b| b <= b' ' || matches!(b, b'<' | b'>' | b'"' | 0x7f)) {
-            return Err(UriError("URI contains white space or a character that must be escaped"));
-        }
-        if scheme.eq_ignore_ascii_case(b"sip") || scheme.eq_ignore_ascii_case(b"sips") {
-            let secure = scheme.len() == 4;
-            SipUri::parse_rest(src, rest, secure, ctx).map(Uri::Sip)
-        } else if scheme.eq_ignore_ascii_case(b"tel") {
-            TelUri::parse_rest(src, rest).map(Uri::Tel)
-        } else if rest.is_empty() {
-            Err(UriError("URI is empty after its scheme"))
-        } else {
-            Ok(Uri::Other(OtherUri { scheme: src.slice_ref(scheme), rest: src.slice_ref(rest) }))
-        }
+        UriView::parse(s, ctx)?.to_owned(src)
     }
 
     /// The scheme as written.
@@ -168,37 +151,6 @@ impl SipUri {
         SipUri { secure: false, user: None, password: None, host, port, params: Params::new(), headers: None }
     }
 
-    fn parse_rest(src: &Bytes, s: &[u8], secure: bool, ctx: UriContext) -> Result<SipUri, UriError> {
-        let (user, password, s) = match memchr::memchr(b'@', s) {
-            None => (None, None, s),
-            Some(at) => {
-                let userinfo = &s[..at];
-                let (user, password) = match memchr::memchr(b':', userinfo) {
-                    Some(c) => (&userinfo[..c], Some(&userinfo[c + 1..])),
-                    None => (userinfo, None),
-                };
-                if user.is_empty() || !user.iter().all(|&b| is_user_char(b)) {
-                    return Err(UriError("URI user part is empty or has a character that must be escaped"));
-                }
-                if password.is_some_and(|p| !p.iter().all(|&b| is_password_char(b))) {
-                    return Err(UriError("URI password has a character that must be escaped"));
-                }
-                (Some(src.slice_ref(user)), password.map(|p| src.slice_ref(p)), &s[at + 1..])
-            }
-        };
-        let (host, port, s) = parse_hostport(src, s)?;
-        let (params, s) = parse_params(src, s, ParamStyle::Uri).map_err(UriError)?;
-        let headers = match s.first() {
-            None => None,
-            Some(b'?') if ctx == UriContext::RequestLine => {
-                return Err(UriError("headers are not allowed in a Request-URI"));
-            }
-            Some(b'?') => Some(src.slice_ref(&s[1..])),
-            Some(_) => return Err(UriError("unexpected character in URI")),
-        };
-        Ok(SipUri { secure, user, password, host, port, params, headers })
-    }
-
     pub fn encode(&self, out: &mut BytesMut) {
         out.put_slice(if self.secure { b"sips:" } else { b"sip:" });
         if let Some(user) = &self.user {
@@ -222,32 +174,11 @@ impl SipUri {
     }
 }
 
-impl TelUri {
-    fn parse_rest(src: &Bytes, s: &[u8]) -> Result<TelUri, UriError> {
-        let end = memchr::memchr(b';', s).unwrap_or(s.len());
-        let number = &s[..end];
-        let digits = number.iter().filter(|b| b.is_ascii_hexdigit() || matches!(b, b'*' | b'#')).count();
-        let ok_chars = number.iter().enumerate().all(|(i, &b)| {
-            b.is_ascii_hexdigit()
-                || matches!(b, b'*' | b'#' | b'-' | b'.' | b'(' | b')' | b'p' | b'w')
-                || (b == b'+' && i == 0)
-        });
-        if digits == 0 || !ok_chars {
-            return Err(UriError("tel URI number is not a phone number"));
-        }
-        let (params, rest) = parse_params(src, &s[end..], ParamStyle::Uri).map_err(UriError)?;
-        if !rest.is_empty() {
-            return Err(UriError("unexpected character in tel URI"));
-        }
-        Ok(TelUri { number: src.slice_ref(number), params })
-    }
-}
-
 impl Host {
     /// Parses a host: a name, an IPv4 address, or an IPv6 reference in brackets.
     pub fn parse(src: &Bytes) -> Result<Host, UriError> {
-        match parse_hostport(src, src)? {
-            (host, None, []) => Ok(host),
+        match parse_hostport(src)? {
+            (host, None, []) => Ok(host.to_owned(src)),
             _ => Err(UriError("not a bare host")),
         }
     }
@@ -294,20 +225,155 @@ impl fmt::Display for Host {
     }
 }
 
+/// A URI checked against the grammar, its parts borrowed from the input. Building one allocates nothing;
+/// [`UriView::to_owned`] makes the owned [`Uri`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum UriView<'a> {
+    Sip {
+        secure: bool,
+        user: Option<&'a [u8]>,
+        password: Option<&'a [u8]>,
+        host: HostView<'a>,
+        port: Option<u16>,
+        /// `;a=b;c` as received (checked).
+        params: &'a [u8],
+        headers: Option<&'a [u8]>,
+    },
+    Tel {
+        number: &'a [u8],
+        params: &'a [u8],
+    },
+    Other {
+        scheme: &'a [u8],
+        rest: &'a [u8],
+    },
+}
+
+/// A host borrowed from the input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum HostView<'a> {
+    Name(&'a [u8]),
+    V4(Ipv4Addr),
+    V6(Ipv6Addr),
+}
+
+impl<'a> UriView<'a> {
+    pub(crate) fn parse(s: &'a [u8], ctx: UriContext) -> Result<UriView<'a>, UriError> {
+        let scheme_len = if s.first().is_some_and(u8::is_ascii_alphabetic) { run(s, class::SCHEME) } else { 0 };
+        if s.get(scheme_len) != Some(&b':') {
+            return Err(UriError(if s.contains(&b':') { "URI scheme is not valid" } else { "URI has no scheme" }));
+        }
+        let (scheme, rest) = (&s[..scheme_len], &s[scheme_len + 1..]);
+        if scheme.eq_ignore_ascii_case(b"sip") || scheme.eq_ignore_ascii_case(b"sips") {
+            Self::parse_sip(rest, scheme.len() == 4, ctx)
+        } else if scheme.eq_ignore_ascii_case(b"tel") {
+            Self::parse_tel(rest)
+        } else if rest.is_empty() {
+            Err(UriError("URI is empty after its scheme"))
+        } else if rest.iter().any(|&b| is(b, class::NOT_IN_URI)) {
+            Err(UriError(ESCAPE))
+        } else {
+            Ok(UriView::Other { scheme, rest })
+        }
+    }
+
+    /// `[userinfo "@"] hostport uri-parameters [headers]`; every byte is checked by the class of its part.
+    fn parse_sip(s: &'a [u8], secure: bool, ctx: UriContext) -> Result<UriView<'a>, UriError> {
+        let userinfo_len = s.iter().position(|&b| !(is(b, class::USER | class::PASSWORD) || b == b':'));
+        let (user, password, s) = match userinfo_len {
+            Some(at) if s[at] == b'@' => {
+                let userinfo = &s[..at];
+                let (user, password) = match userinfo.iter().position(|&b| b == b':') {
+                    Some(c) => (&userinfo[..c], Some(&userinfo[c + 1..])),
+                    None => (userinfo, None),
+                };
+                if user.is_empty() {
+                    return Err(UriError("URI user part is empty"));
+                }
+                if password.is_some_and(|p| !p.iter().all(|&b| is(b, class::PASSWORD))) {
+                    return Err(UriError("URI password has a character that must be escaped"));
+                }
+                (Some(user), password, &s[at + 1..])
+            }
+            _ => (None, None, s),
+        };
+        let (host, port, s) = parse_hostport(s)?;
+        let (params, s) = split_params(s, ParamStyle::Uri).map_err(UriError)?;
+        let headers = match s.first() {
+            None => None,
+            Some(b'?') if ctx == UriContext::RequestLine => {
+                return Err(UriError("headers are not allowed in a Request-URI"));
+            }
+            Some(b'?') if s.iter().any(|&b| is(b, class::NOT_IN_URI)) => return Err(UriError(ESCAPE)),
+            Some(b'?') => Some(&s[1..]),
+            Some(b'@') => return Err(UriError("URI user part has a character that must be escaped")),
+            Some(_) => return Err(UriError(ESCAPE)),
+        };
+        Ok(UriView::Sip { secure, user, password, host, port, params, headers })
+    }
+
+    fn parse_tel(s: &'a [u8]) -> Result<UriView<'a>, UriError> {
+        let end = s.iter().position(|&b| b == b';').unwrap_or(s.len());
+        let number = &s[..end];
+        let digits = number.iter().filter(|b| b.is_ascii_hexdigit() || matches!(b, b'*' | b'#')).count();
+        let ok_chars = number.iter().enumerate().all(|(i, &b)| {
+            b.is_ascii_hexdigit()
+                || matches!(b, b'*' | b'#' | b'-' | b'.' | b'(' | b')' | b'p' | b'w')
+                || (b == b'+' && i == 0)
+        });
+        if digits == 0 || !ok_chars {
+            return Err(UriError("tel URI number is not a phone number"));
+        }
+        let (params, rest) = split_params(&s[end..], ParamStyle::Uri).map_err(UriError)?;
+        if !rest.is_empty() {
+            return Err(UriError("unexpected character in tel URI"));
+        }
+        Ok(UriView::Tel { number, params })
+    }
+
+    /// The owned URI; `src` is the buffer the view borrows from.
+    pub(crate) fn to_owned(self, src: &Bytes) -> Result<Uri, UriError> {
+        let params = |p: &[u8]| parse_params(src, p, ParamStyle::Uri).map(|(p, _)| p).map_err(UriError);
+        Ok(match self {
+            UriView::Sip { secure, user, password, host, port, params: p, headers } => Uri::Sip(SipUri {
+                secure,
+                user: user.map(|u| src.slice_ref(u)),
+                password: password.map(|p| src.slice_ref(p)),
+                host: host.to_owned(src),
+                port,
+                params: params(p)?,
+                headers: headers.map(|h| src.slice_ref(h)),
+            }),
+            UriView::Tel { number, params: p } => {
+                Uri::Tel(TelUri { number: src.slice_ref(number), params: params(p)? })
+            }
+            UriView::Other { scheme, rest } => {
+                Uri::Other(OtherUri { scheme: src.slice_ref(scheme), rest: src.slice_ref(rest) })
+            }
+        })
+    }
+}
+
+impl HostView<'_> {
+    pub(crate) fn to_owned(self, src: &Bytes) -> Host {
+        match self {
+            HostView::Name(n) => Host::Name(src.slice_ref(n)),
+            HostView::V4(a) => Host::V4(a),
+            HostView::V6(a) => Host::V6(a),
+        }
+    }
+}
+
 /// Parses `host [":" port]` at the start of `s`; returns the rest.
-pub(crate) fn parse_hostport<'s>(src: &Bytes, s: &'s [u8]) -> Result<(Host, Option<u16>, &'s [u8]), UriError> {
+pub(crate) fn parse_hostport(s: &[u8]) -> Result<(HostView<'_>, Option<u16>, &[u8]), UriError> {
     let (host, rest) = if s.first() == Some(&b'[') {
-        let close = memchr::memchr(b']', s).ok_or(UriError("IPv6 reference has no closing ']'"))?;
+        let close = s.iter().position(|&b| b == b']').ok_or(UriError("IPv6 reference has no closing ']'"))?;
         let text = std::str::from_utf8(&s[1..close]).map_err(|_| UriError("bad IPv6 address"))?;
         let ip: Ipv6Addr = text.parse().map_err(|_| UriError("bad IPv6 address"))?;
-        (Host::V6(ip), &s[close + 1..])
+        (HostView::V6(ip), &s[close + 1..])
     } else {
-        let len = s.iter().position(|&b| !is_host_char(b)).unwrap_or(s.len());
-        let name = &s[..len];
-        if name.is_empty() {
-            return Err(UriError("URI has no host"));
-        }
-        (classify_host(src, name)?, &s[len..])
+        let (host, len) = scan_host(s)?;
+        (host, &s[len..])
     };
     if rest.first() != Some(&b':') {
         return Ok((host, None, rest));
@@ -323,65 +389,58 @@ pub(crate) fn parse_hostport<'s>(src: &Bytes, s: &'s [u8]) -> Result<(Host, Opti
     Ok((host, Some(port), after))
 }
 
-fn classify_host(src: &Bytes, name: &[u8]) -> Result<Host, UriError> {
-    if name.iter().all(|&b| b.is_ascii_digit() || b == b'.') {
-        let text = std::str::from_utf8(name).map_err(|_| UriError("bad IPv4 address"))?;
-        return text.parse().map(Host::V4).map_err(|_| UriError("bad IPv4 address"));
+/// Reads a host name or IPv4 address at the start of `s` in one pass: no empty label, no leading hyphen; all
+/// digits and dots makes it a dotted quad. Returns the host and its length.
+fn scan_host(s: &[u8]) -> Result<(HostView<'_>, usize), UriError> {
+    let mut len = 0;
+    let mut prev = b'.';
+    let mut numeric = true;
+    for &b in s {
+        if !is(b, class::HOST) {
+            break;
+        }
+        if b == b'.' && prev == b'.' {
+            return Err(UriError("bad host name (empty label)"));
+        }
+        numeric &= b.is_ascii_digit() || b == b'.';
+        prev = b;
+        len += 1;
     }
-    if name.starts_with(b".") || name.starts_with(b"-") || name.windows(2).any(|w| w == b"..") {
-        return Err(UriError("bad host name"));
+    let name = &s[..len];
+    match name.first() {
+        None => Err(UriError("URI has no host")),
+        Some(b'-') => Err(UriError("bad host name (leading hyphen)")),
+        Some(_) if numeric => parse_ipv4(name).map(|a| (HostView::V4(a), len)).ok_or(UriError("bad IPv4 address")),
+        Some(_) => Ok((HostView::Name(name), len)),
     }
-    Ok(Host::Name(src.slice_ref(name)))
 }
 
-/// Host-name characters (`alphanum / "-" / "."`, plus `_`, which real deployments use).
-#[inline]
-fn is_host_char(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_')
+/// Dotted-quad IPv4: four decimal octets of at most three digits, no leading zero.
+fn parse_ipv4(s: &[u8]) -> Option<Ipv4Addr> {
+    let mut octets = [0u8; 4];
+    let mut n = 0;
+    let mut value: u32 = 0;
+    let mut digits = 0;
+    for &b in s.iter().chain(std::iter::once(&b'.')) {
+        if b == b'.' {
+            if digits == 0 || n == 4 || value > 255 {
+                return None;
+            }
+            octets[n] = value as u8;
+            n += 1;
+            (value, digits) = (0, 0);
+        } else {
+            if !b.is_ascii_digit() || digits == 3 || (digits == 1 && value == 0) {
+                return None;
+            }
+            value = value * 10 + u32::from(b - b'0');
+            digits += 1;
+        }
+    }
+    (n == 4).then_some(Ipv4Addr::from(octets))
 }
 
-/// RFC 3261 §25.1 `scheme`.
-fn is_scheme(s: &[u8]) -> bool {
-    s.first().is_some_and(u8::is_ascii_alphabetic)
-        && s.iter().all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
-}
-
-/// `unreserved / escaped / user-unreserved`, plus `#`, which real trunks send unescaped.
-#[inline]
-fn is_user_char(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
-        || matches!(
-            b,
-            b'-' | b'_'
-                | b'.'
-                | b'!'
-                | b'~'
-                | b'*'
-                | b'\''
-                | b'('
-                | b')'
-                | b'%'
-                | b'&'
-                | b'='
-                | b'+'
-                | b'$'
-                | b','
-                | b';'
-                | b'?'
-                | b'/'
-                | b'#'
-        )
-}
-
-/// `unreserved / escaped / "&" / "=" / "+" / "$" / ","`.
-#[inline]
-fn is_password_char(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
-        || matches!(
-            b,
-            b'-' | b'_' | b'.' | b'!' | b'~' | b'*' | b'\'' | b'(' | b')' | b'%' | b'&' | b'=' | b'+' | b'$' | b','
-        )
-}
+const ESCAPE: &str = "URI contains white space or a character that must be escaped";
 
 /// Decodes `%XX` escapes; a `%` not followed by two hex digits is kept as it is.
 pub fn unescape(s: &[u8]) -> Cow<'_, [u8]> {
@@ -523,6 +582,15 @@ mod tests {
         assert_eq!(o.scheme, "soap.beep");
         assert!(parse("no-scheme").is_err());
         assert!(parse("1bad:x").is_err());
+    }
+
+    #[test]
+    fn ipv4_hosts_are_dotted_quads() {
+        assert_eq!(parse_ipv4(b"192.0.2.1"), Some(Ipv4Addr::new(192, 0, 2, 1)));
+        for bad in [&b"256.0.0.1"[..], b"1.2.3", b"1.2.3.4.5", b"01.2.3.4", b"1..2.3", b""] {
+            assert_eq!(parse_ipv4(bad), None, "{}", String::from_utf8_lossy(bad));
+        }
+        assert!(parse("sip:999.1.1.1").is_err());
     }
 
     #[test]

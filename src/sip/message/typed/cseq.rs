@@ -17,7 +17,19 @@ pub struct CSeq {
 
 impl CSeq {
     pub fn parse(src: &Bytes) -> Result<CSeq, HeaderError> {
-        let s = trim_wsp(src);
+        Self::parse_in(src, src)
+    }
+
+    /// Parses `s`, a subslice of `src`.
+    pub fn parse_in(src: &Bytes, s: &[u8]) -> Result<CSeq, HeaderError> {
+        let (seq, method) = Self::check(s)?;
+        let method = Method::from_received(src, method).ok_or(HeaderError("method is not a token"))?;
+        Ok(CSeq { seq, method })
+    }
+
+    /// Checks a CSeq value without allocating; returns the number and the method as written.
+    pub(crate) fn check(s: &[u8]) -> Result<(u32, &[u8]), HeaderError> {
+        let s = trim_wsp(s);
         let digits = s.iter().take_while(|b| b.is_ascii_digit()).count();
         let seq = parse_u64(&s[..digits])
             .filter(|&n| n < 1 << 31)
@@ -27,8 +39,11 @@ impl CSeq {
         if gap == 0 {
             return Err(HeaderError("sequence number must be followed by white space and a method"));
         }
-        let method = Method::from_received(src, &rest[gap..]).ok_or(HeaderError("method is not a token"))?;
-        Ok(CSeq { seq: seq as u32, method })
+        let method = &rest[gap..];
+        if !crate::sip::message::scan::is_token_str(method) {
+            return Err(HeaderError("method is not a token"));
+        }
+        Ok((seq as u32, method))
     }
 
     pub fn encode(&self, out: &mut BytesMut) {
@@ -50,7 +65,17 @@ pub struct CallId(pub Bytes);
 
 impl CallId {
     pub fn parse(src: &Bytes) -> Result<CallId, HeaderError> {
-        let s = trim_wsp(src);
+        Self::parse_in(src, src)
+    }
+
+    /// Parses `s`, a subslice of `src`.
+    pub fn parse_in(src: &Bytes, s: &[u8]) -> Result<CallId, HeaderError> {
+        Ok(CallId(src.slice_ref(Self::check(s)?)))
+    }
+
+    /// Checks a Call-ID without allocating; returns it trimmed.
+    pub(crate) fn check(s: &[u8]) -> Result<&[u8], HeaderError> {
+        let s = trim_wsp(s);
         let ats = s.iter().filter(|&&b| b == b'@').count();
         if s.is_empty() || ats > 1 || s.first() == Some(&b'@') || s.last() == Some(&b'@') {
             return Err(HeaderError("must be word or word@word"));
@@ -58,14 +83,13 @@ impl CallId {
         if !s.iter().all(|&b| is_word_char(b) || b == b'@') {
             return Err(HeaderError("contains a character not allowed in a Call-ID word"));
         }
-        Ok(CallId(src.slice_ref(s)))
+        Ok(s)
     }
 }
 
 /// RFC 3261 §25.1 `word`.
 fn is_word_char(b: u8) -> bool {
-    crate::sip::message::scan::is_token(b)
-        || matches!(b, b'(' | b')' | b'<' | b'>' | b':' | b'\\' | b'"' | b'/' | b'[' | b']' | b'?' | b'{' | b'}')
+    crate::sip::message::scan::is(b, crate::sip::message::scan::class::WORD)
 }
 
 /// `Max-Forwards: 0..=255`.

@@ -3,8 +3,11 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::HeaderError;
-use crate::sip::message::params::{ParamStyle, Params, parse_params};
+use crate::sip::message::params::{ParamStyle, Params, parse_params, split_params};
 use crate::sip::message::scan::{is_token, skip_wsp, trim_wsp};
+
+/// Type, subtype and the raw (checked) parameters of a media type.
+type MediaTypeParts<'a> = (&'a [u8], &'a [u8], &'a [u8]);
 
 /// A media type such as `application/sdp`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -16,7 +19,19 @@ pub struct MediaType {
 
 impl MediaType {
     pub fn parse(src: &Bytes) -> Result<MediaType, HeaderError> {
-        let s = trim_wsp(src);
+        Self::parse_in(src, src)
+    }
+
+    /// Parses `s`, a subslice of `src`.
+    pub fn parse_in(src: &Bytes, s: &[u8]) -> Result<MediaType, HeaderError> {
+        let (ty, subtype, params) = Self::check(s)?;
+        let (params, _) = parse_params(src, params, ParamStyle::Header).map_err(HeaderError)?;
+        Ok(MediaType { ty: src.slice_ref(ty), subtype: src.slice_ref(subtype), params })
+    }
+
+    /// Checks a media type without allocating; returns type, subtype and the (checked) parameters.
+    pub(crate) fn check(s: &[u8]) -> Result<MediaTypeParts<'_>, HeaderError> {
+        let s = trim_wsp(s);
         let ty_len = s.iter().take_while(|&&b| is_token(b)).count();
         let rest = skip_wsp(&s[ty_len..]);
         let rest = rest.strip_prefix(b"/").ok_or(HeaderError("must be type/subtype"))?;
@@ -25,8 +40,8 @@ impl MediaType {
         if ty_len == 0 || sub_len == 0 {
             return Err(HeaderError("must be type/subtype"));
         }
-        let (params, _) = parse_params(src, &rest[sub_len..], ParamStyle::Header).map_err(HeaderError)?;
-        Ok(MediaType { ty: src.slice_ref(&s[..ty_len]), subtype: src.slice_ref(&rest[..sub_len]), params })
+        let (params, _) = split_params(&rest[sub_len..], ParamStyle::Header).map_err(HeaderError)?;
+        Ok((&s[..ty_len], &rest[..sub_len], params))
     }
 
     /// Case-insensitive match on type and subtype.

@@ -12,7 +12,9 @@ mod via;
 pub use cseq::{CSeq, CallId, MaxForwards};
 pub use media_type::MediaType;
 pub use name_addr::{Contact, DisplayName, NameAddr};
+pub(crate) use name_addr::{NameAddrView, check_contact};
 pub use reason::Reason;
+pub(crate) use via::ViaView;
 pub use via::{Transport, Via};
 
 /// Why a header value did not parse.

@@ -6,9 +6,9 @@ use std::borrow::Cow;
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::HeaderError;
-use crate::sip::message::params::{ParamStyle, Params, parse_params};
-use crate::sip::message::scan::{is_token, is_wsp, quoted_string, trim_wsp, unescape_quoted};
-use crate::sip::message::uri::{Uri, UriContext};
+use crate::sip::message::params::{ParamStyle, Params, parse_params, split_params};
+use crate::sip::message::scan::{find_any, is_token, is_wsp, quoted_string, trim_wsp, unescape_quoted};
+use crate::sip::message::uri::{Uri, UriContext, UriView};
 
 /// A URI with an optional display name and header parameters. Always printed in `name-addr` form (`<...>`).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -38,50 +38,12 @@ impl NameAddr {
     }
 
     pub fn parse(src: &Bytes) -> Result<NameAddr, HeaderError> {
-        let s = trim_wsp(src);
-        if s.first() == Some(&b'"') {
-            let (inner, rest) = quoted_string(s).ok_or(HeaderError("unterminated quoted display name"))?;
-            let rest = trim_wsp(rest);
-            if rest.first() != Some(&b'<') {
-                return Err(HeaderError("a quoted display name must be followed by <URI>"));
-            }
-            return Self::parse_bracketed(src, Some(DisplayName::Quoted(src.slice_ref(inner))), rest);
-        }
-        let run = s.iter().position(|&b| !(is_token(b) || is_wsp(b))).unwrap_or(s.len());
-        if s.get(run) == Some(&b'<') {
-            let name = trim_wsp(&s[..run]);
-            let display = (!name.is_empty()).then(|| DisplayName::Tokens(src.slice_ref(name)));
-            return Self::parse_bracketed(src, display, &s[run..]);
-        }
-        if memchr::memchr(b'<', s).is_some() {
-            return Err(HeaderError("display name has characters that must be quoted"));
-        }
-        Self::parse_addr_spec(src, s)
+        Self::parse_in(src, src)
     }
 
-    /// `<URI> *(;param)`, `s` starting at `<`.
-    fn parse_bracketed(src: &Bytes, display: Option<DisplayName>, s: &[u8]) -> Result<NameAddr, HeaderError> {
-        let close = memchr::memchr(b'>', s).ok_or(HeaderError("'<' without a closing '>'"))?;
-        let inner = &s[1..close];
-        if inner.iter().any(|&b| is_wsp(b)) {
-            return Err(HeaderError("white space inside <URI>"));
-        }
-        let uri = Uri::parse_in(src, inner, UriContext::Header)?;
-        let (params, _) = parse_params(src, &s[close + 1..], ParamStyle::Header).map_err(HeaderError)?;
-        Ok(NameAddr { display, uri, params })
-    }
-
-    /// A bare URI: everything up to the first `;` is the URI, the rest header parameters (§20: a URI holding
-    /// `,` `?` or `;` must be enclosed in `<>`).
-    fn parse_addr_spec(src: &Bytes, s: &[u8]) -> Result<NameAddr, HeaderError> {
-        let end = memchr::memchr(b';', s).unwrap_or(s.len());
-        let uri_part = trim_wsp(&s[..end]);
-        if memchr::memchr2(b'?', b',', uri_part).is_some() {
-            return Err(HeaderError("a URI with headers or commas must be enclosed in <>"));
-        }
-        let uri = Uri::parse_in(src, uri_part, UriContext::Header)?;
-        let (params, _) = parse_params(src, &s[end..], ParamStyle::Header).map_err(HeaderError)?;
-        Ok(NameAddr { display: None, uri, params })
+    /// Parses `s`, a subslice of `src`.
+    pub fn parse_in(src: &Bytes, s: &[u8]) -> Result<NameAddr, HeaderError> {
+        NameAddrView::parse(s)?.to_owned(src)
     }
 
     /// The `tag` parameter (From/To, §19.3).
@@ -123,12 +85,85 @@ impl NameAddr {
     }
 }
 
+/// A name-addr checked against the grammar, borrowed from the input; allocates nothing.
+pub(crate) struct NameAddrView<'a> {
+    /// `(quoted, raw)`: the inner bytes of a quoted string, or the token run.
+    display: Option<(bool, &'a [u8])>,
+    uri: UriView<'a>,
+    params: &'a [u8],
+}
+
+impl<'a> NameAddrView<'a> {
+    pub(crate) fn parse(s: &'a [u8]) -> Result<NameAddrView<'a>, HeaderError> {
+        let s = trim_wsp(s);
+        if s.first() == Some(&b'"') {
+            let (inner, rest) = quoted_string(s).ok_or(HeaderError("unterminated quoted display name"))?;
+            let rest = trim_wsp(rest);
+            if rest.first() != Some(&b'<') {
+                return Err(HeaderError("a quoted display name must be followed by <URI>"));
+            }
+            return Self::bracketed(Some((true, inner)), rest);
+        }
+        let run = s.iter().position(|&b| !(is_token(b) || is_wsp(b))).unwrap_or(s.len());
+        if s.get(run) == Some(&b'<') {
+            let name = trim_wsp(&s[..run]);
+            return Self::bracketed((!name.is_empty()).then_some((false, name)), &s[run..]);
+        }
+        if s.contains(&b'<') {
+            return Err(HeaderError("display name has characters that must be quoted"));
+        }
+        Self::addr_spec(s)
+    }
+
+    /// `<URI> *(;param)`, `s` starting at `<`.
+    fn bracketed(display: Option<(bool, &'a [u8])>, s: &'a [u8]) -> Result<NameAddrView<'a>, HeaderError> {
+        let close = find_any(s, [b'>']).ok_or(HeaderError("'<' without a closing '>'"))?;
+        let inner = &s[1..close];
+        let uri = UriView::parse(inner, UriContext::Header).map_err(|e| {
+            if inner.iter().any(|&b| is_wsp(b)) { HeaderError("white space inside <URI>") } else { e.into() }
+        })?;
+        let (params, _) = split_params(&s[close + 1..], ParamStyle::Header).map_err(HeaderError)?;
+        Ok(NameAddrView { display, uri, params })
+    }
+
+    /// A bare URI: everything up to the first `;` is the URI, the rest header parameters (§20: a URI holding
+    /// `,` `?` or `;` must be enclosed in `<>`).
+    fn addr_spec(s: &'a [u8]) -> Result<NameAddrView<'a>, HeaderError> {
+        let end = s.iter().position(|&b| b == b';').unwrap_or(s.len());
+        let uri_part = trim_wsp(&s[..end]);
+        if uri_part.iter().any(|&b| b == b'?' || b == b',') {
+            return Err(HeaderError("a URI with headers or commas must be enclosed in <>"));
+        }
+        let uri = UriView::parse(uri_part, UriContext::Header)?;
+        let (params, _) = split_params(&s[end..], ParamStyle::Header).map_err(HeaderError)?;
+        Ok(NameAddrView { display: None, uri, params })
+    }
+
+    fn to_owned(&self, src: &Bytes) -> Result<NameAddr, HeaderError> {
+        let display = self.display.map(|(quoted, raw)| {
+            if quoted { DisplayName::Quoted(src.slice_ref(raw)) } else { DisplayName::Tokens(src.slice_ref(raw)) }
+        });
+        let (params, _) = parse_params(src, self.params, ParamStyle::Header).map_err(HeaderError)?;
+        Ok(NameAddr { display, uri: self.uri.to_owned(src)?, params })
+    }
+}
+
+/// Checks a Contact value (`*` or a name-addr) without allocating.
+pub(crate) fn check_contact(s: &[u8]) -> Result<(), HeaderError> {
+    if trim_wsp(s) == b"*" { Ok(()) } else { NameAddrView::parse(s).map(drop) }
+}
+
 impl Contact {
     pub fn parse(src: &Bytes) -> Result<Contact, HeaderError> {
-        if trim_wsp(src) == b"*" {
+        Self::parse_in(src, src)
+    }
+
+    /// Parses `s`, a subslice of `src`.
+    pub fn parse_in(src: &Bytes, s: &[u8]) -> Result<Contact, HeaderError> {
+        if trim_wsp(s) == b"*" {
             return Ok(Contact::Star);
         }
-        NameAddr::parse(src).map(|a| Contact::Addr(Box::new(a)))
+        NameAddr::parse_in(src, s).map(|a| Contact::Addr(Box::new(a)))
     }
 
     pub fn to_bytes(&self) -> Bytes {

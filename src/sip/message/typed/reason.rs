@@ -17,7 +17,12 @@ pub struct Reason {
 
 impl Reason {
     pub fn parse(src: &Bytes) -> Result<Reason, HeaderError> {
-        let s = trim_wsp(src);
+        Self::parse_in(src, src)
+    }
+
+    /// Parses `s`, a subslice of `src`.
+    pub fn parse_in(src: &Bytes, s: &[u8]) -> Result<Reason, HeaderError> {
+        let s = trim_wsp(s);
         let len = s.iter().take_while(|&&b| is_token(b)).count();
         if len == 0 {
             return Err(HeaderError("must start with a protocol token"));

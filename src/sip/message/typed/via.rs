@@ -8,9 +8,9 @@ use nom::bytes::complete::{tag, take_while, take_while1};
 use nom::sequence::delimited;
 
 use super::HeaderError;
-use crate::sip::message::params::{ParamStyle, Params, parse_params};
+use crate::sip::message::params::{ParamStyle, Params, parse_params, split_params};
 use crate::sip::message::scan::{is_token, is_wsp, trim_wsp};
-use crate::sip::message::uri::{Host, itoa_buf, parse_hostport};
+use crate::sip::message::uri::{Host, HostView, itoa_buf, parse_hostport};
 
 /// One Via entry: `SIP/2.0/UDP host:port;branch=...`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -35,19 +35,12 @@ pub enum Transport {
 
 impl Via {
     pub fn parse(src: &Bytes) -> Result<Via, HeaderError> {
-        let s = trim_wsp(src);
-        let (rest, (name, version, transport)) =
-            sent_protocol(s).map_err(|_| HeaderError("sent-protocol must be SIP/2.0/transport"))?;
-        if !name.eq_ignore_ascii_case(b"SIP") || version != b"2.0" {
-            return Err(HeaderError("sent-protocol must be SIP/2.0/transport"));
-        }
-        let gap = rest.iter().take_while(|&&b| is_wsp(b)).count();
-        if gap == 0 {
-            return Err(HeaderError("sent-protocol must be followed by white space and sent-by"));
-        }
-        let (host, port, rest) = parse_hostport(src, &rest[gap..])?;
-        let (params, _) = parse_params(src, rest, ParamStyle::Header).map_err(HeaderError)?;
-        Ok(Via { transport: Transport::from_received(src, transport), host, port, params })
+        Self::parse_in(src, src)
+    }
+
+    /// Parses `s`, a subslice of `src`.
+    pub fn parse_in(src: &Bytes, s: &[u8]) -> Result<Via, HeaderError> {
+        ViaView::parse(s)?.to_owned(src)
     }
 
     /// A Via for a request vocals sends.
@@ -98,6 +91,38 @@ impl Via {
     }
 }
 
+/// A Via checked against the grammar, borrowed from the input; allocates nothing.
+pub(crate) struct ViaView<'a> {
+    transport: &'a [u8],
+    host: HostView<'a>,
+    port: Option<u16>,
+    params: &'a [u8],
+}
+
+impl<'a> ViaView<'a> {
+    pub(crate) fn parse(s: &'a [u8]) -> Result<ViaView<'a>, HeaderError> {
+        let s = trim_wsp(s);
+        let (rest, (name, version, transport)) =
+            sent_protocol(s).map_err(|_| HeaderError("sent-protocol must be SIP/2.0/transport"))?;
+        if !name.eq_ignore_ascii_case(b"SIP") || version != b"2.0" {
+            return Err(HeaderError("sent-protocol must be SIP/2.0/transport"));
+        }
+        let gap = rest.iter().take_while(|&&b| is_wsp(b)).count();
+        if gap == 0 {
+            return Err(HeaderError("sent-protocol must be followed by white space and sent-by"));
+        }
+        let (host, port, rest) = parse_hostport(&rest[gap..])?;
+        let (params, _) = split_params(rest, ParamStyle::Header).map_err(HeaderError)?;
+        Ok(ViaView { transport, host, port, params })
+    }
+
+    fn to_owned(&self, src: &Bytes) -> Result<Via, HeaderError> {
+        let (params, _) = parse_params(src, self.params, ParamStyle::Header).map_err(HeaderError)?;
+        let transport = Transport::from_received(src, self.transport);
+        Ok(Via { transport, host: self.host.to_owned(src), port: self.port, params })
+    }
+}
+
 type SentProtocol<'a> = (&'a [u8], &'a [u8], &'a [u8]);
 
 /// `protocol-name SLASH protocol-version SLASH transport`, where `SLASH = SWS "/" SWS`.
@@ -110,15 +135,18 @@ fn sent_protocol(s: &[u8]) -> nom::IResult<&[u8], SentProtocol<'_>> {
 
 impl Transport {
     fn from_received(src: &Bytes, s: &[u8]) -> Transport {
-        match s.to_ascii_uppercase().as_slice() {
-            b"UDP" => Transport::Udp,
-            b"TCP" => Transport::Tcp,
-            b"TLS" => Transport::Tls,
-            b"SCTP" => Transport::Sctp,
-            b"WS" => Transport::Ws,
-            b"WSS" => Transport::Wss,
-            _ => Transport::Other(src.slice_ref(s)),
-        }
+        const KNOWN: [(&[u8], Transport); 6] = [
+            (b"UDP", Transport::Udp),
+            (b"TCP", Transport::Tcp),
+            (b"TLS", Transport::Tls),
+            (b"SCTP", Transport::Sctp),
+            (b"WS", Transport::Ws),
+            (b"WSS", Transport::Wss),
+        ];
+        KNOWN
+            .into_iter()
+            .find(|(name, _)| s.eq_ignore_ascii_case(name))
+            .map_or_else(|| Transport::Other(src.slice_ref(s)), |(_, t)| t)
     }
 
     pub fn as_bytes(&self) -> &[u8] {
