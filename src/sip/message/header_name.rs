@@ -24,10 +24,10 @@ macro_rules! header_names {
                 }
             }
 
-            /// Full or compact name, any case; `None` for an unknown name. `hash` is [`fold_hash`] of
-            /// `name`. A const-built open-addressing table gives the candidate; names are compared eight bytes
-            /// at a time against their pre-folded spelling.
-            fn lookup(name: &[u8], hash: u32) -> Option<HeaderName> {
+            /// Full or compact name, any case; `None` for an unknown name. A const-built open-addressing
+            /// table keyed by a hash of the case-folded words gives the candidate; names are compared eight
+            /// bytes at a time against their pre-folded spelling.
+            fn lookup(name: &[u8]) -> Option<HeaderName> {
                 static ALL: &[(&str, HeaderName)] = &[ $( ($canonical, HeaderName::$variant), )* ];
                 const NAMES: &[&str] = &[ $( $canonical, )* ];
                 static TABLE: [u8; TABLE_SIZE] = build_table(NAMES);
@@ -41,7 +41,7 @@ macro_rules! header_names {
                     return None;
                 }
                 let words = fold_words_runtime(name);
-                let mut slot = hash as usize % TABLE_SIZE;
+                let mut slot = slot_of(&words, name.len());
                 loop {
                     let i = usize::from(TABLE[slot]);
                     if i == 0 {
@@ -135,27 +135,17 @@ header_names! {
 
 const TABLE_SIZE: usize = 256;
 
-/// FNV-1a's starting value for [`fold_step`].
-pub(crate) const FOLD_HASH_START: u32 = 0x811c_9dc5;
-
-/// One step of FNV-1a over a name byte folded with `| 0x20`. On token characters (received names are checked
-/// to be tokens) that folding is exact: it lower-cases letters and maps no other token character onto a letter.
+/// The table slot for a name's folded words: a multiplicative hash of the words and the length.
 #[inline(always)]
-pub(crate) const fn fold_step(h: u32, b: u8) -> u32 {
-    (h ^ (b | 0x20) as u32).wrapping_mul(0x0100_0193)
+const fn slot_of(words: &[u64; 3], len: usize) -> usize {
+    let mixed = (words[0] ^ words[1].rotate_left(21) ^ words[2].rotate_left(42) ^ len as u64)
+        .wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    (mixed >> 56) as usize % TABLE_SIZE
 }
 
-const fn fold_hash(name: &[u8]) -> u32 {
-    let mut h = FOLD_HASH_START;
-    let mut i = 0;
-    while i < name.len() {
-        h = fold_step(h, name[i]);
-        i += 1;
-    }
-    h
-}
-
-/// A name of at most 24 bytes folded with `| 0x20`, zero-padded, as three little-endian words.
+/// A name of at most 24 bytes folded with `| 0x20`, zero-padded, as three little-endian words. On token
+/// characters (received names are checked to be tokens) that folding is exact: it lower-cases letters and maps
+/// no other token character onto a letter.
 const fn fold_words(name: &[u8]) -> [u64; 3] {
     let mut words = [0u64; 3];
     let mut i = 0;
@@ -198,7 +188,7 @@ const fn build_table(names: &[&str]) -> [u8; TABLE_SIZE] {
     let mut table = [0u8; TABLE_SIZE];
     let mut i = 0;
     while i < names.len() {
-        let mut slot = fold_hash(names[i].as_bytes()) as usize % TABLE_SIZE;
+        let mut slot = slot_of(&fold_words(names[i].as_bytes()), names[i].len());
         while table[slot] != 0 {
             slot = (slot + 1) % TABLE_SIZE;
         }
@@ -209,17 +199,17 @@ const fn build_table(names: &[&str]) -> [u8; TABLE_SIZE] {
 }
 
 impl HeaderName {
-    /// Resolves a received token `name` whose [`fold_step`] hash the caller computed while reading it. `src`
-    /// is the buffer `name` was sliced from, so an unknown name costs no copy.
-    pub(crate) fn from_received(src: &Bytes, name: &[u8], hash: u32) -> HeaderName {
-        Self::lookup(name, hash).unwrap_or_else(|| HeaderName::Other(src.slice_ref(name)))
+    /// Resolves a received name, already checked to be a token. `src` is the buffer `name` was sliced from, so
+    /// an unknown name costs no copy.
+    pub(crate) fn from_received(src: &Bytes, name: &[u8]) -> HeaderName {
+        Self::lookup(name).unwrap_or_else(|| HeaderName::Other(src.slice_ref(name)))
     }
 
     /// Resolves a name given as text (full or compact form, any case).
     pub fn new(name: &str) -> HeaderName {
         let b = name.as_bytes();
         let token = b.iter().all(|&c| crate::sip::message::scan::is_token(c));
-        let known = if token { Self::lookup(b, fold_hash(b)) } else { None };
+        let known = if token { Self::lookup(b) } else { None };
         known.unwrap_or_else(|| HeaderName::Other(Bytes::copy_from_slice(b)))
     }
 

@@ -5,7 +5,7 @@
 use bytes::Bytes;
 
 use super::error::ParseError;
-use super::header_name::{FOLD_HASH_START, HeaderName, fold_step};
+use super::header_name::HeaderName;
 use super::headers::Headers;
 use super::method::{Method, StatusCode};
 use super::scan::{
@@ -262,16 +262,7 @@ fn parse_header_section(
 
 fn add_header(buf: &Bytes, head: &mut HeaderSection, start: usize, end: usize, folded: bool) -> Result<(), ParseError> {
     let line = &buf[start..end];
-    // One pass over the name: check it is a token, fold and hash it for the name lookup.
-    let mut hash = FOLD_HASH_START;
-    let mut name_len = 0;
-    for &b in line {
-        if !is_token(b) {
-            break;
-        }
-        hash = fold_step(hash, b);
-        name_len += 1;
-    }
+    let name_len = line.iter().position(|&b| !is_token(b)).unwrap_or(line.len());
     let after_name = skip_wsp(&line[name_len..]);
     if after_name.first() != Some(&b':') || name_len == 0 {
         return Err(ParseError::HeaderSyntax(if line.contains(&b':') {
@@ -288,7 +279,7 @@ fn add_header(buf: &Bytes, head: &mut HeaderSection, start: usize, end: usize, f
         Some(v) => v,
         None => trim_wsp(&line[colon + 1..]),
     };
-    let name = HeaderName::from_received(buf, name_raw, hash);
+    let name = HeaderName::from_received(buf, name_raw);
     let once = |flag: &mut bool, label: &'static str| {
         if std::mem::replace(flag, true) { Err(ParseError::DuplicateHeader(label)) } else { Ok(()) }
     };

@@ -418,26 +418,17 @@ fn scan_host(s: &[u8]) -> Result<(HostView<'_>, usize), UriError> {
 /// Dotted-quad IPv4: four decimal octets of at most three digits, no leading zero.
 fn parse_ipv4(s: &[u8]) -> Option<Ipv4Addr> {
     let mut octets = [0u8; 4];
-    let mut n = 0;
-    let mut value: u32 = 0;
-    let mut digits = 0;
-    for &b in s.iter().chain(std::iter::once(&b'.')) {
-        if b == b'.' {
-            if digits == 0 || n == 4 || value > 255 {
-                return None;
-            }
-            octets[n] = value as u8;
-            n += 1;
-            (value, digits) = (0, 0);
-        } else {
-            if !b.is_ascii_digit() || digits == 3 || (digits == 1 && value == 0) {
-                return None;
-            }
-            value = value * 10 + u32::from(b - b'0');
-            digits += 1;
+    let mut parts = s.split(|&b| b == b'.');
+    for octet in &mut octets {
+        let p = parts.next()?;
+        let ok = matches!(p.len(), 1..=3) && p.iter().all(u8::is_ascii_digit) && (p.len() == 1 || p[0] != b'0');
+        if !ok {
+            return None;
         }
+        let v = p.iter().fold(0u32, |v, &d| v * 10 + u32::from(d - b'0'));
+        *octet = u8::try_from(v).ok()?;
     }
-    (n == 4).then_some(Ipv4Addr::from(octets))
+    parts.next().is_none().then_some(Ipv4Addr::from(octets))
 }
 
 const ESCAPE: &str = "URI contains white space or a character that must be escaped";

@@ -76,12 +76,16 @@ impl CallId {
     /// Checks a Call-ID without allocating; returns it trimmed.
     pub(crate) fn check(s: &[u8]) -> Result<&[u8], HeaderError> {
         let s = trim_wsp(s);
-        let ats = s.iter().filter(|&&b| b == b'@').count();
+        let mut ats = 0;
+        for &b in s {
+            if b == b'@' {
+                ats += 1;
+            } else if !is_word_char(b) {
+                return Err(HeaderError("contains a character not allowed in a Call-ID word"));
+            }
+        }
         if s.is_empty() || ats > 1 || s.first() == Some(&b'@') || s.last() == Some(&b'@') {
             return Err(HeaderError("must be word or word@word"));
-        }
-        if !s.iter().all(|&b| is_word_char(b) || b == b'@') {
-            return Err(HeaderError("contains a character not allowed in a Call-ID word"));
         }
         Ok(s)
     }
