@@ -159,15 +159,14 @@ const fn fold_words(name: &[u8]) -> [u64; 3] {
 /// [`fold_words`] for a received name of at most 24 bytes, eight bytes a step.
 #[inline]
 fn fold_words_runtime(name: &[u8]) -> [u64; 3] {
-    let mut padded = [0u8; 24];
-    padded[..name.len()].copy_from_slice(name);
     let mut words = [0u64; 3];
-    for (i, word) in words.iter_mut().enumerate() {
-        let valid = name.len().saturating_sub(i * 8).min(8);
-        let mask = if valid == 0 { 0 } else { u64::MAX >> (64 - 8 * valid) };
-        let mut chunk = [0u8; 8];
-        chunk.copy_from_slice(&padded[i * 8..i * 8 + 8]);
-        *word = u64::from_le_bytes(chunk) | (0x2020_2020_2020_2020 & mask);
+    for (word, chunk) in words.iter_mut().zip(name.chunks(8)) {
+        let raw = match <[u8; 8]>::try_from(chunk) {
+            Ok(full) => u64::from_le_bytes(full),
+            Err(_) => chunk.iter().rev().fold(0u64, |w, &b| (w << 8) | u64::from(b)),
+        };
+        let mask = u64::MAX >> (64 - 8 * chunk.len());
+        *word = raw | (0x2020_2020_2020_2020 & mask);
     }
     words
 }

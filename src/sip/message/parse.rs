@@ -8,10 +8,7 @@ use super::error::ParseError;
 use super::header_name::HeaderName;
 use super::headers::Headers;
 use super::method::{Method, StatusCode};
-use super::scan::{
-    find_any, has_forbidden_ctl, is_token, is_wsp, parse_u64, section_has_forbidden_ctl, skip_wsp, split_commas,
-    trim_wsp,
-};
+use super::scan::{find_any, find_ctl, has_forbidden_ctl, is_token_str, is_wsp, parse_u64, split_commas, trim_wsp};
 use super::typed::{CSeq, CallId, HeaderError, MaxForwards, MediaType, NameAddrView, ViaView, check_contact};
 use super::uri::{Uri, UriContext};
 use super::{Limits, Message, Request, Response};
@@ -107,8 +104,8 @@ pub(crate) fn parse(buf: Bytes, framing: Framing, limits: &Limits) -> Result<Mes
         Err(e) => return Err(e),
     };
     let start = parse_start_line(&buf, &buf[line.0..line.1])?;
-    let head = parse_header_section(&buf, next, framing, limits)?;
-    validate(&start, &head)?;
+    let head = parse_header_section(&buf, next, framing, limits, &start)?;
+    require_mandatory(&head.seen)?;
     let body = body(&buf, head.body_start, head.content_length, framing, limits)?;
     let headers = head.headers;
     Ok(match start {
@@ -178,18 +175,22 @@ fn check_version(v: &[u8]) -> Result<(), ParseError> {
 /// `((start, end), next)`: a line's content range and where the next line starts.
 type Line = ((usize, usize), usize);
 
-/// The line starting at `pos`: `((start, end), next)` where `end` excludes the CRLF. `None` when no CRLF
-/// follows. A bare CR or LF is a framing error.
+/// The line starting at `pos`: `((start, end), next)` where `end` excludes the CRLF; `None` when no CRLF
+/// follows yet. Finding the line end and refusing control bytes is one pass: a bare CR or LF is a framing
+/// error, HTAB is allowed, any other control byte or DEL is refused.
 fn next_line(buf: &[u8], pos: usize) -> Result<Option<Line>, ParseError> {
-    match find_any(&buf[pos..], [b'\r', b'\n']) {
-        None => Ok(None),
-        Some(i) => {
-            let at = pos + i;
-            match (buf[at], buf.get(at + 1)) {
-                (b'\r', Some(b'\n')) => Ok(Some(((pos, at), at + 2))),
-                (b'\r', None) => Ok(None),
-                _ => Err(ParseError::HeaderSyntax("line ends with a bare CR or LF instead of CRLF")),
+    let mut from = pos;
+    loop {
+        let Some(i) = find_ctl(&buf[from..]) else { return Ok(None) };
+        let at = from + i;
+        match (buf[at], buf.get(at + 1)) {
+            (b'\r', Some(b'\n')) => return Ok(Some(((pos, at), at + 2))),
+            (b'\r', None) => return Ok(None),
+            (b'\t', _) => from = at + 1,
+            (b'\r' | b'\n', _) => {
+                return Err(ParseError::HeaderSyntax("line ends with a bare CR or LF instead of CRLF"));
             }
+            _ => return Err(ParseError::HeaderSyntax("header section holds a control character")),
         }
     }
 }
@@ -218,26 +219,23 @@ fn parse_header_section(
     mut pos: usize,
     framing: Framing,
     limits: &Limits,
+    start: &StartLine,
 ) -> Result<HeaderSection, ParseError> {
     let headers = Headers::over(buf.clone(), 32);
     let mut head = HeaderSection { headers, content_length: None, body_start: 0, seen: Seen::default() };
     let mut lines = 0usize;
-    let first = pos;
     loop {
-        let Some(((start, mut end), mut next)) = next_line(buf, pos)? else {
+        let Some(((line_start, mut end), mut next)) = next_line(buf, pos)? else {
             return Err(match framing {
                 Framing::Stream => ParseError::Incomplete,
                 Framing::Datagram => ParseError::HeaderSyntax("header section is not terminated by an empty line"),
             });
         };
-        if start == end {
-            if section_has_forbidden_ctl(&buf[first..start]) {
-                return Err(ParseError::HeaderSyntax("header section holds a control character"));
-            }
+        if line_start == end {
             head.body_start = next;
             return Ok(head);
         }
-        if is_wsp(buf[start]) {
+        if is_wsp(buf[line_start]) {
             return Err(ParseError::HeaderSyntax("continuation line with no header before it"));
         }
         // §7.3.1: a line starting with white space continues the previous one.
@@ -252,38 +250,41 @@ fn parse_header_section(
         if lines > limits.max_headers {
             return Err(ParseError::TooLarge { what: "number of header lines", limit: limits.max_headers });
         }
-        if end - start > limits.max_header_line {
+        if end - line_start > limits.max_header_line {
             return Err(ParseError::TooLarge { what: "header line length in bytes", limit: limits.max_header_line });
         }
-        add_header(buf, &mut head, start, end, folded)?;
+        add_header(buf, &mut head, (line_start, end), folded, start)?;
         pos = next;
     }
 }
 
-fn add_header(buf: &Bytes, head: &mut HeaderSection, start: usize, end: usize, folded: bool) -> Result<(), ParseError> {
+fn add_header(
+    buf: &Bytes,
+    head: &mut HeaderSection,
+    (start, end): (usize, usize),
+    folded: bool,
+    start_line: &StartLine,
+) -> Result<(), ParseError> {
     let line = &buf[start..end];
-    let name_len = line.iter().position(|&b| !is_token(b)).unwrap_or(line.len());
-    let after_name = skip_wsp(&line[name_len..]);
-    if after_name.first() != Some(&b':') || name_len == 0 {
-        return Err(ParseError::HeaderSyntax(if line.contains(&b':') {
-            "header name is not a token"
-        } else {
-            "header line has no colon"
-        }));
+    let colon = find_any(line, [b':']).ok_or(ParseError::HeaderSyntax("header line has no colon"))?;
+    let name_raw = line[..colon].trim_ascii_end();
+    // A known name is a token by construction; only an unknown one needs its characters checked.
+    let name = HeaderName::from_received(buf, name_raw);
+    if matches!(name, HeaderName::Other(_)) && !is_token_str(name_raw) {
+        return Err(ParseError::HeaderSyntax("header name is not a token"));
     }
-    let name_raw = &line[..name_len];
-    let colon = line.len() - after_name.len();
     // A folded value is rebuilt without its line breaks; any other value stays a range of `buf`.
     let unfolded = folded.then(|| Bytes::from(unfold(&line[colon + 1..])));
     let value: &[u8] = match &unfolded {
         Some(v) => v,
         None => trim_wsp(&line[colon + 1..]),
     };
-    let name = HeaderName::from_received(buf, name_raw);
     let once = |flag: &mut bool, label: &'static str| {
         if std::mem::replace(flag, true) { Err(ParseError::DuplicateHeader(label)) } else { Ok(()) }
     };
-    match name {
+    // Single-valued headers appear once; the ones every message is matched and answered by are checked here,
+    // the rest where they are used (`validate_all`).
+    let checked = match name {
         HeaderName::ContentLength => {
             if head.content_length.is_some() {
                 return Err(ParseError::DuplicateHeader("Content-Length"));
@@ -291,15 +292,30 @@ fn add_header(buf: &Bytes, head: &mut HeaderSection, start: usize, end: usize, f
             head.content_length = Some(parse_content_length(value)?);
             return Ok(());
         }
-        HeaderName::From => once(&mut head.seen.from, "From")?,
-        HeaderName::To => once(&mut head.seen.to, "To")?,
-        HeaderName::CallId => once(&mut head.seen.call_id, "Call-ID")?,
-        HeaderName::CSeq => once(&mut head.seen.cseq, "CSeq")?,
-        HeaderName::MaxForwards => once(&mut head.seen.max_forwards, "Max-Forwards")?,
-        HeaderName::ContentType => once(&mut head.seen.content_type, "Content-Type")?,
-        HeaderName::Via => head.seen.via = true,
-        _ => {}
-    }
+        HeaderName::From => once(&mut head.seen.from, "From").map(|_| NameAddrView::parse(value).map(drop))?,
+        HeaderName::To => once(&mut head.seen.to, "To").map(|_| NameAddrView::parse(value).map(drop))?,
+        HeaderName::CallId => once(&mut head.seen.call_id, "Call-ID").map(|_| CallId::check(value).map(drop))?,
+        HeaderName::CSeq => {
+            once(&mut head.seen.cseq, "CSeq")?;
+            match (CSeq::check(value), start_line) {
+                (Ok((_, method)), StartLine::Request { method: m, .. }) if method != m.as_bytes() => {
+                    return Err(ParseError::CSeqMismatch);
+                }
+                (checked, _) => checked.map(drop),
+            }
+        }
+        HeaderName::MaxForwards => {
+            once(&mut head.seen.max_forwards, "Max-Forwards").map(|_| MaxForwards::parse(value).map(drop))?
+        }
+        HeaderName::ContentType => once(&mut head.seen.content_type, "Content-Type").map(|_| Ok(()))?,
+        // The top Via names the previous hop; lower ones are only echoed back.
+        HeaderName::Via if !std::mem::replace(&mut head.seen.via, true) => {
+            let top = split_commas(value).next().unwrap_or(Ok(value));
+            top.map_err(HeaderError).and_then(|top| ViaView::parse(top).map(drop))
+        }
+        _ => Ok(()),
+    };
+    checked.map_err(|e| ParseError::HeaderValue { name: label_of(&name), reason: e.0 })?;
     let push = |headers: &mut Headers, item: &[u8]| match &unfolded {
         Some(v) => headers.push(name.clone(), v.slice_ref(item)),
         None => {
@@ -355,11 +371,8 @@ fn list_label(name: &HeaderName) -> &'static str {
     }
 }
 
-/// Mandatory headers present (§8.1.1), and well-formed where every message relies on them: the top Via, From,
-/// To, Call-ID and CSeq match it to a transaction and answer it; Max-Forwards is one number. The rest is
-/// checked where it is used, or all at once by [`validate_all`].
-fn validate(start: &StartLine, head: &HeaderSection) -> Result<(), ParseError> {
-    let seen = &head.seen;
+/// Mandatory headers present (§8.1.1).
+fn require_mandatory(seen: &Seen) -> Result<(), ParseError> {
     for (present, label) in
         [(seen.via, "Via"), (seen.from, "From"), (seen.to, "To"), (seen.call_id, "Call-ID"), (seen.cseq, "CSeq")]
     {
@@ -367,28 +380,11 @@ fn validate(start: &StartLine, head: &HeaderSection) -> Result<(), ParseError> {
             return Err(ParseError::MissingHeader(label));
         }
     }
-    let mut top_via = true;
-    for h in head.headers.iter() {
-        let checked: Result<(), HeaderError> = match h.name {
-            HeaderName::Via if std::mem::take(&mut top_via) => ViaView::parse(h.value).map(drop),
-            HeaderName::From | HeaderName::To => NameAddrView::parse(h.value).map(drop),
-            HeaderName::CallId => CallId::check(h.value).map(drop),
-            HeaderName::MaxForwards => MaxForwards::parse(h.value).map(drop),
-            HeaderName::CSeq => match (CSeq::check(h.value), start) {
-                (Ok((_, method)), StartLine::Request { method: m, .. }) if method != m.as_bytes() => {
-                    return Err(ParseError::CSeqMismatch);
-                }
-                (checked, _) => checked.map(drop),
-            },
-            _ => Ok(()),
-        };
-        checked.map_err(|e| ParseError::HeaderValue { name: label_of(h.name), reason: e.0 })?;
-    }
     Ok(())
 }
 
 /// Checks every header vocals has a type for: each Via, Contact, Route and Record-Route, Content-Type, and
-/// the ones [`validate`] already checked. A UAS calls it before creating a dialog from a request.
+/// the ones parsing already checked. A UAS calls it before creating a dialog from a request.
 pub(crate) fn validate_all(headers: &Headers) -> Result<(), ParseError> {
     for h in headers.iter() {
         let checked: Result<(), HeaderError> = match h.name {
