@@ -156,17 +156,28 @@ const fn fold_words(name: &[u8]) -> [u64; 3] {
     words
 }
 
-/// [`fold_words`] for a received name of at most 24 bytes, eight bytes a step.
+/// [`fold_words`] for a received name of at most 24 bytes. Full words are loaded whole; a partial last word is
+/// loaded as the name's last eight bytes and shifted, so no byte is handled alone (names under eight bytes
+/// excepted).
 #[inline]
 fn fold_words_runtime(name: &[u8]) -> [u64; 3] {
+    const FOLD: u64 = 0x2020_2020_2020_2020;
+    let len = name.len();
+    let load = |at: usize| u64::from_le_bytes(name[at..at + 8].try_into().unwrap_or_default());
+    if len < 8 {
+        let w = name.iter().rev().fold(0u64, |w, &b| (w << 8) | u64::from(b));
+        let valid = if len == 0 { 0 } else { u64::MAX >> (64 - 8 * len) };
+        return [w | (FOLD & valid), 0, 0];
+    }
     let mut words = [0u64; 3];
-    for (word, chunk) in words.iter_mut().zip(name.chunks(8)) {
-        let raw = match <[u8; 8]>::try_from(chunk) {
-            Ok(full) => u64::from_le_bytes(full),
-            Err(_) => chunk.iter().rev().fold(0u64, |w, &b| (w << 8) | u64::from(b)),
-        };
-        let mask = u64::MAX >> (64 - 8 * chunk.len());
-        *word = raw | (0x2020_2020_2020_2020 & mask);
+    let full = len / 8;
+    for (i, word) in words.iter_mut().enumerate().take(full) {
+        *word = load(i * 8) | FOLD;
+    }
+    let rest = len % 8;
+    if rest != 0 {
+        // The last `rest` bytes are the top bytes of the word ending at `len`.
+        words[full] = (load(len - 8) >> (8 * (8 - rest))) | (FOLD >> (8 * (8 - rest)));
     }
     words
 }

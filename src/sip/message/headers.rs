@@ -1,14 +1,17 @@
 //! The ordered header list of a message, with typed accessors for the headers vocals acts on. Entries keep
-//! the received order; list headers (RFC 3261 §7.3.1) hold one element per entry. Content-Length is not an
-//! entry: it is framing, derived from the body when printing.
+//! the received order, one per header line; a list header's line (RFC 3261 §7.3.1) may hold several
+//! comma-separated elements, which `get_all` and the typed accessors yield one by one, splitting on demand.
+//! Content-Length is not an entry: it is framing, derived from the body when printing.
 
 use bytes::Bytes;
 
 use super::error::ParseError;
 use super::header_name::HeaderName;
+use super::scan::elements;
 use super::typed::{CSeq, CallId, Contact, HeaderError, MaxForwards, MediaType, NameAddr, Reason, Via};
 
-/// One header field (one element of a list header), as [`Headers::iter`] shows it.
+/// One header line as received (for a list header, possibly several comma-separated elements), as
+/// [`Headers::iter`] shows it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Header<'a> {
     pub name: &'a HeaderName,
@@ -83,19 +86,37 @@ impl Headers {
         self.entries.insert(0, Entry { name, value: Value::Owned(value.into()) });
     }
 
-    /// The first value of `name`.
+    /// The first value of `name`: for a list header, its first element.
     pub fn get(&self, name: &HeaderName) -> Option<&[u8]> {
-        self.entries.iter().find(|e| &e.name == name).map(|e| self.slice(e))
+        self.entries.iter().filter(|e| &e.name == name).find_map(|e| {
+            let value = self.slice(e);
+            if e.name.is_list() { elements(value).next() } else { Some(value) }
+        })
     }
 
-    /// The first value of `name` as shared bytes.
+    /// The first value of `name` as shared bytes (for a list header, its first element).
     pub fn get_bytes(&self, name: &HeaderName) -> Option<Bytes> {
-        self.entries.iter().find(|e| &e.name == name).map(|e| self.bytes(e))
+        let e = self.entries.iter().find(|e| &e.name == name)?;
+        let first = self.get(name)?;
+        Some(self.source(e).slice_ref(first))
     }
 
-    /// Every value of `name`, in order.
+    /// Every value of `name`, in order; list headers one element at a time.
     pub fn get_all<'a>(&'a self, name: &'a HeaderName) -> impl Iterator<Item = &'a [u8]> + 'a {
-        self.entries.iter().filter(move |e| &e.name == name).map(|e| self.slice(e))
+        self.values_of(name)
+    }
+
+    /// The values of `name`: list headers split into elements.
+    fn values_of<'a>(&'a self, name: &'a HeaderName) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.entries_of(name).flat_map(move |e| {
+            let value = self.slice(e);
+            let (whole, list) = if e.name.is_list() { (None, Some(elements(value))) } else { (Some(value), None) };
+            whole.into_iter().chain(list.into_iter().flatten())
+        })
+    }
+
+    fn entries_of<'a>(&'a self, name: &'a HeaderName) -> impl Iterator<Item = &'a Entry> + 'a {
+        self.entries.iter().filter(move |e| &e.name == name)
     }
 
     pub fn contains(&self, name: &HeaderName) -> bool {
@@ -235,7 +256,9 @@ impl Headers {
 
     fn typed<T>(&self, name: HeaderName, label: &'static str, parse: TypedParse<T>) -> Result<T, ParseError> {
         let e = self.entries.iter().find(|e| e.name == name).ok_or(ParseError::MissingHeader(label))?;
-        parse(self.source(e), self.slice(e)).map_err(|err| ParseError::HeaderValue { name: label, reason: err.0 })
+        let value = self.slice(e);
+        let first = if name.is_list() { elements(value).next().unwrap_or_default() } else { value };
+        parse(self.source(e), first).map_err(|err| ParseError::HeaderValue { name: label, reason: err.0 })
     }
 
     fn typed_opt<T>(
@@ -256,8 +279,10 @@ impl Headers {
         label: &'static str,
         parse: TypedParse<T>,
     ) -> impl Iterator<Item = Result<T, ParseError>> + 'a {
-        self.entries.iter().filter(move |e| e.name == name).map(move |e| {
-            parse(self.source(e), self.slice(e)).map_err(|err| ParseError::HeaderValue { name: label, reason: err.0 })
+        self.entries.iter().filter(move |e| e.name == name).flat_map(move |e| {
+            let src = self.source(e);
+            elements(self.slice(e))
+                .map(move |v| parse(src, v).map_err(|err| ParseError::HeaderValue { name: label, reason: err.0 }))
         })
     }
 }

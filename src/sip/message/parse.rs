@@ -309,32 +309,19 @@ fn add_header(
         }
         HeaderName::ContentType => once(&mut head.seen.content_type, "Content-Type").map(|_| Ok(()))?,
         // The top Via names the previous hop; lower ones are only echoed back.
-        HeaderName::Via if !std::mem::replace(&mut head.seen.via, true) => {
-            let top = split_commas(value).next().unwrap_or(Ok(value));
-            top.map_err(HeaderError).and_then(|top| ViaView::parse(top).map(drop))
-        }
+        HeaderName::Via if !std::mem::replace(&mut head.seen.via, true) => match split_commas(value).next() {
+            Some(top) => top.map_err(HeaderError).and_then(|top| ViaView::parse(top).map(drop)),
+            None => Err(HeaderError("empty value")),
+        },
         _ => Ok(()),
     };
     checked.map_err(|e| ParseError::HeaderValue { name: label_of(&name), reason: e.0 })?;
-    let push = |headers: &mut Headers, item: &[u8]| match &unfolded {
-        Some(v) => headers.push(name.clone(), v.slice_ref(item)),
+    match unfolded {
+        Some(v) => head.headers.push(name, v),
         None => {
-            let at = item.as_ptr() as usize - buf.as_ptr() as usize;
-            headers.push_range(name.clone(), at..at + item.len());
+            let at = value.as_ptr() as usize - buf.as_ptr() as usize;
+            head.headers.push_range(name, at..at + value.len());
         }
-    };
-    if !name.is_list() {
-        push(&mut head.headers, value);
-        return Ok(());
-    }
-    let before = head.headers.len();
-    for item in split_commas(value) {
-        push(&mut head.headers, item.map_err(|reason| ParseError::HeaderValue { name: list_label(&name), reason })?);
-    }
-    // Supported, Allow and the like may be empty; these grammars need at least one element.
-    let needs_one = matches!(name, HeaderName::Via | HeaderName::Contact | HeaderName::Route | HeaderName::RecordRoute);
-    if needs_one && head.headers.len() == before {
-        return Err(ParseError::HeaderValue { name: list_label(&name), reason: "empty value" });
     }
     Ok(())
 }
@@ -387,21 +374,41 @@ fn require_mandatory(seen: &Seen) -> Result<(), ParseError> {
 /// the ones parsing already checked. A UAS calls it before creating a dialog from a request.
 pub(crate) fn validate_all(headers: &Headers) -> Result<(), ParseError> {
     for h in headers.iter() {
-        let checked: Result<(), HeaderError> = match h.name {
-            HeaderName::Via => ViaView::parse(h.value).map(drop),
-            HeaderName::From | HeaderName::To | HeaderName::Route | HeaderName::RecordRoute => {
-                NameAddrView::parse(h.value).map(drop)
-            }
-            HeaderName::Contact => check_contact(h.value),
-            HeaderName::CallId => CallId::check(h.value).map(drop),
-            HeaderName::MaxForwards => MaxForwards::parse(h.value).map(drop),
-            HeaderName::ContentType => MediaType::check(h.value).map(drop),
-            HeaderName::CSeq => CSeq::check(h.value).map(drop),
-            _ => Ok(()),
-        };
-        checked.map_err(|e| ParseError::HeaderValue { name: label_of(h.name), reason: e.0 })?;
+        let label = label_of(h.name);
+        let bad = |reason| ParseError::HeaderValue { name: label, reason };
+        if !h.name.is_list() {
+            check_value(h.name, h.value).map_err(|e| bad(e.0))?;
+            continue;
+        }
+        let mut count = 0;
+        for element in split_commas(h.value) {
+            check_value(h.name, element.map_err(bad)?).map_err(|e| bad(e.0))?;
+            count += 1;
+        }
+        // Supported, Allow and the like may be empty; these grammars need at least one element.
+        let needs_one =
+            matches!(h.name, HeaderName::Via | HeaderName::Contact | HeaderName::Route | HeaderName::RecordRoute);
+        if needs_one && count == 0 {
+            return Err(bad("empty value"));
+        }
     }
     Ok(())
+}
+
+/// One value (one element of a list header) checked against its header's grammar, if vocals has a type for it.
+fn check_value(name: &HeaderName, value: &[u8]) -> Result<(), HeaderError> {
+    match name {
+        HeaderName::Via => ViaView::parse(value).map(drop),
+        HeaderName::From | HeaderName::To | HeaderName::Route | HeaderName::RecordRoute => {
+            NameAddrView::parse(value).map(drop)
+        }
+        HeaderName::Contact => check_contact(value),
+        HeaderName::CallId => CallId::check(value).map(drop),
+        HeaderName::MaxForwards => MaxForwards::parse(value).map(drop),
+        HeaderName::ContentType => MediaType::check(value).map(drop),
+        HeaderName::CSeq => CSeq::check(value).map(drop),
+        _ => Ok(()),
+    }
 }
 
 fn label_of(name: &HeaderName) -> &'static str {

@@ -9,7 +9,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::params::{ParamStyle, Params, parse_params, split_params};
-use super::scan::{class, is, run};
+use super::scan::{class, host_run, is, run};
 
 /// A parsed URI.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -392,25 +392,15 @@ pub(crate) fn parse_hostport(s: &[u8]) -> Result<(HostView<'_>, Option<u16>, &[u
 /// Reads a host name or IPv4 address at the start of `s` in one pass: no empty label, no leading hyphen; all
 /// digits and dots makes it a dotted quad. Returns the host and its length.
 fn scan_host(s: &[u8]) -> Result<(HostView<'_>, usize), UriError> {
-    let mut len = 0;
-    let mut prev = b'.';
-    let mut numeric = true;
-    for &b in s {
-        if !is(b, class::HOST) {
-            break;
-        }
-        if b == b'.' && prev == b'.' {
-            return Err(UriError("bad host name (empty label)"));
-        }
-        numeric &= b.is_ascii_digit() || b == b'.';
-        prev = b;
-        len += 1;
-    }
+    let (len, empty_label) = host_run(s);
     let name = &s[..len];
     match name.first() {
         None => Err(UriError("URI has no host")),
-        Some(b'-') => Err(UriError("bad host name (leading hyphen)")),
-        Some(_) if numeric => parse_ipv4(name).map(|a| (HostView::V4(a), len)).ok_or(UriError("bad IPv4 address")),
+        Some(b'-' | b'.') => Err(UriError("bad host name (leading hyphen or dot)")),
+        Some(_) if empty_label => Err(UriError("bad host name (empty label)")),
+        Some(b) if b.is_ascii_digit() && name.iter().all(|&b| b.is_ascii_digit() || b == b'.') => {
+            parse_ipv4(name).map(|a| (HostView::V4(a), len)).ok_or(UriError("bad IPv4 address"))
+        }
         Some(_) => Ok((HostView::Name(name), len)),
     }
 }
