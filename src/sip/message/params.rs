@@ -4,7 +4,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::scan::{class, is, quoted_string, skip_wsp};
+use super::scan::{class, is, quoted_string, skip_wsp, token_run};
 
 /// One parameter. `value` is `None` for a flag such as `;lr`, `Some("")` for `;x=`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -141,11 +141,16 @@ impl<'a> Iterator for ParamIter<'a> {
                 return None;
             }
             Some(b'?') if self.style == ParamStyle::Uri => return None,
+            // The next element of a list header.
+            Some(b',') if self.style == ParamStyle::Header => return None,
             Some(b';') => {}
             Some(_) => return self.fail("unexpected character before a parameter"),
         }
         let s = self.ws(&s[1..]);
-        let name_len = s.iter().position(|&b| !is_param_char(b, self.style)).unwrap_or(s.len());
+        let name_len = match self.style {
+            ParamStyle::Header => token_run::<false>(s),
+            ParamStyle::Uri => s.iter().position(|&b| !is_param_char(b, self.style)).unwrap_or(s.len()),
+        };
         if name_len == 0 {
             return self.fail("empty parameter name");
         }
@@ -161,6 +166,8 @@ impl<'a> Iterator for ParamIter<'a> {
                 Some((inner, _)) => inner.len() + 2,
                 None => return self.fail("unterminated quoted string in a parameter"),
             }
+        } else if self.style == ParamStyle::Header {
+            token_run::<true>(s)
         } else {
             s.iter().position(|&b| !is_value_char(b, self.style)).unwrap_or(s.len())
         };
@@ -178,6 +185,14 @@ pub(crate) fn split_params(s: &[u8], style: ParamStyle) -> Result<(&[u8], &[u8])
     }
     let rest = it.rest();
     Ok((&s[..s.len() - rest.len()], rest))
+}
+
+/// Checks header parameters that must run to the end of `s`; returns them as a slice.
+pub(crate) fn header_params(s: &[u8]) -> Result<&[u8], &'static str> {
+    match split_params(s, ParamStyle::Header)? {
+        (params, []) => Ok(params),
+        _ => Err("unexpected character after the parameters"),
+    }
 }
 
 /// Parses `*( ";" param )` from `s`, a subslice of `src`, into owned parameters; returns them and the rest.

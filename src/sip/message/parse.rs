@@ -309,10 +309,13 @@ fn add_header(
         }
         HeaderName::ContentType => once(&mut head.seen.content_type, "Content-Type").map(|_| Ok(()))?,
         // The top Via names the previous hop; lower ones are only echoed back.
-        HeaderName::Via if !std::mem::replace(&mut head.seen.via, true) => match split_commas(value).next() {
-            Some(top) => top.map_err(HeaderError).and_then(|top| ViaView::parse(top).map(drop)),
-            None => Err(HeaderError("empty value")),
-        },
+        HeaderName::Via if !std::mem::replace(&mut head.seen.via, true) => {
+            if value.is_empty() || value[0] == b',' {
+                Err(HeaderError("empty value"))
+            } else {
+                ViaView::parse_first(value).map(drop)
+            }
+        }
         _ => Ok(()),
     };
     checked.map_err(|e| ParseError::HeaderValue { name: label_of(&name), reason: e.0 })?;

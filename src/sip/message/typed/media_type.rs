@@ -3,7 +3,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::HeaderError;
-use crate::sip::message::params::{ParamStyle, Params, parse_params, split_params};
+use crate::sip::message::params::{ParamStyle, Params, header_params, parse_params};
 use crate::sip::message::scan::{is_token, skip_wsp, trim_wsp};
 
 /// Type, subtype and the raw (checked) parameters of a media type.
@@ -40,7 +40,7 @@ impl MediaType {
         if ty_len == 0 || sub_len == 0 {
             return Err(HeaderError("must be type/subtype"));
         }
-        let (params, _) = split_params(&rest[sub_len..], ParamStyle::Header).map_err(HeaderError)?;
+        let params = header_params(&rest[sub_len..]).map_err(HeaderError)?;
         Ok((&s[..ty_len], &rest[..sub_len], params))
     }
 

@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::HeaderError;
-use crate::sip::message::params::{ParamStyle, Params, parse_params, split_params};
+use crate::sip::message::params::{ParamStyle, Params, header_params, parse_params};
 use crate::sip::message::scan::{find_any, is_token, is_wsp, quoted_string, trim_wsp, unescape_quoted};
 use crate::sip::message::uri::{Uri, UriContext, UriView};
 
@@ -122,7 +122,7 @@ impl<'a> NameAddrView<'a> {
         let uri = UriView::parse(inner, UriContext::Header).map_err(|e| {
             if inner.iter().any(|&b| is_wsp(b)) { HeaderError("white space inside <URI>") } else { e.into() }
         })?;
-        let (params, _) = split_params(&s[close + 1..], ParamStyle::Header).map_err(HeaderError)?;
+        let params = header_params(&s[close + 1..]).map_err(HeaderError)?;
         Ok(NameAddrView { display, uri, params })
     }
 
@@ -135,7 +135,7 @@ impl<'a> NameAddrView<'a> {
             return Err(HeaderError("a URI with headers or commas must be enclosed in <>"));
         }
         let uri = UriView::parse(uri_part, UriContext::Header)?;
-        let (params, _) = split_params(&s[end..], ParamStyle::Header).map_err(HeaderError)?;
+        let params = header_params(&s[end..]).map_err(HeaderError)?;
         Ok(NameAddrView { display: None, uri, params })
     }
 

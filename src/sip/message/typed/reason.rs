@@ -27,7 +27,10 @@ impl Reason {
         if len == 0 {
             return Err(HeaderError("must start with a protocol token"));
         }
-        let (params, _) = parse_params(src, &s[len..], ParamStyle::Header).map_err(HeaderError)?;
+        let (params, rest) = parse_params(src, &s[len..], ParamStyle::Header).map_err(HeaderError)?;
+        if !rest.is_empty() {
+            return Err(HeaderError("unexpected character after the parameters"));
+        }
         Ok(Reason { protocol: src.slice_ref(&s[..len]), params })
     }
 

@@ -101,6 +101,14 @@ pub(crate) struct ViaView<'a> {
 
 impl<'a> ViaView<'a> {
     pub(crate) fn parse(s: &'a [u8]) -> Result<ViaView<'a>, HeaderError> {
+        match Self::parse_first(s)? {
+            (via, []) => Ok(via),
+            _ => Err(HeaderError("unexpected character after the parameters")),
+        }
+    }
+
+    /// Parses the first element of a Via line; returns it and the rest (empty, or `,` and more elements).
+    pub(crate) fn parse_first(s: &'a [u8]) -> Result<(ViaView<'a>, &'a [u8]), HeaderError> {
         let s = trim_wsp(s);
         let (rest, (name, version, transport)) =
             sent_protocol(s).map_err(|_| HeaderError("sent-protocol must be SIP/2.0/transport"))?;
@@ -112,8 +120,8 @@ impl<'a> ViaView<'a> {
             return Err(HeaderError("sent-protocol must be followed by white space and sent-by"));
         }
         let (host, port, rest) = parse_hostport(&rest[gap..])?;
-        let (params, _) = split_params(rest, ParamStyle::Header).map_err(HeaderError)?;
-        Ok(ViaView { transport, host, port, params })
+        let (params, rest) = split_params(rest, ParamStyle::Header).map_err(HeaderError)?;
+        Ok((ViaView { transport, host, port, params }, rest))
     }
 
     fn to_owned(&self, src: &Bytes) -> Result<Via, HeaderError> {
@@ -209,6 +217,16 @@ mod tests {
         ] {
             assert!(parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_first_element_of_a_via_line_stops_at_the_comma() {
+        let line = b"SIP/2.0/UDP a:5060;branch=z9hG4bK1 , SIP/2.0/TCP b;branch=z9hG4bK2";
+        let (top, rest) = ViaView::parse_first(line).unwrap();
+        assert_eq!(top.port, Some(5060));
+        assert_eq!(rest, b", SIP/2.0/TCP b;branch=z9hG4bK2");
+        assert!(ViaView::parse(line).is_err(), "a whole value must be one Via");
+        assert!(parse("SIP/2.0/UDP a;branch=1, junk").is_err());
     }
 
     #[test]
