@@ -142,7 +142,10 @@ impl<'a> Iterator for ParamIter<'a> {
             }
             Some(b'?') if self.style == ParamStyle::Uri => return None,
             // The next element of a list header.
-            Some(b',') if self.style == ParamStyle::Header => return None,
+            Some(b',') if self.style == ParamStyle::Header => {
+                self.s = s;
+                return None;
+            }
             Some(b';') => {}
             Some(_) => return self.fail("unexpected character before a parameter"),
         }
