@@ -1,3 +1,5 @@
-//! SIP: the message layer (sans-IO syntax). Transports, transactions and dialogs build on it.
+//! SIP: the message layer (sans-IO syntax) and transactions (sans-IO state machines). Transports and
+//! dialogs build on them.
 
 pub mod message;
+pub mod transaction;
