@@ -1,5 +1,6 @@
-//! SIP: the message layer (sans-IO syntax) and transactions (sans-IO state machines). Transports and
-//! dialogs build on them.
+//! SIP, sans-IO: the message layer (syntax), transactions (RFC 3261 §17 state machines) and dialogs (§12).
+//! Transports and the endpoint that drives them build on these.
 
+pub mod dialog;
 pub mod message;
 pub mod transaction;
