@@ -149,7 +149,7 @@ impl Dialog {
 
     /// Where our next request goes first: the first route (loose routing) or the Request-URI.
     pub fn next_hop(&self) -> Uri {
-        match self.route_set.first().map(|r| NameAddr::parse(r)) {
+        match self.route_set.first().map(NameAddr::parse) {
             Some(Ok(first)) => first.uri,
             _ => self.remote_target.clone(),
         }
