@@ -5,4 +5,5 @@
 
 pub mod config;
 pub mod e164;
+pub mod sdp;
 pub mod sip;
