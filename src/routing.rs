@@ -1,0 +1,179 @@
+//! Which agent answers a call. The dialed number is the Request-URI user when it is a phone number, else the
+//! To user, else the Diversion user (TWILIO.md §1: a trunk's origination URI may carry a fixed user part),
+//! normalised to E.164. Numbers are looked up through [`NumberLookup`]: the store implements it over its
+//! in-memory snapshot; [`StaticNumbers`] serves the `[[numbers]]` of the config file. A lookup never waits
+//! on a database.
+
+use std::collections::HashMap;
+
+use crate::e164::E164;
+use crate::sip::message::{HeaderName, Request, StatusCode};
+
+/// What the number table says about a number.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Lookup {
+    /// Active: answered by this agent. `account_sid` is the Twilio account that owns the number, if linked.
+    Agent {
+        agent: String,
+        account_sid: Option<String>,
+    },
+    /// Known, but no agent is assigned: calls are not answered.
+    Unassigned,
+    Unknown,
+}
+
+/// The number -> agent table, as routing sees it.
+pub trait NumberLookup: Send + Sync {
+    fn lookup(&self, number: &E164) -> Lookup;
+}
+
+/// A call routed to its agent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Routed {
+    pub dialed: E164,
+    pub agent: String,
+}
+
+/// Why a call is not routed: the SIP status and a reason phrase for it.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Reject {
+    #[error("no phone number in the Request-URI, To or Diversion")]
+    NoNumber,
+    #[error("number {0} is not served here")]
+    UnknownNumber(E164),
+    #[error("number {0} has no agent")]
+    NoAgent(E164),
+    #[error("the call is for another Twilio account")]
+    WrongAccount,
+}
+
+impl Reject {
+    /// 404 for a number that is not ours (Twilio does not fail over on it), 480 for one without an agent
+    /// (Twilio fails over), 403 for another account's call.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Reject::NoNumber | Reject::UnknownNumber(_) => StatusCode::NOT_FOUND,
+            Reject::NoAgent(_) => StatusCode::TEMPORARILY_UNAVAILABLE,
+            Reject::WrongAccount => StatusCode::FORBIDDEN,
+        }
+    }
+}
+
+/// The dialed number of an INVITE: Request-URI user if it is a phone number, else To, else Diversion.
+pub fn dialed_number(invite: &Request) -> Option<E164> {
+    let h = &invite.headers;
+    E164::from_uri(&invite.uri)
+        .ok()
+        .or_else(|| h.to().ok().and_then(|to| E164::from_uri(&to.uri).ok()))
+        .or_else(|| h.diversions().filter_map(Result::ok).find_map(|d| E164::from_uri(&d.uri).ok()))
+}
+
+/// Routes an INVITE: finds the dialed number, looks it up, and checks that a Twilio call is for the account
+/// that owns the number (any Twilio customer can point a trunk at us, TWILIO.md §3).
+pub fn route(invite: &Request, numbers: &dyn NumberLookup) -> Result<Routed, Reject> {
+    let dialed = dialed_number(invite).ok_or(Reject::NoNumber)?;
+    match numbers.lookup(&dialed) {
+        Lookup::Unknown => Err(Reject::UnknownNumber(dialed)),
+        Lookup::Unassigned => Err(Reject::NoAgent(dialed)),
+        Lookup::Agent { agent, account_sid } => {
+            let sent = invite.headers.get(&HeaderName::new("X-Twilio-AccountSid"));
+            if let (Some(owner), Some(sent)) = (&account_sid, sent)
+                && sent != owner.as_bytes()
+            {
+                return Err(Reject::WrongAccount);
+            }
+            Ok(Routed { dialed, agent })
+        }
+    }
+}
+
+/// A fixed number table (the config file's `[[numbers]]`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StaticNumbers(HashMap<E164, Lookup>);
+
+impl StaticNumbers {
+    pub fn new() -> StaticNumbers {
+        StaticNumbers::default()
+    }
+
+    /// Adds a number; `agent: None` makes it known but unassigned.
+    pub fn insert(&mut self, number: E164, agent: Option<String>, account_sid: Option<String>) {
+        let entry = match agent {
+            Some(agent) => Lookup::Agent { agent, account_sid },
+            None => Lookup::Unassigned,
+        };
+        self.0.insert(number, entry);
+    }
+}
+
+impl NumberLookup for StaticNumbers {
+    fn lookup(&self, number: &E164) -> Lookup {
+        self.0.get(number).cloned().unwrap_or(Lookup::Unknown)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sip::message::Message;
+
+    const UDP: &[u8] = include_bytes!("../sip-tests/vectors/twilio/twilio-invite-udp.sip");
+    const FIXED_USER: &[u8] = include_bytes!("../sip-tests/vectors/twilio/twilio-invite-fixed-user.sip");
+
+    fn request(bytes: &[u8]) -> Request {
+        match Message::parse(bytes.to_vec()).unwrap() {
+            Message::Request(r) => r,
+            Message::Response(_) => unreachable!(),
+        }
+    }
+
+    fn number(s: &str) -> E164 {
+        E164::parse(s).unwrap()
+    }
+
+    fn table() -> StaticNumbers {
+        let mut t = StaticNumbers::new();
+        t.insert(number("+14155550123"), Some("echo".into()), Some("ACbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb".into()));
+        t.insert(number("+14155550124"), None, None);
+        t
+    }
+
+    #[test]
+    fn the_request_uri_user_is_the_dialed_number() {
+        let routed = route(&request(UDP), &table()).unwrap();
+        assert_eq!(routed, Routed { dialed: number("+14155550123"), agent: "echo".into() });
+    }
+
+    #[test]
+    fn a_fixed_user_part_falls_back_to_diversion() {
+        assert_eq!(dialed_number(&request(FIXED_USER)), Some(number("+14155550123")));
+        assert_eq!(route(&request(FIXED_USER), &table()).unwrap().agent, "echo");
+    }
+
+    #[test]
+    fn unknown_unassigned_and_foreign_calls_get_their_statuses() {
+        let text = String::from_utf8(UDP.to_vec()).unwrap();
+        let unknown = text.replace("+14155550123", "+14155550199");
+        let err = route(&request(unknown.as_bytes()), &table()).unwrap_err();
+        assert_eq!((err.status().as_u16(), err.to_string().as_str()), (404, "number +14155550199 is not served here"));
+        let unassigned = text.replace("+14155550123", "+14155550124");
+        assert_eq!(route(&request(unassigned.as_bytes()), &table()).unwrap_err().status().as_u16(), 480);
+        let foreign = text.replace("ACbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb", "ACcccccccccccccccccccccccccccccccc");
+        assert_eq!(route(&request(foreign.as_bytes()), &table()), Err(Reject::WrongAccount));
+        assert_eq!(Reject::WrongAccount.status().as_u16(), 403);
+    }
+
+    #[test]
+    fn numbers_match_with_or_without_the_plus() {
+        let text = String::from_utf8(UDP.to_vec()).unwrap().replace("sip:+14155550123@", "sip:14155550123@");
+        assert_eq!(route(&request(text.as_bytes()), &table()).unwrap().agent, "echo");
+    }
+
+    #[test]
+    fn a_call_without_any_phone_number_is_not_found() {
+        let text = String::from_utf8(FIXED_USER.to_vec())
+            .unwrap()
+            .replace("Diversion: <sip:+14155550123@twilio.com>;reason=unconditional\r\n", "");
+        assert_eq!(route(&request(text.as_bytes()), &table()), Err(Reject::NoNumber));
+    }
+}
