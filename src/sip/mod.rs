@@ -3,5 +3,6 @@
 
 pub mod allow;
 pub mod dialog;
+pub mod endpoint;
 pub mod message;
 pub mod transaction;

@@ -66,3 +66,57 @@ fn with_tag(to: &[u8], tag: &str) -> Bytes {
     out.put_slice(tag.as_bytes());
     out.freeze()
 }
+
+/// The answer to a request that failed to parse, when enough of it can still be read: the status the error
+/// calls for (400, 505, 513) with a reason phrase saying what was wrong, and the request's Via, From, To,
+/// Call-ID and CSeq lines copied as received (§8.2.6). `None` for responses, ACKs (never answered), stream
+/// data still incomplete, and requests where one of those headers is missing or unsafe to echo.
+pub fn error_response(buf: &[u8], error: &super::ParseError) -> Option<Bytes> {
+    use super::HeaderName as H;
+    if matches!(error, super::ParseError::Incomplete) {
+        return None;
+    }
+    let head_end = memchr::memmem::find(buf, b"\r\n\r\n").unwrap_or(buf.len());
+    let mut lines = buf[..head_end].split(|&b| b == b'\n').map(|l| l.strip_suffix(b"\r").unwrap_or(l));
+    let start = lines.next()?;
+    let method = start.split(|&b| b == b' ').next()?;
+    if start.len() >= 4 && start[..4].eq_ignore_ascii_case(b"SIP/") || method == b"ACK" || method.is_empty() {
+        return None;
+    }
+    let (mut vias, mut from, mut to, mut call_id, mut cseq) = (Vec::new(), None, None, None, None);
+    for line in lines {
+        let Some(colon) = memchr::memchr(b':', line) else { continue };
+        let name = H::new(&String::from_utf8_lossy(line[..colon].trim_ascii()));
+        let value = line[colon + 1..].trim_ascii();
+        if value.is_empty() || super::scan::has_forbidden_ctl(value) {
+            continue;
+        }
+        match name {
+            H::Via => vias.push(value),
+            H::From => from = from.or(Some(value)),
+            H::To => to = to.or(Some(value)),
+            H::CallId => call_id = call_id.or(Some(value)),
+            H::CSeq => cseq = cseq.or(Some(value)),
+            _ => {}
+        }
+    }
+    let (from, to, call_id, cseq) = (from?, to?, call_id?, cseq?);
+    if vias.is_empty() {
+        return None;
+    }
+    let status = error.status();
+    let reason: String =
+        error.to_string().chars().filter(|c| c.is_ascii() && !c.is_ascii_control()).take(120).collect();
+    let mut out = BytesMut::with_capacity(256 + head_end.min(2048));
+    out.put_slice(format!("SIP/2.0 {} {reason}\r\n", status.as_u16()).as_bytes());
+    for (name, value) in
+        vias.iter().map(|v| ("Via", *v)).chain([("From", from), ("To", to), ("Call-ID", call_id), ("CSeq", cseq)])
+    {
+        out.put_slice(name.as_bytes());
+        out.put_slice(b": ");
+        out.put_slice(value);
+        out.put_slice(b"\r\n");
+    }
+    out.put_slice(b"Content-Length: 0\r\n\r\n");
+    Some(out.freeze())
+}

@@ -1,0 +1,400 @@
+//! The SIP endpoint, sans-IO: one UAS that turns received bytes into transactions, dialogs and call events,
+//! and the call layer's decisions (ring, answer, reject, hang up) into messages on the wire. It owns every
+//! transaction and dialog table (bounded, sizes observable); it never touches sockets, clocks or randomness:
+//! the driver feeds `handle(now, ...)`, drains `poll_output()` and sleeps until `poll_timeout()`.
+
+mod ids;
+mod uas;
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use crate::sip::allow::AllowList;
+use crate::sip::dialog::{Dialog, DialogId};
+use crate::sip::message::typed::Reason;
+use crate::sip::message::{Limits, Request, StatusCode};
+use crate::sip::transaction::{ClientNonInvite, ServerInvite, ServerNonInvite, Timers, TransactionKey};
+
+pub use ids::IdGen;
+
+/// How a message travelled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Transport {
+    Udp,
+    Tcp,
+}
+
+impl Transport {
+    pub fn is_reliable(self) -> bool {
+        self == Transport::Tcp
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
+        }
+    }
+}
+
+/// The other end of a message: its address, the transport and our listener's address it arrived on. For
+/// TCP, `conn` names the connection, so responses and in-dialog requests go back over it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Peer {
+    pub addr: SocketAddr,
+    pub local: SocketAddr,
+    pub transport: Transport,
+    pub conn: Option<u64>,
+}
+
+/// The endpoint's settings, parsed and valid.
+#[derive(Clone, Debug)]
+pub struct EndpointConfig {
+    pub timers: Timers,
+    pub limits: Limits,
+    pub allow: AllowList,
+    /// Answer a source outside the allowlist with 403 instead of dropping it silently.
+    pub reject_disallowed: bool,
+    /// Host put in our Contact; the local listener's address when `None`.
+    pub public_host: Option<String>,
+    /// Most server and client transactions held at once; beyond it new requests get 503.
+    pub max_transactions: usize,
+    /// Most calls (dialogs and ringing INVITEs) at once; beyond it INVITEs get 503 + Retry-After.
+    pub max_calls: usize,
+    pub user_agent: String,
+}
+
+impl Default for EndpointConfig {
+    fn default() -> Self {
+        EndpointConfig {
+            timers: Timers::default(),
+            limits: Limits::default(),
+            allow: AllowList::default(),
+            reject_disallowed: false,
+            public_host: None,
+            max_transactions: 65_536,
+            max_calls: 1_000,
+            user_agent: concat!("vocals/", env!("CARGO_PKG_VERSION")).to_string(),
+        }
+    }
+}
+
+/// A call as the endpoint and the call layer name it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CallRef(pub u64);
+
+/// What the endpoint asks of its driver.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Output {
+    Transmit { peer: Peer, bytes: Bytes },
+    Event(Event),
+}
+
+/// What the endpoint tells the call layer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// A new INVITE, already answered with 100 Trying. The call layer routes it and calls `ringing`,
+    /// `answer` or `reject`.
+    IncomingCall { call: CallRef, invite: Box<Request>, peer: Peer },
+    /// The ACK for our 2xx arrived: media may flow both ways.
+    CallConfirmed { call: CallRef },
+    /// The call is over and its state is gone.
+    CallEnded { call: CallRef, why: EndReason },
+    /// A re-INVITE in the call; the call layer answers it with `answer_reinvite` (or `reject`).
+    ReInvite { call: CallRef, offer: Option<Bytes> },
+    /// DTMF signalled by SIP INFO (`application/dtmf-relay`).
+    Dtmf { call: CallRef, digit: char, duration_ms: Option<u32> },
+    /// A datagram or request that was not processed, and why (for counters and logs).
+    Dropped { why: DropReason, from: SocketAddr },
+}
+
+/// Why a call ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EndReason {
+    /// The caller cancelled before the answer (CANCEL, then 487).
+    Cancelled,
+    /// The caller hung up (BYE), with its Reason header if any.
+    RemoteBye { reason: Option<String> },
+    /// We hung up (BYE sent and answered, or not answered in time).
+    LocalBye,
+    /// We refused the INVITE with this status.
+    Rejected(StatusCode),
+    /// Our 2xx was never ACKed (64·T1): we sent a BYE.
+    AckTimeout,
+    /// A final response to the INVITE could not be delivered (Timer H).
+    ResponseTimeout,
+}
+
+/// Why something was not processed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DropReason {
+    /// Source outside the allowlist.
+    NotAllowed,
+    /// Unparseable and unanswerable.
+    Malformed,
+    /// A response that matches no transaction of ours.
+    StrayResponse,
+    /// An ACK that matches nothing.
+    StrayAck,
+}
+
+impl DropReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DropReason::NotAllowed => "not_allowed",
+            DropReason::Malformed => "malformed",
+            DropReason::StrayResponse => "stray_response",
+            DropReason::StrayAck => "stray_ack",
+        }
+    }
+}
+
+/// Table sizes, for metrics and readiness.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Sizes {
+    pub server_transactions: usize,
+    pub client_transactions: usize,
+    pub dialogs: usize,
+    pub calls: usize,
+}
+
+/// The UAS endpoint.
+pub struct Endpoint {
+    config: EndpointConfig,
+    ids: IdGen,
+    invites: HashMap<TransactionKey, InviteTx>,
+    non_invites: HashMap<TransactionKey, (ServerNonInvite, Peer)>,
+    clients: HashMap<TransactionKey, ClientTx>,
+    dialogs: HashMap<DialogId, CallRef>,
+    calls: HashMap<CallRef, Call>,
+    draining: bool,
+    out: VecDeque<Output>,
+}
+
+/// An INVITE server transaction and the call it belongs to.
+struct InviteTx {
+    tx: ServerInvite,
+    peer: Peer,
+    call: CallRef,
+}
+
+/// A client transaction (our BYE) and the call it belongs to.
+struct ClientTx {
+    tx: ClientNonInvite,
+    peer: Peer,
+    call: Option<CallRef>,
+}
+
+/// One call's signalling state.
+struct Call {
+    invite: Request,
+    invite_key: TransactionKey,
+    peer: Peer,
+    to_tag: String,
+    phase: Phase,
+    /// Present once answered (or while a re-INVITE is answered).
+    dialog: Option<Dialog>,
+    /// The pending re-INVITE's transaction key, while the call layer prepares its answer.
+    reinvite: Option<(TransactionKey, Request)>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// 100 sent, maybe 18x; no final response yet.
+    Early,
+    /// 2xx sent, waiting for the ACK.
+    Answered,
+    Confirmed,
+    /// Our BYE is out.
+    Ending,
+}
+
+impl Endpoint {
+    pub fn new(config: EndpointConfig, ids: IdGen) -> Endpoint {
+        Endpoint {
+            config,
+            ids,
+            invites: HashMap::new(),
+            non_invites: HashMap::new(),
+            clients: HashMap::new(),
+            dialogs: HashMap::new(),
+            calls: HashMap::new(),
+            draining: false,
+            out: VecDeque::new(),
+        }
+    }
+
+    pub fn config(&self) -> &EndpointConfig {
+        &self.config
+    }
+
+    /// Stop taking calls: new INVITEs get 503 + Retry-After, calls in progress continue.
+    pub fn set_draining(&mut self, draining: bool) {
+        self.draining = draining;
+    }
+
+    pub fn sizes(&self) -> Sizes {
+        Sizes {
+            server_transactions: self.invites.len() + self.non_invites.len(),
+            client_transactions: self.clients.len(),
+            dialogs: self.dialogs.len(),
+            calls: self.calls.len(),
+        }
+    }
+
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    /// The earliest deadline of any transaction.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let invites = self.invites.values().filter_map(|t| t.tx.poll_timeout());
+        let others = self.non_invites.values().filter_map(|(t, _)| t.poll_timeout());
+        let clients = self.clients.values().filter_map(|t| t.tx.poll_timeout());
+        invites.chain(others).chain(clients).min()
+    }
+
+    /// Runs every transaction whose deadline has come.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let due = |t: Option<Instant>| t.is_some_and(|t| t <= now);
+        let invites: Vec<_> =
+            self.invites.iter().filter(|(_, t)| due(t.tx.poll_timeout())).map(|(k, _)| k.clone()).collect();
+        for key in invites {
+            if let Some(t) = self.invites.get_mut(&key) {
+                t.tx.handle_timeout(now);
+            }
+            self.drain_invite(now, &key);
+        }
+        let others: Vec<_> =
+            self.non_invites.iter().filter(|(_, (t, _))| due(t.poll_timeout())).map(|(k, _)| k.clone()).collect();
+        for key in others {
+            if let Some((t, _)) = self.non_invites.get_mut(&key) {
+                t.handle_timeout(now);
+            }
+            self.drain_non_invite(&key);
+        }
+        let clients: Vec<_> =
+            self.clients.iter().filter(|(_, t)| due(t.tx.poll_timeout())).map(|(k, _)| k.clone()).collect();
+        for key in clients {
+            if let Some(t) = self.clients.get_mut(&key) {
+                t.tx.handle_timeout(now);
+            }
+            self.drain_client(&key);
+        }
+    }
+
+    fn event(&mut self, e: Event) {
+        self.out.push_back(Output::Event(e));
+    }
+
+    fn transmit(&mut self, peer: Peer, bytes: Bytes) {
+        self.out.push_back(Output::Transmit { peer, bytes });
+    }
+
+    /// Ends a call: forgets its dialog and tells the call layer once.
+    fn end_call(&mut self, call: CallRef, why: EndReason) {
+        if let Some(c) = self.calls.remove(&call) {
+            if let Some(d) = c.dialog {
+                self.dialogs.remove(&d.id);
+            }
+            self.event(Event::CallEnded { call, why });
+        }
+    }
+
+    /// Hands the INVITE transaction's outputs to the driver and reacts to its events.
+    fn drain_invite(&mut self, now: Instant, key: &TransactionKey) {
+        use crate::sip::transaction::{Output as TxOut, TransactionEvent as E};
+        let Some(entry) = self.invites.get_mut(key) else { return };
+        let (peer, call) = (entry.peer, entry.call);
+        let mut outs = Vec::new();
+        while let Some(o) = entry.tx.poll_output() {
+            outs.push(o);
+        }
+        for o in outs {
+            match o {
+                TxOut::Transmit(bytes) => self.transmit(peer, bytes),
+                TxOut::Event(E::AckTimeout) => self.ack_timeout(now, call),
+                TxOut::Event(E::Timeout) => self.end_call(call, EndReason::ResponseTimeout),
+                TxOut::Event(E::Terminated) => {
+                    self.invites.remove(key);
+                }
+            }
+        }
+    }
+
+    fn drain_non_invite(&mut self, key: &TransactionKey) {
+        use crate::sip::transaction::{Output as TxOut, TransactionEvent as E};
+        let Some((tx, peer)) = self.non_invites.get_mut(key) else { return };
+        let peer = *peer;
+        let mut outs = Vec::new();
+        while let Some(o) = tx.poll_output() {
+            outs.push(o);
+        }
+        for o in outs {
+            match o {
+                TxOut::Transmit(bytes) => self.transmit(peer, bytes),
+                TxOut::Event(E::Terminated) => {
+                    self.non_invites.remove(key);
+                }
+                TxOut::Event(_) => {}
+            }
+        }
+    }
+
+    fn drain_client(&mut self, key: &TransactionKey) {
+        use crate::sip::transaction::{Output as TxOut, TransactionEvent as E};
+        let Some(entry) = self.clients.get_mut(key) else { return };
+        let (peer, call) = (entry.peer, entry.call);
+        let mut outs = Vec::new();
+        while let Some(o) = entry.tx.poll_output() {
+            outs.push(o);
+        }
+        for o in outs {
+            match o {
+                TxOut::Transmit(bytes) => self.transmit(peer, bytes),
+                TxOut::Event(E::Timeout) => {
+                    // Our BYE got no answer in 64·T1: the call is over regardless.
+                    if let Some(call) = call {
+                        self.end_call(call, EndReason::LocalBye);
+                    }
+                }
+                TxOut::Event(E::Terminated) => {
+                    self.clients.remove(key);
+                }
+                TxOut::Event(E::AckTimeout) => {}
+            }
+        }
+    }
+
+    /// Our 2xx was never ACKed: end the session with a BYE (RFC 3261 §13.3.1.4).
+    fn ack_timeout(&mut self, now: Instant, call: CallRef) {
+        if self.calls.get(&call).is_some_and(|c| c.phase == Phase::Answered) {
+            self.send_bye(now, call, Some(Reason::new("SIP", 408, "ACK not received")));
+        }
+        self.end_call(call, EndReason::AckTimeout);
+    }
+
+    /// Ends a call from our side with a BYE through the dialog's route set, to the dialog's next hop.
+    fn send_bye(&mut self, now: Instant, call: CallRef, reason: Option<Reason>) {
+        let branch = self.ids.branch();
+        let Some(c) = self.calls.get_mut(&call) else { return };
+        let Some(dialog) = c.dialog.as_mut() else { return };
+        let via = uas::our_via(&self.config, &c.peer, &branch);
+        let mut bye = dialog.request(crate::sip::message::Method::Bye, &via);
+        if let Some(r) = reason {
+            bye.headers.push(crate::sip::message::HeaderName::Reason, r.to_bytes());
+        }
+        c.phase = Phase::Ending;
+        let peer = uas::next_hop_peer(dialog, c.peer);
+        let key = TransactionKey::Client { branch: Bytes::from(branch), method: crate::sip::message::Method::Bye };
+        let tx = ClientNonInvite::new(now, bye.to_bytes(), peer.transport.is_reliable(), self.config.timers);
+        self.clients.insert(key.clone(), ClientTx { tx, peer, call: Some(call) });
+        self.drain_client(&key);
+    }
+}
+
+#[cfg(test)]
+mod tests;

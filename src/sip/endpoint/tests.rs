@@ -1,0 +1,428 @@
+//! The endpoint on a virtual network and clock: Twilio-shaped call flows and the UAS refusal rules.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::*;
+use crate::sip::message::{HeaderName, Message, Method, Response};
+
+const INVITE: &str = include_str!("../../../sip-tests/vectors/twilio/twilio-invite-udp.sip");
+const BYE: &str = include_str!("../../../sip-tests/vectors/twilio/twilio-bye-udp.sip");
+const SDP: &[u8] = b"v=0\r\no=vocals 1 1 IN IP4 203.0.113.10\r\ns=vocals\r\nc=IN IP4 203.0.113.10\r\nt=0 0\r\nm=audio 10000 RTP/AVP 0 101\r\na=sendrecv\r\n";
+
+/// Twilio's internal hop sends from its edge; the test plays that edge.
+const EDGE: &str = "54.244.51.1:5060";
+const LOCAL: &str = "203.0.113.10:5060";
+
+struct Net {
+    ep: Endpoint,
+    start: Instant,
+    now: Instant,
+    sent: Vec<(Peer, Bytes)>,
+    events: Vec<Event>,
+}
+
+impl Net {
+    fn new(config: EndpointConfig) -> Net {
+        let start = Instant::now();
+        Net { ep: Endpoint::new(config, IdGen::new(7)), start, now: start, sent: Vec::new(), events: Vec::new() }
+    }
+
+    fn peer(from: &str) -> Peer {
+        Peer { addr: from.parse().unwrap(), local: LOCAL.parse().unwrap(), transport: Transport::Udp, conn: None }
+    }
+
+    fn deliver_from(&mut self, from: &str, bytes: impl Into<Bytes>) {
+        self.ep.handle(self.now, Net::peer(from), bytes.into());
+        self.drain();
+    }
+
+    fn deliver(&mut self, bytes: impl Into<Bytes>) {
+        self.deliver_from(EDGE, bytes);
+    }
+
+    fn drain(&mut self) {
+        while let Some(o) = self.ep.poll_output() {
+            match o {
+                Output::Transmit { peer, bytes } => self.sent.push((peer, bytes)),
+                Output::Event(e) => self.events.push(e),
+            }
+        }
+    }
+
+    /// Advances the clock to `ms` after the start, running every deadline on the way.
+    fn advance_to(&mut self, ms: u64) {
+        let end = self.start + Duration::from_millis(ms);
+        while let Some(t) = self.ep.poll_timeout().filter(|&t| t <= end) {
+            self.now = self.now.max(t);
+            self.ep.handle_timeout(self.now);
+            self.drain();
+        }
+        self.now = end;
+    }
+
+    fn take_sent(&mut self) -> Vec<(Peer, Message)> {
+        self.sent.drain(..).map(|(p, b)| (p, Message::parse(b).expect("vocals sends parseable messages"))).collect()
+    }
+
+    fn take_responses(&mut self) -> Vec<Response> {
+        self.take_sent().into_iter().filter_map(|(_, m)| m.as_response().cloned()).collect()
+    }
+
+    fn take_events(&mut self) -> Vec<Event> {
+        std::mem::take(&mut self.events)
+    }
+
+    fn incoming_call(&mut self) -> CallRef {
+        self.take_events()
+            .into_iter()
+            .find_map(|e| match e {
+                Event::IncomingCall { call, .. } => Some(call),
+                _ => None,
+            })
+            .expect("an IncomingCall event")
+    }
+}
+
+fn codes(responses: &[Response]) -> Vec<u16> {
+    responses.iter().map(|r| r.status.as_u16()).collect()
+}
+
+/// A header's value; for a list header, its elements joined with ", ".
+fn header(res: &Response, name: &str) -> String {
+    let name = HeaderName::new(name);
+    let values: Vec<_> = res.headers.get_all(&name).map(String::from_utf8_lossy).collect();
+    values.join(", ")
+}
+
+/// The ACK Twilio sends for our 2xx: a new transaction, To with our tag.
+fn ack_for(ok: &Response) -> String {
+    let to = header(ok, "To");
+    format!(
+        "ACK sip:+14155550123@203.0.113.10:5060;transport=udp SIP/2.0\r\nVia: SIP/2.0/UDP 54.244.51.1:5060;branch=z9hG4bKack1\r\n\
+         Max-Forwards: 69\r\nFrom: {}\r\nTo: {to}\r\nCall-ID: {}\r\nCSeq: 48063 ACK\r\nContent-Length: 0\r\n\r\n",
+        header(ok, "From"),
+        header(ok, "Call-ID")
+    )
+}
+
+fn twilio_bye(to_tag: &str) -> String {
+    BYE.replace("<YOUR-CONTACT>", "+14155550123@203.0.113.10:5060").replace("<YOUR-TO-TAG>", to_tag)
+}
+
+fn answered_call(net: &mut Net) -> (CallRef, Response) {
+    net.deliver(INVITE);
+    let call = net.incoming_call();
+    net.ep.ringing(net.now, call);
+    net.ep.answer(net.now, call, Bytes::from_static(SDP));
+    net.drain();
+    let responses = net.take_responses();
+    assert_eq!(codes(&responses), [100, 180, 200]);
+    (call, responses[2].clone())
+}
+
+#[test]
+fn a_twilio_call_is_answered_confirmed_and_hung_up_by_the_caller() {
+    let mut net = Net::new(EndpointConfig::default());
+    net.deliver(INVITE);
+    let sent = net.take_sent();
+    assert_eq!(sent.len(), 1, "100 Trying at once");
+    assert_eq!(sent[0].0.addr, EDGE.parse::<SocketAddr>().unwrap(), "answered to the top Via's sender");
+    let call = net.incoming_call();
+
+    net.ep.ringing(net.now, call);
+    net.ep.answer(net.now, call, Bytes::from_static(SDP));
+    net.drain();
+    let responses = net.take_responses();
+    let (ringing, ok) = (&responses[0], &responses[1]);
+    assert_eq!(ringing.status.as_u16(), 180);
+    let to_tag = ok.headers.to().unwrap().tag().unwrap().clone();
+    assert_eq!(ringing.headers.to().unwrap().tag(), Some(&to_tag), "18x and 200 carry the same To tag");
+    assert_eq!(header(ok, "Record-Route"), "<sip:54.244.51.1;lr>", "Record-Route echoed");
+    assert_eq!(header(ok, "Contact"), "<sip:203.0.113.10:5060;transport=udp>");
+    assert_eq!(header(ok, "Content-Type"), "application/sdp");
+    assert_eq!(ok.body, SDP);
+    assert_eq!(net.ep.sizes().dialogs, 1);
+
+    net.deliver(ack_for(ok));
+    assert_eq!(net.take_events(), vec![Event::CallConfirmed { call }]);
+    net.advance_to(2000);
+    assert!(net.take_sent().is_empty(), "the ACK stopped the 200's retransmissions");
+
+    net.deliver(twilio_bye(&String::from_utf8_lossy(&to_tag)));
+    let responses = net.take_responses();
+    assert_eq!(codes(&responses), [200]);
+    assert_eq!(
+        net.take_events(),
+        vec![Event::CallEnded {
+            call,
+            why: EndReason::RemoteBye { reason: Some("Q.850;cause=16;text=\"Normal call clearing\"".into()) }
+        }]
+    );
+    assert_eq!(net.ep.sizes().dialogs, 0);
+}
+
+#[test]
+fn invite_retransmissions_get_the_last_response_again() {
+    let mut net = Net::new(EndpointConfig::default());
+    net.deliver(INVITE);
+    let call = net.incoming_call();
+    net.deliver(INVITE);
+    assert_eq!(codes(&net.take_responses()), [100, 100]);
+    assert!(net.take_events().is_empty(), "a retransmission is not a new call");
+    net.ep.ringing(net.now, call);
+    net.drain();
+    net.deliver(INVITE);
+    assert_eq!(codes(&net.take_responses()), [180, 180]);
+}
+
+#[test]
+fn a_lost_ack_means_200_retransmissions_then_our_bye_through_the_route_set() {
+    let mut net = Net::new(EndpointConfig::default());
+    let (call, _) = answered_call(&mut net);
+    net.advance_to(31_999);
+    let retransmits = net.take_responses();
+    assert_eq!(codes(&retransmits), vec![200; 10], "at 0.5, 1.5, 3.5, 7.5 ... 31.5 s");
+    net.advance_to(32_000);
+    let sent = net.take_sent();
+    let (peer, bye) = sent.iter().find(|(_, m)| m.as_request().is_some()).expect("a BYE");
+    let bye = bye.as_request().unwrap();
+    assert_eq!(bye.method, Method::Bye);
+    assert_eq!(peer.addr, EDGE.parse::<SocketAddr>().unwrap(), "to the first route hop");
+    assert_eq!(bye.uri.to_string(), "sip:+12125550100@172.25.90.229:5060;transport=udp", "Request-URI = Contact");
+    assert_eq!(String::from_utf8_lossy(bye.headers.get(&HeaderName::Route).unwrap()), "<sip:54.244.51.1;lr>");
+    assert!(bye.headers.get(&HeaderName::Reason).is_some());
+    assert_eq!(net.take_events(), vec![Event::CallEnded { call, why: EndReason::AckTimeout }]);
+}
+
+#[test]
+fn our_hangup_sends_a_bye_that_is_retransmitted_until_answered() {
+    let mut net = Net::new(EndpointConfig::default());
+    let (call, ok) = answered_call(&mut net);
+    net.deliver(ack_for(&ok));
+    net.take_events();
+    net.ep.hangup(net.now, call, None);
+    net.drain();
+    assert_eq!(net.take_events(), vec![Event::CallEnded { call, why: EndReason::LocalBye }]);
+    let sent = net.take_sent();
+    let bye = sent[0].1.as_request().unwrap().clone();
+    assert_eq!(bye.method, Method::Bye);
+    assert!(bye.headers.top_via().unwrap().rport().is_some(), "our Via asks for rport");
+    net.advance_to(600);
+    assert_eq!(net.take_sent().len(), 1, "Timer E retransmitted the BYE");
+    // Twilio's 200 to the BYE ends the client transaction.
+    let ok = Response::to_request(&bye, crate::sip::message::StatusCode::OK, None);
+    net.deliver(ok.to_bytes());
+    net.advance_to(40_000);
+    assert!(net.take_sent().is_empty());
+    assert_eq!(net.ep.sizes(), Sizes::default(), "every table reaped");
+}
+
+#[test]
+fn cancel_before_the_answer_gets_200_and_the_invite_487() {
+    let mut net = Net::new(EndpointConfig::default());
+    net.deliver(INVITE);
+    let call = net.incoming_call();
+    net.take_sent();
+    let cancel = INVITE
+        .replace("INVITE sip:", "CANCEL sip:")
+        .replace("CSeq: 48063 INVITE", "CSeq: 48063 CANCEL")
+        .split("\r\n\r\n")
+        .next()
+        .unwrap()
+        .replace("Content-Type: application/sdp\r\n", "")
+        .replace("Content-Length: 289", "Content-Length: 0")
+        + "\r\n\r\n";
+    net.deliver(cancel);
+    let responses = net.take_responses();
+    assert_eq!(codes(&responses), [200, 487]);
+    assert_eq!(responses[0].headers.cseq().unwrap().method, Method::Cancel);
+    assert_eq!(net.take_events(), vec![Event::CallEnded { call, why: EndReason::Cancelled }]);
+    // The ACK for the 487 is absorbed by the INVITE transaction.
+    let ack = INVITE
+        .replace("INVITE sip:", "ACK sip:")
+        .replace("CSeq: 48063 INVITE", "CSeq: 48063 ACK")
+        .replace("To: <sip:+14155550123@sip.vocals.example>", &format!("To: {}", header(&responses[1], "To")));
+    net.deliver(ack);
+    assert!(net.take_sent().is_empty() && net.take_events().is_empty());
+    net.advance_to(10_000);
+    assert_eq!(net.ep.sizes().server_transactions, 1, "the INVITE's Timer I is over; the CANCEL's Timer J is not");
+    net.advance_to(40_000);
+    assert_eq!(net.ep.sizes(), Sizes::default());
+}
+
+#[test]
+fn options_in_or_out_of_a_dialog_get_200_with_capabilities() {
+    let mut net = Net::new(EndpointConfig::default());
+    let options = "OPTIONS sip:203.0.113.10 SIP/2.0\r\nVia: SIP/2.0/UDP 54.244.51.1:5060;branch=z9hG4bKo1\r\n\
+                   From: <sip:ping@twilio.com>;tag=p1\r\nTo: <sip:203.0.113.10>\r\nCall-ID: opt1\r\nCSeq: 1 OPTIONS\r\n\
+                   Max-Forwards: 0\r\nContent-Length: 0\r\n\r\n";
+    net.deliver(options);
+    let res = &net.take_responses()[0];
+    assert_eq!(res.status.as_u16(), 200, "Max-Forwards 0 is fine for an endpoint (RFC 4475 3.3.11)");
+    assert!(header(res, "Allow").contains("INVITE") && header(res, "Accept").contains("application/sdp"));
+    assert!(res.headers.contains(&HeaderName::Supported));
+    assert!(res.headers.to().unwrap().tag().is_some());
+}
+
+#[test]
+fn requests_for_unknown_dialogs_get_481() {
+    let mut net = Net::new(EndpointConfig::default());
+    net.deliver(twilio_bye("no-such-tag"));
+    let res = net.take_responses();
+    assert_eq!(codes(&res), [481]);
+}
+
+#[test]
+fn unsupported_things_are_refused_with_the_headers_that_say_why() {
+    let mut net = Net::new(EndpointConfig::default());
+    let register = "REGISTER sip:203.0.113.10 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKr1\r\n\
+                    From: <sip:a@b>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: r1\r\nCSeq: 1 REGISTER\r\nContent-Length: 0\r\n\r\n";
+    net.deliver_from("127.0.0.1:5070", register);
+    let res = &net.take_responses()[0];
+    assert_eq!((res.status.as_u16(), header(res, "Allow").contains("BYE")), (405, true));
+
+    let require = INVITE.replace("Allow: ACK", "Require: 100rel, timer\r\nAllow: ACK");
+    net.deliver(require);
+    let res = &net.take_responses()[0];
+    assert_eq!((res.status.as_u16(), header(res, "Unsupported")), (420, "100rel, timer".to_string()));
+
+    let html = INVITE
+        .replace("Content-Type: application/sdp", "Content-Type: text/html")
+        .replace("branch=z9hG4bKaa5f", "branch=z9hG4bKh1");
+    net.deliver(html);
+    let res = &net.take_responses()[0];
+    assert_eq!((res.status.as_u16(), header(res, "Accept").contains("application/sdp")), (415, true));
+
+    let scheme = INVITE
+        .replace("INVITE sip:+14155550123@sip.vocals.example", "INVITE im:+14155550123@sip.vocals.example")
+        .replace("branch=z9hG4bKaa5f", "branch=z9hG4bKs1");
+    net.deliver(scheme);
+    assert_eq!(codes(&net.take_responses()), [416]);
+    assert!(net.take_events().is_empty(), "no call was offered to the call layer");
+}
+
+#[test]
+fn malformed_requests_get_400_with_the_reason_and_garbage_is_dropped() {
+    let mut net = Net::new(EndpointConfig::default());
+    let bad = INVITE.replace("CSeq: 48063 INVITE", "CSeq: 48063 BYE");
+    net.deliver(bad);
+    let res = &net.take_responses()[0];
+    assert_eq!(res.status.as_u16(), 400);
+    assert_eq!(String::from_utf8_lossy(&res.reason), "CSeq method does not match the request method");
+    net.deliver(&b"\x00\x01garbage"[..]);
+    assert!(net.take_sent().is_empty());
+    assert_eq!(net.take_events(), vec![Event::Dropped { why: DropReason::Malformed, from: EDGE.parse().unwrap() }]);
+    let v7 = INVITE.replace(
+        "INVITE sip:+14155550123@sip.vocals.example SIP/2.0",
+        "INVITE sip:+14155550123@sip.vocals.example SIP/7.0",
+    );
+    net.deliver(v7);
+    assert_eq!(codes(&net.take_responses()), [505]);
+}
+
+#[test]
+fn sources_outside_the_allowlist_are_dropped_or_refused() {
+    let mut net = Net::new(EndpointConfig::default());
+    net.deliver_from("198.51.100.7:5060", INVITE);
+    assert!(net.take_sent().is_empty(), "silently dropped by default");
+    assert_eq!(
+        net.take_events(),
+        vec![Event::Dropped { why: DropReason::NotAllowed, from: "198.51.100.7:5060".parse().unwrap() }]
+    );
+    let mut net = Net::new(EndpointConfig { reject_disallowed: true, ..EndpointConfig::default() });
+    net.deliver_from("198.51.100.7:5060", INVITE);
+    assert_eq!(codes(&net.take_responses()), [403]);
+}
+
+#[test]
+fn a_draining_or_full_endpoint_answers_503_with_retry_after() {
+    let mut net = Net::new(EndpointConfig::default());
+    net.ep.set_draining(true);
+    net.deliver(INVITE);
+    let res = &net.take_responses()[0];
+    assert_eq!((res.status.as_u16(), header(res, "Retry-After")), (503, "5".to_string()));
+    let mut net = Net::new(EndpointConfig { max_calls: 1, ..EndpointConfig::default() });
+    net.deliver(INVITE);
+    net.deliver(INVITE.replace("branch=z9hG4bKaa5f", "branch=z9hG4bKsecond").replace("Call-ID: 4fcf", "Call-ID: 5fcf"));
+    assert_eq!(codes(&net.take_responses()), [100, 503]);
+}
+
+#[test]
+fn a_rejected_call_ends_at_once_and_its_final_response_waits_for_the_ack() {
+    let mut net = Net::new(EndpointConfig::default());
+    net.deliver(INVITE);
+    let call = net.incoming_call();
+    net.ep.reject(net.now, call, crate::sip::message::StatusCode::NOT_FOUND, "Number Not Assigned", &[]);
+    net.drain();
+    let responses = net.take_responses();
+    assert_eq!(codes(&responses), [100, 404]);
+    assert_eq!(String::from_utf8_lossy(&responses[1].reason), "Number Not Assigned");
+    assert_eq!(
+        net.take_events(),
+        vec![Event::CallEnded { call, why: EndReason::Rejected(crate::sip::message::StatusCode::NOT_FOUND) }]
+    );
+    net.advance_to(600);
+    assert_eq!(codes(&net.take_responses()), [404], "Timer G retransmits the 404 until the ACK");
+}
+
+#[test]
+fn a_hold_re_invite_is_offered_to_the_call_layer_and_answered() {
+    let mut net = Net::new(EndpointConfig::default());
+    let (call, ok) = answered_call(&mut net);
+    net.deliver(ack_for(&ok));
+    net.take_events();
+    let to = header(&ok, "To");
+    let hold = INVITE
+        .replace("branch=z9hG4bKaa5f", "branch=z9hG4bKhold")
+        .replace("CSeq: 48063 INVITE", "CSeq: 48064 INVITE")
+        .replace("To: <sip:+14155550123@sip.vocals.example>", &format!("To: {to}"))
+        .replace("a=sendrecv", "a=sendonly");
+    net.deliver(hold);
+    assert_eq!(codes(&net.take_responses()), [100]);
+    let offer = match net.take_events().pop() {
+        Some(Event::ReInvite { call: c, offer: Some(o) }) if c == call => o,
+        other => panic!("expected a re-INVITE event, got {other:?}"),
+    };
+    assert!(String::from_utf8_lossy(&offer).contains("a=sendonly"));
+    net.ep.answer_reinvite(net.now, call, Bytes::from_static(b"v=0\r\n...a=recvonly\r\n"));
+    net.drain();
+    let res = net.take_responses();
+    assert_eq!(codes(&res), [200]);
+    assert!(String::from_utf8_lossy(&res[0].body).contains("a=recvonly"));
+}
+
+#[test]
+fn info_with_dtmf_relay_is_a_digit() {
+    let mut net = Net::new(EndpointConfig::default());
+    let (call, ok) = answered_call(&mut net);
+    net.deliver(ack_for(&ok));
+    net.take_events();
+    let body = "Signal=5\r\nDuration=160\r\n";
+    let info = format!(
+        "INFO sip:+14155550123@203.0.113.10:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 54.244.51.1:5060;branch=z9hG4bKinfo\r\n\
+         From: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: 48070 INFO\r\nContent-Type: application/dtmf-relay\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        header(&ok, "From"),
+        header(&ok, "To"),
+        header(&ok, "Call-ID"),
+        body.len()
+    );
+    net.deliver(info);
+    assert_eq!(codes(&net.take_responses()), [200]);
+    assert_eq!(net.take_events(), vec![Event::Dtmf { call, digit: '5', duration_ms: Some(160) }]);
+}
+
+#[test]
+fn tables_are_reaped_after_their_terminal_timers() {
+    let mut net = Net::new(EndpointConfig::default());
+    let (_, ok) = answered_call(&mut net);
+    net.deliver(ack_for(&ok));
+    let tag = ok.headers.to().unwrap().tag().unwrap().clone();
+    net.deliver(twilio_bye(&String::from_utf8_lossy(&tag)));
+    net.advance_to(60_000);
+    assert_eq!(net.ep.sizes(), Sizes::default());
+    assert_eq!(net.ep.poll_timeout(), None);
+}

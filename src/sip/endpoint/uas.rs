@@ -1,0 +1,541 @@
+//! The UAS rules: what each received request gets (RFC 3261 §8.2, §9.2, §12.2.2, §13.3, §15.1.2), and the
+//! call layer's commands (ring, answer, reject, hang up) turned into responses and requests.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use super::{Call, CallRef, DropReason, EndReason, Endpoint, EndpointConfig, Event, InviteTx, Peer, Phase};
+use crate::sip::dialog::{Dialog, DialogId};
+use crate::sip::message::typed::{Reason, Transport as ViaTransport, Via};
+use crate::sip::message::{
+    Framing, HeaderName, Host, Message, Method, ParseError, Request, Response, StatusCode, Uri, error_response,
+};
+use crate::sip::transaction::{ServerInvite, ServerNonInvite, TransactionKey};
+
+/// Methods vocals answers (Allow).
+pub(crate) const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, NOTIFY";
+/// Bodies vocals understands (Accept).
+pub(crate) const ACCEPT: &str = "application/sdp, application/dtmf-relay";
+/// Seconds a 503 asks the peer to wait (Twilio fails over to the next origination URI meanwhile).
+const RETRY_AFTER: &str = "5";
+
+impl Endpoint {
+    /// Bytes received from `peer`: one datagram, or one message framed on a stream.
+    pub fn handle(&mut self, now: Instant, peer: Peer, bytes: Bytes) {
+        if !self.config.allow.allows(peer.addr.ip()) {
+            self.not_allowed(now, peer, bytes);
+            return;
+        }
+        let framing = if peer.transport.is_reliable() { Framing::Stream } else { Framing::Datagram };
+        let parsed = match framing {
+            Framing::Datagram => Message::parse_datagram(bytes.clone(), &self.config.limits),
+            Framing::Stream => Message::parse_stream(bytes.clone(), &self.config.limits),
+        };
+        match parsed {
+            Ok(Message::Request(req)) => self.on_request(now, peer, req),
+            Ok(Message::Response(res)) => self.on_response(now, peer, res),
+            Err(e) => self.malformed(peer, &bytes, &e),
+        }
+    }
+
+    /// A source outside the allowlist: dropped silently, or refused with 403 when configured.
+    fn not_allowed(&mut self, now: Instant, peer: Peer, bytes: Bytes) {
+        self.event(Event::Dropped { why: DropReason::NotAllowed, from: peer.addr });
+        if !self.config.reject_disallowed {
+            return;
+        }
+        if let Ok(Message::Request(req)) = Message::parse_datagram(bytes, &self.config.limits)
+            && req.method != Method::Ack
+        {
+            let res = self.response(&req, &peer, StatusCode::FORBIDDEN, None);
+            let _ = now;
+            self.transmit(peer, res.to_bytes());
+        }
+    }
+
+    /// A message that does not parse: answered 400/505/513 when it is a request whose Via, From, To,
+    /// Call-ID and CSeq can still be read, else dropped and counted.
+    fn malformed(&mut self, peer: Peer, bytes: &[u8], e: &ParseError) {
+        match error_response(bytes, e) {
+            Some(res) => self.transmit(peer, res),
+            None => self.event(Event::Dropped { why: DropReason::Malformed, from: peer.addr }),
+        }
+    }
+
+    fn on_request(&mut self, now: Instant, peer: Peer, req: Request) {
+        let key = match TransactionKey::for_request(&req) {
+            Ok(k) => k,
+            Err(e) => return self.malformed(peer, &req.to_bytes(), &e),
+        };
+        if req.method == Method::Ack {
+            return self.on_ack(now, peer, &key, &req);
+        }
+        if let Some(t) = self.invites.get_mut(&key) {
+            t.tx.on_invite_retransmission();
+            return self.drain_invite(now, &key);
+        }
+        if let Some((t, _)) = self.non_invites.get_mut(&key) {
+            t.on_retransmission();
+            return self.drain_non_invite(&key);
+        }
+        if self.invites.len() + self.non_invites.len() >= self.config.max_transactions {
+            return self.refuse(now, peer, key, &req, StatusCode::SERVICE_UNAVAILABLE, "Too Many Transactions");
+        }
+        if let Some((status, phrase)) = self.precheck(&req) {
+            return self.refuse(now, peer, key, &req, status, phrase);
+        }
+        match (&req.method, has_to_tag(&req)) {
+            (Method::Cancel, _) => self.on_cancel(now, peer, key, &req),
+            (Method::Invite, false) => self.new_call(now, peer, key, req),
+            (_, true) => self.in_dialog(now, peer, key, req),
+            (Method::Options, false) => {
+                self.respond_non_invite(now, peer, key, &req, StatusCode::OK, None, capabilities)
+            }
+            (Method::Bye | Method::Info | Method::Update | Method::Notify | Method::Prack, false) => {
+                self.respond_non_invite(now, peer, key, &req, StatusCode::CALL_DOES_NOT_EXIST, None, |_| {})
+            }
+            (_, false) => self.respond_non_invite(now, peer, key, &req, StatusCode::METHOD_NOT_ALLOWED, None, allow),
+        }
+    }
+
+    /// Checks that refuse a request before anything else (§8.2.1–§8.2.3): URI scheme (416), Require (420),
+    /// body type (415), and for an INVITE every header the dialog will need (400).
+    fn precheck(&self, req: &Request) -> Option<(StatusCode, &'static str)> {
+        if matches!(req.uri, Uri::Other(_)) {
+            return Some((StatusCode::UNSUPPORTED_URI_SCHEME, "Unsupported URI Scheme"));
+        }
+        if req.method != Method::Cancel && req.headers.tokens(&HeaderName::Require).next().is_some() {
+            return Some((StatusCode::BAD_EXTENSION, "Bad Extension"));
+        }
+        if !req.body.is_empty() {
+            let accepted = match req.headers.content_type() {
+                Ok(Some(ct)) => {
+                    ct.is("application", "sdp") || (req.method == Method::Info && ct.is("application", "dtmf-relay"))
+                }
+                Ok(None) => false,
+                Err(_) => return Some((StatusCode::BAD_REQUEST, "Bad Content-Type")),
+            };
+            if !accepted {
+                return Some((StatusCode::UNSUPPORTED_MEDIA_TYPE, "Unsupported Media Type"));
+            }
+        }
+        if req.method == Method::Invite && Message::Request(req.clone()).validate().is_err() {
+            return Some((StatusCode::BAD_REQUEST, "Bad Request"));
+        }
+        None
+    }
+
+    /// A final refusal, in the right kind of transaction so retransmissions and the ACK are handled.
+    fn refuse(
+        &mut self,
+        now: Instant,
+        peer: Peer,
+        key: TransactionKey,
+        req: &Request,
+        status: StatusCode,
+        phrase: &str,
+    ) {
+        let detail = match status {
+            StatusCode::BAD_REQUEST => Message::Request(req.clone()).validate().err().map(|e| e.to_string()),
+            _ => None,
+        };
+        let phrase = detail.as_deref().unwrap_or(phrase).to_string();
+        let tag = self.ids.tag();
+        let mut res = self.response(req, &peer, status, Some(&tag)).with_reason(&phrase);
+        match status {
+            StatusCode::BAD_EXTENSION => {
+                let unsupported: Vec<String> =
+                    req.headers.tokens(&HeaderName::Require).map(|t| String::from_utf8_lossy(t).into_owned()).collect();
+                res.headers.push(HeaderName::Unsupported, unsupported.join(", "));
+            }
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => res.headers.push(HeaderName::Accept, ACCEPT),
+            StatusCode::SERVICE_UNAVAILABLE => res.headers.push(HeaderName::RetryAfter, RETRY_AFTER),
+            _ => {}
+        }
+        if req.method == Method::Invite {
+            let mut tx = ServerInvite::new(peer.transport.is_reliable(), self.config.timers);
+            tx.respond(now, status, res.to_bytes());
+            let call = self.ids.call();
+            self.invites.insert(key.clone(), InviteTx { tx, peer, call });
+            self.drain_invite(now, &key);
+        } else {
+            let mut tx = ServerNonInvite::new(peer.transport.is_reliable(), self.config.timers);
+            tx.respond(now, status, res.to_bytes());
+            self.non_invites.insert(key.clone(), (tx, peer));
+            self.drain_non_invite(&key);
+        }
+    }
+
+    /// A new INVITE: 100 Trying at once, then the call layer decides.
+    fn new_call(&mut self, now: Instant, peer: Peer, key: TransactionKey, invite: Request) {
+        if self.draining || self.calls.len() >= self.config.max_calls {
+            let phrase = if self.draining { "Draining" } else { "Over Capacity" };
+            return self.refuse(now, peer, key, &invite, StatusCode::SERVICE_UNAVAILABLE, phrase);
+        }
+        let mut tx = ServerInvite::new(peer.transport.is_reliable(), self.config.timers);
+        let trying = self.response(&invite, &peer, StatusCode::TRYING, None);
+        tx.respond(now, StatusCode::TRYING, trying.to_bytes());
+        let call = self.ids.call();
+        let to_tag = self.ids.tag();
+        self.invites.insert(key.clone(), InviteTx { tx, peer, call });
+        self.calls.insert(
+            call,
+            Call {
+                invite: invite.clone(),
+                invite_key: key.clone(),
+                peer,
+                to_tag,
+                phase: Phase::Early,
+                dialog: None,
+                reinvite: None,
+            },
+        );
+        self.drain_invite(now, &key);
+        self.event(Event::IncomingCall { call, invite: Box::new(invite), peer });
+    }
+
+    /// CANCEL (§9.2): 200 to the CANCEL; 487 to the INVITE if it has no final response yet.
+    fn on_cancel(&mut self, now: Instant, peer: Peer, key: TransactionKey, cancel: &Request) {
+        let Some(invite_key) = key.cancelled_invite().filter(|k| self.invites.contains_key(k)) else {
+            return self.respond_non_invite(now, peer, key, cancel, StatusCode::CALL_DOES_NOT_EXIST, None, |_| {});
+        };
+        let call = self.invites[&invite_key].call;
+        let to_tag = self.calls.get(&call).map(|c| c.to_tag.clone());
+        self.respond_non_invite(now, peer, key, cancel, StatusCode::OK, to_tag.as_deref(), |_| {});
+        let early = self.calls.get(&call).is_some_and(|c| c.phase == Phase::Early);
+        if early {
+            let c = &self.calls[&call];
+            let res = self.response(&c.invite, &c.peer, StatusCode::REQUEST_TERMINATED, Some(&c.to_tag));
+            if let Some(t) = self.invites.get_mut(&invite_key) {
+                t.tx.respond(now, StatusCode::REQUEST_TERMINATED, res.to_bytes());
+            }
+            self.drain_invite(now, &invite_key);
+            self.end_call(call, EndReason::Cancelled);
+        }
+    }
+
+    /// ACK: for a non-2xx it belongs to the INVITE transaction (same branch); for our 2xx it is its own
+    /// request, matched to the dialog (§13.3.1.4, §17.1.1.3).
+    fn on_ack(&mut self, now: Instant, peer: Peer, key: &TransactionKey, ack: &Request) {
+        if let Some(t) = self.invites.get_mut(key) {
+            t.tx.on_ack(now);
+            return self.drain_invite(now, key);
+        }
+        let call = DialogId::of_request(ack).ok().flatten().and_then(|id| self.dialogs.get(&id).copied());
+        let Some(call) = call else {
+            return self.event(Event::Dropped { why: DropReason::StrayAck, from: peer.addr });
+        };
+        let Some(c) = self.calls.get_mut(&call) else { return };
+        let awaited = c.reinvite.as_ref().map(|(k, _)| k.clone()).unwrap_or_else(|| c.invite_key.clone());
+        let first = c.phase == Phase::Answered;
+        if first {
+            c.phase = Phase::Confirmed;
+        }
+        if let Some(t) = self.invites.get_mut(&awaited) {
+            t.tx.on_ack(now);
+            self.drain_invite(now, &awaited);
+        }
+        if first {
+            self.event(Event::CallConfirmed { call });
+        }
+    }
+
+    /// A request inside a dialog (To tag present).
+    fn in_dialog(&mut self, now: Instant, peer: Peer, key: TransactionKey, req: Request) {
+        let call = DialogId::of_request(&req).ok().flatten().and_then(|id| self.dialogs.get(&id).copied());
+        let Some(call) = call else {
+            let status = StatusCode::CALL_DOES_NOT_EXIST;
+            return self.refuse(now, peer, key, &req, status, "Call/Transaction Does Not Exist");
+        };
+        let checked = self.calls.get_mut(&call).and_then(|c| c.dialog.as_mut()).map(|d| d.on_request(&req));
+        if let Some(Err(e)) = checked {
+            let phrase = e.to_string();
+            return self.refuse(now, peer, key, &req, StatusCode::SERVER_INTERNAL_ERROR, &phrase);
+        }
+        match req.method {
+            Method::Bye => {
+                let reason = req.headers.get(&HeaderName::Reason).map(|r| String::from_utf8_lossy(r).into_owned());
+                self.respond_non_invite(now, peer, key, &req, StatusCode::OK, None, |_| {});
+                self.end_call(call, EndReason::RemoteBye { reason });
+            }
+            Method::Invite => self.reinvite(now, peer, key, call, req),
+            Method::Info => {
+                let dtmf = dtmf_relay(&req);
+                self.respond_non_invite(now, peer, key, &req, StatusCode::OK, None, |_| {});
+                if let Some((digit, duration_ms)) = dtmf {
+                    self.event(Event::Dtmf { call, digit, duration_ms });
+                }
+            }
+            Method::Update if !req.body.is_empty() => {
+                let status = StatusCode::NOT_ACCEPTABLE_HERE;
+                self.respond_non_invite(now, peer, key, &req, status, None, |r| {
+                    r.headers.push(HeaderName::Warning, "399 vocals \"change the session with a re-INVITE\"");
+                });
+            }
+            Method::Options => self.respond_non_invite(now, peer, key, &req, StatusCode::OK, None, capabilities),
+            Method::Update | Method::Notify => {
+                self.respond_non_invite(now, peer, key, &req, StatusCode::OK, None, |_| {})
+            }
+            _ => self.respond_non_invite(now, peer, key, &req, StatusCode::METHOD_NOT_ALLOWED, None, allow),
+        }
+    }
+
+    /// A re-INVITE (hold, resume, new offer): 100 Trying, then the call layer answers with
+    /// [`Endpoint::answer_reinvite`].
+    fn reinvite(&mut self, now: Instant, peer: Peer, key: TransactionKey, call: CallRef, req: Request) {
+        let mut tx = ServerInvite::new(peer.transport.is_reliable(), self.config.timers);
+        tx.respond(now, StatusCode::TRYING, self.response(&req, &peer, StatusCode::TRYING, None).to_bytes());
+        self.invites.insert(key.clone(), InviteTx { tx, peer, call });
+        self.drain_invite(now, &key);
+        let offer = (!req.body.is_empty()).then(|| req.body.clone());
+        if let Some(c) = self.calls.get_mut(&call) {
+            c.reinvite = Some((key, req));
+        }
+        self.event(Event::ReInvite { call, offer });
+    }
+
+    fn on_response(&mut self, now: Instant, peer: Peer, res: Response) {
+        let Ok(key) = TransactionKey::for_response(&res) else {
+            return self.event(Event::Dropped { why: DropReason::StrayResponse, from: peer.addr });
+        };
+        let Some(t) = self.clients.get_mut(&key) else {
+            return self.event(Event::Dropped { why: DropReason::StrayResponse, from: peer.addr });
+        };
+        t.tx.on_response(now, res.status);
+        self.drain_client(&key);
+    }
+
+    // ---- commands from the call layer ----
+
+    /// 180 Ringing with our To tag.
+    pub fn ringing(&mut self, now: Instant, call: CallRef) {
+        self.respond_invite(now, call, StatusCode::RINGING, None, "");
+    }
+
+    /// 200 OK with our SDP (answer, or offer for an INVITE that had none): the dialog starts here.
+    pub fn answer(&mut self, now: Instant, call: CallRef, sdp: Bytes) {
+        let first_cseq = self.ids.cseq();
+        let Some(c) = self.calls.get_mut(&call) else { return };
+        if c.phase != Phase::Early {
+            return;
+        }
+        let Ok(dialog) = Dialog::uas(&c.invite, &c.to_tag, first_cseq) else { return };
+        self.dialogs.insert(dialog.id.clone(), call);
+        c.dialog = Some(dialog);
+        c.phase = Phase::Answered;
+        self.respond_invite(now, call, StatusCode::OK, Some(sdp), "");
+    }
+
+    /// Refuses the INVITE (404, 480, 486, 488, 503 ...) with a reason phrase and optional extra headers.
+    pub fn reject(
+        &mut self,
+        now: Instant,
+        call: CallRef,
+        status: StatusCode,
+        phrase: &str,
+        extra: &[(HeaderName, String)],
+    ) {
+        let reinvite = self.calls.get(&call).is_some_and(|c| c.reinvite.is_some());
+        if reinvite {
+            self.respond_reinvite(now, call, status, None, phrase);
+            return;
+        }
+        if !self.calls.get(&call).is_some_and(|c| c.phase == Phase::Early) {
+            return;
+        }
+        let extra: Vec<(HeaderName, String)> = extra.to_vec();
+        self.respond_invite_with(now, call, status, None, phrase, &extra);
+        self.end_call(call, EndReason::Rejected(status));
+    }
+
+    /// Answers the pending re-INVITE with our SDP (direction per RFC 3264 §6.1, chosen by the call layer).
+    pub fn answer_reinvite(&mut self, now: Instant, call: CallRef, sdp: Bytes) {
+        self.respond_reinvite(now, call, StatusCode::OK, Some(sdp), "");
+    }
+
+    /// Ends the call from our side: BYE once answered (with a Reason, RFC 3326), 480 before.
+    pub fn hangup(&mut self, now: Instant, call: CallRef, reason: Option<Reason>) {
+        let Some(phase) = self.calls.get(&call).map(|c| c.phase) else { return };
+        match phase {
+            Phase::Early => self.reject(now, call, StatusCode::TEMPORARILY_UNAVAILABLE, "Agent Hung Up", &[]),
+            Phase::Answered | Phase::Confirmed => {
+                self.send_bye(now, call, reason);
+                self.end_call(call, EndReason::LocalBye);
+            }
+            Phase::Ending => {}
+        }
+    }
+
+    fn respond_invite(&mut self, now: Instant, call: CallRef, status: StatusCode, sdp: Option<Bytes>, phrase: &str) {
+        self.respond_invite_with(now, call, status, sdp, phrase, &[]);
+    }
+
+    fn respond_invite_with(
+        &mut self,
+        now: Instant,
+        call: CallRef,
+        status: StatusCode,
+        sdp: Option<Bytes>,
+        phrase: &str,
+        extra: &[(HeaderName, String)],
+    ) {
+        let Some(c) = self.calls.get(&call) else { return };
+        let key = c.invite_key.clone();
+        let mut res = self.response(&c.invite, &c.peer, status, Some(&c.to_tag));
+        if !phrase.is_empty() {
+            res = res.with_reason(phrase);
+        }
+        if status.as_u16() > 100 && status.as_u16() < 300 {
+            res.headers.push(HeaderName::Contact, our_contact(&self.config, &c.peer));
+            res.headers.push(HeaderName::Allow, ALLOW);
+        }
+        for (name, value) in extra {
+            res.headers.push(name.clone(), value.clone());
+        }
+        if let Some(sdp) = sdp {
+            res.headers.push(HeaderName::ContentType, "application/sdp");
+            res.body = sdp;
+        }
+        if let Some(t) = self.invites.get_mut(&key) {
+            t.tx.respond(now, status, res.to_bytes());
+        }
+        self.drain_invite(now, &key);
+    }
+
+    fn respond_reinvite(&mut self, now: Instant, call: CallRef, status: StatusCode, sdp: Option<Bytes>, phrase: &str) {
+        let Some(c) = self.calls.get_mut(&call) else { return };
+        let Some((key, req)) = c.reinvite.clone() else { return };
+        if !status.is_success() {
+            c.reinvite = None;
+        }
+        let peer = c.peer;
+        let mut res = self.response(&req, &peer, status, None);
+        if !phrase.is_empty() {
+            res = res.with_reason(phrase);
+        }
+        if status.is_success() {
+            res.headers.push(HeaderName::Contact, our_contact(&self.config, &peer));
+        }
+        if let Some(sdp) = sdp {
+            res.headers.push(HeaderName::ContentType, "application/sdp");
+            res.body = sdp;
+        }
+        if let Some(t) = self.invites.get_mut(&key) {
+            t.tx.respond(now, status, res.to_bytes());
+        }
+        self.drain_invite(now, &key);
+    }
+
+    /// Answers a non-INVITE request in its own transaction; `shape` adds headers.
+    #[allow(clippy::too_many_arguments)]
+    fn respond_non_invite(
+        &mut self,
+        now: Instant,
+        peer: Peer,
+        key: TransactionKey,
+        req: &Request,
+        status: StatusCode,
+        to_tag: Option<&str>,
+        shape: impl FnOnce(&mut Response),
+    ) {
+        let generated;
+        let tag = match to_tag {
+            Some(t) => Some(t),
+            None if !has_to_tag(req) => {
+                generated = self.ids.tag();
+                Some(generated.as_str())
+            }
+            None => None,
+        };
+        let mut res = self.response(req, &peer, status, tag);
+        shape(&mut res);
+        let mut tx = ServerNonInvite::new(peer.transport.is_reliable(), self.config.timers);
+        tx.respond(now, status, res.to_bytes());
+        self.non_invites.insert(key.clone(), (tx, peer));
+        self.drain_non_invite(&key);
+    }
+
+    /// A response to `req` (§8.2.6) with our Server header, sent back per §18.2.2 by the driver.
+    fn response(&self, req: &Request, _peer: &Peer, status: StatusCode, to_tag: Option<&str>) -> Response {
+        let mut res = Response::to_request(req, status, to_tag);
+        res.headers.push(HeaderName::Server, self.config.user_agent.clone());
+        res
+    }
+}
+
+fn has_to_tag(req: &Request) -> bool {
+    req.headers.to().is_ok_and(|to| to.tag().is_some())
+}
+
+/// Allow, Accept and Supported, for OPTIONS (§11.2).
+fn capabilities(res: &mut Response) {
+    res.headers.push(HeaderName::Allow, ALLOW);
+    res.headers.push(HeaderName::Accept, ACCEPT);
+    res.headers.push(HeaderName::Supported, Bytes::new());
+}
+
+/// Allow, for 405 (§8.2.1).
+fn allow(res: &mut Response) {
+    res.headers.push(HeaderName::Allow, ALLOW);
+}
+
+/// `Signal=5` and `Duration=160` from an `application/dtmf-relay` INFO body.
+fn dtmf_relay(req: &Request) -> Option<(char, Option<u32>)> {
+    let ct = req.headers.content_type().ok()??;
+    if !ct.is("application", "dtmf-relay") {
+        return None;
+    }
+    let text = std::str::from_utf8(&req.body).ok()?;
+    let field = |name: &str| {
+        text.lines().find_map(|l| {
+            let (k, v) = l.split_once('=')?;
+            k.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+        })
+    };
+    let signal = field("Signal")?;
+    let digit = signal.chars().next().filter(|c| c.is_ascii_digit() || "*#ABCDabcd".contains(*c))?;
+    Some((digit.to_ascii_uppercase(), field("Duration").and_then(|d| d.parse().ok())))
+}
+
+/// The host vocals names itself by: the configured public host, else the listener's address.
+fn our_host(config: &EndpointConfig, peer: &Peer) -> String {
+    match &config.public_host {
+        Some(h) => h.clone(),
+        None => match peer.local.ip() {
+            IpAddr::V6(v6) => format!("[{v6}]"),
+            v4 => v4.to_string(),
+        },
+    }
+}
+
+/// `<sip:host:port;transport=udp|tcp>`: where the peer sends in-dialog requests (§12.1.1).
+pub(crate) fn our_contact(config: &EndpointConfig, peer: &Peer) -> String {
+    format!("<sip:{}:{};transport={}>", our_host(config, peer), peer.local.port(), peer.transport.as_str())
+}
+
+/// Our Via for a request we send (§18.1.1), with `rport` (RFC 3581).
+pub(crate) fn our_via(config: &EndpointConfig, peer: &Peer, branch: &str) -> Via {
+    let transport = if peer.transport.is_reliable() { ViaTransport::Tcp } else { ViaTransport::Udp };
+    let host = match our_host(config, peer).parse::<IpAddr>() {
+        Ok(ip) => Host::from(ip),
+        Err(_) => Host::Name(Bytes::from(our_host(config, peer).trim_matches(['[', ']']).to_string())),
+    };
+    let mut via = Via::new(transport, host, Some(peer.local.port()), branch);
+    via.params.set("rport", None);
+    via
+}
+
+/// Where a request in the dialog goes: over the same connection for TCP (Twilio opens it, TWILIO.md §3);
+/// for UDP, to the next hop when it is an IP address (Twilio's edge), else back where the INVITE came from.
+pub(crate) fn next_hop_peer(dialog: &Dialog, invite_peer: Peer) -> Peer {
+    if invite_peer.transport.is_reliable() {
+        return invite_peer;
+    }
+    let addr = match dialog.next_hop() {
+        Uri::Sip(u) => u.host.ip().map(|ip| SocketAddr::new(ip, u.port.unwrap_or(5060))),
+        _ => None,
+    };
+    Peer { addr: addr.unwrap_or(invite_peer.addr), ..invite_peer }
+}
