@@ -6,7 +6,14 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use std::net::IpAddr;
+use std::time::Duration;
+
+use crate::call::PortRange;
+use crate::e164::E164;
+use crate::sip::allow::AllowList;
 use crate::sip::message::Limits;
+use crate::sip::transaction::Timers;
 
 /// The whole configuration.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -15,7 +22,28 @@ pub struct Config {
     /// systemd (`STATE_DIRECTORY` set), else `./vocals-data`.
     pub state_dir: PathBuf,
     pub sip: SipConfig,
+    pub media: MediaConfig,
     pub log: LogConfig,
+    /// `[[numbers]]`: the numbers served and their agents, until the store holds them.
+    pub numbers: Vec<NumberConfig>,
+}
+
+/// `[media]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MediaConfig {
+    /// The address put in SDP; `None` = detect the host's primary address at start.
+    pub public_ip: Option<IpAddr>,
+    pub rtp_ports: PortRange,
+}
+
+/// One `[[numbers]]` entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NumberConfig {
+    pub number: E164,
+    /// `None`: known but unassigned (calls get 480).
+    pub agent: Option<String>,
+    /// The Twilio account that owns the number: calls naming another account get 403.
+    pub account_sid: Option<String>,
 }
 
 /// `[sip]`.
@@ -29,6 +57,16 @@ pub struct SipConfig {
     pub public_host: Option<String>,
     /// Message size caps.
     pub limits: Limits,
+    /// Sources SIP is accepted from.
+    pub allow: AllowList,
+    /// Answer other sources with 403 instead of dropping them silently.
+    pub reject_disallowed: bool,
+    /// Calls at once; further INVITEs get 503 + Retry-After.
+    pub max_calls: usize,
+    /// Calls longer than this are ended with our BYE.
+    pub max_call_duration: Duration,
+    /// Transaction timers (T1 shortened only in labs and tests).
+    pub timers: Timers,
 }
 
 /// `[log]`.
@@ -69,6 +107,18 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ("sip", "max_message_size", "65536"),
     ("sip", "max_headers", "256"),
     ("sip", "max_header_line", "16384"),
+    (
+        "sip",
+        "allow",
+        "54.172.60.0/30, 54.244.51.0/30, 54.171.127.192/30, 35.156.191.128/30, 54.65.63.192/30, \
+         54.169.127.128/30, 54.252.254.64/30, 177.71.206.192/30, 127.0.0.0/8, ::1",
+    ),
+    ("sip", "reject_disallowed", "false"),
+    ("sip", "max_calls", "1000"),
+    ("sip", "max_call_duration", "14400"),
+    ("sip", "t1_ms", "500"),
+    ("media", "public_ip", ""),
+    ("media", "rtp_ports", "10000-20000"),
     ("log", "level", "info"),
     ("log", "format", "auto"),
 ];
@@ -78,8 +128,9 @@ impl Config {
     pub fn load(file: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Config, ConfigError> {
         let mut values: BTreeMap<String, String> =
             KEYS.iter().map(|(section, key, default)| (path(section, key), (*default).to_string())).collect();
+        let mut numbers = Vec::new();
         if let Some(file) = file {
-            read_file(file, &mut values)?;
+            read_file(file, &mut values, &mut numbers)?;
         }
         let env: Vec<(String, String)> = env.into_iter().collect();
         for (name, value) in &env {
@@ -91,7 +142,9 @@ impl Config {
             }
         }
         let systemd = env.iter().any(|(k, _)| k == "STATE_DIRECTORY");
-        Self::from_values(&values, systemd)
+        let mut config = Self::from_values(&values, systemd)?;
+        config.numbers = numbers;
+        Ok(config)
     }
 
     fn from_values(v: &BTreeMap<String, String>, systemd: bool) -> Result<Config, ConfigError> {
@@ -105,12 +158,33 @@ impl Config {
             max_headers: number(v, "sip.max_headers", 16, 4096)?,
             max_header_line: number(v, "sip.max_header_line", 256, 1 << 20)?,
         };
+        let allow = AllowList::parse(&v["sip.allow"]).map_err(|e| bad("sip.allow", &v["sip.allow"], &e.to_string()))?;
+        let t1 = Duration::from_millis(number(v, "sip.t1_ms", 10, 10_000)? as u64);
         let sip = SipConfig {
             listen_udp: listen(v, "sip.listen_udp")?,
             listen_tcp: listen(v, "sip.listen_tcp")?,
             public_host: Some(v["sip.public_host"].clone()).filter(|h| !h.is_empty()),
             limits,
+            allow,
+            reject_disallowed: boolean(v, "sip.reject_disallowed")?,
+            max_calls: number(v, "sip.max_calls", 1, 1_000_000)?,
+            max_call_duration: Duration::from_secs(number(v, "sip.max_call_duration", 1, 7 * 86_400)? as u64),
+            timers: Timers { t1, t2: t1 * 8, t4: t1 * 10 },
         };
+        let public_ip = match v["media.public_ip"].trim() {
+            "" => None,
+            s => {
+                let ip: IpAddr =
+                    s.parse().map_err(|_| bad("media.public_ip", s, "an IP address, or \"\" to detect it"))?;
+                if ip.is_unspecified() {
+                    return Err(bad("media.public_ip", s, "an address peers can reach, not 0.0.0.0 or ::"));
+                }
+                Some(ip)
+            }
+        };
+        let rtp_ports =
+            v["media.rtp_ports"].parse().map_err(|e: String| bad("media.rtp_ports", &v["media.rtp_ports"], &e))?;
+        let media = MediaConfig { public_ip, rtp_ports };
         let format = match v["log.format"].as_str() {
             "auto" => LogFormat::Auto,
             "pretty" => LogFormat::Pretty,
@@ -119,7 +193,7 @@ impl Config {
             other => return Err(bad("log.format", other, "one of auto, pretty, plain, json")),
         };
         let log = LogConfig { level: v["log.level"].clone(), format };
-        Ok(Config { state_dir, sip, log })
+        Ok(Config { state_dir, sip, media, log, numbers: Vec::new() })
     }
 }
 
@@ -141,12 +215,21 @@ fn env_key(name: &str) -> Option<String> {
     Some(format!("{section}.{key}"))
 }
 
-fn read_file(file: &Path, values: &mut BTreeMap<String, String>) -> Result<(), ConfigError> {
+fn read_file(
+    file: &Path,
+    values: &mut BTreeMap<String, String>,
+    numbers: &mut Vec<NumberConfig>,
+) -> Result<(), ConfigError> {
     let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Read { path: file.into(), source })?;
     let table: toml::Table =
         text.parse().map_err(|e: toml::de::Error| ConfigError::Syntax { path: file.into(), message: e.to_string() })?;
     for (name, item) in table {
         match item {
+            toml::Value::Array(entries) if name == "numbers" => {
+                for (i, entry) in entries.into_iter().enumerate() {
+                    numbers.push(number_entry(i, entry)?);
+                }
+            }
             toml::Value::Table(section) => {
                 for (key, value) in section {
                     set(values, format!("{name}.{key}"), value)?;
@@ -156,6 +239,33 @@ fn read_file(file: &Path, values: &mut BTreeMap<String, String>) -> Result<(), C
         }
     }
     Ok(())
+}
+
+/// One `[[numbers]]` table: `number` (E.164), optional `agent` and `account_sid`.
+fn number_entry(i: usize, entry: toml::Value) -> Result<NumberConfig, ConfigError> {
+    let key = |k: &str| format!("numbers[{i}].{k}");
+    let toml::Value::Table(mut t) = entry else {
+        return Err(ConfigError::Value { key: format!("numbers[{i}]"), message: "must be a table".into() });
+    };
+    let mut text = |k: &str| -> Result<Option<String>, ConfigError> {
+        match t.remove(k) {
+            None => Ok(None),
+            Some(toml::Value::String(s)) => Ok(Some(s)),
+            Some(other) => Err(bad(&key(k), other.type_str(), "a string")),
+        }
+    };
+    let raw = text("number")?.ok_or_else(|| bad(&key("number"), "missing", "a phone number, e.g. \"+14155550123\""))?;
+    let number = E164::parse(&raw).map_err(|e| bad(&key("number"), &raw, &e.to_string()))?;
+    let agent = text("agent")?;
+    let account_sid = text("account_sid")?;
+    if let Some(unknown) = t.keys().next() {
+        return Err(unknown_key(&key(unknown), "number", "agent, account_sid"));
+    }
+    Ok(NumberConfig { number, agent, account_sid })
+}
+
+fn unknown_key(key: &str, a: &str, b: &str) -> ConfigError {
+    ConfigError::Value { key: key.to_string(), message: format!("unknown key; known keys: {a}, {b}") }
 }
 
 fn set(values: &mut BTreeMap<String, String>, key: String, value: toml::Value) -> Result<(), ConfigError> {
@@ -179,6 +289,14 @@ fn listen(v: &BTreeMap<String, String>, key: &str) -> Result<Option<SocketAddr>,
             .parse()
             .map(Some)
             .map_err(|_| bad(key, s, "an address like 0.0.0.0:5060 or [::]:5060, or \"\" to turn it off")),
+    }
+}
+
+fn boolean(v: &BTreeMap<String, String>, key: &str) -> Result<bool, ConfigError> {
+    match v[key].trim() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        other => Err(bad(key, other, "true or false")),
     }
 }
 
@@ -263,6 +381,36 @@ mod tests {
         let e = Config::load(None, env(&[("VOCALS_SIP_LISTEN", "x")])).unwrap_err().to_string();
         assert!(e.contains("VOCALS_SIP_LISTEN"), "{e}");
         assert!(Config::load(None, env(&[("VOCALS_CONFIG", "/etc/vocals.toml")])).is_ok());
+    }
+
+    #[test]
+    fn numbers_are_read_from_the_file_and_checked() {
+        let f = file(
+            "[[numbers]]\nnumber = \"+14155550123\"\nagent = \"echo\"\n\n[[numbers]]\nnumber = \"+14155550124\"\n",
+        );
+        let c = Config::load(Some(f.path()), env(&[])).unwrap();
+        assert_eq!(c.numbers.len(), 2);
+        assert_eq!(c.numbers[0].agent.as_deref(), Some("echo"));
+        assert_eq!(c.numbers[1].agent, None);
+        let f = file("[[numbers]]\nnumber = \"4155550123\"\n");
+        let e = Config::load(Some(f.path()), env(&[])).unwrap_err().to_string();
+        assert!(e.starts_with("numbers[0].number:") && e.contains("E.164"), "{e}");
+        let f = file("[[numbers]]\nnumber = \"+14155550123\"\nagnet = \"x\"\n");
+        assert!(Config::load(Some(f.path()), env(&[])).unwrap_err().to_string().contains("numbers[0].agnet"));
+    }
+
+    #[test]
+    fn the_default_allowlist_is_twilios_edges_and_loopback() {
+        let c = Config::load(None, env(&[])).unwrap();
+        assert_eq!(c.sip.allow, AllowList::default());
+        let e = Config::load(None, env(&[("VOCALS_SIP_ALLOW", "10.0.0.0/33")])).unwrap_err().to_string();
+        assert!(e.starts_with("sip.allow:"), "{e}");
+        let e = Config::load(None, env(&[("VOCALS_MEDIA_PUBLIC_IP", "0.0.0.0")])).unwrap_err().to_string();
+        assert!(e.contains("not 0.0.0.0"), "{e}");
+        let c =
+            Config::load(None, env(&[("VOCALS_SIP_T1_MS", "50"), ("VOCALS_MEDIA_RTP_PORTS", "20000-20100")])).unwrap();
+        assert_eq!(c.sip.timers.t1, Duration::from_millis(50));
+        assert_eq!(c.media.rtp_ports, PortRange { first: 20000, last: 20100 });
     }
 
     #[test]

@@ -4,8 +4,11 @@
 //! (sans-IO message syntax, transactions, dialogs, allowlist), `sdp` (offer/answer), `routing` (dialed number
 //! to agent), `config`.
 
+pub mod call;
 pub mod config;
+pub mod daemon;
 pub mod e164;
+pub mod io;
 pub mod routing;
 pub mod sdp;
 pub mod sip;

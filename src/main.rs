@@ -48,9 +48,48 @@ fn serve(file: Option<PathBuf>, check: bool) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     init_tracing(&config);
-    tracing::info!(?config.sip.listen_udp, ?config.sip.listen_tcp, state_dir = %config.state_dir.display(), "configuration loaded");
-    tracing::error!("the SIP signalling layer is not built yet: this build parses and checks configuration only");
-    ExitCode::from(1)
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("vocals: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result: anyhow::Result<()> = runtime.block_on(async move {
+        let listeners = vocals::daemon::bind(&config).await?;
+        vocals::daemon::serve(config, listeners, shutdown_signal()).await?;
+        Ok(())
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+    tracing::info!("shutting down");
 }
 
 fn init_tracing(config: &Config) {

@@ -1,0 +1,199 @@
+//! The call layer as signalling needs it: routes each incoming call to its agent (404, 480, 403 otherwise),
+//! negotiates SDP (488 with a Warning when nothing fits), leases an RTP port, rings and answers, and ends
+//! calls that outlive `max_call_duration` with our BYE. Synchronous and sans-IO: the driver calls it with each
+//! endpoint event and runs its deadline. Media and the agent stream join the call here in later layers.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use crate::routing::{NumberLookup, route};
+use crate::sdp::{self, Local, Offer};
+use crate::sip::endpoint::{CallRef, Endpoint, Event};
+use crate::sip::message::typed::Reason;
+use crate::sip::message::{HeaderName, StatusCode};
+
+/// What the call layer needs to decide.
+#[derive(Clone)]
+pub struct CallConfig {
+    pub numbers: Arc<dyn NumberLookup>,
+    /// The address put in our SDP: never 0.0.0.0.
+    pub media_ip: IpAddr,
+    pub rtp_ports: PortRange,
+    pub max_call_duration: Duration,
+    pub srtp: bool,
+}
+
+/// An even-port range for RTP (RTCP on port+1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PortRange {
+    pub first: u16,
+    pub last: u16,
+}
+
+impl std::str::FromStr for PortRange {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<PortRange, String> {
+        let bad = || format!("{s:?} is not a port range: expected e.g. 10000-20000 (at least two ports)");
+        let (a, b) = s.trim().split_once('-').ok_or_else(bad)?;
+        let (first, last): (u16, u16) = (a.trim().parse().map_err(|_| bad())?, b.trim().parse().map_err(|_| bad())?);
+        if first == 0 || last <= first {
+            return Err(bad());
+        }
+        Ok(PortRange { first, last })
+    }
+}
+
+/// Leases even ports from a range, lowest free first. (The media layer binds them; this only hands them out.)
+#[derive(Debug)]
+struct Ports {
+    range: PortRange,
+    used: std::collections::BTreeSet<u16>,
+}
+
+impl Ports {
+    fn lease(&mut self) -> Option<u16> {
+        let first = self.range.first + self.range.first % 2;
+        let port = (first..self.range.last).step_by(2).find(|p| !self.used.contains(p))?;
+        self.used.insert(port);
+        Some(port)
+    }
+
+    fn release(&mut self, port: u16) {
+        self.used.remove(&port);
+    }
+}
+
+struct Active {
+    port: u16,
+    deadline: Instant,
+    agent: String,
+}
+
+/// The calls in progress, as signalling sees them.
+pub struct Calls {
+    config: CallConfig,
+    ports: Ports,
+    active: HashMap<CallRef, Active>,
+    session_ids: u64,
+}
+
+impl Calls {
+    pub fn new(config: CallConfig) -> Calls {
+        let ports = Ports { range: config.rtp_ports, used: Default::default() };
+        Calls { config, ports, active: HashMap::new(), session_ids: 0 }
+    }
+
+    pub fn active(&self) -> usize {
+        self.active.len()
+    }
+
+    /// The agent answering `call`, while it lasts.
+    pub fn agent(&self, call: CallRef) -> Option<&str> {
+        self.active.get(&call).map(|a| a.agent.as_str())
+    }
+
+    /// Reacts to one endpoint event.
+    pub fn on_event(&mut self, now: Instant, ep: &mut Endpoint, event: &Event) {
+        match event {
+            Event::IncomingCall { call, invite, .. } => self.incoming(now, ep, *call, invite),
+            Event::CallEnded { call, .. } => {
+                if let Some(a) = self.active.remove(call) {
+                    self.ports.release(a.port);
+                }
+            }
+            Event::ReInvite { call, offer } => self.reinvite(ep, now, *call, offer.as_ref()),
+            _ => {}
+        }
+    }
+
+    fn incoming(&mut self, now: Instant, ep: &mut Endpoint, call: CallRef, invite: &crate::sip::message::Request) {
+        let routed = match route(invite, self.config.numbers.as_ref()) {
+            Ok(r) => r,
+            Err(reject) => return ep.reject(now, call, reject.status(), &reject.to_string(), &[]),
+        };
+        let Some(port) = self.ports.lease() else {
+            let retry = [(HeaderName::RetryAfter, "5".to_string())];
+            return ep.reject(now, call, StatusCode::SERVICE_UNAVAILABLE, "No RTP Port Available", &retry);
+        };
+        let local = self.local(port);
+        let sdp = if invite.body.is_empty() {
+            // No offer: ours goes in the 200, the answer comes in the ACK (RFC 3261 §13.2.1).
+            sdp::offer(&local)
+        } else {
+            match Offer::parse(&invite.body).and_then(|o| sdp::negotiate(&o, self.config.srtp)) {
+                Ok(neg) => sdp::answer(&neg, &local),
+                Err(e) => {
+                    self.ports.release(port);
+                    let warning = [(HeaderName::Warning, e.warning("vocals"))];
+                    let status = StatusCode::new(e.status()).unwrap_or(StatusCode::NOT_ACCEPTABLE_HERE);
+                    return ep.reject(now, call, status, &e.to_string(), &warning);
+                }
+            }
+        };
+        let deadline = now + self.config.max_call_duration;
+        self.active.insert(call, Active { port, deadline, agent: routed.agent });
+        ep.ringing(now, call);
+        ep.answer(now, call, sdp);
+    }
+
+    /// Hold, resume or a new offer: answered on the same port with the RFC 3264 direction.
+    fn reinvite(&mut self, ep: &mut Endpoint, now: Instant, call: CallRef, offer: Option<&Bytes>) {
+        let Some(port) = self.active.get(&call).map(|a| a.port) else { return };
+        let local = self.local(port);
+        let sdp = match offer {
+            None => sdp::offer(&local),
+            Some(body) => match Offer::parse(body).and_then(|o| sdp::negotiate(&o, self.config.srtp)) {
+                Ok(neg) => sdp::answer(&neg, &local),
+                Err(e) => {
+                    let status = StatusCode::new(e.status()).unwrap_or(StatusCode::NOT_ACCEPTABLE_HERE);
+                    return ep.reject(now, call, status, &e.to_string(), &[]);
+                }
+            },
+        };
+        ep.answer_reinvite(now, call, sdp);
+    }
+
+    fn local(&mut self, port: u16) -> Local {
+        self.session_ids += 1;
+        Local { address: self.config.media_ip, port, session_id: self.session_ids, session_version: 1 }
+    }
+
+    /// When the next call reaches its maximum duration.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.active.values().map(|a| a.deadline).min()
+    }
+
+    /// Hangs up calls past their maximum duration (the first way vocals ends a call itself).
+    pub fn handle_timeout(&mut self, now: Instant, ep: &mut Endpoint) {
+        let due: Vec<CallRef> = self.active.iter().filter(|(_, a)| a.deadline <= now).map(|(c, _)| *c).collect();
+        for call in due {
+            if let Some(a) = self.active.get_mut(&call) {
+                // Not again, whatever the endpoint does with the hang-up.
+                a.deadline = now + Duration::from_secs(3600 * 24 * 365);
+            }
+            ep.hangup(now, call, Some(Reason::new("SIP", 200, "maximum call duration reached")));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn port_ranges_parse_and_ports_are_even_and_reused() {
+        assert_eq!("10000-20000".parse::<PortRange>(), Ok(PortRange { first: 10000, last: 20000 }));
+        for bad in ["10000", "20000-10000", "0-10", "a-b"] {
+            assert!(bad.parse::<PortRange>().is_err(), "{bad}");
+        }
+        let mut ports = Ports { range: "10001-10006".parse().unwrap(), used: Default::default() };
+        assert_eq!((ports.lease(), ports.lease(), ports.lease()), (Some(10002), Some(10004), None));
+        ports.release(10002);
+        assert_eq!(ports.lease(), Some(10002));
+    }
+}

@@ -1,0 +1,218 @@
+//! The SIP driver: one task owns the [`Endpoint`] and the call layer, and follows one loop shape: apply one
+//! input, drain every output, then await a datagram, a TCP message, an accept or the next deadline. Each
+//! TCP connection has a task that frames messages by Content-Length, answers double-CRLF keepalives, and
+//! closes when idle; responses and in-dialog requests go back over the connection the dialog came on.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::{Buf, Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::call::Calls;
+use crate::sip::endpoint::{Endpoint, Event, Output, Peer, Transport};
+use crate::sip::message::{Limits, StreamFrame, frame_stream};
+
+/// The sockets the driver serves, bound by the caller (tests bind port 0).
+pub struct Listeners {
+    pub udp: Option<UdpSocket>,
+    pub tcp: Option<TcpListener>,
+}
+
+/// Limits of the TCP side.
+#[derive(Clone, Copy, Debug)]
+pub struct TcpLimits {
+    /// Connections held at once; further ones are closed at accept.
+    pub max_connections: usize,
+    /// A connection with no complete message for this long is closed (slow or idle peers).
+    pub idle_timeout: Duration,
+}
+
+impl Default for TcpLimits {
+    fn default() -> Self {
+        TcpLimits { max_connections: 1024, idle_timeout: Duration::from_secs(600) }
+    }
+}
+
+enum Inbound {
+    Message { conn: u64, peer: SocketAddr, local: SocketAddr, bytes: Bytes },
+    Closed { conn: u64 },
+}
+
+/// Runs until `shutdown` resolves.
+pub async fn run(
+    mut ep: Endpoint,
+    mut calls: Calls,
+    listeners: Listeners,
+    tcp_limits: TcpLimits,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    let limits = ep.config().limits;
+    let udp_local = listeners.udp.as_ref().map(UdpSocket::local_addr).transpose()?;
+    let (inbound_tx, mut inbound) = mpsc::channel::<Inbound>(1024);
+    let mut conns: HashMap<u64, mpsc::Sender<Bytes>> = HashMap::new();
+    let mut next_conn = 0u64;
+    let mut buf = vec![0u8; 65_536];
+    tokio::pin!(shutdown);
+    loop {
+        drain(&mut ep, &mut calls, listeners.udp.as_ref(), &conns);
+        let deadline = [ep.poll_timeout(), calls.poll_timeout()].into_iter().flatten().min();
+        let sleep = tokio::time::sleep_until(deadline.map(Instant::from_std).unwrap_or_else(far_future));
+        tokio::select! {
+            _ = &mut shutdown => return Ok(()),
+            r = recv(listeners.udp.as_ref(), &mut buf) => {
+                let (n, from) = match r {
+                    Ok(v) => v,
+                    // ICMP port unreachable and the like surface here on some systems: not fatal.
+                    Err(e) => { tracing::debug!(error = %e, "udp receive error"); continue }
+                };
+                let (Some(local), true) = (udp_local, n > 0) else { continue };
+                let peer = Peer { addr: from, local, transport: Transport::Udp, conn: None };
+                ep.handle(std::time::Instant::now(), peer, Bytes::copy_from_slice(&buf[..n]));
+            }
+            r = accept(listeners.tcp.as_ref()) => {
+                let Ok((stream, from)) = r else { continue };
+                if conns.len() >= tcp_limits.max_connections {
+                    tracing::warn!(%from, "TCP connection refused: connection table full");
+                    continue;
+                }
+                next_conn += 1;
+                let (tx, rx) = mpsc::channel(256);
+                conns.insert(next_conn, tx);
+                tokio::spawn(connection(next_conn, stream, from, limits, tcp_limits, inbound_tx.clone(), rx));
+            }
+            Some(msg) = inbound.recv() => match msg {
+                Inbound::Message { conn, peer, local, bytes } => {
+                    let peer = Peer { addr: peer, local, transport: Transport::Tcp, conn: Some(conn) };
+                    ep.handle(std::time::Instant::now(), peer, bytes);
+                }
+                Inbound::Closed { conn } => { conns.remove(&conn); }
+            },
+            _ = sleep => {
+                let now = std::time::Instant::now();
+                ep.handle_timeout(now);
+                calls.handle_timeout(now, &mut ep);
+            }
+        }
+    }
+}
+
+/// Hands every pending output to the sockets (never waiting: a full socket or queue drops and logs) and every
+/// event to the call layer, until nothing is left.
+fn drain(ep: &mut Endpoint, calls: &mut Calls, udp: Option<&UdpSocket>, conns: &HashMap<u64, mpsc::Sender<Bytes>>) {
+    while let Some(out) = ep.poll_output() {
+        match out {
+            Output::Transmit { peer, bytes } => send(udp, conns, peer, bytes),
+            Output::Event(event) => {
+                log_event(&event);
+                calls.on_event(std::time::Instant::now(), ep, &event);
+            }
+        }
+    }
+}
+
+fn send(udp: Option<&UdpSocket>, conns: &HashMap<u64, mpsc::Sender<Bytes>>, peer: Peer, bytes: Bytes) {
+    match (peer.transport, peer.conn) {
+        (Transport::Udp, _) => {
+            if let Some(Err(e)) = udp.map(|s| s.try_send_to(&bytes, peer.addr)) {
+                tracing::warn!(to = %peer.addr, error = %e, "udp send failed");
+            }
+        }
+        (Transport::Tcp, Some(conn)) => match conns.get(&conn).map(|tx| tx.try_send(bytes)) {
+            Some(Ok(())) => {}
+            _ => tracing::warn!(to = %peer.addr, conn, "tcp send dropped: connection gone or its queue full"),
+        },
+        (Transport::Tcp, None) => tracing::warn!(to = %peer.addr, "tcp send without a connection"),
+    }
+}
+
+fn log_event(event: &Event) {
+    match event {
+        Event::IncomingCall { call, invite, peer } => {
+            tracing::info!(call = call.0, from = %peer.addr, uri = %invite.uri, "incoming call")
+        }
+        Event::CallEnded { call, why } => tracing::info!(call = call.0, ?why, "call ended"),
+        Event::Dropped { why, from } => tracing::debug!(%from, why = why.as_str(), "dropped"),
+        other => tracing::debug!(?other, "event"),
+    }
+}
+
+async fn recv(udp: Option<&UdpSocket>, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+    match udp {
+        Some(s) => s.recv_from(buf).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn accept(tcp: Option<&TcpListener>) -> io::Result<(TcpStream, SocketAddr)> {
+    match tcp {
+        Some(l) => l.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(86_400)
+}
+
+/// One TCP connection: frames inbound messages, answers keepalives, writes what the driver sends.
+async fn connection(
+    conn: u64,
+    stream: TcpStream,
+    peer: SocketAddr,
+    limits: Limits,
+    tcp_limits: TcpLimits,
+    to_driver: mpsc::Sender<Inbound>,
+    mut from_driver: mpsc::Receiver<Bytes>,
+) {
+    let Ok(local) = stream.local_addr() else { return };
+    let (mut rd, mut wr) = stream.into_split();
+    let mut buf = BytesMut::with_capacity(8192);
+    let idle = tokio::time::sleep(tcp_limits.idle_timeout);
+    tokio::pin!(idle);
+    'conn: loop {
+        tokio::select! {
+            r = rd.read_buf(&mut buf) => {
+                if !matches!(r, Ok(n) if n > 0) {
+                    break;
+                }
+                loop {
+                    match frame_stream(&buf, &limits) {
+                        Ok(StreamFrame::Incomplete) => break,
+                        Ok(StreamFrame::Ping) => {
+                            buf.advance(4);
+                            if wr.write_all(b"\r\n").await.is_err() { break 'conn; }
+                        }
+                        Ok(StreamFrame::Pong) => buf.advance(2),
+                        Ok(StreamFrame::Message(n)) => {
+                            let bytes = buf.split_to(n).freeze();
+                            idle.as_mut().reset(Instant::now() + tcp_limits.idle_timeout);
+                            if to_driver.send(Inbound::Message { conn, peer, local, bytes }).await.is_err() {
+                                break 'conn;
+                            }
+                        }
+                        Err(e) => {
+                            // The stream cannot be re-synchronised after a framing error (RFC 3261 §18.3).
+                            tracing::info!(%peer, error = %e, "closing TCP connection after a framing error");
+                            break 'conn;
+                        }
+                    }
+                }
+            }
+            Some(out) = from_driver.recv() => {
+                if wr.write_all(&out).await.is_err() { break; }
+            }
+            _ = &mut idle => {
+                tracing::debug!(%peer, "closing idle TCP connection");
+                break;
+            }
+        }
+    }
+    let _ = to_driver.send(Inbound::Closed { conn }).await;
+}
