@@ -1,0 +1,200 @@
+//! Black-box signalling tests: the real `vocals` binary on free loopback ports, driven by SIPp scenarios
+//! (`sip-tests/scenarios/*.xml`) over UDP and over TCP. A scenario passes when SIPp exits 0 (every call
+//! successful, every regular-expression check matched). SIPp must be installed (`apt-get install sip-tester`;
+//! the README's test command does it); a missing SIPp fails these tests, it never skips them.
+
+use std::io::{BufRead, BufReader};
+use std::net::{TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const NUMBER: &str = "+14155550123";
+const NO_AGENT: &str = "+14155550124";
+const UNKNOWN: &str = "+14155550199";
+
+/// A running vocals with its own config, killed on drop.
+struct Server {
+    child: Child,
+    udp: u16,
+    tcp: u16,
+    dir: PathBuf,
+}
+
+impl Server {
+    /// Starts vocals; `env` overrides settings the way a sysadmin would (`VOCALS_<SECTION>_<KEY>`).
+    fn start(name: &str, env: &[(&str, &str)]) -> Server {
+        let dir = std::env::temp_dir().join(format!("vocals-sipp-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let (udp, tcp) = (free_udp_port(), free_tcp_port());
+        let config = format!(
+            "[sip]\nlisten_udp = \"127.0.0.1:{udp}\"\nlisten_tcp = \"127.0.0.1:{tcp}\"\nmax_call_duration = 60\n\
+             [media]\npublic_ip = \"127.0.0.1\"\nrtp_ports = \"30000-30998\"\n\
+             [[numbers]]\nnumber = \"{NUMBER}\"\nagent = \"echo\"\naccount_sid = \"ACbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\"\n\
+             [[numbers]]\nnumber = \"{NO_AGENT}\"\n"
+        );
+        std::fs::write(dir.join("vocals.toml"), config).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_vocals"))
+            .args(["serve", "--config"])
+            .arg(dir.join("vocals.toml"))
+            .env("VOCALS_STATE_DIR", &dir)
+            .env("VOCALS_LOG_FORMAT", "plain")
+            .env("VOCALS_LOG_LEVEL", "info")
+            .envs(env.iter().copied())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start vocals");
+        // Ready when it says it is listening.
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let log = dir.join("server.log");
+        std::thread::spawn(move || {
+            let mut file = std::fs::File::create(log).unwrap();
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                use std::io::Write;
+                let _ = writeln!(file, "{line}");
+                if line.contains("SIP listening") {
+                    let _ = tx.send(());
+                }
+            }
+        });
+        rx.recv_timeout(Duration::from_secs(20)).expect("vocals did not start listening within 20 s");
+        Server { child, udp, tcp, dir }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn free_tcp_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn scenario(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("sip-tests/scenarios").join(name)
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Via {
+    Udp,
+    Tcp,
+}
+
+/// Runs one SIPp scenario against the server and returns its output; panics with SIPp's error log when it
+/// does not exit 0.
+fn sipp(server: &Server, via: Via, file: &str, service: &str, calls: u32, extra: &[&str]) -> String {
+    let (transport, port) = match via {
+        Via::Udp => ("u1", server.udp),
+        Via::Tcp => ("t1", server.tcp),
+    };
+    let work = server.dir.join(format!("{file}-{via:?}"));
+    std::fs::create_dir_all(&work).unwrap();
+    let started = Instant::now();
+    let output = Command::new("sipp")
+        .current_dir(&work)
+        .args(["-sf"])
+        .arg(scenario(file))
+        .args(["-s", service, "-t", transport, "-i", "127.0.0.1", "-m", &calls.to_string()])
+        // A local port of its own, so concurrent runs never hear each other.
+        .args(["-p", &free_udp_port().to_string()])
+        .args(["-timeout", "60", "-timeout_error", "-nostdin", "-trace_err", "-trace_stat", "-fd", "1"])
+        .args(extra)
+        .arg(format!("127.0.0.1:{port}"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run sipp ({e}): install it with `apt-get install -y sip-tester`"));
+    let errors: String = std::fs::read_dir(&work)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains("errors"))
+        .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+        .collect();
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{file} over {via:?} failed (sipp exit {:?}, {:?}):\n{}\n--- sipp errors ---\n{errors}\n--- server log ---\n{}",
+        output.status.code(),
+        started.elapsed(),
+        text.lines().rev().take(30).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n"),
+        server.log()
+    );
+    text
+}
+
+fn both(server: &Server, file: &str, service: &str) {
+    for via in [Via::Udp, Via::Tcp] {
+        sipp(server, via, file, service, 1, &[]);
+    }
+}
+
+#[test]
+fn calls_are_answered_refused_and_negotiated_as_twilio_expects() {
+    let server = Server::start("default", &[]);
+    both(&server, "twilio_call.xml", NUMBER);
+    both(&server, "options.xml", NUMBER);
+    both(&server, "unknown_number.xml", UNKNOWN);
+    both(&server, "no_agent.xml", NO_AGENT);
+    both(&server, "pcma_only.xml", NUMBER);
+    both(&server, "g729_only.xml", NUMBER);
+    let out = sipp(&server, Via::Udp, "invite_retransmission.xml", NUMBER, 1, &[]);
+    assert!(retransmissions_of_200(&out) >= 1, "the repeated INVITE got the 200 again:\n{out}");
+    sipp(&server, Via::Tcp, "invite_retransmission_tcp.xml", NUMBER, 1, &[]);
+    assert_eq!(server.log().matches("incoming call").count(), server.log().matches("call ended").count());
+    both(&server, "hold_resume.xml", NUMBER);
+}
+
+#[test]
+fn vocals_hangs_up_calls_that_reach_max_call_duration() {
+    let server = Server::start("duration", &[("VOCALS_SIP_MAX_CALL_DURATION", "1")]);
+    both(&server, "vocals_hangs_up.xml", NUMBER);
+}
+
+#[test]
+fn a_lost_ack_gets_200_retransmissions_then_a_bye() {
+    // T1 = 50 ms: retransmissions at 50, 150, 350, 750 ms then every T2 = 400 ms until 64*T1 = 3.2 s.
+    let server = Server::start("lost-ack", &[("VOCALS_SIP_T1_MS", "50")]);
+    let out = sipp(&server, Via::Udp, "lost_ack.xml", NUMBER, 1, &[]);
+    let retransmitted = retransmissions_of_200(&out);
+    assert!((8..=11).contains(&retransmitted), "{retransmitted} retransmissions of the 200 over UDP:\n{out}");
+    // Over TCP too (RFC 3261 13.3.1.4: the 2xx is retransmitted end to end whatever the transport).
+    sipp(&server, Via::Tcp, "lost_ack_tcp.xml", NUMBER, 1, &[]);
+}
+
+/// The Retrans column of the 200 row on SIPp's final screen.
+fn retransmissions_of_200(out: &str) -> u32 {
+    out.lines()
+        .filter(|l| l.trim_start().starts_with("200 <-"))
+        .filter_map(|l| l.split_whitespace().rev().nth(2)?.parse().ok())
+        .max()
+        .unwrap_or(0)
+}
+
+#[test]
+fn sources_outside_the_allowlist_get_no_answer() {
+    let server = Server::start("allowlist", &[("VOCALS_SIP_ALLOW", "127.0.0.2/32")]);
+    both(&server, "no_answer.xml", NUMBER);
+    assert!(!server.log().contains("incoming call"), "no call was offered");
+}
+
+#[test]
+fn a_smoke_load_of_100_concurrent_calls_at_10_per_second_has_no_failure() {
+    let server = Server::start("load", &[]);
+    for via in [Via::Udp, Via::Tcp] {
+        let out = sipp(&server, via, "twilio_call.xml", NUMBER, 100, &["-r", "10", "-l", "100"]);
+        assert!(out.contains("Successful call"), "{out}");
+    }
+}
