@@ -426,3 +426,30 @@ fn tables_are_reaped_after_their_terminal_timers() {
     assert_eq!(net.ep.sizes(), Sizes::default());
     assert_eq!(net.ep.poll_timeout(), None);
 }
+
+#[test]
+fn the_top_via_is_stamped_with_received_and_rport_and_replies_follow_rfc_3581() {
+    let mut net = Net::new(EndpointConfig::default());
+    // The INVITE's top Via names 54.244.51.1:5060, but it arrives from 127.0.0.9:40000 (a NAT, say).
+    net.deliver_from("127.0.0.9:40000", INVITE);
+    let (peer, trying) = net.take_sent().remove(0);
+    let via = trying.headers().top_via().unwrap();
+    assert_eq!(via.received(), Some("127.0.0.9".parse().unwrap()), "received names the source address");
+    assert_eq!(via.rport(), None, "rport was not asked for");
+    assert_eq!(peer.addr, "127.0.0.9:5060".parse::<SocketAddr>().unwrap(), "without rport: the sent-by port");
+
+    let with_rport = INVITE
+        .replace(
+            "Via: SIP/2.0/UDP 54.244.51.1:5060;branch=z9hG4bKaa5f",
+            "Via: SIP/2.0/UDP 54.244.51.1:5060;rport;branch=z9hG4bKbb6f",
+        )
+        .replace("Call-ID: 4fcf", "Call-ID: 6fcf");
+    net.deliver_from("127.0.0.9:40000", with_rport);
+    let (peer, trying) = net.take_sent().remove(0);
+    let via = trying.headers().top_via().unwrap();
+    assert_eq!(via.rport(), Some(Some(40000)), "rport carries the source port");
+    assert_eq!(via.received(), Some("127.0.0.9".parse().unwrap()));
+    assert_eq!(peer.addr, "127.0.0.9:40000".parse::<SocketAddr>().unwrap(), "with rport: back to the source port");
+    // The lower Via is untouched and still there.
+    assert_eq!(trying.headers().vias().count(), 2);
+}

@@ -64,7 +64,8 @@ impl Endpoint {
         }
     }
 
-    fn on_request(&mut self, now: Instant, peer: Peer, req: Request) {
+    fn on_request(&mut self, now: Instant, peer: Peer, mut req: Request) {
+        let peer = stamp_via(&mut req, peer);
         let key = match TransactionKey::for_request(&req) {
             Ok(k) => k,
             Err(e) => return self.malformed(peer, &req.to_bytes(), &e),
@@ -463,6 +464,34 @@ impl Endpoint {
         res.headers.push(HeaderName::Server, self.config.user_agent.clone());
         res
     }
+}
+
+/// The server transport's duties for a received request (RFC 3261 §18.2.1, RFC 3581): `received` on the top
+/// Via when the source address differs from its sent-by (or `rport` was asked for), `rport=<source port>`
+/// when asked for. Returns where responses go (§18.2.2, RFC 3581 §4): the source port when `rport` was asked
+/// for, else the sent-by port (5060 when absent), at the source address; over TCP, the connection.
+fn stamp_via(req: &mut Request, peer: Peer) -> Peer {
+    let Ok(mut via) = req.headers.top_via() else { return peer };
+    let source = match peer.addr.ip() {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+        v4 => v4,
+    };
+    let wants_rport = via.rport() == Some(None);
+    let differs = via.host.ip() != Some(source);
+    if differs || wants_rport {
+        via.params.set("received", Some(Bytes::from(source.to_string())));
+    }
+    if wants_rport {
+        via.params.set("rport", Some(Bytes::from(peer.addr.port().to_string())));
+    }
+    if differs || wants_rport {
+        req.headers.replace_first(&HeaderName::Via, via.to_bytes());
+    }
+    if peer.transport.is_reliable() || wants_rport {
+        return peer;
+    }
+    let default_port = if matches!(via.transport, ViaTransport::Tls) { 5061 } else { 5060 };
+    Peer { addr: SocketAddr::new(peer.addr.ip(), via.port.unwrap_or(default_port)), ..peer }
 }
 
 fn has_to_tag(req: &Request) -> bool {

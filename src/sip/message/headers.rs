@@ -145,6 +145,22 @@ impl Headers {
         }
     }
 
+    /// Replaces the first value of `name` (for a list header, its first element; the line's other elements stay
+    /// after it, in order).
+    pub fn replace_first(&mut self, name: &HeaderName, value: impl Into<Bytes>) {
+        let Some(i) = self.entries.iter().position(|e| &e.name == name) else { return };
+        let rest: Vec<Bytes> = if name.is_list() {
+            let src = self.source(&self.entries[i]).clone();
+            elements(self.slice(&self.entries[i])).skip(1).map(|e| src.slice_ref(e)).collect()
+        } else {
+            Vec::new()
+        };
+        self.entries[i].value = Value::Owned(value.into());
+        for (n, element) in rest.into_iter().enumerate() {
+            self.entries.insert(i + 1 + n, Entry { name: name.clone(), value: Value::Owned(element) });
+        }
+    }
+
     /// Copies every `name` header of `other`, in order, to the end of this list; ranges when both lists share
     /// one buffer (see [`Headers::sharing`]), shared slices otherwise.
     pub fn copy_from(&mut self, other: &Headers, name: &HeaderName) {
@@ -331,6 +347,23 @@ mod tests {
         assert_eq!(h.len(), 2);
         h.push_front(HeaderName::Route, "<sip:p;lr>");
         assert_eq!(h.iter().next().unwrap().name, &HeaderName::Route);
+    }
+
+    #[test]
+    fn replacing_the_first_element_keeps_the_rest_of_its_line() {
+        let mut h = Headers::new();
+        h.push(HeaderName::Via, "SIP/2.0/UDP a;branch=z9hG4bK1, SIP/2.0/UDP b;branch=z9hG4bK2");
+        h.push(HeaderName::Via, "SIP/2.0/UDP c;branch=z9hG4bK3");
+        h.replace_first(&HeaderName::Via, "SIP/2.0/UDP a;branch=z9hG4bK1;received=192.0.2.1");
+        let vias: Vec<_> = h.get_all(&HeaderName::Via).map(|v| String::from_utf8_lossy(v).into_owned()).collect();
+        assert_eq!(
+            vias,
+            [
+                "SIP/2.0/UDP a;branch=z9hG4bK1;received=192.0.2.1",
+                "SIP/2.0/UDP b;branch=z9hG4bK2",
+                "SIP/2.0/UDP c;branch=z9hG4bK3"
+            ]
+        );
     }
 
     #[test]
