@@ -19,17 +19,25 @@ struct Server {
     udp: u16,
     tcp: u16,
     dir: PathBuf,
+    /// The listen host: `127.0.0.1` or `[::1]`.
+    host: String,
 }
 
 impl Server {
     /// Starts vocals; `env` overrides settings the way a sysadmin would (`VOCALS_<SECTION>_<KEY>`).
     fn start(name: &str, env: &[(&str, &str)]) -> Server {
+        Server::start_on(name, "127.0.0.1", env)
+    }
+
+    /// Starts vocals listening on `host` (an IPv4 or bracketed IPv6 loopback address).
+    fn start_on(name: &str, host: &str, env: &[(&str, &str)]) -> Server {
         let dir = std::env::temp_dir().join(format!("vocals-sipp-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let (udp, tcp) = (free_udp_port(), free_tcp_port());
+        let host = host.to_string();
         let config = format!(
-            "[sip]\nlisten_udp = \"127.0.0.1:{udp}\"\nlisten_tcp = \"127.0.0.1:{tcp}\"\nmax_call_duration = 60\n\
+            "[sip]\nlisten_udp = \"{host}:{udp}\"\nlisten_tcp = \"{host}:{tcp}\"\nmax_call_duration = 60\n\
              [media]\npublic_ip = \"127.0.0.1\"\nrtp_ports = \"30000-30998\"\n\
              [[numbers]]\nnumber = \"{NUMBER}\"\nagent = \"echo\"\naccount_sid = \"ACbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\"\n\
              [[numbers]]\nnumber = \"{NO_AGENT}\"\n"
@@ -60,7 +68,7 @@ impl Server {
             }
         });
         rx.recv_timeout(Duration::from_secs(20)).expect("vocals did not start listening within 20 s");
-        Server { child, udp, tcp, dir }
+        Server { child, udp, tcp, dir, host }
     }
 
     fn log(&self) -> String {
@@ -107,12 +115,12 @@ fn sipp(server: &Server, via: Via, file: &str, service: &str, calls: u32, extra:
         .current_dir(&work)
         .args(["-sf"])
         .arg(scenario(file))
-        .args(["-s", service, "-t", transport, "-i", "127.0.0.1", "-m", &calls.to_string()])
+        .args(["-s", service, "-t", transport, "-i", server.host.trim_matches(['[', ']']), "-m", &calls.to_string()])
         // A local port of its own, so concurrent runs never hear each other.
         .args(["-p", &free_udp_port().to_string()])
         .args(["-timeout", "60", "-timeout_error", "-nostdin", "-trace_err", "-trace_stat", "-fd", "1"])
         .args(extra)
-        .arg(format!("127.0.0.1:{port}"))
+        .arg(format!("{}:{port}", server.host))
         .stdin(Stdio::null())
         .output()
         .unwrap_or_else(|e| panic!("cannot run sipp ({e}): install it with `apt-get install -y sip-tester`"));
@@ -197,4 +205,33 @@ fn a_smoke_load_of_100_concurrent_calls_at_10_per_second_has_no_failure() {
         let out = sipp(&server, via, "twilio_call.xml", NUMBER, 100, &["-r", "10", "-l", "100"]);
         assert!(out.contains("Successful call"), "{out}");
     }
+}
+
+#[test]
+fn calls_over_ipv6_are_answered_on_udp_and_tcp() {
+    let server = Server::start_on("ipv6", "[::1]", &[]);
+    both(&server, "twilio_call.xml", NUMBER);
+    both(&server, "options.xml", NUMBER);
+}
+
+#[test]
+fn a_double_crlf_keepalive_on_tcp_gets_a_crlf_pong() {
+    use std::io::{Read, Write};
+    let server = Server::start("keepalive", &[]);
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", server.tcp)).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    conn.write_all(b"\r\n\r\n").unwrap();
+    let mut pong = [0u8; 2];
+    conn.read_exact(&mut pong).unwrap();
+    assert_eq!(&pong, b"\r\n", "RFC 5626 3.5.1");
+    // The connection is still usable for SIP afterwards.
+    let options = format!(
+        "OPTIONS sip:127.0.0.1:{} SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:5999;branch=z9hG4bKka1\r\nFrom: <sip:k@a>;tag=1\r\n\
+         To: <sip:127.0.0.1>\r\nCall-ID: ka1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+        server.tcp
+    );
+    conn.write_all(options.as_bytes()).unwrap();
+    let mut answer = vec![0u8; 2048];
+    let n = conn.read(&mut answer).unwrap();
+    assert!(answer[..n].starts_with(b"SIP/2.0 200 OK\r\n"), "{}", String::from_utf8_lossy(&answer[..n]));
 }
