@@ -72,6 +72,8 @@ struct Active {
     port: u16,
     deadline: Instant,
     agent: String,
+    /// We made the offer (the INVITE had none): the answer must come in the ACK.
+    offered: bool,
 }
 
 /// The calls in progress, as signalling sees them.
@@ -107,6 +109,7 @@ impl Calls {
                 }
             }
             Event::ReInvite { call, offer } => self.reinvite(ep, now, *call, offer.as_ref()),
+            Event::CallConfirmed { call, answer } => self.confirmed(ep, now, *call, answer.as_ref()),
             _ => {}
         }
     }
@@ -136,9 +139,29 @@ impl Calls {
             }
         };
         let deadline = now + self.config.max_call_duration;
-        self.active.insert(call, Active { port, deadline, agent: routed.agent });
+        let offered = invite.body.is_empty();
+        self.active.insert(call, Active { port, deadline, agent: routed.agent, offered });
         ep.ringing(now, call);
         ep.answer(now, call, sdp);
+    }
+
+    /// When we made the offer, the ACK must carry a usable answer; otherwise the session cannot start and the
+    /// call is ended with a BYE saying why.
+    fn confirmed(&mut self, ep: &mut Endpoint, now: Instant, call: CallRef, answer: Option<&Bytes>) {
+        if !self.active.get(&call).is_some_and(|a| a.offered) {
+            return;
+        }
+        let outcome = match answer {
+            None => Err("the ACK carried no SDP answer to our offer".to_string()),
+            Some(body) => Offer::parse(body)
+                .and_then(|a| sdp::negotiate(&a, self.config.srtp))
+                .map(drop)
+                .map_err(|e| e.to_string()),
+        };
+        if let Err(why) = outcome {
+            tracing::info!(call = call.0, %why, "ending the call: no usable answer");
+            ep.hangup(now, call, Some(Reason::new("SIP", 488, &why)));
+        }
     }
 
     /// Hold, resume or a new offer: answered on the same port with the RFC 3264 direction.

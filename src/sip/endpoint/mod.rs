@@ -99,8 +99,9 @@ pub enum Event {
     /// A new INVITE, already answered with 100 Trying. The call layer routes it and calls `ringing`,
     /// `answer` or `reject`.
     IncomingCall { call: CallRef, invite: Box<Request>, peer: Peer },
-    /// The ACK for our 2xx arrived: media may flow both ways.
-    CallConfirmed { call: CallRef },
+    /// The ACK for our 2xx arrived: media may flow both ways. `answer` is the SDP the ACK carried: the answer to
+    /// our offer when the INVITE had none (RFC 3261 §13.2.1).
+    CallConfirmed { call: CallRef, answer: Option<Bytes> },
     /// The call is over and its state is gone.
     CallEnded { call: CallRef, why: EndReason },
     /// A re-INVITE in the call; the call layer answers it with `answer_reinvite` (or `reject`).

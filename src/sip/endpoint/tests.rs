@@ -147,7 +147,7 @@ fn a_twilio_call_is_answered_confirmed_and_hung_up_by_the_caller() {
     assert_eq!(net.ep.sizes().dialogs, 1);
 
     net.deliver(ack_for(ok));
-    assert_eq!(net.take_events(), vec![Event::CallConfirmed { call }]);
+    assert_eq!(net.take_events(), vec![Event::CallConfirmed { call, answer: None }]);
     net.advance_to(2000);
     assert!(net.take_sent().is_empty(), "the ACK stopped the 200's retransmissions");
 

@@ -239,7 +239,8 @@ impl Endpoint {
             self.drain_invite(now, &awaited);
         }
         if first {
-            self.event(Event::CallConfirmed { call });
+            let answer = (!ack.body.is_empty()).then(|| ack.body.clone());
+            self.event(Event::CallConfirmed { call, answer });
         }
     }
 
