@@ -246,3 +246,22 @@ fn a_double_crlf_keepalive_on_tcp_gets_a_crlf_pong() {
     let n = conn.read(&mut answer).unwrap();
     assert!(answer[..n].starts_with(b"SIP/2.0 200 OK\r\n"), "{}", String::from_utf8_lossy(&answer[..n]));
 }
+
+#[test]
+fn idle_and_misbehaving_tcp_connections_are_closed() {
+    use std::io::{Read, Write};
+    let server = Server::start("tcp-limits", &[("VOCALS_SIP_TCP_IDLE_TIMEOUT", "1")]);
+    // Idle: nothing complete arrives (half a message, slowloris style), so the connection is closed.
+    let mut idle = std::net::TcpStream::connect(("127.0.0.1", server.tcp)).unwrap();
+    idle.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    idle.write_all(b"OPTIONS sip:x SIP/2.0\r\nVia: SIP/2.0/TCP h;bra").unwrap();
+    let started = Instant::now();
+    let mut buf = [0u8; 16];
+    assert_eq!(idle.read(&mut buf).unwrap_or(0), 0, "closed");
+    assert!(started.elapsed() < Duration::from_secs(4), "within the idle timeout, not the read timeout");
+    // Misbehaving: a message without Content-Length cannot be framed on a stream; the connection is closed.
+    let mut bad = std::net::TcpStream::connect(("127.0.0.1", server.tcp)).unwrap();
+    bad.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    bad.write_all(b"OPTIONS sip:x SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bK1\r\nCall-ID: c\r\n\r\n").unwrap();
+    assert_eq!(bad.read(&mut buf).unwrap_or(0), 0, "closed after a framing error");
+}

@@ -67,6 +67,10 @@ pub struct SipConfig {
     pub max_call_duration: Duration,
     /// Transaction timers (T1 shortened only in labs and tests).
     pub timers: Timers,
+    /// TCP connections held at once.
+    pub tcp_max_connections: usize,
+    /// A TCP connection with no complete message for this long is closed.
+    pub tcp_idle_timeout: Duration,
 }
 
 /// `[log]`.
@@ -117,6 +121,8 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ("sip", "max_calls", "1000"),
     ("sip", "max_call_duration", "14400"),
     ("sip", "t1_ms", "500"),
+    ("sip", "tcp_max_connections", "1024"),
+    ("sip", "tcp_idle_timeout", "600"),
     ("media", "public_ip", ""),
     ("media", "rtp_ports", "10000-20000"),
     ("log", "level", "info"),
@@ -170,6 +176,8 @@ impl Config {
             max_calls: number(v, "sip.max_calls", 1, 1_000_000)?,
             max_call_duration: Duration::from_secs(number(v, "sip.max_call_duration", 1, 7 * 86_400)? as u64),
             timers: Timers { t1, t2: t1 * 8, t4: t1 * 10 },
+            tcp_max_connections: number(v, "sip.tcp_max_connections", 1, 1_000_000)?,
+            tcp_idle_timeout: Duration::from_secs(number(v, "sip.tcp_idle_timeout", 1, 86_400)? as u64),
         };
         let public_ip = match v["media.public_ip"].trim() {
             "" => None,

@@ -55,7 +55,9 @@ pub async fn serve(config: Config, listeners: Listeners, shutdown: impl Future<O
     let tcp = listeners.tcp.as_ref().map(|s| s.local_addr()).transpose()?;
     tracing::info!(?udp, ?tcp, %media_ip, "SIP listening");
     let endpoint = Endpoint::new(ep_config, IdGen::new(random_seed()));
-    crate::io::sip::run(endpoint, calls, listeners, TcpLimits::default(), shutdown).await
+    let tcp_limits =
+        TcpLimits { max_connections: config.sip.tcp_max_connections, idle_timeout: config.sip.tcp_idle_timeout };
+    crate::io::sip::run(endpoint, calls, listeners, tcp_limits, shutdown).await
 }
 
 /// The host's primary address, as the routing table picks it (a UDP "connect" sends no packet); loopback

@@ -453,3 +453,26 @@ fn the_top_via_is_stamped_with_received_and_rport_and_replies_follow_rfc_3581() 
     // The lower Via is untouched and still there.
     assert_eq!(trying.headers().vias().count(), 2);
 }
+
+#[test]
+fn update_without_sdp_gets_200_and_with_sdp_points_to_re_invite() {
+    let mut net = Net::new(EndpointConfig::default());
+    let (_, ok) = answered_call(&mut net);
+    net.deliver(ack_for(&ok));
+    let update = |cseq: u32, body: &str, ct: &str| {
+        format!(
+            "UPDATE sip:+14155550123@203.0.113.10:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 54.244.51.1:5060;branch=z9hG4bKu{cseq}\r\n\
+             From: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {cseq} UPDATE\r\n{ct}Content-Length: {}\r\n\r\n{body}",
+            header(&ok, "From"),
+            header(&ok, "To"),
+            header(&ok, "Call-ID"),
+            body.len()
+        )
+    };
+    net.deliver(update(48070, "", ""));
+    assert_eq!(codes(&net.take_responses()), [200]);
+    net.deliver(update(48071, "v=0\r\n", "Content-Type: application/sdp\r\n"));
+    let res = net.take_responses();
+    assert_eq!(codes(&res), [488]);
+    assert!(header(&res[0], "Warning").contains("re-INVITE"));
+}
