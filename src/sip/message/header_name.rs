@@ -11,8 +11,9 @@ macro_rules! header_names {
         #[derive(Clone, Debug)]
         pub enum HeaderName {
             $( $variant, )*
-            /// Any other header, spelled as received.
-            Other(Bytes),
+            /// Any other header, spelled as received. (Boxed so a name is two words: headers are stored by the
+            /// dozen per message.)
+            Other(Box<Bytes>),
         }
 
         impl HeaderName {
@@ -20,7 +21,7 @@ macro_rules! header_names {
             pub fn as_bytes(&self) -> &[u8] {
                 match self {
                     $( HeaderName::$variant => $canonical.as_bytes(), )*
-                    HeaderName::Other(b) => b,
+                    HeaderName::Other(b) => &b[..],
                 }
             }
 
@@ -212,7 +213,7 @@ impl HeaderName {
     /// Resolves a received name, already checked to be a token. `src` is the buffer `name` was sliced from, so
     /// an unknown name costs no copy.
     pub(crate) fn from_received(src: &Bytes, name: &[u8]) -> HeaderName {
-        Self::lookup(name).unwrap_or_else(|| HeaderName::Other(src.slice_ref(name)))
+        Self::lookup(name).unwrap_or_else(|| HeaderName::Other(Box::new(src.slice_ref(name))))
     }
 
     /// Resolves a name given as text (full or compact form, any case).
@@ -220,7 +221,7 @@ impl HeaderName {
         let b = name.as_bytes();
         let token = b.iter().all(|&c| crate::sip::message::scan::is_token(c));
         let known = if token { Self::lookup(b) } else { None };
-        known.unwrap_or_else(|| HeaderName::Other(Bytes::copy_from_slice(b)))
+        known.unwrap_or_else(|| HeaderName::Other(Box::new(Bytes::copy_from_slice(b))))
     }
 
     /// Whether this is an extension header `X-...` that vocals passes on to agents.
@@ -299,7 +300,7 @@ mod tests {
             assert_eq!(HeaderName::new(short), name, "{short}");
             assert_eq!(HeaderName::new(&short.to_uppercase()), name, "{short}");
         }
-        assert_eq!(HeaderName::new("q"), HeaderName::Other(Bytes::from_static(b"q")));
+        assert_eq!(HeaderName::new("q"), HeaderName::Other(Box::new(Bytes::from_static(b"q"))));
     }
 
     #[test]

@@ -36,7 +36,8 @@ struct Entry {
 enum Value {
     /// `buf[start..end]`.
     Buf(u32, u32),
-    Owned(Bytes),
+    /// A value not in the buffer (added, or unfolded); boxed so an entry is four words.
+    Owned(Box<Bytes>),
 }
 
 /// A typed parser: the buffer a value lives in (for zero-copy slices) and the value.
@@ -78,12 +79,12 @@ impl Headers {
 
     /// Appends a header.
     pub fn push(&mut self, name: HeaderName, value: impl Into<Bytes>) {
-        self.entries.push(Entry { name, value: Value::Owned(value.into()) });
+        self.entries.push(Entry { name, value: Value::Owned(Box::new(value.into())) });
     }
 
     /// Inserts a header before all others (a Via we add, a Route we prepend).
     pub fn push_front(&mut self, name: HeaderName, value: impl Into<Bytes>) {
-        self.entries.insert(0, Entry { name, value: Value::Owned(value.into()) });
+        self.entries.insert(0, Entry { name, value: Value::Owned(Box::new(value.into())) });
     }
 
     /// The first value of `name`: for a list header, its first element.
@@ -130,7 +131,7 @@ impl Headers {
 
     /// Replaces every `name` header with one value, kept at the position of the first.
     pub fn set(&mut self, name: HeaderName, value: impl Into<Bytes>) {
-        let value = Value::Owned(value.into());
+        let value = Value::Owned(Box::new(value.into()));
         match self.entries.iter().position(|e| e.name == name) {
             Some(i) => {
                 self.entries[i].value = value;
@@ -155,9 +156,9 @@ impl Headers {
         } else {
             Vec::new()
         };
-        self.entries[i].value = Value::Owned(value.into());
+        self.entries[i].value = Value::Owned(Box::new(value.into()));
         for (n, element) in rest.into_iter().enumerate() {
-            self.entries.insert(i + 1 + n, Entry { name: name.clone(), value: Value::Owned(element) });
+            self.entries.insert(i + 1 + n, Entry { name: name.clone(), value: Value::Owned(Box::new(element)) });
         }
     }
 
@@ -168,7 +169,7 @@ impl Headers {
         for e in other.entries.iter().filter(|e| &e.name == name) {
             let value = match &e.value {
                 Value::Buf(..) if same_buf => e.value.clone(),
-                _ => Value::Owned(other.bytes(e)),
+                _ => Value::Owned(Box::new(other.bytes(e))),
             };
             self.entries.push(Entry { name: e.name.clone(), value });
         }
@@ -177,14 +178,14 @@ impl Headers {
     fn slice<'a>(&'a self, e: &'a Entry) -> &'a [u8] {
         match &e.value {
             Value::Buf(start, end) => &self.buf[*start as usize..*end as usize],
-            Value::Owned(b) => b,
+            Value::Owned(b) => &b[..],
         }
     }
 
     fn bytes(&self, e: &Entry) -> Bytes {
         match &e.value {
             Value::Buf(start, end) => self.buf.slice(*start as usize..*end as usize),
-            Value::Owned(b) => b.clone(),
+            Value::Owned(b) => (**b).clone(),
         }
     }
 
@@ -347,6 +348,12 @@ mod tests {
         assert_eq!(h.len(), 2);
         h.push_front(HeaderName::Route, "<sip:p;lr>");
         assert_eq!(h.iter().next().unwrap().name, &HeaderName::Route);
+    }
+
+    #[test]
+    fn an_entry_is_four_words_so_a_message_s_table_fits_the_allocator_s_fast_path() {
+        assert!(std::mem::size_of::<Entry>() <= 32, "{}", std::mem::size_of::<Entry>());
+        assert!(std::mem::size_of::<HeaderName>() <= 16);
     }
 
     #[test]
