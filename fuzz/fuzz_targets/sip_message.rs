@@ -1,5 +1,6 @@
 //! Fuzz the SIP message layer: datagram parsing, stream framing, and the typed accessors of whatever parses.
-//! Anything that parses must print to bytes that parse back to the same message.
+//! Anything that parses must print to bytes that parse back to the same message; anything that does not
+//! parse gets, when answerable, an error response that parses.
 #![no_main]
 
 use bytes::Bytes;
@@ -11,7 +12,17 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(StreamFrame::Message(n)) = frame_stream(data, &limits) {
         let _ = Message::parse_stream(Bytes::copy_from_slice(&data[..n]), &limits);
     }
-    let Ok(msg) = Message::parse_datagram(Bytes::copy_from_slice(data), &limits) else { return };
+    let msg = match Message::parse_datagram(Bytes::copy_from_slice(data), &limits) {
+        Ok(msg) => msg,
+        Err(e) => {
+            // What the endpoint answers a malformed request with must itself be a parseable response.
+            if let Some(answer) = vocals::sip::message::error_response(data, &e) {
+                let parsed = Message::parse_datagram(answer, &Limits::unlimited());
+                assert!(matches!(parsed, Ok(Message::Response(_))), "error_response printed {parsed:?}");
+            }
+            return;
+        }
+    };
     let _ = msg.validate();
     let h = msg.headers();
     let _ = h.vias().count();
