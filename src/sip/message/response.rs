@@ -70,7 +70,7 @@ fn with_tag(to: &[u8], tag: &str) -> Bytes {
 /// The answer to a request that failed to parse, when enough of it can still be read: the status the error
 /// calls for (400, 505, 513) with a reason phrase saying what was wrong, and the request's Via, From, To,
 /// Call-ID and CSeq lines copied as received (§8.2.6). `None` for responses, ACKs (never answered), stream
-/// data still incomplete, and requests where one of those headers is missing or unsafe to echo.
+/// data still incomplete, and requests where one of those headers is missing or not well-formed itself.
 pub fn error_response(buf: &[u8], error: &super::ParseError) -> Option<Bytes> {
     use super::HeaderName as H;
     if matches!(error, super::ParseError::Incomplete) {
@@ -101,7 +101,14 @@ pub fn error_response(buf: &[u8], error: &super::ParseError) -> Option<Bytes> {
         }
     }
     let (from, to, call_id, cseq) = (from?, to?, call_id?, cseq?);
-    if vias.is_empty() {
+    // Echo only what is well-formed: a response that does not parse helps nobody and reflects garbage.
+    let well_formed = !vias.is_empty()
+        && vias.iter().all(|v| super::typed::ViaView::parse(v).is_ok())
+        && super::typed::NameAddrView::parse(from).is_ok()
+        && super::typed::NameAddrView::parse(to).is_ok()
+        && super::typed::CallId::check(call_id).is_ok()
+        && super::typed::CSeq::check(cseq).is_ok();
+    if !well_formed {
         return None;
     }
     let status = error.status();
