@@ -9,6 +9,7 @@ pub mod config;
 pub mod daemon;
 pub mod e164;
 pub mod io;
+pub mod media;
 pub mod routing;
 pub mod sdp;
 pub mod sip;

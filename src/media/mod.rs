@@ -1,0 +1,4 @@
+//! Media, sans-IO: codecs and (to come) RTP, jitter buffer, DTMF, playout and RTCP. Nothing here touches a
+//! socket or a clock.
+
+pub mod g711;
