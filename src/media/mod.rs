@@ -1,4 +1,5 @@
 //! Media, sans-IO: codecs and (to come) RTP, jitter buffer, DTMF, playout and RTCP. Nothing here touches a
 //! socket or a clock.
 
+pub mod dtmf;
 pub mod g711;
