@@ -1,0 +1,192 @@
+//! The downlink playout queue, sans-IO: agent audio of any length in (agents send faster than real time),
+//! exact 20 ms frames out on the caller's steady clock. A frame that begins a talk spurt carries the RTP marker;
+//! an empty queue gives silence so the stream stays continuous; a mark is released once every byte queued
+//! before it has gone out in a frame; `clear` drops the queue at once and releases its marks. Bounded by
+//! duration; what does not fit is counted, never stored.
+
+use std::collections::VecDeque;
+
+/// Samples in one 20 ms frame at 8000 Hz, one byte each in G.711.
+pub const FRAME_BYTES: usize = 160;
+
+/// One frame handed to the packetizer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Frame {
+    /// Set on the first frame of a talk spurt (RFC 3551 §4.1: the marker bit).
+    pub marker: bool,
+    /// False when the frame is pure silence (the queue was empty).
+    pub audio: bool,
+}
+
+#[derive(Debug)]
+pub struct PlayoutQueue {
+    audio: VecDeque<u8>,
+    capacity: usize,
+    /// Bytes ever accepted, and bytes ever framed: positions for marks.
+    queued: u64,
+    framed: u64,
+    marks: VecDeque<(u64, String)>,
+    due: VecDeque<String>,
+    talking: bool,
+    silence: u8,
+    overflow: u64,
+}
+
+impl PlayoutQueue {
+    /// A queue holding at most `max_ms` of audio; `silence` is the codec's silent byte (0xFF μ-law, 0xD5 A-law).
+    pub fn new(max_ms: u32, silence: u8) -> PlayoutQueue {
+        let capacity = (max_ms as usize * 8).max(FRAME_BYTES);
+        PlayoutQueue {
+            audio: VecDeque::with_capacity(capacity),
+            capacity,
+            queued: 0,
+            framed: 0,
+            marks: VecDeque::new(),
+            due: VecDeque::new(),
+            talking: false,
+            silence,
+            overflow: 0,
+        }
+    }
+
+    /// Queues audio; returns how many bytes were accepted (the rest is counted as overflow).
+    pub fn push(&mut self, audio: &[u8]) -> usize {
+        let room = self.capacity - self.audio.len();
+        let take = audio.len().min(room);
+        self.audio.extend(&audio[..take]);
+        self.queued += take as u64;
+        self.overflow += (audio.len() - take) as u64;
+        take
+    }
+
+    /// Places a mark after the audio queued so far; it is released by [`PlayoutQueue::poll_mark`] once that
+    /// audio has been framed (at once when nothing is queued).
+    pub fn mark(&mut self, name: String) {
+        if self.queued == self.framed {
+            self.due.push_back(name);
+        } else {
+            self.marks.push_back((self.queued, name));
+        }
+    }
+
+    /// Drops every queued byte at once (barge-in) and releases every pending mark.
+    pub fn clear(&mut self) {
+        self.audio.clear();
+        self.framed = self.queued;
+        self.due.extend(self.marks.drain(..).map(|(_, name)| name));
+        self.talking = false;
+    }
+
+    /// Fills `out` with the next 20 ms: queued audio (padded with silence when less than a frame is left), or
+    /// silence. Call it once per 20 ms tick.
+    pub fn next_frame(&mut self, out: &mut [u8; FRAME_BYTES]) -> Frame {
+        let n = self.audio.len().min(FRAME_BYTES);
+        for (slot, byte) in out.iter_mut().zip(self.audio.drain(..n)) {
+            *slot = byte;
+        }
+        out[n..].fill(self.silence);
+        self.framed += n as u64;
+        while self.marks.front().is_some_and(|(pos, _)| *pos <= self.framed) {
+            if let Some((_, name)) = self.marks.pop_front() {
+                self.due.push_back(name);
+            }
+        }
+        let audio = n > 0;
+        let marker = audio && !self.talking;
+        self.talking = audio;
+        Frame { marker, audio }
+    }
+
+    /// The next mark whose audio has gone out.
+    pub fn poll_mark(&mut self) -> Option<String> {
+        self.due.pop_front()
+    }
+
+    /// Queued audio in milliseconds.
+    pub fn queued_ms(&self) -> u32 {
+        (self.audio.len() / 8) as u32
+    }
+
+    /// Bytes refused because the queue was full.
+    pub fn overflow(&self) -> u64 {
+        self.overflow
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SILENCE: u8 = 0xFF;
+
+    fn frame(q: &mut PlayoutQueue) -> ([u8; FRAME_BYTES], Frame) {
+        let mut out = [0u8; FRAME_BYTES];
+        let f = q.next_frame(&mut out);
+        (out, f)
+    }
+
+    #[test]
+    fn bursts_come_out_as_exact_frames_with_the_marker_on_each_talk_spurt() {
+        let mut q = PlayoutQueue::new(10_000, SILENCE);
+        let audio: Vec<u8> = (0..400).map(|i| i as u8).collect();
+        q.push(&audio);
+        let (a, fa) = frame(&mut q);
+        let (b, fb) = frame(&mut q);
+        let (c, fc) = frame(&mut q);
+        assert_eq!((fa, fb), (Frame { marker: true, audio: true }, Frame { marker: false, audio: true }));
+        assert_eq!(&a[..], &audio[..160]);
+        assert_eq!(&b[..], &audio[160..320]);
+        assert_eq!(&c[..80], &audio[320..], "the last 10 ms ...");
+        assert!(c[80..].iter().all(|&x| x == SILENCE), "... padded with silence");
+        assert_eq!(fc, Frame { marker: false, audio: true });
+        let (d, fd) = frame(&mut q);
+        assert_eq!(fd, Frame { marker: false, audio: false });
+        assert!(d.iter().all(|&x| x == SILENCE), "an empty queue keeps the stream going with silence");
+        q.push(&[1; 160]);
+        assert!(frame(&mut q).1.marker, "a new talk spurt after silence");
+    }
+
+    #[test]
+    fn a_mark_waits_for_the_audio_queued_before_it() {
+        let mut q = PlayoutQueue::new(10_000, SILENCE);
+        q.mark("nothing-before".into());
+        assert_eq!(q.poll_mark().as_deref(), Some("nothing-before"), "due at once");
+        q.push(&[7; 300]);
+        q.mark("after-300".into());
+        q.push(&[8; 160]);
+        q.mark("after-460".into());
+        frame(&mut q);
+        assert_eq!(q.poll_mark(), None, "160 of 300 bytes out");
+        frame(&mut q);
+        assert_eq!(q.poll_mark().as_deref(), Some("after-300"));
+        assert_eq!(q.poll_mark(), None);
+        frame(&mut q);
+        assert_eq!(q.poll_mark().as_deref(), Some("after-460"));
+    }
+
+    #[test]
+    fn clear_drops_the_queue_at_once_and_releases_every_mark() {
+        let mut q = PlayoutQueue::new(10_000, SILENCE);
+        q.push(&[5; 8000]);
+        q.mark("a".into());
+        q.push(&[6; 800]);
+        q.mark("b".into());
+        frame(&mut q);
+        q.clear();
+        assert_eq!((q.poll_mark().as_deref(), q.poll_mark().as_deref()), (Some("a"), Some("b")));
+        assert_eq!(q.queued_ms(), 0);
+        let (out, f) = frame(&mut q);
+        assert!(!f.audio && out.iter().all(|&x| x == SILENCE), "the very next frame is silence");
+        q.mark("c".into());
+        assert_eq!(q.poll_mark().as_deref(), Some("c"), "positions stay consistent after clear");
+    }
+
+    #[test]
+    fn the_queue_is_bounded_by_duration_and_counts_what_it_refuses() {
+        let mut q = PlayoutQueue::new(100, SILENCE);
+        assert_eq!(q.push(&[1; 1000]), 800);
+        assert_eq!((q.queued_ms(), q.overflow()), (100, 200));
+        frame(&mut q);
+        assert_eq!(q.push(&[1; 200]), 160);
+    }
+}
