@@ -3,5 +3,6 @@
 
 pub mod dtmf;
 pub mod g711;
+pub mod jitter;
 pub mod playout;
 pub mod rtp_source;
