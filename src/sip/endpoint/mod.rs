@@ -16,7 +16,7 @@ use crate::sip::allow::AllowList;
 use crate::sip::dialog::{Dialog, DialogId};
 use crate::sip::message::typed::Reason;
 use crate::sip::message::{Limits, Request, StatusCode};
-use crate::sip::transaction::{ClientNonInvite, ServerInvite, ServerNonInvite, Timers, TransactionKey};
+use crate::sip::transaction::{ClientNonInvite, Machine, ServerInvite, ServerNonInvite, Timers, TransactionKey};
 
 pub use ids::IdGen;
 
@@ -309,11 +309,7 @@ impl Endpoint {
     fn drain_invite(&mut self, now: Instant, key: &TransactionKey) {
         use crate::sip::transaction::{Output as TxOut, TransactionEvent as E};
         let Some(entry) = self.invites.get_mut(key) else { return };
-        let (peer, call) = (entry.peer, entry.call);
-        let mut outs = Vec::new();
-        while let Some(o) = entry.tx.poll_output() {
-            outs.push(o);
-        }
+        let (peer, call, outs) = (entry.peer, entry.call, entry.tx.take_outputs());
         for o in outs {
             match o {
                 TxOut::Transmit(bytes) => self.transmit(peer, bytes),
@@ -329,11 +325,7 @@ impl Endpoint {
     fn drain_non_invite(&mut self, key: &TransactionKey) {
         use crate::sip::transaction::{Output as TxOut, TransactionEvent as E};
         let Some((tx, peer)) = self.non_invites.get_mut(key) else { return };
-        let peer = *peer;
-        let mut outs = Vec::new();
-        while let Some(o) = tx.poll_output() {
-            outs.push(o);
-        }
+        let (peer, outs) = (*peer, tx.take_outputs());
         for o in outs {
             match o {
                 TxOut::Transmit(bytes) => self.transmit(peer, bytes),
@@ -348,11 +340,7 @@ impl Endpoint {
     fn drain_client(&mut self, key: &TransactionKey) {
         use crate::sip::transaction::{Output as TxOut, TransactionEvent as E};
         let Some(entry) = self.clients.get_mut(key) else { return };
-        let (peer, call) = (entry.peer, entry.call);
-        let mut outs = Vec::new();
-        while let Some(o) = entry.tx.poll_output() {
-            outs.push(o);
-        }
+        let (peer, call, outs) = (entry.peer, entry.call, entry.tx.take_outputs());
         for o in outs {
             match o {
                 TxOut::Transmit(bytes) => self.transmit(peer, bytes),

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::{Output, Timers, TransactionEvent, backoff};
+use super::{Machine, Output, Timers, TransactionEvent, backoff, earliest};
 use crate::sip::message::StatusCode;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -80,11 +80,7 @@ impl ClientNonInvite {
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let retransmit = self.retransmit.map(|(at, _)| at);
-        match (retransmit, self.deadline) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        earliest(self.retransmit.map(|(at, _)| at), self.deadline)
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
@@ -121,39 +117,32 @@ impl ClientNonInvite {
     }
 }
 
+impl Machine for ClientNonInvite {
+    fn poll_timeout(&self) -> Option<Instant> {
+        ClientNonInvite::poll_timeout(self)
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        ClientNonInvite::handle_timeout(self, now)
+    }
+
+    fn poll_output(&mut self) -> Option<Output> {
+        ClientNonInvite::poll_output(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sip::transaction::test_clock::Clock;
+    use crate::sip::transaction::test_clock::{Clock, run, transmits};
 
     const BYE: &[u8] = b"BYE sip:x SIP/2.0\r\n...";
-
-    fn drain(tx: &mut ClientNonInvite) -> Vec<Output> {
-        std::iter::from_fn(|| tx.poll_output()).collect()
-    }
-
-    fn run(tx: &mut ClientNonInvite, clock: &mut Clock, until_ms: u64) -> Vec<(u64, Output)> {
-        let mut seen = Vec::new();
-        while let Some(t) = tx.poll_timeout() {
-            if clock.ms(t) > until_ms {
-                break;
-            }
-            clock.set(t);
-            tx.handle_timeout(t);
-            seen.extend(drain(tx).into_iter().map(|o| (clock.ms(t), o)));
-        }
-        seen
-    }
-
-    fn transmits(seen: &[(u64, Output)]) -> Vec<u64> {
-        seen.iter().filter(|(_, o)| matches!(o, Output::Transmit(_))).map(|(t, _)| *t).collect()
-    }
 
     #[test]
     fn timer_e_backs_off_to_t2_and_timer_f_gives_up_at_64_t1() {
         let mut clock = Clock::new();
         let mut tx = ClientNonInvite::new(clock.now(), Bytes::from_static(BYE), false, Timers::default());
-        assert_eq!(drain(&mut tx), vec![Output::Transmit(Bytes::from_static(BYE))]);
+        assert_eq!(tx.take_outputs(), vec![Output::Transmit(Bytes::from_static(BYE))]);
         let seen = run(&mut tx, &mut clock, 40_000);
         assert_eq!(transmits(&seen), vec![500, 1500, 3500, 7500, 11500, 15500, 19500, 23500, 27500, 31500]);
         let events: Vec<_> = seen.iter().filter(|(_, o)| matches!(o, Output::Event(_))).cloned().collect();
@@ -170,7 +159,7 @@ mod tests {
     fn a_provisional_response_switches_timer_e_to_t2() {
         let mut clock = Clock::new();
         let mut tx = ClientNonInvite::new(clock.now(), Bytes::from_static(BYE), false, Timers::default());
-        drain(&mut tx);
+        tx.take_outputs();
         assert_eq!(transmits(&run(&mut tx, &mut clock, 600)), vec![500]);
         assert!(tx.on_response(clock.at(600), StatusCode::TRYING));
         assert_eq!(tx.state(), ClientNonInviteState::Proceeding);
@@ -182,7 +171,7 @@ mod tests {
     fn the_final_response_is_passed_up_once_and_timer_k_absorbs_the_rest() {
         let mut clock = Clock::new();
         let mut tx = ClientNonInvite::new(clock.now(), Bytes::from_static(BYE), false, Timers::default());
-        drain(&mut tx);
+        tx.take_outputs();
         assert!(tx.on_response(clock.at(50), StatusCode::OK));
         assert_eq!(tx.state(), ClientNonInviteState::Completed);
         assert!(!tx.on_response(clock.at(60), StatusCode::OK), "a retransmitted 200 is absorbed");
@@ -194,7 +183,7 @@ mod tests {
     fn reliable_transports_do_not_retransmit_and_timer_k_is_zero() {
         let mut clock = Clock::new();
         let mut tx = ClientNonInvite::new(clock.now(), Bytes::from_static(BYE), true, Timers::default());
-        drain(&mut tx);
+        tx.take_outputs();
         assert_eq!(tx.poll_timeout(), Some(clock.at(32_000)), "only Timer F");
         assert!(tx.on_response(clock.at(20), StatusCode::new(481).unwrap()));
         assert_eq!(tx.state(), ClientNonInviteState::Terminated);
@@ -205,10 +194,10 @@ mod tests {
     fn a_transport_error_ends_the_transaction_with_a_timeout() {
         let clock = Clock::new();
         let mut tx = ClientNonInvite::new(clock.now(), Bytes::from_static(BYE), true, Timers::default());
-        drain(&mut tx);
+        tx.take_outputs();
         tx.on_transport_error();
         assert_eq!(
-            drain(&mut tx),
+            tx.take_outputs(),
             vec![Output::Event(TransactionEvent::Timeout), Output::Event(TransactionEvent::Terminated)]
         );
     }

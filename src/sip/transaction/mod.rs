@@ -63,6 +63,27 @@ pub enum TransactionEvent {
     Terminated,
 }
 
+/// What every transaction state machine offers its driver.
+pub trait Machine {
+    /// When [`Machine::handle_timeout`] wants to run next.
+    fn poll_timeout(&self) -> Option<std::time::Instant>;
+    fn handle_timeout(&mut self, now: std::time::Instant);
+    fn poll_output(&mut self) -> Option<Output>;
+
+    /// Every pending output, in order.
+    fn take_outputs(&mut self) -> Vec<Output> {
+        std::iter::from_fn(|| self.poll_output()).collect()
+    }
+}
+
+/// The earlier of two optional deadlines.
+fn earliest(a: Option<std::time::Instant>, b: Option<std::time::Instant>) -> Option<std::time::Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 /// Exponential back-off of §17.1.1.2 and §17.2.1: starts at T1, doubles, never exceeds T2.
 fn backoff(current: Duration, t2: Duration) -> Duration {
     (current * 2).min(t2)
@@ -71,6 +92,27 @@ fn backoff(current: Duration, t2: Duration) -> Duration {
 #[cfg(test)]
 mod test_clock {
     use std::time::{Duration, Instant};
+
+    use super::{Machine, Output};
+
+    /// Runs `m` on the virtual clock until `until_ms`, returning each output with the time it happened.
+    pub(crate) fn run(m: &mut impl Machine, clock: &mut Clock, until_ms: u64) -> Vec<(u64, Output)> {
+        let mut seen = Vec::new();
+        while let Some(t) = m.poll_timeout() {
+            if clock.ms(t) > until_ms {
+                break;
+            }
+            clock.set(t);
+            m.handle_timeout(t);
+            seen.extend(m.take_outputs().into_iter().map(|o| (clock.ms(t), o)));
+        }
+        seen
+    }
+
+    /// The times at which something was transmitted.
+    pub(crate) fn transmits(seen: &[(u64, Output)]) -> Vec<u64> {
+        seen.iter().filter(|(_, o)| matches!(o, Output::Transmit(_))).map(|(t, _)| *t).collect()
+    }
 
     /// A virtual clock: an arbitrary start and offsets from it, so timer tests never sleep.
     pub(crate) struct Clock {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::{Output, Timers, TransactionEvent, backoff};
+use super::{Machine, Output, Timers, TransactionEvent, backoff, earliest};
 use crate::sip::message::StatusCode;
 
 /// States of figure 7 (RFC 3261) with RFC 6026's Accepted.
@@ -117,11 +117,7 @@ impl ServerInvite {
 
     /// When [`ServerInvite::handle_timeout`] wants to run next.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let retransmit = self.retransmit.map(|(at, _)| at);
-        match (retransmit, self.deadline) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        earliest(self.retransmit.map(|(at, _)| at), self.deadline)
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
@@ -165,32 +161,24 @@ impl ServerInvite {
     }
 }
 
+impl Machine for ServerInvite {
+    fn poll_timeout(&self) -> Option<Instant> {
+        ServerInvite::poll_timeout(self)
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        ServerInvite::handle_timeout(self, now)
+    }
+
+    fn poll_output(&mut self) -> Option<Output> {
+        ServerInvite::poll_output(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sip::transaction::test_clock::Clock;
-
-    fn drain(tx: &mut ServerInvite) -> Vec<Output> {
-        std::iter::from_fn(|| tx.poll_output()).collect()
-    }
-
-    /// Runs the transaction on the virtual clock until `until_ms`, returning when each output happened.
-    fn run(tx: &mut ServerInvite, clock: &mut Clock, until_ms: u64) -> Vec<(u64, Output)> {
-        let mut seen = Vec::new();
-        while let Some(t) = tx.poll_timeout() {
-            if clock.ms(t) > until_ms {
-                break;
-            }
-            clock.set(t);
-            tx.handle_timeout(t);
-            seen.extend(drain(tx).into_iter().map(|o| (clock.ms(t), o)));
-        }
-        seen
-    }
-
-    fn transmits(seen: &[(u64, Output)]) -> Vec<u64> {
-        seen.iter().filter(|(_, o)| matches!(o, Output::Transmit(_))).map(|(t, _)| *t).collect()
-    }
+    use crate::sip::transaction::test_clock::{Clock, run, transmits};
 
     const OK: &[u8] = b"SIP/2.0 200 OK\r\n...";
     const BUSY: &[u8] = b"SIP/2.0 486 Busy Here\r\n...";
@@ -200,12 +188,12 @@ mod tests {
         let clock = Clock::new();
         let mut tx = ServerInvite::new(false, Timers::default());
         tx.on_invite_retransmission();
-        assert!(drain(&mut tx).is_empty(), "nothing to answer with yet");
+        assert!(tx.take_outputs().is_empty(), "nothing to answer with yet");
         tx.respond(clock.now(), StatusCode::TRYING, Bytes::from_static(b"100"));
         tx.respond(clock.now(), StatusCode::RINGING, Bytes::from_static(b"180"));
-        assert_eq!(drain(&mut tx).len(), 2);
+        assert_eq!(tx.take_outputs().len(), 2);
         tx.on_invite_retransmission();
-        assert_eq!(drain(&mut tx), vec![Output::Transmit(Bytes::from_static(b"180"))]);
+        assert_eq!(tx.take_outputs(), vec![Output::Transmit(Bytes::from_static(b"180"))]);
         assert_eq!(tx.poll_timeout(), None, "no timer runs in Proceeding");
     }
 
@@ -215,7 +203,7 @@ mod tests {
         let mut tx = ServerInvite::new(false, Timers::default());
         tx.respond(clock.now(), StatusCode::OK, Bytes::from_static(OK));
         assert_eq!(tx.state(), ServerInviteState::Accepted);
-        drain(&mut tx);
+        tx.take_outputs();
         let seen = run(&mut tx, &mut clock, 40_000);
         // 500, 1500, 3500, 7500, then every 4 s up to 32 s (64·T1).
         assert_eq!(transmits(&seen), vec![500, 1500, 3500, 7500, 11500, 15500, 19500, 23500, 27500, 31500]);
@@ -235,12 +223,12 @@ mod tests {
         let mut clock = Clock::new();
         let mut tx = ServerInvite::new(false, Timers::default());
         tx.respond(clock.now(), StatusCode::OK, Bytes::from_static(OK));
-        drain(&mut tx);
+        tx.take_outputs();
         let seen = run(&mut tx, &mut clock, 1600);
         assert_eq!(transmits(&seen), vec![500, 1500]);
         tx.on_ack(clock.at(1600));
         tx.on_invite_retransmission();
-        assert_eq!(drain(&mut tx), vec![Output::Transmit(Bytes::from_static(OK))]);
+        assert_eq!(tx.take_outputs(), vec![Output::Transmit(Bytes::from_static(OK))]);
         let seen = run(&mut tx, &mut clock, 40_000);
         assert!(transmits(&seen).is_empty());
         assert_eq!(seen, vec![(32_000, Output::Event(TransactionEvent::Terminated))], "Timer L, no AckTimeout");
@@ -251,7 +239,7 @@ mod tests {
         let mut clock = Clock::new();
         let mut tx = ServerInvite::new(true, Timers::default());
         tx.respond(clock.now(), StatusCode::OK, Bytes::from_static(OK));
-        drain(&mut tx);
+        tx.take_outputs();
         assert_eq!(transmits(&run(&mut tx, &mut clock, 4000)), vec![500, 1500, 3500]);
     }
 
@@ -261,7 +249,7 @@ mod tests {
         let mut tx = ServerInvite::new(false, Timers::default());
         tx.respond(clock.now(), StatusCode::new(486).unwrap(), Bytes::from_static(BUSY));
         assert_eq!(tx.state(), ServerInviteState::Completed);
-        drain(&mut tx);
+        tx.take_outputs();
         let seen = run(&mut tx, &mut clock, 40_000);
         assert_eq!(transmits(&seen), vec![500, 1500, 3500, 7500, 11500, 15500, 19500, 23500, 27500, 31500]);
         assert_eq!(
@@ -278,14 +266,14 @@ mod tests {
         let mut clock = Clock::new();
         let mut tx = ServerInvite::new(false, Timers::default());
         tx.respond(clock.now(), StatusCode::new(486).unwrap(), Bytes::from_static(BUSY));
-        drain(&mut tx);
+        tx.take_outputs();
         tx.on_invite_retransmission();
-        assert_eq!(drain(&mut tx), vec![Output::Transmit(Bytes::from_static(BUSY))], "Completed answers INVITEs");
+        assert_eq!(tx.take_outputs(), vec![Output::Transmit(Bytes::from_static(BUSY))], "Completed answers INVITEs");
         clock.set(clock.at(100));
         tx.on_ack(clock.now());
         assert_eq!(tx.state(), ServerInviteState::Confirmed);
         tx.on_invite_retransmission();
-        assert!(drain(&mut tx).is_empty(), "Confirmed absorbs");
+        assert!(tx.take_outputs().is_empty(), "Confirmed absorbs");
         let seen = run(&mut tx, &mut clock, 10_000);
         assert_eq!(seen, vec![(5100, Output::Event(TransactionEvent::Terminated))], "Timer I = T4");
     }
@@ -295,11 +283,11 @@ mod tests {
         let mut clock = Clock::new();
         let mut tx = ServerInvite::new(true, Timers::default());
         tx.respond(clock.now(), StatusCode::new(486).unwrap(), Bytes::from_static(BUSY));
-        drain(&mut tx);
+        tx.take_outputs();
         assert_eq!(tx.poll_timeout(), Some(clock.at(32_000)), "only Timer H");
         tx.on_ack(clock.at(10));
         assert_eq!(tx.state(), ServerInviteState::Terminated);
-        assert_eq!(drain(&mut tx), vec![Output::Event(TransactionEvent::Terminated)]);
+        assert_eq!(tx.take_outputs(), vec![Output::Event(TransactionEvent::Terminated)]);
         let _ = run(&mut tx, &mut clock, 40_000);
     }
 
@@ -310,7 +298,7 @@ mod tests {
             Timers { t1: Duration::from_millis(50), t2: Duration::from_millis(400), t4: Duration::from_millis(500) };
         let mut tx = ServerInvite::new(false, t);
         tx.respond(clock.now(), StatusCode::OK, Bytes::from_static(OK));
-        drain(&mut tx);
+        tx.take_outputs();
         let seen = run(&mut tx, &mut clock, 4000);
         assert_eq!(transmits(&seen), vec![50, 150, 350, 750, 1150, 1550, 1950, 2350, 2750, 3150]);
         assert_eq!(seen.last(), Some(&(3200, Output::Event(TransactionEvent::Terminated))));
@@ -322,7 +310,7 @@ mod tests {
         let mut tx = ServerInvite::new(false, Timers::default());
         tx.respond(clock.now(), StatusCode::new(487).unwrap(), Bytes::from_static(b"487"));
         tx.respond(clock.now(), StatusCode::OK, Bytes::from_static(OK));
-        assert_eq!(drain(&mut tx), vec![Output::Transmit(Bytes::from_static(b"487"))]);
+        assert_eq!(tx.take_outputs(), vec![Output::Transmit(Bytes::from_static(b"487"))]);
         assert_eq!(tx.state(), ServerInviteState::Completed);
     }
 }

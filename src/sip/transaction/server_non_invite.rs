@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::{Output, Timers, TransactionEvent};
+use super::{Machine, Output, Timers, TransactionEvent};
 use crate::sip::message::StatusCode;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -88,25 +88,35 @@ impl ServerNonInvite {
     }
 }
 
+impl Machine for ServerNonInvite {
+    fn poll_timeout(&self) -> Option<Instant> {
+        ServerNonInvite::poll_timeout(self)
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        ServerNonInvite::handle_timeout(self, now)
+    }
+
+    fn poll_output(&mut self) -> Option<Output> {
+        ServerNonInvite::poll_output(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::sip::transaction::test_clock::Clock;
-
-    fn drain(tx: &mut ServerNonInvite) -> Vec<Output> {
-        std::iter::from_fn(|| tx.poll_output()).collect()
-    }
 
     #[test]
     fn retransmissions_are_absorbed_while_trying_then_answered() {
         let clock = Clock::new();
         let mut tx = ServerNonInvite::new(false, Timers::default());
         tx.on_retransmission();
-        assert!(drain(&mut tx).is_empty());
+        assert!(tx.take_outputs().is_empty());
         tx.respond(clock.now(), StatusCode::OK, Bytes::from_static(b"200"));
         assert_eq!(tx.state(), ServerNonInviteState::Completed);
         tx.on_retransmission();
-        assert_eq!(drain(&mut tx), vec![Output::Transmit(Bytes::from_static(b"200")); 2]);
+        assert_eq!(tx.take_outputs(), vec![Output::Transmit(Bytes::from_static(b"200")); 2]);
     }
 
     #[test]
@@ -122,7 +132,7 @@ mod tests {
         assert_eq!(tx.state(), ServerNonInviteState::Completed);
         tx.handle_timeout(clock.at(32_010));
         assert_eq!(tx.state(), ServerNonInviteState::Terminated);
-        assert_eq!(drain(&mut tx).last(), Some(&Output::Event(TransactionEvent::Terminated)));
+        assert_eq!(tx.take_outputs().last(), Some(&Output::Event(TransactionEvent::Terminated)));
     }
 
     #[test]
@@ -132,7 +142,7 @@ mod tests {
         tx.respond(clock.now(), StatusCode::OK, Bytes::from_static(b"200"));
         assert_eq!(tx.state(), ServerNonInviteState::Terminated);
         assert_eq!(
-            drain(&mut tx),
+            tx.take_outputs(),
             vec![Output::Transmit(Bytes::from_static(b"200")), Output::Event(TransactionEvent::Terminated)]
         );
     }
