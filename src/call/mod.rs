@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use crate::media::ports::PortPool;
+pub use crate::media::ports::PortRange;
 use crate::routing::{NumberLookup, route};
 use crate::sdp::{self, Local, Offer};
 use crate::sip::endpoint::{CallRef, Endpoint, Event};
@@ -27,47 +29,6 @@ pub struct CallConfig {
     pub srtp: bool,
 }
 
-/// An even-port range for RTP (RTCP on port+1).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PortRange {
-    pub first: u16,
-    pub last: u16,
-}
-
-impl std::str::FromStr for PortRange {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<PortRange, String> {
-        let bad = || format!("{s:?} is not a port range: expected e.g. 10000-20000 (at least two ports)");
-        let (a, b) = s.trim().split_once('-').ok_or_else(bad)?;
-        let (first, last): (u16, u16) = (a.trim().parse().map_err(|_| bad())?, b.trim().parse().map_err(|_| bad())?);
-        if first == 0 || last <= first {
-            return Err(bad());
-        }
-        Ok(PortRange { first, last })
-    }
-}
-
-/// Leases even ports from a range, lowest free first. (The media layer binds them; this only hands them out.)
-#[derive(Debug)]
-struct Ports {
-    range: PortRange,
-    used: std::collections::BTreeSet<u16>,
-}
-
-impl Ports {
-    fn lease(&mut self) -> Option<u16> {
-        let first = self.range.first + self.range.first % 2;
-        let port = (first..self.range.last).step_by(2).find(|p| !self.used.contains(p))?;
-        self.used.insert(port);
-        Some(port)
-    }
-
-    fn release(&mut self, port: u16) {
-        self.used.remove(&port);
-    }
-}
-
 struct Active {
     port: u16,
     deadline: Instant,
@@ -79,14 +40,15 @@ struct Active {
 /// The calls in progress, as signalling sees them.
 pub struct Calls {
     config: CallConfig,
-    ports: Ports,
+    ports: PortPool,
     active: HashMap<CallRef, Active>,
     session_ids: u64,
 }
 
 impl Calls {
     pub fn new(config: CallConfig) -> Calls {
-        let ports = Ports { range: config.rtp_ports, used: Default::default() };
+        // A port rests 2 s after its call, past any late packet of that call.
+        let ports = PortPool::new(config.rtp_ports, Duration::from_secs(2));
         Calls { config, ports, active: HashMap::new(), session_ids: 0 }
     }
 
@@ -105,7 +67,7 @@ impl Calls {
             Event::IncomingCall { call, invite, .. } => self.incoming(now, ep, *call, invite),
             Event::CallEnded { call, .. } => {
                 if let Some(a) = self.active.remove(call) {
-                    self.ports.release(a.port);
+                    self.ports.release(now, a.port);
                 }
             }
             Event::ReInvite { call, offer } => self.reinvite(ep, now, *call, offer.as_ref()),
@@ -119,7 +81,7 @@ impl Calls {
             Ok(r) => r,
             Err(reject) => return ep.reject(now, call, reject.status(), &reject.to_string(), &[]),
         };
-        let Some(port) = self.ports.lease() else {
+        let Some(port) = self.ports.lease(now) else {
             let retry = [(HeaderName::RetryAfter, "5".to_string())];
             return ep.reject(now, call, StatusCode::SERVICE_UNAVAILABLE, "No RTP Port Available", &retry);
         };
@@ -131,7 +93,7 @@ impl Calls {
             match Offer::parse(&invite.body).and_then(|o| sdp::negotiate(&o, self.config.srtp)) {
                 Ok(neg) => sdp::answer(&neg, &local),
                 Err(e) => {
-                    self.ports.release(port);
+                    self.ports.release(now, port);
                     let warning = [(HeaderName::Warning, e.warning("vocals"))];
                     let status = StatusCode::new(e.status()).unwrap_or(StatusCode::NOT_ACCEPTABLE_HERE);
                     return ep.reject(now, call, status, &e.to_string(), &warning);
@@ -201,22 +163,5 @@ impl Calls {
             }
             ep.hangup(now, call, Some(Reason::new("SIP", 200, "maximum call duration reached")));
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn port_ranges_parse_and_ports_are_even_and_reused() {
-        assert_eq!("10000-20000".parse::<PortRange>(), Ok(PortRange { first: 10000, last: 20000 }));
-        for bad in ["10000", "20000-10000", "0-10", "a-b"] {
-            assert!(bad.parse::<PortRange>().is_err(), "{bad}");
-        }
-        let mut ports = Ports { range: "10001-10006".parse().unwrap(), used: Default::default() };
-        assert_eq!((ports.lease(), ports.lease(), ports.lease()), (Some(10002), Some(10004), None));
-        ports.release(10002);
-        assert_eq!(ports.lease(), Some(10002));
     }
 }

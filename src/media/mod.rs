@@ -5,4 +5,5 @@ pub mod dtmf;
 pub mod g711;
 pub mod jitter;
 pub mod playout;
+pub mod ports;
 pub mod rtp_source;

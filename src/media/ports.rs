@@ -1,0 +1,104 @@
+//! The RTP port pool, sans-IO: even ports from a range (RTCP on port+1), lowest free first. A released port
+//! rests in quarantine before it is leased again, so stray packets of the call that used it (late RTP, a
+//! peer's retransmitted RTCP) never reach the next call.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::time::{Duration, Instant};
+
+/// An even-port range for RTP (RTCP on port+1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PortRange {
+    pub first: u16,
+    pub last: u16,
+}
+
+impl std::str::FromStr for PortRange {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<PortRange, String> {
+        let bad = || format!("{s:?} is not a port range: expected e.g. 10000-20000 (at least two ports)");
+        let (a, b) = s.trim().split_once('-').ok_or_else(bad)?;
+        let (first, last): (u16, u16) = (a.trim().parse().map_err(|_| bad())?, b.trim().parse().map_err(|_| bad())?);
+        if first == 0 || last <= first {
+            return Err(bad());
+        }
+        Ok(PortRange { first, last })
+    }
+}
+
+/// Leases RTP ports (even, with port+1 inside the range).
+#[derive(Debug)]
+pub struct PortPool {
+    free: BTreeSet<u16>,
+    resting: VecDeque<(Instant, u16)>,
+    quarantine: Duration,
+    size: usize,
+}
+
+impl PortPool {
+    pub fn new(range: PortRange, quarantine: Duration) -> PortPool {
+        let first = range.first + range.first % 2;
+        let free: BTreeSet<u16> = (first..range.last).step_by(2).collect();
+        PortPool { size: free.len(), free, resting: VecDeque::new(), quarantine }
+    }
+
+    /// The lowest free port, after returning every port whose quarantine is over; `None` when exhausted (the
+    /// INVITE then gets 503).
+    pub fn lease(&mut self, now: Instant) -> Option<u16> {
+        while self.resting.front().is_some_and(|(since, _)| now >= *since + self.quarantine) {
+            if let Some((_, port)) = self.resting.pop_front() {
+                self.free.insert(port);
+            }
+        }
+        self.free.pop_first()
+    }
+
+    /// Gives a port back; it rests in quarantine first.
+    pub fn release(&mut self, now: Instant, port: u16) {
+        self.resting.push_back((now, port));
+    }
+
+    /// Ports leased now (quarantined ones count as in use).
+    pub fn in_use(&self) -> usize {
+        self.size - self.free.len()
+    }
+
+    pub fn size(&self) -> usize {
+        self.size
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn port_ranges_parse_and_say_what_is_wrong() {
+        assert_eq!("10000-20000".parse::<PortRange>(), Ok(PortRange { first: 10000, last: 20000 }));
+        for bad in ["10000", "20000-10000", "0-10", "a-b"] {
+            assert!(bad.parse::<PortRange>().unwrap_err().contains("not a port range"), "{bad}");
+        }
+    }
+
+    #[test]
+    fn even_ports_lowest_first_with_rtcp_room_and_exhaustion() {
+        let now = Instant::now();
+        let mut pool = PortPool::new("10001-10006".parse().unwrap(), Duration::from_secs(2));
+        assert_eq!(pool.size(), 2, "10002 and 10004 (10006 would put RTCP outside the range)");
+        assert_eq!((pool.lease(now), pool.lease(now), pool.lease(now)), (Some(10002), Some(10004), None));
+        assert_eq!(pool.in_use(), 2);
+    }
+
+    #[test]
+    fn a_released_port_rests_before_it_is_leased_again() {
+        let t0 = Instant::now();
+        let mut pool = PortPool::new("20000-20004".parse().unwrap(), Duration::from_secs(2));
+        let a = pool.lease(t0).unwrap();
+        let b = pool.lease(t0).unwrap();
+        pool.release(t0, a);
+        assert_eq!(pool.lease(t0 + Duration::from_millis(1999)), None, "still in quarantine");
+        assert_eq!(pool.lease(t0 + Duration::from_secs(2)), Some(a));
+        pool.release(t0 + Duration::from_secs(3), b);
+        assert_eq!(pool.in_use(), 2, "a quarantined port is not free");
+    }
+}
