@@ -396,6 +396,27 @@ mod tests {
     }
 
     #[test]
+    fn plus_or_minus_100_ppm_of_clock_drift_over_an_hour_neither_grows_the_buffer_nor_loses_frames() {
+        // The sender's clock runs 100 ppm fast or slow against ours: packets every 20 ms of its time.
+        for ppm in [-100i64, 100] {
+            let mut r = Run::new();
+            let frames = 3600 * 50; // one hour
+            let mut max_depth = 0;
+            for i in 0..frames {
+                let sent_us = i as i64 * 20_000;
+                let arrival_us = sent_us + sent_us * ppm / 1_000_000 + 5_000;
+                let ms = (arrival_us / 1000) as u64;
+                r.arrive(ms, 7, i as u16);
+                max_depth = max_depth.max(r.jb.depth());
+            }
+            let stats = r.jb.stats();
+            assert_eq!(r.out.len(), frames, "{ppm} ppm: every frame out");
+            assert_eq!((stats.concealed, stats.late, stats.duplicate), (0, 0, 0), "{ppm} ppm");
+            assert_eq!(max_depth, 0, "{ppm} ppm: forwarded on arrival, no depth to drift");
+        }
+    }
+
+    #[test]
     fn the_wait_grows_with_measured_jitter_and_is_capped() {
         let mut r = Run::new();
         // Arrivals alternate 0 and 40 ms late: jitter ~ 40 ms -> wait capped at 100 ms.
