@@ -386,9 +386,6 @@ impl Endpoint {
         let Some(c) = self.calls.get(&call) else { return };
         let key = c.invite_key.clone();
         let mut res = self.response(&c.invite, &c.peer, status, Some(&c.to_tag));
-        if !phrase.is_empty() {
-            res = res.with_reason(phrase);
-        }
         if status.as_u16() > 100 && status.as_u16() < 300 {
             res.headers.push(HeaderName::Contact, our_contact(&self.config, &c.peer));
             res.headers.push(HeaderName::Allow, ALLOW);
@@ -396,14 +393,7 @@ impl Endpoint {
         for (name, value) in extra {
             res.headers.push(name.clone(), value.clone());
         }
-        if let Some(sdp) = sdp {
-            res.headers.push(HeaderName::ContentType, "application/sdp");
-            res.body = sdp;
-        }
-        if let Some(t) = self.invites.get_mut(&key) {
-            t.tx.respond(now, status, res.to_bytes());
-        }
-        self.drain_invite(now, &key);
+        self.send_invite_response(now, &key, res, phrase, sdp);
     }
 
     fn respond_reinvite(&mut self, now: Instant, call: CallRef, status: StatusCode, sdp: Option<Bytes>, phrase: &str) {
@@ -414,20 +404,33 @@ impl Endpoint {
         }
         let peer = c.peer;
         let mut res = self.response(&req, &peer, status, None);
-        if !phrase.is_empty() {
-            res = res.with_reason(phrase);
-        }
         if status.is_success() {
             res.headers.push(HeaderName::Contact, our_contact(&self.config, &peer));
+        }
+        self.send_invite_response(now, &key, res, phrase, sdp);
+    }
+
+    /// The common tail of every INVITE response: reason phrase, SDP body, then through the transaction.
+    fn send_invite_response(
+        &mut self,
+        now: Instant,
+        key: &TransactionKey,
+        mut res: Response,
+        phrase: &str,
+        sdp: Option<Bytes>,
+    ) {
+        if !phrase.is_empty() {
+            res = res.with_reason(phrase);
         }
         if let Some(sdp) = sdp {
             res.headers.push(HeaderName::ContentType, "application/sdp");
             res.body = sdp;
         }
-        if let Some(t) = self.invites.get_mut(&key) {
+        let status = res.status;
+        if let Some(t) = self.invites.get_mut(key) {
             t.tx.respond(now, status, res.to_bytes());
         }
-        self.drain_invite(now, &key);
+        self.drain_invite(now, key);
     }
 
     /// Answers a non-INVITE request in its own transaction; `shape` adds headers.
