@@ -122,7 +122,7 @@ impl Endpoint {
                 return Some((StatusCode::UNSUPPORTED_MEDIA_TYPE, "Unsupported Media Type"));
             }
         }
-        if req.method == Method::Invite && Message::Request(req.clone()).validate().is_err() {
+        if req.method == Method::Invite && req.validate().is_err() {
             return Some((StatusCode::BAD_REQUEST, "Bad Request"));
         }
         None
@@ -139,7 +139,7 @@ impl Endpoint {
         phrase: &str,
     ) {
         let detail = match status {
-            StatusCode::BAD_REQUEST => Message::Request(req.clone()).validate().err().map(|e| e.to_string()),
+            StatusCode::BAD_REQUEST => req.validate().err().map(|e| e.to_string()),
             _ => None,
         };
         let phrase = detail.as_deref().unwrap_or(phrase).to_string();

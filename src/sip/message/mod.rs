@@ -60,6 +60,13 @@ pub struct Request {
     pub body: Bytes,
 }
 
+impl Request {
+    /// [`Message::validate`] for a request.
+    pub fn validate(&self) -> Result<(), ParseError> {
+        parse::validate_all(&self.headers)
+    }
+}
+
 /// A SIP response.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Response {
