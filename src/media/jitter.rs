@@ -8,6 +8,7 @@
 use std::time::{Duration, Instant};
 
 use super::playout::FRAME_BYTES;
+use super::rtcp::Reception;
 use super::rtp_source::{SeqStatus, SourceState};
 
 const SLOTS: usize = 16;
@@ -59,6 +60,8 @@ pub enum Pushed {
 pub struct Popped {
     /// True when the frame was lost and replaced by silence.
     pub concealed: bool,
+    /// When the frame's packet arrived (`None` for a concealed frame): hand-off delay is `now - arrival`.
+    pub arrival: Option<Instant>,
 }
 
 /// Counters for the call record.
@@ -79,6 +82,7 @@ struct Slot {
     /// The frame `ext` was concealed rather than played.
     concealed: bool,
     len: u16,
+    arrival: Option<Instant>,
     data: [u8; FRAME_BYTES],
 }
 
@@ -98,7 +102,8 @@ pub struct JitterBuffer {
 
 impl JitterBuffer {
     pub fn new(config: JitterConfig) -> JitterBuffer {
-        let empty = Slot { ext: u64::MAX, filled: false, concealed: false, len: 0, data: [0; FRAME_BYTES] };
+        let empty =
+            Slot { ext: u64::MAX, filled: false, concealed: false, len: 0, arrival: None, data: [0; FRAME_BYTES] };
         JitterBuffer {
             config,
             source: None,
@@ -126,14 +131,25 @@ impl JitterBuffer {
     }
 
     pub fn push(&mut self, now: Instant, p: &Packet<'_>) -> Pushed {
-        if Some(p.payload_type) == self.config.event_pt {
-            return Pushed::TelephoneEvent;
-        }
-        if p.payload_type == 13 {
-            return Pushed::ComfortNoise;
-        }
-        if p.payload_type != self.config.audio_pt {
+        let outcome = if Some(p.payload_type) == self.config.event_pt {
+            Pushed::TelephoneEvent
+        } else if p.payload_type == 13 {
+            Pushed::ComfortNoise
+        } else if p.payload_type != self.config.audio_pt {
             return Pushed::WrongPayloadType;
+        } else {
+            Pushed::Buffered
+        };
+        if outcome != Pushed::Buffered {
+            // Events and comfort noise share the audio's sequence numbers (same SSRC): their frames are
+            // silence placeholders, so the audio after them is not held as if they were lost.
+            if self.source.as_ref().is_some_and(|(ssrc, _)| *ssrc == p.ssrc)
+                && let Some((_, source)) = self.source.as_mut()
+                && let SeqStatus::Valid { extended } = source.update_seq(p.seq)
+            {
+                self.place(now, extended, &[]);
+            }
+            return outcome;
         }
         if self.source.as_ref().is_none_or(|(ssrc, _)| *ssrc != p.ssrc) {
             self.reset(p.ssrc, p.seq);
@@ -144,10 +160,25 @@ impl JitterBuffer {
         let arrival = ((now - epoch).as_micros() * 8 / 1000) as u32;
         source.update_jitter(p.timestamp, arrival);
         let SeqStatus::Valid { extended } = status else { return Pushed::Rejected };
-        self.place(extended, p.payload)
+        self.place(now, extended, p.payload)
     }
 
-    fn place(&mut self, ext: u64, payload: &[u8]) -> Pushed {
+    /// The RFC 3550 reception statistics of the current source, for an RTCP report block (starts a new
+    /// fraction-lost interval).
+    pub fn reception(&mut self) -> Option<Reception> {
+        let (ssrc, source) = self.source.as_mut()?;
+        let jitter = source.jitter();
+        let loss = source.loss();
+        Some(Reception {
+            ssrc: *ssrc,
+            fraction_lost: loss.fraction,
+            cumulative_lost: loss.cumulative,
+            extended_max: loss.extended_max,
+            jitter,
+        })
+    }
+
+    fn place(&mut self, now: Instant, ext: u64, payload: &[u8]) -> Pushed {
         let next = *self.next.get_or_insert(ext);
         if ext < next {
             // Played (a duplicate) or concealed or too old (late).
@@ -172,7 +203,7 @@ impl JitterBuffer {
         }
         let n = payload.len().min(FRAME_BYTES);
         slot.data[..n].copy_from_slice(&payload[..n]);
-        *slot = Slot { ext, filled: true, concealed: false, len: n as u16, data: slot.data };
+        *slot = Slot { ext, filled: true, concealed: false, len: n as u16, arrival: Some(now), data: slot.data };
         self.stats.received += 1;
         if self.highest.is_some_and(|h| ext < h) {
             self.stats.reordered += 1;
@@ -195,7 +226,7 @@ impl JitterBuffer {
             slot.filled = false;
             self.next = Some(next + 1);
             self.gap_since = None;
-            return Some(Popped { concealed: false });
+            return Some(Popped { concealed: false, arrival: slot.arrival });
         }
         if self.highest.is_none_or(|h| h <= next) {
             // Nothing later is waiting: no gap to time (and no stale deadline for the driver to spin on).
@@ -214,7 +245,7 @@ impl JitterBuffer {
         slot.concealed = true;
         self.next = Some(next + 1);
         self.stats.concealed += 1;
-        Some(Popped { concealed: true })
+        Some(Popped { concealed: true, arrival: None })
     }
 
     /// When a waiting gap will be concealed.

@@ -6,4 +6,7 @@ pub mod g711;
 pub mod jitter;
 pub mod playout;
 pub mod ports;
+pub mod rtcp;
+pub mod rtp;
 pub mod rtp_source;
+pub mod session;
