@@ -23,6 +23,8 @@ struct Server {
     host: String,
 }
 
+static RTP_RANGES: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
 impl Server {
     /// Starts vocals; `env` overrides settings the way a sysadmin would (`VOCALS_<SECTION>_<KEY>`).
     fn start(name: &str, env: &[(&str, &str)]) -> Server {
@@ -36,11 +38,14 @@ impl Server {
         std::fs::create_dir_all(&dir).unwrap();
         let (udp, tcp) = (free_udp_port(), free_tcp_port());
         let host = host.to_string();
+        // Each server its own RTP range, so servers running side by side do not contend for ports.
+        let rtp = 20_000 + 400 * RTP_RANGES.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 40_000;
         let config = format!(
-            "[sip]\nlisten_udp = \"{host}:{udp}\"\nlisten_tcp = \"{host}:{tcp}\"\nmax_call_duration = 60\n\
-             [media]\npublic_ip = \"127.0.0.1\"\nrtp_ports = \"30000-30998\"\n\
+            "default_agent = \"\"\n[sip]\nlisten_udp = \"{host}:{udp}\"\nlisten_tcp = \"{host}:{tcp}\"\nmax_call_duration = 60\n\
+             [media]\npublic_ip = \"127.0.0.1\"\nrtp_ports = \"{rtp}-{}\"\n\
              [[numbers]]\nnumber = \"{NUMBER}\"\nagent = \"echo\"\naccount_sid = \"ACbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\"\n\
-             [[numbers]]\nnumber = \"{NO_AGENT}\"\n"
+             [[numbers]]\nnumber = \"{NO_AGENT}\"\n",
+            rtp + 399
         );
         std::fs::write(dir.join("vocals.toml"), config).unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_vocals"))

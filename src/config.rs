@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use crate::call::PortRange;
 use crate::e164::E164;
+use crate::io::media::MediaSettings;
 use crate::sip::allow::AllowList;
 use crate::sip::message::Limits;
 use crate::sip::transaction::Timers;
@@ -24,6 +25,8 @@ pub struct Config {
     pub sip: SipConfig,
     pub media: MediaConfig,
     pub log: LogConfig,
+    /// The agent for calls to numbers not in `[[numbers]]`; `None` (configured as "") answers them 404.
+    pub default_agent: Option<String>,
     /// `[[numbers]]`: the numbers served and their agents, until the store holds them.
     pub numbers: Vec<NumberConfig>,
 }
@@ -34,6 +37,7 @@ pub struct MediaConfig {
     /// The address put in SDP; `None` = detect the host's primary address at start.
     pub public_ip: Option<IpAddr>,
     pub rtp_ports: PortRange,
+    pub settings: MediaSettings,
 }
 
 /// One `[[numbers]]` entry.
@@ -105,6 +109,7 @@ pub enum ConfigError {
 /// `config/vocals.toml` (a test checks that file against this list).
 pub const KEYS: &[(&str, &str, &str)] = &[
     ("", "state_dir", ""),
+    ("", "default_agent", "echo"),
     ("sip", "listen_udp", "0.0.0.0:5060"),
     ("sip", "listen_tcp", "0.0.0.0:5060"),
     ("sip", "public_host", ""),
@@ -125,6 +130,11 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ("sip", "tcp_idle_timeout", "600"),
     ("media", "public_ip", ""),
     ("media", "rtp_ports", "10000-20000"),
+    ("media", "symmetric_rtp", "true"),
+    ("media", "timeout", "30"),
+    ("media", "send_silence", "true"),
+    ("media", "rtcp_interval", "5"),
+    ("media", "jitter_max_ms", "60"),
     ("log", "level", "info"),
     ("log", "format", "auto"),
 ];
@@ -192,7 +202,16 @@ impl Config {
         };
         let rtp_ports =
             v["media.rtp_ports"].parse().map_err(|e: String| bad("media.rtp_ports", &v["media.rtp_ports"], &e))?;
-        let media = MediaConfig { public_ip, rtp_ports };
+        let timeout = number(v, "media.timeout", 0, 86_400)? as u64;
+        let settings = MediaSettings {
+            symmetric_rtp: boolean(v, "media.symmetric_rtp")?,
+            timeout: (timeout > 0).then(|| Duration::from_secs(timeout)),
+            send_silence: boolean(v, "media.send_silence")?,
+            rtcp_interval: Duration::from_secs(number(v, "media.rtcp_interval", 1, 60)? as u64),
+            jitter_max_wait: Duration::from_millis(number(v, "media.jitter_max_ms", 10, 1000)? as u64),
+        };
+        let media = MediaConfig { public_ip, rtp_ports, settings };
+        let default_agent = Some(v["default_agent"].trim().to_string()).filter(|a| !a.is_empty());
         let format = match v["log.format"].as_str() {
             "auto" => LogFormat::Auto,
             "pretty" => LogFormat::Pretty,
@@ -201,7 +220,7 @@ impl Config {
             other => return Err(bad("log.format", other, "one of auto, pretty, plain, json")),
         };
         let log = LogConfig { level: v["log.level"].clone(), format };
-        Ok(Config { state_dir, sip, media, log, numbers: Vec::new() })
+        Ok(Config { state_dir, sip, media, log, default_agent, numbers: Vec::new() })
     }
 }
 

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use crate::call::{CallConfig, Calls};
 use crate::config::Config;
+use crate::io::media::TokioMedia;
 use crate::io::sip::{Listeners, TcpLimits};
 use crate::routing::StaticNumbers;
 use crate::sip::endpoint::{Endpoint, EndpointConfig, IdGen};
@@ -32,8 +33,11 @@ pub async fn serve(config: Config, listeners: Listeners, shutdown: impl Future<O
     for n in &config.numbers {
         numbers.insert(n.number.clone(), n.agent.clone(), n.account_sid.clone());
     }
-    if config.numbers.is_empty() {
-        tracing::warn!("no [[numbers]] configured: every call will be answered 404");
+    numbers.set_fallback(config.default_agent.clone());
+    match (&config.default_agent, config.numbers.is_empty()) {
+        (Some(agent), _) => tracing::info!(agent, "calls to numbers not configured go to the default agent"),
+        (None, true) => tracing::warn!("no [[numbers]] and no default_agent: every call will be answered 404"),
+        (None, false) => {}
     }
     let ep_config = EndpointConfig {
         timers: config.sip.timers,
@@ -44,20 +48,25 @@ pub async fn serve(config: Config, listeners: Listeners, shutdown: impl Future<O
         max_calls: config.sip.max_calls,
         ..EndpointConfig::default()
     };
-    let calls = Calls::new(CallConfig {
-        numbers: Arc::new(numbers),
-        media_ip,
-        rtp_ports: config.media.rtp_ports,
-        max_call_duration: config.sip.max_call_duration,
-        srtp: false,
-    });
+    let (media_tx, media_rx) = tokio::sync::mpsc::channel(1024);
+    let media = TokioMedia::new(config.media.settings.clone(), media_tx, random_seed());
+    let calls = Calls::new(
+        CallConfig {
+            numbers: Arc::new(numbers),
+            media_ip,
+            rtp_ports: config.media.rtp_ports,
+            max_call_duration: config.sip.max_call_duration,
+            srtp: false,
+        },
+        Box::new(media),
+    );
     let udp = listeners.udp.as_ref().map(|s| s.local_addr()).transpose()?;
     let tcp = listeners.tcp.as_ref().map(|s| s.local_addr()).transpose()?;
     tracing::info!(?udp, ?tcp, %media_ip, "SIP listening");
     let endpoint = Endpoint::new(ep_config, IdGen::new(random_seed()));
     let tcp_limits =
         TcpLimits { max_connections: config.sip.tcp_max_connections, idle_timeout: config.sip.tcp_idle_timeout };
-    crate::io::sip::run(endpoint, calls, listeners, tcp_limits, shutdown).await
+    crate::io::sip::run(endpoint, calls, listeners, tcp_limits, media_rx, shutdown).await
 }
 
 /// The host's primary address, as the routing table picks it (a UDP "connect" sends no packet); loopback

@@ -89,7 +89,11 @@ pub fn route(invite: &Request, numbers: &dyn NumberLookup) -> Result<Routed, Rej
 
 /// A fixed number table (the config file's `[[numbers]]`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct StaticNumbers(HashMap<E164, Lookup>);
+pub struct StaticNumbers {
+    numbers: HashMap<E164, Lookup>,
+    /// The agent for numbers not in the table (`None`: they get 404).
+    fallback: Option<String>,
+}
 
 impl StaticNumbers {
     pub fn new() -> StaticNumbers {
@@ -102,13 +106,22 @@ impl StaticNumbers {
             Some(agent) => Lookup::Agent { agent, account_sid },
             None => Lookup::Unassigned,
         };
-        self.0.insert(number, entry);
+        self.numbers.insert(number, entry);
+    }
+
+    /// Sends calls to numbers not in the table to `agent` (the demo default: the echo agent).
+    pub fn set_fallback(&mut self, agent: Option<String>) {
+        self.fallback = agent;
     }
 }
 
 impl NumberLookup for StaticNumbers {
     fn lookup(&self, number: &E164) -> Lookup {
-        self.0.get(number).cloned().unwrap_or(Lookup::Unknown)
+        match (self.numbers.get(number), &self.fallback) {
+            (Some(entry), _) => entry.clone(),
+            (None, Some(agent)) => Lookup::Agent { agent: agent.clone(), account_sid: None },
+            (None, None) => Lookup::Unknown,
+        }
     }
 }
 
@@ -175,5 +188,17 @@ mod tests {
             .unwrap()
             .replace("Diversion: <sip:+14155550123@twilio.com>;reason=unconditional\r\n", "");
         assert_eq!(route(&request(text.as_bytes()), &table()), Err(Reject::NoNumber));
+    }
+
+    #[test]
+    fn a_fallback_agent_takes_numbers_not_in_the_table_but_not_unassigned_ones() {
+        let mut numbers = StaticNumbers::new();
+        let known: E164 = "+14155550100".parse().unwrap();
+        let other: E164 = "+14155550199".parse().unwrap();
+        numbers.insert(known.clone(), None, None);
+        assert_eq!(numbers.lookup(&other), Lookup::Unknown);
+        numbers.set_fallback(Some("echo".into()));
+        assert_eq!(numbers.lookup(&other), Lookup::Agent { agent: "echo".into(), account_sid: None });
+        assert_eq!(numbers.lookup(&known), Lookup::Unassigned);
     }
 }

@@ -1,5 +1,6 @@
 //! The SIP driver: one task owns the [`Endpoint`] and the call layer, and follows one loop shape: apply one
-//! input, drain every output, then await a datagram, a TCP message, an accept or the next deadline. Each
+//! input, drain every output, then await a datagram, a TCP message, an accept, a call task's request or the
+//! next deadline. Each
 //! TCP connection has a task that frames messages by Content-Length, answers double-CRLF keepalives, and
 //! closes when idle; responses and in-dialog requests go back over the connection the dialog came on.
 
@@ -16,6 +17,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::call::Calls;
+use crate::io::media::MediaEvent;
 use crate::sip::endpoint::{Endpoint, Event, Output, Peer, Transport};
 use crate::sip::message::{Limits, StreamFrame, frame_stream};
 
@@ -51,6 +53,7 @@ pub async fn run(
     mut calls: Calls,
     listeners: Listeners,
     tcp_limits: TcpLimits,
+    mut media_events: mpsc::Receiver<MediaEvent>,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
     let limits = ep.config().limits;
@@ -93,6 +96,9 @@ pub async fn run(
                     ep.handle(std::time::Instant::now(), peer, bytes);
                 }
                 Inbound::Closed { conn } => { conns.remove(&conn); }
+            },
+            Some(event) = media_events.recv() => match event {
+                MediaEvent::End { call, why } => calls.media_ended(std::time::Instant::now(), &mut ep, call, why),
             },
             _ = sleep => {
                 let now = std::time::Instant::now();

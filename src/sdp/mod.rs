@@ -8,7 +8,7 @@ mod negotiate;
 use std::io::Cursor;
 use std::net::IpAddr;
 
-pub use negotiate::{Codec, Local, Negotiated, answer, negotiate, offer};
+pub use negotiate::{Codec, Local, Negotiated, OFFER_TELEPHONE_EVENT, answer, negotiate, offer};
 
 /// Why an offer could not be used. `status()` is the SIP status that answers it.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

@@ -58,7 +58,7 @@ pub struct Local {
 
 const PTIME_MS: u32 = 20;
 /// The telephone-event payload type vocals offers when it makes the offer.
-const OFFER_TELEPHONE_EVENT: u8 = 101;
+pub const OFFER_TELEPHONE_EVENT: u8 = 101;
 
 /// Chooses PCMU, else PCMA, plus telephone-event, from an offer (or from the answer to our own offer).
 pub fn negotiate(offer: &Offer, srtp_enabled: bool) -> Result<Negotiated, SdpError> {
