@@ -1,0 +1,191 @@
+//! The RTP test client: a real `vocals` answers a call for the echo agent; this client sends 5 s of known
+//! μ-law audio at 20 ms, checks that every frame comes back exactly, in order, on a 20 ms clock (interval p99
+//! within 2 ms of 20 ms), and reads the jitter buffer's hand-off delay from the call's media record. Then a
+//! call that sends no RTP is ended by vocals with a BYE that says why.
+
+mod common;
+
+use std::net::{SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
+
+use common::{NUMBER, Server};
+
+const FRAMES: usize = 250;
+
+/// A minimal SIP UAC over UDP: enough to place, confirm and end one call.
+struct Caller {
+    sip: UdpSocket,
+    server: SocketAddr,
+    call_id: String,
+    to: String,
+}
+
+impl Caller {
+    fn invite(server: &Server, rtp: &UdpSocket, call_id: &str) -> (Caller, SocketAddr) {
+        let sip = UdpSocket::bind("127.0.0.1:0").unwrap();
+        sip.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let to_server: SocketAddr = format!("127.0.0.1:{}", server.udp).parse().unwrap();
+        let me = sip.local_addr().unwrap();
+        let sdp = format!(
+            "v=0\r\no=test 1 1 IN IP4 127.0.0.1\r\ns=test\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+             m=audio {} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n\
+             a=fmtp:101 0-16\r\na=ptime:20\r\na=sendrecv\r\n",
+            rtp.local_addr().unwrap().port()
+        );
+        let invite = format!(
+            "INVITE sip:{NUMBER}@{to_server} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-{call_id}-1;rport\r\n\
+             From: <sip:+12125550100@127.0.0.1>;tag=caller\r\nTo: <sip:{NUMBER}@127.0.0.1>\r\nCall-ID: {call_id}\r\n\
+             CSeq: 1 INVITE\r\nContact: <sip:caller@{me}>\r\nMax-Forwards: 70\r\n\
+             X-Twilio-AccountSid: ACbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\r\nContent-Type: application/sdp\r\n\
+             Content-Length: {}\r\n\r\n{sdp}",
+            sdp.len()
+        );
+        sip.send_to(invite.as_bytes(), to_server).unwrap();
+        let mut caller = Caller { sip, server: to_server, call_id: call_id.to_string(), to: String::new() };
+        loop {
+            let msg = caller.recv();
+            if msg.starts_with("SIP/2.0 200") {
+                caller.to = header(&msg, "To").to_string();
+                let port: u16 = msg.split("m=audio ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
+                caller.request("ACK", 1);
+                return (caller, format!("127.0.0.1:{port}").parse().unwrap());
+            }
+            assert!(msg.starts_with("SIP/2.0 1"), "unexpected answer to the INVITE:\n{msg}");
+        }
+    }
+
+    fn recv(&self) -> String {
+        let mut buf = [0u8; 4096];
+        let (n, _) = self.sip.recv_from(&mut buf).expect("a SIP message from vocals");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    }
+
+    fn request(&self, method: &str, cseq: u32) {
+        let me = self.sip.local_addr().unwrap();
+        let msg = format!(
+            "{method} sip:{NUMBER}@{} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-{}-{method}\r\n\
+             From: <sip:+12125550100@127.0.0.1>;tag=caller\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {cseq} {method}\r\n\
+             Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+            self.server, self.call_id, self.to, self.call_id
+        );
+        self.sip.send_to(msg.as_bytes(), self.server).unwrap();
+    }
+}
+
+fn header<'a>(msg: &'a str, name: &str) -> &'a str {
+    msg.lines().find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(": "))).unwrap_or("")
+}
+
+/// Frame `k` of the test signal: a 437 Hz tone whose level changes every frame, so no two frames are alike.
+fn frame(k: usize) -> [u8; 160] {
+    let mut f = [0u8; 160];
+    for (i, b) in f.iter_mut().enumerate() {
+        let t = (k * 160 + i) as f64 / 8000.0;
+        let level = 2000.0 + 30.0 * k as f64;
+        *b = vocals::media::g711::ulaw_encode((level * (2.0 * std::f64::consts::PI * 437.0 * t).sin()) as i16);
+    }
+    f
+}
+
+fn rtp(seq: u16, payload: &[u8]) -> Vec<u8> {
+    let mut out = vec![0u8; 12 + payload.len()];
+    let p = vocals::media::rtp::RtpPacket {
+        marker: seq == 0,
+        payload_type: 0,
+        seq,
+        timestamp: u32::from(seq) * 160,
+        ssrc: 0x5EED,
+        payload,
+    };
+    vocals::media::rtp::build(&p, &mut out).unwrap();
+    out
+}
+
+fn percentile(sorted: &[Duration], q: usize) -> Duration {
+    sorted[(sorted.len() * q / 100).min(sorted.len() - 1)]
+}
+
+/// A `key=value` figure from the call's media record in the server log.
+fn figure(log: &str, key: &str) -> u64 {
+    let line =
+        log.lines().find(|l| l.contains("call media record")).unwrap_or_else(|| panic!("no media record:\n{log}"));
+    let value = line.split(&format!("{key}=")).nth(1).unwrap_or_else(|| panic!("no {key} in {line}"));
+    value.split(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn the_echo_agent_returns_every_frame_on_a_steady_20_ms_clock_and_silence_ends_a_call() {
+    let server = Server::start("media", &[("VOCALS_MEDIA_TIMEOUT", "2")]);
+    let rtp_socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let (caller, remote) = Caller::invite(&server, &rtp_socket, "echo-call");
+
+    // Receive everything vocals sends, with arrival times, while the audio goes out on an absolute schedule.
+    let rx = rtp_socket.try_clone().unwrap();
+    rx.set_read_timeout(Some(Duration::from_millis(1500))).unwrap();
+    let receiver = std::thread::spawn(move || {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 1500];
+        while let Ok(n) = rx.recv(&mut buf) {
+            let p = vocals::media::rtp::parse(&buf[..n]).expect("vocals sends valid RTP");
+            got.push((Instant::now(), p.marker, p.seq, p.timestamp, p.payload.to_vec()));
+        }
+        got
+    });
+    let start = Instant::now();
+    for k in 0..FRAMES {
+        let due = start + Duration::from_millis(20 * k as u64);
+        std::thread::sleep(due.saturating_duration_since(Instant::now()));
+        rtp_socket.send_to(&rtp(k as u16, &frame(k)), remote).unwrap();
+    }
+    // Stop receiving: the receiver ends 1.5 s after the last packet once the call is over.
+    std::thread::sleep(Duration::from_millis(300));
+    caller.request("BYE", 2);
+    let got = receiver.join().unwrap();
+
+    // Every frame sent comes back once, exactly, in order (silence frames may sit between them).
+    let audio: Vec<&Vec<u8>> = got.iter().map(|g| &g.4).filter(|p| p.iter().any(|&b| b != 0xFF)).collect();
+    assert_eq!(audio.len(), FRAMES, "echoed frames");
+    for (k, p) in audio.iter().enumerate() {
+        assert_eq!(p.as_slice(), frame(k).as_slice(), "frame {k} came back changed");
+    }
+    // One stream: consecutive sequence numbers, timestamps 160 apart, a marker where the echo starts.
+    for w in got.windows(2) {
+        assert_eq!(w[1].2, w[0].2.wrapping_add(1), "sequence numbers are consecutive");
+        assert_eq!(w[1].3, w[0].3.wrapping_add(160), "timestamps advance by 160");
+    }
+    let first_audio = got.iter().position(|g| g.4.iter().any(|&b| b != 0xFF)).unwrap();
+    assert!(got[first_audio].1, "the talk spurt starts with the marker bit");
+    // Paced at 20 ms: while the caller's audio flowed, interval p99 within 2 ms of 20 ms.
+    let steady: Vec<Instant> =
+        got.iter().map(|g| g.0).filter(|t| *t > start && *t < start + Duration::from_secs(5)).collect();
+    let mut errors: Vec<Duration> =
+        steady.windows(2).map(|w| (w[1] - w[0]).abs_diff(Duration::from_millis(20))).collect();
+    errors.sort();
+    let (p50, p99) = (percentile(&errors, 50), percentile(&errors, 99));
+    println!("egress pacing over {} intervals: |interval - 20 ms| median {p50:?}, p99 {p99:?}", errors.len());
+    assert!(p99 <= Duration::from_millis(2), "pacing p99 off by {p99:?}");
+
+    // The call's media record: everything received, and how long the jitter buffer held each frame.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !server.log().contains("call media record") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let log = server.log();
+    assert_eq!(figure(&log, "rtp_received"), FRAMES as u64, "{log}");
+    let (h50, h99) = (figure(&log, "handoff_p50_us"), figure(&log, "handoff_p99_us"));
+    println!("jitter buffer hand-off delay (arrival to frame): median {h50} us, p99 {h99} us (100 us bins)");
+    assert!(h50 <= 1_000 && h99 <= 5_000, "hand-off delay median {h50} us, p99 {h99} us");
+
+    // A call whose caller never sends RTP is ended by vocals after media.timeout, with a Reason.
+    let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let (caller, _) = Caller::invite(&server, &silent, "silent-call");
+    let began = Instant::now();
+    let bye = loop {
+        let msg = caller.recv();
+        if msg.starts_with("BYE ") {
+            break msg;
+        }
+    };
+    assert!(began.elapsed() >= Duration::from_millis(1900), "ended after {:?}", began.elapsed());
+    assert!(header(&bye, "Reason").contains("no RTP"), "the BYE says why:\n{bye}");
+}
