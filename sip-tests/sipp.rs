@@ -185,3 +185,34 @@ fn idle_and_misbehaving_tcp_connections_are_closed() {
     bad.write_all(b"OPTIONS sip:x SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bK1\r\nCall-ID: c\r\n\r\n").unwrap();
     assert_eq!(bad.read(&mut buf).unwrap_or(0), 0, "closed after a framing error");
 }
+
+#[test]
+fn a_sipp_call_streaming_rtp_reaches_the_echo_agent_and_gets_audio_back() {
+    let server = Server::start("rtp", &[]);
+    let work = server.dir.join("rtp_echo.xml-Udp");
+    std::fs::create_dir_all(&work).unwrap();
+    // 3 s of a 440 Hz tone, raw μ-law, for SIPp's rtp_stream.
+    let tone: Vec<u8> = (0..24_000)
+        .map(|i| {
+            let s = 8000.0 * (2.0 * std::f64::consts::PI * 440.0 * f64::from(i) / 8000.0).sin();
+            vocals::media::g711::ulaw_encode(s as i16)
+        })
+        .collect();
+    std::fs::write(work.join("tone.ulaw"), tone).unwrap();
+    let media_port = (free_udp_port() & !1).to_string();
+    sipp(&server, Via::Udp, "rtp_echo.xml", NUMBER, 1, &["-mp", &media_port]);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !server.log().contains("call media record") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let log = server.log();
+    let record = log.lines().find(|l| l.contains("call media record")).unwrap_or_else(|| panic!("{log}"));
+    let count = |key: &str| -> u64 {
+        let v = record.split(&format!(" {key}=")).nth(1).unwrap_or_else(|| panic!("{key} in {record}"));
+        v.split(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap()
+    };
+    // SIPp streamed 150 packets; vocals echoed them (and kept sending for the rest of the call).
+    assert!(count("rtp_received") >= 140, "{record}");
+    assert!(count("rtp_sent") >= 150, "{record}");
+    assert_eq!(count("foreign") + count("malformed") + count("wrong_payload_type"), 0, "{record}");
+}
