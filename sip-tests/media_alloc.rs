@@ -1,15 +1,26 @@
-//! Zero heap allocations per packet in steady state: the per-packet media path (jitter buffer push/pop,
-//! G.711 decode and encode, playout framing, DTMF receiver) runs under a counting global allocator. (RTP
-//! parse and build join the path when the RTP socket layer lands.)
+//! Zero heap allocations per packet in steady state, under a counting global allocator: the media pieces on
+//! their own (jitter buffer push/pop, G.711 decode and encode, playout framing, DTMF receiver), and a call's
+//! whole per-packet path through its session (RTP parse -> latch/PT check -> jitter -> A-law/μ-law transcode
+//! -> echo -> 20 ms tick -> RTP build). RTCP, every few seconds, is not per packet and is left out. The
+//! tests run one after another (one thread): the counter is global.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::time::SystemTime;
 use vocals::media::dtmf::DtmfReceiver;
 use vocals::media::g711;
 use vocals::media::jitter::{JitterBuffer, JitterConfig, Packet};
 use vocals::media::playout::{FRAME_BYTES, PlayoutQueue};
+use vocals::media::rtp::{self, RtpPacket};
+use vocals::media::session::{Session, SessionConfig, Stream};
+use vocals::sdp::{Codec, Direction};
+
+/// The counter is process-wide: the tests take turns.
+static SERIAL: Mutex<()> = Mutex::new(());
 
 struct Counting;
 
@@ -37,6 +48,7 @@ static GLOBAL: Counting = Counting;
 
 #[test]
 fn the_per_packet_media_path_allocates_nothing_in_steady_state() {
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let config = JitterConfig {
         audio_pt: 0,
         event_pt: Some(101),
@@ -88,4 +100,66 @@ fn the_per_packet_media_path_allocates_nothing_in_steady_state() {
     let probe = std::hint::black_box(Vec::<u8>::with_capacity(64));
     assert!(ALLOCATIONS.load(Ordering::Relaxed) > before, "the counting allocator is not in use");
     drop(probe);
+}
+
+#[test]
+fn a_calls_session_allocates_nothing_per_packet_in_steady_state() {
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let peer: SocketAddr = "192.0.2.10:30000".parse().unwrap();
+    let stream = Stream {
+        codec: Codec::Pcma,
+        payload_type: 8,
+        telephone_event: Some(101),
+        remote_rtp: Some(peer),
+        remote_rtcp: None,
+        direction: Direction::SendRecv,
+    };
+    let config = SessionConfig {
+        symmetric: true,
+        media_timeout: Some(Duration::from_secs(30)),
+        send_silence: true,
+        rtcp_interval: Duration::from_secs(86_400),
+        max_wait: Duration::from_millis(60),
+        playout_max_ms: 2000,
+        ssrc: 1,
+        seq: 0,
+        timestamp: 0,
+        cname: "alloc".into(),
+    };
+    let start = Instant::now();
+    let mut s = Session::new(start, SystemTime::now(), config, stream);
+    let payload: Vec<u8> = (0..FRAME_BYTES).map(|i| g711::alaw_encode((i as i16 - 80) * 90)).collect();
+    let (mut datagram, mut out, mut frame) = ([0u8; 200], [0u8; 1500], [0u8; FRAME_BYTES]);
+    let mut run = |from: u64, to: u64| {
+        for k in from..to {
+            let now = start + Duration::from_millis(20 * k);
+            // Every 50th packet lost, every 30th a DTMF event packet on the same sequence numbers.
+            if k % 50 != 7 {
+                let (pt, body): (u8, &[u8]) = if k % 30 == 0 { (101, &[5, 0x80, 0, 160]) } else { (8, &payload) };
+                let p = RtpPacket {
+                    marker: false,
+                    payload_type: pt,
+                    seq: k as u16,
+                    timestamp: (k * 160) as u32,
+                    ssrc: 7,
+                    payload: body,
+                };
+                let n = rtp::build(&p, &mut datagram).unwrap();
+                s.handle_rtp(now, peer, &datagram[..n]);
+            }
+            for t in [now, now + Duration::from_millis(15)] {
+                while s.poll_frame(t, &mut frame).is_some() {
+                    s.playout().push(&frame);
+                }
+            }
+            while s.poll_digit().is_some() {}
+            while s.poll_transmit(now, &mut out).is_some() {}
+        }
+    };
+    run(0, 1_000);
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    run(1_000, 6_000);
+    let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
+    assert_eq!(allocations, 0, "{allocations} allocations in 5,000 packets through a call's session");
+    assert!(s.stats().sent_packets >= 5_900 && s.stats().jitter.concealed >= 100, "{:?}", s.stats());
 }
