@@ -1,7 +1,8 @@
 //! The RTP test client: a real `vocals` answers a call for the echo agent; this client sends 5 s of known
 //! μ-law audio at 20 ms, checks that every frame comes back exactly, in order, on a 20 ms clock (interval p99
 //! within 2 ms of 20 ms), and reads the jitter buffer's hand-off delay from the call's media record. Then a
-//! call that sends no RTP is ended by vocals with a BYE that says why.
+//! call that sends no RTP is ended by vocals with a BYE that says why, and a server out of RTP ports refuses
+//! the next call with 503 and Retry-After.
 
 mod common;
 
@@ -11,6 +12,9 @@ use std::time::{Duration, Instant};
 use common::{NUMBER, Server};
 
 const FRAMES: usize = 250;
+
+/// The tests take turns, so nothing else runs while pacing is measured.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// A minimal SIP UAC over UDP: enough to place, confirm and end one call.
 struct Caller {
@@ -22,6 +26,16 @@ struct Caller {
 
 impl Caller {
     fn invite(server: &Server, rtp: &UdpSocket, call_id: &str) -> (Caller, SocketAddr) {
+        let (mut caller, answer) = Caller::send_invite(server, rtp, call_id);
+        assert!(answer.starts_with("SIP/2.0 200"), "unexpected answer to the INVITE:\n{answer}");
+        caller.to = header(&answer, "To").to_string();
+        let port: u16 = answer.split("m=audio ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
+        caller.request("ACK", 1);
+        (caller, format!("127.0.0.1:{port}").parse().unwrap())
+    }
+
+    /// Sends the INVITE and returns its final answer.
+    fn send_invite(server: &Server, rtp: &UdpSocket, call_id: &str) -> (Caller, String) {
         let sip = UdpSocket::bind("127.0.0.1:0").unwrap();
         sip.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         let to_server: SocketAddr = format!("127.0.0.1:{}", server.udp).parse().unwrap();
@@ -41,16 +55,12 @@ impl Caller {
             sdp.len()
         );
         sip.send_to(invite.as_bytes(), to_server).unwrap();
-        let mut caller = Caller { sip, server: to_server, call_id: call_id.to_string(), to: String::new() };
+        let caller = Caller { sip, server: to_server, call_id: call_id.to_string(), to: String::new() };
         loop {
             let msg = caller.recv();
-            if msg.starts_with("SIP/2.0 200") {
-                caller.to = header(&msg, "To").to_string();
-                let port: u16 = msg.split("m=audio ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
-                caller.request("ACK", 1);
-                return (caller, format!("127.0.0.1:{port}").parse().unwrap());
+            if !msg.starts_with("SIP/2.0 1") {
+                return (caller, msg);
             }
-            assert!(msg.starts_with("SIP/2.0 1"), "unexpected answer to the INVITE:\n{msg}");
         }
     }
 
@@ -115,6 +125,7 @@ fn figure(log: &str, key: &str) -> u64 {
 
 #[test]
 fn the_echo_agent_returns_every_frame_on_a_steady_20_ms_clock_and_silence_ends_a_call() {
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let server = Server::start("media", &[("VOCALS_MEDIA_TIMEOUT", "2")]);
     let rtp_socket = UdpSocket::bind("127.0.0.1:0").unwrap();
     let (caller, remote) = Caller::invite(&server, &rtp_socket, "echo-call");
@@ -188,4 +199,16 @@ fn the_echo_agent_returns_every_frame_on_a_steady_20_ms_clock_and_silence_ends_a
     };
     assert!(began.elapsed() >= Duration::from_millis(1900), "ended after {:?}", began.elapsed());
     assert!(header(&bye, "Reason").contains("no RTP"), "the BYE says why:\n{bye}");
+}
+
+#[test]
+fn a_server_out_of_rtp_ports_refuses_the_next_call_with_503() {
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // Two ports: one RTP/RTCP pair, so one call at a time.
+    let server = Server::start("ports", &[("VOCALS_MEDIA_RTP_PORTS", "39990-39991")]);
+    let rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let (_first, _) = Caller::invite(&server, &rtp, "first-call");
+    let (_, answer) = Caller::send_invite(&server, &rtp, "second-call");
+    assert!(answer.starts_with("SIP/2.0 503"), "{answer}");
+    assert!(!header(&answer, "Retry-After").is_empty(), "Twilio fails over on 503 with Retry-After:\n{answer}");
 }
