@@ -1,9 +1,12 @@
 //! vocals: a SIP user agent and RTP media server that puts voice-AI agents on the phone network.
 //!
-//! The library is the whole server; the `vocals` binary is a thin CLI over it. Layers, bottom up: `sip`
-//! (sans-IO message syntax, transactions, dialogs, allowlist), `sdp` (offer/answer), `routing` (dialed number
-//! to agent), `config`.
+//! The library is the whole server; the `vocals` binary is a thin CLI over it. Layers, bottom up, sans-IO
+//! first: `sip` (message syntax, transactions, dialogs, allowlist), `sdp` (offer/answer), `media` (RTP, jitter
+//! buffer, G.711, DTMF, playout, RTCP), `agent` (the Twilio Media Streams protocol), `routing` (dialed number to
+//! agent), `call` (the call layer); then `io` (the tokio shell: SIP driver, call tasks, agent WebSockets),
+//! `config` and `daemon` (wiring).
 
+pub mod agent;
 pub mod call;
 pub mod config;
 pub mod daemon;
