@@ -6,85 +6,15 @@
 
 mod common;
 
-use std::net::{SocketAddr, UdpSocket};
+use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
-use common::{NUMBER, Server};
+use common::{Caller, Server, header};
 
 const FRAMES: usize = 250;
 
 /// The tests take turns, so nothing else runs while pacing is measured.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-/// A minimal SIP UAC over UDP: enough to place, confirm and end one call.
-struct Caller {
-    sip: UdpSocket,
-    server: SocketAddr,
-    call_id: String,
-    to: String,
-}
-
-impl Caller {
-    fn invite(server: &Server, rtp: &UdpSocket, call_id: &str) -> (Caller, SocketAddr) {
-        let (mut caller, answer) = Caller::send_invite(server, rtp, call_id);
-        assert!(answer.starts_with("SIP/2.0 200"), "unexpected answer to the INVITE:\n{answer}");
-        caller.to = header(&answer, "To").to_string();
-        let port: u16 = answer.split("m=audio ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
-        caller.request("ACK", 1);
-        (caller, format!("127.0.0.1:{port}").parse().unwrap())
-    }
-
-    /// Sends the INVITE and returns its final answer.
-    fn send_invite(server: &Server, rtp: &UdpSocket, call_id: &str) -> (Caller, String) {
-        let sip = UdpSocket::bind("127.0.0.1:0").unwrap();
-        sip.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        let to_server: SocketAddr = format!("127.0.0.1:{}", server.udp).parse().unwrap();
-        let me = sip.local_addr().unwrap();
-        let sdp = format!(
-            "v=0\r\no=test 1 1 IN IP4 127.0.0.1\r\ns=test\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
-             m=audio {} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n\
-             a=fmtp:101 0-16\r\na=ptime:20\r\na=sendrecv\r\n",
-            rtp.local_addr().unwrap().port()
-        );
-        let invite = format!(
-            "INVITE sip:{NUMBER}@{to_server} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-{call_id}-1;rport\r\n\
-             From: <sip:+12125550100@127.0.0.1>;tag=caller\r\nTo: <sip:{NUMBER}@127.0.0.1>\r\nCall-ID: {call_id}\r\n\
-             CSeq: 1 INVITE\r\nContact: <sip:caller@{me}>\r\nMax-Forwards: 70\r\n\
-             X-Twilio-AccountSid: ACbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\r\nContent-Type: application/sdp\r\n\
-             Content-Length: {}\r\n\r\n{sdp}",
-            sdp.len()
-        );
-        sip.send_to(invite.as_bytes(), to_server).unwrap();
-        let caller = Caller { sip, server: to_server, call_id: call_id.to_string(), to: String::new() };
-        loop {
-            let msg = caller.recv();
-            if !msg.starts_with("SIP/2.0 1") {
-                return (caller, msg);
-            }
-        }
-    }
-
-    fn recv(&self) -> String {
-        let mut buf = [0u8; 4096];
-        let (n, _) = self.sip.recv_from(&mut buf).expect("a SIP message from vocals");
-        String::from_utf8_lossy(&buf[..n]).into_owned()
-    }
-
-    fn request(&self, method: &str, cseq: u32) {
-        let me = self.sip.local_addr().unwrap();
-        let msg = format!(
-            "{method} sip:{NUMBER}@{} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-{}-{method}\r\n\
-             From: <sip:+12125550100@127.0.0.1>;tag=caller\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {cseq} {method}\r\n\
-             Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
-            self.server, self.call_id, self.to, self.call_id
-        );
-        self.sip.send_to(msg.as_bytes(), self.server).unwrap();
-    }
-}
-
-fn header<'a>(msg: &'a str, name: &str) -> &'a str {
-    msg.lines().find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(": "))).unwrap_or("")
-}
 
 /// Frame `k` of the test signal: a 437 Hz tone whose level changes every frame, so no two frames are alike.
 fn frame(k: usize) -> [u8; 160] {

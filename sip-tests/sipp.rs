@@ -216,3 +216,23 @@ fn a_sipp_call_streaming_rtp_reaches_the_echo_agent_and_gets_audio_back() {
     assert!(count("rtp_sent") >= 150, "{record}");
     assert_eq!(count("foreign") + count("malformed") + count("wrong_payload_type"), 0, "{record}");
 }
+
+#[test]
+fn a_cancel_while_the_agent_is_being_reached_gets_200_and_487() {
+    // An agent that accepts the TCP connection and never completes the WebSocket handshake: the call rings.
+    let slow = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("ws://{}/stream", slow.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in slow.incoming().flatten() {
+            held.push(conn);
+        }
+    });
+    let agent = format!("[[agents]]\nname = \"slow\"\nurl = \"{url}\"\nconnect_timeout_ms = 5000\n");
+    let server = Server::start_with("cancel", &agent, &[("VOCALS_DEFAULT_AGENT", "slow")]);
+    both(&server, "cancel_while_ringing.xml", UNKNOWN);
+    // Both calls ended as cancelled, and nothing was answered.
+    let log = server.log();
+    assert_eq!(log.matches("Cancelled").count(), 2, "{log}");
+    assert!(!log.contains("agent stream started"), "{log}");
+}

@@ -29,6 +29,22 @@ pub struct Config {
     pub default_agent: Option<String>,
     /// `[[numbers]]`: the numbers served and their agents, until the store holds them.
     pub numbers: Vec<NumberConfig>,
+    /// `[[agents]]`: the WebSocket agents, until the store holds them (`echo` is built in).
+    pub agents: Vec<AgentConfig>,
+}
+
+/// One `[[agents]]` entry: an agent reached over a Twilio Media Streams WebSocket.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AgentConfig {
+    pub name: String,
+    /// `ws://` or `wss://`.
+    pub url: String,
+    /// Signs the handshake (`X-Twilio-Signature`) when set.
+    pub secret: Option<String>,
+    /// How long the WebSocket may take to open while the call rings; past it the INVITE gets 503.
+    pub connect_timeout: Duration,
+    /// Sent in `start.customParameters` (system prompt, providers, settings), all strings.
+    pub parameters: BTreeMap<String, String>,
 }
 
 /// `[media]`.
@@ -145,8 +161,9 @@ impl Config {
         let mut values: BTreeMap<String, String> =
             KEYS.iter().map(|(section, key, default)| (path(section, key), (*default).to_string())).collect();
         let mut numbers = Vec::new();
+        let mut agents = Vec::new();
         if let Some(file) = file {
-            read_file(file, &mut values, &mut numbers)?;
+            read_file(file, &mut values, &mut numbers, &mut agents)?;
         }
         let env: Vec<(String, String)> = env.into_iter().collect();
         for (name, value) in &env {
@@ -160,7 +177,29 @@ impl Config {
         let systemd = env.iter().any(|(k, _)| k == "STATE_DIRECTORY");
         let mut config = Self::from_values(&values, systemd)?;
         config.numbers = numbers;
+        config.agents = agents;
+        config.check_agents()?;
         Ok(config)
+    }
+
+    /// Every agent a number or `default_agent` names exists (or is the built-in `echo`), once.
+    fn check_agents(&self) -> Result<(), ConfigError> {
+        let mut names = std::collections::BTreeSet::new();
+        for (i, a) in self.agents.iter().enumerate() {
+            if a.name == "echo" || !names.insert(a.name.as_str()) {
+                return Err(bad(&format!("agents[{i}].name"), &a.name, "a name not used before (echo is built in)"));
+            }
+        }
+        let known = |name: &str| name == "echo" || names.contains(name);
+        for (i, n) in self.numbers.iter().enumerate() {
+            if let Some(agent) = n.agent.as_deref().filter(|a| !known(a)) {
+                return Err(bad(&format!("numbers[{i}].agent"), agent, "echo or the name of an [[agents]] entry"));
+            }
+        }
+        if let Some(agent) = self.default_agent.as_deref().filter(|a| !known(a)) {
+            return Err(bad("default_agent", agent, "echo, the name of an [[agents]] entry, or \"\""));
+        }
+        Ok(())
     }
 
     fn from_values(v: &BTreeMap<String, String>, systemd: bool) -> Result<Config, ConfigError> {
@@ -220,7 +259,7 @@ impl Config {
             other => return Err(bad("log.format", other, "one of auto, pretty, plain, json")),
         };
         let log = LogConfig { level: v["log.level"].clone(), format };
-        Ok(Config { state_dir, sip, media, log, default_agent, numbers: Vec::new() })
+        Ok(Config { state_dir, sip, media, log, default_agent, numbers: Vec::new(), agents: Vec::new() })
     }
 }
 
@@ -246,6 +285,7 @@ fn read_file(
     file: &Path,
     values: &mut BTreeMap<String, String>,
     numbers: &mut Vec<NumberConfig>,
+    agents: &mut Vec<AgentConfig>,
 ) -> Result<(), ConfigError> {
     let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Read { path: file.into(), source })?;
     let table: toml::Table =
@@ -255,6 +295,11 @@ fn read_file(
             toml::Value::Array(entries) if name == "numbers" => {
                 for (i, entry) in entries.into_iter().enumerate() {
                     numbers.push(number_entry(i, entry)?);
+                }
+            }
+            toml::Value::Array(entries) if name == "agents" => {
+                for (i, entry) in entries.into_iter().enumerate() {
+                    agents.push(agent_entry(i, entry)?);
                 }
             }
             toml::Value::Table(section) => {
@@ -289,6 +334,56 @@ fn number_entry(i: usize, entry: toml::Value) -> Result<NumberConfig, ConfigErro
         return Err(unknown_key(&key(unknown), "number", "agent, account_sid"));
     }
     Ok(NumberConfig { number, agent, account_sid })
+}
+
+/// One `[[agents]]` table: `name`, `url` (ws:// or wss://), optional `secret`, `connect_timeout_ms`
+/// (100 to 30000, default 3000) and `[agents.parameters]` (strings).
+fn agent_entry(i: usize, entry: toml::Value) -> Result<AgentConfig, ConfigError> {
+    let key = |k: &str| format!("agents[{i}].{k}");
+    let toml::Value::Table(mut t) = entry else {
+        return Err(ConfigError::Value { key: format!("agents[{i}]"), message: "must be a table".into() });
+    };
+    let mut text = |k: &str| -> Result<Option<String>, ConfigError> {
+        match t.remove(k) {
+            None => Ok(None),
+            Some(toml::Value::String(s)) => Ok(Some(s)),
+            Some(other) => Err(bad(&key(k), other.type_str(), "a string")),
+        }
+    };
+    let name = text("name")?.filter(|n| !n.trim().is_empty());
+    let name = name.ok_or_else(|| bad(&key("name"), "missing", "the agent's name, e.g. \"support\""))?;
+    let url = text("url")?.ok_or_else(|| bad(&key("url"), "missing", "a ws:// or wss:// URL"))?;
+    if !(url.starts_with("ws://") || url.starts_with("wss://")) || url.len() < 8 {
+        return Err(bad(&key("url"), &url, "a ws:// or wss:// URL"));
+    }
+    let secret = text("secret")?.filter(|s| !s.is_empty());
+    let connect_timeout = match t.remove("connect_timeout_ms") {
+        None => Duration::from_millis(3000),
+        Some(toml::Value::Integer(ms)) if (100..=30_000).contains(&ms) => Duration::from_millis(ms as u64),
+        Some(toml::Value::Integer(ms)) => return Err(bad(&key("connect_timeout_ms"), &ms.to_string(), "100 to 30000")),
+        Some(other) => return Err(bad(&key("connect_timeout_ms"), other.type_str(), "a number from 100 to 30000")),
+    };
+    let mut parameters = BTreeMap::new();
+    match t.remove("parameters") {
+        None => {}
+        Some(toml::Value::Table(p)) => {
+            for (k, v) in p {
+                let value = match v {
+                    toml::Value::String(s) => s,
+                    toml::Value::Integer(i) => i.to_string(),
+                    toml::Value::Float(f) => f.to_string(),
+                    toml::Value::Boolean(b) => b.to_string(),
+                    other => return Err(bad(&key(&format!("parameters.{k}")), other.type_str(), "a string")),
+                };
+                parameters.insert(k, value);
+            }
+        }
+        Some(other) => return Err(bad(&key("parameters"), other.type_str(), "a table of strings")),
+    }
+    if let Some(unknown) = t.keys().next() {
+        return Err(unknown_key(&key(unknown), "name, url, secret", "connect_timeout_ms, parameters"));
+    }
+    Ok(AgentConfig { name, url, secret, connect_timeout, parameters })
 }
 
 fn unknown_key(key: &str, a: &str, b: &str) -> ConfigError {
@@ -424,6 +519,31 @@ mod tests {
         assert!(e.starts_with("numbers[0].number:") && e.contains("E.164"), "{e}");
         let f = file("[[numbers]]\nnumber = \"+14155550123\"\nagnet = \"x\"\n");
         assert!(Config::load(Some(f.path()), env(&[])).unwrap_err().to_string().contains("numbers[0].agnet"));
+    }
+
+    #[test]
+    fn agents_are_read_from_the_file_and_numbers_must_name_one() {
+        let f = file(
+            "default_agent = \"support\"\n[[agents]]\nname = \"support\"\nurl = \"ws://127.0.0.1:8765/stream\"\n\
+             connect_timeout_ms = 1500\n[agents.parameters]\nsystem_prompt = \"Be brief.\"\ntemperature = 0.2\n\
+             [[numbers]]\nnumber = \"+14155550123\"\nagent = \"support\"\n",
+        );
+        let c = Config::load(Some(f.path()), env(&[])).unwrap();
+        let a = &c.agents[0];
+        assert_eq!((a.name.as_str(), a.url.as_str()), ("support", "ws://127.0.0.1:8765/stream"));
+        assert_eq!(a.connect_timeout, Duration::from_millis(1500));
+        assert_eq!(a.parameters["system_prompt"], "Be brief.");
+        assert_eq!(a.parameters["temperature"], "0.2", "parameters travel as strings");
+        let f = file("[[numbers]]\nnumber = \"+14155550123\"\nagent = \"sales\"\n");
+        let e = Config::load(Some(f.path()), env(&[])).unwrap_err().to_string();
+        assert!(e.starts_with("numbers[0].agent: \"sales\""), "{e}");
+        let e = Config::load(None, env(&[("VOCALS_DEFAULT_AGENT", "nobody")])).unwrap_err().to_string();
+        assert!(e.starts_with("default_agent:"), "{e}");
+        let f = file("[[agents]]\nname = \"a\"\nurl = \"http://x\"\n");
+        let e = Config::load(Some(f.path()), env(&[])).unwrap_err().to_string();
+        assert!(e.starts_with("agents[0].url:"), "{e}");
+        let f = file("[[agents]]\nname = \"echo\"\nurl = \"ws://x/y\"\n");
+        assert!(Config::load(Some(f.path()), env(&[])).unwrap_err().to_string().starts_with("agents[0].name"));
     }
 
     #[test]

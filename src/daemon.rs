@@ -49,7 +49,7 @@ pub async fn serve(config: Config, listeners: Listeners, shutdown: impl Future<O
         ..EndpointConfig::default()
     };
     let (media_tx, media_rx) = tokio::sync::mpsc::channel(1024);
-    let media = TokioMedia::new(config.media.settings.clone(), media_tx, random_seed());
+    let media = TokioMedia::new(config.media.settings.clone(), config.agents.clone(), media_tx, random_seed());
     let calls = Calls::new(
         CallConfig {
             numbers: Arc::new(numbers),

@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
-use std::net::{TcpListener, UdpSocket};
+use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -32,6 +32,15 @@ impl Server {
 
     /// Starts vocals listening on `host` (an IPv4 or bracketed IPv6 loopback address).
     pub fn start_on(name: &str, host: &str, env: &[(&str, &str)]) -> Server {
+        Server::start_full(name, host, "", env)
+    }
+
+    /// Starts vocals with `extra` appended to its configuration file (e.g. `[[agents]]` tables).
+    pub fn start_with(name: &str, extra: &str, env: &[(&str, &str)]) -> Server {
+        Server::start_full(name, "127.0.0.1", extra, env)
+    }
+
+    fn start_full(name: &str, host: &str, extra: &str, env: &[(&str, &str)]) -> Server {
         let dir = std::env::temp_dir().join(format!("vocals-sipp-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
@@ -43,7 +52,7 @@ impl Server {
             "default_agent = \"\"\n[sip]\nlisten_udp = \"{host}:{udp}\"\nlisten_tcp = \"{host}:{tcp}\"\nmax_call_duration = 60\n\
              [media]\npublic_ip = \"127.0.0.1\"\nrtp_ports = \"{rtp}-{}\"\n\
              [[numbers]]\nnumber = \"{NUMBER}\"\nagent = \"echo\"\naccount_sid = \"ACbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\"\n\
-             [[numbers]]\nnumber = \"{NO_AGENT}\"\n",
+             [[numbers]]\nnumber = \"{NO_AGENT}\"\n{extra}",
             rtp + 399
         );
         std::fs::write(dir.join("vocals.toml"), config).unwrap();
@@ -93,4 +102,84 @@ pub fn free_udp_port() -> u16 {
 
 pub fn free_tcp_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A minimal SIP UAC over UDP: enough to place, confirm and end one call.
+pub struct Caller {
+    pub sip: UdpSocket,
+    pub server: SocketAddr,
+    pub call_id: String,
+    pub to: String,
+}
+
+impl Caller {
+    pub fn invite(server: &Server, rtp: &UdpSocket, call_id: &str) -> (Caller, SocketAddr) {
+        Caller::invite_to(server, rtp, call_id, NUMBER)
+    }
+
+    /// Places a call to `number`, answered; sends the ACK; returns vocals' RTP address.
+    pub fn invite_to(server: &Server, rtp: &UdpSocket, call_id: &str, number: &str) -> (Caller, SocketAddr) {
+        let (mut caller, answer) = Caller::send_invite_to(server, rtp, call_id, number);
+        assert!(answer.starts_with("SIP/2.0 200"), "unexpected answer to the INVITE:\n{answer}");
+        caller.to = header(&answer, "To").to_string();
+        let port: u16 = answer.split("m=audio ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
+        caller.request("ACK", 1);
+        (caller, format!("127.0.0.1:{port}").parse().unwrap())
+    }
+
+    /// Sends the INVITE and returns its final answer.
+    pub fn send_invite(server: &Server, rtp: &UdpSocket, call_id: &str) -> (Caller, String) {
+        Caller::send_invite_to(server, rtp, call_id, NUMBER)
+    }
+
+    pub fn send_invite_to(server: &Server, rtp: &UdpSocket, call_id: &str, number: &str) -> (Caller, String) {
+        let sip = UdpSocket::bind("127.0.0.1:0").unwrap();
+        sip.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let to_server: SocketAddr = format!("127.0.0.1:{}", server.udp).parse().unwrap();
+        let me = sip.local_addr().unwrap();
+        let sdp = format!(
+            "v=0\r\no=test 1 1 IN IP4 127.0.0.1\r\ns=test\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+             m=audio {} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n\
+             a=fmtp:101 0-16\r\na=ptime:20\r\na=sendrecv\r\n",
+            rtp.local_addr().unwrap().port()
+        );
+        let invite = format!(
+            "INVITE sip:{number}@{to_server} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-{call_id}-1;rport\r\n\
+             From: <sip:+12125550100@127.0.0.1>;tag=caller\r\nTo: <sip:{number}@127.0.0.1>\r\nCall-ID: {call_id}\r\n\
+             CSeq: 1 INVITE\r\nContact: <sip:caller@{me}>\r\nMax-Forwards: 70\r\n\
+             X-Twilio-AccountSid: ACbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\r\n\
+             X-Twilio-CallSid: CAcccccccccccccccccccccccccccccccc\r\nContent-Type: application/sdp\r\n\
+             Content-Length: {}\r\n\r\n{sdp}",
+            sdp.len()
+        );
+        sip.send_to(invite.as_bytes(), to_server).unwrap();
+        let caller = Caller { sip, server: to_server, call_id: call_id.to_string(), to: String::new() };
+        loop {
+            let msg = caller.recv();
+            if !msg.starts_with("SIP/2.0 1") {
+                return (caller, msg);
+            }
+        }
+    }
+
+    pub fn recv(&self) -> String {
+        let mut buf = [0u8; 4096];
+        let (n, _) = self.sip.recv_from(&mut buf).expect("a SIP message from vocals");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    }
+
+    pub fn request(&self, method: &str, cseq: u32) {
+        let me = self.sip.local_addr().unwrap();
+        let msg = format!(
+            "{method} sip:{NUMBER}@{} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-{}-{method}\r\n\
+             From: <sip:+12125550100@127.0.0.1>;tag=caller\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {cseq} {method}\r\n\
+             Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+            self.server, self.call_id, self.to, self.call_id
+        );
+        self.sip.send_to(msg.as_bytes(), self.server).unwrap();
+    }
+}
+
+pub fn header<'a>(msg: &'a str, name: &str) -> &'a str {
+    msg.lines().find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(": "))).unwrap_or("")
 }

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use crate::e164::E164;
 use crate::media::ports::PortPool;
 pub use crate::media::ports::PortRange;
 use crate::media::session::{MediaEnd, Stream};
@@ -19,7 +20,7 @@ use crate::routing::{NumberLookup, route};
 use crate::sdp::{self, Codec, Direction, Local, Offer};
 use crate::sip::endpoint::{CallRef, Endpoint, Event};
 use crate::sip::message::typed::Reason;
-use crate::sip::message::{HeaderName, StatusCode};
+use crate::sip::message::{HeaderName, Request, StatusCode};
 
 /// What the call layer needs to decide.
 #[derive(Clone)]
@@ -34,13 +35,76 @@ pub struct CallConfig {
 
 /// Where each call's media runs: the tokio shell binds sockets and spawns a task per call; tests record.
 pub trait MediaPlane: Send {
-    /// Opens the call's RTP and RTCP sockets on `port` and `port + 1` and starts its media towards `agent`.
-    /// An error (the port is taken by another program) makes the caller try another port.
-    fn open(&mut self, call: CallRef, port: u16, agent: &str, stream: Stream) -> io::Result<()>;
+    /// Opens the call's RTP and RTCP sockets on `port` and `port + 1` and starts its media towards its agent.
+    /// An error (the port is taken by another program) makes the caller try another port. `Later` means the
+    /// agent is being reached (its WebSocket opened while the call rings): the call is answered when the media
+    /// reports ready, and refused with 503 when it reports failure.
+    fn open(&mut self, call: CallRef, port: u16, info: &CallInfo, stream: Stream) -> io::Result<Readiness>;
     /// A new SDP exchange in the call (re-INVITE, the answer in the ACK).
     fn update(&mut self, call: CallRef, stream: Stream);
     /// The call is over: stop its media and write its record.
     fn close(&mut self, call: CallRef);
+}
+
+/// Why the media side asks for a call to end.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Ending {
+    /// The RTP session gave up (no RTP for the media timeout).
+    Media(MediaEnd),
+    /// The agent closed its stream.
+    AgentHungUp,
+    /// The agent's stream failed mid-call.
+    AgentFailed(String),
+}
+
+/// Whether a call's media can be answered at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Readiness {
+    Now,
+    Later,
+}
+
+/// What the agent is told about the call (`start.customParameters`, the call and account ids).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CallInfo {
+    pub agent: String,
+    /// The caller: an E.164 number when the From user is one, else the From URI.
+    pub from: String,
+    /// The dialed number, E.164.
+    pub to: String,
+    /// `X-Twilio-CallSid` and `X-Twilio-AccountSid` when the call came from Twilio.
+    pub call_sid: Option<String>,
+    pub account_sid: Option<String>,
+    /// Headers passed on to the agent (TWILIO.md §1): `X-*`, `P-Asserted-Identity`, `Diversion`.
+    pub headers: Vec<(String, String)>,
+}
+
+impl CallInfo {
+    fn from_invite(invite: &Request, agent: String, dialed: String) -> CallInfo {
+        let h = &invite.headers;
+        let from = h
+            .from()
+            .map(|f| E164::from_uri(&f.uri).map(|n| n.to_string()).unwrap_or_else(|_| f.uri.to_string()))
+            .unwrap_or_default();
+        let text = |v: &[u8]| String::from_utf8_lossy(v).into_owned();
+        let header = |name: &str| h.get(&HeaderName::new(name)).map(text);
+        let headers = h
+            .iter()
+            .filter(|x| {
+                let name = x.name.as_str();
+                name.starts_with("X-") || name.starts_with("x-") || name == "P-Asserted-Identity" || name == "Diversion"
+            })
+            .map(|x| (x.name.as_str().into_owned(), text(x.value)))
+            .collect();
+        CallInfo {
+            agent,
+            from,
+            to: dialed,
+            call_sid: header("X-Twilio-CallSid"),
+            account_sid: header("X-Twilio-AccountSid"),
+            headers,
+        }
+    }
 }
 
 /// Ports tried for one call before it is refused with 503 (others may be bound by other programs).
@@ -48,6 +112,8 @@ const BIND_ATTEMPTS: usize = 8;
 
 struct Active {
     port: u16,
+    /// Our SDP, while the call rings and its agent is being reached.
+    pending_answer: Option<Bytes>,
     deadline: Instant,
     agent: String,
     /// We made the offer (the INVITE had none): the answer must come in the ACK.
@@ -95,7 +161,7 @@ impl Calls {
         }
     }
 
-    fn incoming(&mut self, now: Instant, ep: &mut Endpoint, call: CallRef, invite: &crate::sip::message::Request) {
+    fn incoming(&mut self, now: Instant, ep: &mut Endpoint, call: CallRef, invite: &Request) {
         let routed = match route(invite, self.config.numbers.as_ref()) {
             Ok(r) => r,
             Err(reject) => return ep.reject(now, call, reject.status(), &reject.to_string(), &[]),
@@ -116,7 +182,8 @@ impl Calls {
         // No offer: ours goes in the 200 and the answer comes in the ACK (RFC 3261 §13.2.1); until then the
         // stream is what we offered, with no remote address.
         let stream = negotiated.as_ref().map_or_else(our_offer, Stream::from);
-        let Some(port) = self.open_media(now, call, &routed.agent, stream) else {
+        let info = CallInfo::from_invite(invite, routed.agent.clone(), routed.dialed.to_string());
+        let Some((port, readiness)) = self.open_media(now, call, &info, stream) else {
             let retry = [(HeaderName::RetryAfter, "5".to_string())];
             return ep.reject(now, call, StatusCode::SERVICE_UNAVAILABLE, "No RTP Port Available", &retry);
         };
@@ -126,17 +193,38 @@ impl Calls {
             None => sdp::offer(&local),
         };
         let deadline = now + self.config.max_call_duration;
-        self.active.insert(call, Active { port, deadline, agent: routed.agent, offered });
+        let pending_answer = (readiness == Readiness::Later).then(|| sdp.clone());
+        self.active.insert(call, Active { port, pending_answer, deadline, agent: routed.agent, offered });
         ep.ringing(now, call);
-        ep.answer(now, call, sdp);
+        if readiness == Readiness::Now {
+            ep.answer(now, call, sdp);
+        }
+    }
+
+    /// The agent is reached: the ringing call is answered.
+    pub fn media_ready(&mut self, now: Instant, ep: &mut Endpoint, call: CallRef) {
+        if let Some(sdp) = self.active.get_mut(&call).and_then(|a| a.pending_answer.take()) {
+            ep.answer(now, call, sdp);
+        }
+    }
+
+    /// The agent could not be reached: the ringing call is refused with 503 (Twilio tries the next
+    /// origination URI), never answered into silence.
+    pub fn media_failed(&mut self, now: Instant, ep: &mut Endpoint, call: CallRef, why: &str) {
+        if self.active.get_mut(&call).and_then(|a| a.pending_answer.take()).is_none() {
+            return;
+        }
+        let reason = String::from_utf8_lossy(&Reason::new("SIP", 503, why).to_bytes()).into_owned();
+        let headers = [(HeaderName::RetryAfter, "5".to_string()), (HeaderName::Reason, reason)];
+        ep.reject(now, call, StatusCode::SERVICE_UNAVAILABLE, "Agent Unavailable", &headers);
     }
 
     /// Leases a port and opens the call's media on it, trying further ports while they are taken.
-    fn open_media(&mut self, now: Instant, call: CallRef, agent: &str, stream: Stream) -> Option<u16> {
+    fn open_media(&mut self, now: Instant, call: CallRef, info: &CallInfo, stream: Stream) -> Option<(u16, Readiness)> {
         for _ in 0..BIND_ATTEMPTS {
             let port = self.ports.lease(now)?;
-            match self.media.open(call, port, agent, stream) {
-                Ok(()) => return Some(port),
+            match self.media.open(call, port, info, stream) {
+                Ok(readiness) => return Some((port, readiness)),
                 Err(e) => {
                     tracing::warn!(port, error = %e, "RTP port unusable; trying another");
                     self.ports.release(now, port);
@@ -147,13 +235,18 @@ impl Calls {
     }
 
     /// The media asks for the call to end: our BYE, with a Reason that says why.
-    pub fn media_ended(&mut self, now: Instant, ep: &mut Endpoint, call: CallRef, why: MediaEnd) {
+    pub fn media_ended(&mut self, now: Instant, ep: &mut Endpoint, call: CallRef, why: Ending) {
         if !self.active.contains_key(&call) {
             return;
         }
-        let MediaEnd::Timeout(after) = why;
-        let text = format!("no RTP received for {} s", after.as_secs());
-        ep.hangup(now, call, Some(Reason::new("SIP", 408, &text)));
+        let reason = match why {
+            Ending::Media(MediaEnd::Timeout(after)) => {
+                Reason::new("SIP", 408, &format!("no RTP received for {} s", after.as_secs()))
+            }
+            Ending::AgentHungUp => Reason::new("SIP", 200, "the agent hung up"),
+            Ending::AgentFailed(e) => Reason::new("SIP", 500, &format!("the agent's stream failed: {e}")),
+        };
+        ep.hangup(now, call, Some(reason));
     }
 
     /// When we made the offer, the ACK must carry a usable answer; otherwise the session cannot start and the

@@ -1,20 +1,27 @@
 //! The tokio shell of each call's media: binds the call's RTP and RTCP sockets (dual-stack, on the leased port
-//! and the next), and runs one task per call that owns its sockets, its [`Session`] and its agent. The task
-//! follows the driver loop shape: apply one input, drain every output, await a datagram, a command or the next
-//! deadline. Nothing is shared with other tasks: the per-packet path takes no lock.
+//! and the next), and runs one task per call that owns its sockets, its [`Session`] and its agent (the built-in
+//! echo, or a WebSocket opened while the call rings). The task follows the driver loop shape: apply one input,
+//! drain every output, await a datagram, an agent frame, a command or the next deadline. Nothing is shared with
+//! other tasks: the per-packet path takes no lock.
 
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
-use crate::call::MediaPlane;
+use crate::agent::protocol::StartInfo;
+use crate::agent::session::AgentStats;
+use crate::call::{CallInfo, Ending, MediaPlane, Readiness};
+use crate::config::AgentConfig;
+use crate::io::agent::{AgentLink, FromAgent};
+use crate::media::histogram::DelayHistogram;
 use crate::media::playout::FRAME_BYTES;
-use crate::media::session::{MediaEnd, MediaStats, Session, SessionConfig, Stream};
+use crate::media::session::{MediaStats, Session, SessionConfig, Stream};
 use crate::sip::endpoint::CallRef;
 
 /// `[media]` settings the call tasks use.
@@ -43,49 +50,84 @@ impl Default for MediaSettings {
 /// What a call task tells the SIP driver.
 #[derive(Debug)]
 pub enum MediaEvent {
-    /// The media wants the call ended (the driver hangs up with a Reason).
-    End { call: CallRef, why: MediaEnd },
+    /// The agent is reached: answer the ringing call.
+    Ready { call: CallRef },
+    /// The agent could not be reached: refuse the ringing call.
+    Failed { call: CallRef, why: String },
+    /// The media or the agent wants the call ended (the driver hangs up with a Reason).
+    End { call: CallRef, why: Ending },
 }
 
 enum Control {
     Update(Stream),
 }
 
-/// The agents a call's audio can go to, as far as this layer knows them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Where a call's audio goes.
 enum Agent {
     /// Plays the caller's audio back after the jitter buffer.
     Echo,
-    /// No pipeline attached yet: the caller hears silence.
-    Silent,
+    /// A WebSocket agent; `open` until the agent hangs up or its socket fails.
+    Socket { link: Box<AgentLink>, open: bool },
+    /// Not reached (yet, or at all).
+    None,
 }
 
 /// Starts and stops the call tasks; owned by the SIP driver's call layer.
 pub struct TokioMedia {
     settings: MediaSettings,
+    agents: HashMap<String, Arc<AgentConfig>>,
     events: mpsc::Sender<MediaEvent>,
     calls: HashMap<CallRef, mpsc::Sender<Control>>,
-    /// State of the generator for SSRCs and initial sequence numbers and timestamps.
+    /// State of the generator for SSRCs, initial sequence numbers and timestamps, and stream ids.
     rng: u64,
 }
 
 impl TokioMedia {
-    /// `events` is where call tasks report; `seed` randomises SSRCs and initial sequence numbers.
-    pub fn new(settings: MediaSettings, events: mpsc::Sender<MediaEvent>, seed: u64) -> TokioMedia {
-        TokioMedia { settings, events, calls: HashMap::new(), rng: seed | 1 }
+    /// `agents` are the WebSocket agents by name; `events` is where call tasks report; `seed` randomises SSRCs,
+    /// initial sequence numbers and stream ids.
+    pub fn new(
+        settings: MediaSettings,
+        agents: Vec<AgentConfig>,
+        events: mpsc::Sender<MediaEvent>,
+        seed: u64,
+    ) -> TokioMedia {
+        let agents = agents.into_iter().map(|a| (a.name.clone(), Arc::new(a))).collect();
+        TokioMedia { settings, agents, events, calls: HashMap::new(), rng: seed | 1 }
     }
 
-    /// xorshift64*: not for secrets, only so SSRCs and starting points differ (RFC 3550 §5.1).
+    /// xorshift64*: not for secrets, only so SSRCs, starting points and ids differ (RFC 3550 §5.1).
     fn random(&mut self) -> u64 {
         self.rng ^= self.rng >> 12;
         self.rng ^= self.rng << 25;
         self.rng ^= self.rng >> 27;
         self.rng.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
+
+    /// A Twilio-style id: two letters and 32 hex digits.
+    fn sid(&mut self, prefix: &str) -> String {
+        format!("{prefix}{:016x}{:016x}", self.random(), self.random())
+    }
+
+    /// What the agent's `start` frame carries.
+    fn start_info(&mut self, agent: &AgentConfig, info: &CallInfo) -> StartInfo {
+        let mut custom = agent.parameters.clone();
+        for (name, value) in &info.headers {
+            custom.insert(name.clone(), value.clone());
+        }
+        custom.insert("agent".into(), agent.name.clone());
+        custom.insert("from".into(), info.from.clone());
+        custom.insert("to".into(), info.to.clone());
+        StartInfo {
+            stream_sid: self.sid("MZ"),
+            account_sid: info.account_sid.clone().unwrap_or_else(|| format!("AC{}", "0".repeat(32))),
+            call_sid: info.call_sid.clone().unwrap_or_else(|| self.sid("CA")),
+            custom_parameters: custom,
+        }
+    }
 }
 
 impl MediaPlane for TokioMedia {
-    fn open(&mut self, call: CallRef, port: u16, agent: &str, stream: Stream) -> io::Result<()> {
+    fn open(&mut self, call: CallRef, port: u16, info: &CallInfo, stream: Stream) -> io::Result<Readiness> {
         let rtp = bind(port)?;
         let rtcp = bind(port + 1)?;
         let r = self.random();
@@ -102,17 +144,20 @@ impl MediaPlane for TokioMedia {
             cname: format!("vocals-{:x}@{}", r >> 48, call.0),
         };
         let session = Session::new(Instant::now(), SystemTime::now(), config, stream);
-        let kind = if agent == "echo" { Agent::Echo } else { Agent::Silent };
-        if kind == Agent::Silent {
-            tracing::warn!(call = call.0, agent, "no pipeline for this agent yet: the caller hears silence");
-        }
-        let agent = kind;
+        let (agent, connect, readiness) = match self.agents.get(&info.agent).cloned() {
+            _ if info.agent == "echo" => (Agent::Echo, Connect::No, Readiness::Now),
+            Some(agent) => {
+                let start = self.start_info(&agent, info);
+                (Agent::None, Connect::To(agent, start), Readiness::Later)
+            }
+            None => (Agent::None, Connect::Unknown(info.agent.clone()), Readiness::Later),
+        };
         let (tx, rx) = mpsc::channel(8);
         self.calls.insert(call, tx);
         let v6 = rtp.local_addr()?.is_ipv6();
         let task = CallMedia { call, rtp, rtcp, session, agent, v6, control: rx, events: self.events.clone() };
-        tokio::spawn(task.run());
-        Ok(())
+        tokio::spawn(task.run(connect));
+        Ok(readiness)
     }
 
     fn update(&mut self, call: CallRef, stream: Stream) {
@@ -162,8 +207,18 @@ struct CallMedia {
     events: mpsc::Sender<MediaEvent>,
 }
 
+/// How the call task reaches its agent before the call is answered.
+enum Connect {
+    No,
+    To(Arc<AgentConfig>, StartInfo),
+    Unknown(String),
+}
+
 impl CallMedia {
-    async fn run(mut self) {
+    async fn run(mut self, connect: Connect) {
+        if !self.reach_agent(connect).await {
+            return;
+        }
         let mut rtp_buf = [0u8; 2048];
         let mut rtcp_buf = [0u8; 2048];
         let mut out = [0u8; 1500];
@@ -179,6 +234,7 @@ impl CallMedia {
                     Ok((n, from)) => self.session.handle_rtcp(Instant::now(), canonical(from), &rtcp_buf[..n]),
                     Err(e) => tracing::debug!(call = self.call.0, error = %e, "rtcp receive error"),
                 },
+                msg = from_agent(&mut self.agent) => self.on_agent(msg),
                 c = self.control.recv() => match c {
                     Some(Control::Update(stream)) => self.session.update(Instant::now(), stream),
                     None => break,
@@ -186,20 +242,102 @@ impl CallMedia {
                 _ = tokio::time::sleep_until(deadline) => self.session.handle_timeout(Instant::now()),
             }
         }
-        record(self.call, &self.session.stats());
+        let (agent_stats, uplink) = match std::mem::replace(&mut self.agent, Agent::None) {
+            Agent::Socket { link, open } => {
+                let stats = link.session.stats();
+                (Some(stats), Some(link.finish(open).await))
+            }
+            _ => (None, None),
+        };
+        record(self.call, &self.session.stats(), agent_stats.as_ref(), uplink.as_ref());
     }
 
-    /// Uplink frames to the agent, DTMF, then every datagram due, then the end request if any.
+    /// Opens the agent's WebSocket while the call rings and tells the driver whether to answer. Returns false
+    /// when the call will not be answered (its task then only waits to be closed).
+    async fn reach_agent(&mut self, connect: Connect) -> bool {
+        let outcome = match connect {
+            Connect::No => return true,
+            Connect::Unknown(name) => Err(format!("no agent named {name}")),
+            Connect::To(agent, start) => {
+                let stream_sid = start.stream_sid.clone();
+                tokio::select! {
+                    r = AgentLink::connect(&agent, start) => r.map_err(|e| e.to_string()).inspect(|_| {
+                        tracing::info!(call = self.call.0, agent = %agent.name, stream_sid, "agent stream started");
+                    }),
+                    // The call ended (CANCEL) while the agent was being reached.
+                    _ = self.control.recv() => return false,
+                }
+            }
+        };
+        match outcome {
+            Ok(link) => {
+                self.agent = Agent::Socket { link: Box::new(link), open: true };
+                self.report(MediaEvent::Ready { call: self.call });
+                true
+            }
+            Err(why) => {
+                tracing::warn!(call = self.call.0, %why, "agent not reached: refusing the call");
+                self.report(MediaEvent::Failed { call: self.call, why });
+                while self.control.recv().await.is_some() {}
+                false
+            }
+        }
+    }
+
+    fn on_agent(&mut self, msg: FromAgent) {
+        let Agent::Socket { link, open } = &mut self.agent else { return };
+        match msg {
+            FromAgent::Text(text) => {
+                if let Err(e) = link.session.on_text(&text, self.session.playout()) {
+                    tracing::debug!(call = self.call.0, kind = e.kind(), error = %e, "agent frame ignored");
+                }
+            }
+            FromAgent::Binary => {
+                link.session.ignored();
+                tracing::debug!(call = self.call.0, "agent binary frame ignored");
+            }
+            FromAgent::Closed => {
+                *open = false;
+                tracing::info!(call = self.call.0, "the agent closed its stream: hanging up");
+                self.report(MediaEvent::End { call: self.call, why: Ending::AgentHungUp });
+            }
+            FromAgent::Failed(e) => {
+                *open = false;
+                tracing::warn!(call = self.call.0, error = %e, "the agent's stream failed: hanging up");
+                self.report(MediaEvent::End { call: self.call, why: Ending::AgentFailed(e) });
+            }
+        }
+    }
+
+    fn report(&self, event: MediaEvent) {
+        if self.events.try_send(event).is_err() {
+            tracing::warn!(call = self.call.0, "media event not delivered: the SIP driver is gone or busy");
+        }
+    }
+
+    /// Uplink frames to the agent, DTMF, then every datagram due, marks whose audio went out, then the end
+    /// request if any.
     fn drain(&mut self, out: &mut [u8; 1500]) {
         let now = Instant::now();
         let mut frame = [0u8; FRAME_BYTES];
-        while self.session.poll_frame(now, &mut frame).is_some() {
-            if self.agent == Agent::Echo {
-                self.session.playout().push(&frame);
+        while let Some(popped) = self.session.poll_frame(now, &mut frame) {
+            match &mut self.agent {
+                Agent::Echo => {
+                    self.session.playout().push(&frame);
+                }
+                Agent::Socket { link, open: true } => {
+                    let text = link.session.frame(now, &frame);
+                    link.send(text, popped.arrival);
+                }
+                _ => {}
             }
         }
         while let Some(d) = self.session.poll_digit() {
             tracing::info!(call = self.call.0, digit = %d.digit, duration_ms = d.duration_ms, "DTMF (RFC 4733)");
+            if let Agent::Socket { link, open: true } = &mut self.agent {
+                let text = link.session.digit(d.digit);
+                link.send(text, None);
+            }
         }
         while let Some(t) = self.session.poll_transmit(now, out) {
             let socket = if t.rtcp { &self.rtcp } else { &self.rtp };
@@ -207,17 +345,48 @@ impl CallMedia {
                 tracing::debug!(call = self.call.0, to = %t.to, error = %e, "media send failed");
             }
         }
+        if let Agent::Socket { link, open } = &mut self.agent {
+            while let Some(name) = self.session.playout().poll_mark() {
+                if *open {
+                    let text = link.session.mark_played(&name);
+                    link.send(text, None);
+                }
+            }
+            link.flush();
+        }
         if let Some(why) = self.session.poll_end() {
             tracing::info!(call = self.call.0, ?why, "media ended the call");
-            if self.events.try_send(MediaEvent::End { call: self.call, why }).is_err() {
-                tracing::warn!(call = self.call.0, "media end not delivered: the SIP driver is gone or busy");
-            }
+            self.report(MediaEvent::End { call: self.call, why: Ending::Media(why) });
         }
     }
 }
 
+/// The next frame from the agent; never, without an open agent stream.
+async fn from_agent(agent: &mut Agent) -> FromAgent {
+    match agent {
+        Agent::Socket { link, open: true } => link.recv().await,
+        _ => std::future::pending().await,
+    }
+}
+
 /// The call's media record (the store's call record takes these when it lands).
-fn record(call: CallRef, s: &MediaStats) {
+fn record(call: CallRef, s: &MediaStats, agent: Option<&AgentStats>, uplink: Option<&DelayHistogram>) {
+    if let Some(a) = agent {
+        tracing::info!(
+            call = call.0,
+            frames_sent = a.frames_sent,
+            media_received = a.media_received,
+            audio_ms_received = a.audio_bytes_received / 8,
+            marks_received = a.marks_received,
+            marks_echoed = a.marks_echoed,
+            clears = a.clears,
+            ignored = a.ignored,
+            uplink_dropped = a.uplink_dropped,
+            uplink_p50_us = uplink.map(|h| h.percentile(50).as_micros() as u64),
+            uplink_p99_us = uplink.map(|h| h.percentile(99).as_micros() as u64),
+            "call agent record"
+        );
+    }
     tracing::info!(
         call = call.0,
         rtp_received = s.rtp_received,

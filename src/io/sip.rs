@@ -98,6 +98,8 @@ pub async fn run(
                 Inbound::Closed { conn } => { conns.remove(&conn); }
             },
             Some(event) = media_events.recv() => match event {
+                MediaEvent::Ready { call } => calls.media_ready(std::time::Instant::now(), &mut ep, call),
+                MediaEvent::Failed { call, why } => calls.media_failed(std::time::Instant::now(), &mut ep, call, &why),
                 MediaEvent::End { call, why } => calls.media_ended(std::time::Instant::now(), &mut ep, call, why),
             },
             _ = sleep => {

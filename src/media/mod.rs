@@ -3,6 +3,7 @@
 
 pub mod dtmf;
 pub mod g711;
+pub mod histogram;
 pub mod jitter;
 pub mod playout;
 pub mod ports;

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::dtmf::{Digit, DtmfReceiver};
 use super::g711;
+use super::histogram::DelayHistogram;
 use super::jitter::{JitterBuffer, JitterConfig, JitterStats, Packet, Popped, Pushed};
 use super::playout::{FRAME_BYTES, PlayoutQueue};
 use super::rtcp::{PeerView, Rtcp, Sending, ntp};
@@ -20,9 +21,6 @@ use crate::sdp::{Codec, Direction, Negotiated};
 const TICK: Duration = Duration::from_millis(20);
 /// Behind the send clock by more than this (a stalled task), the missed ticks are skipped, not burst out.
 const MAX_CATCH_UP: Duration = Duration::from_millis(100);
-/// Hand-off delay histogram: 100 µs bins up to 100 ms, the last bin holding everything longer.
-const DELAY_BINS: usize = 1001;
-const DELAY_BIN: Duration = Duration::from_micros(100);
 
 /// What the SDP exchange settled for the stream (from [`Negotiated`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -140,7 +138,8 @@ pub struct Session {
     /// The end the session asked for, until taken; and whether it ever asked (it asks once).
     end: Option<MediaEnd>,
     ended: bool,
-    delays: Box<[u32; DELAY_BINS]>,
+    /// Arrival-to-hand-off delay of every frame.
+    delays: DelayHistogram,
     stats: MediaStats,
 }
 
@@ -173,7 +172,7 @@ impl Session {
             wall: (now, wall),
             end: None,
             ended: false,
-            delays: Box::new([0; DELAY_BINS]),
+            delays: DelayHistogram::default(),
             stats: MediaStats::default(),
             config,
             stream,
@@ -276,8 +275,7 @@ impl Session {
     pub fn poll_frame(&mut self, now: Instant, out: &mut [u8; FRAME_BYTES]) -> Option<Popped> {
         let popped = self.jitter.pop(now, out)?;
         if let Some(arrival) = popped.arrival {
-            let bin = (now.saturating_duration_since(arrival).as_micros() / DELAY_BIN.as_micros()) as usize;
-            self.delays[bin.min(DELAY_BINS - 1)] += 1;
+            self.delays.record(now.saturating_duration_since(arrival));
         }
         if self.stream.codec == Codec::Pcma {
             for b in out.iter_mut() {
@@ -419,7 +417,7 @@ impl Session {
     }
 
     pub fn stats(&self) -> MediaStats {
-        let (p50, p99) = self.handoff_percentiles();
+        let (p50, p99) = (self.delays.percentile(50), self.delays.percentile(99));
         MediaStats {
             jitter: self.jitter.stats(),
             interarrival_jitter_ms: f64::from(self.jitter.jitter()) / 8.0,
@@ -429,23 +427,6 @@ impl Session {
             playout_overflow: self.playout.overflow(),
             ..self.stats
         }
-    }
-
-    fn handoff_percentiles(&self) -> (Duration, Duration) {
-        let total: u64 = self.delays.iter().map(|&n| u64::from(n)).sum();
-        let at = |q: u64| {
-            let rank = (total * q).div_ceil(100).max(1);
-            let mut seen = 0u64;
-            for (bin, &n) in self.delays.iter().enumerate() {
-                seen += u64::from(n);
-                if seen >= rank {
-                    // The bin's upper edge: a conservative figure.
-                    return DELAY_BIN * (bin as u32 + 1);
-                }
-            }
-            Duration::ZERO
-        };
-        if total == 0 { (Duration::ZERO, Duration::ZERO) } else { (at(50), at(99)) }
     }
 }
 

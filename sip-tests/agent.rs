@@ -1,0 +1,341 @@
+//! Agent streams end to end: a SIP caller (the Rust RTP client) -> the real `vocals` -> an in-test WebSocket
+//! agent (tokio-tungstenite server) that checks every frame against the Twilio Media Streams shapes
+//! (MEDIA-STREAMS.md: field names, numbers as strings, one sequence counter, chunks, 20 ms timestamps) and
+//! answers the way Twilio agents do: `media` back, `mark` per chunk, `clear` on barge-in, closing to hang up.
+
+mod common;
+
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::mpsc as std_mpsc;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio_tungstenite::tungstenite::Message;
+
+use common::{Caller, Server, header};
+
+/// The number the tests dial: not in the table, so it goes to `default_agent` (the test agent).
+const DIALED: &str = "+14155550177";
+
+/// How the test agent behaves.
+#[derive(Clone, Copy, Debug)]
+enum Mode {
+    /// Sends every caller frame back as `media`, a `mark` after every 10th.
+    Echo,
+    /// Sends 5 s of audio at once with a mark after it, then `clear` after 500 ms.
+    Barge,
+    /// Closes the socket 300 ms after `start` (hangs up).
+    HangUp,
+}
+
+/// What the agent saw on one connection.
+#[derive(Debug, Default)]
+struct Seen {
+    frames: Vec<Value>,
+    /// Marks vocals echoed, with when they came.
+    marks: Vec<(String, Instant)>,
+    clear_sent: Option<Instant>,
+}
+
+struct Agent {
+    url: String,
+    seen: std_mpsc::Receiver<Seen>,
+    _rt: tokio::runtime::Runtime,
+}
+
+impl Agent {
+    fn start(mode: Mode) -> Agent {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let listener = rt.block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
+        let url = format!("ws://{}/stream", listener.local_addr().unwrap());
+        let (tx, seen) = std_mpsc::channel();
+        rt.spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    let Ok(ws) = tokio_tungstenite::accept_async(tcp).await else { return };
+                    let _ = tx.send(serve(ws, mode).await);
+                });
+            }
+        });
+        Agent { url, seen, _rt: rt }
+    }
+
+    fn config(&self) -> String {
+        format!(
+            "[[agents]]\nname = \"bot\"\nurl = \"{}\"\nconnect_timeout_ms = 2000\n\
+             [agents.parameters]\nsystem_prompt = \"Be brief.\"\n",
+            self.url
+        )
+    }
+
+    fn seen(&self) -> Seen {
+        self.seen.recv_timeout(Duration::from_secs(10)).expect("the agent's connection ended")
+    }
+}
+
+async fn serve(ws: tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>, mode: Mode) -> Seen {
+    let (mut tx, mut rx) = ws.split();
+    let mut seen = Seen::default();
+    let mut media = 0u32;
+    let mut stream_sid = String::new();
+    let hang_up = tokio::time::sleep(Duration::from_secs(3600));
+    tokio::pin!(hang_up);
+    let clear_at = tokio::time::sleep(Duration::from_secs(3600));
+    tokio::pin!(clear_at);
+    loop {
+        let msg = tokio::select! {
+            m = rx.next() => m,
+            _ = &mut hang_up => { let _ = tx.close().await; return seen; }
+            _ = &mut clear_at => {
+                let clear = json!({"event": "clear", "streamSid": stream_sid});
+                seen.clear_sent = Some(Instant::now());
+                let _ = tx.send(Message::text(clear.to_string())).await;
+                clear_at.as_mut().reset(tokio::time::Instant::now() + Duration::from_secs(3600));
+                continue;
+            }
+        };
+        let Some(Ok(Message::Text(text))) = msg else { return seen };
+        let v: Value = serde_json::from_str(text.as_str()).expect("vocals sends JSON");
+        seen.frames.push(v.clone());
+        match v["event"].as_str().unwrap_or("") {
+            "start" => {
+                stream_sid = v["streamSid"].as_str().unwrap_or("").to_string();
+                match mode {
+                    Mode::HangUp => hang_up.as_mut().reset(tokio::time::Instant::now() + Duration::from_millis(300)),
+                    Mode::Barge => {
+                        let reply = STANDARD.encode(vec![0x42u8; 8000 * 5]);
+                        let m = json!({"event": "media", "streamSid": stream_sid, "media": {"payload": reply}});
+                        let _ = tx.send(Message::text(m.to_string())).await;
+                        let mark = json!({"event": "mark", "streamSid": stream_sid, "mark": {"name": "reply"}});
+                        let _ = tx.send(Message::text(mark.to_string())).await;
+                        clear_at.as_mut().reset(tokio::time::Instant::now() + Duration::from_millis(500));
+                    }
+                    _ => {}
+                }
+            }
+            "media" if matches!(mode, Mode::Echo) => {
+                media += 1;
+                let payload = &v["media"]["payload"];
+                let m = json!({"event": "media", "streamSid": stream_sid, "media": {"payload": payload}});
+                let _ = tx.send(Message::text(m.to_string())).await;
+                if media % 10 == 0 {
+                    let mark = json!({"event": "mark", "streamSid": stream_sid, "mark": {"name": format!("m{media}")}});
+                    let _ = tx.send(Message::text(mark.to_string())).await;
+                }
+            }
+            "mark" => seen.marks.push((v["mark"]["name"].as_str().unwrap_or("").to_string(), Instant::now())),
+            "stop" => return seen,
+            _ => {}
+        }
+    }
+}
+
+/// Checks a connection's frames against MEDIA-STREAMS.md; returns the media payloads.
+fn check_frames(frames: &[Value]) -> Vec<Vec<u8>> {
+    assert_eq!(frames[0], json!({"event": "connected", "protocol": "Call", "version": "1.0.0"}));
+    let start = &frames[1];
+    assert_eq!(start["event"], "start");
+    assert_eq!(start["sequenceNumber"], "1");
+    let sid = start["streamSid"].as_str().unwrap();
+    assert!(sid.len() == 34 && sid.starts_with("MZ") && sid[2..].chars().all(|c| c.is_ascii_hexdigit()), "{sid}");
+    let s = &start["start"];
+    assert_eq!(s["streamSid"], sid);
+    assert_eq!(s["accountSid"], "ACbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb");
+    assert_eq!(s["callSid"], "CAcccccccccccccccccccccccccccccccc");
+    assert_eq!(s["tracks"], json!(["inbound"]));
+    assert_eq!(s["mediaFormat"], json!({"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}));
+    let custom = &s["customParameters"];
+    assert_eq!((custom["from"].as_str(), custom["to"].as_str()), (Some("+12125550100"), Some(DIALED)));
+    assert_eq!((custom["agent"].as_str(), custom["system_prompt"].as_str()), (Some("bot"), Some("Be brief.")));
+    assert_eq!(custom["X-Twilio-CallSid"], "CAcccccccccccccccccccccccccccccccc", "SIP headers passed on");
+    let mut payloads = Vec::new();
+    let mut last_ts: Option<u64> = None;
+    for (i, f) in frames.iter().enumerate().skip(1) {
+        assert_eq!(f["sequenceNumber"], (i).to_string(), "one counter over every frame after connected: {f}");
+        assert_eq!(f["streamSid"], sid);
+        if f["event"] == "media" {
+            let m = &f["media"];
+            assert_eq!(m["track"], "inbound");
+            assert_eq!(m["chunk"], (payloads.len() + 1).to_string(), "chunks count media frames from 1");
+            let ts: u64 = m["timestamp"].as_str().expect("timestamp is a string").parse().unwrap();
+            if let Some(last) = last_ts {
+                assert_eq!(ts, last + 20, "timestamps advance 20 ms per frame");
+            }
+            last_ts = Some(ts);
+            let payload = STANDARD.decode(m["payload"].as_str().unwrap()).unwrap();
+            assert_eq!(payload.len(), 160, "20 ms of μ-law");
+            payloads.push(payload);
+        }
+    }
+    payloads
+}
+
+/// Frame `k` of the caller's signal: a tone whose level changes every frame, so no two frames are alike.
+fn frame(k: usize) -> [u8; 160] {
+    let mut f = [0u8; 160];
+    for (i, b) in f.iter_mut().enumerate() {
+        let t = (k * 160 + i) as f64 / 8000.0;
+        let level = 3000.0 + 40.0 * k as f64;
+        *b = vocals::media::g711::ulaw_encode((level * (2.0 * std::f64::consts::PI * 523.0 * t).sin()) as i16);
+    }
+    f
+}
+
+fn rtp(seq: u16, marker: bool, pt: u8, ts: u32, payload: &[u8]) -> Vec<u8> {
+    let mut out = vec![0u8; 12 + payload.len()];
+    let p = vocals::media::rtp::RtpPacket { marker, payload_type: pt, seq, timestamp: ts, ssrc: 0xCA11, payload };
+    vocals::media::rtp::build(&p, &mut out).unwrap();
+    out
+}
+
+/// Receives what vocals sends the caller until 1.5 s of quiet: (arrival, payload).
+fn receive(socket: &UdpSocket) -> std::thread::JoinHandle<Vec<(Instant, Vec<u8>)>> {
+    let rx = socket.try_clone().unwrap();
+    rx.set_read_timeout(Some(Duration::from_millis(1500))).unwrap();
+    std::thread::spawn(move || {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 1500];
+        while let Ok(n) = rx.recv(&mut buf) {
+            if let Ok(p) = vocals::media::rtp::parse(&buf[..n]) {
+                got.push((Instant::now(), p.payload.to_vec()));
+            }
+        }
+        got
+    })
+}
+
+fn is_audio(p: &[u8]) -> bool {
+    p.iter().any(|&b| b != 0xFF)
+}
+
+fn log_figure(server: &Server, record: &str, key: &str) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !server.log().contains(record) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let log = server.log();
+    let line = log.lines().find(|l| l.contains(record)).unwrap_or_else(|| panic!("no {record}:\n{log}"));
+    let v = line.split(&format!(" {key}=")).nth(1).unwrap_or_else(|| panic!("no {key} in {line}"));
+    v.split(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn a_websocket_agent_hears_the_caller_speaks_back_gets_dtmf_and_marks_at_playout_time() {
+    let agent = Agent::start(Mode::Echo);
+    let server = Server::start_with("agent-echo", &agent.config(), &[("VOCALS_DEFAULT_AGENT", "bot")]);
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let (caller, remote) = Caller::invite_to(&server, &socket, "agent-echo", DIALED);
+    let got = receive(&socket);
+    // 100 frames of audio, then the digit 5 (three event packets on the next sequence numbers), then 20 more.
+    let start = Instant::now();
+    let mut sent = Vec::new();
+    for slot in 0..123usize {
+        let seq = slot as u16;
+        let due = start + Duration::from_millis(20 * slot as u64);
+        std::thread::sleep(due.saturating_duration_since(Instant::now()));
+        let packet = if (100..103).contains(&slot) {
+            let end = if slot == 102 { 0x80 } else { 0 };
+            let duration = 160 * (slot as u16 - 99);
+            rtp(seq, slot == 100, 101, 100 * 160, &[5, end, (duration >> 8) as u8, duration as u8])
+        } else {
+            let k = sent.len();
+            sent.push(frame(k));
+            rtp(seq, slot == 0, 0, slot as u32 * 160, &frame(k))
+        };
+        socket.send_to(&packet, remote).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(400));
+    caller.request("BYE", 2);
+    let seen = agent.seen();
+    let got = got.join().unwrap();
+
+    // The agent heard every frame, in order, in Twilio's frame shapes, then the stop.
+    let payloads = check_frames(&seen.frames);
+    let heard: Vec<&Vec<u8>> = payloads.iter().filter(|p| is_audio(p)).collect();
+    assert_eq!(heard.len(), sent.len());
+    assert!(heard.iter().zip(&sent).all(|(h, s)| h.as_slice() == s.as_slice()), "uplink audio changed");
+    let dtmf: Vec<&Value> = seen.frames.iter().filter(|f| f["event"] == "dtmf").collect();
+    assert_eq!(dtmf.len(), 1, "one digit per key press");
+    assert_eq!(dtmf[0]["dtmf"], json!({"track": "inbound_track", "digit": "5"}));
+    let last = seen.frames.last().unwrap();
+    assert_eq!(last["event"], "stop");
+    assert_eq!(
+        last["stop"],
+        json!({"accountSid": "ACbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb", "callSid": "CAcccccccccccccccccccccccccccccccc"})
+    );
+    // The caller heard the agent: its own audio, exactly, in order.
+    let back: Vec<&Vec<u8>> = got.iter().map(|g| &g.1).filter(|p| is_audio(p)).collect();
+    assert_eq!(back.len(), sent.len());
+    assert!(back.iter().zip(&sent).all(|(b, s)| b.as_slice() == s.as_slice()), "downlink audio changed");
+    // Every mark came back in order, each once the audio before it had been sent as RTP.
+    let names: Vec<&str> = seen.marks.iter().map(|(n, _)| n.as_str()).collect();
+    let expected: Vec<String> = (1..=payloads.len() as u32 / 10).map(|i| format!("m{}", i * 10)).collect();
+    assert_eq!(names, expected.iter().map(String::as_str).collect::<Vec<_>>());
+    let arrival_of_frame = |k: usize| got.iter().filter(|g| is_audio(&g.1)).nth(k).map(|g| g.0);
+    let m10 = seen.marks[0].1;
+    let played = arrival_of_frame(9).unwrap();
+    assert!(m10 + Duration::from_millis(5) >= played, "mark m10 came before its audio was sent");
+    // RTP arrival -> WebSocket frame written, from the call's agent record.
+    let (p50, p99) = (
+        log_figure(&server, "call agent record", "uplink_p50_us"),
+        log_figure(&server, "call agent record", "uplink_p99_us"),
+    );
+    println!("uplink latency, RTP arrival to WebSocket frame written: median {p50} us, p99 {p99} us (100 us bins)");
+    assert!(p50 <= 1_000, "median {p50} us");
+}
+
+#[test]
+fn clear_stops_a_long_reply_within_a_frame_and_releases_its_mark() {
+    let agent = Agent::start(Mode::Barge);
+    let server = Server::start_with("agent-clear", &agent.config(), &[("VOCALS_DEFAULT_AGENT", "bot")]);
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let (caller, remote) = Caller::invite_to(&server, &socket, "agent-clear", DIALED);
+    let got = receive(&socket);
+    for k in 0..60u16 {
+        socket.send_to(&rtp(k, k == 0, 0, u32::from(k) * 160, &[0xFF; 160]), remote).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    caller.request("BYE", 2);
+    let seen = agent.seen();
+    let got = got.join().unwrap();
+    let clear = seen.clear_sent.expect("the agent sent clear");
+    let reply: Vec<Instant> = got.iter().filter(|g| g.1.iter().all(|&b| b == 0x42)).map(|g| g.0).collect();
+    assert!(reply.len() >= 15 && reply.len() <= 35, "{} frames of the reply played before the clear", reply.len());
+    let last = *reply.last().unwrap();
+    assert!(last <= clear + Duration::from_millis(30), "reply audio {:?} after the clear", last - clear);
+    let (name, at) = seen.marks.first().expect("the reply's mark was released by clear");
+    assert_eq!(name, "reply");
+    assert!(*at < clear + Duration::from_millis(100), "the mark came {:?} after the clear", *at - clear);
+}
+
+#[test]
+fn the_agent_closing_its_socket_hangs_up_and_an_unreachable_agent_gets_503() {
+    let agent = Agent::start(Mode::HangUp);
+    let server = Server::start_with("agent-hangup", &agent.config(), &[("VOCALS_DEFAULT_AGENT", "bot")]);
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let (caller, _) = Caller::invite_to(&server, &socket, "agent-hangup", DIALED);
+    let bye = loop {
+        let msg = caller.recv();
+        if msg.starts_with("BYE ") {
+            break msg;
+        }
+    };
+    assert!(header(&bye, "Reason").contains("agent hung up"), "{bye}");
+
+    // Nothing listens at the agent's address: the ringing call is refused, never answered into silence.
+    let closed: SocketAddr = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let config = format!("[[agents]]\nname = \"bot\"\nurl = \"ws://{closed}/stream\"\n");
+    let server = Server::start_with("agent-down", &config, &[("VOCALS_DEFAULT_AGENT", "bot")]);
+    let (_, answer) = Caller::send_invite_to(&server, &socket, "agent-down", DIALED);
+    assert!(answer.starts_with("SIP/2.0 503"), "{answer}");
+    assert!(header(&answer, "Reason").contains("agent"), "the 503 says why:\n{answer}");
+    assert!(!header(&answer, "Retry-After").is_empty(), "{answer}");
+}

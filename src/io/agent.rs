@@ -1,0 +1,170 @@
+//! The WebSocket to one call's agent (Twilio Media Streams, vocals as the client). Connecting sends
+//! `connected` and `start`. Afterwards the call task owns the socket whole (no split halves, no lock): it
+//! awaits the agent's frames in its select loop, and writes without ever waiting, polling the socket once per
+//! frame. A slow agent therefore never stalls the RTP path: frames the socket cannot take yet wait in a short
+//! backlog, retried on every pass of the loop (at least every 20 ms tick), and past one second of audio the
+//! oldest are dropped and counted.
+
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use futures_util::{Sink, SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use crate::agent::protocol::StartInfo;
+use crate::agent::session::AgentSession;
+use crate::config::AgentConfig;
+use crate::media::histogram::DelayHistogram;
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Frames held back while the socket cannot take them: one second of uplink audio.
+const BACKLOG: usize = 50;
+
+/// Why the agent could not be reached.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("agent {agent} not reached within {timeout:?}")]
+    Timeout { agent: String, timeout: Duration },
+    #[error("agent {agent} refused the WebSocket: {message}")]
+    Connect { agent: String, message: String },
+}
+
+/// What the agent sent, as the call task sees it.
+pub enum FromAgent {
+    Text(String),
+    /// A binary frame: ignored and counted.
+    Binary,
+    /// The agent closed the stream (hang-up).
+    Closed,
+    Failed(String),
+}
+
+/// An open stream to the agent, as the call task holds it.
+pub struct AgentLink {
+    pub session: AgentSession,
+    ws: Ws,
+    /// Frames not yet handed to the socket, with the RTP arrival behind each uplink frame.
+    backlog: VecDeque<(Message, Option<Instant>)>,
+    /// Handed to the socket but not yet flushed: the arrivals to time once the flush completes.
+    unflushed: Vec<Instant>,
+    /// RTP arrival -> frame written to the socket.
+    uplink: DelayHistogram,
+    failed: Option<String>,
+}
+
+impl AgentLink {
+    /// Opens the WebSocket (within the agent's connect timeout) and sends `connected` and `start`.
+    pub async fn connect(agent: &AgentConfig, info: StartInfo) -> Result<AgentLink, AgentError> {
+        let refused =
+            |e: &dyn std::fmt::Display| AgentError::Connect { agent: agent.name.clone(), message: e.to_string() };
+        let connect = async {
+            let request = agent.url.as_str().into_client_request().map_err(|e| refused(&e))?;
+            // Nagle off: a 20 ms frame must not wait for the previous one's ACK.
+            tokio_tungstenite::connect_async_with_config(request, None, true).await.map_err(|e| refused(&e))
+        };
+        let (ws, _) = tokio::time::timeout(agent.connect_timeout, connect)
+            .await
+            .map_err(|_| AgentError::Timeout { agent: agent.name.clone(), timeout: agent.connect_timeout })??;
+        let mut link = AgentLink {
+            session: AgentSession::new(info),
+            ws,
+            backlog: VecDeque::new(),
+            unflushed: Vec::new(),
+            uplink: DelayHistogram::default(),
+            failed: None,
+        };
+        let opening = link.session.opening(Instant::now());
+        for frame in opening {
+            link.send(frame, None);
+        }
+        Ok(link)
+    }
+
+    /// Queues a frame and writes what the socket takes now. `arrival`: when the RTP behind an uplink frame
+    /// arrived.
+    pub fn send(&mut self, text: String, arrival: Option<Instant>) {
+        self.backlog.push_back((Message::text(text), arrival));
+        self.flush();
+        if self.backlog.len() > BACKLOG {
+            let excess = self.backlog.len() - BACKLOG;
+            self.backlog.drain(..excess);
+            self.session.uplink_dropped(excess as u64);
+        }
+    }
+
+    /// Hands backlogged frames to the socket while it takes them, then flushes; never waits.
+    pub fn flush(&mut self) {
+        if self.failed.is_some() {
+            self.backlog.clear();
+            return;
+        }
+        let mut cx = Context::from_waker(Waker::noop());
+        while !self.backlog.is_empty() {
+            match Pin::new(&mut self.ws).poll_ready(&mut cx) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(e)) => return self.fail(e.to_string()),
+                Poll::Pending => break,
+            }
+            let Some((msg, arrival)) = self.backlog.pop_front() else { break };
+            if let Err(e) = Pin::new(&mut self.ws).start_send(msg) {
+                return self.fail(e.to_string());
+            }
+            self.unflushed.extend(arrival);
+        }
+        match Pin::new(&mut self.ws).poll_flush(&mut cx) {
+            Poll::Ready(Ok(())) => {
+                let now = Instant::now();
+                for arrival in self.unflushed.drain(..) {
+                    self.uplink.record(now.saturating_duration_since(arrival));
+                }
+            }
+            Poll::Ready(Err(e)) => self.fail(e.to_string()),
+            Poll::Pending => {}
+        }
+    }
+
+    fn fail(&mut self, why: String) {
+        self.backlog.clear();
+        self.failed.get_or_insert(why);
+    }
+
+    /// The next frame from the agent (cancel-safe: the socket buffers partial frames).
+    pub async fn recv(&mut self) -> FromAgent {
+        if let Some(why) = self.failed.clone() {
+            return FromAgent::Failed(why);
+        }
+        loop {
+            return match self.ws.next().await {
+                Some(Ok(Message::Text(t))) => FromAgent::Text(t.as_str().to_owned()),
+                Some(Ok(Message::Binary(_))) => FromAgent::Binary,
+                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
+                Some(Ok(Message::Close(_))) | None => FromAgent::Closed,
+                Some(Err(e)) => FromAgent::Failed(e.to_string()),
+            };
+        }
+    }
+
+    /// Sends `stop` (when the call ends on our side), closes the socket, and returns the uplink delays.
+    pub async fn finish(mut self, send_stop: bool) -> DelayHistogram {
+        if send_stop && self.failed.is_none() {
+            let stop = self.session.stop();
+            self.backlog.push_back((Message::text(stop), None));
+            let drain = async {
+                for (msg, _) in self.backlog.drain(..) {
+                    self.ws.feed(msg).await?;
+                }
+                self.ws.close(None).await
+            };
+            if let Ok(Err(e)) = tokio::time::timeout(Duration::from_secs(2), drain).await {
+                tracing::debug!(error = %e, "agent stream did not close cleanly");
+            }
+        }
+        self.uplink
+    }
+}
