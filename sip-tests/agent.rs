@@ -15,6 +15,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 
 use common::{Caller, Server, header};
 
@@ -44,25 +45,54 @@ struct Seen {
 struct Agent {
     url: String,
     seen: std_mpsc::Receiver<Seen>,
+    /// The `X-Twilio-Signature` of each handshake.
+    signatures: std_mpsc::Receiver<Option<String>>,
     _rt: tokio::runtime::Runtime,
 }
 
 impl Agent {
     fn start(mode: Mode) -> Agent {
+        Agent::start_tls(mode, None)
+    }
+
+    /// An agent behind TLS (`wss://localhost`) when `tls` is given.
+    fn start_tls(mode: Mode, tls: Option<tokio_rustls::TlsAcceptor>) -> Agent {
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
         let listener = rt.block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
-        let url = format!("ws://{}/stream", listener.local_addr().unwrap());
+        let port = listener.local_addr().unwrap().port();
+        let url = if tls.is_some() {
+            format!("wss://localhost:{port}/stream")
+        } else {
+            format!("ws://127.0.0.1:{port}/stream")
+        };
         let (tx, seen) = std_mpsc::channel();
+        let (sig_tx, signatures) = std_mpsc::channel();
         rt.spawn(async move {
             while let Ok((tcp, _)) = listener.accept().await {
-                let tx = tx.clone();
+                let (tx, sig_tx, tls) = (tx.clone(), sig_tx.clone(), tls.clone());
                 tokio::spawn(async move {
-                    let Ok(ws) = tokio_tungstenite::accept_async(tcp).await else { return };
-                    let _ = tx.send(serve(ws, mode).await);
+                    // The signature tungstenite's handshake callback must have.
+                    #[allow(clippy::result_large_err)]
+                    let record = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
+                        let sig = req.headers().get("X-Twilio-Signature").map(|v| v.to_str().unwrap_or("").to_string());
+                        let _ = sig_tx.send(sig);
+                        Ok(resp)
+                    };
+                    match tls {
+                        Some(acceptor) => {
+                            let Ok(stream) = acceptor.accept(tcp).await else { return };
+                            let Ok(ws) = tokio_tungstenite::accept_hdr_async(stream, record).await else { return };
+                            let _ = tx.send(serve(ws, mode).await);
+                        }
+                        None => {
+                            let Ok(ws) = tokio_tungstenite::accept_hdr_async(tcp, record).await else { return };
+                            let _ = tx.send(serve(ws, mode).await);
+                        }
+                    }
                 });
             }
         });
-        Agent { url, seen, _rt: rt }
+        Agent { url, seen, signatures, _rt: rt }
     }
 
     fn config(&self) -> String {
@@ -78,7 +108,10 @@ impl Agent {
     }
 }
 
-async fn serve(ws: tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>, mode: Mode) -> Seen {
+async fn serve<S>(ws: tokio_tungstenite::WebSocketStream<S>, mode: Mode) -> Seen
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     let (mut tx, mut rx) = ws.split();
     let mut seen = Seen::default();
     let mut media = 0u32;
@@ -338,4 +371,49 @@ fn the_agent_closing_its_socket_hangs_up_and_an_unreachable_agent_gets_503() {
     assert!(answer.starts_with("SIP/2.0 503"), "{answer}");
     assert!(header(&answer, "Reason").contains("agent"), "the 503 says why:\n{answer}");
     assert!(!header(&answer, "Retry-After").is_empty(), "{answer}");
+}
+
+#[test]
+fn a_wss_agent_is_reached_over_tls_and_can_check_the_handshake_signature() {
+    // A self-signed certificate for localhost, trusted by vocals through SSL_CERT_FILE (the system trust store
+    // otherwise).
+    let key = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let cert_der = key.cert.der().clone();
+    let key_der = rustls::pki_types::PrivateKeyDer::try_from(key.signing_key.serialize_der()).unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert_der], key_der)
+        .unwrap();
+    let agent = Agent::start_tls(Mode::Echo, Some(tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config))));
+    let ca = std::env::temp_dir().join(format!("vocals-agent-ca-{}.pem", std::process::id()));
+    std::fs::write(&ca, key.cert.pem()).unwrap();
+    let extra = format!(
+        "[[agents]]\nname = \"bot\"\nurl = \"{}\"\nsecret = \"s3cret\"\n[agents.parameters]\nsystem_prompt = \"Be brief.\"\n",
+        agent.url
+    );
+    let ca_path = ca.to_string_lossy().into_owned();
+    let server = Server::start_with(
+        "agent-wss",
+        &extra,
+        &[("VOCALS_DEFAULT_AGENT", "bot"), ("SSL_CERT_FILE", ca_path.as_str())],
+    );
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let (caller, remote) = Caller::invite_to(&server, &socket, "agent-wss", DIALED);
+    let got = receive(&socket);
+    for k in 0..25usize {
+        socket.send_to(&rtp(k as u16, k == 0, 0, k as u32 * 160, &frame(k)), remote).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    caller.request("BYE", 2);
+    let seen = agent.seen();
+    let got = got.join().unwrap();
+    let _ = std::fs::remove_file(&ca);
+    assert_eq!(check_frames(&seen.frames).iter().filter(|p| is_audio(p)).count(), 25);
+    assert_eq!(got.iter().filter(|g| is_audio(&g.1)).count(), 25, "the agent's audio came back over TLS");
+    let signature = agent.signatures.recv_timeout(Duration::from_secs(1)).unwrap();
+    assert_eq!(signature.as_deref(), Some(vocals::io::agent::sign("s3cret", &agent.url).as_str()));
 }

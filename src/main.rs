@@ -48,6 +48,9 @@ fn serve(file: Option<PathBuf>, check: bool) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     init_tracing(&config);
+    // One TLS provider for the whole process, ring, before anything builds a TLS configuration (two
+    // providers linked in make rustls panic at run time).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {

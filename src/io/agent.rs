@@ -7,14 +7,16 @@
 
 use std::collections::VecDeque;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
+use base64::Engine;
 use futures_util::{Sink, SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
 use crate::agent::protocol::StartInfo;
 use crate::agent::session::AgentSession;
@@ -25,6 +27,8 @@ type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// Frames held back while the socket cannot take them: one second of uplink audio.
 const BACKLOG: usize = 50;
+/// The agent socket's kernel send buffer.
+const SEND_BUFFER: usize = 64 * 1024;
 
 /// Why the agent could not be reached.
 #[derive(Debug, thiserror::Error)]
@@ -59,14 +63,38 @@ pub struct AgentLink {
 }
 
 impl AgentLink {
-    /// Opens the WebSocket (within the agent's connect timeout) and sends `connected` and `start`.
-    pub async fn connect(agent: &AgentConfig, info: StartInfo) -> Result<AgentLink, AgentError> {
+    /// Opens the WebSocket (within the agent's connect timeout) and sends `connected` and `start`. `tls` is
+    /// the one client configuration every `wss://` agent shares.
+    pub async fn connect(
+        agent: &AgentConfig,
+        info: StartInfo,
+        tls: Option<Arc<rustls::ClientConfig>>,
+    ) -> Result<AgentLink, AgentError> {
         let refused =
             |e: &dyn std::fmt::Display| AgentError::Connect { agent: agent.name.clone(), message: e.to_string() };
         let connect = async {
-            let request = agent.url.as_str().into_client_request().map_err(|e| refused(&e))?;
-            // Nagle off: a 20 ms frame must not wait for the previous one's ACK.
-            tokio_tungstenite::connect_async_with_config(request, None, true).await.map_err(|e| refused(&e))
+            let mut request = agent.url.as_str().into_client_request().map_err(|e| refused(&e))?;
+            if let Some(secret) = &agent.secret {
+                let signature = sign(secret, &agent.url).parse().map_err(|e| refused(&e))?;
+                request.headers_mut().insert("X-Twilio-Signature", signature);
+            }
+            let uri = request.uri();
+            let secure = uri.scheme_str() == Some("wss");
+            let host = uri.host().unwrap_or_default().trim_matches(['[', ']']).to_string();
+            let port = uri.port_u16().unwrap_or(if secure { 443 } else { 80 });
+            let tcp = TcpStream::connect((host.as_str(), port)).await.map_err(|e| refused(&e))?;
+            // Nagle off: a 20 ms frame must not wait for the previous one's ACK. A modest send buffer bounds
+            // what a stalled agent can hold of ours (a second of uplink is about 15 KB).
+            tcp.set_nodelay(true).map_err(|e| refused(&e))?;
+            let _ = socket2::SockRef::from(&tcp).set_send_buffer_size(SEND_BUFFER);
+            let connector = match (secure, tls) {
+                (true, Some(config)) => Some(Connector::Rustls(config)),
+                (true, None) => return Err(refused(&"no TLS configuration for wss://")),
+                (false, _) => Some(Connector::Plain),
+            };
+            tokio_tungstenite::client_async_tls_with_config(request, tcp, None, connector)
+                .await
+                .map_err(|e| refused(&e))
         };
         let (ws, _) = tokio::time::timeout(agent.connect_timeout, connect)
             .await
@@ -166,5 +194,43 @@ impl AgentLink {
             }
         }
         self.uplink
+    }
+}
+
+/// The `X-Twilio-Signature` of a WebSocket handshake: base64 of HMAC-SHA1 over the URL, keyed with the agent's
+/// secret (what Twilio sends its own stream endpoints; there are no POST parameters to append).
+pub fn sign(secret: &str, url: &str) -> String {
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, secret.as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(ring::hmac::sign(&key, url.as_bytes()).as_ref())
+}
+
+/// The TLS client configuration for `wss://` agents: the system's trust store (`/etc/ssl/certs`, or
+/// `SSL_CERT_FILE`), ring as the provider. Built once.
+pub fn tls_config() -> Result<Arc<rustls::ClientConfig>, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    let found = rustls_native_certs::load_native_certs();
+    for cert in found.certs {
+        let _ = roots.add(cert);
+    }
+    if roots.is_empty() {
+        return Err(format!("no trusted CA certificates found ({:?})", found.errors));
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_handshake_signature_is_hmac_sha1_of_the_url_in_base64() {
+        // Computed independently with Python's hmac module.
+        assert_eq!(sign("12345", "wss://agents.example.com/stream?agent=support"), "8yDqy9onvunzn8sVPg0EsjL7T/U=");
     }
 }

@@ -76,6 +76,8 @@ enum Agent {
 pub struct TokioMedia {
     settings: MediaSettings,
     agents: HashMap<String, Arc<AgentConfig>>,
+    /// The TLS client configuration all `wss://` agents share (built once, when one is configured).
+    tls: Option<Arc<rustls::ClientConfig>>,
     events: mpsc::Sender<MediaEvent>,
     calls: HashMap<CallRef, mpsc::Sender<Control>>,
     /// State of the generator for SSRCs, initial sequence numbers and timestamps, and stream ids.
@@ -91,8 +93,15 @@ impl TokioMedia {
         events: mpsc::Sender<MediaEvent>,
         seed: u64,
     ) -> TokioMedia {
+        let tls = if agents.iter().any(|a| a.url.starts_with("wss://")) {
+            crate::io::agent::tls_config()
+                .inspect_err(|e| tracing::error!(error = %e, "wss:// agents cannot be reached: no TLS configuration"))
+                .ok()
+        } else {
+            None
+        };
         let agents = agents.into_iter().map(|a| (a.name.clone(), Arc::new(a))).collect();
-        TokioMedia { settings, agents, events, calls: HashMap::new(), rng: seed | 1 }
+        TokioMedia { settings, agents, tls, events, calls: HashMap::new(), rng: seed | 1 }
     }
 
     /// xorshift64*: not for secrets, only so SSRCs, starting points and ids differ (RFC 3550 §5.1).
@@ -148,7 +157,7 @@ impl MediaPlane for TokioMedia {
             _ if info.agent == "echo" => (Agent::Echo, Connect::No, Readiness::Now),
             Some(agent) => {
                 let start = self.start_info(&agent, info);
-                (Agent::None, Connect::To(agent, start), Readiness::Later)
+                (Agent::None, Connect::To(agent, start, self.tls.clone()), Readiness::Later)
             }
             None => (Agent::None, Connect::Unknown(info.agent.clone()), Readiness::Later),
         };
@@ -210,7 +219,7 @@ struct CallMedia {
 /// How the call task reaches its agent before the call is answered.
 enum Connect {
     No,
-    To(Arc<AgentConfig>, StartInfo),
+    To(Arc<AgentConfig>, StartInfo, Option<Arc<rustls::ClientConfig>>),
     Unknown(String),
 }
 
@@ -258,10 +267,10 @@ impl CallMedia {
         let outcome = match connect {
             Connect::No => return true,
             Connect::Unknown(name) => Err(format!("no agent named {name}")),
-            Connect::To(agent, start) => {
+            Connect::To(agent, start, tls) => {
                 let stream_sid = start.stream_sid.clone();
                 tokio::select! {
-                    r = AgentLink::connect(&agent, start) => r.map_err(|e| e.to_string()).inspect(|_| {
+                    r = AgentLink::connect(&agent, start, tls) => r.map_err(|e| e.to_string()).inspect(|_| {
                         tracing::info!(call = self.call.0, agent = %agent.name, stream_sid, "agent stream started");
                     }),
                     // The call ended (CANCEL) while the agent was being reached.
