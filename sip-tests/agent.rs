@@ -13,11 +13,17 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 
 use common::{Caller, Server, header};
+
+/// The tests take turns: latency and pacing are measured while nothing else runs.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn turn() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// The number the tests dial: not in the table, so it goes to `default_agent` (the test agent).
 const DIALED: &str = "+14155550177";
@@ -31,6 +37,8 @@ enum Mode {
     Barge,
     /// Closes the socket 300 ms after `start` (hangs up).
     HangUp,
+    /// Stops reading after `start`, with a tiny receive buffer: a stalled agent.
+    Stall,
 }
 
 /// What the agent saw on one connection.
@@ -58,7 +66,15 @@ impl Agent {
     /// An agent behind TLS (`wss://localhost`) when `tls` is given.
     fn start_tls(mode: Mode, tls: Option<tokio_rustls::TlsAcceptor>) -> Agent {
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-        let listener = rt.block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
+        let listener = {
+            let _guard = rt.enter();
+            let socket = tokio::net::TcpSocket::new_v4().unwrap();
+            if let Mode::Stall = mode {
+                socket.set_recv_buffer_size(2048).unwrap();
+            }
+            socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+            socket.listen(16).unwrap()
+        };
         let port = listener.local_addr().unwrap().port();
         let url = if tls.is_some() {
             format!("wss://localhost:{port}/stream")
@@ -139,6 +155,10 @@ where
             "start" => {
                 stream_sid = v["streamSid"].as_str().unwrap_or("").to_string();
                 match mode {
+                    Mode::Stall => {
+                        tokio::time::sleep(Duration::from_secs(15)).await;
+                        return seen;
+                    }
                     Mode::HangUp => hang_up.as_mut().reset(tokio::time::Instant::now() + Duration::from_millis(300)),
                     Mode::Barge => {
                         let reply = STANDARD.encode(vec![0x42u8; 8000 * 5]);
@@ -259,6 +279,7 @@ fn log_figure(server: &Server, record: &str, key: &str) -> u64 {
 
 #[test]
 fn a_websocket_agent_hears_the_caller_speaks_back_gets_dtmf_and_marks_at_playout_time() {
+    let _turn = turn();
     let agent = Agent::start(Mode::Echo);
     let server = Server::start_with("agent-echo", &agent.config(), &[("VOCALS_DEFAULT_AGENT", "bot")]);
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -324,6 +345,7 @@ fn a_websocket_agent_hears_the_caller_speaks_back_gets_dtmf_and_marks_at_playout
 
 #[test]
 fn clear_stops_a_long_reply_within_a_frame_and_releases_its_mark() {
+    let _turn = turn();
     let agent = Agent::start(Mode::Barge);
     let server = Server::start_with("agent-clear", &agent.config(), &[("VOCALS_DEFAULT_AGENT", "bot")]);
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -348,6 +370,7 @@ fn clear_stops_a_long_reply_within_a_frame_and_releases_its_mark() {
 
 #[test]
 fn the_agent_closing_its_socket_hangs_up_and_an_unreachable_agent_gets_503() {
+    let _turn = turn();
     let agent = Agent::start(Mode::HangUp);
     let server = Server::start_with("agent-hangup", &agent.config(), &[("VOCALS_DEFAULT_AGENT", "bot")]);
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -375,6 +398,7 @@ fn the_agent_closing_its_socket_hangs_up_and_an_unreachable_agent_gets_503() {
 
 #[test]
 fn a_wss_agent_is_reached_over_tls_and_can_check_the_handshake_signature() {
+    let _turn = turn();
     // A self-signed certificate for localhost, trusted by vocals through SSL_CERT_FILE (the system trust store
     // otherwise).
     let key = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
@@ -416,4 +440,32 @@ fn a_wss_agent_is_reached_over_tls_and_can_check_the_handshake_signature() {
     assert_eq!(got.iter().filter(|g| is_audio(&g.1)).count(), 25, "the agent's audio came back over TLS");
     let signature = agent.signatures.recv_timeout(Duration::from_secs(1)).unwrap();
     assert_eq!(signature.as_deref(), Some(vocals::io::agent::sign("s3cret", &agent.url).as_str()));
+}
+
+#[test]
+fn a_stalled_agent_never_stalls_the_caller_and_loses_the_oldest_frames_counted() {
+    let _turn = turn();
+    let agent = Agent::start(Mode::Stall);
+    let server = Server::start_with("agent-stall", &agent.config(), &[("VOCALS_DEFAULT_AGENT", "bot")]);
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let (caller, remote) = Caller::invite_to(&server, &socket, "agent-stall", DIALED);
+    let got = receive(&socket);
+    let start = Instant::now();
+    for k in 0..300usize {
+        let due = start + Duration::from_millis(20 * k as u64);
+        std::thread::sleep(due.saturating_duration_since(Instant::now()));
+        socket.send_to(&rtp(k as u16, k == 0, 0, k as u32 * 160, &frame(k)), remote).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    caller.request("BYE", 2);
+    let got = got.join().unwrap();
+    // The caller's side kept its 20 ms clock the whole time the agent was not reading.
+    let during: Vec<Instant> = got.iter().map(|g| g.0).filter(|t| *t < start + Duration::from_secs(6)).collect();
+    assert!(during.len() >= 295, "{} packets in 6 s", during.len());
+    let worst = during.windows(2).map(|w| w[1] - w[0]).max().unwrap();
+    assert!(worst < Duration::from_millis(60), "a {worst:?} gap in the caller's stream");
+    assert_eq!(log_figure(&server, "call media record", "rtp_received"), 300);
+    let dropped = log_figure(&server, "call agent record", "uplink_dropped");
+    println!("stalled agent: {dropped} uplink frames dropped oldest-first");
+    assert!(dropped > 0, "the backlog is bounded");
 }

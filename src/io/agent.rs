@@ -16,6 +16,7 @@ use futures_util::{Sink, SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
 use crate::agent::protocol::StartInfo;
@@ -27,8 +28,8 @@ type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// Frames held back while the socket cannot take them: one second of uplink audio.
 const BACKLOG: usize = 50;
-/// The agent socket's kernel send buffer.
-const SEND_BUFFER: usize = 64 * 1024;
+/// The agent socket's kernel send buffer (Linux doubles it): about two seconds of uplink frames.
+const SEND_BUFFER: usize = 16 * 1024;
 
 /// Why the agent could not be reached.
 #[derive(Debug, thiserror::Error)]
@@ -84,7 +85,7 @@ impl AgentLink {
             let port = uri.port_u16().unwrap_or(if secure { 443 } else { 80 });
             let tcp = TcpStream::connect((host.as_str(), port)).await.map_err(|e| refused(&e))?;
             // Nagle off: a 20 ms frame must not wait for the previous one's ACK. A modest send buffer bounds
-            // what a stalled agent can hold of ours (a second of uplink is about 15 KB).
+            // what a stalled agent can hold of ours (a second of uplink is about 17 KB of frames).
             tcp.set_nodelay(true).map_err(|e| refused(&e))?;
             let _ = socket2::SockRef::from(&tcp).set_send_buffer_size(SEND_BUFFER);
             let connector = match (secure, tls) {
@@ -92,7 +93,10 @@ impl AgentLink {
                 (true, None) => return Err(refused(&"no TLS configuration for wss://")),
                 (false, _) => Some(Connector::Plain),
             };
-            tokio_tungstenite::client_async_tls_with_config(request, tcp, None, connector)
+            // Every frame goes straight to the socket: tungstenite then holds at most the one frame the socket
+            // would not take, and back-pressure reaches the backlog below instead of an unbounded buffer.
+            let config = WebSocketConfig::default().write_buffer_size(0);
+            tokio_tungstenite::client_async_tls_with_config(request, tcp, Some(config), connector)
                 .await
                 .map_err(|e| refused(&e))
         };
