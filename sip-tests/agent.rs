@@ -39,6 +39,9 @@ enum Mode {
     HangUp,
     /// Stops reading after `start`, with a tiny receive buffer: a stalled agent.
     Stall,
+    /// Hangs up 300 ms after `start` through the Twilio-compatible REST endpoint on this port, as Pipecat
+    /// does with `base_url` (Basic auth: the account id and the agent's auth token).
+    RestHangUp(u16),
 }
 
 /// What the agent saw on one connection.
@@ -48,6 +51,8 @@ struct Seen {
     /// Marks vocals echoed, with when they came.
     marks: Vec<(String, Instant)>,
     clear_sent: Option<Instant>,
+    /// The REST hang-up's HTTP status line.
+    rest_status: Option<String>,
 }
 
 struct Agent {
@@ -155,6 +160,14 @@ where
             "start" => {
                 stream_sid = v["streamSid"].as_str().unwrap_or("").to_string();
                 match mode {
+                    Mode::RestHangUp(port) => {
+                        let start = &v["start"];
+                        let (ac, ca) =
+                            (start["accountSid"].as_str().unwrap_or(""), start["callSid"].as_str().unwrap_or(""));
+                        tokio::time::sleep(Duration::from_millis(300)).await;
+                        let status = rest_hangup(port, ac, ca, "t0ken").await;
+                        seen.rest_status = Some(status);
+                    }
                     Mode::Stall => {
                         tokio::time::sleep(Duration::from_secs(15)).await;
                         return seen;
@@ -186,6 +199,25 @@ where
             _ => {}
         }
     }
+}
+
+/// `POST /2010-04-01/Accounts/{AC}/Calls/{CA}.json` with `Status=completed`, over a raw HTTP/1.1
+/// connection; returns the status line.
+async fn rest_hangup(port: u16, account: &str, call: &str, token: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let body = "Status=completed";
+    let auth = STANDARD.encode(format!("{account}:{token}"));
+    let request = format!(
+        "POST /2010-04-01/Accounts/{account}/Calls/{call}.json HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\
+         Authorization: Basic {auth}\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response).await;
+    response.lines().next().unwrap_or("").to_string()
 }
 
 /// Checks a connection's frames against MEDIA-STREAMS.md; returns the media payloads.
@@ -382,6 +414,32 @@ fn the_agent_closing_its_socket_hangs_up_and_an_unreachable_agent_gets_503() {
         }
     };
     assert!(header(&bye, "Reason").contains("agent hung up"), "{bye}");
+    drop(server);
+
+    // The agent hangs up through the Twilio-compatible REST endpoint instead.
+    let server_admin = common::free_tcp_port();
+    let agent = Agent::start(Mode::RestHangUp(server_admin));
+    let config = format!(
+        "{}auth_token = \"t0ken\"\n",
+        agent.config().replace("[agents.parameters]\nsystem_prompt = \"Be brief.\"\n", "")
+    );
+    let server = Server::start_with(
+        "agent-rest",
+        &config,
+        &[("VOCALS_DEFAULT_AGENT", "bot"), ("VOCALS_ADMIN_LISTEN", &format!("127.0.0.1:{server_admin}"))],
+    );
+    let (caller, _) = Caller::invite_to(&server, &socket, "agent-rest", DIALED);
+    let bye = loop {
+        let msg = caller.recv();
+        if msg.starts_with("BYE ") {
+            break msg;
+        }
+    };
+    assert!(header(&bye, "Reason").contains("REST"), "{bye}");
+    caller.respond_ok(&bye);
+    let seen = agent.seen();
+    assert_eq!(seen.rest_status.as_deref(), Some("HTTP/1.1 200 OK"));
+    assert_eq!(seen.frames.last().unwrap()["event"], "stop", "vocals ended the stream after the hang-up");
 
     // Nothing listens at the agent's address: the ringing call is refused, never answered into silence.
     let closed: SocketAddr = {

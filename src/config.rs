@@ -31,6 +31,8 @@ pub struct Config {
     pub numbers: Vec<NumberConfig>,
     /// `[[agents]]`: the WebSocket agents, until the store holds them (`echo` is built in).
     pub agents: Vec<AgentConfig>,
+    /// `[admin] listen`: the HTTP API (and the Twilio-compatible call control); `None` turns it off.
+    pub admin_listen: Option<SocketAddr>,
 }
 
 /// One `[[agents]]` entry: an agent reached over a Twilio Media Streams WebSocket.
@@ -45,6 +47,9 @@ pub struct AgentConfig {
     pub connect_timeout: Duration,
     /// Sent in `start.customParameters` (system prompt, providers, settings), all strings.
     pub parameters: BTreeMap<String, String>,
+    /// The password the agent's framework uses (HTTP Basic, with the account id as the user) to hang up through
+    /// the Twilio-compatible REST endpoint; `None`: it cannot.
+    pub auth_token: Option<String>,
 }
 
 /// `[media]`.
@@ -151,6 +156,7 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ("media", "send_silence", "true"),
     ("media", "rtcp_interval", "5"),
     ("media", "jitter_max_ms", "60"),
+    ("admin", "listen", "127.0.0.1:8080"),
     ("log", "level", "info"),
     ("log", "format", "auto"),
 ];
@@ -259,7 +265,8 @@ impl Config {
             other => return Err(bad("log.format", other, "one of auto, pretty, plain, json")),
         };
         let log = LogConfig { level: v["log.level"].clone(), format };
-        Ok(Config { state_dir, sip, media, log, default_agent, numbers: Vec::new(), agents: Vec::new() })
+        let admin_listen = listen(v, "admin.listen")?;
+        Ok(Config { state_dir, sip, media, log, default_agent, numbers: Vec::new(), agents: Vec::new(), admin_listen })
     }
 }
 
@@ -357,6 +364,7 @@ fn agent_entry(i: usize, entry: toml::Value) -> Result<AgentConfig, ConfigError>
         return Err(bad(&key("url"), &url, "a ws:// or wss:// URL"));
     }
     let secret = text("secret")?.filter(|s| !s.is_empty());
+    let auth_token = text("auth_token")?.filter(|s| !s.is_empty());
     let connect_timeout = match t.remove("connect_timeout_ms") {
         None => Duration::from_millis(3000),
         Some(toml::Value::Integer(ms)) if (100..=30_000).contains(&ms) => Duration::from_millis(ms as u64),
@@ -381,9 +389,9 @@ fn agent_entry(i: usize, entry: toml::Value) -> Result<AgentConfig, ConfigError>
         Some(other) => return Err(bad(&key("parameters"), other.type_str(), "a table of strings")),
     }
     if let Some(unknown) = t.keys().next() {
-        return Err(unknown_key(&key(unknown), "name, url, secret", "connect_timeout_ms, parameters"));
+        return Err(unknown_key(&key(unknown), "name, url, secret, auth_token", "connect_timeout_ms, parameters"));
     }
-    Ok(AgentConfig { name, url, secret, connect_timeout, parameters })
+    Ok(AgentConfig { name, url, secret, connect_timeout, parameters, auth_token })
 }
 
 fn unknown_key(key: &str, a: &str, b: &str) -> ConfigError {

@@ -1,6 +1,7 @@
 //! Wiring: binds the listeners, builds the endpoint and the call layer from the configuration, and runs the
 //! SIP driver until the shutdown future resolves. Tests call [`bind`] with port 0 and [`serve`] in-process.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
 use std::net::{IpAddr, Ipv4Addr, UdpSocket as StdUdpSocket};
@@ -23,7 +24,11 @@ pub async fn bind(config: &Config) -> std::io::Result<Listeners> {
         Some(addr) => Some(tokio::net::TcpListener::bind(addr).await?),
         None => None,
     };
-    Ok(Listeners { udp, tcp })
+    let admin = match config.admin_listen {
+        Some(addr) => Some(tokio::net::TcpListener::bind(addr).await?),
+        None => None,
+    };
+    Ok(Listeners { udp, tcp, admin })
 }
 
 /// Serves SIP on `listeners` until `shutdown` resolves.
@@ -49,6 +54,9 @@ pub async fn serve(config: Config, listeners: Listeners, shutdown: impl Future<O
         ..EndpointConfig::default()
     };
     let (media_tx, media_rx) = tokio::sync::mpsc::channel(1024);
+    let (command_tx, command_rx) = tokio::sync::mpsc::channel(256);
+    let agent_tokens: HashMap<String, String> =
+        config.agents.iter().filter_map(|a| Some((a.name.clone(), a.auth_token.clone()?))).collect();
     let media = TokioMedia::new(config.media.settings.clone(), config.agents.clone(), media_tx, random_seed());
     let calls = Calls::new(
         CallConfig {
@@ -57,6 +65,9 @@ pub async fn serve(config: Config, listeners: Listeners, shutdown: impl Future<O
             rtp_ports: config.media.rtp_ports,
             max_call_duration: config.sip.max_call_duration,
             srtp: false,
+            agent_tokens: Arc::new(agent_tokens),
+            default_account_sid: format!("AC{}", "0".repeat(32)),
+            seed: random_seed(),
         },
         Box::new(media),
     );
@@ -66,7 +77,21 @@ pub async fn serve(config: Config, listeners: Listeners, shutdown: impl Future<O
     let endpoint = Endpoint::new(ep_config, IdGen::new(random_seed()));
     let tcp_limits =
         TcpLimits { max_connections: config.sip.tcp_max_connections, idle_timeout: config.sip.tcp_idle_timeout };
-    crate::io::sip::run(endpoint, calls, listeners, tcp_limits, media_rx, shutdown).await
+    let Listeners { udp, tcp, admin } = listeners;
+    let http = match admin {
+        Some(listener) => {
+            tracing::info!(addr = ?listener.local_addr().ok(), "HTTP API listening");
+            let app = crate::admin::app(crate::admin::AppState { calls: command_tx });
+            Some(tokio::spawn(async move { axum::serve(listener, app).await }))
+        }
+        None => None,
+    };
+    let sip = Listeners { udp, tcp, admin: None };
+    let result = crate::io::sip::run(endpoint, calls, sip, tcp_limits, media_rx, command_rx, shutdown).await;
+    if let Some(http) = http {
+        http.abort();
+    }
+    result
 }
 
 /// The host's primary address, as the routing table picks it (a UDP "connect" sends no packet); loopback

@@ -6,6 +6,7 @@
 //! agent), `call` (the call layer); then `io` (the tokio shell: SIP driver, call tasks, agent WebSockets),
 //! `config` and `daemon` (wiring).
 
+pub mod admin;
 pub mod agent;
 pub mod call;
 pub mod config;

@@ -17,6 +17,8 @@ pub struct Server {
     pub child: Child,
     pub udp: u16,
     pub tcp: u16,
+    /// The HTTP API's port.
+    pub admin: u16,
     pub dir: PathBuf,
     /// The listen host: `127.0.0.1` or `[::1]`.
     pub host: String,
@@ -44,13 +46,14 @@ impl Server {
         let dir = std::env::temp_dir().join(format!("vocals-sipp-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let (udp, tcp) = (free_udp_port(), free_tcp_port());
+        let (udp, tcp, admin) = (free_udp_port(), free_tcp_port(), free_tcp_port());
         let host = host.to_string();
         // Each server its own RTP range, so servers running side by side do not contend for ports.
         let rtp = 20_000 + 400 * RTP_RANGES.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 40_000;
         let config = format!(
             "default_agent = \"\"\n[sip]\nlisten_udp = \"{host}:{udp}\"\nlisten_tcp = \"{host}:{tcp}\"\nmax_call_duration = 60\n\
              [media]\npublic_ip = \"127.0.0.1\"\nrtp_ports = \"{rtp}-{}\"\n\
+             [admin]\nlisten = \"127.0.0.1:{admin}\"\n\
              [[numbers]]\nnumber = \"{NUMBER}\"\nagent = \"echo\"\naccount_sid = \"ACbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\"\n\
              [[numbers]]\nnumber = \"{NO_AGENT}\"\n{extra}",
             rtp + 399
@@ -81,7 +84,7 @@ impl Server {
             }
         });
         rx.recv_timeout(Duration::from_secs(20)).expect("vocals did not start listening within 20 s");
-        Server { child, udp, tcp, dir, host }
+        Server { child, udp, tcp, admin, dir, host }
     }
 
     pub fn log(&self) -> String {
@@ -166,6 +169,19 @@ impl Caller {
         let mut buf = [0u8; 4096];
         let (n, _) = self.sip.recv_from(&mut buf).expect("a SIP message from vocals");
         String::from_utf8_lossy(&buf[..n]).into_owned()
+    }
+
+    /// Answers a request from vocals (its BYE) with 200 OK.
+    pub fn respond_ok(&self, request: &str) {
+        let mut msg = String::from("SIP/2.0 200 OK\r\n");
+        for name in ["Via", "From", "To", "Call-ID", "CSeq"] {
+            for line in request.lines().filter(|l| l.starts_with(&format!("{name}: "))) {
+                msg.push_str(line);
+                msg.push_str("\r\n");
+            }
+        }
+        msg.push_str("Content-Length: 0\r\n\r\n");
+        self.sip.send_to(msg.as_bytes(), self.server).unwrap();
     }
 
     pub fn request(&self, method: &str, cseq: u32) {

@@ -31,6 +31,43 @@ pub struct CallConfig {
     pub rtp_ports: PortRange,
     pub max_call_duration: Duration,
     pub srtp: bool,
+    /// Each agent's REST credential (the auth token its framework sends with Basic auth to hang up).
+    pub agent_tokens: Arc<HashMap<String, String>>,
+    /// The account id calls not from Twilio are given.
+    pub default_account_sid: String,
+    /// Random bits for the call ids vocals makes up (calls without `X-Twilio-CallSid`).
+    pub seed: u64,
+}
+
+/// A Twilio-style REST request to end a call (`POST .../Accounts/{AC}/Calls/{CA}.json`, `Status=completed`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HangupRequest {
+    pub account_sid: String,
+    pub call_sid: String,
+    /// HTTP Basic credentials.
+    pub user: String,
+    pub password: String,
+}
+
+/// What the REST layer answers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HangupOutcome {
+    /// The call is being ended; its description for the response body.
+    Done(CallSummary),
+    UnknownCall,
+    /// The credentials do not match this call's account and agent.
+    Unauthorized,
+}
+
+/// A call as the Twilio-compatible REST API describes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallSummary {
+    pub call_sid: String,
+    pub account_sid: String,
+    pub from: String,
+    pub to: String,
+    /// `completed` (it was answered) or `canceled` (it was ringing).
+    pub status: &'static str,
 }
 
 /// Where each call's media runs: the tokio shell binds sockets and spawns a task per call; tests record.
@@ -112,6 +149,7 @@ const BIND_ATTEMPTS: usize = 8;
 
 struct Active {
     port: u16,
+    info: CallInfo,
     /// Our SDP, while the call rings and its agent is being reached.
     pending_answer: Option<Bytes>,
     deadline: Instant,
@@ -127,13 +165,14 @@ pub struct Calls {
     ports: PortPool,
     active: HashMap<CallRef, Active>,
     session_ids: u64,
+    call_ids: u64,
 }
 
 impl Calls {
     pub fn new(config: CallConfig, media: Box<dyn MediaPlane>) -> Calls {
         // A port rests 2 s after its call, past any late packet of that call.
         let ports = PortPool::new(config.rtp_ports, Duration::from_secs(2));
-        Calls { config, media, ports, active: HashMap::new(), session_ids: 0 }
+        Calls { config, media, ports, active: HashMap::new(), session_ids: 0, call_ids: 0 }
     }
 
     pub fn active(&self) -> usize {
@@ -182,7 +221,12 @@ impl Calls {
         // No offer: ours goes in the 200 and the answer comes in the ACK (RFC 3261 §13.2.1); until then the
         // stream is what we offered, with no remote address.
         let stream = negotiated.as_ref().map_or_else(our_offer, Stream::from);
-        let info = CallInfo::from_invite(invite, routed.agent.clone(), routed.dialed.to_string());
+        let mut info = CallInfo::from_invite(invite, routed.agent.clone(), routed.dialed.to_string());
+        if info.call_sid.is_none() {
+            self.call_ids += 1;
+            info.call_sid = Some(format!("CA{:016x}{:016x}", self.config.seed, self.call_ids));
+        }
+        info.account_sid.get_or_insert_with(|| self.config.default_account_sid.clone());
         let Some((port, readiness)) = self.open_media(now, call, &info, stream) else {
             let retry = [(HeaderName::RetryAfter, "5".to_string())];
             return ep.reject(now, call, StatusCode::SERVICE_UNAVAILABLE, "No RTP Port Available", &retry);
@@ -194,7 +238,8 @@ impl Calls {
         };
         let deadline = now + self.config.max_call_duration;
         let pending_answer = (readiness == Readiness::Later).then(|| sdp.clone());
-        self.active.insert(call, Active { port, pending_answer, deadline, agent: routed.agent, offered });
+        let active = Active { port, info, pending_answer, deadline, agent: routed.agent, offered };
+        self.active.insert(call, active);
         ep.ringing(now, call);
         if readiness == Readiness::Now {
             ep.answer(now, call, sdp);
@@ -232,6 +277,39 @@ impl Calls {
             }
         }
         None
+    }
+
+    /// The Twilio-compatible REST hang-up: checks the account in the path and the Basic credentials (the
+    /// account id and the auth token configured for the call's agent), then ends the call: BYE when it was
+    /// answered, 487-style refusal while it rings.
+    pub fn hangup_request(&mut self, now: Instant, ep: &mut Endpoint, req: &HangupRequest) -> HangupOutcome {
+        let found = self.active.iter().find(|(_, a)| a.info.call_sid.as_deref() == Some(req.call_sid.as_str()));
+        let Some((&call, active)) = found else { return HangupOutcome::UnknownCall };
+        let account = active.info.account_sid.clone().unwrap_or_default();
+        if account != req.account_sid {
+            return HangupOutcome::UnknownCall;
+        }
+        let token = self.config.agent_tokens.get(&active.agent);
+        if req.user != account || token.is_none_or(|t| !constant_time_eq(t.as_bytes(), req.password.as_bytes())) {
+            return HangupOutcome::Unauthorized;
+        }
+        let ringing = active.pending_answer.is_some();
+        let summary = CallSummary {
+            call_sid: req.call_sid.clone(),
+            account_sid: account,
+            from: active.info.from.clone(),
+            to: active.info.to.clone(),
+            status: if ringing { "canceled" } else { "completed" },
+        };
+        if ringing {
+            if let Some(a) = self.active.get_mut(&call) {
+                a.pending_answer = None;
+            }
+            ep.reject(now, call, StatusCode::TEMPORARILY_UNAVAILABLE, "Call Ended By Agent", &[]);
+        } else {
+            ep.hangup(now, call, Some(Reason::new("SIP", 200, "the agent ended the call (REST)")));
+        }
+        HangupOutcome::Done(summary)
     }
 
     /// The media asks for the call to end: our BYE, with a Reason that says why.
@@ -323,4 +401,9 @@ fn our_offer() -> Stream {
         remote_rtcp: None,
         direction: Direction::SendRecv,
     }
+}
+
+/// Compares secrets in time that does not depend on where they differ.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

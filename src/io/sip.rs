@@ -1,6 +1,6 @@
 //! The SIP driver: one task owns the [`Endpoint`] and the call layer, and follows one loop shape: apply one
-//! input, drain every output, then await a datagram, a TCP message, an accept, a call task's request or the
-//! next deadline. Each
+//! input, drain every output, then await a datagram, a TCP message, an accept, a call task's request, an HTTP
+//! API command or the next deadline. Each
 //! TCP connection has a task that frames messages by Content-Length, answers double-CRLF keepalives, and
 //! closes when idle; responses and in-dialog requests go back over the connection the dialog came on.
 
@@ -16,6 +16,7 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use crate::admin::CallCommand;
 use crate::call::Calls;
 use crate::io::media::MediaEvent;
 use crate::sip::endpoint::{Endpoint, Event, Output, Peer, Transport};
@@ -25,6 +26,8 @@ use crate::sip::message::{Limits, StreamFrame, frame_stream};
 pub struct Listeners {
     pub udp: Option<UdpSocket>,
     pub tcp: Option<TcpListener>,
+    /// The HTTP API's listener (served beside the driver, not by it).
+    pub admin: Option<TcpListener>,
 }
 
 /// Limits of the TCP side.
@@ -54,6 +57,7 @@ pub async fn run(
     listeners: Listeners,
     tcp_limits: TcpLimits,
     mut media_events: mpsc::Receiver<MediaEvent>,
+    mut commands: mpsc::Receiver<CallCommand>,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
     let limits = ep.config().limits;
@@ -101,6 +105,12 @@ pub async fn run(
                 MediaEvent::Ready { call } => calls.media_ready(std::time::Instant::now(), &mut ep, call),
                 MediaEvent::Failed { call, why } => calls.media_failed(std::time::Instant::now(), &mut ep, call, &why),
                 MediaEvent::End { call, why } => calls.media_ended(std::time::Instant::now(), &mut ep, call, why),
+            },
+            Some(command) = commands.recv() => match command {
+                CallCommand::Hangup { request, reply } => {
+                    let outcome = calls.hangup_request(std::time::Instant::now(), &mut ep, &request);
+                    let _ = reply.send(outcome);
+                }
             },
             _ = sleep => {
                 let now = std::time::Instant::now();

@@ -1,0 +1,200 @@
+//! The HTTP API. For now: the Twilio-compatible call control agents' frameworks use to hang up
+//! (`POST /2010-04-01/Accounts/{AC}/Calls/{CA}.json` with `Status=completed`, HTTP Basic auth), answered with
+//! Twilio's JSON shapes, errors included. The admin resources join this router. Handlers never touch call
+//! state: they send a command to the SIP driver and await its answer.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::rejection::FormRejection;
+use axum::extract::{Form, Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use base64::Engine;
+use serde_json::json;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::call::{CallSummary, HangupOutcome, HangupRequest};
+
+/// What the HTTP API asks of the SIP driver.
+#[derive(Debug)]
+pub enum CallCommand {
+    Hangup { request: HangupRequest, reply: oneshot::Sender<HangupOutcome> },
+}
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub calls: mpsc::Sender<CallCommand>,
+}
+
+pub fn app(state: AppState) -> Router {
+    Router::new().route("/2010-04-01/Accounts/{account}/Calls/{call}", post(update_call)).with_state(Arc::new(state))
+}
+
+/// A Twilio REST error: `{"code", "message", "more_info", "status"}` with the matching HTTP status.
+fn twilio_error(status: StatusCode, code: u32, message: &str) -> Response {
+    let body = json!({
+        "code": code,
+        "message": message,
+        "more_info": format!("https://www.twilio.com/docs/errors/{code}"),
+        "status": status.as_u16(),
+    });
+    (status, Json(body)).into_response()
+}
+
+/// `POST /2010-04-01/Accounts/{AC}/Calls/{CA}.json`: `Status=completed` (or `canceled`) ends the call.
+async fn update_call(
+    State(state): State<Arc<AppState>>,
+    Path((account, call)): Path<(String, String)>,
+    headers: HeaderMap,
+    form: Result<Form<HashMap<String, String>>, FormRejection>,
+) -> Response {
+    let resource = format!("/2010-04-01/Accounts/{account}/Calls/{call}");
+    let Some(call_sid) = call.strip_suffix(".json") else {
+        return twilio_error(StatusCode::NOT_FOUND, 20404, &format!("The requested resource {resource} was not found"));
+    };
+    let Some((user, password)) = basic_auth(&headers) else {
+        return twilio_error(StatusCode::UNAUTHORIZED, 20003, "Authenticate: HTTP Basic credentials are required");
+    };
+    let form = match form {
+        Ok(Form(form)) => form,
+        Err(e) => return twilio_error(StatusCode::BAD_REQUEST, 20001, &format!("Invalid form body: {e}")),
+    };
+    match form.get("Status").map(String::as_str) {
+        Some("completed" | "canceled") => {}
+        Some(other) => {
+            let message = format!("Status {other:?} is not supported: use completed or canceled");
+            return twilio_error(StatusCode::BAD_REQUEST, 20001, &message);
+        }
+        None => return twilio_error(StatusCode::BAD_REQUEST, 20001, "Missing parameter Status (completed)"),
+    }
+    let request = HangupRequest { account_sid: account, call_sid: call_sid.to_string(), user, password };
+    let (reply, answer) = oneshot::channel();
+    if state.calls.try_send(CallCommand::Hangup { request, reply }).is_err() {
+        return twilio_error(StatusCode::SERVICE_UNAVAILABLE, 20503, "The call layer is busy; try again");
+    }
+    match tokio::time::timeout(Duration::from_secs(5), answer).await {
+        Ok(Ok(HangupOutcome::Done(summary))) => (StatusCode::OK, Json(call_resource(&summary))).into_response(),
+        Ok(Ok(HangupOutcome::UnknownCall)) => {
+            twilio_error(StatusCode::NOT_FOUND, 20404, &format!("The requested resource {resource} was not found"))
+        }
+        Ok(Ok(HangupOutcome::Unauthorized)) => {
+            twilio_error(StatusCode::UNAUTHORIZED, 20003, "Authenticate: wrong credentials for this call")
+        }
+        _ => twilio_error(StatusCode::SERVICE_UNAVAILABLE, 20503, "The call layer did not answer; try again"),
+    }
+}
+
+/// The Call resource Twilio returns from an update (the fields clients read).
+fn call_resource(c: &CallSummary) -> serde_json::Value {
+    json!({
+        "sid": c.call_sid,
+        "account_sid": c.account_sid,
+        "from": c.from,
+        "to": c.to,
+        "status": c.status,
+        "direction": "inbound",
+        "api_version": "2010-04-01",
+        "uri": format!("/2010-04-01/Accounts/{}/Calls/{}.json", c.account_sid, c.call_sid),
+    })
+}
+
+/// `Authorization: Basic base64(user:password)`.
+fn basic_auth(headers: &HeaderMap) -> Option<(String, String)> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, encoded) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (user, password) = text.split_once(':')?;
+    Some((user.to_string(), password.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::Request;
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    /// A stand-in for the SIP driver that knows one call.
+    fn app_with_one_call() -> Router {
+        let (tx, mut rx) = mpsc::channel::<CallCommand>(4);
+        tokio::spawn(async move {
+            while let Some(CallCommand::Hangup { request, reply }) = rx.recv().await {
+                let outcome = if request.call_sid != "CA1" || request.account_sid != "AC1" {
+                    HangupOutcome::UnknownCall
+                } else if (request.user.as_str(), request.password.as_str()) != ("AC1", "token") {
+                    HangupOutcome::Unauthorized
+                } else {
+                    HangupOutcome::Done(CallSummary {
+                        call_sid: "CA1".into(),
+                        account_sid: "AC1".into(),
+                        from: "+12125550100".into(),
+                        to: "+14155550123".into(),
+                        status: "completed",
+                    })
+                };
+                let _ = reply.send(outcome);
+            }
+        });
+        app(AppState { calls: tx })
+    }
+
+    async fn post(app: Router, uri: &str, auth: Option<&str>, body: &str) -> (StatusCode, serde_json::Value) {
+        let mut req = Request::post(uri).header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+        if let Some(auth) = auth {
+            let encoded = base64::engine::general_purpose::STANDARD.encode(auth);
+            req = req.header(header::AUTHORIZATION, format!("Basic {encoded}"));
+        }
+        let resp = app.oneshot(req.body(Body::from(body.to_string())).unwrap()).await.unwrap();
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        (status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
+    }
+
+    #[tokio::test]
+    async fn status_completed_ends_the_call_and_returns_the_call_resource() {
+        let (status, body) =
+            post(app_with_one_call(), "/2010-04-01/Accounts/AC1/Calls/CA1.json", Some("AC1:token"), "Status=completed")
+                .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!((body["sid"].as_str(), body["status"].as_str()), (Some("CA1"), Some("completed")));
+        assert_eq!(body["account_sid"], "AC1");
+    }
+
+    #[tokio::test]
+    async fn errors_are_twilio_json_that_says_what_was_wrong() {
+        let app = app_with_one_call();
+        let (status, body) =
+            post(app.clone(), "/2010-04-01/Accounts/AC1/Calls/CA9.json", Some("AC1:token"), "Status=completed").await;
+        assert_eq!(
+            (status, body["code"].as_u64(), body["status"].as_u64()),
+            (StatusCode::NOT_FOUND, Some(20404), Some(404))
+        );
+        assert!(body["message"].as_str().unwrap().contains("CA9.json"));
+        let (status, body) =
+            post(app.clone(), "/2010-04-01/Accounts/AC1/Calls/CA1.json", Some("AC1:nope"), "Status=completed").await;
+        assert_eq!((status, body["code"].as_u64()), (StatusCode::UNAUTHORIZED, Some(20003)));
+        let (status, _) = post(app.clone(), "/2010-04-01/Accounts/AC1/Calls/CA1.json", None, "Status=completed").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        let (status, body) =
+            post(app.clone(), "/2010-04-01/Accounts/AC1/Calls/CA1.json", Some("AC1:token"), "Status=ringing").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(body["message"].as_str().unwrap().contains("ringing"), "{body}");
+        let (status, body) =
+            post(app.clone(), "/2010-04-01/Accounts/AC1/Calls/CA1.json", Some("AC1:token"), "Twiml=<Hangup/>").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(body["message"].as_str().unwrap().contains("Status"), "{body}");
+        let (status, _) = post(app, "/2010-04-01/Accounts/AC1/Calls/CA1", Some("AC1:token"), "Status=completed").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+    }
+}
