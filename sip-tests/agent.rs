@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 
-use common::{Caller, Server, header};
+use common::{Caller, Server, Via, header, sipp};
 
 /// The tests take turns: latency and pacing are measured while nothing else runs.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -39,6 +39,8 @@ enum Mode {
     HangUp,
     /// Stops reading after `start`, with a tiny receive buffer: a stalled agent.
     Stall,
+    /// Asks for a blind transfer to +14155550100 300 ms after `start` (the vocals `transfer` extension).
+    Transfer,
     /// Hangs up 300 ms after `start` through the Twilio-compatible REST endpoint on this port, as Pipecat
     /// does with `base_url` (Basic auth: the account id and the agent's auth token).
     RestHangUp(u16),
@@ -160,6 +162,12 @@ where
             "start" => {
                 stream_sid = v["streamSid"].as_str().unwrap_or("").to_string();
                 match mode {
+                    Mode::Transfer => {
+                        tokio::time::sleep(Duration::from_millis(300)).await;
+                        let t =
+                            json!({"event": "transfer", "streamSid": stream_sid, "transfer": {"to": "+14155550100"}});
+                        let _ = tx.send(Message::text(t.to_string())).await;
+                    }
                     Mode::RestHangUp(port) => {
                         let start = &v["start"];
                         let (ac, ca) =
@@ -526,4 +534,27 @@ fn a_stalled_agent_never_stalls_the_caller_and_loses_the_oldest_frames_counted()
     let dropped = log_figure(&server, "call agent record", "uplink_dropped");
     println!("stalled agent: {dropped} uplink frames dropped oldest-first");
     assert!(dropped > 0, "the backlog is bounded");
+}
+
+#[test]
+fn an_agent_transfer_becomes_a_refer_whose_progress_the_agent_hears() {
+    let _turn = turn();
+    let agent = Agent::start(Mode::Transfer);
+    let server = Server::start_with("agent-transfer", &agent.config(), &[("VOCALS_DEFAULT_AGENT", "bot")]);
+    // SIPp plays Twilio: answers the REFER 202, NOTIFYs 100 then 200, and takes vocals' BYE.
+    for via in [Via::Udp, Via::Tcp] {
+        sipp(&server, via, "transfer.xml", DIALED, 1, &[]);
+        let seen = agent.seen();
+        let statuses: Vec<(String, String)> = seen
+            .frames
+            .iter()
+            .filter(|f| f["event"] == "transfer")
+            .map(|f| {
+                (f["transfer"]["status"].as_str().unwrap().into(), f["transfer"]["sipStatus"].as_str().unwrap().into())
+            })
+            .collect();
+        let expected = [("accepted", "202"), ("progress", "100"), ("completed", "200")];
+        assert_eq!(statuses, expected.map(|(a, b)| (a.to_string(), b.to_string())), "{via:?}");
+        assert_eq!(seen.frames.last().unwrap()["event"], "stop");
+    }
 }

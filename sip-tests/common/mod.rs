@@ -4,9 +4,9 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener, UdpSocket};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub const NUMBER: &str = "+14155550123";
 pub const NO_AGENT: &str = "+14155550124";
@@ -198,4 +198,56 @@ impl Caller {
 
 pub fn header<'a>(msg: &'a str, name: &str) -> &'a str {
     msg.lines().find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(": "))).unwrap_or("")
+}
+
+pub fn scenario(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("sip-tests/scenarios").join(name)
+}
+
+#[derive(Clone, Copy, Debug)]
+pub enum Via {
+    Udp,
+    Tcp,
+}
+
+/// Runs one SIPp scenario against the server and returns its output; panics with SIPp's error log when it
+/// does not exit 0.
+pub fn sipp(server: &Server, via: Via, file: &str, service: &str, calls: u32, extra: &[&str]) -> String {
+    let (transport, port) = match via {
+        Via::Udp => ("u1", server.udp),
+        Via::Tcp => ("t1", server.tcp),
+    };
+    let work = server.dir.join(format!("{file}-{via:?}"));
+    std::fs::create_dir_all(&work).unwrap();
+    let started = Instant::now();
+    let output = Command::new("sipp")
+        .current_dir(&work)
+        .args(["-sf"])
+        .arg(scenario(file))
+        .args(["-s", service, "-t", transport, "-i", server.host.trim_matches(['[', ']']), "-m", &calls.to_string()])
+        // A local port of its own, so concurrent runs never hear each other.
+        .args(["-p", &free_udp_port().to_string()])
+        .args(["-timeout", "60", "-timeout_error", "-nostdin", "-trace_err", "-trace_stat", "-fd", "1"])
+        .args(extra)
+        .arg(format!("{}:{port}", server.host))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run sipp ({e}): install it with `apt-get install -y sip-tester`"));
+    let errors: String = std::fs::read_dir(&work)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains("errors"))
+        .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+        .collect();
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{file} over {via:?} failed (sipp exit {:?}, {:?}):\n{}\n--- sipp errors ---\n{errors}\n--- server log ---\n{}",
+        output.status.code(),
+        started.elapsed(),
+        text.lines().rev().take(30).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n"),
+        server.log()
+    );
+    text
 }

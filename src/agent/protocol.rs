@@ -75,6 +75,18 @@ pub fn mark(seq: u64, stream_sid: &str, name: &str) -> String {
         .to_string()
 }
 
+/// A vocals extension (not Twilio): how the agent's `transfer` is going. `status` is `accepted`, `refused`,
+/// `progress`, `completed` or `failed`; `sip_status` the SIP status behind it.
+pub fn transfer_status(seq: u64, stream_sid: &str, status: &str, sip_status: u16) -> String {
+    json!({
+        "event": "transfer",
+        "sequenceNumber": seq.to_string(),
+        "streamSid": stream_sid,
+        "transfer": {"status": status, "sipStatus": sip_status.to_string()},
+    })
+    .to_string()
+}
+
 /// The last frame before vocals closes the socket.
 pub fn stop(seq: u64, info: &StartInfo) -> String {
     json!({
@@ -105,6 +117,8 @@ pub enum Inbound {
     Media(Vec<u8>),
     Mark(String),
     Clear,
+    /// A vocals extension: blind-transfer the caller to this number or URI (SIP REFER).
+    Transfer(String),
 }
 
 /// Why a frame from the agent was ignored (logged and counted, never fatal).
@@ -145,6 +159,12 @@ struct Frame {
     stream_sid: Option<String>,
     media: Option<MediaBody>,
     mark: Option<MarkBody>,
+    transfer: Option<TransferBody>,
+}
+
+#[derive(Deserialize)]
+struct TransferBody {
+    to: String,
 }
 
 #[derive(Deserialize)]
@@ -177,6 +197,7 @@ pub fn parse(text: &str, stream_sid: &str) -> Result<Inbound, Ignored> {
             }))
         }
         "clear" => Ok(Inbound::Clear),
+        "transfer" => Ok(Inbound::Transfer(frame.transfer.ok_or(Ignored::Incomplete("transfer"))?.to)),
         other => Err(Ignored::UnknownEvent(other.to_string())),
     }
 }
@@ -226,6 +247,10 @@ mod tests {
         assert_eq!(parse(mark, "MZ0123"), Ok(Inbound::Mark("reply-1".into())));
         assert_eq!(parse(r#"{"event":"clear","streamSid":"MZ0123"}"#, "MZ0123"), Ok(Inbound::Clear));
         assert_eq!(parse(r#"{"event":"clear"}"#, "MZ0123"), Ok(Inbound::Clear), "streamSid may be left out");
+        let transfer = r#"{"event":"transfer","streamSid":"MZ0123","transfer":{"to":"+14155550100"}}"#;
+        assert_eq!(parse(transfer, "MZ0123"), Ok(Inbound::Transfer("+14155550100".into())));
+        let v: Value = serde_json::from_str(&transfer_status(7, "MZ0123", "accepted", 202)).unwrap();
+        assert_eq!(v["transfer"], json!({"status": "accepted", "sipStatus": "202"}));
     }
 
     #[test]

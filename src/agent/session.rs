@@ -77,8 +77,15 @@ impl AgentSession {
         protocol::stop(seq, &self.info)
     }
 
-    /// Applies one text frame from the agent to the playout queue.
-    pub fn on_text(&mut self, text: &str, playout: &mut PlayoutQueue) -> Result<(), Ignored> {
+    /// Tells the agent how its transfer is going (a vocals extension).
+    pub fn transfer_status(&mut self, status: &str, sip_status: u16) -> String {
+        let seq = self.next_seq();
+        protocol::transfer_status(seq, &self.info.stream_sid, status, sip_status)
+    }
+
+    /// Applies one text frame from the agent to the playout queue; a transfer request is returned for the call
+    /// layer to carry out.
+    pub fn on_text(&mut self, text: &str, playout: &mut PlayoutQueue) -> Result<Option<String>, Ignored> {
         match protocol::parse(text, &self.info.stream_sid) {
             Ok(Inbound::Media(audio)) => {
                 self.stats.media_received += 1;
@@ -93,12 +100,13 @@ impl AgentSession {
                 self.stats.clears += 1;
                 playout.clear();
             }
+            Ok(Inbound::Transfer(target)) => return Ok(Some(target)),
             Err(e) => {
                 self.stats.ignored += 1;
                 return Err(e);
             }
         }
-        Ok(())
+        Ok(None)
     }
 
     /// Counts a binary (or otherwise unusable) frame.

@@ -79,6 +79,8 @@ pub trait MediaPlane: Send {
     fn open(&mut self, call: CallRef, port: u16, info: &CallInfo, stream: Stream) -> io::Result<Readiness>;
     /// A new SDP exchange in the call (re-INVITE, the answer in the ACK).
     fn update(&mut self, call: CallRef, stream: Stream);
+    /// How the agent's transfer is going: `accepted`, `refused`, `progress`, `completed` or `failed`.
+    fn transfer_status(&mut self, call: CallRef, status: &'static str, sip_status: u16);
     /// The call is over: stop its media and write its record.
     fn close(&mut self, call: CallRef);
 }
@@ -196,6 +198,11 @@ impl Calls {
             }
             Event::ReInvite { call, offer } => self.reinvite(ep, now, *call, offer.as_ref()),
             Event::CallConfirmed { call, answer } => self.confirmed(ep, now, *call, answer.as_ref()),
+            Event::ReferAnswered { call, status } => {
+                let verdict = if status.is_success() { "accepted" } else { "refused" };
+                self.media.transfer_status(*call, verdict, status.as_u16());
+            }
+            Event::ReferNotify { call, status, done } => self.transfer_progress(now, ep, *call, *status, *done),
             _ => {}
         }
     }
@@ -310,6 +317,40 @@ impl Calls {
             ep.hangup(now, call, Some(Reason::new("SIP", 200, "the agent ended the call (REST)")));
         }
         HangupOutcome::Done(summary)
+    }
+
+    /// The agent asks for a blind transfer (RFC 3515): REFER to `target`, a `+E.164` number (sent as
+    /// `tel:+E164`, as Twilio requires) or a `sip:`/`tel:` URI.
+    pub fn transfer(&mut self, now: Instant, ep: &mut Endpoint, call: CallRef, target: &str) {
+        if !self.active.contains_key(&call) {
+            return;
+        }
+        let target = target.trim();
+        let uri = if target.starts_with("sip:") || target.starts_with("sips:") || target.starts_with("tel:") {
+            Some(target.to_string())
+        } else {
+            E164::parse(target).ok().map(|n| format!("tel:{n}"))
+        };
+        let Some(uri) = uri.filter(|u| !u.contains(['<', '>', '\r', '\n', ' '])) else {
+            tracing::info!(call = call.0, target, "transfer refused: not a phone number or SIP URI");
+            return self.media.transfer_status(call, "failed", 400);
+        };
+        tracing::info!(call = call.0, %uri, "blind transfer (REFER)");
+        ep.refer(now, call, &uri);
+    }
+
+    /// A NOTIFY about our REFER: progress for the agent; once the transfer target answered, our part of the
+    /// call is over (RFC 5589 §6): BYE.
+    fn transfer_progress(&mut self, now: Instant, ep: &mut Endpoint, call: CallRef, status: u16, done: bool) {
+        let verdict = match status {
+            ..200 => "progress",
+            200..300 => "completed",
+            _ => "failed",
+        };
+        self.media.transfer_status(call, verdict, status);
+        if done && (200..300).contains(&status) {
+            ep.hangup(now, call, Some(Reason::new("SIP", 200, "call transferred")));
+        }
     }
 
     /// The media asks for the call to end: our BYE, with a Reason that says why.

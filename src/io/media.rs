@@ -56,10 +56,14 @@ pub enum MediaEvent {
     Failed { call: CallRef, why: String },
     /// The media or the agent wants the call ended (the driver hangs up with a Reason).
     End { call: CallRef, why: Ending },
+    /// The agent asks for a blind transfer of the caller to `target` (SIP REFER).
+    Transfer { call: CallRef, target: String },
 }
 
 enum Control {
     Update(Stream),
+    /// Tell the agent how its transfer is going.
+    TransferStatus(&'static str, u16),
 }
 
 /// Where a call's audio goes.
@@ -177,6 +181,14 @@ impl MediaPlane for TokioMedia {
         }
     }
 
+    fn transfer_status(&mut self, call: CallRef, status: &'static str, sip_status: u16) {
+        if let Some(tx) = self.calls.get(&call)
+            && tx.try_send(Control::TransferStatus(status, sip_status)).is_err()
+        {
+            tracing::warn!(call = call.0, "transfer status dropped: the call task is gone or busy");
+        }
+    }
+
     fn close(&mut self, call: CallRef) {
         // Dropping the sender ends the task, which writes the call's media record.
         self.calls.remove(&call);
@@ -246,6 +258,12 @@ impl CallMedia {
                 msg = from_agent(&mut self.agent) => self.on_agent(msg),
                 c = self.control.recv() => match c {
                     Some(Control::Update(stream)) => self.session.update(Instant::now(), stream),
+                    Some(Control::TransferStatus(status, code)) => {
+                        if let Agent::Socket { link, open: true } = &mut self.agent {
+                            let text = link.session.transfer_status(status, code);
+                            link.send(text, None);
+                        }
+                    }
                     None => break,
                 },
                 _ = tokio::time::sleep_until(deadline) => self.session.handle_timeout(Instant::now()),
@@ -296,11 +314,14 @@ impl CallMedia {
     fn on_agent(&mut self, msg: FromAgent) {
         let Agent::Socket { link, open } = &mut self.agent else { return };
         match msg {
-            FromAgent::Text(text) => {
-                if let Err(e) = link.session.on_text(&text, self.session.playout()) {
-                    tracing::debug!(call = self.call.0, kind = e.kind(), error = %e, "agent frame ignored");
+            FromAgent::Text(text) => match link.session.on_text(&text, self.session.playout()) {
+                Ok(None) => {}
+                Ok(Some(target)) => {
+                    tracing::info!(call = self.call.0, %target, "the agent asks for a transfer");
+                    self.report(MediaEvent::Transfer { call: self.call, target });
                 }
-            }
+                Err(e) => tracing::debug!(call = self.call.0, kind = e.kind(), error = %e, "agent frame ignored"),
+            },
             FromAgent::Binary => {
                 link.session.ignored();
                 tracing::debug!(call = self.call.0, "agent binary frame ignored");

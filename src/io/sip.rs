@@ -105,6 +105,9 @@ pub async fn run(
                 MediaEvent::Ready { call } => calls.media_ready(std::time::Instant::now(), &mut ep, call),
                 MediaEvent::Failed { call, why } => calls.media_failed(std::time::Instant::now(), &mut ep, call, &why),
                 MediaEvent::End { call, why } => calls.media_ended(std::time::Instant::now(), &mut ep, call, why),
+                MediaEvent::Transfer { call, target } => {
+                    calls.transfer(std::time::Instant::now(), &mut ep, call, &target)
+                }
             },
             Some(command) = commands.recv() => match command {
                 CallCommand::Hangup { request, reply } => {

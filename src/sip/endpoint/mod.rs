@@ -106,6 +106,11 @@ pub enum Event {
     CallEnded { call: CallRef, why: EndReason },
     /// A re-INVITE in the call; the call layer answers it with `answer_reinvite` (or `reject`).
     ReInvite { call: CallRef, offer: Option<Bytes> },
+    /// The final response to our REFER (202: the transfer is under way).
+    ReferAnswered { call: CallRef, status: StatusCode },
+    /// A NOTIFY about our REFER: the status line of its `message/sipfrag` body, and whether the subscription
+    /// is over (`Subscription-State: terminated`).
+    ReferNotify { call: CallRef, status: u16, done: bool },
     /// DTMF signalled by SIP INFO (`application/dtmf-relay`).
     Dtmf { call: CallRef, digit: char, duration_ms: Option<u32> },
     /// A datagram or request that was not processed, and why (for counters and logs).
@@ -187,6 +192,7 @@ struct ClientTx {
     tx: ClientNonInvite,
     peer: Peer,
     call: Option<CallRef>,
+    method: crate::sip::message::Method,
 }
 
 /// One call's signalling state.
@@ -340,10 +346,15 @@ impl Endpoint {
     fn drain_client(&mut self, key: &TransactionKey) {
         use crate::sip::transaction::{Output as TxOut, TransactionEvent as E};
         let Some(entry) = self.clients.get_mut(key) else { return };
-        let (peer, call, outs) = (entry.peer, entry.call, entry.tx.take_outputs());
+        let (peer, call, method, outs) = (entry.peer, entry.call, entry.method.clone(), entry.tx.take_outputs());
         for o in outs {
             match o {
                 TxOut::Transmit(bytes) => self.transmit(peer, bytes),
+                TxOut::Event(E::Timeout) if method == crate::sip::message::Method::Refer => {
+                    if let Some(call) = call {
+                        self.event(Event::ReferAnswered { call, status: StatusCode::REQUEST_TIMEOUT });
+                    }
+                }
                 TxOut::Event(E::Timeout) => {
                     // Our BYE got no answer in 64·T1: the call is over regardless.
                     if let Some(call) = call {
@@ -380,7 +391,29 @@ impl Endpoint {
         let peer = uas::next_hop_peer(dialog, c.peer);
         let key = TransactionKey::Client { branch: Bytes::from(branch), method: crate::sip::message::Method::Bye };
         let tx = ClientNonInvite::new(now, bye.to_bytes(), peer.transport.is_reliable(), self.config.timers);
-        self.clients.insert(key.clone(), ClientTx { tx, peer, call: Some(call) });
+        let method = crate::sip::message::Method::Bye;
+        self.clients.insert(key.clone(), ClientTx { tx, peer, call: Some(call), method });
+        self.drain_client(&key);
+    }
+
+    /// A blind transfer (RFC 3515): REFER in the dialog with `Refer-To: <target>`. Its final response comes
+    /// back as [`Event::ReferAnswered`], the transfer's progress as [`Event::ReferNotify`].
+    pub fn refer(&mut self, now: Instant, call: CallRef, target: &str) {
+        use crate::sip::message::{HeaderName, Method};
+        let branch = self.ids.branch();
+        let Some(c) = self.calls.get_mut(&call) else { return };
+        if c.phase != Phase::Confirmed {
+            return;
+        }
+        let Some(dialog) = c.dialog.as_mut() else { return };
+        let via = uas::our_via(&self.config, &c.peer, &branch);
+        let mut refer = dialog.request(Method::Refer, &via);
+        refer.headers.push(HeaderName::ReferTo, format!("<{target}>"));
+        refer.headers.push(HeaderName::Contact, uas::our_contact(&self.config, &c.peer));
+        let peer = uas::next_hop_peer(dialog, c.peer);
+        let key = TransactionKey::Client { branch: Bytes::from(branch), method: Method::Refer };
+        let tx = ClientNonInvite::new(now, refer.to_bytes(), peer.transport.is_reliable(), self.config.timers);
+        self.clients.insert(key.clone(), ClientTx { tx, peer, call: Some(call), method: Method::Refer });
         self.drain_client(&key);
     }
 }

@@ -476,3 +476,52 @@ fn update_without_sdp_gets_200_and_with_sdp_points_to_re_invite() {
     assert_eq!(codes(&res), [488]);
     assert!(header(&res[0], "Warning").contains("re-INVITE"));
 }
+
+#[test]
+fn a_blind_transfer_sends_refer_and_reports_its_answer_and_notifies() {
+    let mut net = Net::new(EndpointConfig::default());
+    let (call, ok) = answered_call(&mut net);
+    net.deliver(ack_for(&ok));
+    net.take_events();
+    net.ep.refer(net.now, call, "sip:+14155550100@vocals-acme.pstn.twilio.com");
+    net.drain();
+    let sent = net.take_sent();
+    let refer = sent[0].1.as_request().unwrap().clone();
+    assert_eq!(refer.method, Method::Refer);
+    assert_eq!(
+        refer.headers.get(&crate::sip::message::HeaderName::ReferTo),
+        Some(&b"<sip:+14155550100@vocals-acme.pstn.twilio.com>"[..])
+    );
+    assert!(refer.headers.get(&crate::sip::message::HeaderName::Route).is_some(), "through the route set");
+    let accepted = Response::to_request(&refer, crate::sip::message::StatusCode::new(202).unwrap(), None);
+    net.deliver(accepted.to_bytes());
+    assert_eq!(
+        net.take_events(),
+        vec![Event::ReferAnswered { call, status: crate::sip::message::StatusCode::new(202).unwrap() }]
+    );
+    // Twilio's NOTIFYs: a sipfrag with the transfer target's status; the last one ends the subscription.
+    let to_tag = header(&ok, "To").split("tag=").nth(1).unwrap().to_string();
+    let notify = |cseq: u32, frag: &str, state: &str| {
+        twilio_bye(&to_tag)
+            .replace("BYE sip:", "NOTIFY sip:")
+            .replace("CSeq: 48064 BYE", &format!("CSeq: {cseq} NOTIFY"))
+            .replace(";branch=z9hG4bK", &format!(";branch=z9hG4bKn{cseq}"))
+            .replace(
+                "Content-Length: 0\r\n\r\n",
+                &format!(
+                    "Event: refer\r\nSubscription-State: {state}\r\nContent-Type: message/sipfrag\r\nContent-Length: {}\r\n\r\n{frag}",
+                    frag.len()
+                ),
+            )
+    };
+    net.deliver(notify(48065, "SIP/2.0 100 Trying\r\n", "active;expires=60"));
+    net.deliver(notify(48066, "SIP/2.0 200 OK\r\n", "terminated;reason=noresource"));
+    assert_eq!(
+        net.take_events(),
+        vec![
+            Event::ReferNotify { call, status: 100, done: false },
+            Event::ReferNotify { call, status: 200, done: true }
+        ]
+    );
+    assert_eq!(codes(&net.take_responses()), vec![200, 200], "each NOTIFY is answered 200");
+}

@@ -113,7 +113,9 @@ impl Endpoint {
         if !req.body.is_empty() {
             let accepted = match req.headers.content_type() {
                 Ok(Some(ct)) => {
-                    ct.is("application", "sdp") || (req.method == Method::Info && ct.is("application", "dtmf-relay"))
+                    ct.is("application", "sdp")
+                        || (req.method == Method::Info && ct.is("application", "dtmf-relay"))
+                        || (req.method == Method::Notify && ct.is("message", "sipfrag"))
                 }
                 Ok(None) => false,
                 Err(_) => return Some((StatusCode::BAD_REQUEST, "Bad Content-Type")),
@@ -277,9 +279,14 @@ impl Endpoint {
                 });
             }
             Method::Options => self.respond_non_invite(now, peer, key, &req, StatusCode::OK, None, capabilities),
-            Method::Update | Method::Notify => {
-                self.respond_non_invite(now, peer, key, &req, StatusCode::OK, None, |_| {})
+            Method::Notify => {
+                let progress = refer_progress(&req);
+                self.respond_non_invite(now, peer, key, &req, StatusCode::OK, None, |_| {});
+                if let Some((status, done)) = progress {
+                    self.event(Event::ReferNotify { call, status, done });
+                }
             }
+            Method::Update => self.respond_non_invite(now, peer, key, &req, StatusCode::OK, None, |_| {}),
             _ => self.respond_non_invite(now, peer, key, &req, StatusCode::METHOD_NOT_ALLOWED, None, allow),
         }
     }
@@ -305,7 +312,11 @@ impl Endpoint {
         let Some(t) = self.clients.get_mut(&key) else {
             return self.event(Event::Dropped { why: DropReason::StrayResponse, from: peer.addr });
         };
-        t.tx.on_response(now, res.status);
+        let pass = t.tx.on_response(now, res.status);
+        let (call, refer) = (t.call, t.method == Method::Refer);
+        if let (true, true, Some(call)) = (pass && res.status.is_final(), refer, call) {
+            self.event(Event::ReferAnswered { call, status: res.status });
+        }
         self.drain_client(&key);
     }
 
@@ -503,6 +514,21 @@ fn has_to_tag(req: &Request) -> bool {
 }
 
 /// Allow, Accept and Supported, for OPTIONS (§11.2).
+/// A NOTIFY for a REFER subscription (RFC 3515 §2.4.5): the status code of its `message/sipfrag` body
+/// (`SIP/2.0 200 OK`) and whether `Subscription-State` is `terminated`.
+fn refer_progress(req: &Request) -> Option<(u16, bool)> {
+    let event = req.headers.get(&HeaderName::Event)?;
+    let name = event.split(|&b| b == b';').next().unwrap_or_default();
+    if !name.trim_ascii().eq_ignore_ascii_case(b"refer") {
+        return None;
+    }
+    let line = req.body.split(|&b| b == b'\n').next()?;
+    let status = std::str::from_utf8(line).ok()?.strip_prefix("SIP/2.0 ")?.get(..3)?.parse().ok()?;
+    let state = req.headers.get(&HeaderName::SubscriptionState).unwrap_or_default();
+    let done = state.trim_ascii().get(..10).is_some_and(|s| s.eq_ignore_ascii_case(b"terminated"));
+    Some((status, done))
+}
+
 fn capabilities(res: &mut Response) {
     res.headers.push(HeaderName::Allow, ALLOW);
     res.headers.push(HeaderName::Accept, ACCEPT);
