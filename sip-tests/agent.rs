@@ -403,6 +403,10 @@ fn clear_stops_a_long_reply_within_a_frame_and_releases_its_mark() {
     assert!(reply.len() >= 15 && reply.len() <= 35, "{} frames of the reply played before the clear", reply.len());
     let last = *reply.last().unwrap();
     assert!(last <= clear + Duration::from_millis(30), "reply audio {:?} after the clear", last - clear);
+    let replies = log_figure(&server, "call agent record", "replies");
+    let downlink = log_figure(&server, "call agent record", "downlink_p50_us");
+    println!("downlink: agent audio received -> first RTP packet out: {downlink} us (waits for the 20 ms tick)");
+    assert_eq!(replies, 1, "one reply started");
     let (name, at) = seen.marks.first().expect("the reply's mark was released by clear");
     assert_eq!(name, "reply");
     assert!(*at < clear + Duration::from_millis(100), "the mark came {:?} after the clear", *at - clear);

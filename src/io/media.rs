@@ -70,8 +70,9 @@ enum Control {
 enum Agent {
     /// Plays the caller's audio back after the jitter buffer.
     Echo,
-    /// A WebSocket agent; `open` until the agent hangs up or its socket fails.
-    Socket { link: Box<AgentLink>, open: bool },
+    /// A WebSocket agent; `open` until the agent hangs up or its socket fails. `reply_at`: when audio arrived
+    /// into an empty playout queue (a reply starts), until its first RTP packet goes out.
+    Socket { link: Box<AgentLink>, open: bool, reply_at: Option<Instant>, downlink: Box<DelayHistogram> },
     /// Not reached (yet, or at all).
     None,
 }
@@ -259,7 +260,7 @@ impl CallMedia {
                 c = self.control.recv() => match c {
                     Some(Control::Update(stream)) => self.session.update(Instant::now(), stream),
                     Some(Control::TransferStatus(status, code)) => {
-                        if let Agent::Socket { link, open: true } = &mut self.agent {
+                        if let Agent::Socket { link, open: true, .. } = &mut self.agent {
                             let text = link.session.transfer_status(status, code);
                             link.send(text, None);
                         }
@@ -269,14 +270,14 @@ impl CallMedia {
                 _ = tokio::time::sleep_until(deadline) => self.session.handle_timeout(Instant::now()),
             }
         }
-        let (agent_stats, uplink) = match std::mem::replace(&mut self.agent, Agent::None) {
-            Agent::Socket { link, open } => {
+        let (agent_stats, latency) = match std::mem::replace(&mut self.agent, Agent::None) {
+            Agent::Socket { link, open, downlink, .. } => {
                 let stats = link.session.stats();
-                (Some(stats), Some(link.finish(open).await))
+                (Some(stats), Some((link.finish(open).await, *downlink)))
             }
             _ => (None, None),
         };
-        record(self.call, &self.session.stats(), agent_stats.as_ref(), uplink.as_ref());
+        record(self.call, &self.session.stats(), agent_stats.as_ref(), latency.as_ref());
     }
 
     /// Opens the agent's WebSocket while the call rings and tells the driver whether to answer. Returns false
@@ -298,7 +299,8 @@ impl CallMedia {
         };
         match outcome {
             Ok(link) => {
-                self.agent = Agent::Socket { link: Box::new(link), open: true };
+                self.agent =
+                    Agent::Socket { link: Box::new(link), open: true, reply_at: None, downlink: Box::default() };
                 self.report(MediaEvent::Ready { call: self.call });
                 true
             }
@@ -312,9 +314,12 @@ impl CallMedia {
     }
 
     fn on_agent(&mut self, msg: FromAgent) {
-        let Agent::Socket { link, open } = &mut self.agent else { return };
+        let Agent::Socket { link, open, reply_at, .. } = &mut self.agent else { return };
         match msg {
             FromAgent::Text(text) => match link.session.on_text(&text, self.session.playout()) {
+                Ok(None) if reply_at.is_none() && self.session.playout().queued_ms() > 0 => {
+                    *reply_at = Some(Instant::now());
+                }
                 Ok(None) => {}
                 Ok(Some(target)) => {
                     tracing::info!(call = self.call.0, %target, "the agent asks for a transfer");
@@ -355,7 +360,7 @@ impl CallMedia {
                 Agent::Echo => {
                     self.session.playout().push(&frame);
                 }
-                Agent::Socket { link, open: true } => {
+                Agent::Socket { link, open: true, .. } => {
                     let text = link.session.frame(now, &frame);
                     link.send(text, popped.arrival);
                 }
@@ -364,7 +369,7 @@ impl CallMedia {
         }
         while let Some(d) = self.session.poll_digit() {
             tracing::info!(call = self.call.0, digit = %d.digit, duration_ms = d.duration_ms, "DTMF (RFC 4733)");
-            if let Agent::Socket { link, open: true } = &mut self.agent {
+            if let Agent::Socket { link, open: true, .. } = &mut self.agent {
                 let text = link.session.digit(d.digit);
                 link.send(text, None);
             }
@@ -374,8 +379,14 @@ impl CallMedia {
             if let Err(e) = socket.try_send_to(&out[..t.len], mapped(self.v6, t.to)) {
                 tracing::debug!(call = self.call.0, to = %t.to, error = %e, "media send failed");
             }
+            if let Agent::Socket { reply_at, downlink, .. } = &mut self.agent
+                && t.audio
+                && let Some(at) = reply_at.take()
+            {
+                downlink.record(Instant::now().saturating_duration_since(at));
+            }
         }
-        if let Agent::Socket { link, open } = &mut self.agent {
+        if let Agent::Socket { link, open, .. } = &mut self.agent {
             while let Some(name) = self.session.playout().poll_mark() {
                 if *open {
                     let text = link.session.mark_played(&name);
@@ -394,13 +405,22 @@ impl CallMedia {
 /// The next frame from the agent; never, without an open agent stream.
 async fn from_agent(agent: &mut Agent) -> FromAgent {
     match agent {
-        Agent::Socket { link, open: true } => link.recv().await,
+        Agent::Socket { link, open: true, .. } => link.recv().await,
         _ => std::future::pending().await,
     }
 }
 
 /// The call's media record (the store's call record takes these when it lands).
-fn record(call: CallRef, s: &MediaStats, agent: Option<&AgentStats>, uplink: Option<&DelayHistogram>) {
+/// `latency`: RTP arrival -> WebSocket frame written (uplink), and agent audio received -> its first RTP packet
+/// sent (downlink: includes the wait for the next 20 ms tick).
+fn record(
+    call: CallRef,
+    s: &MediaStats,
+    agent: Option<&AgentStats>,
+    latency: Option<&(DelayHistogram, DelayHistogram)>,
+) {
+    let uplink = latency.map(|l| &l.0);
+    let downlink = latency.map(|l| &l.1);
     if let Some(a) = agent {
         tracing::info!(
             call = call.0,
@@ -414,6 +434,9 @@ fn record(call: CallRef, s: &MediaStats, agent: Option<&AgentStats>, uplink: Opt
             uplink_dropped = a.uplink_dropped,
             uplink_p50_us = uplink.map(|h| h.percentile(50).as_micros() as u64),
             uplink_p99_us = uplink.map(|h| h.percentile(99).as_micros() as u64),
+            replies = downlink.map(|h| h.count()),
+            downlink_p50_us = downlink.map(|h| h.percentile(50).as_micros() as u64),
+            downlink_p99_us = downlink.map(|h| h.percentile(99).as_micros() as u64),
             "call agent record"
         );
     }

@@ -76,6 +76,8 @@ pub struct Transmit {
     pub len: usize,
     /// True for RTCP (the port after RTP's), false for RTP.
     pub rtcp: bool,
+    /// An RTP packet carrying the agent's audio (not silence).
+    pub audio: bool,
 }
 
 /// Why the session asks for the call to end.
@@ -345,7 +347,7 @@ impl Session {
         self.stats.sent_packets += 1;
         self.stats.sent_octets += FRAME_BYTES as u64;
         self.sent_since_report = true;
-        Some(Transmit { to, len, rtcp: false })
+        Some(Transmit { to, len, rtcp: false, audio: f.audio })
     }
 
     fn report(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
@@ -360,7 +362,7 @@ impl Session {
         let bytes = self.rtcp.report(now, self.ntp(now), sending, reception);
         let len = bytes.len();
         buf.get_mut(..len)?.copy_from_slice(&bytes);
-        Some(Transmit { to, len, rtcp: true })
+        Some(Transmit { to, len, rtcp: true, audio: false })
     }
 
     /// The SDP's RTCP address (`a=rtcp`, else the RTP port + 1), or next to the latched RTP source.
