@@ -12,31 +12,11 @@ use vocals::media::g711;
 use vocals::media::playout::FRAME_BYTES;
 use vocals::media::rtp::{self, RtpPacket};
 use vocals::media::session::{Session, SessionConfig, Stream};
-use vocals::sdp::{Codec, Direction};
+use vocals::sdp::Codec;
 
 fn session(codec: Codec, now: Instant) -> (Session, SocketAddr) {
     let peer: SocketAddr = "192.0.2.10:30000".parse().unwrap();
-    let stream = Stream {
-        codec,
-        payload_type: if codec == Codec::Pcmu { 0 } else { 8 },
-        telephone_event: Some(101),
-        remote_rtp: Some(peer),
-        remote_rtcp: None,
-        direction: Direction::SendRecv,
-    };
-    let config = SessionConfig {
-        symmetric: true,
-        media_timeout: Some(Duration::from_secs(30)),
-        send_silence: true,
-        rtcp_interval: Duration::from_secs(5),
-        max_wait: Duration::from_millis(60),
-        playout_max_ms: 2000,
-        ssrc: 1,
-        seq: 0,
-        timestamp: 0,
-        cname: "bench".into(),
-    };
-    (Session::new(now, SystemTime::now(), config, stream), peer)
+    (Session::new(now, SystemTime::now(), SessionConfig::default(), Stream::sendrecv(codec, peer)), peer)
 }
 
 fn media_path(c: &mut Criterion) {

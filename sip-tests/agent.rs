@@ -245,6 +245,7 @@ fn check_frames(frames: &[Value]) -> Vec<Vec<u8>> {
     let custom = &s["customParameters"];
     assert_eq!((custom["from"].as_str(), custom["to"].as_str()), (Some("+12125550100"), Some(DIALED)));
     assert_eq!((custom["agent"].as_str(), custom["system_prompt"].as_str()), (Some("bot"), Some("Be brief.")));
+    assert_eq!((custom["agentId"].as_str(), custom["agentName"].as_str()), (Some("bot"), Some("bot")));
     assert_eq!(custom["X-Twilio-CallSid"], "CAcccccccccccccccccccccccccccccccc", "SIP headers passed on");
     let mut payloads = Vec::new();
     let mut last_ts: Option<u64> = None;
@@ -306,17 +307,6 @@ fn is_audio(p: &[u8]) -> bool {
     p.iter().any(|&b| b != 0xFF)
 }
 
-fn log_figure(server: &Server, record: &str, key: &str) -> u64 {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !server.log().contains(record) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let log = server.log();
-    let line = log.lines().find(|l| l.contains(record)).unwrap_or_else(|| panic!("no {record}:\n{log}"));
-    let v = line.split(&format!(" {key}=")).nth(1).unwrap_or_else(|| panic!("no {key} in {line}"));
-    v.split(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap()
-}
-
 #[test]
 fn a_websocket_agent_hears_the_caller_speaks_back_gets_dtmf_and_marks_at_playout_time() {
     let _turn = turn();
@@ -375,10 +365,8 @@ fn a_websocket_agent_hears_the_caller_speaks_back_gets_dtmf_and_marks_at_playout
     let played = arrival_of_frame(9).unwrap();
     assert!(m10 + Duration::from_millis(5) >= played, "mark m10 came before its audio was sent");
     // RTP arrival -> WebSocket frame written, from the call's agent record.
-    let (p50, p99) = (
-        log_figure(&server, "call agent record", "uplink_p50_us"),
-        log_figure(&server, "call agent record", "uplink_p99_us"),
-    );
+    let (p50, p99) =
+        (server.figure("call agent record", "uplink_p50_us"), server.figure("call agent record", "uplink_p99_us"));
     println!("uplink latency, RTP arrival to WebSocket frame written: median {p50} us, p99 {p99} us (100 us bins)");
     assert!(p50 <= 1_000, "median {p50} us");
 }
@@ -403,8 +391,8 @@ fn clear_stops_a_long_reply_within_a_frame_and_releases_its_mark() {
     assert!(reply.len() >= 15 && reply.len() <= 35, "{} frames of the reply played before the clear", reply.len());
     let last = *reply.last().unwrap();
     assert!(last <= clear + Duration::from_millis(30), "reply audio {:?} after the clear", last - clear);
-    let replies = log_figure(&server, "call agent record", "replies");
-    let downlink = log_figure(&server, "call agent record", "downlink_p50_us");
+    let replies = server.figure("call agent record", "replies");
+    let downlink = server.figure("call agent record", "downlink_p50_us");
     println!("downlink: agent audio received -> first RTP packet out: {downlink} us (waits for the 20 ms tick)");
     assert_eq!(replies, 1, "one reply started");
     let (name, at) = seen.marks.first().expect("the reply's mark was released by clear");
@@ -534,8 +522,8 @@ fn a_stalled_agent_never_stalls_the_caller_and_loses_the_oldest_frames_counted()
     assert!(during.len() >= 295, "{} packets in 6 s", during.len());
     let worst = during.windows(2).map(|w| w[1] - w[0]).max().unwrap();
     assert!(worst < Duration::from_millis(60), "a {worst:?} gap in the caller's stream");
-    assert_eq!(log_figure(&server, "call media record", "rtp_received"), 300);
-    let dropped = log_figure(&server, "call agent record", "uplink_dropped");
+    assert_eq!(server.figure("call media record", "rtp_received"), 300);
+    let dropped = server.figure("call agent record", "uplink_dropped");
     println!("stalled agent: {dropped} uplink frames dropped oldest-first");
     assert!(dropped > 0, "the backlog is bounded");
 }

@@ -45,14 +45,6 @@ fn percentile(sorted: &[Duration], q: usize) -> Duration {
     sorted[(sorted.len() * q / 100).min(sorted.len() - 1)]
 }
 
-/// A `key=value` figure from the call's media record in the server log.
-fn figure(log: &str, key: &str) -> u64 {
-    let line =
-        log.lines().find(|l| l.contains("call media record")).unwrap_or_else(|| panic!("no media record:\n{log}"));
-    let value = line.split(&format!("{key}=")).nth(1).unwrap_or_else(|| panic!("no {key} in {line}"));
-    value.split(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap()
-}
-
 #[test]
 fn the_echo_agent_returns_every_frame_on_a_steady_20_ms_clock_and_silence_ends_a_call() {
     let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -107,13 +99,9 @@ fn the_echo_agent_returns_every_frame_on_a_steady_20_ms_clock_and_silence_ends_a
     assert!(p99 <= Duration::from_millis(2), "pacing p99 off by {p99:?}");
 
     // The call's media record: everything received, and how long the jitter buffer held each frame.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !server.log().contains("call media record") && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let log = server.log();
-    assert_eq!(figure(&log, "rtp_received"), FRAMES as u64, "{log}");
-    let (h50, h99) = (figure(&log, "handoff_p50_us"), figure(&log, "handoff_p99_us"));
+    let record = "call media record";
+    assert_eq!(server.figure(record, "rtp_received"), FRAMES as u64);
+    let (h50, h99) = (server.figure(record, "handoff_p50_us"), server.figure(record, "handoff_p99_us"));
     println!("jitter buffer hand-off delay (arrival to frame): median {h50} us, p99 {h99} us (100 us bins)");
     assert!(h50 <= 1_000 && h99 <= 5_000, "hand-off delay median {h50} us, p99 {h99} us");
 

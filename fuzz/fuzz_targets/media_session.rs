@@ -10,30 +10,12 @@ use libfuzzer_sys::fuzz_target;
 use vocals::media::playout::FRAME_BYTES;
 use vocals::media::rtp;
 use vocals::media::session::{Session, SessionConfig, Stream};
-use vocals::sdp::{Codec, Direction};
+use vocals::sdp::Codec;
 
 fuzz_target!(|data: &[u8]| {
     let peer: SocketAddr = "192.0.2.10:30000".parse().unwrap();
-    let stream = Stream {
-        codec: Codec::Pcma,
-        payload_type: 8,
-        telephone_event: Some(101),
-        remote_rtp: Some(peer),
-        remote_rtcp: None,
-        direction: Direction::SendRecv,
-    };
-    let config = SessionConfig {
-        symmetric: true,
-        media_timeout: Some(Duration::from_secs(30)),
-        send_silence: true,
-        rtcp_interval: Duration::from_millis(100),
-        max_wait: Duration::from_millis(60),
-        playout_max_ms: 2000,
-        ssrc: 1,
-        seq: 0,
-        timestamp: 0,
-        cname: "fuzz".into(),
-    };
+    let stream = Stream::sendrecv(Codec::Pcma, peer);
+    let config = SessionConfig { rtcp_interval: Duration::from_millis(100), ..SessionConfig::default() };
     let start = Instant::now();
     let mut s = Session::new(start, SystemTime::now(), config, stream);
     let (mut out, mut frame) = ([0u8; 1500], [0u8; FRAME_BYTES]);

@@ -87,6 +87,19 @@ impl Server {
         Server { child, udp, tcp, admin, dir, host }
     }
 
+    /// A `key=value` figure from the first log line containing `record` (e.g. "call media record"), waiting up
+    /// to 5 s for the line to be written.
+    pub fn figure(&self, record: &str, key: &str) -> u64 {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !self.log().contains(record) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let log = self.log();
+        let line = log.lines().find(|l| l.contains(record)).unwrap_or_else(|| panic!("no {record}:\n{log}"));
+        let value = line.split(&format!(" {key}=")).nth(1).unwrap_or_else(|| panic!("no {key} in {line}"));
+        value.split(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap()
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
     }

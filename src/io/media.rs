@@ -128,7 +128,10 @@ impl TokioMedia {
         for (name, value) in &info.headers {
             custom.insert(name.clone(), value.clone());
         }
+        // The agent's id and name (the same until the store gives agents ids of their own).
         custom.insert("agent".into(), agent.name.clone());
+        custom.insert("agentId".into(), agent.name.clone());
+        custom.insert("agentName".into(), agent.name.clone());
         custom.insert("from".into(), info.from.clone());
         custom.insert("to".into(), info.to.clone());
         StartInfo {
@@ -151,11 +154,11 @@ impl MediaPlane for TokioMedia {
             send_silence: self.settings.send_silence,
             rtcp_interval: self.settings.rtcp_interval,
             max_wait: self.settings.jitter_max_wait,
-            playout_max_ms: 60_000,
             ssrc: r as u32,
             seq: (r >> 32) as u16,
             timestamp: (r >> 16) as u32,
             cname: format!("vocals-{:x}@{}", r >> 48, call.0),
+            ..SessionConfig::default()
         };
         let session = Session::new(Instant::now(), SystemTime::now(), config, stream);
         let (agent, connect, readiness) = match self.agents.get(&info.agent).cloned() {

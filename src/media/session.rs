@@ -35,6 +35,24 @@ pub struct Stream {
     pub direction: Direction,
 }
 
+impl Stream {
+    /// A two-way stream of `codec` (PCMU 0 / PCMA 8) with telephone-event 101, to `remote_rtp` (RTCP at the next
+    /// port), as most peers offer it.
+    pub fn sendrecv(codec: Codec, remote_rtp: SocketAddr) -> Stream {
+        let payload_type = if codec == Codec::Pcmu { 0 } else { 8 };
+        let mut rtcp = remote_rtp;
+        rtcp.set_port(remote_rtp.port().wrapping_add(1));
+        Stream {
+            codec,
+            payload_type,
+            telephone_event: Some(101),
+            remote_rtp: Some(remote_rtp),
+            remote_rtcp: Some(rtcp),
+            direction: Direction::SendRecv,
+        }
+    }
+}
+
 impl From<&Negotiated> for Stream {
     fn from(n: &Negotiated) -> Stream {
         Stream {
@@ -67,6 +85,24 @@ pub struct SessionConfig {
     pub seq: u16,
     pub timestamp: u32,
     pub cname: String,
+}
+
+impl Default for SessionConfig {
+    /// The `[media]` defaults, with zero starting values (real calls draw them at random).
+    fn default() -> Self {
+        SessionConfig {
+            symmetric: true,
+            media_timeout: Some(Duration::from_secs(30)),
+            send_silence: true,
+            rtcp_interval: Duration::from_secs(5),
+            max_wait: Duration::from_millis(60),
+            playout_max_ms: 60_000,
+            ssrc: 0,
+            seq: 0,
+            timestamp: 0,
+            cname: "vocals".into(),
+        }
+    }
 }
 
 /// One datagram to send; its bytes were written to the caller's buffer.
@@ -451,30 +487,11 @@ mod tests {
     }
 
     fn stream(codec: Codec, direction: Direction) -> Stream {
-        let payload_type = if codec == Codec::Pcmu { 0 } else { 8 };
-        Stream {
-            codec,
-            payload_type,
-            telephone_event: Some(101),
-            remote_rtp: Some(peer()),
-            remote_rtcp: Some("192.0.2.10:30001".parse().unwrap()),
-            direction,
-        }
+        Stream { direction, ..Stream::sendrecv(codec, peer()) }
     }
 
     fn config() -> SessionConfig {
-        SessionConfig {
-            symmetric: true,
-            media_timeout: Some(Duration::from_secs(30)),
-            send_silence: true,
-            rtcp_interval: Duration::from_secs(5),
-            max_wait: Duration::from_millis(60),
-            playout_max_ms: 2000,
-            ssrc: 0xABCD,
-            seq: 65534,
-            timestamp: 1000,
-            cname: "vocals@test".into(),
-        }
+        SessionConfig { ssrc: 0xABCD, seq: 65534, timestamp: 1000, ..SessionConfig::default() }
     }
 
     struct Run {
