@@ -37,6 +37,8 @@ enum Mode {
     Barge,
     /// Closes the socket 300 ms after `start` (hangs up).
     HangUp,
+    /// Drops the TCP connection 300 ms after `start`, without a WebSocket close: a failed stream.
+    Abort,
     /// Stops reading after `start`, with a tiny receive buffer: a stalled agent.
     Stall,
     /// Asks for a blind transfer to +14155550100 300 ms after `start` (the vocals `transfer` extension).
@@ -162,6 +164,11 @@ where
             "start" => {
                 stream_sid = v["streamSid"].as_str().unwrap_or("").to_string();
                 match mode {
+                    Mode::Abort => {
+                        tokio::time::sleep(Duration::from_millis(300)).await;
+                        // Dropping both halves closes the TCP connection with no closing handshake.
+                        return seen;
+                    }
                     Mode::Transfer => {
                         tokio::time::sleep(Duration::from_millis(300)).await;
                         let t =
@@ -369,6 +376,19 @@ fn a_websocket_agent_hears_the_caller_speaks_back_gets_dtmf_and_marks_at_playout
         (server.figure("call agent record", "uplink_p50_us"), server.figure("call agent record", "uplink_p99_us"));
     println!("uplink latency, RTP arrival to WebSocket frame written: median {p50} us, p99 {p99} us (100 us bins)");
     assert!(p50 <= 1_000, "median {p50} us");
+    // The same figures, exported for Prometheus.
+    let metrics = server.http_get("/metrics");
+    for line in [
+        "vocals_invites_total{result=\"answered\"} 1",
+        "vocals_agent_connect_seconds_count 1",
+        "vocals_rtp_packets_total{direction=\"in\"} 123",
+        "vocals_calls_active 0",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "no {line:?} in\n{metrics}");
+    }
+    let frames_timed = metrics.lines().find(|l| l.starts_with("vocals_agent_uplink_latency_seconds_count")).unwrap();
+    assert!(frames_timed.ends_with(" 123"), "every uplink frame timed: {frames_timed}");
+    assert!(metrics.contains("vocals_agent_uplink_latency_seconds_bucket{le=\"0.001\"}"), "{metrics}");
 }
 
 #[test]
@@ -414,6 +434,22 @@ fn the_agent_closing_its_socket_hangs_up_and_an_unreachable_agent_gets_503() {
         }
     };
     assert!(header(&bye, "Reason").contains("agent hung up"), "{bye}");
+    drop(server);
+
+    // The agent's connection breaks mid-call: BYE with a Reason, and the call record says why.
+    let agent = Agent::start(Mode::Abort);
+    let server = Server::start_with("agent-abort", &agent.config(), &[("VOCALS_DEFAULT_AGENT", "bot")]);
+    let (caller, _) = Caller::invite_to(&server, &socket, "agent-abort", DIALED);
+    let bye = loop {
+        let msg = caller.recv();
+        if msg.starts_with("BYE ") {
+            break msg;
+        }
+    };
+    assert!(header(&bye, "Reason").contains("stream failed"), "{bye}");
+    caller.respond_ok(&bye);
+    let _ = server.figure("call agent record", "frames_sent");
+    assert!(server.log().contains("ending=\"the agent's stream failed"), "{}", server.log());
     drop(server);
 
     // The agent hangs up through the Twilio-compatible REST endpoint instead.

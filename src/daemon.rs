@@ -32,7 +32,13 @@ pub async fn bind(config: &Config) -> std::io::Result<Listeners> {
 }
 
 /// Serves SIP on `listeners` until `shutdown` resolves.
-pub async fn serve(config: Config, listeners: Listeners, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
+/// `metrics` renders `/metrics` on the HTTP API (the recorder is installed once per process, by `main`).
+pub async fn serve(
+    config: Config,
+    listeners: Listeners,
+    metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
     let media_ip = config.media.public_ip.unwrap_or_else(detect_public_ip);
     let mut numbers = StaticNumbers::new();
     for n in &config.numbers {
@@ -81,7 +87,7 @@ pub async fn serve(config: Config, listeners: Listeners, shutdown: impl Future<O
     let http = match admin {
         Some(listener) => {
             tracing::info!(addr = ?listener.local_addr().ok(), "HTTP API listening");
-            let app = crate::admin::app(crate::admin::AppState { calls: command_tx });
+            let app = crate::admin::app(crate::admin::AppState { calls: command_tx, metrics });
             Some(tokio::spawn(async move { axum::serve(listener, app).await }))
         }
         None => None,

@@ -14,6 +14,7 @@ pub mod daemon;
 pub mod e164;
 pub mod io;
 pub mod media;
+pub mod metrics;
 pub mod routing;
 pub mod sdp;
 pub mod sip;

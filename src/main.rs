@@ -58,9 +58,16 @@ fn serve(file: Option<PathBuf>, check: bool) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let metrics = match vocals::metrics::install() {
+        Ok(handle) => Some(handle),
+        Err(e) => {
+            tracing::warn!(error = %e, "metrics disabled: the recorder could not be installed");
+            None
+        }
+    };
     let result: anyhow::Result<()> = runtime.block_on(async move {
         let listeners = vocals::daemon::bind(&config).await?;
-        vocals::daemon::serve(config, listeners, shutdown_signal()).await?;
+        vocals::daemon::serve(config, listeners, metrics, shutdown_signal()).await?;
         Ok(())
     });
     match result {

@@ -11,9 +11,10 @@ use axum::extract::rejection::FormRejection;
 use axum::extract::{Form, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine;
+use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
 
@@ -29,10 +30,26 @@ pub enum CallCommand {
 #[derive(Clone)]
 pub struct AppState {
     pub calls: mpsc::Sender<CallCommand>,
+    /// Renders the Prometheus text for `/metrics` (absent when no recorder is installed).
+    pub metrics: Option<PrometheusHandle>,
 }
 
 pub fn app(state: AppState) -> Router {
-    Router::new().route("/2010-04-01/Accounts/{account}/Calls/{call}", post(update_call)).with_state(Arc::new(state))
+    Router::new()
+        .route("/2010-04-01/Accounts/{account}/Calls/{call}", post(update_call))
+        .route("/metrics", get(metrics))
+        .with_state(Arc::new(state))
+}
+
+/// `GET /metrics`: Prometheus text exposition.
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    match &state.metrics {
+        Some(handle) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], handle.render()).into_response(),
+        None => {
+            let body = json!({"error": "metrics are not enabled in this process"});
+            (StatusCode::NOT_FOUND, Json(body)).into_response()
+        }
+    }
 }
 
 /// A Twilio REST error: `{"code", "message", "more_info", "status"}` with the matching HTTP status.
@@ -146,7 +163,7 @@ mod tests {
                 let _ = reply.send(outcome);
             }
         });
-        app(AppState { calls: tx })
+        app(AppState { calls: tx, metrics: None })
     }
 
     async fn post(app: Router, uri: &str, auth: Option<&str>, body: &str) -> (StatusCode, serde_json::Value) {

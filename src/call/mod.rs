@@ -194,6 +194,7 @@ impl Calls {
                 if let Some(a) = self.active.remove(call) {
                     self.media.close(*call);
                     self.ports.release(now, a.port);
+                    self.gauge();
                 }
             }
             Event::ReInvite { call, offer } => self.reinvite(ep, now, *call, offer.as_ref()),
@@ -210,7 +211,10 @@ impl Calls {
     fn incoming(&mut self, now: Instant, ep: &mut Endpoint, call: CallRef, invite: &Request) {
         let routed = match route(invite, self.config.numbers.as_ref()) {
             Ok(r) => r,
-            Err(reject) => return ep.reject(now, call, reject.status(), &reject.to_string(), &[]),
+            Err(reject) => {
+                count_invite(reject.status().as_u16());
+                return ep.reject(now, call, reject.status(), &reject.to_string(), &[]);
+            }
         };
         let offered = invite.body.is_empty();
         let negotiated = if offered {
@@ -221,6 +225,7 @@ impl Calls {
                 Err(e) => {
                     let warning = [(HeaderName::Warning, e.warning("vocals"))];
                     let status = StatusCode::new(e.status()).unwrap_or(StatusCode::NOT_ACCEPTABLE_HERE);
+                    count_invite(status.as_u16());
                     return ep.reject(now, call, status, &e.to_string(), &warning);
                 }
             }
@@ -235,6 +240,7 @@ impl Calls {
         }
         info.account_sid.get_or_insert_with(|| self.config.default_account_sid.clone());
         let Some((port, readiness)) = self.open_media(now, call, &info, stream) else {
+            count_invite(503);
             let retry = [(HeaderName::RetryAfter, "5".to_string())];
             return ep.reject(now, call, StatusCode::SERVICE_UNAVAILABLE, "No RTP Port Available", &retry);
         };
@@ -247,8 +253,10 @@ impl Calls {
         let pending_answer = (readiness == Readiness::Later).then(|| sdp.clone());
         let active = Active { port, info, pending_answer, deadline, agent: routed.agent, offered };
         self.active.insert(call, active);
+        self.gauge();
         ep.ringing(now, call);
         if readiness == Readiness::Now {
+            count_invite(200);
             ep.answer(now, call, sdp);
         }
     }
@@ -256,6 +264,7 @@ impl Calls {
     /// The agent is reached: the ringing call is answered.
     pub fn media_ready(&mut self, now: Instant, ep: &mut Endpoint, call: CallRef) {
         if let Some(sdp) = self.active.get_mut(&call).and_then(|a| a.pending_answer.take()) {
+            count_invite(200);
             ep.answer(now, call, sdp);
         }
     }
@@ -266,6 +275,7 @@ impl Calls {
         if self.active.get_mut(&call).and_then(|a| a.pending_answer.take()).is_none() {
             return;
         }
+        count_invite(503);
         let reason = String::from_utf8_lossy(&Reason::new("SIP", 503, why).to_bytes()).into_owned();
         let headers = [(HeaderName::RetryAfter, "5".to_string()), (HeaderName::Reason, reason)];
         ep.reject(now, call, StatusCode::SERVICE_UNAVAILABLE, "Agent Unavailable", &headers);
@@ -414,6 +424,10 @@ impl Calls {
         Local { address: self.config.media_ip, port, session_id: self.session_ids, session_version: 1 }
     }
 
+    fn gauge(&self) {
+        metrics::gauge!(crate::metrics::CALLS_ACTIVE).set(self.active.len() as f64);
+    }
+
     /// When the next call reaches its maximum duration.
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.active.values().map(|a| a.deadline).min()
@@ -442,6 +456,12 @@ fn our_offer() -> Stream {
         remote_rtcp: None,
         direction: Direction::SendRecv,
     }
+}
+
+/// Counts an incoming call by its outcome: `answered`, or the status it was refused with.
+fn count_invite(status: u16) {
+    let result = if status == 200 { "answered".to_string() } else { status.to_string() };
+    metrics::counter!(crate::metrics::INVITES, "result" => result).increment(1);
 }
 
 /// Compares secrets in time that does not depend on where they differ.

@@ -58,8 +58,9 @@ pub struct AgentLink {
     backlog: VecDeque<(Message, Option<Instant>)>,
     /// Handed to the socket but not yet flushed: the arrivals to time once the flush completes.
     unflushed: Vec<Instant>,
-    /// RTP arrival -> frame written to the socket.
+    /// RTP arrival -> frame written to the socket: for the call record, and the exported histogram.
     uplink: DelayHistogram,
+    uplink_metric: metrics::Histogram,
     failed: Option<String>,
 }
 
@@ -109,6 +110,7 @@ impl AgentLink {
             backlog: VecDeque::new(),
             unflushed: Vec::new(),
             uplink: DelayHistogram::default(),
+            uplink_metric: metrics::histogram!(crate::metrics::AGENT_UPLINK_LATENCY),
             failed: None,
         };
         let opening = link.session.opening(Instant::now());
@@ -153,7 +155,9 @@ impl AgentLink {
             Poll::Ready(Ok(())) => {
                 let now = Instant::now();
                 for arrival in self.unflushed.drain(..) {
-                    self.uplink.record(now.saturating_duration_since(arrival));
+                    let delay = now.saturating_duration_since(arrival);
+                    self.uplink.record(delay);
+                    self.uplink_metric.record(delay.as_secs_f64());
                 }
             }
             Poll::Ready(Err(e)) => self.fail(e.to_string()),

@@ -172,7 +172,19 @@ impl MediaPlane for TokioMedia {
         let (tx, rx) = mpsc::channel(8);
         self.calls.insert(call, tx);
         let v6 = rtp.local_addr()?.is_ipv6();
-        let task = CallMedia { call, rtp, rtcp, session, agent, v6, control: rx, events: self.events.clone() };
+        let task = CallMedia {
+            call,
+            agent_ending: None,
+            handoff_metric: metrics::histogram!(crate::metrics::JITTER_HANDOFF),
+            downlink_metric: metrics::histogram!(crate::metrics::AGENT_DOWNLINK_LATENCY),
+            rtp,
+            rtcp,
+            session,
+            agent,
+            v6,
+            control: rx,
+            events: self.events.clone(),
+        };
         tokio::spawn(task.run(connect));
         Ok(readiness)
     }
@@ -222,6 +234,11 @@ fn bind(port: u16) -> io::Result<UdpSocket> {
 
 struct CallMedia {
     call: CallRef,
+    /// Why the agent side ended, for the call record (`None`: the call ended first).
+    agent_ending: Option<String>,
+    /// Exported histograms, resolved once per call (recording through a handle takes no lock).
+    handoff_metric: metrics::Histogram,
+    downlink_metric: metrics::Histogram,
     rtp: UdpSocket,
     rtcp: UdpSocket,
     session: Session,
@@ -280,7 +297,8 @@ impl CallMedia {
             }
             _ => (None, None),
         };
-        record(self.call, &self.session.stats(), agent_stats.as_ref(), latency.as_ref());
+        let ending = self.agent_ending.as_deref().unwrap_or("the call ended first");
+        record(self.call, &self.session.stats(), agent_stats.as_ref(), latency.as_ref(), ending);
     }
 
     /// Opens the agent's WebSocket while the call rings and tells the driver whether to answer. Returns false
@@ -291,8 +309,10 @@ impl CallMedia {
             Connect::Unknown(name) => Err(format!("no agent named {name}")),
             Connect::To(agent, start, tls) => {
                 let stream_sid = start.stream_sid.clone();
+                let began = Instant::now();
                 tokio::select! {
                     r = AgentLink::connect(&agent, start, tls) => r.map_err(|e| e.to_string()).inspect(|_| {
+                        metrics::histogram!(crate::metrics::AGENT_CONNECT).record(began.elapsed().as_secs_f64());
                         tracing::info!(call = self.call.0, agent = %agent.name, stream_sid, "agent stream started");
                     }),
                     // The call ended (CANCEL) while the agent was being reached.
@@ -308,6 +328,7 @@ impl CallMedia {
                 true
             }
             Err(why) => {
+                metrics::counter!(crate::metrics::AGENT_CONNECT_FAILURES).increment(1);
                 tracing::warn!(call = self.call.0, %why, "agent not reached: refusing the call");
                 self.report(MediaEvent::Failed { call: self.call, why });
                 while self.control.recv().await.is_some() {}
@@ -328,19 +349,25 @@ impl CallMedia {
                     tracing::info!(call = self.call.0, %target, "the agent asks for a transfer");
                     self.report(MediaEvent::Transfer { call: self.call, target });
                 }
-                Err(e) => tracing::debug!(call = self.call.0, kind = e.kind(), error = %e, "agent frame ignored"),
+                Err(e) => {
+                    metrics::counter!(crate::metrics::AGENT_FRAMES_IGNORED).increment(1);
+                    tracing::debug!(call = self.call.0, kind = e.kind(), error = %e, "agent frame ignored");
+                }
             },
             FromAgent::Binary => {
+                metrics::counter!(crate::metrics::AGENT_FRAMES_IGNORED).increment(1);
                 link.session.ignored();
                 tracing::debug!(call = self.call.0, "agent binary frame ignored");
             }
             FromAgent::Closed => {
                 *open = false;
+                self.agent_ending = Some("the agent closed its stream".into());
                 tracing::info!(call = self.call.0, "the agent closed its stream: hanging up");
                 self.report(MediaEvent::End { call: self.call, why: Ending::AgentHungUp });
             }
             FromAgent::Failed(e) => {
                 *open = false;
+                self.agent_ending = Some(format!("the agent's stream failed: {e}"));
                 tracing::warn!(call = self.call.0, error = %e, "the agent's stream failed: hanging up");
                 self.report(MediaEvent::End { call: self.call, why: Ending::AgentFailed(e) });
             }
@@ -359,6 +386,9 @@ impl CallMedia {
         let now = Instant::now();
         let mut frame = [0u8; FRAME_BYTES];
         while let Some(popped) = self.session.poll_frame(now, &mut frame) {
+            if let Some(arrival) = popped.arrival {
+                self.handoff_metric.record(now.saturating_duration_since(arrival).as_secs_f64());
+            }
             match &mut self.agent {
                 Agent::Echo => {
                     self.session.playout().push(&frame);
@@ -386,7 +416,9 @@ impl CallMedia {
                 && t.audio
                 && let Some(at) = reply_at.take()
             {
-                downlink.record(Instant::now().saturating_duration_since(at));
+                let delay = Instant::now().saturating_duration_since(at);
+                downlink.record(delay);
+                self.downlink_metric.record(delay.as_secs_f64());
             }
         }
         if let Agent::Socket { link, open, .. } = &mut self.agent {
@@ -421,9 +453,16 @@ fn record(
     s: &MediaStats,
     agent: Option<&AgentStats>,
     latency: Option<&(DelayHistogram, DelayHistogram)>,
+    agent_ending: &str,
 ) {
     let uplink = latency.map(|l| &l.0);
     let downlink = latency.map(|l| &l.1);
+    metrics::counter!(crate::metrics::RTP_PACKETS, "direction" => "in").increment(s.rtp_received);
+    metrics::counter!(crate::metrics::RTP_PACKETS, "direction" => "out").increment(s.sent_packets);
+    metrics::counter!(crate::metrics::RTP_CONCEALED).increment(s.jitter.concealed);
+    if let Some(a) = agent {
+        metrics::counter!(crate::metrics::AGENT_UPLINK_DROPPED).increment(a.uplink_dropped);
+    }
     if let Some(a) = agent {
         tracing::info!(
             call = call.0,
@@ -440,6 +479,7 @@ fn record(
             replies = downlink.map(|h| h.count()),
             downlink_p50_us = downlink.map(|h| h.percentile(50).as_micros() as u64),
             downlink_p99_us = downlink.map(|h| h.percentile(99).as_micros() as u64),
+            ending = agent_ending,
             "call agent record"
         );
     }

@@ -1,0 +1,36 @@
+//! Metrics: the names vocals exports and the Prometheus recorder behind them. Hot paths take a handle once (per
+//! call task) and record through it: recording is lock-free; only name lookup would not be.
+
+use metrics_exporter_prometheus::{BuildError, PrometheusBuilder, PrometheusHandle};
+
+/// RTP arrival -> the uplink frame written to the agent's WebSocket.
+pub const AGENT_UPLINK_LATENCY: &str = "vocals_agent_uplink_latency_seconds";
+/// Agent audio received (a reply starting) -> its first RTP packet sent.
+pub const AGENT_DOWNLINK_LATENCY: &str = "vocals_agent_downlink_latency_seconds";
+/// Time to open an agent's WebSocket and send `start` (while the call rings).
+pub const AGENT_CONNECT: &str = "vocals_agent_connect_seconds";
+/// Agents not reached (the call got 503).
+pub const AGENT_CONNECT_FAILURES: &str = "vocals_agent_connect_failures_total";
+/// Agent frames ignored (bad JSON, unknown events, wrong streamSid, binary).
+pub const AGENT_FRAMES_IGNORED: &str = "vocals_agent_frames_ignored_total";
+/// Uplink frames dropped because an agent's socket could not keep up.
+pub const AGENT_UPLINK_DROPPED: &str = "vocals_agent_uplink_dropped_total";
+/// RTP arrival -> frame handed to the agent (the jitter buffer's hold).
+pub const JITTER_HANDOFF: &str = "vocals_jitter_handoff_seconds";
+/// RTP packets, `direction` = in | out.
+pub const RTP_PACKETS: &str = "vocals_rtp_packets_total";
+/// RTP frames concealed (lost or too late).
+pub const RTP_CONCEALED: &str = "vocals_rtp_concealed_total";
+/// Incoming calls by `result`: answered, or the status they were refused with.
+pub const INVITES: &str = "vocals_invites_total";
+/// Calls in progress.
+pub const CALLS_ACTIVE: &str = "vocals_calls_active";
+
+/// Latency buckets, in seconds: 100 µs to 5 s.
+const BUCKETS: &[f64] =
+    &[0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
+
+/// Installs the process-wide Prometheus recorder; the handle renders `/metrics`.
+pub fn install() -> Result<PrometheusHandle, BuildError> {
+    PrometheusBuilder::new().set_buckets(BUCKETS)?.install_recorder()
+}
