@@ -204,7 +204,7 @@ where
                 let payload = &v["media"]["payload"];
                 let m = json!({"event": "media", "streamSid": stream_sid, "media": {"payload": payload}});
                 let _ = tx.send(Message::text(m.to_string())).await;
-                if media % 10 == 0 {
+                if media.is_multiple_of(10) {
                     let mark = json!({"event": "mark", "streamSid": stream_sid, "mark": {"name": format!("m{media}")}});
                     let _ = tx.send(Message::text(mark.to_string())).await;
                 }

@@ -1,0 +1,110 @@
+//! Every store test runs against SQLite and against PostgreSQL. PostgreSQL comes from
+//! `POSTGRES_TEST_URL` (a role allowed to create databases; `sip-tests/run` starts the local cluster and
+//! sets it); each test gets a database of its own. Without it these tests fail, saying how to get one.
+
+use super::*;
+
+const NUMBER: &str = "+14155550123";
+
+/// A store on a fresh SQLite file, and one on a fresh PostgreSQL database.
+async fn stores() -> Vec<(&'static str, Store)> {
+    let dir = std::env::temp_dir().join(new_id("vocals-store-"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let sqlite = Store::open(&format!("sqlite://{}", dir.join("vocals.db").display())).await.unwrap();
+    let base = std::env::var("POSTGRES_TEST_URL").unwrap_or_else(|_| {
+        panic!(
+            "POSTGRES_TEST_URL is not set: run `bash sip-tests/run` (it starts the local PostgreSQL and sets \
+             it), or point it at a role that may create databases, e.g. postgres://vocals:vocals@127.0.0.1/postgres"
+        )
+    });
+    sqlx::any::install_default_drivers();
+    let name = new_id("vocals_t_");
+    let admin = AnyPool::connect(&base).await.unwrap_or_else(|e| panic!("PostgreSQL at {base}: {e}"));
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&admin).await.unwrap();
+    let url = match base.rsplit_once('/') {
+        Some((server, _)) => format!("{server}/{name}"),
+        None => panic!("POSTGRES_TEST_URL must name a database: {base}"),
+    };
+    let postgres = Store::open(&url).await.unwrap();
+    vec![("sqlite", sqlite), ("postgres", postgres)]
+}
+
+fn websocket(name: &str) -> NewAgent {
+    NewAgent {
+        name: name.into(),
+        kind: "websocket".into(),
+        stream_url: Some("wss://agents.example.com/stream".into()),
+        system_prompt: "Be brief.".into(),
+    }
+}
+
+#[tokio::test]
+async fn agents_are_created_listed_and_refused_when_invalid_or_taken() {
+    for (db, store) in stores().await {
+        let a = store.create_agent(&websocket("support")).await.unwrap();
+        assert!(a.id.starts_with("ag_"), "{db}");
+        assert_eq!(store.agent(&a.id).await.unwrap(), Some(a.clone()), "{db}");
+        let echo = NewAgent { name: "echo-test".into(), kind: "echo".into(), ..NewAgent::default() };
+        store.create_agent(&echo).await.unwrap();
+        let names: Vec<String> = store.agents().await.unwrap().into_iter().map(|a| a.name).collect();
+        assert_eq!(names, ["echo-test", "support"], "{db}");
+        assert!(matches!(store.create_agent(&websocket("support")).await, Err(StoreError::Conflict(_))), "{db}");
+        let bad = NewAgent { stream_url: Some("http://x".into()), ..websocket("other") };
+        assert!(matches!(store.create_agent(&bad).await, Err(StoreError::Invalid(_))), "{db}");
+        assert!(a.created_at.ends_with('Z') && a.created_at.len() == 24, "{db}: {}", a.created_at);
+    }
+}
+
+#[tokio::test]
+async fn numbers_are_active_with_an_agent_inactive_without_and_reassigned_for_the_next_call() {
+    for (db, store) in stores().await {
+        let support = store.create_agent(&websocket("support")).await.unwrap();
+        let sales = store.create_agent(&websocket("sales")).await.unwrap();
+        let number: E164 = NUMBER.parse().unwrap();
+        let n = store.add_number(&number, Some(&support.id)).await.unwrap();
+        assert_eq!((n.status.as_str(), n.agent_id.as_deref()), ("active", Some(support.id.as_str())), "{db}");
+        assert!(matches!(store.add_number(&number, None).await, Err(StoreError::Conflict(_))), "{db}");
+        // Routing reads a snapshot: it names the agent, and a reassignment shows in the next snapshot only.
+        let before = store.routing_snapshot().await.unwrap();
+        store.assign_number(&number, Some(&sales.id)).await.unwrap();
+        let after = store.routing_snapshot().await.unwrap();
+        let agent = |l: Lookup| match l {
+            Lookup::Agent { agent, .. } => agent,
+            other => format!("{other:?}"),
+        };
+        assert_eq!(agent(before.lookup(&number)), "support", "{db}: the call in progress keeps its agent");
+        assert_eq!(agent(after.lookup(&number)), "sales", "{db}: the next call reaches the new agent");
+        let n = store.assign_number(&number, None).await.unwrap();
+        assert_eq!(n.status, "inactive", "{db}");
+        assert_eq!(store.routing_snapshot().await.unwrap().lookup(&number), Lookup::Unassigned, "{db}: 480");
+        let other: E164 = "+14155550124".parse().unwrap();
+        assert_eq!(after.lookup(&other), Lookup::Unknown, "{db}: 404");
+        assert!(matches!(store.add_number(&other, Some("ag_missing")).await, Err(StoreError::NotFound(_))), "{db}");
+        store.delete_number(&number).await.unwrap();
+        assert!(matches!(store.delete_number(&number).await, Err(StoreError::NotFound(_))), "{db}");
+    }
+}
+
+#[tokio::test]
+async fn an_agent_that_numbers_use_cannot_be_deleted() {
+    for (db, store) in stores().await {
+        let support = store.create_agent(&websocket("support")).await.unwrap();
+        let number: E164 = NUMBER.parse().unwrap();
+        store.add_number(&number, Some(&support.id)).await.unwrap();
+        match store.delete_agent(&support.id).await {
+            Err(StoreError::InUse { numbers, .. }) => assert_eq!(numbers, [NUMBER], "{db}"),
+            other => panic!("{db}: {other:?}"),
+        }
+        store.assign_number(&number, None).await.unwrap();
+        store.delete_agent(&support.id).await.unwrap();
+        assert_eq!(store.agent(&support.id).await.unwrap(), None, "{db}");
+    }
+}
+
+#[test]
+fn timestamps_are_rfc3339_utc() {
+    let now = now_rfc3339();
+    assert_eq!(now.len(), 24, "{now}");
+    assert_eq!((&now[4..5], &now[10..11], &now[23..]), ("-", "T", "Z"));
+    assert!(now.as_str() > "2025-01-01T00:00:00.000Z");
+}
