@@ -42,7 +42,18 @@ impl Server {
         Server::start_full(name, "127.0.0.1", extra, env)
     }
 
+    /// Free ports are picked, released, then bound by vocals: another test can take one in between. Then the
+    /// server says so and exits, and it is started again on new ports.
     fn start_full(name: &str, host: &str, extra: &str, env: &[(&str, &str)]) -> Server {
+        for _ in 0..4 {
+            if let Some(server) = Server::try_start(name, host, extra, env) {
+                return server;
+            }
+        }
+        panic!("vocals could not bind free ports in 4 tries")
+    }
+
+    fn try_start(name: &str, host: &str, extra: &str, env: &[(&str, &str)]) -> Option<Server> {
         let dir = std::env::temp_dir().join(format!("vocals-sipp-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
@@ -83,8 +94,14 @@ impl Server {
                 }
             }
         });
-        rx.recv_timeout(Duration::from_secs(20)).expect("vocals did not start listening within 20 s");
-        Server { child, udp, tcp, admin, dir, host }
+        let server = Server { child, udp, tcp, admin, dir, host };
+        if rx.recv_timeout(Duration::from_secs(20)).is_err() {
+            // Dropping the server stops the process.
+            let log = server.log();
+            assert!(log.contains("Address already in use"), "vocals did not start listening within 20 s:\n{log}");
+            return None;
+        }
+        Some(server)
     }
 
     /// A `key=value` figure from the first log line containing `record` (e.g. "call media record"), waiting up

@@ -155,7 +155,6 @@ struct Active {
     /// Our SDP, while the call rings and its agent is being reached.
     pending_answer: Option<Bytes>,
     deadline: Instant,
-    agent: String,
     /// We made the offer (the INVITE had none): the answer must come in the ACK.
     offered: bool,
 }
@@ -183,7 +182,7 @@ impl Calls {
 
     /// The agent answering `call`, while it lasts.
     pub fn agent(&self, call: CallRef) -> Option<&str> {
-        self.active.get(&call).map(|a| a.agent.as_str())
+        self.active.get(&call).map(|a| a.info.agent.as_str())
     }
 
     /// Reacts to one endpoint event.
@@ -233,7 +232,7 @@ impl Calls {
         // No offer: ours goes in the 200 and the answer comes in the ACK (RFC 3261 §13.2.1); until then the
         // stream is what we offered, with no remote address.
         let stream = negotiated.as_ref().map_or_else(our_offer, Stream::from);
-        let mut info = CallInfo::from_invite(invite, routed.agent.clone(), routed.dialed.to_string());
+        let mut info = CallInfo::from_invite(invite, routed.agent, routed.dialed.to_string());
         if info.call_sid.is_none() {
             self.call_ids += 1;
             info.call_sid = Some(format!("CA{:016x}{:016x}", self.config.seed, self.call_ids));
@@ -251,7 +250,7 @@ impl Calls {
         };
         let deadline = now + self.config.max_call_duration;
         let pending_answer = (readiness == Readiness::Later).then(|| sdp.clone());
-        let active = Active { port, info, pending_answer, deadline, agent: routed.agent, offered };
+        let active = Active { port, info, pending_answer, deadline, offered };
         self.active.insert(call, active);
         self.gauge();
         ep.ringing(now, call);
@@ -306,7 +305,7 @@ impl Calls {
         if account != req.account_sid {
             return HangupOutcome::UnknownCall;
         }
-        let token = self.config.agent_tokens.get(&active.agent);
+        let token = self.config.agent_tokens.get(&active.info.agent);
         if req.user != account || token.is_none_or(|t| !constant_time_eq(t.as_bytes(), req.password.as_bytes())) {
             return HangupOutcome::Unauthorized;
         }
