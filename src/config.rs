@@ -33,12 +33,23 @@ pub struct Config {
     pub agents: Vec<AgentConfig>,
     /// `[admin] listen`: the HTTP API (and the Twilio-compatible call control); `None` turns it off.
     pub admin_listen: Option<SocketAddr>,
+    /// `[admin] token` (`VOCALS_ADMIN_TOKEN`): the bearer token the admin API wants; `None`: the one generated
+    /// in the state directory.
+    pub admin_token: Option<String>,
+    /// `[store] url` (`VOCALS_STORE_URL`): `sqlite://…` or `postgres://…`; default `vocals.db` in the state
+    /// directory.
+    pub store_url: String,
+    /// This node's name in call records (several nodes may share one PostgreSQL); default the host name.
+    pub node: String,
 }
 
-/// One `[[agents]]` entry: an agent reached over a Twilio Media Streams WebSocket.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// An agent as calls use it: one `[[agents]]` entry, an agent from the store, or the built-in echo.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AgentConfig {
+    /// The store's id (`ag_…`); config agents use their name.
+    pub id: String,
     pub name: String,
+    pub kind: AgentKind,
     /// `ws://` or `wss://`.
     pub url: String,
     /// Signs the handshake (`X-Twilio-Signature`) when set.
@@ -50,6 +61,32 @@ pub struct AgentConfig {
     /// The password the agent's framework uses (HTTP Basic, with the account id as the user) to hang up through
     /// the Twilio-compatible REST endpoint; `None`: it cannot.
     pub auth_token: Option<String>,
+}
+
+/// How an agent is reached.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AgentKind {
+    /// Over a Twilio Media Streams WebSocket at `url`.
+    #[default]
+    WebSocket,
+    /// Built in: plays the caller's audio back (for testing a trunk).
+    Echo,
+}
+
+impl AgentKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AgentKind::WebSocket => "websocket",
+            AgentKind::Echo => "echo",
+        }
+    }
+}
+
+impl AgentConfig {
+    /// The built-in `echo` agent.
+    pub fn echo() -> AgentConfig {
+        AgentConfig { id: "echo".into(), name: "echo".into(), kind: AgentKind::Echo, ..AgentConfig::default() }
+    }
 }
 
 /// `[media]`.
@@ -131,6 +168,7 @@ pub enum ConfigError {
 pub const KEYS: &[(&str, &str, &str)] = &[
     ("", "state_dir", ""),
     ("", "default_agent", "echo"),
+    ("", "node", ""),
     ("sip", "listen_udp", "0.0.0.0:5060"),
     ("sip", "listen_tcp", "0.0.0.0:5060"),
     ("sip", "public_host", ""),
@@ -157,6 +195,8 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ("media", "rtcp_interval", "5"),
     ("media", "jitter_max_ms", "60"),
     ("admin", "listen", "127.0.0.1:8080"),
+    ("admin", "token", ""),
+    ("store", "url", ""),
     ("log", "level", "info"),
     ("log", "format", "auto"),
 ];
@@ -266,8 +306,47 @@ impl Config {
         };
         let log = LogConfig { level: v["log.level"].clone(), format };
         let admin_listen = listen(v, "admin.listen")?;
-        Ok(Config { state_dir, sip, media, log, default_agent, numbers: Vec::new(), agents: Vec::new(), admin_listen })
+        let admin_token = Some(v["admin.token"].trim().to_string()).filter(|t| !t.is_empty());
+        if let Some(t) = admin_token.as_deref().filter(|t| t.len() < 16) {
+            return Err(bad("admin.token", &"*".repeat(t.len()), "at least 16 characters"));
+        }
+        let store_url = match v["store.url"].trim() {
+            "" => format!("sqlite://{}", state_dir.join("vocals.db").display()),
+            url if url.starts_with("sqlite://")
+                || url.starts_with("postgres://")
+                || url.starts_with("postgresql://") =>
+            {
+                url.to_string()
+            }
+            url => return Err(bad("store.url", url, "sqlite://PATH or postgres://USER:PASSWORD@HOST/DATABASE")),
+        };
+        let node = match v["node"].trim() {
+            "" => host_name(),
+            name => name.to_string(),
+        };
+        Ok(Config {
+            state_dir,
+            sip,
+            media,
+            log,
+            default_agent,
+            numbers: Vec::new(),
+            agents: Vec::new(),
+            admin_listen,
+            admin_token,
+            store_url,
+            node,
+        })
     }
+}
+
+/// The host's name (Linux), or `vocals`.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "vocals".into())
 }
 
 fn path(section: &str, key: &str) -> String {
@@ -391,7 +470,16 @@ fn agent_entry(i: usize, entry: toml::Value) -> Result<AgentConfig, ConfigError>
     if let Some(unknown) = t.keys().next() {
         return Err(unknown_key(&key(unknown), "name, url, secret, auth_token", "connect_timeout_ms, parameters"));
     }
-    Ok(AgentConfig { name, url, secret, connect_timeout, parameters, auth_token })
+    Ok(AgentConfig {
+        id: name.clone(),
+        name,
+        kind: AgentKind::WebSocket,
+        url,
+        secret,
+        connect_timeout,
+        parameters,
+        auth_token,
+    })
 }
 
 fn unknown_key(key: &str, a: &str, b: &str) -> ConfigError {

@@ -7,12 +7,17 @@ use std::hash::{BuildHasher, Hasher};
 use std::net::{IpAddr, Ipv4Addr, UdpSocket as StdUdpSocket};
 use std::sync::Arc;
 
+use std::path::PathBuf;
+
+use crate::admin::AppState;
 use crate::call::{CallConfig, Calls};
-use crate::config::Config;
+use crate::config::{AgentConfig, Config};
 use crate::io::media::TokioMedia;
 use crate::io::sip::{Listeners, TcpLimits};
-use crate::routing::StaticNumbers;
+use crate::routing::{Directory, NumberTable};
 use crate::sip::endpoint::{Endpoint, EndpointConfig, IdGen};
+use crate::store::catalog::{Catalog, Recorder};
+use crate::store::{Store, StoreError};
 
 /// Binds the SIP listeners the configuration names (an empty address turns one off).
 pub async fn bind(config: &Config) -> std::io::Result<Listeners> {
@@ -40,16 +45,27 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let media_ip = config.media.public_ip.unwrap_or_else(detect_public_ip);
-    let mut numbers = StaticNumbers::new();
-    for n in &config.numbers {
-        numbers.insert(n.number.clone(), n.agent.clone(), n.account_sid.clone());
-    }
-    numbers.set_fallback(config.default_agent.clone());
+    let base = config_numbers(&config);
     match (&config.default_agent, config.numbers.is_empty()) {
         (Some(agent), _) => tracing::info!(agent, "calls to numbers not configured go to the default agent"),
-        (None, true) => tracing::warn!("no [[numbers]] and no default_agent: every call will be answered 404"),
+        (None, true) => tracing::info!("no default_agent: calls to numbers not added get 404"),
         (None, false) => {}
     }
+    let directory = Arc::new(Directory::new(base.clone()));
+    let store = Arc::new(open_store(&config.store_url).await?);
+    match store.close_unfinished_calls(&config.node).await {
+        Ok(0) => {}
+        Ok(n) => tracing::warn!(calls = n, node = %config.node, "calls left unfinished by the last run marked ended"),
+        Err(e) => tracing::warn!(error = %e, "could not close the last run's unfinished call records"),
+    }
+    let catalog = Catalog::new(store.clone(), base, directory.clone());
+    match catalog.reload().await {
+        Ok(n) => tracing::info!(numbers = n, store = %redact(&config.store_url), "routing table loaded"),
+        Err(e) => tracing::warn!(error = %e, "routing table not loaded from the store yet; retrying"),
+    }
+    let watch = catalog.clone().spawn_watch();
+    let (records, writer) = Recorder::spawn(store.clone(), 10_000);
+    let token = admin_token(&config)?;
     let ep_config = EndpointConfig {
         timers: config.sip.timers,
         limits: config.sip.limits,
@@ -61,19 +77,18 @@ pub async fn serve(
     };
     let (media_tx, media_rx) = tokio::sync::mpsc::channel(1024);
     let (command_tx, command_rx) = tokio::sync::mpsc::channel(256);
-    let agent_tokens: HashMap<String, String> =
-        config.agents.iter().filter_map(|a| Some((a.name.clone(), a.auth_token.clone()?))).collect();
-    let media = TokioMedia::new(config.media.settings.clone(), config.agents.clone(), media_tx, random_seed());
+    let media = TokioMedia::new(config.media.settings.clone(), media_tx, Some(records.clone()), random_seed());
     let calls = Calls::new(
         CallConfig {
-            numbers: Arc::new(numbers),
+            numbers: directory,
             media_ip,
             rtp_ports: config.media.rtp_ports,
             max_call_duration: config.sip.max_call_duration,
             srtp: false,
-            agent_tokens: Arc::new(agent_tokens),
             default_account_sid: format!("AC{}", "0".repeat(32)),
             seed: random_seed(),
+            node: config.node.clone(),
+            records: Some(records),
         },
         Box::new(media),
     );
@@ -87,7 +102,14 @@ pub async fn serve(
     let http = match admin {
         Some(listener) => {
             tracing::info!(addr = ?listener.local_addr().ok(), "HTTP API listening");
-            let app = crate::admin::app(crate::admin::AppState { calls: command_tx, metrics });
+            let state = AppState {
+                calls: Some(command_tx),
+                metrics,
+                catalog: Some(catalog),
+                token: Some(token),
+                draining: Arc::default(),
+            };
+            let app = crate::admin::app(state);
             Some(tokio::spawn(async move { axum::serve(listener, app).await }))
         }
         None => None,
@@ -97,7 +119,91 @@ pub async fn serve(
     if let Some(http) = http {
         http.abort();
     }
+    watch.abort();
+    // The call layer is gone: the writer drains what is queued (5 s at most), then stops.
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), writer).await;
     result
+}
+
+/// The config file's numbers and agents as a routing table, with the default agent for numbers not in it.
+/// The store's numbers go over these.
+fn config_numbers(config: &Config) -> NumberTable {
+    let mut agents: HashMap<&str, Arc<AgentConfig>> =
+        config.agents.iter().map(|a| (a.name.as_str(), Arc::new(a.clone()))).collect();
+    agents.insert("echo", Arc::new(AgentConfig::echo()));
+    let mut table = NumberTable::new();
+    for n in &config.numbers {
+        let agent = n.agent.as_deref().and_then(|name| agents.get(name).cloned());
+        table.insert(n.number.clone(), agent, n.account_sid.clone());
+    }
+    table.set_fallback(config.default_agent.as_deref().and_then(|name| agents.get(name).cloned()));
+    table
+}
+
+/// Opens the store, retrying for 30 s while the database does not answer (it may be starting alongside).
+async fn open_store(url: &str) -> std::io::Result<Store> {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        match Store::open(url).await {
+            Ok(store) => return Ok(store),
+            Err(e @ StoreError::Invalid(_)) => return Err(std::io::Error::other(e.to_string())),
+            Err(e) if tokio::time::Instant::now() >= deadline => {
+                return Err(std::io::Error::other(format!("store {}: {e}", redact(url))));
+            }
+            Err(e) => {
+                tracing::warn!(store = %redact(url), error = %e, "store not reachable yet; retrying");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+/// A store URL with its password hidden, for logs.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// Where the generated admin token is kept.
+pub fn token_path(config: &Config) -> PathBuf {
+    config.state_dir.join("admin-token")
+}
+
+/// The admin API's token: from the config (or `VOCALS_ADMIN_TOKEN`), else the one in the state directory,
+/// generated (32 random bytes, hex, mode 0600) at first start.
+pub fn admin_token(config: &Config) -> std::io::Result<String> {
+    if let Some(token) = &config.admin_token {
+        return Ok(token.clone());
+    }
+    let path = token_path(config);
+    match std::fs::read_to_string(&path) {
+        Ok(token) if token.trim().len() >= 16 => return Ok(token.trim().to_string()),
+        Ok(_) => tracing::warn!(path = %path.display(), "admin token file too short; generating a new token"),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(std::io::Error::new(e.kind(), format!("reading {}: {e}", path.display()))),
+    }
+    let mut bytes = [0u8; 32];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
+        .map_err(|_| std::io::Error::other("no randomness for the admin token"))?;
+    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    std::fs::create_dir_all(&config.state_dir)?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file =
+        options.open(&path).map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+    std::io::Write::write_all(&mut file, format!("{token}\n").as_bytes())?;
+    tracing::info!(path = %path.display(), "generated the admin API token (send it as Authorization: Bearer)");
+    Ok(token)
 }
 
 /// The host's primary address, as the routing table picks it (a UDP "connect" sends no packet); loopback

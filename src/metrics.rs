@@ -25,6 +25,8 @@ pub const RTP_CONCEALED: &str = "vocals_rtp_concealed_total";
 pub const INVITES: &str = "vocals_invites_total";
 /// Calls in progress.
 pub const CALLS_ACTIVE: &str = "vocals_calls_active";
+/// Call-record writes dropped because the writer's queue was full.
+pub const CALL_RECORDS_DROPPED: &str = "vocals_call_records_dropped_total";
 
 /// Latency buckets, in seconds: 100 µs to 5 s.
 const BUCKETS: &[f64] =

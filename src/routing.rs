@@ -1,11 +1,14 @@
 //! Which agent answers a call. The dialed number is the Request-URI user when it is a phone number, else the
 //! To user, else the Diversion user (TWILIO.md §1: a trunk's origination URI may carry a fixed user part),
-//! normalised to E.164. Numbers are looked up through [`NumberLookup`]: the store implements it over its
-//! in-memory snapshot; [`StaticNumbers`] serves the `[[numbers]]` of the config file. A lookup never waits
-//! on a database.
+//! normalised to E.164. Numbers are looked up through [`NumberLookup`]: a [`NumberTable`] is built from the
+//! config file's `[[numbers]]` and the store's numbers, and the [`Directory`] holds the current one, replaced
+//! whole after every change. A lookup never waits on a database, and a call keeps the agent it was routed to
+//! (its `Arc`) whatever later changes say: a reassignment takes effect on the next call.
 
 use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 
+use crate::config::AgentConfig;
 use crate::e164::E164;
 use crate::sip::message::{HeaderName, Request, StatusCode};
 
@@ -14,7 +17,7 @@ use crate::sip::message::{HeaderName, Request, StatusCode};
 pub enum Lookup {
     /// Active: answered by this agent. `account_sid` is the Twilio account that owns the number, if linked.
     Agent {
-        agent: String,
+        agent: Arc<AgentConfig>,
         account_sid: Option<String>,
     },
     /// Known, but no agent is assigned: calls are not answered.
@@ -31,7 +34,7 @@ pub trait NumberLookup: Send + Sync {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Routed {
     pub dialed: E164,
-    pub agent: String,
+    pub agent: Arc<AgentConfig>,
 }
 
 /// Why a call is not routed: the SIP status and a reason phrase for it.
@@ -87,21 +90,21 @@ pub fn route(invite: &Request, numbers: &dyn NumberLookup) -> Result<Routed, Rej
     }
 }
 
-/// A fixed number table (the config file's `[[numbers]]`).
+/// A number table: numbers with their agents, and the agent for numbers not in it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct StaticNumbers {
+pub struct NumberTable {
     numbers: HashMap<E164, Lookup>,
     /// The agent for numbers not in the table (`None`: they get 404).
-    fallback: Option<String>,
+    fallback: Option<Arc<AgentConfig>>,
 }
 
-impl StaticNumbers {
-    pub fn new() -> StaticNumbers {
-        StaticNumbers::default()
+impl NumberTable {
+    pub fn new() -> NumberTable {
+        NumberTable::default()
     }
 
-    /// Adds a number; `agent: None` makes it known but unassigned.
-    pub fn insert(&mut self, number: E164, agent: Option<String>, account_sid: Option<String>) {
+    /// Adds (or replaces) a number; `agent: None` makes it known but unassigned.
+    pub fn insert(&mut self, number: E164, agent: Option<Arc<AgentConfig>>, account_sid: Option<String>) {
         let entry = match agent {
             Some(agent) => Lookup::Agent { agent, account_sid },
             None => Lookup::Unassigned,
@@ -110,17 +113,68 @@ impl StaticNumbers {
     }
 
     /// Sends calls to numbers not in the table to `agent` (the demo default: the echo agent).
-    pub fn set_fallback(&mut self, agent: Option<String>) {
+    pub fn set_fallback(&mut self, agent: Option<Arc<AgentConfig>>) {
         self.fallback = agent;
+    }
+
+    /// `other`'s numbers replace this table's (the store's entries over the config file's).
+    pub fn overlay(&mut self, other: NumberTable) {
+        self.numbers.extend(other.numbers);
+    }
+
+    pub fn len(&self) -> usize {
+        self.numbers.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.numbers.is_empty()
     }
 }
 
-impl NumberLookup for StaticNumbers {
+impl NumberLookup for NumberTable {
     fn lookup(&self, number: &E164) -> Lookup {
         match (self.numbers.get(number), &self.fallback) {
             (Some(entry), _) => entry.clone(),
             (None, Some(agent)) => Lookup::Agent { agent: agent.clone(), account_sid: None },
             (None, None) => Lookup::Unknown,
+        }
+    }
+}
+
+/// The current number table, shared by the SIP driver (which reads it once per INVITE: a read lock and a hash
+/// lookup, no I/O) and whoever changes the numbers (which builds a whole new table and swaps it in).
+#[derive(Debug, Default)]
+pub struct Directory {
+    current: RwLock<Arc<NumberTable>>,
+}
+
+impl Directory {
+    pub fn new(table: NumberTable) -> Directory {
+        Directory { current: RwLock::new(Arc::new(table)) }
+    }
+
+    /// The table calls are routed with from now on.
+    pub fn replace(&self, table: NumberTable) {
+        let table = Arc::new(table);
+        match self.current.write() {
+            Ok(mut current) => *current = table,
+            Err(poisoned) => *poisoned.into_inner() = table,
+        }
+    }
+
+    pub fn table(&self) -> Arc<NumberTable> {
+        match self.current.read() {
+            Ok(current) => current.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+}
+
+impl NumberLookup for Directory {
+    fn lookup(&self, number: &E164) -> Lookup {
+        match self.current.read() {
+            Ok(current) => current.lookup(number),
+            Err(poisoned) => poisoned.into_inner().lookup(number),
         }
     }
 }
@@ -144,9 +198,13 @@ mod tests {
         E164::parse(s).unwrap()
     }
 
-    fn table() -> StaticNumbers {
-        let mut t = StaticNumbers::new();
-        t.insert(number("+14155550123"), Some("echo".into()), Some("ACbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb".into()));
+    fn echo() -> Arc<AgentConfig> {
+        Arc::new(AgentConfig::echo())
+    }
+
+    fn table() -> NumberTable {
+        let mut t = NumberTable::new();
+        t.insert(number("+14155550123"), Some(echo()), Some("ACbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb".into()));
         t.insert(number("+14155550124"), None, None);
         t
     }
@@ -154,13 +212,13 @@ mod tests {
     #[test]
     fn the_request_uri_user_is_the_dialed_number() {
         let routed = route(&request(UDP), &table()).unwrap();
-        assert_eq!(routed, Routed { dialed: number("+14155550123"), agent: "echo".into() });
+        assert_eq!(routed, Routed { dialed: number("+14155550123"), agent: echo() });
     }
 
     #[test]
     fn a_fixed_user_part_falls_back_to_diversion() {
         assert_eq!(dialed_number(&request(FIXED_USER)), Some(number("+14155550123")));
-        assert_eq!(route(&request(FIXED_USER), &table()).unwrap().agent, "echo");
+        assert_eq!(route(&request(FIXED_USER), &table()).unwrap().agent.name, "echo");
     }
 
     #[test]
@@ -179,7 +237,7 @@ mod tests {
     #[test]
     fn numbers_match_with_or_without_the_plus() {
         let text = String::from_utf8(UDP.to_vec()).unwrap().replace("sip:+14155550123@", "sip:14155550123@");
-        assert_eq!(route(&request(text.as_bytes()), &table()).unwrap().agent, "echo");
+        assert_eq!(route(&request(text.as_bytes()), &table()).unwrap().agent.name, "echo");
     }
 
     #[test]
@@ -192,13 +250,31 @@ mod tests {
 
     #[test]
     fn a_fallback_agent_takes_numbers_not_in_the_table_but_not_unassigned_ones() {
-        let mut numbers = StaticNumbers::new();
+        let mut numbers = NumberTable::new();
         let known: E164 = "+14155550100".parse().unwrap();
         let other: E164 = "+14155550199".parse().unwrap();
         numbers.insert(known.clone(), None, None);
         assert_eq!(numbers.lookup(&other), Lookup::Unknown);
-        numbers.set_fallback(Some("echo".into()));
-        assert_eq!(numbers.lookup(&other), Lookup::Agent { agent: "echo".into(), account_sid: None });
+        numbers.set_fallback(Some(echo()));
+        assert_eq!(numbers.lookup(&other), Lookup::Agent { agent: echo(), account_sid: None });
         assert_eq!(numbers.lookup(&known), Lookup::Unassigned);
+    }
+
+    #[test]
+    fn a_replaced_table_routes_the_next_lookup_and_leaves_taken_agents_alone() {
+        let n = number("+14155550123");
+        let directory = Directory::new(table());
+        let Lookup::Agent { agent: before, .. } = directory.lookup(&n) else { panic!("routed") };
+        let support = Arc::new(AgentConfig { id: "ag_1".into(), name: "support".into(), ..AgentConfig::default() });
+        let mut next = NumberTable::new();
+        next.insert(n.clone(), Some(support.clone()), None);
+        directory.replace(next);
+        assert_eq!(directory.lookup(&n), Lookup::Agent { agent: support, account_sid: None });
+        assert_eq!(before.name, "echo", "a call in progress keeps the agent it was routed to");
+        let mut overlaid = table();
+        let mut store = NumberTable::new();
+        store.insert(n.clone(), None, None);
+        overlaid.overlay(store);
+        assert_eq!(overlaid.lookup(&n), Lookup::Unassigned);
     }
 }

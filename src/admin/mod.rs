@@ -1,10 +1,15 @@
-//! The HTTP API. For now: the Twilio-compatible call control agents' frameworks use to hang up
+//! The HTTP API: the admin API under `/v1` ([`v1`], bearer token), `/healthz` and `/readyz` (open),
+//! `/metrics`, and the Twilio-compatible call control agents' frameworks use to hang up
 //! (`POST /2010-04-01/Accounts/{AC}/Calls/{CA}.json` with `Status=completed`, HTTP Basic auth), answered with
-//! Twilio's JSON shapes, errors included. The admin resources join this router. Handlers never touch call
-//! state: they send a command to the SIP driver and await its answer.
+//! Twilio's JSON shapes, errors included. Handlers never touch call state: they send a command to the SIP
+//! driver and await its answer.
+
+pub mod openapi;
+pub mod v1;
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::extract::rejection::FormRejection;
@@ -23,22 +28,71 @@ use crate::call::{CallSummary, HangupOutcome, HangupRequest};
 /// What the HTTP API asks of the SIP driver.
 #[derive(Debug)]
 pub enum CallCommand {
+    /// The Twilio-compatible hang-up.
     Hangup { request: HangupRequest, reply: oneshot::Sender<HangupOutcome> },
+    /// The admin API's hang-up, by vocals call id or CallSid; `false`: no such call in progress here.
+    End { id: String, reply: oneshot::Sender<bool> },
 }
 
 /// What every handler shares.
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub struct AppState {
-    pub calls: mpsc::Sender<CallCommand>,
+    pub calls: Option<mpsc::Sender<CallCommand>>,
     /// Renders the Prometheus text for `/metrics` (absent when no recorder is installed).
     pub metrics: Option<PrometheusHandle>,
+    /// The store and the routing table it feeds (`None`: the admin resources answer 503).
+    pub catalog: Option<Arc<crate::store::catalog::Catalog>>,
+    /// The admin API's bearer token.
+    pub token: Option<String>,
+    /// Set when the server stops taking calls (`/readyz` then answers 503).
+    pub draining: Arc<AtomicBool>,
+}
+
+impl AppState {
+    fn send(&self, command: CallCommand) -> bool {
+        self.calls.as_ref().is_some_and(|c| c.try_send(command).is_ok())
+    }
 }
 
 pub fn app(state: AppState) -> Router {
+    let state = Arc::new(state);
+    let admin = v1::routes()
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), v1::require_token))
+        .route("/v1/openapi.json", get(|| async { Json(openapi::document()) }));
     Router::new()
         .route("/2010-04-01/Accounts/{account}/Calls/{call}", post(update_call))
         .route("/metrics", get(metrics))
-        .with_state(Arc::new(state))
+        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/readyz", get(readyz))
+        .merge(admin)
+        .fallback(|uri: axum::http::Uri| async move {
+            v1::ApiError::new(StatusCode::NOT_FOUND, "no_such_route", format!("no route {}", uri.path()))
+        })
+        .method_not_allowed_fallback(|| async {
+            v1::ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this path does not take that method",
+            )
+        })
+        .layer(axum::extract::DefaultBodyLimit::max(v1::MAX_BODY))
+        .with_state(state)
+}
+
+/// `GET /readyz`: 200 when the routing table is loaded and the server takes calls; 503 says what is missing.
+async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+    let mut missing = Vec::new();
+    if state.catalog.as_ref().is_some_and(|c| !c.loaded()) {
+        missing.push("the routing table is not loaded from the store yet");
+    }
+    if state.draining.load(Ordering::Relaxed) {
+        missing.push("draining: new calls are refused");
+    }
+    if missing.is_empty() {
+        Json(json!({"status": "ready"})).into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "not ready", "reasons": missing}))).into_response()
+    }
 }
 
 /// `GET /metrics`: Prometheus text exposition.
@@ -91,7 +145,7 @@ async fn update_call(
     }
     let request = HangupRequest { account_sid: account, call_sid: call_sid.to_string(), user, password };
     let (reply, answer) = oneshot::channel();
-    if state.calls.try_send(CallCommand::Hangup { request, reply }).is_err() {
+    if !state.send(CallCommand::Hangup { request, reply }) {
         return twilio_error(StatusCode::SERVICE_UNAVAILABLE, 20503, "The call layer is busy; try again");
     }
     match tokio::time::timeout(Duration::from_secs(5), answer).await {
@@ -163,7 +217,7 @@ mod tests {
                 let _ = reply.send(outcome);
             }
         });
-        app(AppState { calls: tx, metrics: None })
+        app(AppState { calls: Some(tx), ..AppState::default() })
     }
 
     async fn post(app: Router, uri: &str, auth: Option<&str>, body: &str) -> (StatusCode, serde_json::Value) {
@@ -215,3 +269,6 @@ mod tests {
         assert_eq!(status, StatusCode::NOT_FOUND);
     }
 }
+
+#[cfg(test)]
+mod v1_tests;

@@ -12,15 +12,18 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use crate::config::AgentConfig;
 use crate::e164::E164;
 use crate::media::ports::PortPool;
 pub use crate::media::ports::PortRange;
 use crate::media::session::{MediaEnd, Stream};
-use crate::routing::{NumberLookup, route};
+use crate::routing::{NumberLookup, dialed_number, route};
 use crate::sdp::{self, Codec, Direction, Local, Offer};
-use crate::sip::endpoint::{CallRef, Endpoint, Event};
+use crate::sip::endpoint::{CallRef, EndReason, Endpoint, Event};
 use crate::sip::message::typed::Reason;
 use crate::sip::message::{HeaderName, Request, StatusCode};
+use crate::store::catalog::{CallWrite, Recorder};
+use crate::store::{CallRecord, now_rfc3339};
 
 /// What the call layer needs to decide.
 #[derive(Clone)]
@@ -31,12 +34,14 @@ pub struct CallConfig {
     pub rtp_ports: PortRange,
     pub max_call_duration: Duration,
     pub srtp: bool,
-    /// Each agent's REST credential (the auth token its framework sends with Basic auth to hang up).
-    pub agent_tokens: Arc<HashMap<String, String>>,
     /// The account id calls not from Twilio are given.
     pub default_account_sid: String,
     /// Random bits for the call ids vocals makes up (calls without `X-Twilio-CallSid`).
     pub seed: u64,
+    /// This node's name, in call records.
+    pub node: String,
+    /// Where call records go (`None`: not kept).
+    pub records: Option<Recorder>,
 }
 
 /// A Twilio-style REST request to end a call (`POST .../Accounts/{AC}/Calls/{CA}.json`, `Status=completed`).
@@ -106,7 +111,10 @@ pub enum Readiness {
 /// What the agent is told about the call (`start.customParameters`, the call and account ids).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CallInfo {
-    pub agent: String,
+    /// vocals' id for the call (`vc_…`), the key of its record.
+    pub id: String,
+    /// The agent the call was routed to, as it was then (later changes reach the next call).
+    pub agent: Arc<AgentConfig>,
     /// The caller: an E.164 number when the From user is one, else the From URI.
     pub from: String,
     /// The dialed number, E.164.
@@ -119,12 +127,9 @@ pub struct CallInfo {
 }
 
 impl CallInfo {
-    fn from_invite(invite: &Request, agent: String, dialed: String) -> CallInfo {
+    fn from_invite(invite: &Request, agent: Arc<AgentConfig>, dialed: String) -> CallInfo {
         let h = &invite.headers;
-        let from = h
-            .from()
-            .map(|f| E164::from_uri(&f.uri).map(|n| n.to_string()).unwrap_or_else(|_| f.uri.to_string()))
-            .unwrap_or_default();
+        let from = caller(invite);
         let text = |v: &[u8]| String::from_utf8_lossy(v).into_owned();
         let header = |name: &str| h.get(&HeaderName::new(name)).map(text);
         let headers = h
@@ -136,6 +141,7 @@ impl CallInfo {
             .map(|x| (x.name.as_str().into_owned(), text(x.value)))
             .collect();
         CallInfo {
+            id: String::new(),
             agent,
             from,
             to: dialed,
@@ -144,6 +150,13 @@ impl CallInfo {
             headers,
         }
     }
+}
+
+/// The caller: an E.164 number when the From user is one, else the From URI.
+fn caller(invite: &Request) -> String {
+    let from = invite.headers.from();
+    from.map(|f| E164::from_uri(&f.uri).map(|n| n.to_string()).unwrap_or_else(|_| f.uri.to_string()))
+        .unwrap_or_default()
 }
 
 /// Ports tried for one call before it is refused with 503 (others may be bound by other programs).
@@ -157,6 +170,9 @@ struct Active {
     deadline: Instant,
     /// We made the offer (the INVITE had none): the answer must come in the ACK.
     offered: bool,
+    codec: &'static str,
+    /// Why vocals ended the call, once it did (for the record).
+    ending: Option<String>,
 }
 
 /// The calls in progress, as signalling sees them.
@@ -182,15 +198,16 @@ impl Calls {
 
     /// The agent answering `call`, while it lasts.
     pub fn agent(&self, call: CallRef) -> Option<&str> {
-        self.active.get(&call).map(|a| a.info.agent.as_str())
+        self.active.get(&call).map(|a| a.info.agent.name.as_str())
     }
 
     /// Reacts to one endpoint event.
     pub fn on_event(&mut self, now: Instant, ep: &mut Endpoint, event: &Event) {
         match event {
             Event::IncomingCall { call, invite, .. } => self.incoming(now, ep, *call, invite),
-            Event::CallEnded { call, .. } => {
+            Event::CallEnded { call, why } => {
                 if let Some(a) = self.active.remove(call) {
+                    self.ended(&a, why);
                     self.media.close(*call);
                     self.ports.release(now, a.port);
                     self.gauge();
@@ -212,9 +229,17 @@ impl Calls {
             Ok(r) => r,
             Err(reject) => {
                 count_invite(reject.status().as_u16());
+                let to = dialed_number(invite).map_or_else(|| invite.uri.to_string(), |n| n.to_string());
+                let mut record = self.new_record(invite, None, to);
+                self.refused(&mut record, reject.status(), &reject.to_string());
                 return ep.reject(now, call, reject.status(), &reject.to_string(), &[]);
             }
         };
+        let mut info = CallInfo::from_invite(invite, routed.agent, routed.dialed.to_string());
+        let mut record = self.new_record(invite, Some(&info), info.to.clone());
+        info.id = record.id.clone();
+        info.call_sid = record.call_sid.clone();
+        info.account_sid.get_or_insert_with(|| self.config.default_account_sid.clone());
         let offered = invite.body.is_empty();
         let negotiated = if offered {
             None
@@ -225,6 +250,7 @@ impl Calls {
                     let warning = [(HeaderName::Warning, e.warning("vocals"))];
                     let status = StatusCode::new(e.status()).unwrap_or(StatusCode::NOT_ACCEPTABLE_HERE);
                     count_invite(status.as_u16());
+                    self.refused(&mut record, status, &e.to_string());
                     return ep.reject(now, call, status, &e.to_string(), &warning);
                 }
             }
@@ -232,17 +258,14 @@ impl Calls {
         // No offer: ours goes in the 200 and the answer comes in the ACK (RFC 3261 §13.2.1); until then the
         // stream is what we offered, with no remote address.
         let stream = negotiated.as_ref().map_or_else(our_offer, Stream::from);
-        let mut info = CallInfo::from_invite(invite, routed.agent, routed.dialed.to_string());
-        if info.call_sid.is_none() {
-            self.call_ids += 1;
-            info.call_sid = Some(format!("CA{:016x}{:016x}", self.config.seed, self.call_ids));
-        }
-        info.account_sid.get_or_insert_with(|| self.config.default_account_sid.clone());
+        let codec = negotiated.as_ref().map_or(Codec::Pcmu, |n| n.codec).name();
         let Some((port, readiness)) = self.open_media(now, call, &info, stream) else {
             count_invite(503);
+            self.refused(&mut record, StatusCode::SERVICE_UNAVAILABLE, "no RTP port available");
             let retry = [(HeaderName::RetryAfter, "5".to_string())];
             return ep.reject(now, call, StatusCode::SERVICE_UNAVAILABLE, "No RTP Port Available", &retry);
         };
+        self.write(CallWrite::Start(Box::new(record)));
         let local = self.local(port);
         let sdp = match &negotiated {
             Some(neg) => sdp::answer(neg, &local),
@@ -250,30 +273,95 @@ impl Calls {
         };
         let deadline = now + self.config.max_call_duration;
         let pending_answer = (readiness == Readiness::Later).then(|| sdp.clone());
-        let active = Active { port, info, pending_answer, deadline, offered };
+        let active = Active { port, info, pending_answer, deadline, offered, codec, ending: None };
         self.active.insert(call, active);
         self.gauge();
         ep.ringing(now, call);
         if readiness == Readiness::Now {
-            count_invite(200);
-            ep.answer(now, call, sdp);
+            self.answer(now, ep, call, sdp);
         }
+    }
+
+    /// Answers a ringing call and records it.
+    fn answer(&mut self, now: Instant, ep: &mut Endpoint, call: CallRef, sdp: Bytes) {
+        count_invite(200);
+        ep.answer(now, call, sdp);
+        if let Some(a) = self.active.get(&call) {
+            let write = CallWrite::Answered { id: a.info.id.clone(), at: now_rfc3339(), codec: a.codec.to_string() };
+            self.write(write);
+        }
+    }
+
+    /// A call record as the INVITE describes it (with a CallSid made up for calls not from Twilio).
+    fn new_record(&mut self, invite: &Request, info: Option<&CallInfo>, to: String) -> CallRecord {
+        let text = |v: &[u8]| String::from_utf8_lossy(v).into_owned();
+        let mut call_sid = invite.headers.get(&HeaderName::new("X-Twilio-CallSid")).map(text);
+        self.call_ids += 1;
+        if call_sid.is_none() {
+            call_sid = Some(format!("CA{:016x}{:016x}", self.config.seed, self.call_ids));
+        }
+        CallRecord {
+            id: format!("vc_{:016x}{:08x}", self.config.seed, self.call_ids),
+            call_sid,
+            sip_call_id: invite.headers.get(&HeaderName::CallId).map(text).unwrap_or_default(),
+            from: info.map_or_else(|| caller(invite), |i| i.from.clone()),
+            to,
+            agent: info.map(|i| i.agent.name.clone()),
+            node: self.config.node.clone(),
+            invite_at: now_rfc3339(),
+            ..CallRecord::default()
+        }
+    }
+
+    /// Records a call refused before it started.
+    fn refused(&self, record: &mut CallRecord, status: StatusCode, why: &str) {
+        record.end_at = Some(now_rfc3339());
+        record.end_reason = Some(why.to_string());
+        record.sip_status = Some(status.as_u16());
+        self.write(CallWrite::Start(Box::new(std::mem::take(record))));
+    }
+
+    fn write(&self, write: CallWrite) {
+        if let Some(records) = &self.config.records {
+            records.send(write);
+        }
+    }
+
+    /// Our BYE, with a Reason that also goes in the call record.
+    fn bye(&mut self, now: Instant, ep: &mut Endpoint, call: CallRef, reason: Reason, why: String) {
+        if let Some(a) = self.active.get_mut(&call) {
+            a.ending.get_or_insert(why);
+        }
+        ep.hangup(now, call, Some(reason));
+    }
+
+    /// The call is over: its record says when and why.
+    fn ended(&mut self, a: &Active, why: &EndReason) {
+        let (reason, status) = match why {
+            EndReason::Cancelled => ("the caller cancelled".to_string(), 487),
+            EndReason::RemoteBye { reason: None } => ("the caller hung up".to_string(), 200),
+            EndReason::RemoteBye { reason: Some(r) } => (format!("the caller hung up ({r})"), 200),
+            EndReason::LocalBye => (a.ending.clone().unwrap_or_else(|| "vocals hung up".into()), 200),
+            EndReason::Rejected(s) => (a.ending.clone().unwrap_or_else(|| "refused".into()), s.as_u16()),
+            EndReason::AckTimeout => ("no ACK came for the 200 OK: vocals hung up".to_string(), 200),
+            EndReason::ResponseTimeout => ("the final response could not be delivered".to_string(), 408),
+        };
+        self.write(CallWrite::Ended { id: a.info.id.clone(), at: now_rfc3339(), reason, sip_status: status });
     }
 
     /// The agent is reached: the ringing call is answered.
     pub fn media_ready(&mut self, now: Instant, ep: &mut Endpoint, call: CallRef) {
         if let Some(sdp) = self.active.get_mut(&call).and_then(|a| a.pending_answer.take()) {
-            count_invite(200);
-            ep.answer(now, call, sdp);
+            self.answer(now, ep, call, sdp);
         }
     }
 
     /// The agent could not be reached: the ringing call is refused with 503 (Twilio tries the next
     /// origination URI), never answered into silence.
     pub fn media_failed(&mut self, now: Instant, ep: &mut Endpoint, call: CallRef, why: &str) {
-        if self.active.get_mut(&call).and_then(|a| a.pending_answer.take()).is_none() {
-            return;
-        }
+        let Some(a) = self.active.get_mut(&call).filter(|a| a.pending_answer.is_some()) else { return };
+        a.pending_answer = None;
+        a.ending = Some(format!("agent unavailable: {why}"));
         count_invite(503);
         let reason = String::from_utf8_lossy(&Reason::new("SIP", 503, why).to_bytes()).into_owned();
         let headers = [(HeaderName::RetryAfter, "5".to_string()), (HeaderName::Reason, reason)];
@@ -305,7 +393,7 @@ impl Calls {
         if account != req.account_sid {
             return HangupOutcome::UnknownCall;
         }
-        let token = self.config.agent_tokens.get(&active.info.agent);
+        let token = active.info.agent.auth_token.as_ref();
         if req.user != account || token.is_none_or(|t| !constant_time_eq(t.as_bytes(), req.password.as_bytes())) {
             return HangupOutcome::Unauthorized;
         }
@@ -320,10 +408,12 @@ impl Calls {
         if ringing {
             if let Some(a) = self.active.get_mut(&call) {
                 a.pending_answer = None;
+                a.ending = Some("the agent ended the call (REST) while it rang".into());
             }
             ep.reject(now, call, StatusCode::TEMPORARILY_UNAVAILABLE, "Call Ended By Agent", &[]);
         } else {
-            ep.hangup(now, call, Some(Reason::new("SIP", 200, "the agent ended the call (REST)")));
+            let why = "the agent ended the call (REST)";
+            self.bye(now, ep, call, Reason::new("SIP", 200, why), why.into());
         }
         HangupOutcome::Done(summary)
     }
@@ -348,6 +438,24 @@ impl Calls {
         ep.refer(now, call, &uri);
     }
 
+    /// The admin API's hang-up: the call whose vocals id or CallSid is `id` is ended (BYE when answered, 480
+    /// while it rings). `false`: no such call here.
+    pub fn end_call(&mut self, now: Instant, ep: &mut Endpoint, id: &str) -> bool {
+        let found = self.active.iter().find(|(_, a)| a.info.id == id || a.info.call_sid.as_deref() == Some(id));
+        let Some((&call, active)) = found else { return false };
+        let why = "an admin ended the call";
+        if active.pending_answer.is_some() {
+            if let Some(a) = self.active.get_mut(&call) {
+                a.pending_answer = None;
+                a.ending = Some(why.into());
+            }
+            ep.reject(now, call, StatusCode::TEMPORARILY_UNAVAILABLE, "Call Ended By Admin", &[]);
+        } else {
+            self.bye(now, ep, call, Reason::new("SIP", 200, why), why.into());
+        }
+        true
+    }
+
     /// A NOTIFY about our REFER: progress for the agent; once the transfer target answered, our part of the
     /// call is over (RFC 5589 §6): BYE.
     fn transfer_progress(&mut self, now: Instant, ep: &mut Endpoint, call: CallRef, status: u16, done: bool) {
@@ -358,7 +466,7 @@ impl Calls {
         };
         self.media.transfer_status(call, verdict, status);
         if done && (200..300).contains(&status) {
-            ep.hangup(now, call, Some(Reason::new("SIP", 200, "call transferred")));
+            self.bye(now, ep, call, Reason::new("SIP", 200, "call transferred"), "call transferred".into());
         }
     }
 
@@ -367,14 +475,12 @@ impl Calls {
         if !self.active.contains_key(&call) {
             return;
         }
-        let reason = match why {
-            Ending::Media(MediaEnd::Timeout(after)) => {
-                Reason::new("SIP", 408, &format!("no RTP received for {} s", after.as_secs()))
-            }
-            Ending::AgentHungUp => Reason::new("SIP", 200, "the agent hung up"),
-            Ending::AgentFailed(e) => Reason::new("SIP", 500, &format!("the agent's stream failed: {e}")),
+        let (code, text) = match why {
+            Ending::Media(MediaEnd::Timeout(after)) => (408, format!("no RTP received for {} s", after.as_secs())),
+            Ending::AgentHungUp => (200, "the agent hung up".to_string()),
+            Ending::AgentFailed(e) => (500, format!("the agent's stream failed: {e}")),
         };
-        ep.hangup(now, call, Some(reason));
+        self.bye(now, ep, call, Reason::new("SIP", code, &text), text);
     }
 
     /// When we made the offer, the ACK must carry a usable answer; otherwise the session cannot start and the
@@ -393,7 +499,7 @@ impl Calls {
             Ok(neg) => self.media.update(call, Stream::from(&neg)),
             Err(why) => {
                 tracing::info!(call = call.0, %why, "ending the call: no usable answer");
-                ep.hangup(now, call, Some(Reason::new("SIP", 488, &why)));
+                self.bye(now, ep, call, Reason::new("SIP", 488, &why), why.clone());
             }
         }
     }
@@ -440,7 +546,8 @@ impl Calls {
                 // Not again, whatever the endpoint does with the hang-up.
                 a.deadline = now + Duration::from_secs(3600 * 24 * 365);
             }
-            ep.hangup(now, call, Some(Reason::new("SIP", 200, "maximum call duration reached")));
+            let why = "maximum call duration reached";
+            self.bye(now, ep, call, Reason::new("SIP", 200, why), why.into());
         }
     }
 }
@@ -464,6 +571,7 @@ fn count_invite(status: u16) {
 }
 
 /// Compares secrets in time that does not depend on where they differ.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+/// Equal bytes, compared in time that does not depend on where they differ.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

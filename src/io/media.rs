@@ -17,12 +17,13 @@ use tokio::sync::mpsc;
 use crate::agent::protocol::StartInfo;
 use crate::agent::session::AgentStats;
 use crate::call::{CallInfo, Ending, MediaPlane, Readiness};
-use crate::config::AgentConfig;
+use crate::config::{AgentConfig, AgentKind};
 use crate::io::agent::{AgentLink, FromAgent};
 use crate::media::histogram::DelayHistogram;
 use crate::media::playout::FRAME_BYTES;
 use crate::media::session::{MediaStats, Session, SessionConfig, Stream};
 use crate::sip::endpoint::CallRef;
+use crate::store::catalog::{CallWrite, Recorder};
 
 /// `[media]` settings the call tasks use.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -80,9 +81,11 @@ enum Agent {
 /// Starts and stops the call tasks; owned by the SIP driver's call layer.
 pub struct TokioMedia {
     settings: MediaSettings,
-    agents: HashMap<String, Arc<AgentConfig>>,
-    /// The TLS client configuration all `wss://` agents share (built once, when one is configured).
-    tls: Option<Arc<rustls::ClientConfig>>,
+    /// The TLS client configuration all `wss://` agents share (built once, when the first one is called;
+    /// `Some(None)`: it could not be built).
+    tls: Option<Option<Arc<rustls::ClientConfig>>>,
+    /// Where each call's media figures go when it ends (its call record's `stats`).
+    records: Option<Recorder>,
     events: mpsc::Sender<MediaEvent>,
     calls: HashMap<CallRef, mpsc::Sender<Control>>,
     /// State of the generator for SSRCs, initial sequence numbers and timestamps, and stream ids.
@@ -90,23 +93,28 @@ pub struct TokioMedia {
 }
 
 impl TokioMedia {
-    /// `agents` are the WebSocket agents by name; `events` is where call tasks report; `seed` randomises SSRCs,
-    /// initial sequence numbers and stream ids.
+    /// `events` is where call tasks report; `seed` randomises SSRCs, initial sequence numbers and stream ids.
+    /// Each call brings its agent (routing resolved it).
     pub fn new(
         settings: MediaSettings,
-        agents: Vec<AgentConfig>,
         events: mpsc::Sender<MediaEvent>,
+        records: Option<Recorder>,
         seed: u64,
     ) -> TokioMedia {
-        let tls = if agents.iter().any(|a| a.url.starts_with("wss://")) {
-            crate::io::agent::tls_config()
-                .inspect_err(|e| tracing::error!(error = %e, "wss:// agents cannot be reached: no TLS configuration"))
-                .ok()
-        } else {
-            None
-        };
-        let agents = agents.into_iter().map(|a| (a.name.clone(), Arc::new(a))).collect();
-        TokioMedia { settings, agents, tls, events, calls: HashMap::new(), rng: seed | 1 }
+        TokioMedia { settings, tls: None, records, events, calls: HashMap::new(), rng: seed | 1 }
+    }
+
+    /// The TLS client configuration for `wss://` agents, built at the first one.
+    fn tls(&mut self) -> Option<Arc<rustls::ClientConfig>> {
+        self.tls
+            .get_or_insert_with(|| {
+                crate::io::agent::tls_config()
+                    .inspect_err(
+                        |e| tracing::error!(error = %e, "wss:// agents cannot be reached: no TLS configuration"),
+                    )
+                    .ok()
+            })
+            .clone()
     }
 
     /// xorshift64*: not for secrets, only so SSRCs, starting points and ids differ (RFC 3550 §5.1).
@@ -128,9 +136,9 @@ impl TokioMedia {
         for (name, value) in &info.headers {
             custom.insert(name.clone(), value.clone());
         }
-        // The agent's id and name (the same until the store gives agents ids of their own).
+        // The agent's id and name (config agents: their name twice).
         custom.insert("agent".into(), agent.name.clone());
-        custom.insert("agentId".into(), agent.name.clone());
+        custom.insert("agentId".into(), agent.id.clone());
         custom.insert("agentName".into(), agent.name.clone());
         custom.insert("from".into(), info.from.clone());
         custom.insert("to".into(), info.to.clone());
@@ -161,13 +169,14 @@ impl MediaPlane for TokioMedia {
             ..SessionConfig::default()
         };
         let session = Session::new(Instant::now(), SystemTime::now(), config, stream);
-        let (agent, connect, readiness) = match self.agents.get(&info.agent).cloned() {
-            _ if info.agent == "echo" => (Agent::Echo, Connect::No, Readiness::Now),
-            Some(agent) => {
+        let (agent, connect, readiness) = match info.agent.kind {
+            AgentKind::Echo => (Agent::Echo, Connect::No, Readiness::Now),
+            AgentKind::WebSocket => {
+                let agent = info.agent.clone();
                 let start = self.start_info(&agent, info);
-                (Agent::None, Connect::To(agent, start, self.tls.clone()), Readiness::Later)
+                let tls = if agent.url.starts_with("wss://") { self.tls() } else { None };
+                (Agent::None, Connect::To(agent, start, tls), Readiness::Later)
             }
-            None => (Agent::None, Connect::Unknown(info.agent.clone()), Readiness::Later),
         };
         let (tx, rx) = mpsc::channel(8);
         self.calls.insert(call, tx);
@@ -175,6 +184,8 @@ impl MediaPlane for TokioMedia {
         let task = CallMedia {
             call,
             agent_ending: None,
+            record_id: info.id.clone(),
+            records: self.records.clone(),
             handoff_metric: metrics::histogram!(crate::metrics::JITTER_HANDOFF),
             downlink_metric: metrics::histogram!(crate::metrics::AGENT_DOWNLINK_LATENCY),
             rtp,
@@ -236,6 +247,8 @@ struct CallMedia {
     call: CallRef,
     /// Why the agent side ended, for the call record (`None`: the call ended first).
     agent_ending: Option<String>,
+    record_id: String,
+    records: Option<Recorder>,
     /// Exported histograms, resolved once per call (recording through a handle takes no lock).
     handoff_metric: metrics::Histogram,
     downlink_metric: metrics::Histogram,
@@ -253,7 +266,6 @@ struct CallMedia {
 enum Connect {
     No,
     To(Arc<AgentConfig>, StartInfo, Option<Arc<rustls::ClientConfig>>),
-    Unknown(String),
 }
 
 impl CallMedia {
@@ -298,7 +310,10 @@ impl CallMedia {
             _ => (None, None),
         };
         let ending = self.agent_ending.as_deref().unwrap_or("the call ended first");
-        record(self.call, &self.session.stats(), agent_stats.as_ref(), latency.as_ref(), ending);
+        let stats = record(self.call, &self.session.stats(), agent_stats.as_ref(), latency.as_ref(), ending);
+        if let Some(records) = &self.records {
+            records.send(CallWrite::Stats { id: self.record_id.clone(), stats });
+        }
     }
 
     /// Opens the agent's WebSocket while the call rings and tells the driver whether to answer. Returns false
@@ -306,7 +321,6 @@ impl CallMedia {
     async fn reach_agent(&mut self, connect: Connect) -> bool {
         let outcome = match connect {
             Connect::No => return true,
-            Connect::Unknown(name) => Err(format!("no agent named {name}")),
             Connect::To(agent, start, tls) => {
                 let stream_sid = start.stream_sid.clone();
                 let began = Instant::now();
@@ -454,7 +468,7 @@ fn record(
     agent: Option<&AgentStats>,
     latency: Option<&(DelayHistogram, DelayHistogram)>,
     agent_ending: &str,
-) {
+) -> serde_json::Value {
     let uplink = latency.map(|l| &l.0);
     let downlink = latency.map(|l| &l.1);
     metrics::counter!(crate::metrics::RTP_PACKETS, "direction" => "in").increment(s.rtp_received);
@@ -503,6 +517,40 @@ fn record(
         peer_fraction_lost = s.peer.fraction_lost,
         "call media record"
     );
+    let us = |d: Duration| d.as_micros() as u64;
+    let agent_json = agent.map(|a| {
+        serde_json::json!({
+            "frames_sent": a.frames_sent,
+            "media_received": a.media_received,
+            "audio_ms_received": a.audio_bytes_received / 8,
+            "marks_received": a.marks_received,
+            "clears": a.clears,
+            "uplink_dropped": a.uplink_dropped,
+            "uplink_p50_us": uplink.map(|h| us(h.percentile(50))),
+            "uplink_p99_us": uplink.map(|h| us(h.percentile(99))),
+            "downlink_p50_us": downlink.map(|h| us(h.percentile(50))),
+            "downlink_p99_us": downlink.map(|h| us(h.percentile(99))),
+            "ending": agent_ending,
+        })
+    });
+    serde_json::json!({
+        "rtp": {
+            "received": s.rtp_received,
+            "sent": s.sent_packets,
+            "lost_concealed": s.jitter.concealed,
+            "late": s.jitter.late,
+            "duplicate": s.jitter.duplicate,
+            "reordered": s.jitter.reordered,
+            "foreign": s.foreign,
+            "malformed": s.malformed,
+            "jitter_ms": s.interarrival_jitter_ms,
+            "handoff_p50_us": us(s.handoff_p50),
+            "handoff_p99_us": us(s.handoff_p99),
+            "rtt_ms": s.peer.rtt.map(|d| d.as_secs_f64() * 1000.0),
+            "peer_fraction_lost": s.peer.fraction_lost,
+        },
+        "agent": agent_json,
+    })
 }
 
 /// An IPv4-mapped IPv6 source (from a dual-stack socket) as the IPv4 address it is.

@@ -114,6 +114,9 @@ pub async fn run(
                     let outcome = calls.hangup_request(std::time::Instant::now(), &mut ep, &request);
                     let _ = reply.send(outcome);
                 }
+                CallCommand::End { id, reply } => {
+                    let _ = reply.send(calls.end_call(std::time::Instant::now(), &mut ep, &id));
+                }
             },
             _ = sleep => {
                 let now = std::time::Instant::now();

@@ -5,15 +5,21 @@
 //! taken after each write.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
-use std::time::SystemTime;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
+use serde::Serialize;
+use serde_json::Value;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{AnyPool, Row, SqlSafeStr};
 
+use crate::config::{AgentConfig, AgentKind};
 use crate::e164::E164;
-use crate::routing::{Lookup, NumberLookup};
+use crate::routing::NumberTable;
+
+pub mod catalog;
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -34,8 +40,8 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
 
-/// An agent as stored.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// An agent as stored. The signing secret is write-only: never serialised.
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Agent {
     pub id: String,
     pub name: String,
@@ -43,41 +49,117 @@ pub struct Agent {
     pub kind: String,
     pub stream_url: Option<String>,
     pub system_prompt: String,
+    pub providers: Value,
+    pub settings: Value,
+    #[serde(skip)]
+    pub signing_secret: Option<String>,
+    /// Whether a signing secret is set (handshakes then carry `X-Twilio-Signature`).
+    pub signed: bool,
     pub created_at: String,
     pub updated_at: String,
 }
 
+impl Agent {
+    /// The agent as calls use it. Its signing secret also authenticates its framework's REST hang-up (as a
+    /// Twilio auth token does both); the prompt, providers and settings reach it in `start.customParameters`.
+    pub fn to_config(&self) -> AgentConfig {
+        let mut parameters = BTreeMap::new();
+        if !self.system_prompt.is_empty() {
+            parameters.insert("systemPrompt".to_string(), self.system_prompt.clone());
+        }
+        for (key, value) in [("providers", &self.providers), ("settings", &self.settings)] {
+            if value.as_object().is_some_and(|o| !o.is_empty()) {
+                parameters.insert(key.to_string(), value.to_string());
+            }
+        }
+        AgentConfig {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            kind: if self.kind == "echo" { AgentKind::Echo } else { AgentKind::WebSocket },
+            url: self.stream_url.clone().unwrap_or_default(),
+            secret: self.signing_secret.clone(),
+            connect_timeout: Duration::from_millis(3000),
+            parameters,
+            auth_token: self.signing_secret.clone(),
+        }
+    }
+}
+
 /// What creating an agent takes.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct NewAgent {
     pub name: String,
     pub kind: String,
     pub stream_url: Option<String>,
     pub system_prompt: String,
+    /// JSON objects (`None`: `{}`).
+    pub providers: Option<Value>,
+    pub settings: Option<Value>,
+    pub signing_secret: Option<String>,
+}
+
+/// A change to an agent: `None` leaves a field as it is; `Some(None)` clears an optional one.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AgentPatch {
+    pub name: Option<String>,
+    pub kind: Option<String>,
+    pub stream_url: Option<Option<String>>,
+    pub system_prompt: Option<String>,
+    pub providers: Option<Value>,
+    pub settings: Option<Value>,
+    pub signing_secret: Option<Option<String>>,
 }
 
 /// A phone number as stored: `active` with an agent, `inactive` without, `error` when Twilio configuration
 /// failed.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct PhoneNumber {
+    #[serde(rename = "phone_number")]
     pub e164: E164,
     pub agent_id: Option<String>,
     pub status: String,
     pub status_detail: String,
+    pub twilio_account_sid: Option<String>,
+    pub twilio_number_sid: Option<String>,
     pub created_at: String,
     pub updated_at: String,
 }
 
-/// Number -> agent, as routing reads it: a copy in memory, never a database round trip per call.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct RoutingSnapshot {
-    numbers: HashMap<E164, Lookup>,
+/// A call record: written when the call arrives, completed when it is answered and when it ends.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct CallRecord {
+    /// vocals' own id (`vc_…`).
+    pub id: String,
+    /// Twilio's CallSid (`X-Twilio-CallSid`), or the one vocals made up for a call not from Twilio.
+    pub call_sid: Option<String>,
+    pub sip_call_id: String,
+    pub from: String,
+    pub to: String,
+    /// The agent's name (`None`: the call was not routed).
+    pub agent: Option<String>,
+    /// The vocals node that took the call.
+    pub node: String,
+    pub invite_at: String,
+    pub answer_at: Option<String>,
+    pub end_at: Option<String>,
+    pub end_reason: Option<String>,
+    /// The final status of the INVITE (200 when answered).
+    pub sip_status: Option<u16>,
+    pub codec: Option<String>,
+    /// RTP and agent latency figures, written when the media ends.
+    pub stats: Value,
 }
 
-impl NumberLookup for RoutingSnapshot {
-    fn lookup(&self, number: &E164) -> Lookup {
-        self.numbers.get(number).cloned().unwrap_or(Lookup::Unknown)
-    }
+/// Which calls to list: newest first, `limit` at a time, after `cursor` (the last call of the page before).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CallQuery {
+    /// `Some(true)`: only calls not ended; `Some(false)`: only ended ones.
+    pub active: Option<bool>,
+    pub agent: Option<String>,
+    /// The dialed number.
+    pub to: Option<String>,
+    pub cursor: Option<String>,
+    pub limit: u32,
 }
 
 /// The schema, embedded: a running vocals needs no files beside its binary.
@@ -87,8 +169,21 @@ fn migrator() -> Migrator {
     Migrator::with_migrations(vec![migration])
 }
 
+/// The columns every agent query reads, in [`agent_from`]'s order.
+const AGENT_COLUMNS: &str =
+    "id, name, kind, stream_url, system_prompt, providers, settings, signing_secret, created_at, updated_at";
+const NUMBER_COLUMNS: &str =
+    "e164, agent_id, status, status_detail, twilio_account_sid, twilio_number_sid, created_at, updated_at";
+const CALL_COLUMNS: &str = "id, call_sid, sip_call_id, from_number, to_number, agent, node, invite_at, answer_at, \
+                            end_at, end_reason, sip_status, codec, stats";
+
+/// The PostgreSQL channel nodes announce routing changes on.
+pub const ROUTING_CHANNEL: &str = "vocals_routing";
+
 pub struct Store {
     pool: AnyPool,
+    url: String,
+    postgres: bool,
 }
 
 impl Store {
@@ -97,73 +192,137 @@ impl Store {
     pub async fn open(url: &str) -> Result<Store, StoreError> {
         sqlx::any::install_default_drivers();
         let sqlite = url.starts_with("sqlite:");
-        let url = if sqlite && !url.contains('?') { format!("{url}?mode=rwc") } else { url.to_string() };
-        let pool = AnyPoolOptions::new().max_connections(if sqlite { 1 } else { 8 }).connect(&url).await?;
+        let postgres = url.starts_with("postgres:") || url.starts_with("postgresql:");
+        if !sqlite && !postgres {
+            return Err(StoreError::Invalid(format!("store URL {url:?}: use sqlite://PATH or postgres://…")));
+        }
+        let full = if sqlite && !url.contains('?') { format!("{url}?mode=rwc") } else { url.to_string() };
+        let pool = AnyPoolOptions::new()
+            .max_connections(if sqlite { 1 } else { 8 })
+            .acquire_timeout(Duration::from_secs(5))
+            .connect(&full)
+            .await?;
         if sqlite {
             sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await?;
             sqlx::query("PRAGMA foreign_keys = ON").execute(&pool).await?;
+            sqlx::query("PRAGMA busy_timeout = 5000").execute(&pool).await?;
         }
         migrator().run(&pool).await?;
-        Ok(Store { pool })
+        Ok(Store { pool, url: url.to_string(), postgres })
+    }
+
+    /// The URL, for a PostgreSQL LISTEN connection of its own.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.postgres
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Tells the other nodes (PostgreSQL) that numbers or agents changed.
+    pub async fn announce(&self) -> Result<(), StoreError> {
+        if self.postgres {
+            sqlx::query(sqlx::AssertSqlSafe(format!("NOTIFY {ROUTING_CHANNEL}"))).execute(&self.pool).await?;
+        }
+        Ok(())
     }
 
     pub async fn create_agent(&self, new: &NewAgent) -> Result<Agent, StoreError> {
-        if new.name.trim().is_empty() {
-            return Err(StoreError::Invalid("name must not be empty".into()));
-        }
-        match (new.kind.as_str(), &new.stream_url) {
-            ("echo", _) => {}
-            ("websocket", Some(url)) if url.starts_with("ws://") || url.starts_with("wss://") => {}
-            ("websocket", _) => {
-                return Err(StoreError::Invalid("a websocket agent needs a ws:// or wss:// stream_url".into()));
-            }
-            (other, _) => return Err(StoreError::Invalid(format!("kind {other:?} is not websocket or echo"))),
-        }
+        let providers = new.providers.clone().unwrap_or_else(|| Value::Object(Default::default()));
+        let settings = new.settings.clone().unwrap_or_else(|| Value::Object(Default::default()));
+        validate_agent(&new.name, &new.kind, new.stream_url.as_deref(), &providers, &settings)?;
         if self.agent_by_name(&new.name).await?.is_some() {
             return Err(StoreError::Conflict(format!("an agent named {:?} already exists", new.name)));
         }
         let (id, now) = (new_id("ag_"), now_rfc3339());
         sqlx::query(
-            "INSERT INTO agents (id, name, kind, stream_url, system_prompt, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $6)",
+            "INSERT INTO agents (id, name, kind, stream_url, system_prompt, providers, settings, signing_secret, \
+             created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
         )
         .bind(&id)
         .bind(&new.name)
         .bind(&new.kind)
         .bind(new.stream_url.clone())
         .bind(&new.system_prompt)
+        .bind(providers.to_string())
+        .bind(settings.to_string())
+        .bind(new.signing_secret.clone().filter(|s| !s.is_empty()))
         .bind(&now)
         .execute(&self.pool)
         .await?;
         self.agent(&id).await?.ok_or_else(|| StoreError::NotFound(format!("agent {id}")))
     }
 
-    pub async fn agent(&self, id: &str) -> Result<Option<Agent>, StoreError> {
-        let row = sqlx::query(
-            "SELECT id, name, kind, stream_url, system_prompt, created_at, updated_at FROM agents WHERE id = $1",
+    /// Changes an agent; calls in progress keep the agent as it was.
+    pub async fn update_agent(&self, id: &str, patch: &AgentPatch) -> Result<Agent, StoreError> {
+        let mut a = self.agent(id).await?.ok_or_else(|| StoreError::NotFound(format!("agent {id}")))?;
+        if let Some(name) = &patch.name
+            && *name != a.name
+        {
+            if self.agent_by_name(name).await?.is_some() {
+                return Err(StoreError::Conflict(format!("an agent named {name:?} already exists")));
+            }
+            a.name = name.clone();
+        }
+        if let Some(kind) = &patch.kind {
+            a.kind = kind.clone();
+        }
+        if let Some(url) = &patch.stream_url {
+            a.stream_url = url.clone();
+        }
+        if let Some(prompt) = &patch.system_prompt {
+            a.system_prompt = prompt.clone();
+        }
+        if let Some(providers) = &patch.providers {
+            a.providers = providers.clone();
+        }
+        if let Some(settings) = &patch.settings {
+            a.settings = settings.clone();
+        }
+        if let Some(secret) = &patch.signing_secret {
+            a.signing_secret = secret.clone().filter(|s| !s.is_empty());
+        }
+        validate_agent(&a.name, &a.kind, a.stream_url.as_deref(), &a.providers, &a.settings)?;
+        sqlx::query(
+            "UPDATE agents SET name = $1, kind = $2, stream_url = $3, system_prompt = $4, providers = $5, \
+             settings = $6, signing_secret = $7, updated_at = $8 WHERE id = $9",
         )
+        .bind(&a.name)
+        .bind(&a.kind)
+        .bind(a.stream_url.clone())
+        .bind(&a.system_prompt)
+        .bind(a.providers.to_string())
+        .bind(a.settings.to_string())
+        .bind(a.signing_secret.clone())
+        .bind(now_rfc3339())
         .bind(id)
-        .fetch_optional(&self.pool)
+        .execute(&self.pool)
         .await?;
+        self.agent(id).await?.ok_or_else(|| StoreError::NotFound(format!("agent {id}")))
+    }
+
+    pub async fn agent(&self, id: &str) -> Result<Option<Agent>, StoreError> {
+        let sql = format!("SELECT {AGENT_COLUMNS} FROM agents WHERE id = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&self.pool).await?;
         row.map(|r| agent_from(&r)).transpose()
     }
 
     async fn agent_by_name(&self, name: &str) -> Result<Option<Agent>, StoreError> {
-        let row = sqlx::query(
-            "SELECT id, name, kind, stream_url, system_prompt, created_at, updated_at FROM agents WHERE name = $1",
-        )
-        .bind(name)
-        .fetch_optional(&self.pool)
-        .await?;
+        let sql = format!("SELECT {AGENT_COLUMNS} FROM agents WHERE name = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(name).fetch_optional(&self.pool).await?;
         row.map(|r| agent_from(&r)).transpose()
     }
 
     pub async fn agents(&self) -> Result<Vec<Agent>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, name, kind, stream_url, system_prompt, created_at, updated_at FROM agents ORDER BY name",
-        )
-        .fetch_all(&self.pool)
-        .await?;
+        let sql = format!("SELECT {AGENT_COLUMNS} FROM agents ORDER BY name");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(&self.pool).await?;
         rows.iter().map(agent_from).collect()
     }
 
@@ -231,43 +390,36 @@ impl Store {
     }
 
     pub async fn number(&self, e164: &E164) -> Result<Option<PhoneNumber>, StoreError> {
-        let row = sqlx::query(
-            "SELECT e164, agent_id, status, status_detail, created_at, updated_at FROM phone_numbers WHERE e164 = $1",
-        )
-        .bind(e164.to_string())
-        .fetch_optional(&self.pool)
-        .await?;
+        let sql = format!("SELECT {NUMBER_COLUMNS} FROM phone_numbers WHERE e164 = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(e164.to_string()).fetch_optional(&self.pool).await?;
         row.map(|r| number_from(&r)).transpose()
     }
 
     pub async fn numbers(&self) -> Result<Vec<PhoneNumber>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT e164, agent_id, status, status_detail, created_at, updated_at FROM phone_numbers ORDER BY e164",
-        )
-        .fetch_all(&self.pool)
-        .await?;
+        let sql = format!("SELECT {NUMBER_COLUMNS} FROM phone_numbers ORDER BY e164");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(&self.pool).await?;
         rows.iter().map(number_from).collect()
     }
 
-    /// Every number with its agent's name, for routing (taken after each write, and at start).
-    pub async fn routing_snapshot(&self) -> Result<RoutingSnapshot, StoreError> {
-        let rows = sqlx::query(
-            "SELECT n.e164, a.name, n.twilio_account_sid FROM phone_numbers n \
-             LEFT JOIN agents a ON a.id = n.agent_id",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        let mut numbers = HashMap::new();
+    /// Every number with its agent, for routing (taken after each write, and at start).
+    pub async fn routing_table(&self) -> Result<NumberTable, StoreError> {
+        let sql = format!("SELECT {AGENT_COLUMNS} FROM agents");
+        let agents: HashMap<String, Arc<AgentConfig>> = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| agent_from(r).map(|a| (a.id.clone(), Arc::new(a.to_config()))))
+            .collect::<Result<_, _>>()?;
+        let rows =
+            sqlx::query("SELECT e164, agent_id, twilio_account_sid FROM phone_numbers").fetch_all(&self.pool).await?;
+        let mut table = NumberTable::new();
         for r in &rows {
             let e164: String = r.try_get(0)?;
             let Ok(e164) = E164::parse(&e164) else { continue };
-            let lookup = match r.try_get::<Option<String>, _>(1)? {
-                Some(agent) => Lookup::Agent { agent, account_sid: r.try_get(2)? },
-                None => Lookup::Unassigned,
-            };
-            numbers.insert(e164, lookup);
+            let agent = r.try_get::<Option<String>, _>(1)?.and_then(|id| agents.get(&id).cloned());
+            table.insert(e164, agent, r.try_get(2)?);
         }
-        Ok(RoutingSnapshot { numbers })
+        Ok(table)
     }
 
     async fn check_agent(&self, agent_id: Option<&str>) -> Result<(), StoreError> {
@@ -276,21 +428,188 @@ impl Store {
             _ => Ok(()),
         }
     }
+
+    /// Records a call as it arrives (or as it is refused, with its end already filled in).
+    pub async fn insert_call(&self, c: &CallRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO calls (id, call_sid, sip_call_id, from_number, to_number, agent, node, invite_at, \
+             answer_at, end_at, end_reason, sip_status, codec, stats) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+        )
+        .bind(&c.id)
+        .bind(c.call_sid.clone())
+        .bind(&c.sip_call_id)
+        .bind(&c.from)
+        .bind(&c.to)
+        .bind(c.agent.clone())
+        .bind(&c.node)
+        .bind(&c.invite_at)
+        .bind(c.answer_at.clone())
+        .bind(c.end_at.clone())
+        .bind(c.end_reason.clone())
+        .bind(c.sip_status.map(i64::from))
+        .bind(c.codec.clone())
+        .bind(if c.stats.is_null() { "{}".to_string() } else { c.stats.to_string() })
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn call_answered(&self, id: &str, at: &str, codec: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE calls SET answer_at = $1, sip_status = 200, codec = $2 WHERE id = $3")
+            .bind(at)
+            .bind(codec)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The call ended: when, why, and the INVITE's final status (kept when already set).
+    pub async fn call_ended(&self, id: &str, at: &str, reason: &str, sip_status: u16) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE calls SET end_at = $1, end_reason = $2, sip_status = COALESCE(sip_status, $3) WHERE id = $4",
+        )
+        .bind(at)
+        .bind(reason)
+        .bind(i64::from(sip_status))
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn call_stats(&self, id: &str, stats: &Value) -> Result<(), StoreError> {
+        sqlx::query("UPDATE calls SET stats = $1 WHERE id = $2")
+            .bind(stats.to_string())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Calls `node` left unfinished (it stopped without ending them): marked ended now.
+    pub async fn close_unfinished_calls(&self, node: &str) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE calls SET end_at = $1, end_reason = 'vocals stopped before the call ended' \
+             WHERE node = $2 AND end_at IS NULL",
+        )
+        .bind(now_rfc3339())
+        .bind(node)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    pub async fn call(&self, id: &str) -> Result<Option<CallRecord>, StoreError> {
+        let sql = format!("SELECT {CALL_COLUMNS} FROM calls WHERE id = $1 OR call_sid = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&self.pool).await?;
+        row.map(|r| call_from(&r)).transpose()
+    }
+
+    /// A page of calls, newest first, and the cursor of the next page (`None`: this was the last).
+    pub async fn calls(&self, q: &CallQuery) -> Result<(Vec<CallRecord>, Option<String>), StoreError> {
+        let mut sql = format!("SELECT {CALL_COLUMNS} FROM calls WHERE 1 = 1");
+        let mut binds: Vec<String> = Vec::new();
+        match q.active {
+            Some(true) => sql.push_str(" AND end_at IS NULL"),
+            Some(false) => sql.push_str(" AND end_at IS NOT NULL"),
+            None => {}
+        }
+        if let Some(agent) = &q.agent {
+            binds.push(agent.clone());
+            sql.push_str(&format!(" AND agent = ${}", binds.len()));
+        }
+        if let Some(to) = &q.to {
+            binds.push(to.clone());
+            sql.push_str(&format!(" AND to_number = ${}", binds.len()));
+        }
+        if let Some(cursor) = &q.cursor {
+            let (at, id) = decode_cursor(cursor)?;
+            binds.push(at.clone());
+            binds.push(at);
+            binds.push(id);
+            let n = binds.len();
+            sql.push_str(&format!(" AND (invite_at < ${} OR (invite_at = ${} AND id < ${n}))", n - 2, n - 1));
+        }
+        let limit = q.limit.clamp(1, 500);
+        sql.push_str(&format!(" ORDER BY invite_at DESC, id DESC LIMIT {}", limit + 1));
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for b in binds {
+            query = query.bind(b);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        let mut calls: Vec<CallRecord> = rows.iter().map(call_from).collect::<Result<_, _>>()?;
+        let next = if calls.len() > limit as usize {
+            calls.truncate(limit as usize);
+            calls.last().map(|c| encode_cursor(&c.invite_at, &c.id))
+        } else {
+            None
+        };
+        Ok((calls, next))
+    }
+}
+
+fn validate_agent(
+    name: &str,
+    kind: &str,
+    url: Option<&str>,
+    providers: &Value,
+    settings: &Value,
+) -> Result<(), StoreError> {
+    if name.trim().is_empty() || name.len() > 100 {
+        return Err(StoreError::Invalid("name must be 1 to 100 characters".into()));
+    }
+    match (kind, url) {
+        ("echo", _) => {}
+        ("websocket", Some(url)) if (url.starts_with("ws://") || url.starts_with("wss://")) && url.len() > 6 => {}
+        ("websocket", _) => {
+            return Err(StoreError::Invalid(
+                "stream_url must be a ws:// or wss:// URL for a websocket agent, e.g. wss://agents.example.com/stream"
+                    .into(),
+            ));
+        }
+        (other, _) => return Err(StoreError::Invalid(format!("kind must be websocket or echo, not {other:?}"))),
+    }
+    for (field, value) in [("providers", providers), ("settings", settings)] {
+        if !value.is_object() {
+            return Err(StoreError::Invalid(format!("{field} must be a JSON object")));
+        }
+    }
+    Ok(())
 }
 
 fn status_for(agent_id: Option<&str>) -> &'static str {
     if agent_id.is_some() { "active" } else { "inactive" }
 }
 
+fn json_column(r: &AnyRow, i: usize) -> Result<Value, StoreError> {
+    let text: String = r.try_get(i)?;
+    serde_json::from_str(&text).map_err(|e| StoreError::Invalid(format!("stored JSON: {e}")))
+}
+
+/// An integer column, whichever width the driver reports.
+fn int_column(r: &AnyRow, i: usize) -> Result<Option<i64>, StoreError> {
+    match r.try_get::<Option<i64>, _>(i) {
+        Ok(v) => Ok(v),
+        Err(_) => Ok(r.try_get::<Option<i32>, _>(i)?.map(i64::from)),
+    }
+}
+
 fn agent_from(r: &AnyRow) -> Result<Agent, StoreError> {
+    let signing_secret: Option<String> = r.try_get(7)?;
     Ok(Agent {
         id: r.try_get(0)?,
         name: r.try_get(1)?,
         kind: r.try_get(2)?,
         stream_url: r.try_get(3)?,
         system_prompt: r.try_get(4)?,
-        created_at: r.try_get(5)?,
-        updated_at: r.try_get(6)?,
+        providers: json_column(r, 5)?,
+        settings: json_column(r, 6)?,
+        signed: signing_secret.is_some(),
+        signing_secret,
+        created_at: r.try_get(8)?,
+        updated_at: r.try_get(9)?,
     })
 }
 
@@ -301,13 +620,48 @@ fn number_from(r: &AnyRow) -> Result<PhoneNumber, StoreError> {
         agent_id: r.try_get(1)?,
         status: r.try_get(2)?,
         status_detail: r.try_get(3)?,
-        created_at: r.try_get(4)?,
-        updated_at: r.try_get(5)?,
+        twilio_account_sid: r.try_get(4)?,
+        twilio_number_sid: r.try_get(5)?,
+        created_at: r.try_get(6)?,
+        updated_at: r.try_get(7)?,
     })
 }
 
+fn call_from(r: &AnyRow) -> Result<CallRecord, StoreError> {
+    Ok(CallRecord {
+        id: r.try_get(0)?,
+        call_sid: r.try_get(1)?,
+        sip_call_id: r.try_get(2)?,
+        from: r.try_get(3)?,
+        to: r.try_get(4)?,
+        agent: r.try_get(5)?,
+        node: r.try_get(6)?,
+        invite_at: r.try_get(7)?,
+        answer_at: r.try_get(8)?,
+        end_at: r.try_get(9)?,
+        end_reason: r.try_get(10)?,
+        sip_status: int_column(r, 11)?.and_then(|s| u16::try_from(s).ok()),
+        codec: r.try_get(12)?,
+        stats: json_column(r, 13)?,
+    })
+}
+
+fn encode_cursor(invite_at: &str, id: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{invite_at}|{id}"))
+}
+
+fn decode_cursor(cursor: &str) -> Result<(String, String), StoreError> {
+    use base64::Engine;
+    let bad = || StoreError::Invalid(format!("cursor {cursor:?} is not one this API gave out"));
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?;
+    let text = String::from_utf8(bytes).map_err(|_| bad())?;
+    let (at, id) = text.split_once('|').ok_or_else(bad)?;
+    Ok((at.to_string(), id.to_string()))
+}
+
 /// A random id with a prefix: 16 hex digits from the OS-seeded hasher.
-fn new_id(prefix: &str) -> String {
+pub fn new_id(prefix: &str) -> String {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u128(SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_nanos());
@@ -315,7 +669,7 @@ fn new_id(prefix: &str) -> String {
 }
 
 /// Now, as RFC 3339 UTC with milliseconds.
-fn now_rfc3339() -> String {
+pub fn now_rfc3339() -> String {
     let since = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
     let (secs, millis) = (since.as_secs() as i64, since.subsec_millis());
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));

@@ -3,6 +3,7 @@
 //! sets it); each test gets a database of its own. Without it these tests fail, saying how to get one.
 
 use super::*;
+use crate::routing::{Lookup, NumberLookup};
 
 const NUMBER: &str = "+14155550123";
 
@@ -35,6 +36,7 @@ fn websocket(name: &str) -> NewAgent {
         kind: "websocket".into(),
         stream_url: Some("wss://agents.example.com/stream".into()),
         system_prompt: "Be brief.".into(),
+        ..NewAgent::default()
     }
 }
 
@@ -65,18 +67,18 @@ async fn numbers_are_active_with_an_agent_inactive_without_and_reassigned_for_th
         assert_eq!((n.status.as_str(), n.agent_id.as_deref()), ("active", Some(support.id.as_str())), "{db}");
         assert!(matches!(store.add_number(&number, None).await, Err(StoreError::Conflict(_))), "{db}");
         // Routing reads a snapshot: it names the agent, and a reassignment shows in the next snapshot only.
-        let before = store.routing_snapshot().await.unwrap();
+        let before = store.routing_table().await.unwrap();
         store.assign_number(&number, Some(&sales.id)).await.unwrap();
-        let after = store.routing_snapshot().await.unwrap();
+        let after = store.routing_table().await.unwrap();
         let agent = |l: Lookup| match l {
-            Lookup::Agent { agent, .. } => agent,
+            Lookup::Agent { agent, .. } => agent.name.clone(),
             other => format!("{other:?}"),
         };
         assert_eq!(agent(before.lookup(&number)), "support", "{db}: the call in progress keeps its agent");
         assert_eq!(agent(after.lookup(&number)), "sales", "{db}: the next call reaches the new agent");
         let n = store.assign_number(&number, None).await.unwrap();
         assert_eq!(n.status, "inactive", "{db}");
-        assert_eq!(store.routing_snapshot().await.unwrap().lookup(&number), Lookup::Unassigned, "{db}: 480");
+        assert_eq!(store.routing_table().await.unwrap().lookup(&number), Lookup::Unassigned, "{db}: 480");
         let other: E164 = "+14155550124".parse().unwrap();
         assert_eq!(after.lookup(&other), Lookup::Unknown, "{db}: 404");
         assert!(matches!(store.add_number(&other, Some("ag_missing")).await, Err(StoreError::NotFound(_))), "{db}");
@@ -107,4 +109,102 @@ fn timestamps_are_rfc3339_utc() {
     assert_eq!(now.len(), 24, "{now}");
     assert_eq!((&now[4..5], &now[10..11], &now[23..]), ("-", "T", "Z"));
     assert!(now.as_str() > "2025-01-01T00:00:00.000Z");
+}
+
+#[tokio::test]
+async fn agents_change_with_a_patch_and_keep_their_secret_out_of_json() {
+    for (db, store) in stores().await {
+        let new = NewAgent {
+            providers: Some(serde_json::json!({"llm": "gpt"})),
+            signing_secret: Some("s3cret".into()),
+            ..websocket("support")
+        };
+        let a = store.create_agent(&new).await.unwrap();
+        assert!(a.signed, "{db}");
+        let text = serde_json::to_string(&a).unwrap();
+        assert!(!text.contains("s3cret") && text.contains("\"llm\":\"gpt\""), "{db}: {text}");
+        let config = a.to_config();
+        assert_eq!((config.secret.as_deref(), config.auth_token.as_deref()), (Some("s3cret"), Some("s3cret")), "{db}");
+        assert_eq!(config.parameters.get("systemPrompt").map(String::as_str), Some("Be brief."), "{db}");
+        let patch = AgentPatch {
+            name: Some("front-desk".into()),
+            stream_url: Some(Some("ws://127.0.0.1:9/x".into())),
+            signing_secret: Some(None),
+            ..AgentPatch::default()
+        };
+        let b = store.update_agent(&a.id, &patch).await.unwrap();
+        assert_eq!(
+            (b.name.as_str(), b.stream_url.as_deref(), b.signed),
+            ("front-desk", Some("ws://127.0.0.1:9/x"), false),
+            "{db}"
+        );
+        assert_eq!(b.providers, serde_json::json!({"llm": "gpt"}), "{db}: untouched fields stay");
+        let bad = AgentPatch { stream_url: Some(None), ..AgentPatch::default() };
+        assert!(matches!(store.update_agent(&a.id, &bad).await, Err(StoreError::Invalid(_))), "{db}");
+        let bad = AgentPatch { settings: Some(serde_json::json!([1])), ..AgentPatch::default() };
+        assert!(matches!(store.update_agent(&a.id, &bad).await, Err(StoreError::Invalid(_))), "{db}");
+        store.create_agent(&websocket("sales")).await.unwrap();
+        let clash = AgentPatch { name: Some("sales".into()), ..AgentPatch::default() };
+        assert!(matches!(store.update_agent(&a.id, &clash).await, Err(StoreError::Conflict(_))), "{db}");
+        assert!(matches!(store.update_agent("ag_nope", &clash).await, Err(StoreError::NotFound(_))), "{db}");
+    }
+}
+
+fn call(id: &str, at: &str, agent: &str) -> CallRecord {
+    CallRecord {
+        id: id.into(),
+        call_sid: Some(format!("CA{id}")),
+        sip_call_id: format!("{id}@twilio"),
+        from: "+12125550100".into(),
+        to: NUMBER.into(),
+        agent: Some(agent.into()),
+        node: "node-a".into(),
+        invite_at: at.into(),
+        ..CallRecord::default()
+    }
+}
+
+#[tokio::test]
+async fn call_records_are_written_completed_and_paged_newest_first() {
+    for (db, store) in stores().await {
+        for i in 0..5 {
+            store
+                .insert_call(&call(&format!("vc_{i}"), &format!("2026-11-25T10:00:0{i}.000Z"), "support"))
+                .await
+                .unwrap();
+        }
+        store.call_answered("vc_4", "2026-11-25T10:00:05.000Z", "PCMU").await.unwrap();
+        store.call_stats("vc_4", &serde_json::json!({"rtp": {"received": 50}})).await.unwrap();
+        store.call_ended("vc_3", "2026-11-25T10:00:09.000Z", "the caller cancelled", 487).await.unwrap();
+        let c = store.call("vc_4").await.unwrap().unwrap();
+        assert_eq!((c.sip_status, c.codec.as_deref(), c.end_at.as_deref()), (Some(200), Some("PCMU"), None), "{db}");
+        assert_eq!(c.stats["rtp"]["received"], 50, "{db}");
+        assert_eq!(store.call("CAvc_3").await.unwrap().unwrap().sip_status, Some(487), "{db}: by CallSid");
+        let page = |cursor: Option<String>, active: Option<bool>| CallQuery {
+            active,
+            cursor,
+            limit: 2,
+            ..CallQuery::default()
+        };
+        let (first, next) = store.calls(&page(None, None)).await.unwrap();
+        let ids: Vec<_> = first.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(ids, ["vc_4", "vc_3"], "{db}");
+        let (second, next) = store.calls(&page(next, None)).await.unwrap();
+        assert_eq!(second.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(), ["vc_2", "vc_1"], "{db}");
+        let (third, next) = store.calls(&page(next, None)).await.unwrap();
+        assert_eq!((third.len(), next), (1, None), "{db}");
+        let (ended, _) = store.calls(&page(None, Some(false))).await.unwrap();
+        assert_eq!(ended.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(), ["vc_3"], "{db}");
+        assert!(matches!(store.calls(&page(Some("garbage!".into()), None)).await, Err(StoreError::Invalid(_))), "{db}");
+        assert_eq!(store.close_unfinished_calls("node-a").await.unwrap(), 4, "{db}");
+        let (active, _) = store.calls(&page(None, Some(true))).await.unwrap();
+        assert!(active.is_empty(), "{db}");
+        assert!(
+            matches!(
+                store.insert_call(&call("vc_0", "2026-11-25T10:00:00.000Z", "x")).await,
+                Err(StoreError::Database(_))
+            ),
+            "{db}: ids are unique"
+        );
+    }
 }

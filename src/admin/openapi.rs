@@ -1,0 +1,227 @@
+//! `GET /v1/openapi.json`: the OpenAPI 3.1 description of the admin API, built from [`OPERATIONS`] and the
+//! schemas below. A test sends a request to every operation listed here and fails if the router does not
+//! know it, so the document cannot drift from the routes.
+
+use serde_json::{Value, json};
+
+/// One operation: method, path, summary, whether it needs the bearer token, the request body's schema (a
+/// component name), the success status and the success body's schema.
+pub struct Operation {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub summary: &'static str,
+    pub auth: bool,
+    pub request: Option<&'static str>,
+    pub status: u16,
+    pub response: Option<&'static str>,
+}
+
+const fn op(
+    method: &'static str,
+    path: &'static str,
+    summary: &'static str,
+    request: Option<&'static str>,
+    status: u16,
+    response: Option<&'static str>,
+) -> Operation {
+    Operation { method, path, summary, auth: true, request, status, response }
+}
+
+pub const OPERATIONS: &[Operation] = &[
+    op("post", "/v1/agents", "Create an agent", Some("NewAgent"), 201, Some("Agent")),
+    op("get", "/v1/agents", "List agents", None, 200, Some("AgentList")),
+    op("get", "/v1/agents/{id}", "Get an agent", None, 200, Some("Agent")),
+    op(
+        "patch",
+        "/v1/agents/{id}",
+        "Change an agent (calls in progress keep the old one)",
+        Some("AgentPatch"),
+        200,
+        Some("Agent"),
+    ),
+    op("delete", "/v1/agents/{id}", "Delete an agent no number uses (409 names the numbers)", None, 204, None),
+    op(
+        "post",
+        "/v1/numbers",
+        "Add a phone number, active with an agent, inactive without",
+        Some("NewNumber"),
+        201,
+        Some("Number"),
+    ),
+    op("get", "/v1/numbers", "List numbers (filters: agent_id, status)", None, 200, Some("NumberList")),
+    op("get", "/v1/numbers/{number}", "Get a number", None, 200, Some("Number")),
+    op(
+        "patch",
+        "/v1/numbers/{number}",
+        "Assign (agent_id) or unassign (null); takes effect on the next call",
+        Some("NumberPatch"),
+        200,
+        Some("Number"),
+    ),
+    op("delete", "/v1/numbers/{number}", "Remove a number", None, 204, None),
+    op(
+        "get",
+        "/v1/calls",
+        "List calls, newest first (filters: active, agent, to; cursor, limit)",
+        None,
+        200,
+        Some("CallList"),
+    ),
+    op("get", "/v1/calls/{id}", "Get a call with its stats (vocals id or CallSid)", None, 200, Some("Call")),
+    op("post", "/v1/calls/{id}/hangup", "End a call in progress on this node", None, 202, None),
+    Operation {
+        method: "get",
+        path: "/healthz",
+        summary: "Alive",
+        auth: false,
+        request: None,
+        status: 200,
+        response: None,
+    },
+    Operation {
+        method: "get",
+        path: "/readyz",
+        summary: "Ready: listeners bound, routing loaded, not draining (503 otherwise)",
+        auth: false,
+        request: None,
+        status: 200,
+        response: None,
+    },
+    Operation {
+        method: "get",
+        path: "/v1/openapi.json",
+        summary: "This document",
+        auth: false,
+        request: None,
+        status: 200,
+        response: None,
+    },
+];
+
+fn schema_ref(name: &str) -> Value {
+    json!({"$ref": format!("#/components/schemas/{name}")})
+}
+
+fn components() -> Value {
+    let string = json!({"type": "string"});
+    let nullable_string = json!({"type": ["string", "null"]});
+    let object = json!({"type": "object"});
+    json!({
+        "Error": {
+            "type": "object",
+            "required": ["error"],
+            "properties": {"error": {"type": "object", "required": ["code", "message"],
+                "properties": {"code": string, "message": string}}}
+        },
+        "Agent": {
+            "type": "object",
+            "properties": {
+                "id": string, "name": string, "kind": {"enum": ["websocket", "echo"]},
+                "stream_url": nullable_string, "system_prompt": string, "providers": object, "settings": object,
+                "signed": {"type": "boolean"}, "created_at": string, "updated_at": string
+            }
+        },
+        "NewAgent": {
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["name"],
+            "properties": {
+                "name": string, "kind": {"enum": ["websocket", "echo"], "default": "websocket"},
+                "stream_url": {"type": "string", "description": "ws:// or wss://, required for websocket agents"},
+                "system_prompt": string, "providers": object, "settings": object,
+                "signing_secret": {"type": "string", "description": "signs the handshake; write-only"}
+            }
+        },
+        "AgentPatch": {
+            "type": "object",
+            "additionalProperties": false,
+            "properties": {
+                "name": string, "kind": {"enum": ["websocket", "echo"]}, "stream_url": nullable_string,
+                "system_prompt": string, "providers": object, "settings": object, "signing_secret": nullable_string
+            }
+        },
+        "AgentList": {"type": "object", "properties": {"agents": {"type": "array", "items": schema_ref("Agent")}}},
+        "Number": {
+            "type": "object",
+            "properties": {
+                "phone_number": {"type": "string", "pattern": "^\\+[1-9][0-9]{6,14}$"},
+                "agent_id": nullable_string, "status": {"enum": ["active", "inactive", "error"]},
+                "status_detail": string, "twilio_account_sid": nullable_string,
+                "twilio_number_sid": nullable_string, "created_at": string, "updated_at": string
+            }
+        },
+        "NewNumber": {
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["phone_number"],
+            "properties": {"phone_number": {"type": "string", "example": "+14155550123"}, "agent_id": nullable_string}
+        },
+        "NumberPatch": {
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["agent_id"],
+            "properties": {"agent_id": nullable_string}
+        },
+        "NumberList": {"type": "object", "properties": {"numbers": {"type": "array", "items": schema_ref("Number")}}},
+        "Call": {
+            "type": "object",
+            "properties": {
+                "id": string, "call_sid": nullable_string, "sip_call_id": string, "from": string, "to": string,
+                "agent": nullable_string, "node": string, "invite_at": string, "answer_at": nullable_string,
+                "end_at": nullable_string, "end_reason": nullable_string, "sip_status": {"type": ["integer", "null"]},
+                "codec": nullable_string, "stats": object
+            }
+        },
+        "CallList": {
+            "type": "object",
+            "properties": {"calls": {"type": "array", "items": schema_ref("Call")}, "next_cursor": nullable_string}
+        }
+    })
+}
+
+/// The OpenAPI document.
+pub fn document() -> Value {
+    let mut paths = serde_json::Map::new();
+    for o in OPERATIONS {
+        let mut operation = json!({
+            "summary": o.summary,
+            "responses": {
+                o.status.to_string(): match o.response {
+                    Some(schema) => json!({"description": "OK",
+                        "content": {"application/json": {"schema": schema_ref(schema)}}}),
+                    None => json!({"description": "OK"}),
+                },
+                "default": {"description": "An error",
+                    "content": {"application/json": {"schema": schema_ref("Error")}}}
+            }
+        });
+        if let Some(schema) = o.request {
+            operation["requestBody"] =
+                json!({"required": true, "content": {"application/json": {"schema": schema_ref(schema)}}});
+        }
+        if !o.auth {
+            operation["security"] = json!([]);
+        }
+        let params: Vec<Value> = o
+            .path
+            .split('/')
+            .filter_map(|seg| seg.strip_prefix('{')?.strip_suffix('}'))
+            .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
+            .collect();
+        if !params.is_empty() {
+            operation["parameters"] = Value::Array(params);
+        }
+        let entry = paths.entry(o.path.to_string()).or_insert_with(|| json!({}));
+        entry[o.method] = operation;
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {"title": "vocals admin API", "version": env!("CARGO_PKG_VERSION")},
+        "security": [{"bearer": []}],
+        "paths": paths,
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": components()
+        }
+    })
+}

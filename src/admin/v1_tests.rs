@@ -1,0 +1,222 @@
+//! The admin API through `oneshot`, on a real SQLite store: auth, every resource, the error shapes, the
+//! OpenAPI document against the router, and the routing table following each write.
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+use super::*;
+use crate::e164::E164;
+use crate::routing::{Directory, Lookup, NumberLookup, NumberTable};
+use crate::store::Store;
+use crate::store::catalog::Catalog;
+
+const TOKEN: &str = "test-token-0123456789";
+
+struct Api {
+    app: Router,
+    directory: Arc<Directory>,
+}
+
+async fn api() -> Api {
+    let dir = std::env::temp_dir().join(crate::store::new_id("vocals-api-"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let store = Arc::new(Store::open(&format!("sqlite://{}", dir.join("v.db").display())).await.unwrap());
+    let directory = Arc::new(Directory::default());
+    let catalog = Catalog::new(store, NumberTable::new(), directory.clone());
+    catalog.reload().await.unwrap();
+    let (tx, mut rx) = mpsc::channel::<CallCommand>(4);
+    tokio::spawn(async move {
+        while let Some(command) = rx.recv().await {
+            if let CallCommand::End { id, reply } = command {
+                let _ = reply.send(id == "vc_live");
+            }
+        }
+    });
+    let state = AppState { calls: Some(tx), catalog: Some(catalog), token: Some(TOKEN.into()), ..AppState::default() };
+    Api { app: app(state), directory }
+}
+
+impl Api {
+    async fn call(&self, method: &str, uri: &str, body: Option<Value>) -> (StatusCode, Value) {
+        self.raw(method, uri, Some(TOKEN), body.map(|b| b.to_string())).await
+    }
+
+    async fn raw(&self, method: &str, uri: &str, token: Option<&str>, body: Option<String>) -> (StatusCode, Value) {
+        let mut req = Request::builder().method(method).uri(uri);
+        if let Some(token) = token {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let req = match body {
+            Some(b) => req.header(header::CONTENT_TYPE, "application/json").body(Body::from(b)),
+            None => req.body(Body::empty()),
+        };
+        let resp = self.app.clone().oneshot(req.unwrap()).await.unwrap();
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+
+    fn agent_of(&self, number: &str) -> Option<String> {
+        match self.directory.lookup(&E164::parse(number).unwrap()) {
+            Lookup::Agent { agent, .. } => Some(agent.name.clone()),
+            Lookup::Unassigned => Some("(unassigned)".into()),
+            Lookup::Unknown => None,
+        }
+    }
+}
+
+fn error_code(body: &Value) -> &str {
+    body["error"]["code"].as_str().unwrap_or_else(|| panic!("not an ApiError: {body}"))
+}
+
+#[tokio::test]
+async fn the_token_is_required_and_health_is_open() {
+    let api = api().await;
+    let (status, body) = api.raw("GET", "/v1/agents", None, None).await;
+    assert_eq!((status, error_code(&body)), (StatusCode::UNAUTHORIZED, "unauthorized"));
+    assert!(body["error"]["message"].as_str().unwrap().contains("Bearer"), "{body}");
+    let (status, _) = api.raw("GET", "/v1/agents", Some("test-token-0123456788"), None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = api.raw("GET", "/v1/agents", Some(TOKEN), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(api.raw("GET", "/healthz", None, None).await.0, StatusCode::OK);
+    let (status, body) = api.raw("GET", "/readyz", None, None).await;
+    assert_eq!((status, body["status"].as_str()), (StatusCode::OK, Some("ready")));
+}
+
+#[tokio::test]
+async fn agents_and_numbers_follow_the_product_rules_and_routing_follows_each_write() {
+    let api = api().await;
+    let (status, support) = api
+        .call(
+            "POST",
+            "/v1/agents",
+            Some(json!({"name": "support", "stream_url": "wss://a.example/s", "signing_secret": "x"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{support}");
+    assert_eq!((support["kind"].as_str(), support["signed"].as_bool()), (Some("websocket"), Some(true)));
+    assert!(support.get("signing_secret").is_none(), "secrets are never returned: {support}");
+    let (_, sales) = api.call("POST", "/v1/agents", Some(json!({"name": "sales", "kind": "echo"}))).await;
+    let (support_id, sales_id) = (support["id"].as_str().unwrap(), sales["id"].as_str().unwrap());
+
+    let (status, n) =
+        api.call("POST", "/v1/numbers", Some(json!({"phone_number": "+14155550123", "agent_id": support_id}))).await;
+    assert_eq!((status, n["status"].as_str()), (StatusCode::CREATED, Some("active")), "{n}");
+    assert_eq!(api.agent_of("+14155550123").as_deref(), Some("support"), "the next call is routed at once");
+    let (status, n) = api.call("POST", "/v1/numbers", Some(json!({"phone_number": "+14155550124"}))).await;
+    assert_eq!((status, n["status"].as_str()), (StatusCode::CREATED, Some("inactive")));
+    assert_eq!(api.agent_of("+14155550124").as_deref(), Some("(unassigned)"));
+
+    let (status, n) = api.call("PATCH", "/v1/numbers/+14155550123", Some(json!({"agent_id": sales_id}))).await;
+    assert_eq!((status, n["agent_id"].as_str()), (StatusCode::OK, Some(sales_id)));
+    assert_eq!(api.agent_of("+14155550123").as_deref(), Some("sales"));
+    let (_, list) = api.call("GET", &format!("/v1/numbers?agent_id={sales_id}"), None).await;
+    assert_eq!(list["numbers"].as_array().unwrap().len(), 1, "{list}");
+    let (_, list) = api.call("GET", "/v1/numbers?status=inactive", None).await;
+    assert_eq!(list["numbers"][0]["phone_number"], "+14155550124", "{list}");
+
+    let (status, body) = api.call("DELETE", &format!("/v1/agents/{sales_id}"), None).await;
+    assert_eq!((status, error_code(&body)), (StatusCode::CONFLICT, "agent_in_use"));
+    assert!(body["error"]["message"].as_str().unwrap().contains("+14155550123"), "409 names the numbers: {body}");
+    let (status, n) = api.call("PATCH", "/v1/numbers/%2B14155550123", Some(json!({"agent_id": null}))).await;
+    assert_eq!((status, n["status"].as_str()), (StatusCode::OK, Some("inactive")));
+    assert_eq!(api.agent_of("+14155550123").as_deref(), Some("(unassigned)"), "480 from the next call");
+    assert_eq!(api.call("DELETE", &format!("/v1/agents/{sales_id}"), None).await.0, StatusCode::NO_CONTENT);
+    assert_eq!(api.call("DELETE", "/v1/numbers/14155550123", None).await.0, StatusCode::NO_CONTENT);
+    assert_eq!(api.agent_of("+14155550123"), None, "404 from the next call");
+    let (status, body) = api.call("GET", "/v1/numbers/+14155550123", None).await;
+    assert_eq!((status, error_code(&body)), (StatusCode::NOT_FOUND, "not_found"));
+
+    let (status, a) =
+        api.call("PATCH", &format!("/v1/agents/{support_id}"), Some(json!({"system_prompt": "Hi"}))).await;
+    assert_eq!(
+        (status, a["system_prompt"].as_str(), a["name"].as_str()),
+        (StatusCode::OK, Some("Hi"), Some("support"))
+    );
+    let (status, list) = api.call("GET", "/v1/agents", None).await;
+    assert_eq!((status, list["agents"].as_array().unwrap().len()), (StatusCode::OK, 1));
+}
+
+#[tokio::test]
+async fn bad_requests_get_json_errors_that_say_what_was_wrong() {
+    let api = api().await;
+    let (status, body) = api.call("POST", "/v1/numbers", Some(json!({"phone_number": "4155550123"}))).await;
+    assert_eq!((status, error_code(&body)), (StatusCode::UNPROCESSABLE_ENTITY, "invalid"));
+    assert!(body["error"]["message"].as_str().unwrap().starts_with("phone_number must be E.164, e.g. +14155550123"));
+    let (status, body) =
+        api.call("POST", "/v1/numbers", Some(json!({"phone_number": "+14155550123", "color": 1}))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(body["error"]["message"].as_str().unwrap().contains("unknown field `color`"), "{body}");
+    let (status, body) =
+        api.call("POST", "/v1/numbers", Some(json!({"phone_number": "+14155550123", "agent_id": "ag_no"}))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(body["error"]["message"].as_str().unwrap().contains("agent_id"), "{body}");
+    api.call("POST", "/v1/numbers", Some(json!({"phone_number": "+14155550123"}))).await;
+    let (status, body) = api.call("POST", "/v1/numbers", Some(json!({"phone_number": "+14155550123"}))).await;
+    assert_eq!((status, error_code(&body)), (StatusCode::CONFLICT, "conflict"));
+    let (status, body) = api.raw("POST", "/v1/agents", Some(TOKEN), Some("{not json".into())).await;
+    assert_eq!((status, error_code(&body)), (StatusCode::BAD_REQUEST, "bad_request"));
+    let (status, body) = api.call("POST", "/v1/agents", Some(json!({"name": "x", "stream_url": "http://x"}))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(body["error"]["message"].as_str().unwrap().contains("ws://"), "{body}");
+    let (status, body) = api.call("PATCH", "/v1/numbers/+14155550123", Some(json!({}))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(body["error"]["message"].as_str().unwrap().contains("agent_id is required"), "{body}");
+    let (status, _) = api.call("GET", "/v1/numbers/abc", None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, body) = api.call("GET", "/v1/numbers?status=gone", None).await;
+    assert_eq!((status, error_code(&body)), (StatusCode::BAD_REQUEST, "bad_request"));
+    let (status, _) = api.call("GET", "/v1/calls?limit=0", None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = api.call("GET", "/v1/calls?cursor=%21%21", None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let big = json!({"name": "x".repeat(v1::MAX_BODY)});
+    let (status, body) = api.call("POST", "/v1/agents", Some(big)).await;
+    assert_eq!((status, error_code(&body)), (StatusCode::PAYLOAD_TOO_LARGE, "too_large"));
+    let (status, body) = api.call("GET", "/v1/nothing", None).await;
+    assert_eq!((status, error_code(&body)), (StatusCode::NOT_FOUND, "no_such_route"));
+}
+
+#[tokio::test]
+async fn calls_are_listed_from_the_store_and_hung_up_through_the_driver() {
+    let api = api().await;
+    let (status, body) = api.call("GET", "/v1/calls?active=true", None).await;
+    assert_eq!((status, body["calls"].as_array().map(Vec::len)), (StatusCode::OK, Some(0)));
+    assert!(body["next_cursor"].is_null());
+    let (status, body) = api.call("POST", "/v1/calls/vc_live/hangup", None).await;
+    assert_eq!((status, body["status"].as_str()), (StatusCode::ACCEPTED, Some("ending")));
+    let (status, body) = api.call("POST", "/v1/calls/vc_gone/hangup", None).await;
+    assert_eq!((status, error_code(&body)), (StatusCode::NOT_FOUND, "not_found"));
+    let (status, _) = api.call("GET", "/v1/calls/vc_gone", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn every_operation_in_the_openapi_document_is_routed() {
+    let api = api().await;
+    let (status, doc) = api.raw("GET", "/v1/openapi.json", None, None).await;
+    assert_eq!((status, doc["openapi"].as_str()), (StatusCode::OK, Some("3.1.0")));
+    let paths = doc["paths"].as_object().unwrap();
+    assert_eq!(paths.values().map(|p| p.as_object().unwrap().len()).sum::<usize>(), openapi::OPERATIONS.len());
+    for (path, ops) in paths {
+        for (method, op) in ops.as_object().unwrap() {
+            let uri = path.replace("{id}", "ag_x").replace("{number}", "+14155550199");
+            let body = op.get("requestBody").map(|_| "{}".to_string());
+            let (status, body) = api.raw(&method.to_uppercase(), &uri, Some(TOKEN), body).await;
+            assert!(status != StatusCode::METHOD_NOT_ALLOWED, "{method} {path} is not routed");
+            if status == StatusCode::NOT_FOUND {
+                assert_ne!(body["error"]["code"], "no_such_route", "{method} {path} is not routed");
+            }
+            for r in op["responses"].as_object().unwrap().values() {
+                if let Some(schema) = r.pointer("/content/application~1json/schema/$ref").and_then(Value::as_str) {
+                    let name = schema.rsplit('/').next().unwrap();
+                    assert!(doc["components"]["schemas"].get(name).is_some(), "{schema} is not defined");
+                }
+            }
+        }
+    }
+}

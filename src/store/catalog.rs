@@ -1,0 +1,200 @@
+//! The store's live side: the routing table kept in memory ([`Catalog`]) and the one task that writes call
+//! records ([`Recorder`]). Routing never waits on the database: the catalog reloads the whole table after each
+//! write made here, when another node announces one (PostgreSQL `LISTEN`/`NOTIFY`), and every
+//! `RELOAD_EVERY` in case an announcement was missed; when the database is down, calls keep routing from the
+//! last table.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use super::{CallRecord, ROUTING_CHANNEL, Store, StoreError};
+use crate::routing::{Directory, NumberTable};
+
+/// How often the table is reloaded even without a change announced.
+const RELOAD_EVERY: Duration = Duration::from_secs(30);
+
+/// The routing table, kept in step with the store.
+pub struct Catalog {
+    store: Arc<Store>,
+    /// The config file's `[[numbers]]` and default agent; the store's numbers go over them.
+    base: NumberTable,
+    directory: Arc<Directory>,
+    loaded: AtomicBool,
+}
+
+impl Catalog {
+    pub fn new(store: Arc<Store>, base: NumberTable, directory: Arc<Directory>) -> Arc<Catalog> {
+        Arc::new(Catalog { store, base, directory, loaded: AtomicBool::new(false) })
+    }
+
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    /// Whether a table from the store has been loaded (readiness).
+    pub fn loaded(&self) -> bool {
+        self.loaded.load(Ordering::Relaxed)
+    }
+
+    /// Reads the store's numbers and makes them the table the next call is routed with.
+    pub async fn reload(&self) -> Result<usize, StoreError> {
+        let mut table = self.base.clone();
+        table.overlay(self.store.routing_table().await?);
+        let numbers = table.len();
+        self.directory.replace(table);
+        self.loaded.store(true, Ordering::Relaxed);
+        Ok(numbers)
+    }
+
+    /// After a write made through this node: reload, and tell the other nodes.
+    pub async fn changed(&self) {
+        if let Err(e) = self.reload().await {
+            tracing::warn!(error = %e, "routing table not reloaded after a change; calls use the previous one");
+        }
+        if let Err(e) = self.store.announce().await {
+            tracing::warn!(error = %e, "other nodes were not told of the change; they reload within 30 s");
+        }
+    }
+
+    /// Keeps the table in step with changes other nodes make: on PostgreSQL, `LISTEN` (with a reload after every
+    /// reconnection, as notifications may have been missed); everywhere, a reload every 30 s.
+    pub fn spawn_watch(self: Arc<Self>) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            let mut listener = None;
+            let mut tick = tokio::time::interval(RELOAD_EVERY);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                if self.store.is_postgres() && listener.is_none() {
+                    listener = self.listen().await;
+                }
+                let notified = async {
+                    match listener.as_mut() {
+                        Some(l) => l.try_recv().await,
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    n = notified => match n {
+                        Ok(Some(_)) => tracing::debug!("another node changed the numbers"),
+                        // The connection was lost (and is being re-established): something may have been missed.
+                        Ok(None) => tracing::info!("routing notifications reconnected"),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "routing notifications lost; retrying");
+                            listener = None;
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                        }
+                    },
+                    _ = tick.tick() => {}
+                }
+                if let Err(e) = self.reload().await {
+                    tracing::warn!(error = %e, "routing table not reloaded; calls use the previous one");
+                }
+            }
+        })
+    }
+
+    async fn listen(&self) -> Option<sqlx::postgres::PgListener> {
+        let connect = async {
+            let mut l = sqlx::postgres::PgListener::connect(self.store.url()).await?;
+            l.listen(ROUTING_CHANNEL).await?;
+            Ok::<_, sqlx::Error>(l)
+        };
+        match connect.await {
+            Ok(l) => {
+                // Whatever changed before the LISTEN took effect.
+                let _ = self.reload().await;
+                Some(l)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot LISTEN for routing changes; reloading every 30 s");
+                None
+            }
+        }
+    }
+}
+
+/// One change to a call record.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CallWrite {
+    /// The call arrived (or was refused: the record then has its end).
+    Start(Box<CallRecord>),
+    Answered {
+        id: String,
+        at: String,
+        codec: String,
+    },
+    Ended {
+        id: String,
+        at: String,
+        reason: String,
+        sip_status: u16,
+    },
+    Stats {
+        id: String,
+        stats: Value,
+    },
+}
+
+/// Where the call layer and the media tasks send call records: a bounded queue in front of the one writer
+/// task. Sending never waits; when the queue is full (the database has been down long), the write is dropped,
+/// counted and logged.
+#[derive(Clone, Debug)]
+pub struct Recorder {
+    tx: mpsc::Sender<CallWrite>,
+}
+
+impl Recorder {
+    /// A recorder and the receiving end, for tests that look at what is written.
+    pub fn channel(capacity: usize) -> (Recorder, mpsc::Receiver<CallWrite>) {
+        let (tx, rx) = mpsc::channel(capacity);
+        (Recorder { tx }, rx)
+    }
+
+    /// Starts the writer task on `store`.
+    pub fn spawn(store: Arc<Store>, capacity: usize) -> (Recorder, tokio::task::JoinHandle<()>) {
+        let (recorder, rx) = Recorder::channel(capacity);
+        (recorder, tokio::spawn(write_calls(store, rx)))
+    }
+
+    pub fn send(&self, write: CallWrite) {
+        if let Err(e) = self.tx.try_send(write) {
+            metrics::counter!(crate::metrics::CALL_RECORDS_DROPPED).increment(1);
+            tracing::warn!(error = %e, "call record write dropped: the writer is behind (is the database down?)");
+        }
+    }
+}
+
+/// Applies each write in order; a write the database refuses for being unavailable is retried (100 ms doubling
+/// to 5 s) until it goes through, so nothing queued is lost while the database is down.
+async fn write_calls(store: Arc<Store>, mut rx: mpsc::Receiver<CallWrite>) {
+    while let Some(write) = rx.recv().await {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match apply(&store, &write).await {
+                Ok(()) => break,
+                Err(StoreError::Database(sqlx::Error::Database(e))) => {
+                    tracing::error!(error = %e, ?write, "call record refused by the database; skipped");
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "call record not written yet");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+}
+
+async fn apply(store: &Store, write: &CallWrite) -> Result<(), StoreError> {
+    match write {
+        CallWrite::Start(record) => store.insert_call(record).await,
+        CallWrite::Answered { id, at, codec } => store.call_answered(id, at, codec).await,
+        CallWrite::Ended { id, at, reason, sip_status } => store.call_ended(id, at, reason, *sip_status).await,
+        CallWrite::Stats { id, stats } => store.call_stats(id, stats).await,
+    }
+}
