@@ -128,6 +128,32 @@ impl Server {
         response.split_once("\r\n\r\n").map(|(_, body)| body.to_string()).unwrap_or_default()
     }
 
+    /// The admin token vocals generated in its state directory.
+    pub fn token(&self) -> String {
+        let path = self.dir.join("admin-token");
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).trim().to_string()
+    }
+
+    /// A request to the admin API with the generated token; the status and the JSON body (`null` if none).
+    pub fn api(&self, method: &str, path: &str, body: Option<serde_json::Value>) -> (u16, serde_json::Value) {
+        use std::io::{Read, Write};
+        let mut conn = std::net::TcpStream::connect(("127.0.0.1", self.admin)).unwrap();
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        write!(
+            conn,
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nAuthorization: Bearer {}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            self.token(),
+            body.len()
+        )
+        .unwrap();
+        let mut response = String::new();
+        conn.read_to_string(&mut response).unwrap();
+        let status = response.get(9..12).and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("{response}"));
+        let json = response.split_once("\r\n\r\n").and_then(|(_, b)| serde_json::from_str(b).ok());
+        (status, json.unwrap_or(serde_json::Value::Null))
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
     }

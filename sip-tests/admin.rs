@@ -1,0 +1,301 @@
+//! The admin API against the real `vocals`: numbers and agents managed over HTTP route real SIP calls;
+//! a reassignment reaches the next call and leaves the call in progress alone; an unassigned number answers
+//! 480; call records tell what happened; and two nodes sharing one PostgreSQL see each other's changes
+//! within a second.
+
+mod common;
+
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::mpsc as std_mpsc;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+
+use common::{Caller, Server};
+
+const DIALED: &str = "+14155550150";
+
+/// What the test agent hears: each stream's `start` parameters, then its `media` frames.
+#[derive(Debug)]
+enum Heard {
+    Start(Value),
+    Media,
+    Closed,
+}
+
+/// A WebSocket agent that reports what it hears and keeps the stream open until vocals closes it.
+struct Agent {
+    url: String,
+    heard: std_mpsc::Receiver<Heard>,
+    _rt: tokio::runtime::Runtime,
+}
+
+impl Agent {
+    fn start() -> Agent {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+        let url = format!("ws://{}/stream", listener.local_addr().unwrap());
+        let (tx, heard) = std_mpsc::channel();
+        rt.spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await else { return };
+                    while let Some(Ok(msg)) = ws.next().await {
+                        let Ok(text) = msg.to_text() else { continue };
+                        let Ok(frame) = serde_json::from_str::<Value>(text) else { continue };
+                        let heard = match frame["event"].as_str() {
+                            Some("start") => Heard::Start(frame["start"]["customParameters"].clone()),
+                            Some("media") => Heard::Media,
+                            _ => continue,
+                        };
+                        let _ = tx.send(heard);
+                    }
+                    let _ = tx.send(Heard::Closed);
+                });
+            }
+        });
+        Agent { url, heard, _rt: rt }
+    }
+
+    /// The next stream's `start.customParameters`.
+    fn next_start(&self) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while let Ok(h) = self.heard.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            if let Heard::Start(params) = h {
+                return params;
+            }
+        }
+        panic!("no stream started at the agent within 5 s");
+    }
+
+    /// Whether media frames arrive within `wait` (anything already heard is discarded first).
+    fn hears_media(&self, wait: Duration) -> bool {
+        while self.heard.try_recv().is_ok() {}
+        let deadline = Instant::now() + wait;
+        while let Ok(h) = self.heard.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            if let Heard::Media = h {
+                return true;
+            }
+        }
+        false
+    }
+}
+
+/// An RTP packet of μ-law silence.
+fn rtp(seq: u16) -> Vec<u8> {
+    let mut p = vec![0x80, 0, (seq >> 8) as u8, seq as u8];
+    p.extend_from_slice(&(u32::from(seq) * 160).to_be_bytes());
+    p.extend_from_slice(&0x1234_5678u32.to_be_bytes());
+    p.extend_from_slice(&[0xFF; 160]);
+    p
+}
+
+/// Sends a second of RTP to `to` (50 packets, 20 ms apart).
+fn talk(rtp_socket: &UdpSocket, to: SocketAddr, first_seq: u16) {
+    for i in 0..50 {
+        rtp_socket.send_to(&rtp(first_seq + i), to).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Whether anything comes back on `socket` within a second (the echo agent plays the caller back).
+fn echoed(socket: &UdpSocket) -> bool {
+    socket.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    let mut buf = [0u8; 1500];
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while Instant::now() < deadline {
+        if socket.recv_from(&mut buf).is_ok_and(|(n, _)| n > 12) {
+            return true;
+        }
+    }
+    false
+}
+
+fn hang_up(caller: &Caller) {
+    caller.request("BYE", 2);
+    let answer = caller.recv();
+    assert!(answer.starts_with("SIP/2.0 200"), "BYE: {answer}");
+}
+
+fn created(server: &Server, path: &str, body: Value) -> Value {
+    let (status, resp) = server.api("POST", path, Some(body));
+    assert_eq!(status, 201, "POST {path}: {resp}");
+    resp
+}
+
+#[test]
+fn a_reassignment_reaches_the_next_call_and_leaves_the_call_in_progress_alone() {
+    let server = Server::start("admin-next-call", &[]);
+    let token_file = server.dir.join("admin-token");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&token_file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "the generated token is private");
+    }
+    assert!(server.log().contains("generated the admin API token"), "{}", server.log());
+    assert!(server.http_get("/readyz").contains("ready"));
+
+    let agent = Agent::start();
+    let stream = created(&server, "/v1/agents", json!({"name": "front-desk", "stream_url": agent.url}));
+    let echo = created(&server, "/v1/agents", json!({"name": "parrot", "kind": "echo"}));
+    let number = created(&server, "/v1/numbers", json!({"phone_number": DIALED, "agent_id": stream["id"]}));
+    assert_eq!(number["status"], "active");
+
+    // Call 1 reaches the WebSocket agent.
+    let rtp1 = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let (call1, media1) = Caller::invite_to(&server, &rtp1, "admin-call-1", DIALED);
+    let start = agent.next_start();
+    assert_eq!((start["agentName"].as_str(), start["agentId"].as_str()), (Some("front-desk"), stream["id"].as_str()));
+
+    // Reassigned while call 1 goes on: call 2 is answered by the echo agent.
+    let (status, n) = server.api("PATCH", &format!("/v1/numbers/{DIALED}"), Some(json!({"agent_id": echo["id"]})));
+    assert_eq!((status, n["agent_id"].as_str()), (200, echo["id"].as_str()), "{n}");
+    let rtp2 = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let (call2, media2) = Caller::invite_to(&server, &rtp2, "admin-call-2", DIALED);
+    talk(&rtp2, media2, 1);
+    assert!(echoed(&rtp2), "call 2 reaches the new (echo) agent");
+    // Call 1 still talks to the agent it was answered by.
+    let sender = std::thread::spawn(move || {
+        talk(&rtp1, media1, 100);
+        rtp1
+    });
+    assert!(agent.hears_media(Duration::from_secs(2)), "the call in progress keeps its agent");
+    let _rtp1 = sender.join().unwrap();
+    hang_up(&call1);
+    hang_up(&call2);
+
+    // Unassigned: the next call is refused with 480 (Twilio fails over).
+    let (status, n) = server.api("PATCH", &format!("/v1/numbers/{DIALED}"), Some(json!({"agent_id": null})));
+    assert_eq!((status, n["status"].as_str()), (200, Some("inactive")));
+    let rtp3 = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let (_call3, answer) = Caller::send_invite_to(&server, &rtp3, "admin-call-3", DIALED);
+    assert!(answer.starts_with("SIP/2.0 480"), "{answer}");
+
+    // The call records say what happened, newest first.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let calls = loop {
+        let (status, body) = server.api("GET", &format!("/v1/calls?to=%2B{}", &DIALED[1..]), None);
+        assert_eq!(status, 200, "{body}");
+        let calls = body["calls"].as_array().cloned().unwrap_or_default();
+        let done = calls.len() == 3
+            && calls.iter().all(|c| {
+                (!c["end_at"].is_null() && !c["stats"].as_object().unwrap().is_empty()) || c["sip_status"] == 480
+            });
+        if done || Instant::now() > deadline {
+            break calls;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let summary: Vec<(Option<&str>, Option<u64>)> =
+        calls.iter().map(|c| (c["agent"].as_str(), c["sip_status"].as_u64())).collect();
+    assert_eq!(
+        summary,
+        [(None, Some(480)), (Some("parrot"), Some(200)), (Some("front-desk"), Some(200))],
+        "{calls:#?}"
+    );
+    assert_eq!(calls[1]["end_reason"], "the caller hung up", "{:#}", calls[1]);
+    assert_eq!(calls[2]["codec"], "PCMU");
+    assert!(calls[2]["stats"]["rtp"]["received"].as_u64().unwrap() >= 40, "{:#}", calls[2]["stats"]);
+    assert!(calls[2]["stats"]["agent"]["frames_sent"].as_u64().unwrap() > 0, "{:#}", calls[2]["stats"]);
+    let (status, one) = server.api("GET", &format!("/v1/calls/{}", calls[1]["id"].as_str().unwrap()), None);
+    assert_eq!((status, &one["id"]), (200, &calls[1]["id"]));
+
+    // An agent in use cannot be deleted; the CLI-visible error names the number.
+    server.api("PATCH", &format!("/v1/numbers/{DIALED}"), Some(json!({"agent_id": echo["id"]})));
+    let (status, err) = server.api("DELETE", &format!("/v1/agents/{}", echo["id"].as_str().unwrap()), None);
+    assert_eq!(status, 409, "{err}");
+    assert!(err["error"]["message"].as_str().unwrap().contains(DIALED), "{err}");
+}
+
+#[test]
+fn an_admin_hangs_up_a_call_in_progress() {
+    let server = Server::start("admin-hangup", &[]);
+    let echo = created(&server, "/v1/agents", json!({"name": "parrot", "kind": "echo"}));
+    created(&server, "/v1/numbers", json!({"phone_number": DIALED, "agent_id": echo["id"]}));
+    let rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let (caller, _) = Caller::invite_to(&server, &rtp, "admin-hangup-1", DIALED);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let id = loop {
+        let (_, body) = server.api("GET", "/v1/calls?active=true", None);
+        if let Some(id) = body["calls"][0]["id"].as_str() {
+            break id.to_string();
+        }
+        assert!(Instant::now() < deadline, "the call never showed as active: {body}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let (status, body) = server.api("POST", &format!("/v1/calls/{id}/hangup"), None);
+    assert_eq!(status, 202, "{body}");
+    let bye = caller.recv();
+    assert!(bye.starts_with("BYE "), "{bye}");
+    assert!(bye.contains("an admin ended the call"), "the BYE says why: {bye}");
+    caller.respond_ok(&bye);
+    let (status, body) = server.api("POST", &format!("/v1/calls/{id}/hangup"), None);
+    assert_eq!(status, 404, "{body}");
+}
+
+/// A fresh PostgreSQL database for one test, from `POSTGRES_TEST_URL` (set by `sip-tests/run`).
+fn postgres_database() -> String {
+    let base = std::env::var("POSTGRES_TEST_URL")
+        .expect("POSTGRES_TEST_URL is not set: run `bash sip-tests/run` (it starts the local PostgreSQL and sets it)");
+    let name = format!("vocals_t_{}_{}", std::process::id(), Instant::now().elapsed().subsec_nanos());
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        sqlx::any::install_default_drivers();
+        let admin = sqlx::AnyPool::connect(&base).await.unwrap_or_else(|e| panic!("PostgreSQL at {base}: {e}"));
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&admin).await.unwrap();
+    });
+    let (server, _) = base.rsplit_once('/').expect("POSTGRES_TEST_URL names a database");
+    format!("{server}/{name}")
+}
+
+#[test]
+fn two_nodes_on_one_postgresql_route_a_change_made_on_either_within_a_second() {
+    let url = postgres_database();
+    let a = Server::start("admin-node-a", &[("VOCALS_STORE_URL", &url), ("VOCALS_NODE", "node-a")]);
+    let b = Server::start("admin-node-b", &[("VOCALS_STORE_URL", &url), ("VOCALS_NODE", "node-b")]);
+    let agent = Agent::start();
+    let echo = created(&a, "/v1/agents", json!({"name": "parrot", "kind": "echo"}));
+    let stream = created(&a, "/v1/agents", json!({"name": "front-desk", "stream_url": agent.url}));
+    created(&a, "/v1/numbers", json!({"phone_number": DIALED, "agent_id": echo["id"]}));
+
+    // Node A's change, seen by node B: the first call after it reaches the new agent.
+    let rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let until_routed = |node: &Server, expect: &str| -> Duration {
+        let changed = Instant::now();
+        for attempt in 0.. {
+            let (mut caller, answer) =
+                Caller::send_invite_to(node, &rtp, &format!("two-nodes-{expect}-{attempt}"), DIALED);
+            let status = &answer[8..11];
+            if answer.starts_with("SIP/2.0 200") {
+                caller.to = common::header(&answer, "To").to_string();
+                caller.request("ACK", 1);
+                hang_up(&caller);
+            }
+            if status == expect {
+                return changed.elapsed();
+            }
+            assert!(changed.elapsed() < Duration::from_secs(3), "node still answers {status}, not {expect}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        unreachable!()
+    };
+    let took = until_routed(&b, "200");
+    assert!(took < Duration::from_secs(1), "node B saw the number node A added after {took:?}");
+    let (status, _) = a.api("PATCH", &format!("/v1/numbers/{DIALED}"), Some(json!({"agent_id": null})));
+    assert_eq!(status, 200);
+    let took = until_routed(&b, "480");
+    assert!(took < Duration::from_secs(1), "node B saw node A's unassignment after {took:?}");
+    let (status, _) = b.api("PATCH", &format!("/v1/numbers/{DIALED}"), Some(json!({"agent_id": stream["id"]})));
+    assert_eq!(status, 200);
+    let took = until_routed(&a, "200");
+    assert!(took < Duration::from_secs(1), "node A saw node B's reassignment after {took:?}");
+    assert_eq!(agent.next_start()["agentName"], "front-desk", "A's next call reached the new agent");
+    // Both nodes' call records are in the shared store, each with its node.
+    let (_, body) = a.api("GET", "/v1/calls?limit=500", None);
+    let nodes: std::collections::BTreeSet<&str> =
+        body["calls"].as_array().unwrap().iter().filter_map(|c| c["node"].as_str()).collect();
+    assert_eq!(nodes.into_iter().collect::<Vec<_>>(), ["node-a", "node-b"], "{body:#}");
+}
