@@ -299,3 +299,59 @@ fn two_nodes_on_one_postgresql_route_a_change_made_on_either_within_a_second() {
         body["calls"].as_array().unwrap().iter().filter_map(|c| c["node"].as_str()).collect();
     assert_eq!(nodes.into_iter().collect::<Vec<_>>(), ["node-a", "node-b"], "{body:#}");
 }
+
+/// Runs the `vocals` CLI against `server` (its config file and state directory); exit code, stdout, stderr.
+fn cli(server: &Server, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vocals"))
+        .args(args)
+        .arg("--config")
+        .arg(server.dir.join("vocals.toml"))
+        .env("VOCALS_STATE_DIR", &server.dir)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    let text = |b: Vec<u8>| String::from_utf8(b).unwrap();
+    (out.status.code().unwrap_or(-1), text(out.stdout), text(out.stderr))
+}
+
+#[test]
+fn the_cli_manages_agents_and_numbers_with_tables_json_and_clear_errors() {
+    let server = Server::start("admin-cli", &[]);
+    let (code, out, err) = cli(&server, &["agents", "create", "--name", "cli-bot", "--kind", "echo"], &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    let agent: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(agent["name"], "cli-bot");
+    let (code, out, err) = cli(&server, &["numbers", "add", "+14155550160", "--agent", "cli-bot"], &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("\"status\": \"active\""), "{out}");
+    let (code, out, _) = cli(&server, &["numbers", "list"], &[]);
+    assert_eq!(code, 0);
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].starts_with("NUMBER") && lines[0].contains("STATUS"), "{out}");
+    assert!(lines[1].starts_with("+14155550160  active"), "{out}");
+    let (code, out, _) = cli(&server, &["numbers", "list", "--json", "--status", "active"], &[]);
+    assert_eq!(code, 0);
+    let list: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(list[0]["agent_id"], agent["id"], "{out}");
+    let (code, _, err) = cli(&server, &["agents", "delete", "cli-bot"], &[]);
+    assert_eq!(code, 1);
+    assert!(err.contains("409 agent_in_use") && err.contains("+14155550160"), "{err}");
+    let (code, _, err) = cli(&server, &["numbers", "add", "4155550161"], &[]);
+    assert_eq!(code, 1);
+    assert!(err.contains("422 invalid: phone_number must be E.164"), "{err}");
+    let (code, out, _) = cli(&server, &["numbers", "unassign", "+14155550160"], &[]);
+    assert_eq!(code, 0);
+    assert!(out.contains("\"status\": \"inactive\""), "{out}");
+    let (code, out, _) = cli(&server, &["calls", "list"], &[]);
+    assert_eq!((code, out.lines().next().unwrap_or("").split_whitespace().next()), (0, Some("ID")), "{out}");
+    let (code, out, _) = cli(&server, &["agents", "delete", "cli-bot"], &[]);
+    assert_eq!((code, out.trim()), (0, format!("deleted agent {}", agent["id"].as_str().unwrap()).as_str()));
+    let (code, _, err) = cli(&server, &["agents", "list"], &[("VOCALS_ADMIN_TOKEN", "not-the-right-token")]);
+    assert_eq!(code, 1);
+    assert!(err.contains("401 unauthorized"), "{err}");
+    let port = common::free_tcp_port().to_string();
+    let listen = format!("127.0.0.1:{port}");
+    let (code, _, err) = cli(&server, &["agents", "list"], &[("VOCALS_ADMIN_LISTEN", &listen)]);
+    assert_eq!(code, 2);
+    assert!(err.contains("cannot reach the admin API"), "{err}");
+}

@@ -9,6 +9,7 @@
 pub mod admin;
 pub mod agent;
 pub mod call;
+pub mod client;
 pub mod config;
 pub mod daemon;
 pub mod e164;

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use serde_json::Value;
+use vocals::client::{self, Client, ClientError};
 use vocals::config::{Config, LogFormat};
 
 #[derive(Parser)]
@@ -15,8 +17,148 @@ struct Cli {
     command: Command,
 }
 
+#[derive(clap::Args)]
+struct ClientArgs {
+    /// The configuration the server runs with: the admin address and token come from it (and VOCALS_* vars).
+    #[arg(long, short, env = "VOCALS_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    /// Print the API's JSON instead of a table.
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum AgentCommand {
+    /// List agents.
+    List,
+    /// Show one agent (id or name).
+    Show { agent: String },
+    /// Create an agent.
+    Create {
+        #[arg(long)]
+        name: String,
+        /// websocket or echo.
+        #[arg(long, default_value = "websocket")]
+        kind: String,
+        /// The agent's Media Streams WebSocket (ws:// or wss://).
+        #[arg(long)]
+        url: Option<String>,
+        #[arg(long)]
+        prompt: Option<String>,
+        /// JSON object.
+        #[arg(long)]
+        providers: Option<String>,
+        /// JSON object.
+        #[arg(long)]
+        settings: Option<String>,
+        /// Signs the WebSocket handshake (X-Twilio-Signature) and authenticates the agent's REST hang-up.
+        #[arg(long)]
+        secret: Option<String>,
+    },
+    /// Change an agent (id or name); calls in progress keep the old settings. "" clears --url and --secret.
+    Update {
+        agent: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        kind: Option<String>,
+        #[arg(long)]
+        url: Option<String>,
+        #[arg(long)]
+        prompt: Option<String>,
+        #[arg(long)]
+        providers: Option<String>,
+        #[arg(long)]
+        settings: Option<String>,
+        #[arg(long)]
+        secret: Option<String>,
+    },
+    /// Delete an agent no number uses.
+    Delete { agent: String },
+}
+
+#[derive(Subcommand)]
+enum NumberCommand {
+    /// List numbers.
+    List {
+        /// Only this agent's numbers (id or name).
+        #[arg(long)]
+        agent: Option<String>,
+        /// active, inactive or error.
+        #[arg(long)]
+        status: Option<String>,
+    },
+    Show {
+        number: String,
+    },
+    /// Add a number (E.164), with an agent (active) or without (inactive).
+    Add {
+        number: String,
+        #[arg(long)]
+        agent: Option<String>,
+    },
+    /// Give a number to an agent (id or name): the next call reaches it.
+    Assign {
+        number: String,
+        agent: String,
+    },
+    /// Take a number's agent away: its calls get 480.
+    Unassign {
+        number: String,
+    },
+    /// Remove a number.
+    Remove {
+        number: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum CallCommand {
+    /// List calls, newest first.
+    List {
+        /// Only calls in progress.
+        #[arg(long)]
+        active: bool,
+        #[arg(long)]
+        agent: Option<String>,
+        /// Only calls to this number.
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        /// The next page (printed after a full page).
+        #[arg(long)]
+        cursor: Option<String>,
+    },
+    /// Show one call with its stats (vocals id or CallSid).
+    Show { call: String },
+    /// End a call in progress.
+    Hangup { call: String },
+}
+
 #[derive(Subcommand)]
 enum Command {
+    /// Manage agents through the admin API.
+    Agents {
+        #[command(flatten)]
+        args: ClientArgs,
+        #[command(subcommand)]
+        command: AgentCommand,
+    },
+    /// Manage phone numbers through the admin API.
+    Numbers {
+        #[command(flatten)]
+        args: ClientArgs,
+        #[command(subcommand)]
+        command: NumberCommand,
+    },
+    /// Look at and end calls through the admin API.
+    Calls {
+        #[command(flatten)]
+        args: ClientArgs,
+        #[command(subcommand)]
+        command: CallCommand,
+    },
     /// Run the server. With no config file it runs on built-in defaults.
     Serve {
         /// TOML configuration file (see config/vocals.toml for every key).
@@ -32,7 +174,146 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve { config, check } => serve(config, check),
+        Command::Agents { args, command } => client(&args, |c| agents(c, command)),
+        Command::Numbers { args, command } => client(&args, |c| numbers(c, command)),
+        Command::Calls { args, command } => client(&args, |c| calls(c, command)),
     }
+}
+
+/// What a client command prints: a list (as a table), one object, or a line.
+enum Shown {
+    List(Value, &'static str, &'static [(&'static str, &'static str)]),
+    One(Value),
+    Line(String),
+}
+
+fn client(args: &ClientArgs, run: impl FnOnce(&Client) -> Result<Shown, ClientError>) -> ExitCode {
+    let config = match Config::load(args.config.as_deref(), std::env::vars()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("vocals: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = Client::from_config(&config).and_then(|c| run(&c));
+    match result {
+        Ok(Shown::List(body, key, _)) if args.json => {
+            println!("{:#}", if key.is_empty() { body } else { body[key].clone() })
+        }
+        Ok(Shown::List(body, key, columns)) => {
+            let rows = body[key].as_array().cloned().unwrap_or_default();
+            print!("{}", vocals::client::table(&rows, columns));
+            if let Some(next) = body["next_cursor"].as_str() {
+                println!("(more: --cursor {next})");
+            }
+        }
+        Ok(Shown::One(body)) => println!("{body:#}"),
+        Ok(Shown::Line(line)) if args.json => println!("{}", serde_json::json!({"result": line})),
+        Ok(Shown::Line(line)) => println!("{line}"),
+        Err(e) => {
+            eprintln!("vocals: {e}");
+            return ExitCode::from(if matches!(e, ClientError::Api { .. }) { 1 } else { 2 });
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+fn agents(c: &Client, command: AgentCommand) -> Result<Shown, ClientError> {
+    use vocals::client::{fields, object, text};
+    Ok(match command {
+        AgentCommand::List => Shown::List(c.request("GET", "/v1/agents", None)?, "agents", client::AGENT_COLUMNS),
+        AgentCommand::Show { agent } => {
+            Shown::One(c.request("GET", &format!("/v1/agents/{}", c.agent_id(&agent)?), None)?)
+        }
+        AgentCommand::Create { name, kind, url, prompt, providers, settings, secret } => {
+            let body = fields(&[
+                ("name", text(Some(name), false)),
+                ("kind", text(Some(kind), false)),
+                ("stream_url", text(url, false)),
+                ("system_prompt", text(prompt, false)),
+                ("providers", object("providers", providers)?),
+                ("settings", object("settings", settings)?),
+                ("signing_secret", text(secret, false)),
+            ]);
+            Shown::One(c.request("POST", "/v1/agents", Some(&body))?)
+        }
+        AgentCommand::Update { agent, name, kind, url, prompt, providers, settings, secret } => {
+            let body = fields(&[
+                ("name", text(name, false)),
+                ("kind", text(kind, false)),
+                ("stream_url", text(url, true)),
+                ("system_prompt", text(prompt, false)),
+                ("providers", object("providers", providers)?),
+                ("settings", object("settings", settings)?),
+                ("signing_secret", text(secret, true)),
+            ]);
+            Shown::One(c.request("PATCH", &format!("/v1/agents/{}", c.agent_id(&agent)?), Some(&body))?)
+        }
+        AgentCommand::Delete { agent } => {
+            let id = c.agent_id(&agent)?;
+            c.request("DELETE", &format!("/v1/agents/{id}"), None)?;
+            Shown::Line(format!("deleted agent {id}"))
+        }
+    })
+}
+
+fn numbers(c: &Client, command: NumberCommand) -> Result<Shown, ClientError> {
+    use vocals::client::segment;
+    let path = |n: &str| format!("/v1/numbers/{}", segment(n));
+    Ok(match command {
+        NumberCommand::List { agent, status } => {
+            let mut query = Vec::new();
+            if let Some(agent) = agent {
+                query.push(format!("agent_id={}", segment(&c.agent_id(&agent)?)));
+            }
+            if let Some(status) = status {
+                query.push(format!("status={}", segment(&status)));
+            }
+            let url = format!("/v1/numbers?{}", query.join("&"));
+            Shown::List(c.request("GET", &url, None)?, "numbers", client::NUMBER_COLUMNS)
+        }
+        NumberCommand::Show { number } => Shown::One(c.request("GET", &path(&number), None)?),
+        NumberCommand::Add { number, agent } => {
+            let agent = agent.map(|a| c.agent_id(&a)).transpose()?;
+            let body = serde_json::json!({"phone_number": number, "agent_id": agent});
+            Shown::One(c.request("POST", "/v1/numbers", Some(&body))?)
+        }
+        NumberCommand::Assign { number, agent } => {
+            let body = serde_json::json!({"agent_id": c.agent_id(&agent)?});
+            Shown::One(c.request("PATCH", &path(&number), Some(&body))?)
+        }
+        NumberCommand::Unassign { number } => {
+            Shown::One(c.request("PATCH", &path(&number), Some(&serde_json::json!({"agent_id": null})))?)
+        }
+        NumberCommand::Remove { number } => {
+            c.request("DELETE", &path(&number), None)?;
+            Shown::Line(format!("removed {number}"))
+        }
+    })
+}
+
+fn calls(c: &Client, command: CallCommand) -> Result<Shown, ClientError> {
+    use vocals::client::segment;
+    Ok(match command {
+        CallCommand::List { active, agent, to, limit, cursor } => {
+            let mut query = vec![format!("limit={limit}")];
+            if active {
+                query.push("active=true".into());
+            }
+            for (key, value) in [("agent", agent), ("to", to), ("cursor", cursor)] {
+                if let Some(v) = value {
+                    query.push(format!("{key}={}", segment(&v)));
+                }
+            }
+            let url = format!("/v1/calls?{}", query.join("&"));
+            Shown::List(c.request("GET", &url, None)?, "calls", client::CALL_COLUMNS)
+        }
+        CallCommand::Show { call } => Shown::One(c.request("GET", &format!("/v1/calls/{}", segment(&call)), None)?),
+        CallCommand::Hangup { call } => {
+            c.request("POST", &format!("/v1/calls/{}/hangup", segment(&call)), None)?;
+            Shown::Line(format!("ending call {call}"))
+        }
+    })
 }
 
 fn serve(file: Option<PathBuf>, check: bool) -> ExitCode {
