@@ -664,6 +664,28 @@ mod tests {
     }
 
     #[test]
+    fn the_store_admin_token_and_node_come_from_the_environment_with_defaults() {
+        let c = Config::load(None, env(&[("VOCALS_STATE_DIR", "/srv/v")])).unwrap();
+        assert_eq!((c.store_url.as_str(), c.admin_token.as_deref()), ("sqlite:///srv/v/vocals.db", None));
+        assert!(!c.node.is_empty());
+        let c = Config::load(
+            None,
+            env(&[
+                ("VOCALS_STORE_URL", "postgres://vocals:pw@db/vocals"),
+                ("VOCALS_ADMIN_TOKEN", "0123456789abcdef"),
+                ("VOCALS_NODE", "edge-1"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.store_url, "postgres://vocals:pw@db/vocals");
+        assert_eq!((c.admin_token.as_deref(), c.node.as_str()), (Some("0123456789abcdef"), "edge-1"));
+        let e = Config::load(None, env(&[("VOCALS_STORE_URL", "mysql://x")])).unwrap_err().to_string();
+        assert!(e.starts_with("store.url:") && e.contains("postgres://"), "{e}");
+        let e = Config::load(None, env(&[("VOCALS_ADMIN_TOKEN", "short")])).unwrap_err().to_string();
+        assert!(e.starts_with("admin.token:") && e.contains("16 characters") && !e.contains("short"), "{e}");
+    }
+
+    #[test]
     fn the_shipped_config_file_documents_every_key_with_its_default() {
         let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/vocals.toml")).unwrap();
         for (section, key, default) in KEYS {
