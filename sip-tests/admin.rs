@@ -236,24 +236,38 @@ fn an_admin_hangs_up_a_call_in_progress() {
     assert_eq!(status, 404, "{body}");
 }
 
-/// A fresh PostgreSQL database for one test, from `POSTGRES_TEST_URL` (set by `sip-tests/run`).
-fn postgres_database() -> String {
-    let base = std::env::var("POSTGRES_TEST_URL")
-        .expect("POSTGRES_TEST_URL is not set: run `bash sip-tests/run` (it starts the local PostgreSQL and sets it)");
-    let name = format!("vocals_t_{}_{}", std::process::id(), Instant::now().elapsed().subsec_nanos());
+/// `POSTGRES_TEST_URL` (set by `sip-tests/run`): a role that may create databases.
+fn postgres_base() -> String {
+    std::env::var("POSTGRES_TEST_URL")
+        .expect("POSTGRES_TEST_URL is not set: run `bash sip-tests/run` (it starts the local PostgreSQL and sets it)")
+}
+
+/// Runs one statement on the server's maintenance database.
+fn postgres_admin(sql: &str) {
+    let base = postgres_base();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
         sqlx::any::install_default_drivers();
         let admin = sqlx::AnyPool::connect(&base).await.unwrap_or_else(|e| panic!("PostgreSQL at {base}: {e}"));
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&admin).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
+            .execute(&admin)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
     });
+}
+
+/// A fresh PostgreSQL database for one test: its name and URL.
+fn postgres_database(tag: &str) -> (String, String) {
+    let name = format!("vocals_t_{}_{tag}", std::process::id());
+    postgres_admin(&format!("CREATE DATABASE {name}"));
+    let base = postgres_base();
     let (server, _) = base.rsplit_once('/').expect("POSTGRES_TEST_URL names a database");
-    format!("{server}/{name}")
+    (name.clone(), format!("{server}/{name}"))
 }
 
 #[test]
 fn two_nodes_on_one_postgresql_route_a_change_made_on_either_within_a_second() {
-    let url = postgres_database();
+    let (_, url) = postgres_database("two_nodes");
     let a = Server::start("admin-node-a", &[("VOCALS_STORE_URL", &url), ("VOCALS_NODE", "node-a")]);
     let b = Server::start("admin-node-b", &[("VOCALS_STORE_URL", &url), ("VOCALS_NODE", "node-b")]);
     let agent = Agent::start();
@@ -298,6 +312,40 @@ fn two_nodes_on_one_postgresql_route_a_change_made_on_either_within_a_second() {
     let nodes: std::collections::BTreeSet<&str> =
         body["calls"].as_array().unwrap().iter().filter_map(|c| c["node"].as_str()).collect();
     assert_eq!(nodes.into_iter().collect::<Vec<_>>(), ["node-a", "node-b"], "{body:#}");
+}
+
+#[test]
+fn calls_keep_routing_while_the_database_is_down_and_their_records_arrive_when_it_is_back() {
+    let (name, url) = postgres_database("down");
+    let server = Server::start("admin-db-down", &[("VOCALS_STORE_URL", &url)]);
+    let echo = created(&server, "/v1/agents", json!({"name": "parrot", "kind": "echo"}));
+    created(&server, "/v1/numbers", json!({"phone_number": DIALED, "agent_id": echo["id"]}));
+
+    // The database goes away: no new connections, and the open ones are cut.
+    postgres_admin(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false"));
+    postgres_admin(&format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"));
+    let rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let started = Instant::now();
+    let (caller, _) = Caller::invite_to(&server, &rtp, "db-down-1", DIALED);
+    assert!(started.elapsed() < Duration::from_secs(1), "routing waited on the database: {:?}", started.elapsed());
+    hang_up(&caller);
+    let (status, body) = server.api("GET", "/v1/numbers", None);
+    assert_eq!((status, body["error"]["code"].as_str()), (503, Some("unavailable")), "{body}");
+    assert!(!body.to_string().contains("pg_"), "internals stay in the log: {body}");
+
+    // It comes back: the call's record, queued meanwhile, is written.
+    postgres_admin(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, body) = server.api("GET", "/v1/calls", None);
+        let call = &body["calls"][0];
+        if status == 200 && call["sip_call_id"] == "db-down-1" && !call["end_at"].is_null() {
+            assert_eq!((call["agent"].as_str(), call["sip_status"].as_u64()), (Some("parrot"), Some(200)), "{call}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the call record never arrived: {status} {body}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 /// Runs the `vocals` CLI against `server` (its config file and state directory); exit code, stdout, stderr.

@@ -39,6 +39,9 @@ pub struct Config {
     /// `[store] url` (`VOCALS_STORE_URL`): `sqlite://…` or `postgres://…`; default `vocals.db` in the state
     /// directory.
     pub store_url: String,
+    /// `[store] secret_key` (`VOCALS_STORE_SECRET_KEY`): 32 bytes in base64 sealing Twilio auth tokens; `None`:
+    /// the one generated in the state directory (nodes sharing a PostgreSQL need the same key).
+    pub store_secret_key: Option<String>,
     /// This node's name in call records (several nodes may share one PostgreSQL); default the host name.
     pub node: String,
 }
@@ -197,6 +200,7 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ("admin", "listen", "127.0.0.1:8080"),
     ("admin", "token", ""),
     ("store", "url", ""),
+    ("store", "secret_key", ""),
     ("log", "level", "info"),
     ("log", "format", "auto"),
 ];
@@ -320,6 +324,11 @@ impl Config {
             }
             url => return Err(bad("store.url", url, "sqlite://PATH or postgres://USER:PASSWORD@HOST/DATABASE")),
         };
+        let store_secret_key = Some(v["store.secret_key"].trim().to_string()).filter(|k| !k.is_empty());
+        if let Some(k) = &store_secret_key {
+            crate::store::secret::SecretKey::from_base64(k)
+                .map_err(|e| bad("store.secret_key", "(hidden)", &e.to_string()))?;
+        }
         let node = match v["node"].trim() {
             "" => host_name(),
             name => name.to_string(),
@@ -335,6 +344,7 @@ impl Config {
             admin_listen,
             admin_token,
             store_url,
+            store_secret_key,
             node,
         })
     }

@@ -17,6 +17,7 @@ use crate::io::sip::{Listeners, TcpLimits};
 use crate::routing::{Directory, NumberTable};
 use crate::sip::endpoint::{Endpoint, EndpointConfig, IdGen};
 use crate::store::catalog::{Catalog, Recorder};
+use crate::store::secret::SecretKey;
 use crate::store::{Store, StoreError};
 
 /// Binds the SIP listeners the configuration names (an empty address turns one off).
@@ -52,7 +53,7 @@ pub async fn serve(
         (None, false) => {}
     }
     let directory = Arc::new(Directory::new(base.clone()));
-    let store = Arc::new(open_store(&config.store_url).await?);
+    let store = Arc::new(open_store(&config.store_url).await?.with_secret(secret_key(&config)?));
     match store.close_unfinished_calls(&config.node).await {
         Ok(0) => {}
         Ok(n) => tracing::warn!(calls = n, node = %config.node, "calls left unfinished by the last run marked ended"),
@@ -184,26 +185,59 @@ pub fn admin_token(config: &Config) -> std::io::Result<String> {
         return Ok(token.clone());
     }
     let path = token_path(config);
-    match std::fs::read_to_string(&path) {
-        Ok(token) if token.trim().len() >= 16 => return Ok(token.trim().to_string()),
-        Ok(_) => tracing::warn!(path = %path.display(), "admin token file too short; generating a new token"),
+    let generate = || {
+        let mut bytes = [0u8; 32];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
+            .map_err(|_| std::io::Error::other("no randomness for the admin token"))?;
+        Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    };
+    let valid = |t: &str| t.len() >= 16;
+    private_file(&path, "the admin API token (send it as Authorization: Bearer)", valid, generate)
+}
+
+/// The key that seals Twilio auth tokens: from the config (or `VOCALS_STORE_SECRET_KEY`), else the one in the
+/// state directory, generated at first start.
+fn secret_key(config: &Config) -> std::io::Result<SecretKey> {
+    let text = match &config.store_secret_key {
+        Some(key) => key.clone(),
+        None => {
+            if config.store_url.starts_with("postgres") {
+                tracing::warn!("store.secret_key is not set: nodes sharing this PostgreSQL need the same key");
+            }
+            let path = config.state_dir.join("secret-key");
+            let valid = |t: &str| SecretKey::from_base64(t).is_ok();
+            let generate = || SecretKey::generate().map_err(std::io::Error::other);
+            private_file(&path, "the key sealing Twilio auth tokens", valid, generate)?
+        }
+    };
+    SecretKey::from_base64(&text).map_err(|e| std::io::Error::other(format!("store.secret_key: {e}")))
+}
+
+/// A secret kept in a file of its own (mode 0600): read when valid, else generated and written.
+fn private_file(
+    path: &std::path::Path,
+    what: &str,
+    valid: impl Fn(&str) -> bool,
+    generate: impl Fn() -> std::io::Result<String>,
+) -> std::io::Result<String> {
+    match std::fs::read_to_string(path) {
+        Ok(text) if valid(text.trim()) => return Ok(text.trim().to_string()),
+        Ok(_) => tracing::warn!(path = %path.display(), "{what}: the file holds no valid value; generating a new one"),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(std::io::Error::new(e.kind(), format!("reading {}: {e}", path.display()))),
     }
-    let mut bytes = [0u8; 32];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
-        .map_err(|_| std::io::Error::other("no randomness for the admin token"))?;
-    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    std::fs::create_dir_all(&config.state_dir)?;
+    let value = generate()?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file =
-        options.open(&path).map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
-    std::io::Write::write_all(&mut file, format!("{token}\n").as_bytes())?;
-    tracing::info!(path = %path.display(), "generated the admin API token (send it as Authorization: Bearer)");
-    Ok(token)
+    let mut file = options.open(path).map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+    std::io::Write::write_all(&mut file, format!("{value}\n").as_bytes())?;
+    tracing::info!(path = %path.display(), "generated {what}");
+    Ok(value)
 }
 
 /// The host's primary address, as the routing table picks it (a UDP "connect" sends no packet); loopback

@@ -68,17 +68,14 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound(what) => ApiError::not_found(format!("{what} not found")),
             StoreError::Conflict(message) => ApiError::new(StatusCode::CONFLICT, "conflict", message),
-            StoreError::InUse { agent, numbers } => ApiError::new(
+            StoreError::InUse { what, numbers } => ApiError::new(
                 StatusCode::CONFLICT,
-                "agent_in_use",
-                format!(
-                    "agent {agent} still serves {}: assign them another agent or unassign them first",
-                    numbers.join(", ")
-                ),
+                if what.starts_with("agent") { "agent_in_use" } else { "in_use" },
+                format!("{what} still serves {}: move or remove those numbers first", numbers.join(", ")),
             ),
             StoreError::Invalid(message) => ApiError::invalid(message),
             // Internals stay in the log.
-            e @ (StoreError::Database(_) | StoreError::Migrate(_)) => {
+            e @ (StoreError::Database(_) | StoreError::Migrate(_) | StoreError::Secret(_)) => {
                 tracing::error!(error = %e, "store error in the admin API");
                 ApiError::unavailable("the database is unavailable; try again")
             }

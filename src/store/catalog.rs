@@ -176,7 +176,7 @@ async fn write_calls(store: Arc<Store>, mut rx: mpsc::Receiver<CallWrite>) {
         loop {
             match apply(&store, &write).await {
                 Ok(()) => break,
-                Err(StoreError::Database(sqlx::Error::Database(e))) => {
+                Err(StoreError::Database(sqlx::Error::Database(e))) if refused_for_good(e.as_ref()) => {
                     tracing::error!(error = %e, ?write, "call record refused by the database; skipped");
                     break;
                 }
@@ -188,6 +188,13 @@ async fn write_calls(store: Arc<Store>, mut rx: mpsc::Receiver<CallWrite>) {
             }
         }
     }
+}
+
+/// Whether the database refuses this write whatever happens (a constraint, bad data, bad SQL), as opposed to
+/// being unavailable for now (no connections accepted, shutting down, busy, out of resources).
+fn refused_for_good(e: &dyn sqlx::error::DatabaseError) -> bool {
+    let code = e.code().unwrap_or_default();
+    !matches!(e.kind(), sqlx::error::ErrorKind::Other) || code.starts_with("22") || code.starts_with("42")
 }
 
 async fn apply(store: &Store, write: &CallWrite) -> Result<(), StoreError> {

@@ -20,6 +20,7 @@ use crate::e164::E164;
 use crate::routing::NumberTable;
 
 pub mod catalog;
+pub mod secret;
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -29,15 +30,27 @@ pub enum StoreError {
     /// The change would break a rule (a name already taken, a number already added).
     #[error("{0}")]
     Conflict(String),
-    /// The agent still serves these numbers.
-    #[error("agent {agent} still serves {}", numbers.join(", "))]
-    InUse { agent: String, numbers: Vec<String> },
+    /// The agent (or Twilio account) still serves these numbers.
+    #[error("{what} still serves {}", numbers.join(", "))]
+    InUse { what: String, numbers: Vec<String> },
     #[error("{0}")]
     Invalid(String),
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
     #[error("migrating the schema: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("{0}")]
+    Secret(#[from] secret::SecretError),
+}
+
+/// A linked Twilio account, as listed: its auth token never leaves the store except through
+/// [`Store::twilio_token`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TwilioAccount {
+    pub account_sid: String,
+    pub friendly_name: String,
+    pub created_at: String,
+    pub updated_at: String,
 }
 
 /// An agent as stored. The signing secret is write-only: never serialised.
@@ -165,8 +178,11 @@ pub struct CallQuery {
 /// The schema, embedded: a running vocals needs no files beside its binary.
 fn migrator() -> Migrator {
     let init = include_str!("../../migrations/0001_init.sql");
-    let migration = Migration::new(1, Cow::Borrowed("init"), MigrationType::Simple, init.into_sql_str(), false);
-    Migrator::with_migrations(vec![migration])
+    let accounts = include_str!("../../migrations/0002_twilio_accounts.sql");
+    Migrator::with_migrations(vec![
+        Migration::new(1, Cow::Borrowed("init"), MigrationType::Simple, init.into_sql_str(), false),
+        Migration::new(2, Cow::Borrowed("twilio accounts"), MigrationType::Simple, accounts.into_sql_str(), false),
+    ])
 }
 
 /// The columns every agent query reads, in [`agent_from`]'s order.
@@ -184,6 +200,8 @@ pub struct Store {
     pool: AnyPool,
     url: String,
     postgres: bool,
+    /// Seals Twilio auth tokens; `None`: accounts cannot be stored.
+    secret: Option<secret::SecretKey>,
 }
 
 impl Store {
@@ -208,7 +226,107 @@ impl Store {
             sqlx::query("PRAGMA busy_timeout = 5000").execute(&pool).await?;
         }
         migrator().run(&pool).await?;
-        Ok(Store { pool, url: url.to_string(), postgres })
+        Ok(Store { pool, url: url.to_string(), postgres, secret: None })
+    }
+
+    /// The key Twilio auth tokens are sealed with (every node sharing a database needs the same one).
+    pub fn with_secret(mut self, key: secret::SecretKey) -> Store {
+        self.secret = Some(key);
+        self
+    }
+
+    fn secret(&self) -> Result<&secret::SecretKey, StoreError> {
+        self.secret
+            .as_ref()
+            .ok_or_else(|| StoreError::Invalid("no secret key: Twilio accounts cannot be stored".into()))
+    }
+
+    /// Links (or re-links, with a new token) a Twilio account; the token is sealed before it is written.
+    pub async fn put_twilio_account(
+        &self,
+        sid: &str,
+        token: &str,
+        friendly_name: &str,
+    ) -> Result<TwilioAccount, StoreError> {
+        if !(sid.len() == 34 && sid.starts_with("AC") && sid[2..].bytes().all(|b| b.is_ascii_hexdigit())) {
+            return Err(StoreError::Invalid(format!("account_sid must be AC followed by 32 hex digits, not {sid:?}")));
+        }
+        if token.trim().is_empty() {
+            return Err(StoreError::Invalid("auth_token must not be empty".into()));
+        }
+        let sealed = self.secret()?.seal(sid, token)?;
+        let now = now_rfc3339();
+        let updated = sqlx::query(
+            "UPDATE twilio_accounts SET sealed_token = $1, friendly_name = $2, updated_at = $3 WHERE account_sid = $4",
+        )
+        .bind(&sealed)
+        .bind(friendly_name)
+        .bind(&now)
+        .bind(sid)
+        .execute(&self.pool)
+        .await?;
+        if updated.rows_affected() == 0 {
+            sqlx::query(
+                "INSERT INTO twilio_accounts (account_sid, friendly_name, sealed_token, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $4)",
+            )
+            .bind(sid)
+            .bind(friendly_name)
+            .bind(&sealed)
+            .bind(&now)
+            .execute(&self.pool)
+            .await?;
+        }
+        self.twilio_account(sid).await?.ok_or_else(|| StoreError::NotFound(format!("Twilio account {sid}")))
+    }
+
+    pub async fn twilio_account(&self, sid: &str) -> Result<Option<TwilioAccount>, StoreError> {
+        let row = sqlx::query(
+            "SELECT account_sid, friendly_name, created_at, updated_at FROM twilio_accounts WHERE account_sid = $1",
+        )
+        .bind(sid)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| account_from(&r)).transpose()
+    }
+
+    pub async fn twilio_accounts(&self) -> Result<Vec<TwilioAccount>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT account_sid, friendly_name, created_at, updated_at FROM twilio_accounts ORDER BY account_sid",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(account_from).collect()
+    }
+
+    /// The account's auth token, unsealed, for calling Twilio.
+    pub async fn twilio_token(&self, sid: &str) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT sealed_token FROM twilio_accounts WHERE account_sid = $1")
+            .bind(sid)
+            .fetch_optional(&self.pool)
+            .await?;
+        match row {
+            Some(r) => Ok(Some(self.secret()?.open(sid, &r.try_get::<String, _>(0)?)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Unlinks an account no number uses; otherwise [`StoreError::InUse`] names the numbers.
+    pub async fn delete_twilio_account(&self, sid: &str) -> Result<(), StoreError> {
+        let rows = sqlx::query("SELECT e164 FROM phone_numbers WHERE twilio_account_sid = $1 ORDER BY e164")
+            .bind(sid)
+            .fetch_all(&self.pool)
+            .await?;
+        let numbers: Vec<String> = rows.iter().map(|r| r.try_get::<String, _>(0)).collect::<Result<_, _>>()?;
+        if !numbers.is_empty() {
+            return Err(StoreError::InUse { what: format!("Twilio account {sid}"), numbers });
+        }
+        let done =
+            sqlx::query("DELETE FROM twilio_accounts WHERE account_sid = $1").bind(sid).execute(&self.pool).await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("Twilio account {sid}")));
+        }
+        Ok(())
     }
 
     /// The URL, for a PostgreSQL LISTEN connection of its own.
@@ -331,7 +449,7 @@ impl Store {
         let agent = self.agent(id).await?.ok_or_else(|| StoreError::NotFound(format!("agent {id}")))?;
         let numbers = self.numbers_of(id).await?;
         if !numbers.is_empty() {
-            return Err(StoreError::InUse { agent: agent.name, numbers });
+            return Err(StoreError::InUse { what: format!("agent {}", agent.name), numbers });
         }
         sqlx::query("DELETE FROM agents WHERE id = $1").bind(id).execute(&self.pool).await?;
         Ok(())
@@ -610,6 +728,15 @@ fn agent_from(r: &AnyRow) -> Result<Agent, StoreError> {
         signing_secret,
         created_at: r.try_get(8)?,
         updated_at: r.try_get(9)?,
+    })
+}
+
+fn account_from(r: &AnyRow) -> Result<TwilioAccount, StoreError> {
+    Ok(TwilioAccount {
+        account_sid: r.try_get(0)?,
+        friendly_name: r.try_get(1)?,
+        created_at: r.try_get(2)?,
+        updated_at: r.try_get(3)?,
     })
 }
 

@@ -11,7 +11,9 @@ const NUMBER: &str = "+14155550123";
 async fn stores() -> Vec<(&'static str, Store)> {
     let dir = std::env::temp_dir().join(new_id("vocals-store-"));
     std::fs::create_dir_all(&dir).unwrap();
-    let sqlite = Store::open(&format!("sqlite://{}", dir.join("vocals.db").display())).await.unwrap();
+    let key = || secret::SecretKey::from_base64(&secret::SecretKey::generate().unwrap()).unwrap();
+    let sqlite =
+        Store::open(&format!("sqlite://{}", dir.join("vocals.db").display())).await.unwrap().with_secret(key());
     let base = std::env::var("POSTGRES_TEST_URL").unwrap_or_else(|_| {
         panic!(
             "POSTGRES_TEST_URL is not set: run `bash sip-tests/run` (it starts the local PostgreSQL and sets \
@@ -26,7 +28,7 @@ async fn stores() -> Vec<(&'static str, Store)> {
         Some((server, _)) => format!("{server}/{name}"),
         None => panic!("POSTGRES_TEST_URL must name a database: {base}"),
     };
-    let postgres = Store::open(&url).await.unwrap();
+    let postgres = Store::open(&url).await.unwrap().with_secret(key());
     vec![("sqlite", sqlite), ("postgres", postgres)]
 }
 
@@ -206,5 +208,33 @@ async fn call_records_are_written_completed_and_paged_newest_first() {
             ),
             "{db}: ids are unique"
         );
+    }
+}
+
+#[tokio::test]
+async fn twilio_tokens_are_sealed_at_rest_and_an_account_numbers_use_stays() {
+    const SID: &str = "ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    for (db, store) in stores().await {
+        let account = store.put_twilio_account(SID, "tok-1", "Main").await.unwrap();
+        assert_eq!((account.account_sid.as_str(), account.friendly_name.as_str()), (SID, "Main"), "{db}");
+        let raw: String =
+            sqlx::query("SELECT sealed_token FROM twilio_accounts").fetch_one(&store.pool).await.unwrap().get(0);
+        assert!(raw.starts_with("v1:") && !raw.contains("tok-1"), "{db}: stored sealed: {raw}");
+        assert_eq!(store.twilio_token(SID).await.unwrap().as_deref(), Some("tok-1"), "{db}");
+        store.put_twilio_account(SID, "tok-2", "Main").await.unwrap();
+        assert_eq!(store.twilio_token(SID).await.unwrap().as_deref(), Some("tok-2"), "{db}: re-linked");
+        assert_eq!(store.twilio_accounts().await.unwrap().len(), 1, "{db}");
+        assert!(!serde_json::to_string(&store.twilio_accounts().await.unwrap()).unwrap().contains("tok"), "{db}");
+        assert!(matches!(store.put_twilio_account("AC123", "t", "").await, Err(StoreError::Invalid(_))), "{db}");
+        let number: E164 = NUMBER.parse().unwrap();
+        store.add_number(&number, None).await.unwrap();
+        sqlx::query("UPDATE phone_numbers SET twilio_account_sid = $1").bind(SID).execute(&store.pool).await.unwrap();
+        match store.delete_twilio_account(SID).await {
+            Err(StoreError::InUse { numbers, .. }) => assert_eq!(numbers, [NUMBER], "{db}"),
+            other => panic!("{db}: {other:?}"),
+        }
+        store.delete_number(&number).await.unwrap();
+        store.delete_twilio_account(SID).await.unwrap();
+        assert_eq!(store.twilio_token(SID).await.unwrap(), None, "{db}");
     }
 }
