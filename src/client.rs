@@ -172,6 +172,16 @@ pub const NUMBER_COLUMNS: &[(&str, &str)] = &[
     ("DETAIL", "/status_detail"),
     ("UPDATED", "/updated_at"),
 ];
+pub const ACCOUNT_COLUMNS: &[(&str, &str)] =
+    &[("ACCOUNT", "/account_sid"), ("NAME", "/friendly_name"), ("TRUNK", "/trunk_sid"), ("LINKED", "/created_at")];
+pub const TWILIO_NUMBER_COLUMNS: &[(&str, &str)] = &[
+    ("NUMBER", "/phone_number"),
+    ("SID", "/sid"),
+    ("VOICE", "/voice"),
+    ("ADDED", "/added"),
+    ("ANSWERED BY", "/in_use_by"),
+];
+pub const DRIFT_COLUMNS: &[(&str, &str)] = &[("NUMBER", "/phone_number"), ("DETAIL", "/detail")];
 pub const CALL_COLUMNS: &[(&str, &str)] = &[
     ("ID", "/id"),
     ("FROM", "/from"),

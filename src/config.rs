@@ -42,6 +42,7 @@ pub struct Config {
     /// `[store] secret_key` (`VOCALS_STORE_SECRET_KEY`): 32 bytes in base64 sealing Twilio auth tokens; `None`:
     /// the one generated in the state directory (nodes sharing a PostgreSQL need the same key).
     pub store_secret_key: Option<String>,
+    pub twilio: TwilioConfig,
     /// This node's name in call records (several nodes may share one PostgreSQL); default the host name.
     pub node: String,
 }
@@ -64,6 +65,20 @@ pub struct AgentConfig {
     /// The password the agent's framework uses (HTTP Basic, with the account id as the user) to hang up through
     /// the Twilio-compatible REST endpoint; `None`: it cannot.
     pub auth_token: Option<String>,
+}
+
+/// `[twilio]`: account linking.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TwilioConfig {
+    pub endpoints: crate::twilio::Endpoints,
+    /// The SIP URIs Twilio sends calls to (every node's); empty = this node's, from `sip.public_host` or the
+    /// media address and the UDP port.
+    pub origination_uris: Vec<String>,
+    pub priority: u32,
+    pub weight: u32,
+    /// How often Twilio is compared with the store; `None`: only on demand.
+    pub reconcile_interval: Option<Duration>,
+    pub timeout: Duration,
 }
 
 /// How an agent is reached.
@@ -201,6 +216,13 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ("admin", "token", ""),
     ("store", "url", ""),
     ("store", "secret_key", ""),
+    ("twilio", "api_url", "https://api.twilio.com"),
+    ("twilio", "trunking_url", "https://trunking.twilio.com"),
+    ("twilio", "origination_uris", ""),
+    ("twilio", "priority", "10"),
+    ("twilio", "weight", "10"),
+    ("twilio", "reconcile_interval", "300"),
+    ("twilio", "timeout_ms", "10000"),
     ("log", "level", "info"),
     ("log", "format", "auto"),
 ];
@@ -324,6 +346,34 @@ impl Config {
             }
             url => return Err(bad("store.url", url, "sqlite://PATH or postgres://USER:PASSWORD@HOST/DATABASE")),
         };
+        let url = |key: &str| -> Result<String, ConfigError> {
+            let u = v[key].trim();
+            if u.starts_with("https://") || u.starts_with("http://") {
+                Ok(u.trim_end_matches('/').to_string())
+            } else {
+                Err(bad(key, u, "an http:// or https:// base URL"))
+            }
+        };
+        let mut origination_uris = Vec::new();
+        for uri in v["twilio.origination_uris"].split(',').map(str::trim).filter(|u| !u.is_empty()) {
+            if !uri.starts_with("sip:") {
+                return Err(bad(
+                    "twilio.origination_uris",
+                    uri,
+                    "sip: URIs separated by commas, e.g. sip:vocals.example.com:5060",
+                ));
+            }
+            origination_uris.push(uri.to_string());
+        }
+        let reconcile = number(v, "twilio.reconcile_interval", 0, 86_400)? as u64;
+        let twilio = TwilioConfig {
+            endpoints: crate::twilio::Endpoints { api: url("twilio.api_url")?, trunking: url("twilio.trunking_url")? },
+            origination_uris,
+            priority: number(v, "twilio.priority", 0, 65_535)? as u32,
+            weight: number(v, "twilio.weight", 0, 65_535)? as u32,
+            reconcile_interval: (reconcile > 0).then(|| Duration::from_secs(reconcile)),
+            timeout: Duration::from_millis(number(v, "twilio.timeout_ms", 100, 120_000)? as u64),
+        };
         let store_secret_key = Some(v["store.secret_key"].trim().to_string()).filter(|k| !k.is_empty());
         if let Some(k) = &store_secret_key {
             crate::store::secret::SecretKey::from_base64(k)
@@ -345,6 +395,7 @@ impl Config {
             admin_token,
             store_url,
             store_secret_key,
+            twilio,
             node,
         })
     }

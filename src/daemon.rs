@@ -19,6 +19,7 @@ use crate::sip::endpoint::{Endpoint, EndpointConfig, IdGen};
 use crate::store::catalog::{Catalog, Recorder};
 use crate::store::secret::SecretKey;
 use crate::store::{Store, StoreError};
+use crate::twilio::{Origination, Provisioner, Twilio};
 
 /// Binds the SIP listeners the configuration names (an empty address turns one off).
 pub async fn bind(config: &Config) -> std::io::Result<Listeners> {
@@ -67,6 +68,12 @@ pub async fn serve(
     let watch = catalog.clone().spawn_watch();
     let (records, writer) = Recorder::spawn(store.clone(), 10_000);
     let token = admin_token(&config)?;
+    let sip_port = listeners.udp.as_ref().map(|s| s.local_addr()).transpose()?.map(|a| a.port());
+    let twilio = provisioner(&config, store.clone(), media_ip, sip_port);
+    let reconcile = match (&twilio, config.twilio.reconcile_interval) {
+        (Some(p), Some(every)) => Some(spawn_reconcile(p.clone(), every)),
+        _ => None,
+    };
     let ep_config = EndpointConfig {
         timers: config.sip.timers,
         limits: config.sip.limits,
@@ -108,6 +115,7 @@ pub async fn serve(
                 metrics,
                 catalog: Some(catalog),
                 token: Some(token),
+                twilio,
                 draining: Arc::default(),
             };
             let app = crate::admin::app(state);
@@ -121,6 +129,9 @@ pub async fn serve(
         http.abort();
     }
     watch.abort();
+    if let Some(r) = reconcile {
+        r.abort();
+    }
     // The call layer is gone: the writer drains what is queued (5 s at most), then stops.
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), writer).await;
     result
@@ -139,6 +150,50 @@ fn config_numbers(config: &Config) -> NumberTable {
     }
     table.set_fallback(config.default_agent.as_deref().and_then(|name| agents.get(name).cloned()));
     table
+}
+
+/// The Twilio linking flows over one shared client; `None` (logged) when the client cannot be built.
+fn provisioner(
+    config: &Config,
+    store: Arc<Store>,
+    media_ip: IpAddr,
+    sip_port: Option<u16>,
+) -> Option<Arc<Provisioner>> {
+    let client = match Twilio::new(config.twilio.endpoints.clone(), config.twilio.timeout) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "Twilio linking is off: no HTTP client");
+            return None;
+        }
+    };
+    let mut sip_urls = config.twilio.origination_uris.clone();
+    if sip_urls.is_empty() {
+        let host = config.sip.public_host.clone().unwrap_or_else(|| match media_ip {
+            IpAddr::V6(v6) => format!("[{v6}]"),
+            IpAddr::V4(v4) => v4.to_string(),
+        });
+        sip_urls.push(format!("sip:{host}:{}", sip_port.unwrap_or(5060)));
+    }
+    tracing::info!(uris = ?sip_urls, "Twilio numbers added here are pointed at these origination URIs");
+    let origination = Origination { sip_urls, priority: config.twilio.priority, weight: config.twilio.weight };
+    Some(Arc::new(Provisioner::new(client, store, origination)))
+}
+
+/// Compares Twilio with the store every `every`.
+fn spawn_reconcile(provisioner: Arc<Provisioner>, every: std::time::Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            match provisioner.reconcile().await {
+                Ok(drift) if drift.is_empty() => tracing::debug!("Twilio matches the store"),
+                Ok(drift) => tracing::warn!(numbers = drift.len(), "Twilio drifted from the store"),
+                Err(e) => tracing::warn!(error = %e, "reconcile failed"),
+            }
+        }
+    })
 }
 
 /// Opens the store, retrying for 30 s while the database does not answer (it may be starting alongside).

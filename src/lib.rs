@@ -20,3 +20,4 @@ pub mod routing;
 pub mod sdp;
 pub mod sip;
 pub mod store;
+pub mod twilio;

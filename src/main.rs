@@ -91,11 +91,19 @@ enum NumberCommand {
     Show {
         number: String,
     },
-    /// Add a number (E.164), with an agent (active) or without (inactive).
+    /// Add a number (E.164), with an agent (active) or without (inactive). With --twilio-account, vocals
+    /// configures Twilio for it (trunk, origination URLs, attachment).
     Add {
         number: String,
         #[arg(long)]
         agent: Option<String>,
+        /// A linked Twilio account (AC…) the number belongs to.
+        #[arg(long)]
+        twilio_account: Option<String>,
+    },
+    /// Configure Twilio again for a number in error (after a failure, or drift).
+    Retry {
+        number: String,
     },
     /// Give a number to an agent (id or name): the next call reaches it.
     Assign {
@@ -106,10 +114,31 @@ enum NumberCommand {
     Unassign {
         number: String,
     },
-    /// Remove a number.
+    /// Remove a number (a Twilio number is put back as it was; it stays in the account).
     Remove {
         number: String,
     },
+}
+
+#[derive(Subcommand)]
+enum TwilioCommand {
+    /// Link an account (its credentials are checked with Twilio).
+    Link {
+        account_sid: String,
+        /// The auth token (or set TWILIO_AUTH_TOKEN, to keep it out of the shell history).
+        #[arg(long, env = "TWILIO_AUTH_TOKEN", hide_env_values = true)]
+        auth_token: String,
+        #[arg(long, default_value = "")]
+        name: String,
+    },
+    /// List linked accounts.
+    Accounts,
+    /// The account's numbers and what answers each now.
+    Numbers { account_sid: String },
+    /// Unlink an account no number uses.
+    Unlink { account_sid: String },
+    /// Compare Twilio with the store now.
+    Reconcile,
 }
 
 #[derive(Subcommand)]
@@ -152,6 +181,13 @@ enum Command {
         #[command(subcommand)]
         command: NumberCommand,
     },
+    /// Link Twilio accounts and check them through the admin API.
+    Twilio {
+        #[command(flatten)]
+        args: ClientArgs,
+        #[command(subcommand)]
+        command: TwilioCommand,
+    },
     /// Look at and end calls through the admin API.
     Calls {
         #[command(flatten)]
@@ -177,6 +213,7 @@ fn main() -> ExitCode {
         Command::Agents { args, command } => client(&args, |c| agents(c, command)),
         Command::Numbers { args, command } => client(&args, |c| numbers(c, command)),
         Command::Calls { args, command } => client(&args, |c| calls(c, command)),
+        Command::Twilio { args, command } => client(&args, |c| twilio(c, command)),
     }
 }
 
@@ -273,10 +310,16 @@ fn numbers(c: &Client, command: NumberCommand) -> Result<Shown, ClientError> {
             Shown::List(c.request("GET", &url, None)?, "numbers", client::NUMBER_COLUMNS)
         }
         NumberCommand::Show { number } => Shown::One(c.request("GET", &path(&number), None)?),
-        NumberCommand::Add { number, agent } => {
+        NumberCommand::Add { number, agent, twilio_account } => {
             let agent = agent.map(|a| c.agent_id(&a)).transpose()?;
-            let body = serde_json::json!({"phone_number": number, "agent_id": agent});
+            let mut body = serde_json::json!({"phone_number": number, "agent_id": agent});
+            if let Some(account) = twilio_account {
+                body["twilio_account_sid"] = Value::String(account);
+            }
             Shown::One(c.request("POST", "/v1/numbers", Some(&body))?)
+        }
+        NumberCommand::Retry { number } => {
+            Shown::One(c.request("POST", &format!("{}/twilio/retry", path(&number)), None)?)
         }
         NumberCommand::Assign { number, agent } => {
             let body = serde_json::json!({"agent_id": c.agent_id(&agent)?});
@@ -288,6 +331,30 @@ fn numbers(c: &Client, command: NumberCommand) -> Result<Shown, ClientError> {
         NumberCommand::Remove { number } => {
             c.request("DELETE", &path(&number), None)?;
             Shown::Line(format!("removed {number}"))
+        }
+    })
+}
+
+fn twilio(c: &Client, command: TwilioCommand) -> Result<Shown, ClientError> {
+    use vocals::client::segment;
+    Ok(match command {
+        TwilioCommand::Link { account_sid, auth_token, name } => {
+            let body = serde_json::json!({"account_sid": account_sid, "auth_token": auth_token, "friendly_name": name});
+            Shown::One(c.request("POST", "/v1/twilio/accounts", Some(&body))?)
+        }
+        TwilioCommand::Accounts => {
+            Shown::List(c.request("GET", "/v1/twilio/accounts", None)?, "accounts", client::ACCOUNT_COLUMNS)
+        }
+        TwilioCommand::Numbers { account_sid } => {
+            let url = format!("/v1/twilio/accounts/{}/numbers", segment(&account_sid));
+            Shown::List(c.request("GET", &url, None)?, "numbers", client::TWILIO_NUMBER_COLUMNS)
+        }
+        TwilioCommand::Unlink { account_sid } => {
+            c.request("DELETE", &format!("/v1/twilio/accounts/{}", segment(&account_sid)), None)?;
+            Shown::Line(format!("unlinked {account_sid}"))
+        }
+        TwilioCommand::Reconcile => {
+            Shown::List(c.request("POST", "/v1/twilio/reconcile", None)?, "drift", client::DRIFT_COLUMNS)
         }
     })
 }

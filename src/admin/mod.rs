@@ -5,6 +5,7 @@
 //! driver and await its answer.
 
 pub mod openapi;
+pub mod twilio;
 pub mod v1;
 
 use std::collections::HashMap;
@@ -44,6 +45,8 @@ pub struct AppState {
     pub catalog: Option<Arc<crate::store::catalog::Catalog>>,
     /// The admin API's bearer token.
     pub token: Option<String>,
+    /// Twilio account linking (`None`: `/v1/twilio` answers 503).
+    pub twilio: Option<Arc<crate::twilio::Provisioner>>,
     /// Set when the server stops taking calls (`/readyz` then answers 503).
     pub draining: Arc<AtomicBool>,
 }
@@ -57,6 +60,7 @@ impl AppState {
 pub fn app(state: AppState) -> Router {
     let state = Arc::new(state);
     let admin = v1::routes()
+        .merge(twilio::routes())
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), v1::require_token))
         .route("/v1/openapi.json", get(|| async { Json(openapi::document()) }));
     Router::new()

@@ -69,6 +69,48 @@ pub const OPERATIONS: &[Operation] = &[
     ),
     op("get", "/v1/calls/{id}", "Get a call with its stats (vocals id or CallSid)", None, 200, Some("Call")),
     op("post", "/v1/calls/{id}/hangup", "End a call in progress on this node", None, 202, None),
+    op(
+        "post",
+        "/v1/twilio/accounts",
+        "Link a Twilio account (credentials checked with Twilio)",
+        Some("TwilioLink"),
+        201,
+        Some("TwilioAccount"),
+    ),
+    op(
+        "get",
+        "/v1/twilio/accounts",
+        "List linked accounts (tokens never returned)",
+        None,
+        200,
+        Some("TwilioAccountList"),
+    ),
+    op("delete", "/v1/twilio/accounts/{sid}", "Unlink an account no number uses", None, 204, None),
+    op(
+        "get",
+        "/v1/twilio/accounts/{sid}/numbers",
+        "The account's numbers, with what answers each now",
+        None,
+        200,
+        Some("TwilioNumberList"),
+    ),
+    op(
+        "post",
+        "/v1/twilio/reconcile",
+        "Compare Twilio with the store now; drifted numbers go to error",
+        None,
+        200,
+        Some("Drift"),
+    ),
+    op(
+        "post",
+        "/v1/numbers/{number}/twilio/retry",
+        "Configure Twilio again for a number in error",
+        None,
+        200,
+        Some("Number"),
+    ),
+    op("post", "/v1/numbers/{number}/twilio/repair", "Set Twilio right again after drift", None, 200, Some("Number")),
     Operation {
         method: "get",
         path: "/healthz",
@@ -147,15 +189,39 @@ fn components() -> Value {
                 "phone_number": {"type": "string", "pattern": "^\\+[1-9][0-9]{6,14}$"},
                 "agent_id": nullable_string, "status": {"enum": ["active", "inactive", "error"]},
                 "status_detail": string, "twilio_account_sid": nullable_string,
-                "twilio_number_sid": nullable_string, "created_at": string, "updated_at": string
+                "twilio_number_sid": nullable_string, "twilio_snapshot": object, "created_at": string,
+                "updated_at": string
             }
         },
         "NewNumber": {
             "type": "object",
             "additionalProperties": false,
             "required": ["phone_number"],
-            "properties": {"phone_number": {"type": "string", "example": "+14155550123"}, "agent_id": nullable_string}
+            "properties": {
+                "phone_number": {"type": "string", "example": "+14155550123"}, "agent_id": nullable_string,
+                "twilio_account_sid": {"type": "string", "description": "a linked account: vocals configures Twilio"}
+            }
         },
+        "TwilioLink": {
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["account_sid", "auth_token"],
+            "properties": {"account_sid": string, "auth_token": string, "friendly_name": string}
+        },
+        "TwilioAccount": {
+            "type": "object",
+            "properties": {"account_sid": string, "friendly_name": string, "trunk_sid": nullable_string,
+                "created_at": string, "updated_at": string}
+        },
+        "TwilioAccountList": {"type": "object",
+            "properties": {"accounts": {"type": "array", "items": schema_ref("TwilioAccount")}}},
+        "TwilioNumberList": {"type": "object", "properties": {"numbers": {"type": "array", "items": {
+            "type": "object",
+            "properties": {"sid": string, "phone_number": string, "friendly_name": string,
+                "voice": {"type": "boolean"}, "in_use": {"type": "boolean"}, "in_use_by": nullable_string,
+                "added": {"type": "boolean"}}}}}},
+        "Drift": {"type": "object", "properties": {"drift": {"type": "array", "items": {"type": "object",
+            "properties": {"phone_number": string, "detail": string}}}}},
         "NumberPatch": {
             "type": "object",
             "additionalProperties": false,

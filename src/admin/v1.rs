@@ -119,7 +119,7 @@ fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
     q.map(|Query(v)| v).map_err(|e| ApiError::bad_request(format!("query string: {}", e.body_text())))
 }
 
-fn path<T>(p: Result<Path<T>, PathRejection>) -> Result<T, ApiError> {
+pub fn path<T>(p: Result<Path<T>, PathRejection>) -> Result<T, ApiError> {
     p.map(|Path(v)| v).map_err(|e| ApiError::bad_request(e.body_text()))
 }
 
@@ -163,7 +163,7 @@ pub async fn require_token(State(state): State<Arc<AppState>>, req: Request, nex
     }
 }
 
-fn catalog(state: &AppState) -> Result<&Arc<Catalog>, ApiError> {
+pub fn catalog(state: &AppState) -> Result<&Arc<Catalog>, ApiError> {
     state.catalog.as_ref().ok_or_else(|| ApiError::unavailable("this vocals runs without a store"))
 }
 
@@ -266,6 +266,8 @@ async fn delete_agent(
 struct AddNumber {
     phone_number: String,
     agent_id: Option<String>,
+    /// A linked Twilio account the number belongs to: vocals configures Twilio for it.
+    twilio_account_sid: Option<String>,
 }
 
 fn e164_field(s: &str) -> Result<E164, ApiError> {
@@ -274,7 +276,7 @@ fn e164_field(s: &str) -> Result<E164, ApiError> {
 }
 
 /// A number in a path: `+14155550123`, `%2B14155550123` or `14155550123`.
-fn e164_path(s: &str) -> Result<E164, ApiError> {
+pub fn e164_path(s: &str) -> Result<E164, ApiError> {
     let s = s.trim();
     let with_plus = if s.starts_with('+') { s.to_string() } else { format!("+{s}") };
     E164::parse(&with_plus)
@@ -284,7 +286,23 @@ fn e164_path(s: &str) -> Result<E164, ApiError> {
 async fn add_number(State(state): State<Arc<AppState>>, Body(n): Body<AddNumber>) -> Result<Response, ApiError> {
     let catalog = catalog(&state)?;
     let number = e164_field(&n.phone_number)?;
-    let added = catalog.store().add_number(&number, n.agent_id.as_deref()).await.map_err(agent_ref)?;
+    let added = match &n.twilio_account_sid {
+        Some(account) => {
+            if let Some(agent) = &n.agent_id {
+                catalog
+                    .store()
+                    .agent(agent)
+                    .await?
+                    .ok_or_else(|| agent_ref(StoreError::NotFound(format!("agent {agent}"))))?;
+            }
+            if catalog.store().number(&number).await?.is_some() {
+                return Err(StoreError::Conflict(format!("{number} is already added")).into());
+            }
+            let provisioner = super::twilio::provisioner(&state)?;
+            provisioner.add(account, &number, n.agent_id.as_deref()).await?
+        }
+        None => catalog.store().add_number(&number, n.agent_id.as_deref()).await.map_err(agent_ref)?,
+    };
     catalog.changed().await;
     let location = format!("/v1/numbers/{}", added.e164);
     Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(added)).into_response())
@@ -363,9 +381,15 @@ async fn delete_number(
 ) -> Result<StatusCode, ApiError> {
     let number = e164_path(&path(number)?)?;
     let catalog = catalog(&state)?;
-    catalog.store().delete_number(&number).await?;
+    let linked = catalog.store().number(&number).await?.is_some_and(|n| n.twilio_number_sid.is_some());
+    let removed = if linked {
+        // Twilio is put back as it was first; if that fails the number stays, in error.
+        super::twilio::provisioner(&state)?.remove(&number).await.map_err(ApiError::from)
+    } else {
+        catalog.store().delete_number(&number).await.map_err(ApiError::from)
+    };
     catalog.changed().await;
-    Ok(StatusCode::NO_CONTENT)
+    removed.map(|()| StatusCode::NO_CONTENT)
 }
 
 #[derive(Deserialize)]

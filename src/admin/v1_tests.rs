@@ -204,7 +204,7 @@ async fn every_operation_in_the_openapi_document_is_routed() {
     assert_eq!(paths.values().map(|p| p.as_object().unwrap().len()).sum::<usize>(), openapi::OPERATIONS.len());
     for (path, ops) in paths {
         for (method, op) in ops.as_object().unwrap() {
-            let uri = path.replace("{id}", "ag_x").replace("{number}", "+14155550199");
+            let uri = path.replace("{id}", "ag_x").replace("{number}", "+14155550199").replace("{sid}", "AC0");
             let body = op.get("requestBody").map(|_| "{}".to_string());
             let (status, body) = api.raw(&method.to_uppercase(), &uri, Some(TOKEN), body).await;
             assert!(status != StatusCode::METHOD_NOT_ALLOWED, "{method} {path} is not routed");

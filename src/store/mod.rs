@@ -49,6 +49,8 @@ pub enum StoreError {
 pub struct TwilioAccount {
     pub account_sid: String,
     pub friendly_name: String,
+    /// The account's vocals trunk, once created.
+    pub trunk_sid: Option<String>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -125,7 +127,7 @@ pub struct AgentPatch {
 
 /// A phone number as stored: `active` with an agent, `inactive` without, `error` when Twilio configuration
 /// failed.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct PhoneNumber {
     #[serde(rename = "phone_number")]
     pub e164: E164,
@@ -134,6 +136,8 @@ pub struct PhoneNumber {
     pub status_detail: String,
     pub twilio_account_sid: Option<String>,
     pub twilio_number_sid: Option<String>,
+    /// The number's Twilio voice settings before vocals took it (restored when it is removed).
+    pub twilio_snapshot: Value,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -179,17 +183,19 @@ pub struct CallQuery {
 fn migrator() -> Migrator {
     let init = include_str!("../../migrations/0001_init.sql");
     let accounts = include_str!("../../migrations/0002_twilio_accounts.sql");
+    let trunks = include_str!("../../migrations/0003_twilio_trunks.sql");
     Migrator::with_migrations(vec![
         Migration::new(1, Cow::Borrowed("init"), MigrationType::Simple, init.into_sql_str(), false),
         Migration::new(2, Cow::Borrowed("twilio accounts"), MigrationType::Simple, accounts.into_sql_str(), false),
+        Migration::new(3, Cow::Borrowed("twilio trunks"), MigrationType::Simple, trunks.into_sql_str(), false),
     ])
 }
 
 /// The columns every agent query reads, in [`agent_from`]'s order.
 const AGENT_COLUMNS: &str =
     "id, name, kind, stream_url, system_prompt, providers, settings, signing_secret, created_at, updated_at";
-const NUMBER_COLUMNS: &str =
-    "e164, agent_id, status, status_detail, twilio_account_sid, twilio_number_sid, created_at, updated_at";
+const NUMBER_COLUMNS: &str = "e164, agent_id, status, status_detail, twilio_account_sid, twilio_number_sid, \
+                              created_at, updated_at, twilio_snapshot";
 const CALL_COLUMNS: &str = "id, call_sid, sip_call_id, from_number, to_number, agent, node, invite_at, answer_at, \
                             end_at, end_reason, sip_status, codec, stats";
 
@@ -282,7 +288,8 @@ impl Store {
 
     pub async fn twilio_account(&self, sid: &str) -> Result<Option<TwilioAccount>, StoreError> {
         let row = sqlx::query(
-            "SELECT account_sid, friendly_name, created_at, updated_at FROM twilio_accounts WHERE account_sid = $1",
+            "SELECT account_sid, friendly_name, created_at, updated_at, trunk_sid FROM twilio_accounts \
+             WHERE account_sid = $1",
         )
         .bind(sid)
         .fetch_optional(&self.pool)
@@ -292,7 +299,8 @@ impl Store {
 
     pub async fn twilio_accounts(&self) -> Result<Vec<TwilioAccount>, StoreError> {
         let rows = sqlx::query(
-            "SELECT account_sid, friendly_name, created_at, updated_at FROM twilio_accounts ORDER BY account_sid",
+            "SELECT account_sid, friendly_name, created_at, updated_at, trunk_sid FROM twilio_accounts \
+             ORDER BY account_sid",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -309,6 +317,62 @@ impl Store {
             Some(r) => Ok(Some(self.secret()?.open(sid, &r.try_get::<String, _>(0)?)?)),
             None => Ok(None),
         }
+    }
+
+    pub async fn set_account_trunk(&self, sid: &str, trunk: Option<&str>) -> Result<(), StoreError> {
+        sqlx::query("UPDATE twilio_accounts SET trunk_sid = $1, updated_at = $2 WHERE account_sid = $3")
+            .bind(trunk.map(str::to_string))
+            .bind(now_rfc3339())
+            .bind(sid)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Adds a number of a linked Twilio account with the voice settings it had (restored when it is removed).
+    /// It is in `error` ("being configured") until [`Store::set_number_status`] says how configuring went, so a
+    /// crash half-way never leaves it looking active.
+    pub async fn add_twilio_number(
+        &self,
+        e164: &E164,
+        agent_id: Option<&str>,
+        account: &str,
+        number_sid: &str,
+        snapshot: &Value,
+    ) -> Result<PhoneNumber, StoreError> {
+        if self.number(e164).await?.is_some() {
+            return Err(StoreError::Conflict(format!("{e164} is already added")));
+        }
+        self.check_agent(agent_id).await?;
+        let now = now_rfc3339();
+        sqlx::query(
+            "INSERT INTO phone_numbers (e164, agent_id, twilio_account_sid, twilio_number_sid, status, status_detail, \
+             twilio_snapshot, created_at, updated_at) VALUES ($1, $2, $3, $4, 'error', $5, $6, $7, $7)",
+        )
+        .bind(e164.to_string())
+        .bind(agent_id.map(str::to_string))
+        .bind(account)
+        .bind(number_sid)
+        .bind("Twilio is being configured")
+        .bind(snapshot.to_string())
+        .bind(&now)
+        .execute(&self.pool)
+        .await?;
+        self.number(e164).await?.ok_or_else(|| StoreError::NotFound(e164.to_string()))
+    }
+
+    /// `None`: configured fine (`active` with an agent, `inactive` without); `Some(detail)`: `error`.
+    pub async fn set_number_status(&self, e164: &E164, error: Option<&str>) -> Result<PhoneNumber, StoreError> {
+        let n = self.number(e164).await?.ok_or_else(|| StoreError::NotFound(format!("number {e164}")))?;
+        let status = if error.is_some() { "error" } else { status_for(n.agent_id.as_deref()) };
+        sqlx::query("UPDATE phone_numbers SET status = $1, status_detail = $2, updated_at = $3 WHERE e164 = $4")
+            .bind(status)
+            .bind(error.unwrap_or(""))
+            .bind(now_rfc3339())
+            .bind(e164.to_string())
+            .execute(&self.pool)
+            .await?;
+        self.number(e164).await?.ok_or_else(|| StoreError::NotFound(e164.to_string()))
     }
 
     /// Unlinks an account no number uses; otherwise [`StoreError::InUse`] names the numbers.
@@ -483,14 +547,16 @@ impl Store {
     }
 
     /// Assigns the number to an agent, or unassigns it (`None`): it takes effect on the next call.
+    /// A number in `error` stays so (its Twilio configuration is what is wrong).
     pub async fn assign_number(&self, e164: &E164, agent_id: Option<&str>) -> Result<PhoneNumber, StoreError> {
-        if self.number(e164).await?.is_none() {
+        let Some(current) = self.number(e164).await? else {
             return Err(StoreError::NotFound(format!("number {e164}")));
-        }
+        };
         self.check_agent(agent_id).await?;
+        let status = if current.status == "error" { "error" } else { status_for(agent_id) };
         sqlx::query("UPDATE phone_numbers SET agent_id = $1, status = $2, updated_at = $3 WHERE e164 = $4")
             .bind(agent_id.map(str::to_string))
-            .bind(status_for(agent_id))
+            .bind(status)
             .bind(now_rfc3339())
             .bind(e164.to_string())
             .execute(&self.pool)
@@ -737,6 +803,7 @@ fn account_from(r: &AnyRow) -> Result<TwilioAccount, StoreError> {
         friendly_name: r.try_get(1)?,
         created_at: r.try_get(2)?,
         updated_at: r.try_get(3)?,
+        trunk_sid: r.try_get(4)?,
     })
 }
 
@@ -751,6 +818,7 @@ fn number_from(r: &AnyRow) -> Result<PhoneNumber, StoreError> {
         twilio_number_sid: r.try_get(5)?,
         created_at: r.try_get(6)?,
         updated_at: r.try_get(7)?,
+        twilio_snapshot: json_column(r, 8)?,
     })
 }
 

@@ -238,3 +238,35 @@ async fn twilio_tokens_are_sealed_at_rest_and_an_account_numbers_use_stays() {
         assert_eq!(store.twilio_token(SID).await.unwrap(), None, "{db}");
     }
 }
+
+#[tokio::test]
+async fn a_twilio_number_starts_in_error_until_configured_and_keeps_its_snapshot() {
+    const SID: &str = "ACbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+    for (db, store) in stores().await {
+        store.put_twilio_account(SID, "tok", "").await.unwrap();
+        store.set_account_trunk(SID, Some("TK1")).await.unwrap();
+        assert_eq!(store.twilio_account(SID).await.unwrap().unwrap().trunk_sid.as_deref(), Some("TK1"), "{db}");
+        let agent = store.create_agent(&websocket("support")).await.unwrap();
+        let number: E164 = NUMBER.parse().unwrap();
+        let snapshot = serde_json::json!({"voice_url": "https://example.com/voice"});
+        let n = store.add_twilio_number(&number, Some(&agent.id), SID, "PN1", &snapshot).await.unwrap();
+        assert_eq!((n.status.as_str(), n.twilio_number_sid.as_deref()), ("error", Some("PN1")), "{db}");
+        assert_eq!(n.twilio_snapshot, snapshot, "{db}");
+        assert!(matches!(
+            store.add_twilio_number(&number, None, SID, "PN1", &snapshot).await,
+            Err(StoreError::Conflict(_))
+        ));
+        // Reassigning a number in error keeps it in error: its Twilio side is what is wrong.
+        let sales = store.create_agent(&websocket("sales")).await.unwrap();
+        assert_eq!(store.assign_number(&number, Some(&sales.id)).await.unwrap().status, "error", "{db}");
+        let n = store.set_number_status(&number, None).await.unwrap();
+        assert_eq!((n.status.as_str(), n.status_detail.as_str()), ("active", ""), "{db}");
+        let n = store.set_number_status(&number, Some("drift: moved")).await.unwrap();
+        assert_eq!((n.status.as_str(), n.status_detail.as_str()), ("error", "drift: moved"), "{db}");
+        // Routing checks the owning account on Twilio calls.
+        match store.routing_table().await.unwrap().lookup(&number) {
+            Lookup::Agent { account_sid, .. } => assert_eq!(account_sid.as_deref(), Some(SID), "{db}"),
+            other => panic!("{db}: {other:?}"),
+        }
+    }
+}

@@ -1,0 +1,352 @@
+//! Twilio account linking (TWILIO.md §4–5): verify an account's credentials, list its numbers, and configure
+//! Twilio so calls to a number reach vocals — one vocals trunk per account, its origination URLs pointing at
+//! the configured SIP URIs, the number attached — and put the number back as it was when it is removed. The
+//! number's voice settings are snapshotted before anything changes and kept until Twilio confirms the
+//! restore; any failure leaves the number in the store in `error` with Twilio's code and message, retryable.
+//! A reconcile compares Twilio with the store and flags drift. Never DELETE an IncomingPhoneNumber (that
+//! releases it from the account).
+
+pub mod client;
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+pub use client::{Credentials, Endpoints, IncomingNumber, Twilio, TwilioError};
+
+use crate::e164::E164;
+use crate::store::{PhoneNumber, Store, StoreError, TwilioAccount};
+
+/// Where Twilio should send calls: the SIP URIs (one per node) and their priority and weight.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Origination {
+    pub sip_urls: Vec<String>,
+    pub priority: u32,
+    pub weight: u32,
+}
+
+/// Why a flow failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FlowError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0} not found")]
+    NotFound(String),
+    /// Twilio refused or failed; the number (if any) is kept in `error` with this.
+    #[error("{0}")]
+    Twilio(#[from] TwilioError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A number of a linked account, as the add-number picker shows it.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct AccountNumber {
+    pub sid: String,
+    pub phone_number: String,
+    pub friendly_name: String,
+    pub voice: bool,
+    /// Something else answers it now (another trunk, a voice URL or an application): adding it to vocals
+    /// takes it over (and removing it later puts that back).
+    pub in_use: bool,
+    pub in_use_by: Option<String>,
+    /// Already added to vocals.
+    pub added: bool,
+}
+
+/// The voice settings a number had before vocals took it, restored when it is removed.
+fn snapshot(n: &IncomingNumber) -> Value {
+    json!({
+        "trunk_sid": n.trunk_sid,
+        "voice_url": n.voice_url,
+        "voice_method": n.voice_method,
+        "voice_fallback_url": n.voice_fallback_url,
+        "voice_fallback_method": n.voice_fallback_method,
+        "voice_application_sid": n.voice_application_sid,
+        "status_callback": n.status_callback,
+        "status_callback_method": n.status_callback_method,
+    })
+}
+
+fn text(v: &Value, key: &str) -> Option<String> {
+    v[key].as_str().filter(|s| !s.is_empty()).map(str::to_string)
+}
+
+/// What answers a number other than `our_trunk`, if anything.
+fn used_by(n: &IncomingNumber, our_trunk: Option<&str>) -> Option<String> {
+    let some = |s: &Option<String>| s.as_deref().filter(|s| !s.is_empty()).map(str::to_string);
+    match (some(&n.trunk_sid), some(&n.voice_application_sid), some(&n.voice_url)) {
+        (Some(t), _, _) if Some(t.as_str()) == our_trunk => None,
+        (Some(t), _, _) => Some(format!("trunk {t}")),
+        (None, Some(app), _) => Some(format!("application {app}")),
+        (None, None, Some(url)) => Some(format!("voice URL {url}")),
+        _ => None,
+    }
+}
+
+/// The linking flows, over the shared Twilio client and the store.
+pub struct Provisioner {
+    twilio: Twilio,
+    store: Arc<Store>,
+    origination: Origination,
+}
+
+impl Provisioner {
+    pub fn new(twilio: Twilio, store: Arc<Store>, origination: Origination) -> Provisioner {
+        Provisioner { twilio, store, origination }
+    }
+
+    async fn credentials(&self, account: &str) -> Result<Credentials, FlowError> {
+        let token = self.store.twilio_token(account).await?;
+        let token = token.ok_or_else(|| FlowError::NotFound(format!("Twilio account {account}")))?;
+        Ok(Credentials { account_sid: account.to_string(), auth_token: token })
+    }
+
+    /// Links an account once Twilio accepts its credentials.
+    pub async fn link(&self, sid: &str, token: &str, friendly_name: &str) -> Result<TwilioAccount, FlowError> {
+        let creds = Credentials { account_sid: sid.to_string(), auth_token: token.to_string() };
+        if !(sid.len() == 34 && sid.starts_with("AC")) {
+            return Err(FlowError::Invalid(format!("account_sid must be AC followed by 32 hex digits, not {sid:?}")));
+        }
+        match self.twilio.verify(&creds).await {
+            Ok(()) => {}
+            Err(TwilioError::Api { status: 401 | 403 | 404, code, message }) => {
+                return Err(FlowError::Invalid(format!("Twilio refused these credentials ({code}: {message})")));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        Ok(self.store.put_twilio_account(sid, token, friendly_name).await?)
+    }
+
+    /// The account's numbers, with what answers each now.
+    pub async fn account_numbers(&self, account: &str) -> Result<Vec<AccountNumber>, FlowError> {
+        let creds = self.credentials(account).await?;
+        let ours = self.store.twilio_account(account).await?.and_then(|a| a.trunk_sid);
+        let added: std::collections::HashSet<String> =
+            self.store.numbers().await?.into_iter().filter_map(|n| n.twilio_number_sid).collect();
+        let numbers = self.twilio.numbers(&creds).await?;
+        Ok(numbers
+            .into_iter()
+            .map(|n| {
+                let in_use_by = used_by(&n, ours.as_deref());
+                AccountNumber {
+                    in_use: in_use_by.is_some(),
+                    in_use_by,
+                    added: added.contains(&n.sid),
+                    voice: n.capabilities.voice,
+                    sid: n.sid,
+                    phone_number: n.phone_number,
+                    friendly_name: n.friendly_name,
+                }
+            })
+            .collect())
+    }
+
+    /// Adds one of the account's numbers: stored with its snapshot first, then Twilio is configured. The answer
+    /// is the stored number: `active`/`inactive`, or `error` with Twilio's code and message (retryable).
+    pub async fn add(&self, account: &str, e164: &E164, agent_id: Option<&str>) -> Result<PhoneNumber, FlowError> {
+        let creds = self.credentials(account).await?;
+        let found = self.twilio.numbers(&creds).await?.into_iter().find(|n| n.phone_number == e164.to_string());
+        let Some(number) = found else {
+            return Err(FlowError::Invalid(format!("{e164} is not a number of Twilio account {account}")));
+        };
+        if !number.capabilities.voice {
+            return Err(FlowError::Invalid(format!("{e164} cannot take voice calls")));
+        }
+        self.store.add_twilio_number(e164, agent_id, account, &number.sid, &snapshot(&number)).await?;
+        self.configure(e164).await
+    }
+
+    /// Configures Twilio for a stored number (again): the trunk, its origination URLs, the attachment, read back.
+    /// Used by add, retry and repair; the number's status says how it went.
+    pub async fn configure(&self, e164: &E164) -> Result<PhoneNumber, FlowError> {
+        let n = self.linked(e164).await?;
+        let (account, pn) =
+            (n.twilio_account_sid.clone().unwrap_or_default(), n.twilio_number_sid.clone().unwrap_or_default());
+        let outcome = async {
+            let creds = self.credentials(&account).await?;
+            let trunk = self.ensure_trunk(&creds).await?;
+            self.ensure_origination(&creds, &trunk).await?;
+            self.twilio.attach(&creds, &trunk, &pn).await?;
+            let back = self.twilio.number(&creds, &pn).await?;
+            if back.trunk_sid.as_deref() != Some(trunk.as_str()) {
+                return Err(FlowError::Invalid(format!(
+                    "Twilio did not keep {e164} on trunk {trunk} (it reads back {:?})",
+                    back.trunk_sid
+                )));
+            }
+            Ok::<_, FlowError>(())
+        }
+        .await;
+        match outcome {
+            Ok(()) => Ok(self.store.set_number_status(e164, None).await?),
+            Err(FlowError::Store(e)) => Err(e.into()),
+            Err(e) => {
+                tracing::warn!(number = %e164, error = %e, "Twilio configuration failed; the number is in error");
+                Ok(self.store.set_number_status(e164, Some(&format!("configuring Twilio: {e}"))).await?)
+            }
+        }
+    }
+
+    async fn linked(&self, e164: &E164) -> Result<PhoneNumber, FlowError> {
+        let n = self.store.number(e164).await?.ok_or_else(|| FlowError::NotFound(format!("number {e164}")))?;
+        if n.twilio_number_sid.is_none() {
+            return Err(FlowError::Invalid(format!("{e164} is not linked to a Twilio account")));
+        }
+        Ok(n)
+    }
+
+    /// The account's vocals trunk, created (with a fresh DomainName, another on collision) when it has none or
+    /// it was deleted.
+    async fn ensure_trunk(&self, creds: &Credentials) -> Result<String, FlowError> {
+        let account = self.store.twilio_account(&creds.account_sid).await?;
+        if let Some(sid) = account.and_then(|a| a.trunk_sid) {
+            match self.twilio.trunk(creds, &sid).await {
+                Ok(t) => return Ok(t.sid),
+                Err(e) if e.is_not_found() => {
+                    tracing::warn!(trunk = %sid, "the vocals trunk is gone from Twilio; creating another");
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let mut last = None;
+        for _ in 0..5 {
+            let domain = format!("vocals-{}.pstn.twilio.com", &crate::store::new_id("")[..12]);
+            match self.twilio.create_trunk(creds, "vocals", &domain).await {
+                Ok(t) => {
+                    self.store.set_account_trunk(&creds.account_sid, Some(&t.sid)).await?;
+                    return Ok(t.sid);
+                }
+                Err(e @ TwilioError::Api { status: 400 | 409, .. })
+                    if e.to_string().to_lowercase().contains("domain") =>
+                {
+                    last = Some(e);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(last.map_or_else(|| FlowError::Invalid("no trunk".into()), FlowError::Twilio))
+    }
+
+    /// Every configured SIP URI is an origination URL of the trunk.
+    async fn ensure_origination(&self, creds: &Credentials, trunk: &str) -> Result<(), FlowError> {
+        let present = self.twilio.origination_urls(creds, trunk).await?;
+        for url in &self.origination.sip_urls {
+            if !present.iter().any(|o| &o.sip_url == url) {
+                let (priority, weight) = (self.origination.priority, self.origination.weight);
+                self.twilio.create_origination_url(creds, trunk, url, priority, weight).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes a number: detached from the trunk, its snapshot restored and read back, then deleted from the
+    /// store. If Twilio fails, the number stays, in `error`, with its snapshot.
+    pub async fn remove(&self, e164: &E164) -> Result<(), FlowError> {
+        let n = self.store.number(e164).await?.ok_or_else(|| FlowError::NotFound(format!("number {e164}")))?;
+        let (Some(account), Some(pn)) = (n.twilio_account_sid.clone(), n.twilio_number_sid.clone()) else {
+            return Ok(self.store.delete_number(e164).await?);
+        };
+        let outcome = async {
+            let creds = self.credentials(&account).await?;
+            let ours = self.store.twilio_account(&account).await?.and_then(|a| a.trunk_sid);
+            if let Some(trunk) = &ours {
+                match self.twilio.detach(&creds, trunk, &pn).await {
+                    Err(e) if !e.is_not_found() => return Err(FlowError::from(e)),
+                    _ => {}
+                }
+            }
+            let snap = &n.twilio_snapshot;
+            let previous_trunk = text(snap, "trunk_sid").filter(|t| Some(t) != ours.as_ref());
+            let field = |key: &str| text(snap, key).unwrap_or_default();
+            let mut form = vec![
+                ("VoiceUrl", field("voice_url")),
+                ("VoiceFallbackUrl", field("voice_fallback_url")),
+                ("StatusCallback", field("status_callback")),
+            ];
+            for (name, key) in [
+                ("VoiceMethod", "voice_method"),
+                ("VoiceFallbackMethod", "voice_fallback_method"),
+                ("StatusCallbackMethod", "status_callback_method"),
+            ] {
+                if let Some(v) = text(snap, key) {
+                    form.push((name, v));
+                }
+            }
+            if let Some(app) = text(snap, "voice_application_sid") {
+                form.push(("VoiceApplicationSid", app));
+            } else if let Some(trunk) = &previous_trunk {
+                form.push(("TrunkSid", trunk.clone()));
+            }
+            let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            self.twilio.update_number(&creds, &pn, &pairs).await?;
+            let back = self.twilio.number(&creds, &pn).await?;
+            let expected = snapshot(&back);
+            let differs: Vec<&str> = ["voice_url", "voice_fallback_url", "status_callback", "voice_application_sid"]
+                .into_iter()
+                .filter(|k| text(&expected, k) != text(snap, k))
+                .chain((back.trunk_sid != previous_trunk).then_some("trunk_sid"))
+                .collect();
+            if !differs.is_empty() {
+                return Err(FlowError::Invalid(format!(
+                    "Twilio did not take back the number's settings ({} differ)",
+                    differs.join(", ")
+                )));
+            }
+            Ok(())
+        }
+        .await;
+        match outcome {
+            Ok(()) => Ok(self.store.delete_number(e164).await?),
+            Err(FlowError::Store(e)) => Err(e.into()),
+            Err(e) => {
+                tracing::warn!(number = %e164, error = %e, "restoring the number in Twilio failed; it is kept, in error");
+                self.store.set_number_status(e164, Some(&format!("removing: {e}"))).await?;
+                Err(e)
+            }
+        }
+    }
+
+    /// Compares Twilio with the store for every linked number: one moved off the vocals trunk, or a trunk that
+    /// lost an origination URL, is put in `error` saying so. Returns the numbers found drifted.
+    pub async fn reconcile(&self) -> Result<Vec<(E164, String)>, FlowError> {
+        let mut drifted = Vec::new();
+        let numbers = self.store.numbers().await?;
+        for n in numbers.iter().filter(|n| n.twilio_number_sid.is_some() && n.status != "error") {
+            let account = n.twilio_account_sid.clone().unwrap_or_default();
+            let found = async {
+                let creds = self.credentials(&account).await?;
+                let ours = self.store.twilio_account(&account).await?.and_then(|a| a.trunk_sid);
+                let pn = n.twilio_number_sid.clone().unwrap_or_default();
+                let back = self.twilio.number(&creds, &pn).await?;
+                let Some(trunk) = ours else { return Ok(Some("the account has no vocals trunk".to_string())) };
+                if back.trunk_sid.as_deref() != Some(trunk.as_str()) {
+                    let now = used_by(&back, None).unwrap_or_else(|| "nothing".into());
+                    return Ok(Some(format!("drift: the number moved off the vocals trunk {trunk} (now: {now})")));
+                }
+                let present = self.twilio.origination_urls(&creds, &trunk).await?;
+                let missing: Vec<&String> =
+                    self.origination.sip_urls.iter().filter(|u| !present.iter().any(|o| &o.sip_url == *u)).collect();
+                if !missing.is_empty() {
+                    let list: Vec<&str> = missing.iter().map(|s| s.as_str()).collect();
+                    return Ok(Some(format!("drift: origination URL {} gone from trunk {trunk}", list.join(", "))));
+                }
+                Ok::<_, FlowError>(None)
+            }
+            .await;
+            match found {
+                Ok(Some(detail)) => {
+                    tracing::warn!(number = %n.e164, %detail, "Twilio drifted from the store");
+                    self.store.set_number_status(&n.e164, Some(&detail)).await?;
+                    drifted.push((n.e164.clone(), detail));
+                }
+                Ok(None) => {}
+                Err(FlowError::Store(e)) => return Err(e.into()),
+                // Twilio unreachable: nothing is known to have drifted; the next round tries again.
+                Err(e) => tracing::warn!(number = %n.e164, error = %e, "reconcile could not read Twilio"),
+            }
+        }
+        Ok(drifted)
+    }
+}
