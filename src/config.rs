@@ -151,6 +151,8 @@ pub struct SipConfig {
     pub tcp_max_connections: usize,
     /// A TCP connection with no complete message for this long is closed.
     pub tcp_idle_timeout: Duration,
+    /// On SIGTERM: how long calls in progress may go on (new ones get 503) before they get BYE.
+    pub drain_timeout: Duration,
 }
 
 /// `[log]`.
@@ -205,6 +207,7 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ("sip", "t1_ms", "500"),
     ("sip", "tcp_max_connections", "1024"),
     ("sip", "tcp_idle_timeout", "600"),
+    ("sip", "drain_timeout", "300"),
     ("media", "public_ip", ""),
     ("media", "rtp_ports", "10000-20000"),
     ("media", "symmetric_rtp", "true"),
@@ -299,6 +302,7 @@ impl Config {
             timers: Timers { t1, t2: t1 * 8, t4: t1 * 10 },
             tcp_max_connections: number(v, "sip.tcp_max_connections", 1, 1_000_000)?,
             tcp_idle_timeout: Duration::from_secs(number(v, "sip.tcp_idle_timeout", 1, 86_400)? as u64),
+            drain_timeout: Duration::from_secs(number(v, "sip.drain_timeout", 0, 86_400)? as u64),
         };
         let public_ip = match v["media.public_ip"].trim() {
             "" => None,
@@ -408,6 +412,33 @@ fn host_name() -> String {
         .map(|h| h.trim().to_string())
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "vocals".into())
+}
+
+impl Config {
+    /// The configuration with its secrets hidden, for printing.
+    pub fn redacted(&self) -> Config {
+        let hide = |s: &Option<String>| s.as_ref().map(|_| "(set)".to_string());
+        let mut c = self.clone();
+        c.admin_token = hide(&c.admin_token);
+        c.store_secret_key = hide(&c.store_secret_key);
+        c.store_url = redact_url(&c.store_url);
+        for a in &mut c.agents {
+            a.secret = hide(&a.secret);
+            a.auth_token = hide(&a.auth_token);
+        }
+        c
+    }
+}
+
+/// A URL with its password hidden (`postgres://user:***@host/db`).
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => match url[scheme + 3..at].split_once(':') {
+            Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+            None => url.to_string(),
+        },
+        _ => url.to_string(),
+    }
 }
 
 fn path(section: &str, key: &str) -> String {

@@ -2,18 +2,20 @@
 //! SIP driver until the shutdown future resolves. Tests call [`bind`] with port 0 and [`serve`] in-process.
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
 use std::net::{IpAddr, Ipv4Addr, UdpSocket as StdUdpSocket};
 use std::sync::Arc;
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tokio::sync::mpsc;
 
 use crate::admin::AppState;
 use crate::call::{CallConfig, Calls};
 use crate::config::{AgentConfig, Config};
 use crate::io::media::TokioMedia;
-use crate::io::sip::{Listeners, TcpLimits};
+use crate::io::sip::{Control, Listeners, TcpLimits};
 use crate::routing::{Directory, NumberTable};
 use crate::sip::endpoint::{Endpoint, EndpointConfig, IdGen};
 use crate::store::catalog::{Catalog, Recorder};
@@ -38,13 +40,28 @@ pub async fn bind(config: &Config) -> std::io::Result<Listeners> {
     Ok(Listeners { udp, tcp, admin })
 }
 
-/// Serves SIP on `listeners` until `shutdown` resolves.
+/// What the process's signals ask of the server.
+#[derive(Debug)]
+pub enum Signal {
+    /// SIGTERM/SIGINT: drain (new calls 503, calls in progress go on until `sip.drain_timeout`), then exit.
+    Drain,
+    /// A second SIGTERM/SIGINT: exit now.
+    Stop,
+    /// SIGHUP: the configuration read again; its allowlist, log level and numbers apply without touching calls.
+    Reload(Box<Config>),
+}
+
+/// Sets the log filter (from `log.level`) while running.
+pub type LogReload = Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
+
+/// Serves SIP on `listeners` until a drain is over or `Signal::Stop`.
 /// `metrics` renders `/metrics` on the HTTP API (the recorder is installed once per process, by `main`).
 pub async fn serve(
     config: Config,
     listeners: Listeners,
     metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
-    shutdown: impl Future<Output = ()>,
+    mut signals: mpsc::Receiver<Signal>,
+    log_level: Option<LogReload>,
 ) -> std::io::Result<()> {
     let media_ip = config.media.public_ip.unwrap_or_else(detect_public_ip);
     let base = config_numbers(&config);
@@ -107,16 +124,37 @@ pub async fn serve(
     let tcp_limits =
         TcpLimits { max_connections: config.sip.tcp_max_connections, idle_timeout: config.sip.tcp_idle_timeout };
     let Listeners { udp, tcp, admin } = listeners;
+    let draining = Arc::new(AtomicBool::new(false));
+    let (control_tx, control_rx) = mpsc::channel(8);
+    let signal_task = {
+        let (catalog, draining, drain_timeout) = (catalog.clone(), draining.clone(), config.sip.drain_timeout);
+        tokio::spawn(async move {
+            while let Some(signal) = signals.recv().await {
+                let control = match signal {
+                    Signal::Drain => {
+                        draining.store(true, Ordering::Relaxed);
+                        Control::Drain { timeout: drain_timeout }
+                    }
+                    Signal::Stop => Control::Stop,
+                    Signal::Reload(new) => {
+                        reload(&catalog, &new, log_level.as_ref()).await;
+                        Control::SetAllow { allow: new.sip.allow.clone(), reject_disallowed: new.sip.reject_disallowed }
+                    }
+                };
+                let _ = control_tx.send(control).await;
+            }
+        })
+    };
     let http = match admin {
         Some(listener) => {
             tracing::info!(addr = ?listener.local_addr().ok(), "HTTP API listening");
             let state = AppState {
                 calls: Some(command_tx),
                 metrics,
-                catalog: Some(catalog),
+                catalog: Some(catalog.clone()),
                 token: Some(token),
                 twilio,
-                draining: Arc::default(),
+                draining: draining.clone(),
             };
             let app = crate::admin::app(state);
             Some(tokio::spawn(async move { axum::serve(listener, app).await }))
@@ -124,7 +162,9 @@ pub async fn serve(
         None => None,
     };
     let sip = Listeners { udp, tcp, admin: None };
-    let result = crate::io::sip::run(endpoint, calls, sip, tcp_limits, media_rx, command_rx, shutdown).await;
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status("0 calls")]);
+    let result = crate::io::sip::run(endpoint, calls, sip, tcp_limits, media_rx, command_rx, control_rx).await;
+    signal_task.abort();
     if let Some(http) = http {
         http.abort();
     }
@@ -135,6 +175,28 @@ pub async fn serve(
     // The call layer is gone: the writer drains what is queued (5 s at most), then stops.
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), writer).await;
     result
+}
+
+/// SIGHUP: the config file's numbers and the store's read again, the log level set; calls are not touched.
+async fn reload(catalog: &Catalog, config: &Config, log_level: Option<&LogReload>) {
+    let monotonic = sd_notify::NotifyState::monotonic_usec_now();
+    let mut states = vec![sd_notify::NotifyState::Reloading];
+    if let Ok(m) = monotonic {
+        states.push(m);
+    }
+    let _ = sd_notify::notify(false, &states);
+    catalog.set_base(config_numbers(config));
+    match catalog.reload().await {
+        Ok(n) => tracing::info!(numbers = n, "reloaded: routing table"),
+        Err(e) => tracing::warn!(error = %e, "reload: the store did not answer; routing keeps the previous table"),
+    }
+    if let Some(set) = log_level
+        && let Err(e) = set(&config.log.level)
+    {
+        tracing::warn!(level = %config.log.level, error = %e, "reload: log level not changed");
+    }
+    tracing::info!(level = %config.log.level, "reloaded: allowlist, log level and numbers");
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
 }
 
 /// The config file's numbers and agents as a routing table, with the default agent for numbers not in it.
@@ -216,16 +278,7 @@ async fn open_store(url: &str) -> std::io::Result<Store> {
 
 /// A store URL with its password hidden, for logs.
 pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let credentials = &url[scheme + 3..at];
-            match credentials.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
-                None => url.to_string(),
-            }
-        }
-        _ => url.to_string(),
-    }
+    crate::config::redact_url(url)
 }
 
 /// Where the generated admin token is kept.

@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use serde_json::Value;
 use vocals::client::{self, Client, ClientError};
 use vocals::config::{Config, LogFormat};
+use vocals::daemon::{LogReload, Signal};
 
 #[derive(Parser)]
 #[command(name = "vocals", version, about = "SIP user agent and RTP media server for voice-AI agents")]
@@ -200,16 +201,25 @@ enum Command {
         /// TOML configuration file (see config/vocals.toml for every key).
         #[arg(long, short, env = "VOCALS_CONFIG")]
         config: Option<PathBuf>,
-        /// Validate the configuration, print the effective values and exit.
+        /// Validate the configuration, print the effective values (secrets redacted) and exit.
         #[arg(long)]
         check: bool,
+        /// auto, pretty, plain (journald) or json; overrides log.format.
+        #[arg(long)]
+        log_format: Option<String>,
+    },
+    /// Validate a configuration and print the effective values, secrets redacted (exit 2 on an error).
+    CheckConfig {
+        #[arg(long, short, env = "VOCALS_CONFIG")]
+        config: Option<PathBuf>,
     },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve { config, check } => serve(config, check),
+        Command::Serve { config, check, log_format } => serve(config, check, log_format),
+        Command::CheckConfig { config } => check_config(config),
         Command::Agents { args, command } => client(&args, |c| agents(c, command)),
         Command::Numbers { args, command } => client(&args, |c| numbers(c, command)),
         Command::Calls { args, command } => client(&args, |c| calls(c, command)),
@@ -383,19 +393,48 @@ fn calls(c: &Client, command: CallCommand) -> Result<Shown, ClientError> {
     })
 }
 
-fn serve(file: Option<PathBuf>, check: bool) -> ExitCode {
-    let config = match Config::load(file.as_deref(), std::env::vars()) {
+/// Loads the configuration (file, environment, then the flags), or says what is wrong.
+fn load(file: Option<&std::path::Path>, log_format: Option<&str>) -> Result<Config, String> {
+    let mut config = Config::load(file, std::env::vars()).map_err(|e| e.to_string())?;
+    if let Some(format) = log_format {
+        config.log.format = match format {
+            "auto" => LogFormat::Auto,
+            "pretty" => LogFormat::Pretty,
+            "plain" => LogFormat::Plain,
+            "json" => LogFormat::Json,
+            other => return Err(format!("--log-format: {other:?} is not valid: expected auto, pretty, plain or json")),
+        };
+    }
+    Ok(config)
+}
+
+/// `vocals check-config`: validates and prints the effective configuration, secrets redacted.
+fn check_config(file: Option<PathBuf>) -> ExitCode {
+    match load(file.as_deref(), None) {
+        Ok(config) => {
+            println!("{:#?}", config.redacted());
+            println!("configuration OK");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("vocals: configuration error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn serve(file: Option<PathBuf>, check: bool, log_format: Option<String>) -> ExitCode {
+    if check {
+        return check_config(file);
+    }
+    let config = match load(file.as_deref(), log_format.as_deref()) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("vocals: configuration error: {e}");
             return ExitCode::from(2);
         }
     };
-    if check {
-        println!("{config:#?}");
-        return ExitCode::SUCCESS;
-    }
-    init_tracing(&config);
+    let log_level = init_tracing(&config);
     // One TLS provider for the whole process, ring, before anything builds a TLS configuration (two
     // providers linked in make rustls panic at run time).
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -415,11 +454,16 @@ fn serve(file: Option<PathBuf>, check: bool) -> ExitCode {
     };
     let result: anyhow::Result<()> = runtime.block_on(async move {
         let listeners = vocals::daemon::bind(&config).await?;
-        vocals::daemon::serve(config, listeners, metrics, shutdown_signal()).await?;
+        let (tx, rx) = tokio::sync::mpsc::channel(8);
+        tokio::spawn(signals(tx, file, log_format));
+        vocals::daemon::serve(config, listeners, metrics, rx, Some(log_level)).await?;
         Ok(())
     });
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => {
+            tracing::info!("stopped");
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             tracing::error!("{e:#}");
             ExitCode::FAILURE
@@ -427,38 +471,68 @@ fn serve(file: Option<PathBuf>, check: bool) -> ExitCode {
     }
 }
 
-/// SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
+/// The process's signals as the server's: SIGTERM or SIGINT drains (a second one stops at once), SIGHUP
+/// reloads the configuration (a bad file is logged and ignored).
+async fn signals(tx: tokio::sync::mpsc::Sender<Signal>, file: Option<PathBuf>, log_format: Option<String>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) =
+        (signal(SignalKind::terminate()), signal(SignalKind::interrupt()), signal(SignalKind::hangup()))
+    else {
+        tracing::error!("cannot listen for signals");
+        return;
     };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    let mut stopping = false;
+    loop {
+        let stop = tokio::select! {
+            _ = term.recv() => true,
+            _ = int.recv() => true,
+            _ = hup.recv() => false,
+        };
+        let signal = match (stop, stopping) {
+            (true, false) => {
+                stopping = true;
+                tracing::info!("SIGTERM: draining (a second signal stops at once)");
+                Signal::Drain
             }
-            Err(_) => std::future::pending::<()>().await,
+            (true, true) => {
+                tracing::warn!("second signal: stopping now");
+                Signal::Stop
+            }
+            (false, _) => match load(file.as_deref(), log_format.as_deref()) {
+                Ok(config) => Signal::Reload(Box::new(config)),
+                Err(e) => {
+                    tracing::error!(error = %e, "SIGHUP: the configuration has an error; nothing reloaded");
+                    continue;
+                }
+            },
+        };
+        if tx.send(signal).await.is_err() {
+            return;
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term => {}
     }
-    tracing::info!("shutting down");
 }
 
-fn init_tracing(config: &Config) {
+/// Sets up logging and returns how to change its filter later (SIGHUP).
+fn init_tracing(config: &Config) -> LogReload {
     let filter = tracing_subscriber::EnvFilter::try_new(&config.log.level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    macro_rules! start {
+        ($b:expr) => {{
+            let b = $b.with_filter_reloading();
+            let handle = b.reload_handle();
+            b.init();
+            Box::new(move |level: &str| {
+                let filter = tracing_subscriber::EnvFilter::try_new(level).map_err(|e| e.to_string())?;
+                handle.reload(filter).map_err(|e| e.to_string())
+            })
+        }};
+    }
+    let terminal = std::io::stderr().is_terminal();
     match config.log.format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Pretty => builder.init(),
-        LogFormat::Plain => builder.with_ansi(false).without_time().init(),
-        LogFormat::Auto if std::io::stderr().is_terminal() => builder.init(),
-        LogFormat::Auto => builder.with_ansi(false).without_time().init(),
+        LogFormat::Json => start!(builder.json()),
+        LogFormat::Pretty => start!(builder),
+        LogFormat::Auto if terminal => start!(builder),
+        LogFormat::Plain | LogFormat::Auto => start!(builder.with_ansi(false).without_time()),
     }
 }

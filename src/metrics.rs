@@ -25,6 +25,12 @@ pub const RTP_CONCEALED: &str = "vocals_rtp_concealed_total";
 pub const INVITES: &str = "vocals_invites_total";
 /// Calls in progress.
 pub const CALLS_ACTIVE: &str = "vocals_calls_active";
+/// SIP transactions in progress, by `kind` = server | client.
+pub const SIP_TRANSACTIONS: &str = "vocals_sip_transactions";
+/// SIP dialogs.
+pub const SIP_DIALOGS: &str = "vocals_sip_dialogs";
+/// Open SIP TCP connections.
+pub const TCP_CONNECTIONS: &str = "vocals_sip_tcp_connections";
 /// Call-record writes dropped because the writer's queue was full.
 pub const CALL_RECORDS_DROPPED: &str = "vocals_call_records_dropped_total";
 

@@ -64,7 +64,7 @@ impl Server {
         let config = format!(
             "default_agent = \"\"\n[sip]\nlisten_udp = \"{host}:{udp}\"\nlisten_tcp = \"{host}:{tcp}\"\nmax_call_duration = 60\n\
              [media]\npublic_ip = \"127.0.0.1\"\nrtp_ports = \"{rtp}-{}\"\n\
-             [admin]\nlisten = \"127.0.0.1:{admin}\"\n\
+             [admin]\nlisten = \"127.0.0.1:{admin}\"\n[log]\nlevel = \"info\"\n\
              [[numbers]]\nnumber = \"{NUMBER}\"\nagent = \"echo\"\naccount_sid = \"ACbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\"\n\
              [[numbers]]\nnumber = \"{NO_AGENT}\"\n{extra}",
             rtp + 399
@@ -75,7 +75,6 @@ impl Server {
             .arg(dir.join("vocals.toml"))
             .env("VOCALS_STATE_DIR", &dir)
             .env("VOCALS_LOG_FORMAT", "plain")
-            .env("VOCALS_LOG_LEVEL", "info")
             .envs(env.iter().copied())
             .stderr(Stdio::piped())
             .spawn()

@@ -438,6 +438,23 @@ impl Calls {
         ep.refer(now, call, &uri);
     }
 
+    /// Ends every call (the drain timeout passed): BYE with `why`, or a refusal while ringing.
+    pub fn hangup_all(&mut self, now: Instant, ep: &mut Endpoint, why: &str) {
+        let all: Vec<CallRef> = self.active.keys().copied().collect();
+        for call in all {
+            if self.active.get(&call).is_some_and(|a| a.pending_answer.is_some()) {
+                if let Some(a) = self.active.get_mut(&call) {
+                    a.pending_answer = None;
+                    a.ending = Some(why.into());
+                }
+                let retry = [(HeaderName::RetryAfter, "5".to_string())];
+                ep.reject(now, call, StatusCode::SERVICE_UNAVAILABLE, "Shutting Down", &retry);
+            } else {
+                self.bye(now, ep, call, Reason::new("SIP", 503, why), why.into());
+            }
+        }
+    }
+
     /// The admin API's hang-up: the call whose vocals id or CallSid is `id` is ended (BYE when answered, 480
     /// while it rings). `false`: no such call here.
     pub fn end_call(&mut self, now: Instant, ep: &mut Endpoint, id: &str) -> bool {

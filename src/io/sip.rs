@@ -5,7 +5,6 @@
 //! closes when idle; responses and in-dialog requests go back over the connection the dialog came on.
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -19,6 +18,7 @@ use tokio::time::Instant;
 use crate::admin::CallCommand;
 use crate::call::Calls;
 use crate::io::media::MediaEvent;
+use crate::sip::allow::AllowList;
 use crate::sip::endpoint::{Endpoint, Event, Output, Peer, Transport};
 use crate::sip::message::{Limits, StreamFrame, frame_stream};
 
@@ -50,7 +50,67 @@ enum Inbound {
     Closed { conn: u64 },
 }
 
-/// Runs until `shutdown` resolves.
+/// What the daemon asks of the driver.
+#[derive(Debug)]
+pub enum Control {
+    /// Stop taking calls (503 + Retry-After), let the calls in progress end, BYE whatever is left after
+    /// `timeout`, then return.
+    Drain { timeout: Duration },
+    /// Return now.
+    Stop,
+    /// A new allowlist (SIGHUP).
+    SetAllow { allow: AllowList, reject_disallowed: bool },
+}
+
+/// How long the driver waits for the last BYEs to be answered after the drain timeout.
+const DRAIN_GRACE: Duration = Duration::from_secs(5);
+
+/// Tells the service manager (systemd, `NOTIFY_SOCKET`) how the driver is: WATCHDOG pings come from this loop
+/// itself, so a wedged loop is restarted; STATUS says how many calls are up. No-ops without a manager.
+struct Manager {
+    watchdog: Option<Duration>,
+    last_status: Option<usize>,
+}
+
+impl Manager {
+    fn new() -> Manager {
+        // WATCHDOG_USEC, for this process when WATCHDOG_PID says which (systemd sets both).
+        let usec = std::env::var("WATCHDOG_USEC").ok().and_then(|v| v.parse::<u64>().ok()).filter(|u| *u > 0);
+        let pid = std::env::var("WATCHDOG_PID").ok().and_then(|v| v.parse::<u32>().ok());
+        let ours = pid.is_none_or(|p| p == std::process::id());
+        let watchdog = usec.filter(|_| ours).map(Duration::from_micros);
+        Manager { watchdog, last_status: None }
+    }
+
+    /// How often the loop checks in: half the watchdog interval, else every 5 s (status and gauges).
+    fn interval(&self) -> Duration {
+        self.watchdog.map_or(Duration::from_secs(5), |w| (w / 2).max(Duration::from_millis(10)))
+    }
+
+    fn tick(&mut self, calls: usize, draining: bool) {
+        if self.watchdog.is_some() {
+            let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]);
+        }
+        if self.last_status != Some(calls) {
+            self.last_status = Some(calls);
+            let status = if draining { format!("draining: {calls} calls") } else { format!("{calls} calls") };
+            let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Status(&status)]);
+        }
+    }
+}
+
+/// Table sizes as gauges.
+fn gauges(ep: &Endpoint, tcp: usize) {
+    let sizes = ep.sizes();
+    let t =
+        |kind: &'static str, n: usize| metrics::gauge!(crate::metrics::SIP_TRANSACTIONS, "kind" => kind).set(n as f64);
+    t("server", sizes.server_transactions);
+    t("client", sizes.client_transactions);
+    metrics::gauge!(crate::metrics::SIP_DIALOGS).set(sizes.dialogs as f64);
+    metrics::gauge!(crate::metrics::TCP_CONNECTIONS).set(tcp as f64);
+}
+
+/// Runs until told to stop, or until a drain is over.
 pub async fn run(
     mut ep: Endpoint,
     mut calls: Calls,
@@ -58,7 +118,7 @@ pub async fn run(
     tcp_limits: TcpLimits,
     mut media_events: mpsc::Receiver<MediaEvent>,
     mut commands: mpsc::Receiver<CallCommand>,
-    shutdown: impl Future<Output = ()>,
+    mut control: mpsc::Receiver<Control>,
 ) -> io::Result<()> {
     let limits = ep.config().limits;
     let udp_local = listeners.udp.as_ref().map(UdpSocket::local_addr).transpose()?;
@@ -66,13 +126,52 @@ pub async fn run(
     let mut conns: HashMap<u64, mpsc::Sender<Bytes>> = HashMap::new();
     let mut next_conn = 0u64;
     let mut buf = vec![0u8; 65_536];
-    tokio::pin!(shutdown);
+    let mut manager = Manager::new();
+    let mut check_in = tokio::time::interval(manager.interval());
+    check_in.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Draining: when the calls left get BYE, and (after that) when the driver gives up waiting.
+    let mut drain_until: Option<(std::time::Instant, bool)> = None;
     loop {
         drain(&mut ep, &mut calls, listeners.udp.as_ref(), &conns);
-        let deadline = [ep.poll_timeout(), calls.poll_timeout()].into_iter().flatten().min();
+        if let Some((until, hung_up)) = drain_until {
+            let sizes = ep.sizes();
+            // Our last BYEs' transactions may linger (Timer K) after their 200: not worth waiting for.
+            if calls.active() == 0 && sizes.calls == 0 {
+                tracing::info!("drained: no calls left");
+                return Ok(());
+            }
+            let now = std::time::Instant::now();
+            if now >= until && hung_up {
+                tracing::warn!(calls = calls.active(), "calls still up after the drain timeout and grace: stopping");
+                return Ok(());
+            }
+            if now >= until {
+                tracing::warn!(calls = calls.active(), "drain timeout: hanging up the calls left");
+                calls.hangup_all(now, &mut ep, "vocals is shutting down");
+                drain_until = Some((now + DRAIN_GRACE, true));
+                continue;
+            }
+        }
+        let deadline = [ep.poll_timeout(), calls.poll_timeout(), drain_until.map(|d| d.0)].into_iter().flatten().min();
         let sleep = tokio::time::sleep_until(deadline.map(Instant::from_std).unwrap_or_else(far_future));
         tokio::select! {
-            _ = &mut shutdown => return Ok(()),
+            Some(c) = control.recv() => match c {
+                Control::Stop => return Ok(()),
+                Control::Drain { timeout } => {
+                    if drain_until.is_none() {
+                        tracing::info!(calls = calls.active(), timeout_s = timeout.as_secs(), "draining: new calls get 503");
+                        ep.set_draining(true);
+                        let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+                        manager.last_status = None;
+                        drain_until = Some((std::time::Instant::now() + timeout, false));
+                    }
+                }
+                Control::SetAllow { allow, reject_disallowed } => ep.set_allow(allow, reject_disallowed),
+            },
+            _ = check_in.tick() => {
+                manager.tick(calls.active(), drain_until.is_some());
+                gauges(&ep, conns.len());
+            }
             r = recv(listeners.udp.as_ref(), &mut buf) => {
                 let (n, from) = match r {
                     Ok(v) => v,

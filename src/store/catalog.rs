@@ -21,14 +21,14 @@ const RELOAD_EVERY: Duration = Duration::from_secs(30);
 pub struct Catalog {
     store: Arc<Store>,
     /// The config file's `[[numbers]]` and default agent; the store's numbers go over them.
-    base: NumberTable,
+    base: std::sync::RwLock<NumberTable>,
     directory: Arc<Directory>,
     loaded: AtomicBool,
 }
 
 impl Catalog {
     pub fn new(store: Arc<Store>, base: NumberTable, directory: Arc<Directory>) -> Arc<Catalog> {
-        Arc::new(Catalog { store, base, directory, loaded: AtomicBool::new(false) })
+        Arc::new(Catalog { store, base: std::sync::RwLock::new(base), directory, loaded: AtomicBool::new(false) })
     }
 
     pub fn store(&self) -> &Arc<Store> {
@@ -42,12 +42,23 @@ impl Catalog {
 
     /// Reads the store's numbers and makes them the table the next call is routed with.
     pub async fn reload(&self) -> Result<usize, StoreError> {
-        let mut table = self.base.clone();
+        let mut table = match self.base.read() {
+            Ok(base) => base.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
         table.overlay(self.store.routing_table().await?);
         let numbers = table.len();
         self.directory.replace(table);
         self.loaded.store(true, Ordering::Relaxed);
         Ok(numbers)
+    }
+
+    /// New config-file numbers (SIGHUP); call [`Catalog::reload`] after.
+    pub fn set_base(&self, base: NumberTable) {
+        match self.base.write() {
+            Ok(mut b) => *b = base,
+            Err(poisoned) => *poisoned.into_inner() = base,
+        }
     }
 
     /// After a write made through this node: reload, and tell the other nodes.

@@ -675,7 +675,7 @@ impl Store {
     /// Calls `node` left unfinished (it stopped without ending them): marked ended now.
     pub async fn close_unfinished_calls(&self, node: &str) -> Result<u64, StoreError> {
         let done = sqlx::query(
-            "UPDATE calls SET end_at = $1, end_reason = 'vocals stopped before the call ended' \
+            "UPDATE calls SET end_at = $1, end_reason = 'interrupted' \
              WHERE node = $2 AND end_at IS NULL",
         )
         .bind(now_rfc3339())

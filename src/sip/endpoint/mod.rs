@@ -238,6 +238,12 @@ impl Endpoint {
         &self.config
     }
 
+    /// A new allowlist (SIGHUP): it applies to the next request.
+    pub fn set_allow(&mut self, allow: AllowList, reject_disallowed: bool) {
+        self.config.allow = allow;
+        self.config.reject_disallowed = reject_disallowed;
+    }
+
     /// Stop taking calls: new INVITEs get 503 + Retry-After, calls in progress continue.
     pub fn set_draining(&mut self, draining: bool) {
         self.draining = draining;
