@@ -228,3 +228,103 @@ fn check_config_prints_the_effective_values_with_secrets_hidden_or_says_what_is_
     assert_eq!(code, 2);
     assert!(err.contains("sip.drain_timeot") && err.contains("unknown key"), "{err}");
 }
+
+#[test]
+fn the_systemd_units_verify_and_hold_the_service_to_no_privilege() {
+    let tool = "systemd-analyze";
+    assert!(
+        std::process::Command::new(tool).arg("--version").output().is_ok(),
+        "{tool} is missing: install Debian's systemd package (bash sip-tests/run does)"
+    );
+    let dir = std::env::temp_dir().join(format!("vocals-units-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let root = env!("CARGO_MANIFEST_DIR");
+    let service = std::fs::read_to_string(format!("{root}/systemd/vocals.service")).unwrap();
+    let socket = std::fs::read_to_string(format!("{root}/systemd/vocals.socket")).unwrap();
+    for line in [
+        "Type=notify",
+        "WatchdogSec=",
+        "Restart=on-failure",
+        "User=vocals",
+        "StateDirectory=vocals",
+        "ConfigurationDirectory=vocals",
+        "LimitNOFILE=",
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+        "ProtectHome=yes",
+        "PrivateTmp=yes",
+        "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX",
+        "\nCapabilityBoundingSet=\n",
+        "SystemCallFilter=@system-service",
+        "MemoryDenyWriteExecute=yes",
+        "ExecReload=/bin/kill -HUP $MAINPID",
+    ] {
+        assert!(service.contains(line), "vocals.service lacks {line:?}");
+    }
+    // Verify with ExecStart pointing at the binary just built (the tool checks that it exists).
+    let exe = env!("CARGO_BIN_EXE_vocals");
+    std::fs::write(dir.join("vocals.service"), service.replace("/usr/local/bin/vocals", exe)).unwrap();
+    std::fs::write(dir.join("vocals.socket"), socket).unwrap();
+    let out = std::process::Command::new(tool)
+        .arg("verify")
+        .arg(dir.join("vocals.service"))
+        .arg(dir.join("vocals.socket"))
+        .output()
+        .unwrap();
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && said.trim().is_empty(), "systemd-analyze verify:\n{said}");
+    let sysusers = std::fs::read_to_string(format!("{root}/systemd/vocals.sysusers")).unwrap();
+    assert!(sysusers.lines().any(|l| l.starts_with("u vocals ")), "{sysusers}");
+}
+
+#[test]
+fn a_socket_handed_over_by_systemd_is_used_for_sip() {
+    let tool = "systemd-socket-activate";
+    assert!(
+        std::process::Command::new(tool).arg("--version").output().is_ok(),
+        "{tool} is missing: install Debian's systemd package (bash sip-tests/run does)"
+    );
+    let dir = std::env::temp_dir().join(format!("vocals-activate-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (handed, configured) = (common::free_udp_port(), common::free_udp_port());
+    let config = format!(
+        "[sip]\nlisten_udp = \"127.0.0.1:{configured}\"\nlisten_tcp = \"\"\n[media]\npublic_ip = \"127.0.0.1\"\n\
+         [admin]\nlisten = \"\"\n"
+    );
+    std::fs::write(dir.join("vocals.toml"), config).unwrap();
+    let log = std::fs::File::create(dir.join("server.log")).unwrap();
+    let mut child = std::process::Command::new(tool)
+        .args(["--datagram", "-l", &format!("127.0.0.1:{handed}")])
+        .arg(format!("--setenv=VOCALS_STATE_DIR={}", dir.display()))
+        .arg("--setenv=VOCALS_LOG_FORMAT=plain")
+        .arg("--")
+        .arg(env!("CARGO_BIN_EXE_vocals"))
+        .args(["serve", "--config"])
+        .arg(dir.join("vocals.toml"))
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+    let me = s.local_addr().unwrap();
+    let options = format!(
+        "OPTIONS sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-act\r\nFrom: <sip:x@{me}>;tag=1\r\n\
+         To: <sip:127.0.0.1>\r\nCall-ID: act-1\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    );
+    let mut answer = None;
+    let mut buf = [0u8; 2048];
+    for _ in 0..20 {
+        s.send_to(options.as_bytes(), ("127.0.0.1", handed)).unwrap();
+        if let Ok(n) = s.recv(&mut buf) {
+            answer = Some(String::from_utf8_lossy(&buf[..n]).into_owned());
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let log = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
+    let answer = answer.unwrap_or_else(|| panic!("no answer on the handed-over socket:\n{log}"));
+    assert!(answer.starts_with("SIP/2.0 200"), "{answer}");
+    assert!(log.contains("SIP over UDP on a socket from systemd"), "{log}");
+}

@@ -23,21 +23,59 @@ use crate::store::secret::SecretKey;
 use crate::store::{Store, StoreError};
 use crate::twilio::{Origination, Provisioner, Twilio};
 
-/// Binds the SIP listeners the configuration names (an empty address turns one off).
+/// Binds the SIP listeners the configuration names (an empty address turns one off). Sockets handed over by
+/// systemd (socket activation, `LISTEN_FDS`: `systemd/vocals.socket` binds 5060 so the service needs no
+/// capability) are used instead: a datagram socket is SIP over UDP, a stream socket on the admin port the HTTP
+/// API, any other stream socket SIP over TCP.
 pub async fn bind(config: &Config) -> std::io::Result<Listeners> {
-    let udp = match config.sip.listen_udp {
-        Some(addr) => Some(tokio::net::UdpSocket::bind(addr).await?),
-        None => None,
+    let mut handed = Listeners { udp: None, tcp: None, admin: None };
+    if let Ok(fds) = sd_notify::listen_fds() {
+        for fd in fds {
+            take_socket(fd, config, &mut handed)?;
+        }
+    }
+    let udp = match (handed.udp, config.sip.listen_udp) {
+        (Some(s), _) => Some(s),
+        (None, Some(addr)) => Some(tokio::net::UdpSocket::bind(addr).await?),
+        (None, None) => None,
     };
-    let tcp = match config.sip.listen_tcp {
-        Some(addr) => Some(tokio::net::TcpListener::bind(addr).await?),
-        None => None,
+    let tcp = match (handed.tcp, config.sip.listen_tcp) {
+        (Some(s), _) => Some(s),
+        (None, Some(addr)) => Some(tokio::net::TcpListener::bind(addr).await?),
+        (None, None) => None,
     };
-    let admin = match config.admin_listen {
-        Some(addr) => Some(tokio::net::TcpListener::bind(addr).await?),
-        None => None,
+    let admin = match (handed.admin, config.admin_listen) {
+        (Some(s), _) => Some(s),
+        (None, Some(addr)) => Some(tokio::net::TcpListener::bind(addr).await?),
+        (None, None) => None,
     };
     Ok(Listeners { udp, tcp, admin })
+}
+
+/// One socket from systemd, sorted into `into`.
+fn take_socket(fd: std::os::fd::RawFd, config: &Config, into: &mut Listeners) -> std::io::Result<()> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: systemd passes these descriptors to this process, open, from SD_LISTEN_FDS_START on, once
+    // (listen_fds unsets LISTEN_FDS); nothing else in the process owns them.
+    let socket = unsafe { socket2::Socket::from_raw_fd(fd) };
+    socket.set_nonblocking(true)?;
+    let local = socket.local_addr()?.as_socket();
+    let admin_port = config.admin_listen.map(|a| a.port());
+    match socket.r#type()? {
+        socket2::Type::DGRAM => {
+            tracing::info!(?local, "SIP over UDP on a socket from systemd");
+            into.udp = Some(tokio::net::UdpSocket::from_std(socket.into())?);
+        }
+        socket2::Type::STREAM if local.map(|a| a.port()) == admin_port => {
+            into.admin = Some(tokio::net::TcpListener::from_std(socket.into())?);
+        }
+        socket2::Type::STREAM => {
+            tracing::info!(?local, "SIP over TCP on a socket from systemd");
+            into.tcp = Some(tokio::net::TcpListener::from_std(socket.into())?);
+        }
+        other => tracing::warn!(?other, ?local, "a socket from systemd of an unknown kind: ignored"),
+    }
+    Ok(())
 }
 
 /// What the process's signals ask of the server.
