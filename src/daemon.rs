@@ -102,6 +102,7 @@ pub async fn serve(
     log_level: Option<LogReload>,
 ) -> std::io::Result<()> {
     let media_ip = config.media.public_ip.unwrap_or_else(detect_public_ip);
+    crate::io::sip::SIP_TRACE.store(config.log.sip_trace, Ordering::Relaxed);
     let base = config_numbers(&config);
     match (&config.default_agent, config.numbers.is_empty()) {
         (Some(agent), _) => tracing::info!(agent, "calls to numbers not configured go to the default agent"),
@@ -224,6 +225,7 @@ async fn reload(catalog: &Catalog, config: &Config, log_level: Option<&LogReload
     }
     let _ = sd_notify::notify(false, &states);
     catalog.set_base(config_numbers(config));
+    crate::io::sip::SIP_TRACE.store(config.log.sip_trace, Ordering::Relaxed);
     match catalog.reload().await {
         Ok(n) => tracing::info!(numbers = n, "reloaded: routing table"),
         Err(e) => tracing::warn!(error = %e, "reload: the store did not answer; routing keeps the previous table"),

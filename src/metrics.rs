@@ -25,6 +25,19 @@ pub const RTP_CONCEALED: &str = "vocals_rtp_concealed_total";
 pub const INVITES: &str = "vocals_invites_total";
 /// Calls in progress.
 pub const CALLS_ACTIVE: &str = "vocals_calls_active";
+/// INVITE -> 200 OK, seconds.
+pub const CALL_SETUP: &str = "vocals_call_setup_seconds";
+/// Answered calls' length, seconds.
+pub const CALL_DURATION: &str = "vocals_call_duration_seconds";
+/// RTP ports leased (two per call) and in the pool.
+pub const RTP_PORTS_IN_USE: &str = "vocals_rtp_ports_in_use";
+pub const RTP_PORTS: &str = "vocals_rtp_ports";
+/// RTP frames that came too late to play, and duplicates.
+pub const RTP_LATE: &str = "vocals_rtp_late_total";
+/// RTP from sources other than the call's peer, dropped.
+pub const RTP_FOREIGN: &str = "vocals_rtp_foreign_total";
+/// SIP messages dropped, by `reason` (not_allowed, malformed, stray_response, stray_ack).
+pub const SIP_DROPPED: &str = "vocals_sip_dropped_total";
 /// SIP transactions in progress, by `kind` = server | client.
 pub const SIP_TRANSACTIONS: &str = "vocals_sip_transactions";
 /// SIP dialogs.
@@ -40,5 +53,11 @@ const BUCKETS: &[f64] =
 
 /// Installs the process-wide Prometheus recorder; the handle renders `/metrics`.
 pub fn install() -> Result<PrometheusHandle, BuildError> {
-    PrometheusBuilder::new().set_buckets(BUCKETS)?.install_recorder()
+    PrometheusBuilder::new()
+        .set_buckets(BUCKETS)?
+        .set_buckets_for_metric(
+            metrics_exporter_prometheus::Matcher::Full(CALL_DURATION.into()),
+            &[1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 14_400.0],
+        )?
+        .install_recorder()
 }

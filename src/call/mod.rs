@@ -173,6 +173,9 @@ struct Active {
     codec: &'static str,
     /// Why vocals ended the call, once it did (for the record).
     ending: Option<String>,
+    /// When the INVITE came, and when the call was answered.
+    invited: Instant,
+    answered: Option<Instant>,
 }
 
 /// The calls in progress, as signalling sees them.
@@ -273,7 +276,8 @@ impl Calls {
         };
         let deadline = now + self.config.max_call_duration;
         let pending_answer = (readiness == Readiness::Later).then(|| sdp.clone());
-        let active = Active { port, info, pending_answer, deadline, offered, codec, ending: None };
+        let active =
+            Active { port, info, pending_answer, deadline, offered, codec, ending: None, invited: now, answered: None };
         self.active.insert(call, active);
         self.gauge();
         ep.ringing(now, call);
@@ -286,6 +290,11 @@ impl Calls {
     fn answer(&mut self, now: Instant, ep: &mut Endpoint, call: CallRef, sdp: Bytes) {
         count_invite(200);
         ep.answer(now, call, sdp);
+        if let Some(a) = self.active.get_mut(&call) {
+            a.answered = Some(now);
+            metrics::histogram!(crate::metrics::CALL_SETUP).record(now.duration_since(a.invited).as_secs_f64());
+            tracing::info!(call = %a.info.id, agent = %a.info.agent.name, to = %a.info.to, "call answered");
+        }
         if let Some(a) = self.active.get(&call) {
             let write = CallWrite::Answered { id: a.info.id.clone(), at: now_rfc3339(), codec: a.codec.to_string() };
             self.write(write);
@@ -337,6 +346,9 @@ impl Calls {
 
     /// The call is over: its record says when and why.
     fn ended(&mut self, a: &Active, why: &EndReason) {
+        if let Some(answered) = a.answered {
+            metrics::histogram!(crate::metrics::CALL_DURATION).record(answered.elapsed().as_secs_f64());
+        }
         let (reason, status) = match why {
             EndReason::Cancelled => ("the caller cancelled".to_string(), 487),
             EndReason::RemoteBye { reason: None } => ("the caller hung up".to_string(), 200),
@@ -548,6 +560,8 @@ impl Calls {
 
     fn gauge(&self) {
         metrics::gauge!(crate::metrics::CALLS_ACTIVE).set(self.active.len() as f64);
+        metrics::gauge!(crate::metrics::RTP_PORTS_IN_USE).set(self.ports.in_use() as f64);
+        metrics::gauge!(crate::metrics::RTP_PORTS).set(self.ports.size() as f64);
     }
 
     /// When the next call reaches its maximum duration.

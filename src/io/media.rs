@@ -196,7 +196,9 @@ impl MediaPlane for TokioMedia {
             control: rx,
             events: self.events.clone(),
         };
-        tokio::spawn(task.run(connect));
+        // Every line the call's task logs says which call it is.
+        let span = tracing::info_span!("call", id = %info.id, number = %info.to, agent = %info.agent.name);
+        tokio::spawn(tracing::Instrument::instrument(task.run(connect), span));
         Ok(readiness)
     }
 
@@ -474,6 +476,8 @@ fn record(
     metrics::counter!(crate::metrics::RTP_PACKETS, "direction" => "in").increment(s.rtp_received);
     metrics::counter!(crate::metrics::RTP_PACKETS, "direction" => "out").increment(s.sent_packets);
     metrics::counter!(crate::metrics::RTP_CONCEALED).increment(s.jitter.concealed);
+    metrics::counter!(crate::metrics::RTP_LATE).increment(s.jitter.late);
+    metrics::counter!(crate::metrics::RTP_FOREIGN).increment(s.foreign);
     if let Some(a) = agent {
         metrics::counter!(crate::metrics::AGENT_UPLINK_DROPPED).increment(a.uplink_dropped);
     }

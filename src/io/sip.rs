@@ -62,6 +62,15 @@ pub enum Control {
     SetAllow { allow: AllowList, reject_disallowed: bool },
 }
 
+/// Log every SIP message in and out (`log.sip_trace`, for debugging a trunk; SIGHUP turns it on or off).
+pub static SIP_TRACE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+fn trace(direction: &'static str, peer: SocketAddr, bytes: &[u8]) {
+    if SIP_TRACE.load(std::sync::atomic::Ordering::Relaxed) {
+        tracing::info!(target: "vocals::sip_trace", %direction, %peer, "\n{}", String::from_utf8_lossy(bytes));
+    }
+}
+
 /// How long the driver waits for the last BYEs to be answered after the drain timeout.
 const DRAIN_GRACE: Duration = Duration::from_secs(5);
 
@@ -180,6 +189,7 @@ pub async fn run(
                 };
                 let (Some(local), true) = (udp_local, n > 0) else { continue };
                 let peer = Peer { addr: from, local, transport: Transport::Udp, conn: None };
+                trace("in", from, &buf[..n]);
                 ep.handle(std::time::Instant::now(), peer, Bytes::copy_from_slice(&buf[..n]));
             }
             r = accept(listeners.tcp.as_ref()) => {
@@ -195,6 +205,7 @@ pub async fn run(
             }
             Some(msg) = inbound.recv() => match msg {
                 Inbound::Message { conn, peer, local, bytes } => {
+                    trace("in", peer, &bytes);
                     let peer = Peer { addr: peer, local, transport: Transport::Tcp, conn: Some(conn) };
                     ep.handle(std::time::Instant::now(), peer, bytes);
                 }
@@ -241,6 +252,7 @@ fn drain(ep: &mut Endpoint, calls: &mut Calls, udp: Option<&UdpSocket>, conns: &
 }
 
 fn send(udp: Option<&UdpSocket>, conns: &HashMap<u64, mpsc::Sender<Bytes>>, peer: Peer, bytes: Bytes) {
+    trace("out", peer.addr, &bytes);
     match (peer.transport, peer.conn) {
         (Transport::Udp, _) => {
             if let Some(Err(e)) = udp.map(|s| s.try_send_to(&bytes, peer.addr)) {
@@ -261,7 +273,10 @@ fn log_event(event: &Event) {
             tracing::info!(call = call.0, from = %peer.addr, uri = %invite.uri, "incoming call")
         }
         Event::CallEnded { call, why } => tracing::info!(call = call.0, ?why, "call ended"),
-        Event::Dropped { why, from } => tracing::debug!(%from, why = why.as_str(), "dropped"),
+        Event::Dropped { why, from } => {
+            metrics::counter!(crate::metrics::SIP_DROPPED, "reason" => why.as_str()).increment(1);
+            tracing::debug!(%from, why = why.as_str(), "dropped")
+        }
         other => tracing::debug!(?other, "event"),
     }
 }
