@@ -14,6 +14,7 @@ use crate::e164::E164;
 use crate::io::media::MediaSettings;
 use crate::sip::allow::AllowList;
 use crate::sip::message::Limits;
+use crate::sip::ratelimit::RateConfig;
 use crate::sip::transaction::Timers;
 
 /// The whole configuration.
@@ -153,6 +154,8 @@ pub struct SipConfig {
     pub tcp_idle_timeout: Duration,
     /// On SIGTERM: how long calls in progress may go on (new ones get 503) before they get BYE.
     pub drain_timeout: Duration,
+    /// The per-source limit on new INVITEs.
+    pub rate: RateConfig,
 }
 
 /// `[log]`.
@@ -210,6 +213,14 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ("sip", "tcp_max_connections", "1024"),
     ("sip", "tcp_idle_timeout", "600"),
     ("sip", "drain_timeout", "300"),
+    ("sip", "invite_rate", "10"),
+    ("sip", "invite_burst", "20"),
+    (
+        "sip",
+        "rate_exempt",
+        "54.172.60.0/30, 54.244.51.0/30, 54.171.127.192/30, 35.156.191.128/30, 54.65.63.192/30, \
+         54.169.127.128/30, 54.252.254.64/30, 177.71.206.192/30",
+    ),
     ("media", "public_ip", ""),
     ("media", "rtp_ports", "10000-20000"),
     ("media", "symmetric_rtp", "true"),
@@ -306,6 +317,13 @@ impl Config {
             tcp_max_connections: number(v, "sip.tcp_max_connections", 1, 1_000_000)?,
             tcp_idle_timeout: Duration::from_secs(number(v, "sip.tcp_idle_timeout", 1, 86_400)? as u64),
             drain_timeout: Duration::from_secs(number(v, "sip.drain_timeout", 0, 86_400)? as u64),
+            rate: RateConfig {
+                per_second: number(v, "sip.invite_rate", 0, 1_000_000)? as u32,
+                burst: number(v, "sip.invite_burst", 1, 1_000_000)? as u32,
+                exempt: AllowList::parse(&v["sip.rate_exempt"])
+                    .map_err(|e| bad("sip.rate_exempt", &v["sip.rate_exempt"], &e.to_string()))?,
+                max_sources: 65_536,
+            },
         };
         let public_ip = match v["media.public_ip"].trim() {
             "" => None,

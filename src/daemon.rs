@@ -137,6 +137,7 @@ pub async fn serve(
         reject_disallowed: config.sip.reject_disallowed,
         public_host: config.sip.public_host.clone(),
         max_calls: config.sip.max_calls,
+        rate: config.sip.rate.clone(),
         ..EndpointConfig::default()
     };
     let (media_tx, media_rx) = tokio::sync::mpsc::channel(1024);

@@ -62,7 +62,7 @@ impl Server {
         // Each server its own RTP range, so servers running side by side do not contend for ports.
         let rtp = 20_000 + 400 * RTP_RANGES.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 40_000;
         let config = format!(
-            "default_agent = \"\"\n[sip]\nlisten_udp = \"{host}:{udp}\"\nlisten_tcp = \"{host}:{tcp}\"\nmax_call_duration = 60\n\
+            "default_agent = \"\"\n[sip]\ninvite_rate = 0\nlisten_udp = \"{host}:{udp}\"\nlisten_tcp = \"{host}:{tcp}\"\nmax_call_duration = 60\n\
              [media]\npublic_ip = \"127.0.0.1\"\nrtp_ports = \"{rtp}-{}\"\n\
              [admin]\nlisten = \"127.0.0.1:{admin}\"\n[log]\nlevel = \"info\"\n\
              [[numbers]]\nnumber = \"{NUMBER}\"\nagent = \"echo\"\naccount_sid = \"ACbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\"\n\
@@ -202,7 +202,18 @@ impl Caller {
     }
 
     pub fn send_invite_to(server: &Server, rtp: &UdpSocket, call_id: &str, number: &str) -> (Caller, String) {
-        let sip = UdpSocket::bind("127.0.0.1:0").unwrap();
+        Caller::send_invite_from(server, rtp, call_id, number, "127.0.0.1")
+    }
+
+    /// Sends the INVITE from a socket bound to `source` (another loopback address, say).
+    pub fn send_invite_from(
+        server: &Server,
+        rtp: &UdpSocket,
+        call_id: &str,
+        number: &str,
+        source: &str,
+    ) -> (Caller, String) {
+        let sip = UdpSocket::bind((source, 0)).unwrap();
         sip.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         let to_server: SocketAddr = format!("127.0.0.1:{}", server.udp).parse().unwrap();
         let me = sip.local_addr().unwrap();

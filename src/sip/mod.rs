@@ -5,4 +5,5 @@ pub mod allow;
 pub mod dialog;
 pub mod endpoint;
 pub mod message;
+pub mod ratelimit;
 pub mod transaction;

@@ -16,6 +16,7 @@ use crate::sip::allow::AllowList;
 use crate::sip::dialog::{Dialog, DialogId};
 use crate::sip::message::typed::Reason;
 use crate::sip::message::{Limits, Request, StatusCode};
+use crate::sip::ratelimit::{RateConfig, RateLimiter};
 use crate::sip::transaction::{ClientNonInvite, Machine, ServerInvite, ServerNonInvite, Timers, TransactionKey};
 
 pub use ids::IdGen;
@@ -65,6 +66,8 @@ pub struct EndpointConfig {
     /// Most calls (dialogs and ringing INVITEs) at once; beyond it INVITEs get 503 + Retry-After.
     pub max_calls: usize,
     pub user_agent: String,
+    /// The per-source limit on new INVITEs.
+    pub rate: RateConfig,
 }
 
 impl Default for EndpointConfig {
@@ -78,6 +81,7 @@ impl Default for EndpointConfig {
             max_transactions: 65_536,
             max_calls: 1_000,
             user_agent: concat!("vocals/", env!("CARGO_PKG_VERSION")).to_string(),
+            rate: RateConfig::default(),
         }
     }
 }
@@ -145,6 +149,8 @@ pub enum DropReason {
     StrayResponse,
     /// An ACK that matches nothing.
     StrayAck,
+    /// A new INVITE from a source over its rate, already answered 503 (see [`crate::sip::ratelimit`]).
+    RateLimited,
 }
 
 impl DropReason {
@@ -154,6 +160,7 @@ impl DropReason {
             DropReason::Malformed => "malformed",
             DropReason::StrayResponse => "stray_response",
             DropReason::StrayAck => "stray_ack",
+            DropReason::RateLimited => "rate_limited",
         }
     }
 }
@@ -177,6 +184,7 @@ pub struct Endpoint {
     dialogs: HashMap<DialogId, CallRef>,
     calls: HashMap<CallRef, Call>,
     draining: bool,
+    limiter: RateLimiter,
     out: VecDeque<Output>,
 }
 
@@ -222,7 +230,6 @@ enum Phase {
 impl Endpoint {
     pub fn new(config: EndpointConfig, ids: IdGen) -> Endpoint {
         Endpoint {
-            config,
             ids,
             invites: HashMap::new(),
             non_invites: HashMap::new(),
@@ -230,7 +237,9 @@ impl Endpoint {
             dialogs: HashMap::new(),
             calls: HashMap::new(),
             draining: false,
+            limiter: RateLimiter::new(config.rate.clone()),
             out: VecDeque::new(),
+            config,
         }
     }
 

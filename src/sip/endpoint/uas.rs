@@ -12,6 +12,7 @@ use crate::sip::message::typed::{Reason, Transport as ViaTransport, Via};
 use crate::sip::message::{
     Framing, HeaderName, Host, Message, Method, ParseError, Request, Response, StatusCode, Uri, error_response,
 };
+use crate::sip::ratelimit::Verdict;
 use crate::sip::transaction::{ServerInvite, ServerNonInvite, TransactionKey};
 
 /// Methods vocals answers (Allow).
@@ -176,6 +177,14 @@ impl Endpoint {
         if self.draining || self.calls.len() >= self.config.max_calls {
             let phrase = if self.draining { "Draining" } else { "Over Capacity" };
             return self.refuse(now, peer, key, &invite, StatusCode::SERVICE_UNAVAILABLE, phrase);
+        }
+        match self.limiter.check(now, peer.addr.ip()) {
+            Verdict::Allow => {}
+            Verdict::Refuse => {
+                let phrase = "Too Many Calls From This Source";
+                return self.refuse(now, peer, key, &invite, StatusCode::SERVICE_UNAVAILABLE, phrase);
+            }
+            Verdict::Drop => return self.event(Event::Dropped { why: DropReason::RateLimited, from: peer.addr }),
         }
         let mut tx = ServerInvite::new(peer.transport.is_reliable(), self.config.timers);
         let trying = self.response(&invite, &peer, StatusCode::TRYING, None);
