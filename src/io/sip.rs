@@ -20,7 +20,7 @@ use crate::call::Calls;
 use crate::io::media::MediaEvent;
 use crate::sip::allow::AllowList;
 use crate::sip::endpoint::{Endpoint, Event, Output, Peer, Transport};
-use crate::sip::message::{Limits, StreamFrame, frame_stream};
+use crate::sip::message::{Limits, ParseError, StreamFrame, frame_stream};
 
 /// The sockets the driver serves, bound by the caller (tests bind port 0).
 pub struct Listeners {
@@ -46,8 +46,23 @@ impl Default for TcpLimits {
 }
 
 enum Inbound {
-    Message { conn: u64, peer: SocketAddr, local: SocketAddr, bytes: Bytes },
-    Closed { conn: u64 },
+    Message {
+        conn: u64,
+        peer: SocketAddr,
+        local: SocketAddr,
+        bytes: Bytes,
+    },
+    /// The stream cannot be framed any more: what was buffered, and why.
+    Broken {
+        conn: u64,
+        peer: SocketAddr,
+        local: SocketAddr,
+        bytes: Bytes,
+        error: ParseError,
+    },
+    Closed {
+        conn: u64,
+    },
 }
 
 /// What the daemon asks of the driver.
@@ -209,6 +224,11 @@ pub async fn run(
                     let peer = Peer { addr: peer, local, transport: Transport::Tcp, conn: Some(conn) };
                     ep.handle(std::time::Instant::now(), peer, bytes);
                 }
+                Inbound::Broken { conn, peer, local, bytes, error } => {
+                    trace("in", peer, &bytes);
+                    let peer = Peer { addr: peer, local, transport: Transport::Tcp, conn: Some(conn) };
+                    ep.framing_error(peer, &bytes, &error);
+                }
                 Inbound::Closed { conn } => { conns.remove(&conn); }
             },
             Some(event) = media_events.recv() => match event {
@@ -335,9 +355,17 @@ async fn connection(
                                 break 'conn;
                             }
                         }
-                        Err(e) => {
-                            // The stream cannot be re-synchronised after a framing error (RFC 3261 §18.3).
-                            tracing::info!(%peer, error = %e, "closing TCP connection after a framing error");
+                        Err(error) => {
+                            // The stream cannot be re-synchronised after a framing error (RFC 3261 §18.3):
+                            // the driver answers the request if it can (400, 513), then the connection closes.
+                            tracing::info!(%peer, %error, "closing TCP connection after a framing error");
+                            let bytes = buf.split().freeze();
+                            if to_driver.send(Inbound::Broken { conn, peer, local, bytes, error }).await.is_ok()
+                                && let Ok(Some(out)) =
+                                    tokio::time::timeout(Duration::from_millis(500), from_driver.recv()).await
+                            {
+                                let _ = wr.write_all(&out).await;
+                            }
                             break 'conn;
                         }
                     }

@@ -41,6 +41,15 @@ impl Endpoint {
         }
     }
 
+    /// A stream whose next message cannot be framed (a bad or missing Content-Length, a message too large):
+    /// the connection will be closed, but a request that can still be answered gets its 400 or 513 first.
+    pub fn framing_error(&mut self, peer: Peer, bytes: &[u8], e: &ParseError) {
+        if !self.config.allow.allows(peer.addr.ip()) {
+            return self.event(Event::Dropped { why: DropReason::NotAllowed, from: peer.addr });
+        }
+        self.malformed(peer, bytes, e);
+    }
+
     /// A source outside the allowlist: dropped silently, or refused with 403 when configured.
     fn not_allowed(&mut self, now: Instant, peer: Peer, bytes: Bytes) {
         self.event(Event::Dropped { why: DropReason::NotAllowed, from: peer.addr });
