@@ -129,3 +129,48 @@ fn scanners_outside_the_allowlist_get_no_answer_at_all() {
         .unwrap_or(0);
     assert!(dropped >= 1, "the scan was dropped and counted: {dropped}");
 }
+
+#[test]
+fn a_call_cut_by_kill_9_is_closed_as_interrupted_at_the_next_start() {
+    let mut server = Server::start("kill9", &[]);
+    let rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let (_caller, _) = Caller::invite(&server, &rtp, "kill9-1");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while server.api("GET", "/v1/calls?active=true", None).1["calls"].as_array().is_none_or(Vec::is_empty) {
+        assert!(Instant::now() < deadline, "the call never showed as active");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    server.child.kill().unwrap(); // SIGKILL: no drain, no record written at the end
+    server.child.wait().unwrap();
+    // The same configuration and state directory, started again.
+    let log = std::fs::File::create(server.dir.join("server2.log")).unwrap();
+    let mut again = std::process::Command::new(env!("CARGO_BIN_EXE_vocals"))
+        .args(["serve", "--config"])
+        .arg(server.dir.join("vocals.toml"))
+        .env("VOCALS_STATE_DIR", &server.dir)
+        .env("VOCALS_LOG_FORMAT", "plain")
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let call = loop {
+        let up = std::net::TcpStream::connect(("127.0.0.1", server.admin)).is_ok();
+        if up {
+            let (status, body) = server.api("GET", "/v1/calls", None);
+            if status == 200 {
+                break body["calls"][0].clone();
+            }
+        }
+        assert!(Instant::now() < deadline, "vocals did not come back");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let _ = again.kill();
+    let _ = again.wait();
+    assert_eq!(
+        (call["sip_call_id"].as_str(), call["end_reason"].as_str()),
+        (Some("kill9-1"), Some("interrupted")),
+        "{call}"
+    );
+    let restart_log = std::fs::read_to_string(server.dir.join("server2.log")).unwrap();
+    assert!(restart_log.contains("calls left unfinished by the last run marked ended"), "{restart_log}");
+}

@@ -2,7 +2,7 @@
 //! their own (jitter buffer push/pop, G.711 decode and encode, playout framing, DTMF receiver), and a call's
 //! whole per-packet path through its session (RTP parse -> latch/PT check -> jitter -> A-law/μ-law transcode
 //! -> echo -> 20 ms tick -> RTP build). RTCP, every few seconds, is not per packet and is left out. The
-//! tests run one after another (one thread): the counter is global.
+//! tests take turns, and only the measuring thread's allocations are counted.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,10 +26,27 @@ struct Counting;
 
 static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
 
+thread_local! {
+    /// Only the measuring test's own thread counts: the test harness allocates on its threads meanwhile (to
+    /// report the other test), which is not the media path.
+    static COUNTED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+fn count() {
+    if COUNTED.try_with(|c| c.get()).unwrap_or(false) {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Counts this thread's allocations from now on.
+fn count_this_thread() {
+    COUNTED.with(|c| c.set(true));
+}
+
 // SAFETY: forwards to the system allocator unchanged; only counts.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        count();
         unsafe { System.alloc(layout) }
     }
 
@@ -38,7 +55,7 @@ unsafe impl GlobalAlloc for Counting {
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        count();
         unsafe { System.realloc(ptr, layout, new_size) }
     }
 }
@@ -92,6 +109,7 @@ fn the_per_packet_media_path_allocates_nothing_in_steady_state() {
     };
     // Warm up: every buffer reaches its steady size.
     run(0, 1_000);
+    count_this_thread();
     let before = ALLOCATIONS.load(Ordering::Relaxed);
     run(1_000, 6_000);
     let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
@@ -140,6 +158,7 @@ fn a_calls_session_allocates_nothing_per_packet_in_steady_state() {
         }
     };
     run(0, 1_000);
+    count_this_thread();
     let before = ALLOCATIONS.load(Ordering::Relaxed);
     run(1_000, 6_000);
     let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
