@@ -148,6 +148,8 @@ fn components() -> Value {
     let string = json!({"type": "string"});
     let nullable_string = json!({"type": ["string", "null"]});
     let object = json!({"type": "object"});
+    let nullable_object = json!({"type": ["object", "null"]});
+    let name = json!({"type": "string", "minLength": 1, "maxLength": 100, "pattern": "\\S"});
     json!({
         "Error": {
             "type": "object",
@@ -168,18 +170,24 @@ fn components() -> Value {
             "additionalProperties": false,
             "required": ["name"],
             "properties": {
-                "name": string, "kind": {"enum": ["websocket", "echo"], "default": "websocket"},
-                "stream_url": {"type": "string", "description": "ws:// or wss://, required for websocket agents"},
-                "system_prompt": string, "providers": object, "settings": object,
-                "signing_secret": {"type": "string", "description": "signs the handshake; write-only"}
-            }
+                "name": name, "kind": {"enum": ["websocket", "echo"], "default": "websocket"},
+                "stream_url": {"type": ["string", "null"], "pattern": "^wss?://.+",
+                    "description": "ws:// or wss://, required for websocket agents"},
+                "system_prompt": string, "providers": nullable_object, "settings": nullable_object,
+                "signing_secret": {"type": ["string", "null"], "description": "signs the handshake; write-only"}
+            },
+            "if": {"properties": {"kind": {"const": "echo"}}, "required": ["kind"]},
+            "else": {"required": ["stream_url"], "properties": {"stream_url": {"type": "string"}}}
         },
         "AgentPatch": {
             "type": "object",
             "additionalProperties": false,
+            "description": "null leaves a field as it is, except stream_url and signing_secret, which it clears",
             "properties": {
-                "name": string, "kind": {"enum": ["websocket", "echo"]}, "stream_url": nullable_string,
-                "system_prompt": string, "providers": object, "settings": object, "signing_secret": nullable_string
+                "name": {"anyOf": [name, {"type": "null"}]}, "kind": {"enum": ["websocket", "echo", null]},
+                "stream_url": {"type": ["string", "null"], "pattern": "^wss?://.+"},
+                "system_prompt": nullable_string, "providers": nullable_object, "settings": nullable_object,
+                "signing_secret": nullable_string
             }
         },
         "AgentList": {"type": "object", "properties": {"agents": {"type": "array", "items": schema_ref("Agent")}}},
@@ -198,15 +206,20 @@ fn components() -> Value {
             "additionalProperties": false,
             "required": ["phone_number"],
             "properties": {
-                "phone_number": {"type": "string", "example": "+14155550123"}, "agent_id": nullable_string,
-                "twilio_account_sid": {"type": "string", "description": "a linked account: vocals configures Twilio"}
+                "phone_number": {"type": "string", "pattern": "^\\+[1-9][0-9]{6,14}$", "example": "+14155550123"},
+                "agent_id": nullable_string,
+                "twilio_account_sid": {"type": ["string", "null"], "pattern": "^AC[0-9a-f]{32}$",
+                    "description": "a linked account: vocals configures Twilio"}
             }
         },
         "TwilioLink": {
             "type": "object",
             "additionalProperties": false,
             "required": ["account_sid", "auth_token"],
-            "properties": {"account_sid": string, "auth_token": string, "friendly_name": string}
+            "properties": {
+                "account_sid": {"type": "string", "pattern": "^AC[0-9a-f]{32}$"},
+                "auth_token": {"type": "string", "minLength": 1, "pattern": "\\S"}, "friendly_name": string
+            }
         },
         "TwilioAccount": {
             "type": "object",
@@ -272,7 +285,14 @@ pub fn document() -> Value {
             .path
             .split('/')
             .filter_map(|seg| seg.strip_prefix('{')?.strip_suffix('}'))
-            .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
+            .map(|name| {
+                let schema = match name {
+                    "number" => json!({"type": "string", "pattern": "^\\+?[1-9][0-9]{6,14}$"}),
+                    "sid" => json!({"type": "string", "pattern": "^AC[0-9a-f]{32}$"}),
+                    _ => json!({"type": "string", "minLength": 1}),
+                };
+                json!({"name": name, "in": "path", "required": true, "schema": schema})
+            })
             .collect();
         if !params.is_empty() {
             operation["parameters"] = Value::Array(params);

@@ -744,10 +744,16 @@ fn validate_agent(
     if name.trim().is_empty() || name.len() > 100 {
         return Err(StoreError::Invalid("name must be 1 to 100 characters".into()));
     }
+    let ws =
+        |u: &str| u.strip_prefix("ws://").or_else(|| u.strip_prefix("wss://")).is_some_and(|r| !r.trim().is_empty());
+    if let Some(url) = url.filter(|u| !ws(u)) {
+        return Err(StoreError::Invalid(format!(
+            "stream_url must be a ws:// or wss:// URL, e.g. wss://agents.example.com/stream, not {url:?}"
+        )));
+    }
     match (kind, url) {
-        ("echo", _) => {}
-        ("websocket", Some(url)) if (url.starts_with("ws://") || url.starts_with("wss://")) && url.len() > 6 => {}
-        ("websocket", _) => {
+        ("echo", _) | ("websocket", Some(_)) => {}
+        ("websocket", None) => {
             return Err(StoreError::Invalid(
                 "stream_url must be a ws:// or wss:// URL for a websocket agent, e.g. wss://agents.example.com/stream"
                     .into(),
