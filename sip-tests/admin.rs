@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
-use common::{Caller, Server};
+use common::{Caller, Server, cli};
 
 const DIALED: &str = "+14155550150";
 
@@ -353,20 +353,6 @@ fn calls_keep_routing_while_the_database_is_down_and_their_records_arrive_when_i
         assert!(Instant::now() < deadline, "the call record never arrived: {status} {body}");
         std::thread::sleep(Duration::from_millis(200));
     }
-}
-
-/// Runs the `vocals` CLI against `server` (its config file and state directory); exit code, stdout, stderr.
-fn cli(server: &Server, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vocals"))
-        .args(args)
-        .arg("--config")
-        .arg(server.dir.join("vocals.toml"))
-        .env("VOCALS_STATE_DIR", &server.dir)
-        .envs(env.iter().copied())
-        .output()
-        .unwrap();
-    let text = |b: Vec<u8>| String::from_utf8(b).unwrap();
-    (out.status.code().unwrap_or(-1), text(out.stdout), text(out.stderr))
 }
 
 #[test]

@@ -9,7 +9,7 @@ mod standin;
 use axum::http::Method;
 use serde_json::{Value, json};
 
-use common::Server;
+use common::{Server, cli};
 use standin::Twilio;
 
 const AC: &str = "AC11111111111111111111111111111111";
@@ -288,20 +288,6 @@ fn reconcile_flags_drift_and_repair_sets_twilio_right_again() {
     assert_ne!(now, tk);
     assert!(twilio.state.lock().unwrap().trunks.contains_key(&now));
     assert_never_released(&twilio);
-}
-
-/// Runs the `vocals` CLI against `server`; exit code, stdout, stderr.
-fn cli(server: &Server, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vocals"))
-        .args(args)
-        .arg("--config")
-        .arg(server.dir.join("vocals.toml"))
-        .env("VOCALS_STATE_DIR", &server.dir)
-        .envs(env.iter().copied())
-        .output()
-        .unwrap();
-    let text = |b: Vec<u8>| String::from_utf8(b).unwrap();
-    (out.status.code().unwrap_or(-1), text(out.stdout), text(out.stderr))
 }
 
 #[test]

@@ -328,3 +328,17 @@ pub fn sipp(server: &Server, via: Via, file: &str, service: &str, calls: u32, ex
     );
     text
 }
+
+/// Runs the `vocals` CLI against `server`; exit code, stdout, stderr.
+pub fn cli(server: &Server, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vocals"))
+        .args(args)
+        .arg("--config")
+        .arg(server.dir.join("vocals.toml"))
+        .env("VOCALS_STATE_DIR", &server.dir)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    let text = |b: Vec<u8>| String::from_utf8(b).unwrap();
+    (out.status.code().unwrap_or(-1), text(out.stdout), text(out.stderr))
+}
