@@ -1,8 +1,8 @@
-//! The store: agents and phone numbers (and, to come, Twilio accounts and call records) in SQLite (the embedded
-//! default) or PostgreSQL (several nodes sharing one configuration), through sqlx's `AnyPool` with runtime
-//! queries, so building needs no database. Every SQL string of vocals lives in this module; the schema is the
-//! embedded, portable `migrations/`. Routing never queries it at INVITE time: it reads a [`RoutingSnapshot`]
-//! taken after each write.
+//! The store: agents and phone numbers here, call records in [`calls`], linked Twilio accounts in [`twilio`],
+//! in SQLite (the embedded default) or PostgreSQL (several nodes sharing one configuration), through sqlx's
+//! `AnyPool` with runtime queries, so building needs no database. Every SQL string of vocals lives in this
+//! module and its children; the schema is the embedded, portable `migrations/`. Routing never queries it at
+//! INVITE time: it reads the table [`catalog::Catalog`] builds with [`Store::routing_table`] after each write.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
@@ -19,8 +19,13 @@ use crate::config::{AgentConfig, AgentKind};
 use crate::e164::E164;
 use crate::routing::NumberTable;
 
+mod calls;
 pub mod catalog;
 pub mod secret;
+mod twilio;
+
+pub use calls::{CallQuery, CallRecord};
+pub use twilio::TwilioAccount;
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -41,18 +46,6 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("{0}")]
     Secret(#[from] secret::SecretError),
-}
-
-/// A linked Twilio account, as listed: its auth token never leaves the store except through
-/// [`Store::twilio_token`].
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct TwilioAccount {
-    pub account_sid: String,
-    pub friendly_name: String,
-    /// The account's vocals trunk, once created.
-    pub trunk_sid: Option<String>,
-    pub created_at: String,
-    pub updated_at: String,
 }
 
 /// An agent as stored. The signing secret is write-only: never serialised.
@@ -142,43 +135,6 @@ pub struct PhoneNumber {
     pub updated_at: String,
 }
 
-/// A call record: written when the call arrives, completed when it is answered and when it ends.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
-pub struct CallRecord {
-    /// vocals' own id (`vc_…`).
-    pub id: String,
-    /// Twilio's CallSid (`X-Twilio-CallSid`), or the one vocals made up for a call not from Twilio.
-    pub call_sid: Option<String>,
-    pub sip_call_id: String,
-    pub from: String,
-    pub to: String,
-    /// The agent's name (`None`: the call was not routed).
-    pub agent: Option<String>,
-    /// The vocals node that took the call.
-    pub node: String,
-    pub invite_at: String,
-    pub answer_at: Option<String>,
-    pub end_at: Option<String>,
-    pub end_reason: Option<String>,
-    /// The final status of the INVITE (200 when answered).
-    pub sip_status: Option<u16>,
-    pub codec: Option<String>,
-    /// RTP and agent latency figures, written when the media ends.
-    pub stats: Value,
-}
-
-/// Which calls to list: newest first, `limit` at a time, after `cursor` (the last call of the page before).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct CallQuery {
-    /// `Some(true)`: only calls not ended; `Some(false)`: only ended ones.
-    pub active: Option<bool>,
-    pub agent: Option<String>,
-    /// The dialed number.
-    pub to: Option<String>,
-    pub cursor: Option<String>,
-    pub limit: u32,
-}
-
 /// The schema, embedded: a running vocals needs no files beside its binary.
 fn migrator() -> Migrator {
     let init = include_str!("../../migrations/0001_init.sql");
@@ -233,164 +189,6 @@ impl Store {
         }
         migrator().run(&pool).await?;
         Ok(Store { pool, url: url.to_string(), postgres, secret: None })
-    }
-
-    /// The key Twilio auth tokens are sealed with (every node sharing a database needs the same one).
-    pub fn with_secret(mut self, key: secret::SecretKey) -> Store {
-        self.secret = Some(key);
-        self
-    }
-
-    fn secret(&self) -> Result<&secret::SecretKey, StoreError> {
-        self.secret
-            .as_ref()
-            .ok_or_else(|| StoreError::Invalid("no secret key: Twilio accounts cannot be stored".into()))
-    }
-
-    /// Links (or re-links, with a new token) a Twilio account; the token is sealed before it is written.
-    pub async fn put_twilio_account(
-        &self,
-        sid: &str,
-        token: &str,
-        friendly_name: &str,
-    ) -> Result<TwilioAccount, StoreError> {
-        if !(sid.len() == 34 && sid.starts_with("AC") && sid[2..].bytes().all(|b| b.is_ascii_hexdigit())) {
-            return Err(StoreError::Invalid(format!("account_sid must be AC followed by 32 hex digits, not {sid:?}")));
-        }
-        if token.trim().is_empty() {
-            return Err(StoreError::Invalid("auth_token must not be empty".into()));
-        }
-        let sealed = self.secret()?.seal(sid, token)?;
-        let now = now_rfc3339();
-        let updated = sqlx::query(
-            "UPDATE twilio_accounts SET sealed_token = $1, friendly_name = $2, updated_at = $3 WHERE account_sid = $4",
-        )
-        .bind(&sealed)
-        .bind(friendly_name)
-        .bind(&now)
-        .bind(sid)
-        .execute(&self.pool)
-        .await?;
-        if updated.rows_affected() == 0 {
-            sqlx::query(
-                "INSERT INTO twilio_accounts (account_sid, friendly_name, sealed_token, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $4)",
-            )
-            .bind(sid)
-            .bind(friendly_name)
-            .bind(&sealed)
-            .bind(&now)
-            .execute(&self.pool)
-            .await?;
-        }
-        self.twilio_account(sid).await?.ok_or_else(|| StoreError::NotFound(format!("Twilio account {sid}")))
-    }
-
-    pub async fn twilio_account(&self, sid: &str) -> Result<Option<TwilioAccount>, StoreError> {
-        let row = sqlx::query(
-            "SELECT account_sid, friendly_name, created_at, updated_at, trunk_sid FROM twilio_accounts \
-             WHERE account_sid = $1",
-        )
-        .bind(sid)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|r| account_from(&r)).transpose()
-    }
-
-    pub async fn twilio_accounts(&self) -> Result<Vec<TwilioAccount>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT account_sid, friendly_name, created_at, updated_at, trunk_sid FROM twilio_accounts \
-             ORDER BY account_sid",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(account_from).collect()
-    }
-
-    /// The account's auth token, unsealed, for calling Twilio.
-    pub async fn twilio_token(&self, sid: &str) -> Result<Option<String>, StoreError> {
-        let row = sqlx::query("SELECT sealed_token FROM twilio_accounts WHERE account_sid = $1")
-            .bind(sid)
-            .fetch_optional(&self.pool)
-            .await?;
-        match row {
-            Some(r) => Ok(Some(self.secret()?.open(sid, &r.try_get::<String, _>(0)?)?)),
-            None => Ok(None),
-        }
-    }
-
-    pub async fn set_account_trunk(&self, sid: &str, trunk: Option<&str>) -> Result<(), StoreError> {
-        sqlx::query("UPDATE twilio_accounts SET trunk_sid = $1, updated_at = $2 WHERE account_sid = $3")
-            .bind(trunk.map(str::to_string))
-            .bind(now_rfc3339())
-            .bind(sid)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    /// Adds a number of a linked Twilio account with the voice settings it had (restored when it is removed).
-    /// It is in `error` ("being configured") until [`Store::set_number_status`] says how configuring went, so a
-    /// crash half-way never leaves it looking active.
-    pub async fn add_twilio_number(
-        &self,
-        e164: &E164,
-        agent_id: Option<&str>,
-        account: &str,
-        number_sid: &str,
-        snapshot: &Value,
-    ) -> Result<PhoneNumber, StoreError> {
-        if self.number(e164).await?.is_some() {
-            return Err(StoreError::Conflict(format!("{e164} is already added")));
-        }
-        self.check_agent(agent_id).await?;
-        let now = now_rfc3339();
-        sqlx::query(
-            "INSERT INTO phone_numbers (e164, agent_id, twilio_account_sid, twilio_number_sid, status, status_detail, \
-             twilio_snapshot, created_at, updated_at) VALUES ($1, $2, $3, $4, 'error', $5, $6, $7, $7)",
-        )
-        .bind(e164.to_string())
-        .bind(agent_id.map(str::to_string))
-        .bind(account)
-        .bind(number_sid)
-        .bind("Twilio is being configured")
-        .bind(snapshot.to_string())
-        .bind(&now)
-        .execute(&self.pool)
-        .await?;
-        self.number(e164).await?.ok_or_else(|| StoreError::NotFound(e164.to_string()))
-    }
-
-    /// `None`: configured fine (`active` with an agent, `inactive` without); `Some(detail)`: `error`.
-    pub async fn set_number_status(&self, e164: &E164, error: Option<&str>) -> Result<PhoneNumber, StoreError> {
-        let n = self.number(e164).await?.ok_or_else(|| StoreError::NotFound(format!("number {e164}")))?;
-        let status = if error.is_some() { "error" } else { status_for(n.agent_id.as_deref()) };
-        sqlx::query("UPDATE phone_numbers SET status = $1, status_detail = $2, updated_at = $3 WHERE e164 = $4")
-            .bind(status)
-            .bind(error.unwrap_or(""))
-            .bind(now_rfc3339())
-            .bind(e164.to_string())
-            .execute(&self.pool)
-            .await?;
-        self.number(e164).await?.ok_or_else(|| StoreError::NotFound(e164.to_string()))
-    }
-
-    /// Unlinks an account no number uses; otherwise [`StoreError::InUse`] names the numbers.
-    pub async fn delete_twilio_account(&self, sid: &str) -> Result<(), StoreError> {
-        let rows = sqlx::query("SELECT e164 FROM phone_numbers WHERE twilio_account_sid = $1 ORDER BY e164")
-            .bind(sid)
-            .fetch_all(&self.pool)
-            .await?;
-        let numbers: Vec<String> = rows.iter().map(|r| r.try_get::<String, _>(0)).collect::<Result<_, _>>()?;
-        if !numbers.is_empty() {
-            return Err(StoreError::InUse { what: format!("Twilio account {sid}"), numbers });
-        }
-        let done =
-            sqlx::query("DELETE FROM twilio_accounts WHERE account_sid = $1").bind(sid).execute(&self.pool).await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!("Twilio account {sid}")));
-        }
-        Ok(())
     }
 
     /// The URL, for a PostgreSQL LISTEN connection of its own.
@@ -612,126 +410,6 @@ impl Store {
             _ => Ok(()),
         }
     }
-
-    /// Records a call as it arrives (or as it is refused, with its end already filled in).
-    pub async fn insert_call(&self, c: &CallRecord) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO calls (id, call_sid, sip_call_id, from_number, to_number, agent, node, invite_at, \
-             answer_at, end_at, end_reason, sip_status, codec, stats) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-        )
-        .bind(&c.id)
-        .bind(c.call_sid.clone())
-        .bind(&c.sip_call_id)
-        .bind(&c.from)
-        .bind(&c.to)
-        .bind(c.agent.clone())
-        .bind(&c.node)
-        .bind(&c.invite_at)
-        .bind(c.answer_at.clone())
-        .bind(c.end_at.clone())
-        .bind(c.end_reason.clone())
-        .bind(c.sip_status.map(i64::from))
-        .bind(c.codec.clone())
-        .bind(if c.stats.is_null() { "{}".to_string() } else { c.stats.to_string() })
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    pub async fn call_answered(&self, id: &str, at: &str, codec: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE calls SET answer_at = $1, sip_status = 200, codec = $2 WHERE id = $3")
-            .bind(at)
-            .bind(codec)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    /// The call ended: when, why, and the INVITE's final status (kept when already set).
-    pub async fn call_ended(&self, id: &str, at: &str, reason: &str, sip_status: u16) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE calls SET end_at = $1, end_reason = $2, sip_status = COALESCE(sip_status, $3) WHERE id = $4",
-        )
-        .bind(at)
-        .bind(reason)
-        .bind(i64::from(sip_status))
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    pub async fn call_stats(&self, id: &str, stats: &Value) -> Result<(), StoreError> {
-        sqlx::query("UPDATE calls SET stats = $1 WHERE id = $2")
-            .bind(stats.to_string())
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    /// Calls `node` left unfinished (it stopped without ending them): marked ended now.
-    pub async fn close_unfinished_calls(&self, node: &str) -> Result<u64, StoreError> {
-        let done = sqlx::query(
-            "UPDATE calls SET end_at = $1, end_reason = 'interrupted' \
-             WHERE node = $2 AND end_at IS NULL",
-        )
-        .bind(now_rfc3339())
-        .bind(node)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected())
-    }
-
-    pub async fn call(&self, id: &str) -> Result<Option<CallRecord>, StoreError> {
-        let sql = format!("SELECT {CALL_COLUMNS} FROM calls WHERE id = $1 OR call_sid = $1");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&self.pool).await?;
-        row.map(|r| call_from(&r)).transpose()
-    }
-
-    /// A page of calls, newest first, and the cursor of the next page (`None`: this was the last).
-    pub async fn calls(&self, q: &CallQuery) -> Result<(Vec<CallRecord>, Option<String>), StoreError> {
-        let mut sql = format!("SELECT {CALL_COLUMNS} FROM calls WHERE 1 = 1");
-        let mut binds: Vec<String> = Vec::new();
-        match q.active {
-            Some(true) => sql.push_str(" AND end_at IS NULL"),
-            Some(false) => sql.push_str(" AND end_at IS NOT NULL"),
-            None => {}
-        }
-        if let Some(agent) = &q.agent {
-            binds.push(agent.clone());
-            sql.push_str(&format!(" AND agent = ${}", binds.len()));
-        }
-        if let Some(to) = &q.to {
-            binds.push(to.clone());
-            sql.push_str(&format!(" AND to_number = ${}", binds.len()));
-        }
-        if let Some(cursor) = &q.cursor {
-            let (at, id) = decode_cursor(cursor)?;
-            binds.push(at.clone());
-            binds.push(at);
-            binds.push(id);
-            let n = binds.len();
-            sql.push_str(&format!(" AND (invite_at < ${} OR (invite_at = ${} AND id < ${n}))", n - 2, n - 1));
-        }
-        let limit = q.limit.clamp(1, 500);
-        sql.push_str(&format!(" ORDER BY invite_at DESC, id DESC LIMIT {}", limit + 1));
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for b in binds {
-            query = query.bind(b);
-        }
-        let rows = query.fetch_all(&self.pool).await?;
-        let mut calls: Vec<CallRecord> = rows.iter().map(call_from).collect::<Result<_, _>>()?;
-        let next = if calls.len() > limit as usize {
-            calls.truncate(limit as usize);
-            calls.last().map(|c| encode_cursor(&c.invite_at, &c.id))
-        } else {
-            None
-        };
-        Ok((calls, next))
-    }
 }
 
 fn validate_agent(
@@ -803,16 +481,6 @@ fn agent_from(r: &AnyRow) -> Result<Agent, StoreError> {
     })
 }
 
-fn account_from(r: &AnyRow) -> Result<TwilioAccount, StoreError> {
-    Ok(TwilioAccount {
-        account_sid: r.try_get(0)?,
-        friendly_name: r.try_get(1)?,
-        created_at: r.try_get(2)?,
-        updated_at: r.try_get(3)?,
-        trunk_sid: r.try_get(4)?,
-    })
-}
-
 fn number_from(r: &AnyRow) -> Result<PhoneNumber, StoreError> {
     let e164: String = r.try_get(0)?;
     Ok(PhoneNumber {
@@ -826,39 +494,6 @@ fn number_from(r: &AnyRow) -> Result<PhoneNumber, StoreError> {
         updated_at: r.try_get(7)?,
         twilio_snapshot: json_column(r, 8)?,
     })
-}
-
-fn call_from(r: &AnyRow) -> Result<CallRecord, StoreError> {
-    Ok(CallRecord {
-        id: r.try_get(0)?,
-        call_sid: r.try_get(1)?,
-        sip_call_id: r.try_get(2)?,
-        from: r.try_get(3)?,
-        to: r.try_get(4)?,
-        agent: r.try_get(5)?,
-        node: r.try_get(6)?,
-        invite_at: r.try_get(7)?,
-        answer_at: r.try_get(8)?,
-        end_at: r.try_get(9)?,
-        end_reason: r.try_get(10)?,
-        sip_status: int_column(r, 11)?.and_then(|s| u16::try_from(s).ok()),
-        codec: r.try_get(12)?,
-        stats: json_column(r, 13)?,
-    })
-}
-
-fn encode_cursor(invite_at: &str, id: &str) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{invite_at}|{id}"))
-}
-
-fn decode_cursor(cursor: &str) -> Result<(String, String), StoreError> {
-    use base64::Engine;
-    let bad = || StoreError::Invalid(format!("cursor {cursor:?} is not one this API gave out"));
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?;
-    let text = String::from_utf8(bytes).map_err(|_| bad())?;
-    let (at, id) = text.split_once('|').ok_or_else(bad)?;
-    Ok((at.to_string(), id.to_string()))
 }
 
 /// A random id with a prefix: 16 hex digits from the OS-seeded hasher.

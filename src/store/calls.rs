@@ -1,0 +1,201 @@
+//! Call records: written as a call arrives, completed when it is answered and when it ends, listed newest
+//! first with a cursor.
+
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{CALL_COLUMNS, Store, StoreError, int_column, json_column, now_rfc3339};
+
+/// A call record: written when the call arrives, completed when it is answered and when it ends.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct CallRecord {
+    /// vocals' own id (`vc_…`).
+    pub id: String,
+    /// Twilio's CallSid (`X-Twilio-CallSid`), or the one vocals made up for a call not from Twilio.
+    pub call_sid: Option<String>,
+    pub sip_call_id: String,
+    pub from: String,
+    pub to: String,
+    /// The agent's name (`None`: the call was not routed).
+    pub agent: Option<String>,
+    /// The vocals node that took the call.
+    pub node: String,
+    pub invite_at: String,
+    pub answer_at: Option<String>,
+    pub end_at: Option<String>,
+    pub end_reason: Option<String>,
+    /// The final status of the INVITE (200 when answered).
+    pub sip_status: Option<u16>,
+    pub codec: Option<String>,
+    /// RTP and agent latency figures, written when the media ends.
+    pub stats: Value,
+}
+
+/// Which calls to list: newest first, `limit` at a time, after `cursor` (the last call of the page before).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CallQuery {
+    /// `Some(true)`: only calls not ended; `Some(false)`: only ended ones.
+    pub active: Option<bool>,
+    pub agent: Option<String>,
+    /// The dialed number.
+    pub to: Option<String>,
+    pub cursor: Option<String>,
+    pub limit: u32,
+}
+
+impl Store {
+    /// Records a call as it arrives (or as it is refused, with its end already filled in).
+    pub async fn insert_call(&self, c: &CallRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO calls (id, call_sid, sip_call_id, from_number, to_number, agent, node, invite_at, \
+             answer_at, end_at, end_reason, sip_status, codec, stats) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+        )
+        .bind(&c.id)
+        .bind(c.call_sid.clone())
+        .bind(&c.sip_call_id)
+        .bind(&c.from)
+        .bind(&c.to)
+        .bind(c.agent.clone())
+        .bind(&c.node)
+        .bind(&c.invite_at)
+        .bind(c.answer_at.clone())
+        .bind(c.end_at.clone())
+        .bind(c.end_reason.clone())
+        .bind(c.sip_status.map(i64::from))
+        .bind(c.codec.clone())
+        .bind(if c.stats.is_null() { "{}".to_string() } else { c.stats.to_string() })
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn call_answered(&self, id: &str, at: &str, codec: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE calls SET answer_at = $1, sip_status = 200, codec = $2 WHERE id = $3")
+            .bind(at)
+            .bind(codec)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The call ended: when, why, and the INVITE's final status (kept when already set).
+    pub async fn call_ended(&self, id: &str, at: &str, reason: &str, sip_status: u16) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE calls SET end_at = $1, end_reason = $2, sip_status = COALESCE(sip_status, $3) WHERE id = $4",
+        )
+        .bind(at)
+        .bind(reason)
+        .bind(i64::from(sip_status))
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn call_stats(&self, id: &str, stats: &Value) -> Result<(), StoreError> {
+        sqlx::query("UPDATE calls SET stats = $1 WHERE id = $2")
+            .bind(stats.to_string())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Calls `node` left unfinished (it stopped without ending them): marked ended now.
+    pub async fn close_unfinished_calls(&self, node: &str) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE calls SET end_at = $1, end_reason = 'interrupted' \
+             WHERE node = $2 AND end_at IS NULL",
+        )
+        .bind(now_rfc3339())
+        .bind(node)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    pub async fn call(&self, id: &str) -> Result<Option<CallRecord>, StoreError> {
+        let sql = format!("SELECT {CALL_COLUMNS} FROM calls WHERE id = $1 OR call_sid = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&self.pool).await?;
+        row.map(|r| call_from(&r)).transpose()
+    }
+
+    /// A page of calls, newest first, and the cursor of the next page (`None`: this was the last).
+    pub async fn calls(&self, q: &CallQuery) -> Result<(Vec<CallRecord>, Option<String>), StoreError> {
+        let mut sql = format!("SELECT {CALL_COLUMNS} FROM calls WHERE 1 = 1");
+        let mut binds: Vec<String> = Vec::new();
+        match q.active {
+            Some(true) => sql.push_str(" AND end_at IS NULL"),
+            Some(false) => sql.push_str(" AND end_at IS NOT NULL"),
+            None => {}
+        }
+        if let Some(agent) = &q.agent {
+            binds.push(agent.clone());
+            sql.push_str(&format!(" AND agent = ${}", binds.len()));
+        }
+        if let Some(to) = &q.to {
+            binds.push(to.clone());
+            sql.push_str(&format!(" AND to_number = ${}", binds.len()));
+        }
+        if let Some(cursor) = &q.cursor {
+            let (at, id) = decode_cursor(cursor)?;
+            binds.push(at.clone());
+            binds.push(at);
+            binds.push(id);
+            let n = binds.len();
+            sql.push_str(&format!(" AND (invite_at < ${} OR (invite_at = ${} AND id < ${n}))", n - 2, n - 1));
+        }
+        let limit = q.limit.clamp(1, 500);
+        sql.push_str(&format!(" ORDER BY invite_at DESC, id DESC LIMIT {}", limit + 1));
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for b in binds {
+            query = query.bind(b);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        let mut calls: Vec<CallRecord> = rows.iter().map(call_from).collect::<Result<_, _>>()?;
+        let next = if calls.len() > limit as usize {
+            calls.truncate(limit as usize);
+            calls.last().map(|c| encode_cursor(&c.invite_at, &c.id))
+        } else {
+            None
+        };
+        Ok((calls, next))
+    }
+}
+
+fn call_from(r: &AnyRow) -> Result<CallRecord, StoreError> {
+    Ok(CallRecord {
+        id: r.try_get(0)?,
+        call_sid: r.try_get(1)?,
+        sip_call_id: r.try_get(2)?,
+        from: r.try_get(3)?,
+        to: r.try_get(4)?,
+        agent: r.try_get(5)?,
+        node: r.try_get(6)?,
+        invite_at: r.try_get(7)?,
+        answer_at: r.try_get(8)?,
+        end_at: r.try_get(9)?,
+        end_reason: r.try_get(10)?,
+        sip_status: int_column(r, 11)?.and_then(|s| u16::try_from(s).ok()),
+        codec: r.try_get(12)?,
+        stats: json_column(r, 13)?,
+    })
+}
+
+fn encode_cursor(invite_at: &str, id: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{invite_at}|{id}"))
+}
+
+fn decode_cursor(cursor: &str) -> Result<(String, String), StoreError> {
+    use base64::Engine;
+    let bad = || StoreError::Invalid(format!("cursor {cursor:?} is not one this API gave out"));
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?;
+    let text = String::from_utf8(bytes).map_err(|_| bad())?;
+    let (at, id) = text.split_once('|').ok_or_else(bad)?;
+    Ok((at.to_string(), id.to_string()))
+}

@@ -1,0 +1,191 @@
+//! Linked Twilio accounts (their auth tokens sealed) and the Twilio side of phone numbers.
+
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{PhoneNumber, Store, StoreError, now_rfc3339, secret, status_for};
+use crate::e164::E164;
+
+/// A linked Twilio account, as listed: its auth token never leaves the store except through
+/// [`Store::twilio_token`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TwilioAccount {
+    pub account_sid: String,
+    pub friendly_name: String,
+    /// The account's vocals trunk, once created.
+    pub trunk_sid: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl Store {
+    /// The key Twilio auth tokens are sealed with (every node sharing a database needs the same one).
+    pub fn with_secret(mut self, key: secret::SecretKey) -> Store {
+        self.secret = Some(key);
+        self
+    }
+
+    fn secret(&self) -> Result<&secret::SecretKey, StoreError> {
+        self.secret
+            .as_ref()
+            .ok_or_else(|| StoreError::Invalid("no secret key: Twilio accounts cannot be stored".into()))
+    }
+
+    /// Links (or re-links, with a new token) a Twilio account; the token is sealed before it is written.
+    pub async fn put_twilio_account(
+        &self,
+        sid: &str,
+        token: &str,
+        friendly_name: &str,
+    ) -> Result<TwilioAccount, StoreError> {
+        if !(sid.len() == 34 && sid.starts_with("AC") && sid[2..].bytes().all(|b| b.is_ascii_hexdigit())) {
+            return Err(StoreError::Invalid(format!("account_sid must be AC followed by 32 hex digits, not {sid:?}")));
+        }
+        if token.trim().is_empty() {
+            return Err(StoreError::Invalid("auth_token must not be empty".into()));
+        }
+        let sealed = self.secret()?.seal(sid, token)?;
+        let now = now_rfc3339();
+        let updated = sqlx::query(
+            "UPDATE twilio_accounts SET sealed_token = $1, friendly_name = $2, updated_at = $3 WHERE account_sid = $4",
+        )
+        .bind(&sealed)
+        .bind(friendly_name)
+        .bind(&now)
+        .bind(sid)
+        .execute(&self.pool)
+        .await?;
+        if updated.rows_affected() == 0 {
+            sqlx::query(
+                "INSERT INTO twilio_accounts (account_sid, friendly_name, sealed_token, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $4)",
+            )
+            .bind(sid)
+            .bind(friendly_name)
+            .bind(&sealed)
+            .bind(&now)
+            .execute(&self.pool)
+            .await?;
+        }
+        self.twilio_account(sid).await?.ok_or_else(|| StoreError::NotFound(format!("Twilio account {sid}")))
+    }
+
+    pub async fn twilio_account(&self, sid: &str) -> Result<Option<TwilioAccount>, StoreError> {
+        let row = sqlx::query(
+            "SELECT account_sid, friendly_name, created_at, updated_at, trunk_sid FROM twilio_accounts \
+             WHERE account_sid = $1",
+        )
+        .bind(sid)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| account_from(&r)).transpose()
+    }
+
+    pub async fn twilio_accounts(&self) -> Result<Vec<TwilioAccount>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT account_sid, friendly_name, created_at, updated_at, trunk_sid FROM twilio_accounts \
+             ORDER BY account_sid",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(account_from).collect()
+    }
+
+    /// The account's auth token, unsealed, for calling Twilio.
+    pub async fn twilio_token(&self, sid: &str) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT sealed_token FROM twilio_accounts WHERE account_sid = $1")
+            .bind(sid)
+            .fetch_optional(&self.pool)
+            .await?;
+        match row {
+            Some(r) => Ok(Some(self.secret()?.open(sid, &r.try_get::<String, _>(0)?)?)),
+            None => Ok(None),
+        }
+    }
+
+    pub async fn set_account_trunk(&self, sid: &str, trunk: Option<&str>) -> Result<(), StoreError> {
+        sqlx::query("UPDATE twilio_accounts SET trunk_sid = $1, updated_at = $2 WHERE account_sid = $3")
+            .bind(trunk.map(str::to_string))
+            .bind(now_rfc3339())
+            .bind(sid)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Adds a number of a linked Twilio account with the voice settings it had (restored when it is removed).
+    /// It is in `error` ("being configured") until [`Store::set_number_status`] says how configuring went, so a
+    /// crash half-way never leaves it looking active.
+    pub async fn add_twilio_number(
+        &self,
+        e164: &E164,
+        agent_id: Option<&str>,
+        account: &str,
+        number_sid: &str,
+        snapshot: &Value,
+    ) -> Result<PhoneNumber, StoreError> {
+        if self.number(e164).await?.is_some() {
+            return Err(StoreError::Conflict(format!("{e164} is already added")));
+        }
+        self.check_agent(agent_id).await?;
+        let now = now_rfc3339();
+        sqlx::query(
+            "INSERT INTO phone_numbers (e164, agent_id, twilio_account_sid, twilio_number_sid, status, status_detail, \
+             twilio_snapshot, created_at, updated_at) VALUES ($1, $2, $3, $4, 'error', $5, $6, $7, $7)",
+        )
+        .bind(e164.to_string())
+        .bind(agent_id.map(str::to_string))
+        .bind(account)
+        .bind(number_sid)
+        .bind("Twilio is being configured")
+        .bind(snapshot.to_string())
+        .bind(&now)
+        .execute(&self.pool)
+        .await?;
+        self.number(e164).await?.ok_or_else(|| StoreError::NotFound(e164.to_string()))
+    }
+
+    /// `None`: configured fine (`active` with an agent, `inactive` without); `Some(detail)`: `error`.
+    pub async fn set_number_status(&self, e164: &E164, error: Option<&str>) -> Result<PhoneNumber, StoreError> {
+        let n = self.number(e164).await?.ok_or_else(|| StoreError::NotFound(format!("number {e164}")))?;
+        let status = if error.is_some() { "error" } else { status_for(n.agent_id.as_deref()) };
+        sqlx::query("UPDATE phone_numbers SET status = $1, status_detail = $2, updated_at = $3 WHERE e164 = $4")
+            .bind(status)
+            .bind(error.unwrap_or(""))
+            .bind(now_rfc3339())
+            .bind(e164.to_string())
+            .execute(&self.pool)
+            .await?;
+        self.number(e164).await?.ok_or_else(|| StoreError::NotFound(e164.to_string()))
+    }
+
+    /// Unlinks an account no number uses; otherwise [`StoreError::InUse`] names the numbers.
+    pub async fn delete_twilio_account(&self, sid: &str) -> Result<(), StoreError> {
+        let rows = sqlx::query("SELECT e164 FROM phone_numbers WHERE twilio_account_sid = $1 ORDER BY e164")
+            .bind(sid)
+            .fetch_all(&self.pool)
+            .await?;
+        let numbers: Vec<String> = rows.iter().map(|r| r.try_get::<String, _>(0)).collect::<Result<_, _>>()?;
+        if !numbers.is_empty() {
+            return Err(StoreError::InUse { what: format!("Twilio account {sid}"), numbers });
+        }
+        let done =
+            sqlx::query("DELETE FROM twilio_accounts WHERE account_sid = $1").bind(sid).execute(&self.pool).await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("Twilio account {sid}")));
+        }
+        Ok(())
+    }
+}
+
+fn account_from(r: &AnyRow) -> Result<TwilioAccount, StoreError> {
+    Ok(TwilioAccount {
+        account_sid: r.try_get(0)?,
+        friendly_name: r.try_get(1)?,
+        created_at: r.try_get(2)?,
+        updated_at: r.try_get(3)?,
+        trunk_sid: r.try_get(4)?,
+    })
+}
