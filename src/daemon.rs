@@ -118,7 +118,9 @@ pub async fn serve(
     }
     let catalog = Catalog::new(store.clone(), base, directory.clone());
     match catalog.reload().await {
-        Ok(n) => tracing::info!(numbers = n, store = %redact(&config.store_url), "routing table loaded"),
+        Ok(n) => {
+            tracing::info!(numbers = n, store = %crate::config::redact_url(&config.store_url), "routing table loaded")
+        }
         Err(e) => tracing::warn!(error = %e, "routing table not loaded from the store yet; retrying"),
     }
     let watch = catalog.clone().spawn_watch();
@@ -307,19 +309,14 @@ async fn open_store(url: &str) -> std::io::Result<Store> {
             Ok(store) => return Ok(store),
             Err(e @ StoreError::Invalid(_)) => return Err(std::io::Error::other(e.to_string())),
             Err(e) if tokio::time::Instant::now() >= deadline => {
-                return Err(std::io::Error::other(format!("store {}: {e}", redact(url))));
+                return Err(std::io::Error::other(format!("store {}: {e}", crate::config::redact_url(url))));
             }
             Err(e) => {
-                tracing::warn!(store = %redact(url), error = %e, "store not reachable yet; retrying");
+                tracing::warn!(store = %crate::config::redact_url(url), error = %e, "store not reachable yet; retrying");
                 tokio::time::sleep(std::time::Duration::from_secs(1)).await;
             }
         }
     }
-}
-
-/// A store URL with its password hidden, for logs.
-pub fn redact(url: &str) -> String {
-    crate::config::redact_url(url)
 }
 
 /// Where the generated admin token is kept.

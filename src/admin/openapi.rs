@@ -27,6 +27,11 @@ const fn op(
     Operation { method, path, summary, auth: true, request, status, response }
 }
 
+/// An operation anyone may call (no token): a GET answering 200.
+const fn open_get(path: &'static str, summary: &'static str) -> Operation {
+    Operation { method: "get", path, summary, auth: false, request: None, status: 200, response: None }
+}
+
 pub const OPERATIONS: &[Operation] = &[
     op("post", "/v1/agents", "Create an agent", Some("NewAgent"), 201, Some("Agent")),
     op("get", "/v1/agents", "List agents", None, 200, Some("AgentList")),
@@ -111,33 +116,9 @@ pub const OPERATIONS: &[Operation] = &[
         Some("Number"),
     ),
     op("post", "/v1/numbers/{number}/twilio/repair", "Set Twilio right again after drift", None, 200, Some("Number")),
-    Operation {
-        method: "get",
-        path: "/healthz",
-        summary: "Alive",
-        auth: false,
-        request: None,
-        status: 200,
-        response: None,
-    },
-    Operation {
-        method: "get",
-        path: "/readyz",
-        summary: "Ready: listeners bound, routing loaded, not draining (503 otherwise)",
-        auth: false,
-        request: None,
-        status: 200,
-        response: None,
-    },
-    Operation {
-        method: "get",
-        path: "/v1/openapi.json",
-        summary: "This document",
-        auth: false,
-        request: None,
-        status: 200,
-        response: None,
-    },
+    open_get("/healthz", "Alive"),
+    open_get("/readyz", "Ready: listeners bound, routing loaded, not draining (503 otherwise)"),
+    open_get("/v1/openapi.json", "This document"),
 ];
 
 fn schema_ref(name: &str) -> Value {

@@ -290,15 +290,12 @@ impl Calls {
     fn answer(&mut self, now: Instant, ep: &mut Endpoint, call: CallRef, sdp: Bytes) {
         count_invite(200);
         ep.answer(now, call, sdp);
-        if let Some(a) = self.active.get_mut(&call) {
-            a.answered = Some(now);
-            metrics::histogram!(crate::metrics::CALL_SETUP).record(now.duration_since(a.invited).as_secs_f64());
-            tracing::info!(call = %a.info.id, agent = %a.info.agent.name, to = %a.info.to, "call answered");
-        }
-        if let Some(a) = self.active.get(&call) {
-            let write = CallWrite::Answered { id: a.info.id.clone(), at: now_rfc3339(), codec: a.codec.to_string() };
-            self.write(write);
-        }
+        let Some(a) = self.active.get_mut(&call) else { return };
+        a.answered = Some(now);
+        metrics::histogram!(crate::metrics::CALL_SETUP).record(now.duration_since(a.invited).as_secs_f64());
+        tracing::info!(call = %a.info.id, agent = %a.info.agent.name, to = %a.info.to, "call answered");
+        let write = CallWrite::Answered { id: a.info.id.clone(), at: now_rfc3339(), codec: a.codec.to_string() };
+        self.write(write);
     }
 
     /// A call record as the INVITE describes it (with a CallSid made up for calls not from Twilio).
@@ -601,7 +598,6 @@ fn count_invite(status: u16) {
     metrics::counter!(crate::metrics::INVITES, "result" => result).increment(1);
 }
 
-/// Compares secrets in time that does not depend on where they differ.
 /// Equal bytes, compared in time that does not depend on where they differ.
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
