@@ -137,8 +137,7 @@ fn fuzz_regressions_stay_fixed() {
             }
             Err(e) => {
                 if let Some(answer) = vocals::sip::message::error_response(&bytes, &e) {
-                    let parsed = Message::parse_datagram(answer, &Limits::unlimited());
-                    assert!(matches!(parsed, Ok(Message::Response(_))), "{}: {parsed:?}", path.display());
+                    vocals::sip::message::check_error_response(&answer);
                 }
             }
         }

@@ -22,7 +22,7 @@ pub use headers::{Header, Headers};
 pub use method::{Method, StatusCode};
 pub use params::{Param, Params};
 pub use parse::{Framing, StreamFrame, frame_stream};
-pub use response::error_response;
+pub use response::{check_error_response, error_response};
 pub use uri::{Host, OtherUri, SipUri, TelUri, Uri, UriError, unescape};
 
 /// Size caps applied while parsing. Defaults fit real traffic (a Twilio INVITE with an Identity header runs

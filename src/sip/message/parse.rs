@@ -65,8 +65,10 @@ pub fn frame_stream(buf: &[u8], limits: &Limits) -> Result<StreamFrame, ParseErr
     Ok(if buf.len() < total { StreamFrame::Incomplete } else { StreamFrame::Message(total) })
 }
 
-/// The Content-Length of a stream message's header section (lines ending in CRLF).
+/// The Content-Length of a stream message's header section (lines ending in CRLF). Two Content-Length
+/// headers leave the message's end unknowable, so the stream cannot be framed (RFC 4475 §3.1.2.11).
 fn stream_content_length(head: &[u8]) -> Result<usize, ParseError> {
+    let mut found = None;
     for line in head.split(|&b| b == b'\n').skip(1) {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         let Some(colon) = memchr::memchr(b':', line) else {
@@ -74,10 +76,13 @@ fn stream_content_length(head: &[u8]) -> Result<usize, ParseError> {
         };
         let name = trim_wsp(&line[..colon]);
         if name.eq_ignore_ascii_case(b"content-length") || name.eq_ignore_ascii_case(b"l") {
-            return parse_content_length(&line[colon + 1..]);
+            if found.is_some() {
+                return Err(ParseError::ContentLength("given twice"));
+            }
+            found = Some(parse_content_length(&line[colon + 1..])?);
         }
     }
-    Err(ParseError::ContentLength("missing (it is required on stream transports)"))
+    found.ok_or(ParseError::ContentLength("missing (it is required on stream transports)"))
 }
 
 fn parse_content_length(value: &[u8]) -> Result<usize, ParseError> {

@@ -294,6 +294,55 @@ fn an_existing_to_tag_is_kept() {
     assert_eq!(ok.headers.to().unwrap().tag().unwrap(), "theirs");
 }
 
+#[test]
+fn a_request_missing_mandatory_headers_still_gets_a_400_echoing_what_it_has() {
+    let bytes = msg(
+        &["INVITE sip:bob@example.com SIP/2.0", "Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1", "CSeq: 1 INVITE"],
+        "",
+    );
+    let e = Message::parse(Bytes::copy_from_slice(&bytes)).unwrap_err();
+    let answer = error_response(&bytes, &e).expect("answered");
+    let text = std::str::from_utf8(&answer).unwrap();
+    assert!(text.starts_with("SIP/2.0 400 missing "), "{text}");
+    assert!(text.contains("\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1\r\n"), "{text}");
+    assert!(text.contains("\r\nCSeq: 1 INVITE\r\n") && !text.contains("From:") && !text.contains("Call-ID:"));
+    assert_eq!(frame_stream(&answer, &Limits::default()), Ok(StreamFrame::Message(answer.len())));
+}
+
+#[test]
+fn malformed_values_are_left_out_of_the_400_rather_than_reflected() {
+    let bytes = minimal(&[]);
+    let text =
+        String::from_utf8(bytes).unwrap().replace("192.0.2.1:5060", "2001:db8::9:1").replace("c1@", "two words@");
+    let e = Message::parse(Bytes::copy_from_slice(text.as_bytes())).unwrap_err();
+    let answer = String::from_utf8(error_response(text.as_bytes(), &e).expect("answered").to_vec()).unwrap();
+    assert!(answer.starts_with("SIP/2.0 400 "), "{answer}");
+    assert!(!answer.contains("Via:") && !answer.contains("Call-ID:"), "{answer}");
+    assert!(answer.contains("From: <sip:a@example.com>;tag=1\r\n") && answer.contains("CSeq: 1 OPTIONS\r\n"));
+}
+
+#[test]
+fn noise_responses_and_acks_get_no_error_response() {
+    let e = ParseError::MissingHeader("Via");
+    for bytes in [
+        &b"hello there\r\n\r\n"[..],
+        b"SIP/2.0 200 OK\r\n\r\n",
+        b"ACK sip:a@b SIP/2.0\r\n\r\n",
+        b"GET / HTTP/1.1\r\n\r\n",
+    ] {
+        assert_eq!(error_response(bytes, &e), None, "{}", String::from_utf8_lossy(bytes));
+    }
+    assert!(error_response(b"\r\nINV@TE sip:a@b SIP/2.0\r\n\r\n", &e).is_some());
+}
+
+#[test]
+fn two_content_lengths_cannot_frame_a_stream() {
+    let bytes = minimal(&["Content-Length: 12", "Content-Length: 0"]);
+    assert_eq!(frame_stream(&bytes, &Limits::default()), Err(ParseError::ContentLength("given twice")));
+    let one = minimal(&["Content-Length: 0"]);
+    assert_eq!(frame_stream(&one, &Limits::default()), Ok(StreamFrame::Message(one.len())));
+}
+
 /// Header values that survive as typed or raw values: a mix of tokens, URIs, quoted strings and parameters.
 fn header_value() -> impl Strategy<Value = String> {
     prop_oneof![
