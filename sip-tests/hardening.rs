@@ -1,10 +1,12 @@
 //! Hardening on the wire: a source flooding INVITEs is limited (503, then silence) while other sources' calls
-//! go through, with the server's memory flat.
+//! go through, with the server's memory flat; TCP connections capped per source and in total; a trickled
+//! message (slowloris) closed; an oversized SDP offer refused.
 
 mod common;
 
 use std::collections::HashSet;
-use std::net::UdpSocket;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
 use common::{Caller, NUMBER, Server, header};
@@ -173,4 +175,149 @@ fn a_call_cut_by_kill_9_is_closed_as_interrupted_at_the_next_start() {
     );
     let restart_log = std::fs::read_to_string(server.dir.join("server2.log")).unwrap();
     assert!(restart_log.contains("calls left unfinished by the last run marked ended"), "{restart_log}");
+}
+
+/// A TCP connection to the server from `source` (a loopback address).
+fn tcp_from(server: &Server, source: &str) -> TcpStream {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.bind(&SocketAddr::new(source.parse().unwrap(), 0).into()).unwrap();
+    socket.connect(&SocketAddr::from(([127, 0, 0, 1], server.tcp)).into()).unwrap();
+    let stream: TcpStream = socket.into();
+    stream.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    stream
+}
+
+fn options(conn: &TcpStream, n: u32) -> Vec<u8> {
+    let me = conn.local_addr().unwrap();
+    format!(
+        "OPTIONS sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP {me};branch=z9hG4bK-tcp{n}\r\nFrom: <sip:t@{me}>;tag=t{n}\r\n\
+         To: <sip:127.0.0.1>\r\nCall-ID: tcp-{n}-{}\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+        me.port()
+    )
+    .into_bytes()
+}
+
+/// The status line of the next response on `conn`; `closed` when the server closes the connection first (EOF
+/// or reset), `silence` when nothing comes within the read timeout.
+fn read_answer(conn: &mut TcpStream) -> String {
+    use std::io::ErrorKind::{TimedOut, WouldBlock};
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match conn.read(&mut buf) {
+            Err(e) if got.is_empty() && matches!(e.kind(), WouldBlock | TimedOut) => return "silence".into(),
+            Ok(0) | Err(_) if got.is_empty() => return "closed".into(),
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+        if got.windows(4).any(|w| w == b"\r\n\r\n") {
+            break;
+        }
+    }
+    String::from_utf8_lossy(&got).lines().next().unwrap_or("").to_string()
+}
+
+fn ask(conn: &mut TcpStream, n: u32) -> String {
+    if conn.write_all(&options(conn, n)).is_err() {
+        return "closed".into();
+    }
+    read_answer(conn)
+}
+
+#[test]
+fn tcp_connections_are_capped_per_source_and_in_total() {
+    let server =
+        Server::start("tcp-caps", &[("VOCALS_SIP_TCP_MAX_PER_SOURCE", "4"), ("VOCALS_SIP_TCP_MAX_CONNECTIONS", "6")]);
+    let mut held: Vec<TcpStream> = (0..4).map(|_| tcp_from(&server, "127.0.0.2")).collect();
+    for (n, conn) in held.iter_mut().enumerate() {
+        assert_eq!(ask(conn, n as u32), "SIP/2.0 200 OK", "connection {n} from 127.0.0.2");
+    }
+    // A fifth from the same source is closed at accept; another source still gets in.
+    let mut fifth = tcp_from(&server, "127.0.0.2");
+    assert_eq!(ask(&mut fifth, 10), "closed");
+    let mut other = tcp_from(&server, "127.0.0.3");
+    assert_eq!(ask(&mut other, 11), "SIP/2.0 200 OK");
+    // The total: 4 + 1 held, one more fits, the next does not, whatever its source.
+    let mut sixth = tcp_from(&server, "127.0.0.4");
+    assert_eq!(ask(&mut sixth, 12), "SIP/2.0 200 OK");
+    let mut seventh = tcp_from(&server, "127.0.0.5");
+    assert_eq!(ask(&mut seventh, 13), "closed");
+    // A connection given back makes room for its source again.
+    drop(held.pop());
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let mut n = 20;
+    loop {
+        let mut again = tcp_from(&server, "127.0.0.2");
+        n += 1;
+        match ask(&mut again, n).as_str() {
+            "SIP/2.0 200 OK" => break,
+            other => assert!(Instant::now() < deadline, "no room after a connection closed: {other}"),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let metrics = server.http_get("/metrics");
+    for why in ["too many connections from this source", "connection table full"] {
+        let line = metrics.lines().find(|l| l.contains("vocals_sip_tcp_refused_total") && l.contains(why));
+        assert!(line.is_some_and(|l| !l.ends_with(" 0")), "{why} not counted:\n{metrics}");
+    }
+}
+
+#[test]
+fn a_message_trickled_over_tcp_is_closed_after_the_message_timeout() {
+    let server = Server::start("slowloris", &[("VOCALS_SIP_TCP_MESSAGE_TIMEOUT", "1")]);
+    // A message sent in two halves within the timeout is answered...
+    let mut quick = tcp_from(&server, "127.0.0.2");
+    let msg = options(&quick, 1);
+    quick.write_all(&msg[..40]).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    quick.write_all(&msg[40..]).unwrap();
+    assert_eq!(read_answer(&mut quick), "SIP/2.0 200 OK");
+    // ...and a connection that sent whole messages keeps its idle allowance (600 s) after them.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(ask(&mut quick, 2), "SIP/2.0 200 OK");
+
+    // A byte every 200 ms never completes a message: closed about a second after its first byte.
+    let mut slow = tcp_from(&server, "127.0.0.3");
+    let msg = options(&slow, 3);
+    let started = Instant::now();
+    let mut closed = false;
+    for byte in msg.iter().take(40) {
+        if slow.write_all(std::slice::from_ref(byte)).is_err() {
+            closed = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    if !closed {
+        assert_eq!(read_answer(&mut slow), "closed");
+    }
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(900) && took < Duration::from_secs(4), "closed after {took:?}");
+    let metrics = server.http_get("/metrics");
+    assert!(metrics.contains("vocals_sip_tcp_refused_total{reason=\"message timeout\"} 1"), "{metrics}");
+}
+
+#[test]
+fn an_sdp_offer_larger_than_vocals_reads_gets_413() {
+    let server = Server::start("big-sdp", &[]);
+    let mut conn = tcp_from(&server, "127.0.0.2");
+    let me = conn.local_addr().unwrap();
+    let mut sdp = String::from(
+        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n",
+    );
+    while sdp.len() <= 20_000 {
+        sdp.push_str("a=x-padding:0123456789abcdef0123456789abcdef\r\n");
+    }
+    let invite = format!(
+        "INVITE sip:{NUMBER}@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP {me};branch=z9hG4bK-big\r\nFrom: <sip:+12125550100@{me}>;tag=b\r\n\
+         To: <sip:{NUMBER}@127.0.0.1>\r\nCall-ID: big-sdp\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\nContact: <sip:c@{me};transport=tcp>\r\n\
+         Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+        sdp.len()
+    );
+    conn.write_all(invite.as_bytes()).unwrap();
+    let mut status = read_answer(&mut conn);
+    while status.starts_with("SIP/2.0 1") {
+        status = read_answer(&mut conn);
+    }
+    assert!(status.starts_with("SIP/2.0 413 "), "{status}");
 }

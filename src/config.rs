@@ -150,8 +150,12 @@ pub struct SipConfig {
     pub timers: Timers,
     /// TCP connections held at once.
     pub tcp_max_connections: usize,
+    /// TCP connections held at once from one source (the rate-exempt sources excepted).
+    pub tcp_max_per_source: usize,
     /// A TCP connection with no complete message for this long is closed.
     pub tcp_idle_timeout: Duration,
+    /// A TCP message begun and not complete after this long closes its connection (slowloris).
+    pub tcp_message_timeout: Duration,
     /// On SIGTERM: how long calls in progress may go on (new ones get 503) before they get BYE.
     pub drain_timeout: Duration,
     /// The per-source limit on new INVITEs.
@@ -211,7 +215,9 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ("sip", "max_call_duration", "14400"),
     ("sip", "t1_ms", "500"),
     ("sip", "tcp_max_connections", "1024"),
+    ("sip", "tcp_max_per_source", "32"),
     ("sip", "tcp_idle_timeout", "600"),
+    ("sip", "tcp_message_timeout", "10"),
     ("sip", "drain_timeout", "300"),
     ("sip", "invite_rate", "10"),
     ("sip", "invite_burst", "20"),
@@ -315,7 +321,9 @@ impl Config {
             max_call_duration: Duration::from_secs(number(v, "sip.max_call_duration", 1, 7 * 86_400)? as u64),
             timers: Timers { t1, t2: t1 * 8, t4: t1 * 10 },
             tcp_max_connections: number(v, "sip.tcp_max_connections", 1, 1_000_000)?,
+            tcp_max_per_source: number(v, "sip.tcp_max_per_source", 1, 1_000_000)?,
             tcp_idle_timeout: Duration::from_secs(number(v, "sip.tcp_idle_timeout", 1, 86_400)? as u64),
+            tcp_message_timeout: Duration::from_secs(number(v, "sip.tcp_message_timeout", 1, 600)? as u64),
             drain_timeout: Duration::from_secs(number(v, "sip.drain_timeout", 0, 86_400)? as u64),
             rate: RateConfig {
                 per_second: number(v, "sip.invite_rate", 0, 1_000_000)? as u32,

@@ -163,8 +163,13 @@ pub async fn serve(
     let tcp = listeners.tcp.as_ref().map(|s| s.local_addr()).transpose()?;
     tracing::info!(?udp, ?tcp, %media_ip, "SIP listening");
     let endpoint = Endpoint::new(ep_config, IdGen::new(random_seed()));
-    let tcp_limits =
-        TcpLimits { max_connections: config.sip.tcp_max_connections, idle_timeout: config.sip.tcp_idle_timeout };
+    let tcp_limits = TcpLimits {
+        max_connections: config.sip.tcp_max_connections,
+        max_per_source: config.sip.tcp_max_per_source,
+        exempt: config.sip.rate.exempt.clone(),
+        idle_timeout: config.sip.tcp_idle_timeout,
+        message_timeout: config.sip.tcp_message_timeout,
+    };
     let Listeners { udp, tcp, admin } = listeners;
     let draining = Arc::new(AtomicBool::new(false));
     let (control_tx, control_rx) = mpsc::channel(8);

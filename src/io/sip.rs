@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -31,17 +31,72 @@ pub struct Listeners {
 }
 
 /// Limits of the TCP side.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct TcpLimits {
     /// Connections held at once; further ones are closed at accept.
     pub max_connections: usize,
+    /// Connections held at once from one source address (except `exempt`); further ones are closed at accept.
+    pub max_per_source: usize,
+    /// Sources without a per-source cap (Twilio's signalling edges carry every customer's calls).
+    pub exempt: AllowList,
     /// A connection with no complete message for this long is closed (slow or idle peers).
     pub idle_timeout: Duration,
+    /// A message begun must be complete within this (slowloris: a peer trickling a message byte by byte).
+    pub message_timeout: Duration,
 }
 
 impl Default for TcpLimits {
     fn default() -> Self {
-        TcpLimits { max_connections: 1024, idle_timeout: Duration::from_secs(600) }
+        TcpLimits {
+            max_connections: 1024,
+            max_per_source: 32,
+            exempt: AllowList::default(),
+            idle_timeout: Duration::from_secs(600),
+            message_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The TCP connections the driver holds: each one's queue to its task, and how many each source has.
+#[derive(Default)]
+struct TcpTable {
+    conns: HashMap<u64, (mpsc::Sender<Bytes>, IpAddr)>,
+    per_source: HashMap<IpAddr, usize>,
+    next: u64,
+}
+
+impl TcpTable {
+    /// Takes a new connection from `ip`, or says which limit refuses it.
+    fn admit(&mut self, ip: IpAddr, limits: &TcpLimits, tx: mpsc::Sender<Bytes>) -> Result<u64, &'static str> {
+        if self.conns.len() >= limits.max_connections {
+            return Err("connection table full");
+        }
+        let held = self.per_source.get(&ip).copied().unwrap_or(0);
+        if held >= limits.max_per_source && !limits.exempt.allows(ip) {
+            return Err("too many connections from this source");
+        }
+        self.next += 1;
+        self.conns.insert(self.next, (tx, ip));
+        *self.per_source.entry(ip).or_default() += 1;
+        Ok(self.next)
+    }
+
+    fn remove(&mut self, conn: u64) {
+        let Some((_, ip)) = self.conns.remove(&conn) else { return };
+        if let Some(n) = self.per_source.get_mut(&ip) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_source.remove(&ip);
+            }
+        }
+    }
+
+    fn sender(&self, conn: u64) -> Option<&mpsc::Sender<Bytes>> {
+        self.conns.get(&conn).map(|(tx, _)| tx)
+    }
+
+    fn len(&self) -> usize {
+        self.conns.len()
     }
 }
 
@@ -147,8 +202,7 @@ pub async fn run(
     let limits = ep.config().limits;
     let udp_local = listeners.udp.as_ref().map(UdpSocket::local_addr).transpose()?;
     let (inbound_tx, mut inbound) = mpsc::channel::<Inbound>(1024);
-    let mut conns: HashMap<u64, mpsc::Sender<Bytes>> = HashMap::new();
-    let mut next_conn = 0u64;
+    let mut conns = TcpTable::default();
     let mut buf = vec![0u8; 65_536];
     let mut manager = Manager::new();
     let mut check_in = tokio::time::interval(manager.interval());
@@ -209,14 +263,17 @@ pub async fn run(
             }
             r = accept(listeners.tcp.as_ref()) => {
                 let Ok((stream, from)) = r else { continue };
-                if conns.len() >= tcp_limits.max_connections {
-                    tracing::warn!(%from, "TCP connection refused: connection table full");
-                    continue;
-                }
-                next_conn += 1;
                 let (tx, rx) = mpsc::channel(256);
-                conns.insert(next_conn, tx);
-                tokio::spawn(connection(next_conn, stream, from, limits, tcp_limits, inbound_tx.clone(), rx));
+                match conns.admit(from.ip(), &tcp_limits, tx) {
+                    Ok(conn) => {
+                        let timeouts = (tcp_limits.idle_timeout, tcp_limits.message_timeout);
+                        tokio::spawn(connection(conn, stream, from, limits, timeouts, inbound_tx.clone(), rx));
+                    }
+                    Err(why) => {
+                        metrics::counter!(crate::metrics::TCP_REFUSED, "reason" => why).increment(1);
+                        tracing::warn!(%from, why, "TCP connection refused");
+                    }
+                }
             }
             Some(msg) = inbound.recv() => match msg {
                 Inbound::Message { conn, peer, local, bytes } => {
@@ -229,7 +286,7 @@ pub async fn run(
                     let peer = Peer { addr: peer, local, transport: Transport::Tcp, conn: Some(conn) };
                     ep.framing_error(peer, &bytes, &error);
                 }
-                Inbound::Closed { conn } => { conns.remove(&conn); }
+                Inbound::Closed { conn } => conns.remove(conn),
             },
             Some(event) = media_events.recv() => match event {
                 MediaEvent::Ready { call } => calls.media_ready(std::time::Instant::now(), &mut ep, call),
@@ -259,7 +316,7 @@ pub async fn run(
 
 /// Hands every pending output to the sockets (never waiting: a full socket or queue drops and logs) and every
 /// event to the call layer, until nothing is left.
-fn drain(ep: &mut Endpoint, calls: &mut Calls, udp: Option<&UdpSocket>, conns: &HashMap<u64, mpsc::Sender<Bytes>>) {
+fn drain(ep: &mut Endpoint, calls: &mut Calls, udp: Option<&UdpSocket>, conns: &TcpTable) {
     while let Some(out) = ep.poll_output() {
         match out {
             Output::Transmit { peer, bytes } => send(udp, conns, peer, bytes),
@@ -271,7 +328,7 @@ fn drain(ep: &mut Endpoint, calls: &mut Calls, udp: Option<&UdpSocket>, conns: &
     }
 }
 
-fn send(udp: Option<&UdpSocket>, conns: &HashMap<u64, mpsc::Sender<Bytes>>, peer: Peer, bytes: Bytes) {
+fn send(udp: Option<&UdpSocket>, conns: &TcpTable, peer: Peer, bytes: Bytes) {
     trace("out", peer.addr, &bytes);
     match (peer.transport, peer.conn) {
         (Transport::Udp, _) => {
@@ -279,7 +336,7 @@ fn send(udp: Option<&UdpSocket>, conns: &HashMap<u64, mpsc::Sender<Bytes>>, peer
                 tracing::warn!(to = %peer.addr, error = %e, "udp send failed");
             }
         }
-        (Transport::Tcp, Some(conn)) => match conns.get(&conn).map(|tx| tx.try_send(bytes)) {
+        (Transport::Tcp, Some(conn)) => match conns.sender(conn).map(|tx| tx.try_send(bytes)) {
             Some(Ok(())) => {}
             _ => tracing::warn!(to = %peer.addr, conn, "tcp send dropped: connection gone or its queue full"),
         },
@@ -319,21 +376,27 @@ fn far_future() -> Instant {
     Instant::now() + Duration::from_secs(86_400)
 }
 
-/// One TCP connection: frames inbound messages, answers keepalives, writes what the driver sends.
+/// One TCP connection: frames inbound messages, answers keepalives, writes what the driver sends. It closes
+/// after `idle_timeout` without a complete message, and when a message begun is still incomplete after
+/// `message_timeout` (a slow or stalled sender holding the connection).
 async fn connection(
     conn: u64,
     stream: TcpStream,
     peer: SocketAddr,
     limits: Limits,
-    tcp_limits: TcpLimits,
+    (idle_timeout, message_timeout): (Duration, Duration),
     to_driver: mpsc::Sender<Inbound>,
     mut from_driver: mpsc::Receiver<Bytes>,
 ) {
     let Ok(local) = stream.local_addr() else { return };
     let (mut rd, mut wr) = stream.into_split();
     let mut buf = BytesMut::with_capacity(8192);
-    let idle = tokio::time::sleep(tcp_limits.idle_timeout);
+    let idle = tokio::time::sleep(idle_timeout);
     tokio::pin!(idle);
+    // Whether part of a message is buffered, and (`unfinished`) when it must be complete by.
+    let mut pending = false;
+    let unfinished = tokio::time::sleep(far_future() - Instant::now());
+    tokio::pin!(unfinished);
     'conn: loop {
         tokio::select! {
             r = rd.read_buf(&mut buf) => {
@@ -350,7 +413,8 @@ async fn connection(
                         Ok(StreamFrame::Pong) => buf.advance(2),
                         Ok(StreamFrame::Message(n)) => {
                             let bytes = buf.split_to(n).freeze();
-                            idle.as_mut().reset(Instant::now() + tcp_limits.idle_timeout);
+                            idle.as_mut().reset(Instant::now() + idle_timeout);
+                            pending = false;
                             if to_driver.send(Inbound::Message { conn, peer, local, bytes }).await.is_err() {
                                 break 'conn;
                             }
@@ -370,12 +434,23 @@ async fn connection(
                         }
                     }
                 }
+                if buf.is_empty() {
+                    pending = false;
+                } else if !pending {
+                    pending = true;
+                    unfinished.as_mut().reset(Instant::now() + message_timeout);
+                }
             }
             Some(out) = from_driver.recv() => {
                 if wr.write_all(&out).await.is_err() { break; }
             }
             _ = &mut idle => {
                 tracing::debug!(%peer, "closing idle TCP connection");
+                break;
+            }
+            _ = &mut unfinished, if pending => {
+                metrics::counter!(crate::metrics::TCP_REFUSED, "reason" => "message timeout").increment(1);
+                tracing::info!(%peer, buffered = buf.len(), "closing TCP connection: a message left incomplete too long");
                 break;
             }
         }

@@ -23,12 +23,23 @@ pub enum SdpError {
     SrtpNotEnabled,
     #[error("unsupported media transport {0}")]
     UnsupportedTransport(String),
+    #[error("SDP body of {0} bytes is larger than the {MAX_SDP} vocals reads")]
+    TooLarge(usize),
 }
 
+/// The largest SDP body read, in bytes. Offers for one audio stream are a few hundred bytes (Twilio's are
+/// under 400); a bigger body is refused before it is parsed, so no offer costs more than this to read.
+pub const MAX_SDP: usize = 16_384;
+
 impl SdpError {
-    /// 400 for SDP that does not parse, 488 Not Acceptable Here for an offer vocals cannot accept.
+    /// 400 for SDP that does not parse, 413 for one too large to read, 488 Not Acceptable Here for an offer
+    /// vocals cannot accept.
     pub fn status(&self) -> u16 {
-        if matches!(self, SdpError::Malformed(_)) { 400 } else { 488 }
+        match self {
+            SdpError::Malformed(_) => 400,
+            SdpError::TooLarge(_) => 413,
+            _ => 488,
+        }
     }
 
     /// A Warning header value for the 488 (RFC 3261 §20.43: 304 media type, 305 media format unavailable).
@@ -131,6 +142,9 @@ pub struct Offer {
 impl Offer {
     /// Parses an SDP body and picks its first audio stream with a non-zero port.
     pub fn parse(body: &[u8]) -> Result<Offer, SdpError> {
+        if body.len() > MAX_SDP {
+            return Err(SdpError::TooLarge(body.len()));
+        }
         let text = std::str::from_utf8(body).map_err(|_| SdpError::Malformed("not UTF-8".into()))?;
         let sd = rtc_sdp::SessionDescription::unmarshal(&mut Cursor::new(text))
             .map_err(|e| SdpError::Malformed(e.to_string()))?;

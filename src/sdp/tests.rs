@@ -138,3 +138,17 @@ fn our_own_offer_lists_both_laws_and_events_and_reads_back() {
     assert_eq!(back.formats.len(), 3);
     assert_eq!(negotiate(&back, false).unwrap().codec, Codec::Pcmu);
 }
+
+#[test]
+fn an_offer_larger_than_max_sdp_is_refused_unread_with_413() {
+    let mut media = String::from("m=audio 4000 RTP/AVP 0\r\n");
+    while media.len() <= MAX_SDP {
+        media.push_str("a=x-padding:0123456789abcdef0123456789abcdef\r\n");
+    }
+    let big = sdp(&media);
+    let err = Offer::parse(&big).unwrap_err();
+    assert_eq!(err, SdpError::TooLarge(big.len()));
+    assert_eq!(err.status(), 413);
+    let just_fits = sdp("m=audio 4000 RTP/AVP 0\r\n");
+    assert!(Offer::parse(&just_fits).is_ok());
+}

@@ -148,7 +148,7 @@ fn looks_like_request_line(start: &[u8]) -> bool {
     let mut words = start.split(|&b| b == b' ').filter(|w| !w.is_empty());
     let (Some(method), Some(uri)) = (words.next(), words.next()) else { return false };
     let sip = |w: &[u8]| w.len() >= 4 && w[..4].eq_ignore_ascii_case(b"SIP/");
-    let versioned = match words.last() {
+    let versioned = match words.next_back() {
         Some(version) => sip(version),
         None => memchr::memchr(b':', uri).is_some(),
     };
