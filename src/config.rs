@@ -234,6 +234,7 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ("media", "send_silence", "true"),
     ("media", "rtcp_interval", "5"),
     ("media", "jitter_max_ms", "60"),
+    ("media", "agent_stall_timeout", "5"),
     ("admin", "listen", "127.0.0.1:8080"),
     ("admin", "token", ""),
     ("store", "url", ""),
@@ -353,6 +354,9 @@ impl Config {
             send_silence: boolean(v, "media.send_silence")?,
             rtcp_interval: Duration::from_secs(number(v, "media.rtcp_interval", 1, 60)? as u64),
             jitter_max_wait: Duration::from_millis(number(v, "media.jitter_max_ms", 10, 1000)? as u64),
+            agent_stall: Some(number(v, "media.agent_stall_timeout", 0, 3600)? as u64)
+                .filter(|s| *s > 0)
+                .map(Duration::from_secs),
         };
         let media = MediaConfig { public_ip, rtp_ports, settings };
         let default_agent = Some(v["default_agent"].trim().to_string()).filter(|a| !a.is_empty());

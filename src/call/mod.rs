@@ -99,6 +99,8 @@ pub enum Ending {
     AgentHungUp,
     /// The agent's stream failed mid-call.
     AgentFailed(String),
+    /// The agent took no audio for this long (its socket accepted nothing).
+    AgentStalled(std::time::Duration),
 }
 
 /// Whether a call's media can be answered at once.
@@ -505,6 +507,7 @@ impl Calls {
             Ending::Media(MediaEnd::Timeout(after)) => (408, format!("no RTP received for {} s", after.as_secs())),
             Ending::AgentHungUp => (200, "the agent hung up".to_string()),
             Ending::AgentFailed(e) => (500, format!("the agent's stream failed: {e}")),
+            Ending::AgentStalled(after) => (500, stalled(after)),
         };
         self.bye(now, ep, call, Reason::new("SIP", code, &text), text);
     }
@@ -601,4 +604,9 @@ fn count_invite(status: u16) {
 /// Equal bytes, compared in time that does not depend on where they differ.
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The Reason text, and the call record's ending, of a call whose agent stalled.
+pub fn stalled(after: std::time::Duration) -> String {
+    format!("the agent stalled: it took no audio for {} s", after.as_secs())
 }

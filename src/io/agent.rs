@@ -62,6 +62,8 @@ pub struct AgentLink {
     uplink: DelayHistogram,
     uplink_metric: metrics::Histogram,
     failed: Option<String>,
+    /// Since when the socket has not taken everything handed to it (`None`: all written and flushed).
+    stalled_since: Option<Instant>,
 }
 
 impl AgentLink {
@@ -112,6 +114,7 @@ impl AgentLink {
             uplink: DelayHistogram::default(),
             uplink_metric: metrics::histogram!(crate::metrics::AGENT_UPLINK_LATENCY),
             failed: None,
+            stalled_since: None,
         };
         let opening = link.session.opening(Instant::now());
         for frame in opening {
@@ -151,18 +154,29 @@ impl AgentLink {
             }
             self.unflushed.extend(arrival);
         }
+        let now = Instant::now();
         match Pin::new(&mut self.ws).poll_flush(&mut cx) {
             Poll::Ready(Ok(())) => {
-                let now = Instant::now();
                 for arrival in self.unflushed.drain(..) {
                     let delay = now.saturating_duration_since(arrival);
                     self.uplink.record(delay);
                     self.uplink_metric.record(delay.as_secs_f64());
                 }
+                if self.backlog.is_empty() {
+                    self.stalled_since = None;
+                }
             }
             Poll::Ready(Err(e)) => self.fail(e.to_string()),
             Poll::Pending => {}
         }
+        if !self.backlog.is_empty() || !self.unflushed.is_empty() {
+            self.stalled_since.get_or_insert(now);
+        }
+    }
+
+    /// How long the socket has been taking nothing of what is handed to it (zero while it keeps up).
+    pub fn stalled_for(&self, now: Instant) -> Duration {
+        self.stalled_since.map_or(Duration::ZERO, |since| now.saturating_duration_since(since))
     }
 
     fn fail(&mut self, why: String) {

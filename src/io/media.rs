@@ -34,6 +34,8 @@ pub struct MediaSettings {
     pub send_silence: bool,
     pub rtcp_interval: Duration,
     pub jitter_max_wait: Duration,
+    /// An agent whose socket takes nothing for this long is hung up on; `None`: never.
+    pub agent_stall: Option<Duration>,
 }
 
 impl Default for MediaSettings {
@@ -44,6 +46,7 @@ impl Default for MediaSettings {
             send_silence: true,
             rtcp_interval: Duration::from_secs(5),
             jitter_max_wait: Duration::from_millis(60),
+            agent_stall: Some(Duration::from_secs(5)),
         }
     }
 }
@@ -192,6 +195,7 @@ impl MediaPlane for TokioMedia {
             rtcp,
             session,
             agent,
+            agent_stall: self.settings.agent_stall,
             v6,
             control: rx,
             events: self.events.clone(),
@@ -258,6 +262,7 @@ struct CallMedia {
     rtcp: UdpSocket,
     session: Session,
     agent: Agent,
+    agent_stall: Option<Duration>,
     /// The sockets are IPv6 (dual-stack): IPv4 destinations are sent as mapped addresses.
     v6: bool,
     control: mpsc::Receiver<Control>,
@@ -445,6 +450,17 @@ impl CallMedia {
                 }
             }
             link.flush();
+            let stalled = link.stalled_for(now);
+            if *open && self.agent_stall.is_some_and(|limit| stalled >= limit) {
+                *open = false;
+                self.agent_ending = Some(crate::call::stalled(stalled));
+                tracing::warn!(
+                    call = self.call.0,
+                    stalled_ms = stalled.as_millis() as u64,
+                    "the agent stalled: hanging up"
+                );
+                self.report(MediaEvent::End { call: self.call, why: Ending::AgentStalled(stalled) });
+            }
         }
         if let Some(why) = self.session.poll_end() {
             tracing::info!(call = self.call.0, ?why, "media ended the call");
