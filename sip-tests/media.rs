@@ -1,8 +1,9 @@
 //! The RTP test client: a real `vocals` answers a call for the echo agent; this client sends 5 s of known
 //! μ-law audio at 20 ms, checks that every frame comes back exactly, in order, on a 20 ms clock (intervals
 //! within 1 ms of 20 ms at the median, 4 ms at p99), and reads the jitter buffer's hand-off delay from the call's media record. Then a
-//! call that sends no RTP is ended by vocals with a BYE that says why, and a server out of RTP ports refuses
-//! the next call with 503 and Retry-After.
+//! call that sends no RTP is ended by vocals with a BYE that says why, a call whose port is flooded with
+//! garbage and foreign RTP keeps its audio whole (the flood dropped and counted), and a server out of RTP
+//! ports refuses the next call with 503 and Retry-After.
 
 mod common;
 
@@ -143,4 +144,60 @@ fn a_server_out_of_rtp_ports_refuses_the_next_call_with_503() {
     let (_, answer) = Caller::send_invite(&server, &rtp, "second-call");
     assert!(answer.starts_with("SIP/2.0 503"), "{answer}");
     assert!(!header(&answer, "Retry-After").is_empty(), "Twilio fails over on 503 with Retry-After:\n{answer}");
+}
+
+#[test]
+fn garbage_and_foreign_rtp_flooding_a_calls_port_are_dropped_counted_and_leave_the_call_alone() {
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let server = Server::start("media-flood", &[]);
+    let rtp_socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let (caller, remote) = Caller::invite(&server, &rtp_socket, "flooded-call");
+    let rx = rtp_socket.try_clone().unwrap();
+    rx.set_read_timeout(Some(Duration::from_millis(1500))).unwrap();
+    let receiver = std::thread::spawn(move || {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 1500];
+        while let Ok(n) = rx.recv(&mut buf) {
+            got.push(vocals::media::rtp::parse(&buf[..n]).expect("vocals sends valid RTP").payload.to_vec());
+        }
+        got
+    });
+    // From another address, once the caller's stream is latched: five garbage datagrams and five RTP packets
+    // of another stream (another SSRC, plausible sequence numbers) for every frame of the caller's.
+    let attacker = UdpSocket::bind("127.0.0.2:0").unwrap();
+    let frames = 100;
+    let start = Instant::now();
+    let (mut garbage, mut foreign) = (0u64, 0u64);
+    for k in 0..frames {
+        let due = start + Duration::from_millis(20 * k as u64);
+        std::thread::sleep(due.saturating_duration_since(Instant::now()));
+        rtp_socket.send_to(&rtp(k as u16, &frame(k)), remote).unwrap();
+        if k < 5 {
+            continue;
+        }
+        for j in 0..5u16 {
+            let mut noise: Vec<u8> = (0..(40 + 37 * j as usize)).map(|i| (i * 31 + k * 7) as u8 | 0x01).collect();
+            noise[0] = 0x3F; // RTP version 0: not RTP
+            attacker.send_to(&noise, remote).unwrap();
+            garbage += 1;
+            let mut packet = rtp(k as u16 + j, &[0x55; 160]);
+            packet[8..12].copy_from_slice(&0xBAD0_0000u32.to_be_bytes());
+            attacker.send_to(&packet, remote).unwrap();
+            foreign += 1;
+        }
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    caller.request("BYE", 2);
+    let got = receiver.join().unwrap();
+    // The caller's audio came back whole, in order, and none of the attacker's.
+    let audio: Vec<&Vec<u8>> = got.iter().filter(|p| p.iter().any(|&b| b != 0xFF)).collect();
+    assert_eq!(audio.len(), frames, "echoed frames");
+    for (k, p) in audio.iter().enumerate() {
+        assert_eq!(p.as_slice(), frame(k).as_slice(), "frame {k} came back changed");
+    }
+    let record = "call media record";
+    assert_eq!(server.figure(record, "rtp_received"), frames as u64);
+    let counted = server.figure(record, "foreign") + server.figure(record, "malformed");
+    println!("flood: {garbage} garbage + {foreign} foreign datagrams sent, {counted} dropped and counted");
+    assert_eq!(counted, garbage + foreign, "every datagram of the flood is dropped and counted");
 }
