@@ -12,6 +12,7 @@ use std::time::Duration;
 use crate::call::PortRange;
 use crate::e164::E164;
 use crate::io::media::MediaSettings;
+use crate::sdp::SrtpPolicy;
 use crate::sip::allow::AllowList;
 use crate::sip::message::Limits;
 use crate::sip::ratelimit::RateConfig;
@@ -115,6 +116,8 @@ pub struct MediaConfig {
     pub public_ip: Option<IpAddr>,
     pub rtp_ports: PortRange,
     pub settings: MediaSettings,
+    /// SRTP for calls' media: off, allowed (as offered) or required.
+    pub srtp: SrtpPolicy,
 }
 
 /// One `[[numbers]]` entry.
@@ -229,6 +232,7 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ),
     ("media", "public_ip", ""),
     ("media", "rtp_ports", "10000-20000"),
+    ("media", "srtp", "allowed"),
     ("media", "symmetric_rtp", "true"),
     ("media", "timeout", "30"),
     ("media", "send_silence", "true"),
@@ -358,7 +362,9 @@ impl Config {
                 .filter(|s| *s > 0)
                 .map(Duration::from_secs),
         };
-        let media = MediaConfig { public_ip, rtp_ports, settings };
+        let srtp = SrtpPolicy::parse(v["media.srtp"].trim())
+            .ok_or_else(|| bad("media.srtp", &v["media.srtp"], "one of off, allowed, required"))?;
+        let media = MediaConfig { public_ip, rtp_ports, settings, srtp };
         let default_agent = Some(v["default_agent"].trim().to_string()).filter(|a| !a.is_empty());
         let format = match v["log.format"].as_str() {
             "auto" => LogFormat::Auto,

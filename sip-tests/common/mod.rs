@@ -213,16 +213,21 @@ impl Caller {
         number: &str,
         source: &str,
     ) -> (Caller, String) {
-        let sip = UdpSocket::bind((source, 0)).unwrap();
-        sip.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        let to_server: SocketAddr = format!("127.0.0.1:{}", server.udp).parse().unwrap();
-        let me = sip.local_addr().unwrap();
         let sdp = format!(
             "v=0\r\no=test 1 1 IN IP4 127.0.0.1\r\ns=test\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
              m=audio {} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n\
              a=fmtp:101 0-16\r\na=ptime:20\r\na=sendrecv\r\n",
             rtp.local_addr().unwrap().port()
         );
+        Caller::send_invite_sdp(server, call_id, number, source, &sdp)
+    }
+
+    /// Sends an INVITE with `sdp` as its offer from a socket bound to `source`; returns its final answer.
+    pub fn send_invite_sdp(server: &Server, call_id: &str, number: &str, source: &str, sdp: &str) -> (Caller, String) {
+        let sip = UdpSocket::bind((source, 0)).unwrap();
+        sip.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let to_server: SocketAddr = format!("127.0.0.1:{}", server.udp).parse().unwrap();
+        let me = sip.local_addr().unwrap();
         let invite = format!(
             "INVITE sip:{number}@{to_server} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-{call_id}-1;rport\r\n\
              From: <sip:+12125550100@127.0.0.1>;tag=caller\r\nTo: <sip:{number}@127.0.0.1>\r\nCall-ID: {call_id}\r\n\

@@ -18,7 +18,8 @@ use crate::media::ports::PortPool;
 pub use crate::media::ports::PortRange;
 use crate::media::session::{MediaEnd, Stream};
 use crate::routing::{NumberLookup, dialed_number, route};
-use crate::sdp::{self, Codec, Direction, Local, Offer};
+use crate::sdp::sdes::KeySalt;
+use crate::sdp::{self, Codec, Direction, Local, Offer, SrtpPolicy};
 use crate::sip::endpoint::{CallRef, EndReason, Endpoint, Event};
 use crate::sip::message::typed::Reason;
 use crate::sip::message::{HeaderName, Request, StatusCode};
@@ -33,7 +34,10 @@ pub struct CallConfig {
     pub media_ip: IpAddr,
     pub rtp_ports: PortRange,
     pub max_call_duration: Duration,
-    pub srtp: bool,
+    /// Whether calls' media is SRTP (`media.srtp`).
+    pub srtp: SrtpPolicy,
+    /// Makes the SRTP key each call gives its peer ([`crate::media::srtp::fresh_key`]; tests inject their own).
+    pub srtp_keys: fn() -> KeySalt,
     /// The account id calls not from Twilio are given.
     pub default_account_sid: String,
     /// Random bits for the call ids vocals makes up (calls without `X-Twilio-CallSid`).
@@ -172,6 +176,8 @@ struct Active {
     deadline: Instant,
     /// We made the offer (the INVITE had none): the answer must come in the ACK.
     offered: bool,
+    /// Our SRTP key for this call (used only when the stream is SRTP), kept across re-INVITEs.
+    key: KeySalt,
     codec: &'static str,
     /// Why vocals ended the call, once it did (for the record).
     ending: Option<String>,
@@ -246,10 +252,11 @@ impl Calls {
         info.call_sid = record.call_sid.clone();
         info.account_sid.get_or_insert_with(|| self.config.default_account_sid.clone());
         let offered = invite.body.is_empty();
+        let key = (self.config.srtp_keys)();
         let negotiated = if offered {
             None
         } else {
-            match Offer::parse(&invite.body).and_then(|o| sdp::negotiate(&o, self.config.srtp)) {
+            match Offer::parse(&invite.body).and_then(|o| sdp::negotiate(&o, self.config.srtp, key)) {
                 Ok(neg) => Some(neg),
                 Err(e) => {
                     let warning = [(HeaderName::Warning, e.warning("vocals"))];
@@ -274,12 +281,22 @@ impl Calls {
         let local = self.local(port);
         let sdp = match &negotiated {
             Some(neg) => sdp::answer(neg, &local),
-            None => sdp::offer(&local),
+            None => sdp::offer(&local, self.offer_key(key)),
         };
         let deadline = now + self.config.max_call_duration;
         let pending_answer = (readiness == Readiness::Later).then(|| sdp.clone());
-        let active =
-            Active { port, info, pending_answer, deadline, offered, codec, ending: None, invited: now, answered: None };
+        let active = Active {
+            port,
+            info,
+            pending_answer,
+            deadline,
+            offered,
+            key,
+            codec,
+            ending: None,
+            invited: now,
+            answered: None,
+        };
         self.active.insert(call, active);
         self.gauge();
         ep.ringing(now, call);
@@ -515,13 +532,11 @@ impl Calls {
     /// When we made the offer, the ACK must carry a usable answer; otherwise the session cannot start and the
     /// call is ended with a BYE saying why.
     fn confirmed(&mut self, ep: &mut Endpoint, now: Instant, call: CallRef, answer: Option<&Bytes>) {
-        if !self.active.get(&call).is_some_and(|a| a.offered) {
-            return;
-        }
+        let Some(key) = self.active.get(&call).filter(|a| a.offered).map(|a| a.key) else { return };
         let outcome = match answer {
             None => Err("the ACK carried no SDP answer to our offer".to_string()),
             Some(body) => {
-                Offer::parse(body).and_then(|a| sdp::negotiate(&a, self.config.srtp)).map_err(|e| e.to_string())
+                Offer::parse(body).and_then(|a| sdp::negotiate(&a, self.config.srtp, key)).map_err(|e| e.to_string())
             }
         };
         match outcome {
@@ -535,11 +550,11 @@ impl Calls {
 
     /// Hold, resume or a new offer: answered on the same port with the RFC 3264 direction.
     fn reinvite(&mut self, ep: &mut Endpoint, now: Instant, call: CallRef, offer: Option<&Bytes>) {
-        let Some(port) = self.active.get(&call).map(|a| a.port) else { return };
+        let Some((port, key)) = self.active.get(&call).map(|a| (a.port, a.key)) else { return };
         let local = self.local(port);
         let sdp = match offer {
-            None => sdp::offer(&local),
-            Some(body) => match Offer::parse(body).and_then(|o| sdp::negotiate(&o, self.config.srtp)) {
+            None => sdp::offer(&local, self.offer_key(key)),
+            Some(body) => match Offer::parse(body).and_then(|o| sdp::negotiate(&o, self.config.srtp, key)) {
                 Ok(neg) => {
                     self.media.update(call, Stream::from(&neg));
                     sdp::answer(&neg, &local)
@@ -551,6 +566,12 @@ impl Calls {
             },
         };
         ep.answer_reinvite(now, call, sdp);
+    }
+
+    /// The key our own offer carries: SRTP is offered only where it is required (an `RTP/AVP` offer is
+    /// what every peer can answer).
+    fn offer_key(&self, key: KeySalt) -> Option<KeySalt> {
+        (self.config.srtp == SrtpPolicy::Required).then_some(key)
     }
 
     fn local(&mut self, port: u16) -> Local {
@@ -592,6 +613,7 @@ fn our_offer() -> Stream {
         remote_rtp: None,
         remote_rtcp: None,
         direction: Direction::SendRecv,
+        srtp: None,
     }
 }
 

@@ -317,7 +317,8 @@ impl CallMedia {
             _ => (None, None),
         };
         let ending = self.agent_ending.as_deref().unwrap_or("the call ended first");
-        let stats = record(self.call, &self.session.stats(), agent_stats.as_ref(), latency.as_ref(), ending);
+        let srtp = self.session.stream().srtp.is_some();
+        let stats = record(self.call, &self.session.stats(), agent_stats.as_ref(), latency.as_ref(), ending, srtp);
         if let Some(records) = &self.records {
             records.send(CallWrite::Stats { id: self.record_id.clone(), stats });
         }
@@ -486,6 +487,7 @@ fn record(
     agent: Option<&AgentStats>,
     latency: Option<&(DelayHistogram, DelayHistogram)>,
     agent_ending: &str,
+    srtp: bool,
 ) -> serde_json::Value {
     let uplink = latency.map(|l| &l.0);
     let downlink = latency.map(|l| &l.1);
@@ -494,6 +496,8 @@ fn record(
     metrics::counter!(crate::metrics::RTP_CONCEALED).increment(s.jitter.concealed);
     metrics::counter!(crate::metrics::RTP_LATE).increment(s.jitter.late);
     metrics::counter!(crate::metrics::RTP_FOREIGN).increment(s.foreign);
+    metrics::counter!(crate::metrics::SRTP_DROPPED, "reason" => "auth").increment(s.srtp_rejected);
+    metrics::counter!(crate::metrics::SRTP_DROPPED, "reason" => "replay").increment(s.srtp_replayed);
     if let Some(a) = agent {
         metrics::counter!(crate::metrics::AGENT_UPLINK_DROPPED).increment(a.uplink_dropped);
     }
@@ -528,6 +532,9 @@ fn record(
         foreign = s.foreign,
         malformed = s.malformed,
         wrong_payload_type = s.wrong_payload_type,
+        srtp = srtp,
+        srtp_rejected = s.srtp_rejected,
+        srtp_replayed = s.srtp_replayed,
         ssrc_changes = s.ssrc_changes,
         jitter_ms = s.interarrival_jitter_ms,
         handoff_p50_us = s.handoff_p50.as_micros() as u64,
@@ -563,6 +570,9 @@ fn record(
             "reordered": s.jitter.reordered,
             "foreign": s.foreign,
             "malformed": s.malformed,
+            "srtp": srtp,
+            "srtp_rejected": s.srtp_rejected,
+            "srtp_replayed": s.srtp_replayed,
             "jitter_ms": s.interarrival_jitter_ms,
             "handoff_p50_us": us(s.handoff_p50),
             "handoff_p99_us": us(s.handoff_p99),

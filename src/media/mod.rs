@@ -11,3 +11,4 @@ pub mod rtcp;
 pub mod rtp;
 pub mod rtp_source;
 pub mod session;
+pub mod srtp;

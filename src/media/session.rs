@@ -16,9 +16,12 @@ use super::jitter::{JitterBuffer, JitterConfig, JitterStats, Packet, Popped, Pus
 use super::playout::{FRAME_BYTES, PlayoutQueue};
 use super::rtcp::{PeerView, Rtcp, Sending, ntp};
 use super::rtp::{self, RtpPacket};
-use crate::sdp::{Codec, Direction, Negotiated};
+use super::srtp::{Srtp, SrtpError};
+use crate::sdp::{Codec, Direction, Negotiated, SrtpKeys};
 
 const TICK: Duration = Duration::from_millis(20);
+/// The largest datagram the media sockets read (their receive buffers' size).
+pub const MAX_DATAGRAM: usize = 2048;
 /// Behind the send clock by more than this (a stalled task), the missed ticks are skipped, not burst out.
 const MAX_CATCH_UP: Duration = Duration::from_millis(100);
 
@@ -33,6 +36,8 @@ pub struct Stream {
     pub remote_rtcp: Option<SocketAddr>,
     /// Our direction, as our SDP states it.
     pub direction: Direction,
+    /// The SDES keys when the stream is SRTP (`RTP/SAVP`).
+    pub srtp: Option<SrtpKeys>,
 }
 
 impl Stream {
@@ -49,6 +54,7 @@ impl Stream {
             remote_rtp: Some(remote_rtp),
             remote_rtcp: Some(rtcp),
             direction: Direction::SendRecv,
+            srtp: None,
         }
     }
 }
@@ -62,6 +68,7 @@ impl From<&Negotiated> for Stream {
             remote_rtp: n.remote_rtp,
             remote_rtcp: n.remote_rtcp,
             direction: n.direction,
+            srtp: n.srtp,
         }
     }
 }
@@ -148,6 +155,10 @@ pub struct MediaStats {
     pub handoff_p99: Duration,
     pub peer: PeerView,
     pub playout_overflow: u64,
+    /// SRTP/SRTCP packets that failed authentication (or came from an SSRC refused unread): dropped.
+    pub srtp_rejected: u64,
+    /// SRTP/SRTCP packets replayed: dropped.
+    pub srtp_replayed: u64,
 }
 
 /// One call's media.
@@ -179,6 +190,8 @@ pub struct Session {
     /// Arrival-to-hand-off delay of every frame.
     delays: DelayHistogram,
     stats: MediaStats,
+    /// SRTP state, when the stream is SRTP.
+    srtp: Option<Srtp>,
 }
 
 impl Session {
@@ -212,6 +225,7 @@ impl Session {
             ended: false,
             delays: DelayHistogram::default(),
             stats: MediaStats::default(),
+            srtp: stream.srtp.map(Srtp::new),
             config,
             stream,
         }
@@ -235,6 +249,11 @@ impl Session {
                 max_wait: self.config.max_wait,
             });
         }
+        // New keys (a re-keying re-INVITE, the answer to our SRTP offer) start new contexts; the same keys
+        // keep theirs, rollover counters and replay windows included.
+        if stream.srtp != self.srtp.as_ref().map(|s| *s.keys()) {
+            self.srtp = stream.srtp.map(Srtp::new);
+        }
         self.stream = stream;
         self.last_rx = now;
     }
@@ -253,6 +272,20 @@ impl Session {
 
     /// One datagram from the RTP socket.
     pub fn handle_rtp(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
+        let Some(srtp) = self.srtp.as_mut() else { return self.handle_plain_rtp(now, from, datagram) };
+        // Only the latched source is worth a decryption; authentication comes before latching.
+        if self.latched.is_some_and(|src| src != from) {
+            self.stats.foreign += 1;
+            return;
+        }
+        let mut plain = [0u8; MAX_DATAGRAM];
+        match srtp.unprotect_rtp(datagram, &mut plain) {
+            Ok(n) => self.handle_plain_rtp(now, from, &plain[..n]),
+            Err(e) => self.srtp_refused(e),
+        }
+    }
+
+    fn handle_plain_rtp(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
         let Ok(p) = rtp::parse(datagram) else {
             self.stats.malformed += 1;
             return;
@@ -305,8 +338,25 @@ impl Session {
             self.stats.foreign += 1;
             return;
         }
-        self.latched_rtcp = Some(from);
-        self.rtcp.on_packet(now, self.ntp(now), datagram);
+        let Some(srtp) = self.srtp.as_mut() else {
+            self.latched_rtcp = Some(from);
+            return self.rtcp.on_packet(now, self.ntp(now), datagram);
+        };
+        let mut plain = [0u8; MAX_DATAGRAM];
+        match srtp.unprotect_rtcp(datagram, &mut plain) {
+            Ok(n) => {
+                self.latched_rtcp = Some(from);
+                self.rtcp.on_packet(now, self.ntp(now), &plain[..n]);
+            }
+            Err(e) => self.srtp_refused(e),
+        }
+    }
+
+    fn srtp_refused(&mut self, e: SrtpError) {
+        match e {
+            SrtpError::Replay => self.stats.srtp_replayed += 1,
+            SrtpError::Auth | SrtpError::Stranger | SrtpError::Malformed => self.stats.srtp_rejected += 1,
+        }
     }
 
     /// The next 20 ms uplink frame for the agent (μ-law), when one is due.
@@ -378,7 +428,10 @@ impl Session {
             ssrc: self.config.ssrc,
             payload: &frame,
         };
-        let len = rtp::build(&packet, buf)?;
+        let mut len = rtp::build(&packet, buf)?;
+        if let Some(srtp) = self.srtp.as_mut() {
+            len = srtp.protect_rtp(buf, len).ok()?;
+        }
         self.seq = self.seq.wrapping_add(1);
         self.stats.sent_packets += 1;
         self.stats.sent_octets += FRAME_BYTES as u64;
@@ -396,8 +449,11 @@ impl Session {
         self.sent_since_report = false;
         let reception = self.jitter.reception();
         let bytes = self.rtcp.report(now, self.ntp(now), sending, reception);
-        let len = bytes.len();
+        let mut len = bytes.len();
         buf.get_mut(..len)?.copy_from_slice(&bytes);
+        if let Some(srtp) = self.srtp.as_mut() {
+            len = srtp.protect_rtcp(buf, len).ok()?;
+        }
         Some(Transmit { to, len, rtcp: true, audio: false })
     }
 
@@ -556,6 +612,71 @@ mod tests {
         assert_eq!((st.foreign, st.wrong_payload_type, st.rtp_received), (1, 1, 2));
         r.s.handle_rtp(r.at(40), peer(), b"not rtp");
         assert_eq!(r.s.stats().malformed, 1);
+    }
+
+    #[test]
+    fn an_srtp_stream_is_decrypted_in_and_protected_out_and_forgeries_neither_play_nor_latch() {
+        use crate::media::srtp::Srtp;
+        use crate::sdp::sdes::{KEY_SALT_LEN, KeySalt, Suite};
+        let (theirs, ours) = (KeySalt([4; KEY_SALT_LEN]), KeySalt([5; KEY_SALT_LEN]));
+        let keys = SrtpKeys { suite: Suite::AesCm128HmacSha1_80, tag: 1, remote: theirs, local: ours };
+        let mut r = Run::new(config(), Stream { srtp: Some(keys), ..stream(Codec::Pcmu, Direction::SendRecv) });
+        // The peer: protects with its key, unprotects with ours.
+        let mut phone = Srtp::new(SrtpKeys { remote: ours, local: theirs, ..keys });
+        let protect = |phone: &mut Srtp, seq: u16, fill: u8| {
+            let mut d = [0u8; 300];
+            let payload = [fill; 160];
+            let p = RtpPacket {
+                marker: false,
+                payload_type: 0,
+                seq,
+                timestamp: u32::from(seq) * 160,
+                ssrc: 77,
+                payload: &payload,
+            };
+            let n = rtp::build(&p, &mut d).unwrap();
+            let n = phone.protect_rtp(&mut d, n).unwrap();
+            d[..n].to_vec()
+        };
+        // A forgery (plain RTP, or SRTP under another key) from anywhere: dropped, counted, and not latched.
+        let intruder: SocketAddr = "198.51.100.1:4000".parse().unwrap();
+        r.rtp(0, intruder, 0, 1, &[0x99; 160]);
+        let mut forger = Srtp::new(SrtpKeys { local: KeySalt([6; KEY_SALT_LEN]), ..keys });
+        let forged = protect(&mut forger, 1, 0x98);
+        r.s.handle_rtp(r.at(0), intruder, &forged);
+        assert_eq!(r.s.stats().srtp_rejected, 2);
+        for seq in 1..=3u16 {
+            let packet = protect(&mut phone, seq, 0x10 + seq as u8);
+            r.s.handle_rtp(r.at(u64::from(seq) * 20), peer(), &packet);
+            if seq == 2 {
+                r.s.handle_rtp(r.at(40), peer(), &packet);
+            }
+        }
+        let frames = r.frames(60);
+        assert_eq!(frames.iter().map(|f| f[0]).collect::<Vec<_>>(), vec![0x11, 0x12, 0x13]);
+        let st = r.s.stats();
+        assert_eq!((st.rtp_received, st.srtp_replayed, st.srtp_rejected, st.foreign), (3, 1, 2, 0));
+        // Now latched: the intruder is foreign, not even decrypted.
+        r.s.handle_rtp(r.at(60), intruder, &forged);
+        assert_eq!(r.s.stats().foreign, 1);
+        // What we send, the phone can read: SRTP (10-byte tag), and SRTCP.
+        r.s.playout().push(&[0x44; FRAME_BYTES]);
+        let now = r.at(5_100);
+        let (mut rtp_seen, mut rtcp_seen) = (0, 0);
+        while let Some(t) = r.s.poll_transmit(now, &mut r.buf) {
+            let mut out = [0u8; 1500];
+            if t.rtcp {
+                let n = phone.unprotect_rtcp(&r.buf[..t.len], &mut out).expect("our SRTCP authenticates");
+                assert!(n >= 8);
+                rtcp_seen += 1;
+            } else {
+                assert_eq!(t.len, 12 + 160 + 10);
+                let n = phone.unprotect_rtp(&r.buf[..t.len], &mut out).expect("our SRTP authenticates");
+                assert_eq!(n, 12 + 160);
+                rtp_seen += 1;
+            }
+        }
+        assert!(rtp_seen > 0 && rtcp_seen == 1, "{rtp_seen} RTP, {rtcp_seen} RTCP");
     }
 
     #[test]

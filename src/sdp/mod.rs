@@ -4,11 +4,12 @@
 //! Never puts an unspecified or private address in what it prints: the caller gives the public one.
 
 mod negotiate;
+pub mod sdes;
 
 use std::io::Cursor;
 use std::net::IpAddr;
 
-pub use negotiate::{Codec, Local, Negotiated, OFFER_TELEPHONE_EVENT, answer, negotiate, offer};
+pub use negotiate::{Codec, Local, Negotiated, OFFER_TELEPHONE_EVENT, SrtpKeys, SrtpPolicy, answer, negotiate, offer};
 
 /// Why an offer could not be used. `status()` is the SIP status that answers it.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -21,6 +22,10 @@ pub enum SdpError {
     NoCommonCodec,
     #[error("RTP/SAVP (SRTP) offered but SRTP is not enabled")]
     SrtpNotEnabled,
+    #[error("RTP/AVP offered but this number requires SRTP (RTP/SAVP)")]
+    SrtpRequired,
+    #[error("no usable SRTP key: {0}")]
+    Crypto(String),
     #[error("unsupported media transport {0}")]
     UnsupportedTransport(String),
     #[error("SDP body of {0} bytes is larger than the {MAX_SDP} vocals reads")]

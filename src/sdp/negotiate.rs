@@ -6,6 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use bytes::Bytes;
 
+use super::sdes::{Crypto, KeySalt, Suite};
 use super::{Direction, Offer, Profile, SdpError};
 
 /// The G.711 law vocals sends and receives.
@@ -42,6 +43,8 @@ pub struct Negotiated {
     pub remote_rtp: Option<SocketAddr>,
     pub remote_rtcp: Option<SocketAddr>,
     pub profile: Profile,
+    /// The SRTP keys, for an `RTP/SAVP` stream.
+    pub srtp: Option<SrtpKeys>,
     audio_index: usize,
     media_lines: Vec<(String, String, String)>,
 }
@@ -56,15 +59,58 @@ pub struct Local {
     pub session_version: u64,
 }
 
+/// Whether a call's media is SRTP (per number, else `media.srtp`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SrtpPolicy {
+    /// `RTP/SAVP` offers are refused with 488.
+    Off,
+    /// Either: SRTP when the offer is `RTP/SAVP`, plain RTP when it is `RTP/AVP`.
+    #[default]
+    Allowed,
+    /// `RTP/AVP` offers are refused with 488.
+    Required,
+}
+
+impl SrtpPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SrtpPolicy::Off => "off",
+            SrtpPolicy::Allowed => "allowed",
+            SrtpPolicy::Required => "required",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<SrtpPolicy> {
+        [SrtpPolicy::Off, SrtpPolicy::Allowed, SrtpPolicy::Required].into_iter().find(|p| p.as_str() == s)
+    }
+}
+
+/// The keys of an SRTP stream (SDES, RFC 4568): the peer's, to decrypt what it sends, and ours, to encrypt
+/// what we send, under one suite; `tag` is the offer's line our answer echoes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SrtpKeys {
+    pub suite: Suite,
+    pub tag: u32,
+    pub remote: KeySalt,
+    pub local: KeySalt,
+}
+
 const PTIME_MS: u32 = 20;
 /// The telephone-event payload type vocals offers when it makes the offer.
 pub const OFFER_TELEPHONE_EVENT: u8 = 101;
 
-/// Chooses PCMU, else PCMA, plus telephone-event, from an offer (or from the answer to our own offer).
-pub fn negotiate(offer: &Offer, srtp_enabled: bool) -> Result<Negotiated, SdpError> {
-    if offer.profile == Profile::Savp && !srtp_enabled {
-        return Err(SdpError::SrtpNotEnabled);
-    }
+/// Chooses PCMU, else PCMA, plus telephone-event, from an offer (or from the answer to our own offer), under
+/// the call's SRTP policy. `local_key` is the fresh key our answer gives an `RTP/SAVP` stream.
+pub fn negotiate(offer: &Offer, policy: SrtpPolicy, local_key: KeySalt) -> Result<Negotiated, SdpError> {
+    let srtp = match (offer.profile, policy) {
+        (Profile::Savp, SrtpPolicy::Off) => return Err(SdpError::SrtpNotEnabled),
+        (Profile::Avp, SrtpPolicy::Required) => return Err(SdpError::SrtpRequired),
+        (Profile::Avp, _) => None,
+        (Profile::Savp, _) => {
+            let c = Crypto::choose(&offer.crypto).map_err(|e| SdpError::Crypto(e.to_string()))?;
+            Some(SrtpKeys { suite: c.suite, tag: c.tag, remote: c.key, local: local_key })
+        }
+    };
     let find = |name: &str| {
         offer.formats.iter().find(|f| f.name.eq_ignore_ascii_case(name) && f.clock_rate == 8000).map(|f| f.payload_type)
     };
@@ -91,6 +137,7 @@ pub fn negotiate(offer: &Offer, srtp_enabled: bool) -> Result<Negotiated, SdpErr
         remote_rtp,
         remote_rtcp: offer.address.map(|ip| SocketAddr::new(ip, rtcp_port)),
         profile: offer.profile,
+        srtp,
         audio_index: offer.audio_index,
         media_lines: offer.media_lines.clone(),
     })
@@ -115,20 +162,30 @@ pub fn answer(neg: &Negotiated, local: &Local) -> Bytes {
             let _ = write!(sdp, "a=rtpmap:{te} telephone-event/8000\r\na=fmtp:{te} 0-16\r\n");
         }
         let _ = write!(sdp, "a=ptime:{}\r\na={}\r\n", neg.ptime_ms, neg.direction.as_str());
+        if let Some(k) = &neg.srtp {
+            let line = Crypto { tag: k.tag, suite: k.suite, key: k.remote }.answer_line(&k.local);
+            let _ = write!(sdp, "a=crypto:{line}\r\n");
+        }
     }
     Bytes::from(sdp)
 }
 
-/// Our offer, for an INVITE that came without one: PCMU, PCMA and telephone-event, 20 ms, sendrecv.
-pub fn offer(local: &Local) -> Bytes {
+/// Our offer, for an INVITE that came without one: PCMU, PCMA and telephone-event, 20 ms, sendrecv; SRTP
+/// (`RTP/SAVP`, one `AES_CM_128_HMAC_SHA1_80` line with `srtp_key`) when a key is given.
+pub fn offer(local: &Local, srtp_key: Option<KeySalt>) -> Bytes {
     let mut sdp = session_header(local);
     let te = OFFER_TELEPHONE_EVENT;
+    let proto = if srtp_key.is_some() { "RTP/SAVP" } else { "RTP/AVP" };
     let _ = write!(
         sdp,
-        "m=audio {} RTP/AVP 0 8 {te}\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n\
+        "m=audio {} {proto} 0 8 {te}\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n\
          a=rtpmap:{te} telephone-event/8000\r\na=fmtp:{te} 0-16\r\na=ptime:{PTIME_MS}\r\na=sendrecv\r\n",
         local.port
     );
+    if let Some(key) = srtp_key {
+        let ours = Crypto { tag: 1, suite: Suite::AesCm128HmacSha1_80, key };
+        let _ = write!(sdp, "a=crypto:{}\r\n", ours.answer_line(&key));
+    }
     Bytes::from(sdp)
 }
 
