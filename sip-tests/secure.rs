@@ -158,3 +158,200 @@ fn the_srtp_policy_refuses_what_it_must_with_488() {
     assert!(answer.starts_with("SIP/2.0 488 "), "{answer}");
     assert!(header(&answer, "Warning").contains("no usable SRTP key"), "{answer}");
 }
+
+/// A self-signed certificate for localhost and 127.0.0.1, written as PEM files into `dir`; its DER.
+fn certificate(dir: &std::path::Path) -> Vec<u8> {
+    let pair = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    std::fs::write(dir.join("cert.pem"), pair.cert.pem()).unwrap();
+    std::fs::write(dir.join("key.pem"), pair.signing_key.serialize_pem()).unwrap();
+    pair.cert.der().to_vec()
+}
+
+type Tls = rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream>;
+
+/// A TLS connection to vocals trusting only `trusted`, restricted to one protocol version.
+fn tls_connect(port: u16, trusted: &[u8], version: &'static rustls::SupportedProtocolVersion) -> std::io::Result<Tls> {
+    use std::io::Write;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(rustls::pki_types::CertificateDer::from(trusted.to_vec())).unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[version])
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let conn = rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap();
+    let tcp = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    tcp.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    // Complete the handshake now, so a refused certificate shows here.
+    while tls.conn.is_handshaking() {
+        tls.conn.complete_io(&mut tls.sock)?;
+    }
+    tls.flush()?;
+    Ok(tls)
+}
+
+/// The next SIP message on a stream (framed by Content-Length).
+fn read_message(tls: &mut Tls, pending: &mut Vec<u8>) -> String {
+    use std::io::Read;
+    let mut buf = [0u8; 8192];
+    loop {
+        if let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&pending[..end]).to_string();
+            let body_len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("Content-Length: ").or_else(|| l.strip_prefix("l: ")))
+                .map_or(0, |v| v.trim().parse().unwrap());
+            if pending.len() >= end + 4 + body_len {
+                let msg: Vec<u8> = pending.drain(..end + 4 + body_len).collect();
+                return String::from_utf8_lossy(&msg).into_owned();
+            }
+        }
+        let n = tls.read(&mut buf).expect("a SIP message over TLS");
+        assert!(n > 0, "vocals closed the TLS connection");
+        pending.extend_from_slice(&buf[..n]);
+    }
+}
+
+fn send(tls: &mut Tls, msg: &str) {
+    use std::io::Write;
+    tls.write_all(msg.as_bytes()).unwrap();
+    tls.flush().unwrap();
+}
+
+/// Twilio's Secure Trunking INVITE (`twilio-invite-tls-srtp.sip`), pointed at this test's number, sockets and
+/// key: two Record-Routes, a TLS Via on top, `;transport=tls` on the Request-URI.
+fn twilio_tls_invite(me: SocketAddr, vocals_tls: u16, rtp: &UdpSocket, call_id: &str) -> String {
+    let fixture = include_str!("vectors/twilio/twilio-invite-tls-srtp.sip");
+    let (head, _) = fixture.split_once("\r\n\r\n").unwrap();
+    let sdp = offer(rtp, "RTP/SAVP", Some(&twilio_crypto()));
+    let head = head
+        .replace("+11234567890", NUMBER)
+        .replace("sip.vocals.example", &format!("127.0.0.1:{vocals_tls}"))
+        .replace("54.172.60.0:5061", &me.to_string())
+        .replace("fb3e6e86a53e3094ed17b4776a69af59@0.0.0.0", call_id)
+        .replace("ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "ACbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb");
+    let head = head.lines().filter(|l| !l.starts_with("Content-Length")).collect::<Vec<_>>().join("\r\n");
+    format!("{head}\r\nContent-Length: {}\r\n\r\n{sdp}", sdp.len())
+}
+
+/// Answers `request` (vocals' BYE) with 200 OK on the stream.
+fn ok_to(tls: &mut Tls, request: &str) {
+    let mut msg = String::from("SIP/2.0 200 OK\r\n");
+    for name in ["Via", "From", "To", "Call-ID", "CSeq"] {
+        for line in request.lines().filter(|l| l.starts_with(&format!("{name}: "))) {
+            msg.push_str(line);
+            msg.push_str("\r\n");
+        }
+    }
+    msg.push_str("Content-Length: 0\r\n\r\n");
+    send(tls, &msg);
+}
+
+#[test]
+fn twilios_secure_trunking_call_over_tls_with_srtp_end_to_end_and_a_certificate_reload() {
+    let dir = std::env::temp_dir().join(format!("vocals-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let first = certificate(&dir);
+    let tls_port = common::free_tcp_port();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let env = [
+        ("VOCALS_SIP_LISTEN_TLS", format!("127.0.0.1:{tls_port}")),
+        ("VOCALS_SIP_TLS_CERT", cert.display().to_string()),
+        ("VOCALS_SIP_TLS_KEY", key.display().to_string()),
+        ("VOCALS_SIP_MAX_CALL_DURATION", "5".to_string()),
+        ("VOCALS_MEDIA_SRTP", "required".to_string()),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let server = Server::start("tls", &env);
+
+    // TLS 1.3: the INVITE, 100/180/200 back over the same connection.
+    let mut tls = tls_connect(tls_port, &first, &rustls::version::TLS13).expect("TLS 1.3 handshake");
+    let me = tls.sock.local_addr().unwrap();
+    let rtp_socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    send(&mut tls, &twilio_tls_invite(me, tls_port, &rtp_socket, "tls-call"));
+    let mut pending = Vec::new();
+    let answer = loop {
+        let msg = read_message(&mut tls, &mut pending);
+        if !msg.starts_with("SIP/2.0 1") {
+            break msg;
+        }
+    };
+    assert!(answer.starts_with("SIP/2.0 200"), "{answer}");
+    let contact = header(&answer, "Contact");
+    assert!(contact.contains(&format!(":{tls_port};transport=tls>")), "Contact: {contact}");
+    let routes: Vec<&str> = answer.lines().filter(|l| l.starts_with("Record-Route: ")).collect();
+    assert_eq!(routes.len(), 2, "both Record-Routes echoed:\n{answer}");
+    let to = header(&answer, "To").to_string();
+    let ack = format!(
+        "ACK sip:{NUMBER}@127.0.0.1:{tls_port};transport=tls SIP/2.0\r\nVia: SIP/2.0/TLS {me};branch=z9hG4bK-tls-ack\r\n\
+         From: <sip:+10987654321@vocals-acme.pstn.twilio.com:5060>;tag=08601002_c3356d0b_658bbbdc-370e-4c02-862b-9f5807568f80\r\n\
+         To: {to}\r\nCall-ID: tls-call\r\nCSeq: 29044 ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    );
+    send(&mut tls, &ack);
+
+    // SRTP both ways.
+    let m_line = answer.lines().find(|l| l.starts_with("m=audio ")).unwrap();
+    let port: u16 = m_line.split(' ').nth(1).unwrap().parse().unwrap();
+    let remote: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let crypto = answer.lines().find_map(|l| l.strip_prefix("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:")).unwrap();
+    let mut outbound = context(&PHONE_KEY, false);
+    let mut inbound = context(&STANDARD.decode(crypto.trim()).unwrap(), true);
+    rtp_socket.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    let mut echoed = Vec::new();
+    let start = Instant::now();
+    for k in 0..50usize {
+        let due = start + Duration::from_millis(20 * k as u64);
+        std::thread::sleep(due.saturating_duration_since(Instant::now()));
+        rtp_socket.send_to(&outbound.encrypt_rtp(&rtp(k as u16, &frame(k))).unwrap(), remote).unwrap();
+    }
+    let mut buf = [0u8; 1500];
+    while let Ok(n) = rtp_socket.recv(&mut buf) {
+        let plain = inbound.decrypt_rtp(&buf[..n]).expect("SRTP from vocals authenticates");
+        if plain[12..].iter().any(|&b| b != 0xFF) {
+            echoed.push(plain[12..].to_vec());
+        }
+    }
+    assert_eq!(echoed.len(), 50, "echoed frames");
+    assert!(echoed.iter().enumerate().all(|(k, p)| p == &frame(k)), "the echo came back changed");
+
+    // SIGHUP with a new certificate: new connections get it (TLS 1.2 too); the call above is untouched.
+    let second = certificate(&dir);
+    let status = std::process::Command::new("kill").args(["-HUP", &server.child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut fresh = loop {
+        match tls_connect(tls_port, &second, &rustls::version::TLS12) {
+            Ok(t) => break t,
+            Err(e) => assert!(Instant::now() < deadline, "the new certificate was not served: {e}"),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(fresh.conn.protocol_version(), Some(rustls::ProtocolVersion::TLSv1_2));
+    let me2 = fresh.sock.local_addr().unwrap();
+    send(
+        &mut fresh,
+        &format!(
+            "OPTIONS sip:127.0.0.1:{tls_port};transport=tls SIP/2.0\r\nVia: SIP/2.0/TLS {me2};branch=z9hG4bK-tls-opt\r\n\
+             From: <sip:t@{me2}>;tag=o\r\nTo: <sip:127.0.0.1>\r\nCall-ID: tls-options\r\nCSeq: 1 OPTIONS\r\n\
+             Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+        ),
+    );
+    assert!(read_message(&mut fresh, &mut Vec::new()).starts_with("SIP/2.0 200"));
+    assert!(tls_connect(tls_port, &first, &rustls::version::TLS13).is_err(), "the old certificate is gone");
+
+    // vocals hangs up (maximum call duration): its BYE comes down the connection the call came on, through
+    // Twilio's route set.
+    let bye = loop {
+        let msg = read_message(&mut tls, &mut pending);
+        if msg.starts_with("BYE ") {
+            break msg;
+        }
+    };
+    assert!(header(&bye, "Via").starts_with("SIP/2.0/TLS "), "{bye}");
+    assert!(header(&bye, "Route").contains("transport=tls"), "{bye}");
+    ok_to(&mut tls, &bye);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -137,6 +137,10 @@ pub struct SipConfig {
     pub listen_udp: Option<SocketAddr>,
     /// TCP listener; `None` when configured as an empty string.
     pub listen_tcp: Option<SocketAddr>,
+    /// TLS listener (`None`: configured empty); it runs when a certificate and key are given.
+    pub listen_tls: Option<SocketAddr>,
+    /// The TLS certificate chain and private key (PEM files), both or neither.
+    pub tls: Option<(PathBuf, PathBuf)>,
     /// Host or IP put in Contact; `None` = the address the request arrived on.
     pub public_host: Option<String>,
     /// Message size caps.
@@ -203,6 +207,9 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ("", "node", ""),
     ("sip", "listen_udp", "0.0.0.0:5060"),
     ("sip", "listen_tcp", "0.0.0.0:5060"),
+    ("sip", "listen_tls", "0.0.0.0:5061"),
+    ("sip", "tls_cert", ""),
+    ("sip", "tls_key", ""),
     ("sip", "public_host", ""),
     ("sip", "max_message_size", "65536"),
     ("sip", "max_headers", "256"),
@@ -318,6 +325,13 @@ impl Config {
         let sip = SipConfig {
             listen_udp: listen(v, "sip.listen_udp")?,
             listen_tcp: listen(v, "sip.listen_tcp")?,
+            listen_tls: listen(v, "sip.listen_tls")?,
+            tls: match (v["sip.tls_cert"].trim(), v["sip.tls_key"].trim()) {
+                ("", "") => None,
+                ("", _) => return Err(bad("sip.tls_cert", "", "a certificate file, since sip.tls_key is set")),
+                (_, "") => return Err(bad("sip.tls_key", "", "a key file, since sip.tls_cert is set")),
+                (cert, key) => Some((PathBuf::from(cert), PathBuf::from(key))),
+            },
             public_host: Some(v["sip.public_host"].clone()).filter(|h| !h.is_empty()),
             limits,
             allow,

@@ -28,7 +28,7 @@ use crate::twilio::{Origination, Provisioner, Twilio};
 /// capability) are used instead: a datagram socket is SIP over UDP, a stream socket on the admin port the HTTP
 /// API, any other stream socket SIP over TCP.
 pub async fn bind(config: &Config) -> std::io::Result<Listeners> {
-    let mut handed = Listeners { udp: None, tcp: None, admin: None };
+    let mut handed = Listeners { udp: None, tcp: None, tls: None, admin: None };
     if let Ok(fds) = sd_notify::listen_fds() {
         for fd in fds {
             take_socket(fd, config, &mut handed)?;
@@ -49,7 +49,15 @@ pub async fn bind(config: &Config) -> std::io::Result<Listeners> {
         (None, Some(addr)) => Some(tokio::net::TcpListener::bind(addr).await?),
         (None, None) => None,
     };
-    Ok(Listeners { udp, tcp, admin })
+    let tls = match (config.sip.listen_tls, &config.sip.tls) {
+        (Some(addr), Some((cert, key))) => {
+            let tls = crate::io::tls::server_config(cert, key)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?;
+            Some((tokio::net::TcpListener::bind(addr).await?, tls))
+        }
+        _ => None,
+    };
+    Ok(Listeners { udp, tcp, tls, admin })
 }
 
 /// One socket from systemd, sorted into `into`.
@@ -162,7 +170,8 @@ pub async fn serve(
     );
     let udp = listeners.udp.as_ref().map(|s| s.local_addr()).transpose()?;
     let tcp = listeners.tcp.as_ref().map(|s| s.local_addr()).transpose()?;
-    tracing::info!(?udp, ?tcp, %media_ip, "SIP listening");
+    let tls = listeners.tls.as_ref().map(|s| s.0.local_addr()).transpose()?;
+    tracing::info!(?udp, ?tcp, ?tls, %media_ip, "SIP listening");
     let endpoint = Endpoint::new(ep_config, IdGen::new(random_seed()));
     let tcp_limits = TcpLimits {
         max_connections: config.sip.tcp_max_connections,
@@ -171,7 +180,7 @@ pub async fn serve(
         idle_timeout: config.sip.tcp_idle_timeout,
         message_timeout: config.sip.tcp_message_timeout,
     };
-    let Listeners { udp, tcp, admin } = listeners;
+    let Listeners { udp, tcp, tls, admin } = listeners;
     let draining = Arc::new(AtomicBool::new(false));
     let (control_tx, control_rx) = mpsc::channel(8);
     let signal_task = {
@@ -186,6 +195,9 @@ pub async fn serve(
                     Signal::Stop => Control::Stop,
                     Signal::Reload(new) => {
                         reload(&catalog, &new, log_level.as_ref()).await;
+                        if let Some(tls) = reload_tls(&new) {
+                            let _ = control_tx.send(Control::SetTls(tls)).await;
+                        }
                         Control::SetAllow { allow: new.sip.allow.clone(), reject_disallowed: new.sip.reject_disallowed }
                     }
                 };
@@ -209,7 +221,7 @@ pub async fn serve(
         }
         None => None,
     };
-    let sip = Listeners { udp, tcp, admin: None };
+    let sip = Listeners { udp, tcp, tls, admin: None };
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status("0 calls")]);
     let result = crate::io::sip::run(endpoint, calls, sip, tcp_limits, media_rx, command_rx, control_rx).await;
     signal_task.abort();
@@ -223,6 +235,18 @@ pub async fn serve(
     // The call layer is gone: the writer drains what is queued (5 s at most), then stops.
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), writer).await;
     result
+}
+
+/// SIGHUP: the TLS certificate and key read again; on an error the one in use stays (and it is logged).
+fn reload_tls(config: &Config) -> Option<Arc<rustls::ServerConfig>> {
+    let (cert, key) = config.sip.tls.as_ref()?;
+    match crate::io::tls::server_config(cert, key) {
+        Ok(tls) => Some(tls),
+        Err(e) => {
+            tracing::warn!(error = %e, "reload: TLS certificate not changed");
+            None
+        }
+    }
 }
 
 /// SIGHUP: the config file's numbers and the store's read again, the log level set; calls are not touched.

@@ -4,3 +4,4 @@
 pub mod agent;
 pub mod media;
 pub mod sip;
+pub mod tls;

@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -26,6 +27,8 @@ use crate::sip::message::{Limits, ParseError, StreamFrame, frame_stream};
 pub struct Listeners {
     pub udp: Option<UdpSocket>,
     pub tcp: Option<TcpListener>,
+    /// SIP over TLS, with the configuration its connections are accepted with (replaced on SIGHUP).
+    pub tls: Option<(TcpListener, Arc<rustls::ServerConfig>)>,
     /// The HTTP API's listener (served beside the driver, not by it).
     pub admin: Option<TcpListener>,
 }
@@ -60,14 +63,20 @@ impl Default for TcpLimits {
 /// The TCP connections the driver holds: each one's queue to its task, and how many each source has.
 #[derive(Default)]
 struct TcpTable {
-    conns: HashMap<u64, (mpsc::Sender<Bytes>, IpAddr)>,
+    conns: HashMap<u64, (mpsc::Sender<Bytes>, IpAddr, Transport)>,
     per_source: HashMap<IpAddr, usize>,
     next: u64,
 }
 
 impl TcpTable {
     /// Takes a new connection from `ip`, or says which limit refuses it.
-    fn admit(&mut self, ip: IpAddr, limits: &TcpLimits, tx: mpsc::Sender<Bytes>) -> Result<u64, &'static str> {
+    fn admit(
+        &mut self,
+        ip: IpAddr,
+        transport: Transport,
+        limits: &TcpLimits,
+        tx: mpsc::Sender<Bytes>,
+    ) -> Result<u64, &'static str> {
         if self.conns.len() >= limits.max_connections {
             return Err("connection table full");
         }
@@ -76,13 +85,13 @@ impl TcpTable {
             return Err("too many connections from this source");
         }
         self.next += 1;
-        self.conns.insert(self.next, (tx, ip));
+        self.conns.insert(self.next, (tx, ip, transport));
         *self.per_source.entry(ip).or_default() += 1;
         Ok(self.next)
     }
 
     fn remove(&mut self, conn: u64) {
-        let Some((_, ip)) = self.conns.remove(&conn) else { return };
+        let Some((_, ip, _)) = self.conns.remove(&conn) else { return };
         if let Some(n) = self.per_source.get_mut(&ip) {
             *n -= 1;
             if *n == 0 {
@@ -92,7 +101,12 @@ impl TcpTable {
     }
 
     fn sender(&self, conn: u64) -> Option<&mpsc::Sender<Bytes>> {
-        self.conns.get(&conn).map(|(tx, _)| tx)
+        self.conns.get(&conn).map(|(tx, _, _)| tx)
+    }
+
+    /// TCP or TLS (a connection already closed reads as TCP: its messages are answered nowhere anyway).
+    fn transport(&self, conn: u64) -> Transport {
+        self.conns.get(&conn).map_or(Transport::Tcp, |c| c.2)
     }
 
     fn len(&self) -> usize {
@@ -130,6 +144,8 @@ pub enum Control {
     Stop,
     /// A new allowlist (SIGHUP).
     SetAllow { allow: AllowList, reject_disallowed: bool },
+    /// A new TLS certificate and key (SIGHUP): for connections accepted from now on.
+    SetTls(Arc<rustls::ServerConfig>),
 }
 
 /// Log every SIP message in and out (`log.sip_trace`, for debugging a trunk; SIGHUP turns it on or off).
@@ -201,6 +217,7 @@ pub async fn run(
 ) -> io::Result<()> {
     let limits = ep.config().limits;
     let udp_local = listeners.udp.as_ref().map(UdpSocket::local_addr).transpose()?;
+    let (tls_listener, mut tls_config) = listeners.tls.map(|(l, c)| (Some(l), Some(c))).unwrap_or_default();
     let (inbound_tx, mut inbound) = mpsc::channel::<Inbound>(1024);
     let mut conns = TcpTable::default();
     let mut buf = vec![0u8; 65_536];
@@ -245,6 +262,10 @@ pub async fn run(
                     }
                 }
                 Control::SetAllow { allow, reject_disallowed } => ep.set_allow(allow, reject_disallowed),
+                Control::SetTls(config) => {
+                    tracing::info!("TLS certificate reloaded: new connections use it");
+                    tls_config = Some(config);
+                }
             },
             _ = check_in.tick() => {
                 manager.tick(calls.active(), drain_until.is_some());
@@ -264,26 +285,37 @@ pub async fn run(
             r = accept(listeners.tcp.as_ref()) => {
                 let Ok((stream, from)) = r else { continue };
                 let (tx, rx) = mpsc::channel(256);
-                match conns.admit(from.ip(), &tcp_limits, tx) {
+                match conns.admit(from.ip(), Transport::Tcp, &tcp_limits, tx) {
                     Ok(conn) => {
-                        let timeouts = (tcp_limits.idle_timeout, tcp_limits.message_timeout);
-                        tokio::spawn(connection(conn, stream, from, limits, timeouts, inbound_tx.clone(), rx));
+                        let link = Link { conn, peer: from, limits, tcp: tcp_limits.clone(), to_driver: inbound_tx.clone() };
+                        tokio::spawn(async move {
+                            let Ok(local) = stream.local_addr() else { return link.closed().await };
+                            connection(link, stream, local, rx).await
+                        });
                     }
-                    Err(why) => {
-                        metrics::counter!(crate::metrics::TCP_REFUSED, "reason" => why).increment(1);
-                        tracing::warn!(%from, why, "TCP connection refused");
+                    Err(why) => refused(from, why),
+                }
+            }
+            r = accept(tls_listener.as_ref()) => {
+                let (Ok((stream, from)), Some(config)) = (r, tls_config.clone()) else { continue };
+                let (tx, rx) = mpsc::channel(256);
+                match conns.admit(from.ip(), Transport::Tls, &tcp_limits, tx) {
+                    Ok(conn) => {
+                        let link = Link { conn, peer: from, limits, tcp: tcp_limits.clone(), to_driver: inbound_tx.clone() };
+                        tokio::spawn(tls_connection(link, stream, config, rx));
                     }
+                    Err(why) => refused(from, why),
                 }
             }
             Some(msg) = inbound.recv() => match msg {
                 Inbound::Message { conn, peer, local, bytes } => {
                     trace("in", peer, &bytes);
-                    let peer = Peer { addr: peer, local, transport: Transport::Tcp, conn: Some(conn) };
+                    let peer = Peer { addr: peer, local, transport: conns.transport(conn), conn: Some(conn) };
                     ep.handle(std::time::Instant::now(), peer, bytes);
                 }
                 Inbound::Broken { conn, peer, local, bytes, error } => {
                     trace("in", peer, &bytes);
-                    let peer = Peer { addr: peer, local, transport: Transport::Tcp, conn: Some(conn) };
+                    let peer = Peer { addr: peer, local, transport: conns.transport(conn), conn: Some(conn) };
                     ep.framing_error(peer, &bytes, &error);
                 }
                 Inbound::Closed { conn } => conns.remove(conn),
@@ -336,11 +368,11 @@ fn send(udp: Option<&UdpSocket>, conns: &TcpTable, peer: Peer, bytes: Bytes) {
                 tracing::warn!(to = %peer.addr, error = %e, "udp send failed");
             }
         }
-        (Transport::Tcp, Some(conn)) => match conns.sender(conn).map(|tx| tx.try_send(bytes)) {
+        (Transport::Tcp | Transport::Tls, Some(conn)) => match conns.sender(conn).map(|tx| tx.try_send(bytes)) {
             Some(Ok(())) => {}
             _ => tracing::warn!(to = %peer.addr, conn, "tcp send dropped: connection gone or its queue full"),
         },
-        (Transport::Tcp, None) => tracing::warn!(to = %peer.addr, "tcp send without a connection"),
+        (Transport::Tcp | Transport::Tls, None) => tracing::warn!(to = %peer.addr, "tcp send without a connection"),
     }
 }
 
@@ -376,20 +408,65 @@ fn far_future() -> Instant {
     Instant::now() + Duration::from_secs(86_400)
 }
 
-/// One TCP connection: frames inbound messages, answers keepalives, writes what the driver sends. It closes
-/// after `idle_timeout` without a complete message, and when a message begun is still incomplete after
-/// `message_timeout` (a slow or stalled sender holding the connection).
-async fn connection(
+fn refused(from: SocketAddr, why: &'static str) {
+    metrics::counter!(crate::metrics::TCP_REFUSED, "reason" => why).increment(1);
+    tracing::warn!(%from, why, "TCP connection refused");
+}
+
+/// What a connection task needs of the driver: its id, peer, limits and the way back.
+struct Link {
     conn: u64,
-    stream: TcpStream,
     peer: SocketAddr,
     limits: Limits,
-    (idle_timeout, message_timeout): (Duration, Duration),
+    tcp: TcpLimits,
     to_driver: mpsc::Sender<Inbound>,
-    mut from_driver: mpsc::Receiver<Bytes>,
+}
+
+impl Link {
+    async fn closed(self) {
+        let _ = self.to_driver.send(Inbound::Closed { conn: self.conn }).await;
+    }
+}
+
+/// One TLS connection: the handshake (within the message timeout: a peer that never finishes it is closed),
+/// then the connection as any other. TLS 1.2 and 1.3; no client certificate asked.
+async fn tls_connection(
+    link: Link,
+    stream: TcpStream,
+    config: Arc<rustls::ServerConfig>,
+    from_driver: mpsc::Receiver<Bytes>,
 ) {
-    let Ok(local) = stream.local_addr() else { return };
-    let (mut rd, mut wr) = stream.into_split();
+    let Ok(local) = stream.local_addr() else { return link.closed().await };
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    match tokio::time::timeout(link.tcp.message_timeout, acceptor.accept(stream)).await {
+        Ok(Ok(tls)) => {
+            let version = tls.get_ref().1.protocol_version().map(|v| format!("{v:?}")).unwrap_or_default();
+            tracing::debug!(peer = %link.peer, %version, "TLS connection");
+            connection(link, tls, local, from_driver).await
+        }
+        Ok(Err(e)) => {
+            metrics::counter!(crate::metrics::TCP_REFUSED, "reason" => "TLS handshake failed").increment(1);
+            tracing::info!(peer = %link.peer, error = %e, "TLS handshake failed");
+            link.closed().await
+        }
+        Err(_) => {
+            metrics::counter!(crate::metrics::TCP_REFUSED, "reason" => "TLS handshake timeout").increment(1);
+            tracing::info!(peer = %link.peer, "TLS handshake not finished in time: closed");
+            link.closed().await
+        }
+    }
+}
+
+/// One TCP or TLS connection: frames inbound messages, answers keepalives, writes what the driver sends. It
+/// closes after `idle_timeout` without a complete message, and when a message begun is still incomplete after
+/// `message_timeout` (a slow or stalled sender holding the connection).
+async fn connection<S>(link: Link, stream: S, local: SocketAddr, mut from_driver: mpsc::Receiver<Bytes>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
+    let Link { conn, peer, limits, tcp, to_driver } = link;
+    let (idle_timeout, message_timeout) = (tcp.idle_timeout, tcp.message_timeout);
+    let (mut rd, mut wr) = tokio::io::split(stream);
     let mut buf = BytesMut::with_capacity(8192);
     let idle = tokio::time::sleep(idle_timeout);
     tokio::pin!(idle);

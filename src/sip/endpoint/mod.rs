@@ -26,17 +26,20 @@ pub use ids::IdGen;
 pub enum Transport {
     Udp,
     Tcp,
+    /// SIP over TLS (over TCP), RFC 3261 §26.2; `;transport=tls`, Twilio's Secure Trunking.
+    Tls,
 }
 
 impl Transport {
     pub fn is_reliable(self) -> bool {
-        self == Transport::Tcp
+        self != Transport::Udp
     }
 
     pub fn as_str(self) -> &'static str {
         match self {
             Transport::Udp => "udp",
             Transport::Tcp => "tcp",
+            Transport::Tls => "tls",
         }
     }
 }

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use super::{Call, CallRef, DropReason, EndReason, Endpoint, EndpointConfig, Event, InviteTx, Peer, Phase};
+use super::{Call, CallRef, DropReason, EndReason, Endpoint, EndpointConfig, Event, InviteTx, Peer, Phase, Transport};
 use crate::sip::dialog::{Dialog, DialogId};
 use crate::sip::message::typed::{Reason, Transport as ViaTransport, Via};
 use crate::sip::message::{
@@ -587,14 +587,19 @@ fn our_host(config: &EndpointConfig, peer: &Peer) -> String {
     }
 }
 
-/// `<sip:host:port;transport=udp|tcp>`: where the peer sends in-dialog requests (§12.1.1).
+/// `<sip:host:port;transport=udp|tcp|tls>`: where the peer sends in-dialog requests (§12.1.1); for TLS the
+/// port is our TLS listener's (the connection's local port).
 pub(crate) fn our_contact(config: &EndpointConfig, peer: &Peer) -> String {
     format!("<sip:{}:{};transport={}>", our_host(config, peer), peer.local.port(), peer.transport.as_str())
 }
 
 /// Our Via for a request we send (§18.1.1), with `rport` (RFC 3581).
 pub(crate) fn our_via(config: &EndpointConfig, peer: &Peer, branch: &str) -> Via {
-    let transport = if peer.transport.is_reliable() { ViaTransport::Tcp } else { ViaTransport::Udp };
+    let transport = match peer.transport {
+        Transport::Udp => ViaTransport::Udp,
+        Transport::Tcp => ViaTransport::Tcp,
+        Transport::Tls => ViaTransport::Tls,
+    };
     let host = match our_host(config, peer).parse::<IpAddr>() {
         Ok(ip) => Host::from(ip),
         Err(_) => Host::Name(Bytes::from(our_host(config, peer).trim_matches(['[', ']']).to_string())),
