@@ -152,11 +152,34 @@ fn the_srtp_policy_refuses_what_it_must_with_488() {
     assert!(answer.starts_with("SIP/2.0 488 "), "{answer}");
 
     // Allowed (the default): an SRTP offer with no usable key is refused too, saying why.
-    let allowed = Server::start("srtp-allowed", &[]);
+    let strict = "[[numbers]]\nnumber = \"+14155550130\"\nagent = \"echo\"\nsrtp = \"required\"\n";
+    let allowed = Server::start_with("srtp-allowed", strict, &[]);
     let bad = offer(&rtp_socket, "RTP/SAVP", Some("1 AES_CM_128_HMAC_SHA1_80 inline:c2hvcnQ="));
     let (_, answer) = Caller::send_invite_sdp(&allowed, "srtp-bad-key", NUMBER, "127.0.0.1", &bad);
     assert!(answer.starts_with("SIP/2.0 488 "), "{answer}");
     assert!(header(&answer, "Warning").contains("no usable SRTP key"), "{answer}");
+
+    // Per number, over the server's policy: a number of the config file that requires SRTP...
+    let (_, answer) = Caller::send_invite_sdp(&allowed, "srtp-strict", "+14155550130", "127.0.0.1", &plain);
+    assert!(answer.starts_with("SIP/2.0 488 "), "{answer}");
+    let (caller, answer) = Caller::send_invite_sdp(&allowed, "srtp-lax", NUMBER, "127.0.0.1", &plain);
+    assert!(answer.starts_with("SIP/2.0 200 "), "the server's own policy still allows RTP: {answer}");
+    let mut caller = caller;
+    caller.to = header(&answer, "To").to_string();
+    caller.request("ACK", 1);
+    caller.request("BYE", 2);
+    // ...and one added through the API that turns it off.
+    let (status, bot) = allowed.api("POST", "/v1/agents", Some(serde_json::json!({"name": "bot", "kind": "echo"})));
+    assert_eq!(status, 201, "{bot}");
+    let number = serde_json::json!({"phone_number": "+14155550131", "agent_id": bot["id"], "srtp": "off"});
+    let (status, added) = allowed.api("POST", "/v1/numbers", Some(number));
+    assert_eq!((status, added["srtp"].as_str()), (201, Some("off")), "{added}");
+    let (_, answer) = Caller::send_invite_sdp(&allowed, "srtp-api-off", "+14155550131", "127.0.0.1", &secure);
+    assert!(answer.starts_with("SIP/2.0 488 "), "{answer}");
+    let (status, _) = allowed.api("PATCH", "/v1/numbers/+14155550131", Some(serde_json::json!({"srtp": null})));
+    assert_eq!(status, 200);
+    let (_, answer) = Caller::send_invite_sdp(&allowed, "srtp-api-default", "+14155550131", "127.0.0.1", &secure);
+    assert!(answer.starts_with("SIP/2.0 200 "), "back to the server's policy, the next call: {answer}");
 }
 
 /// A self-signed certificate for localhost and 127.0.0.1, written as PEM files into `dir`; its DER.

@@ -128,6 +128,8 @@ pub struct NumberConfig {
     pub agent: Option<String>,
     /// The Twilio account that owns the number: calls naming another account get 403.
     pub account_sid: Option<String>,
+    /// The number's own SRTP policy (over `media.srtp`).
+    pub srtp: Option<SrtpPolicy>,
 }
 
 /// `[sip]`.
@@ -544,7 +546,7 @@ fn read_file(
     Ok(())
 }
 
-/// One `[[numbers]]` table: `number` (E.164), optional `agent` and `account_sid`.
+/// One `[[numbers]]` table: `number` (E.164), optional `agent`, `account_sid` and `srtp`.
 fn number_entry(i: usize, entry: toml::Value) -> Result<NumberConfig, ConfigError> {
     let key = |k: &str| format!("numbers[{i}].{k}");
     let toml::Value::Table(mut t) = entry else {
@@ -561,10 +563,14 @@ fn number_entry(i: usize, entry: toml::Value) -> Result<NumberConfig, ConfigErro
     let number = E164::parse(&raw).map_err(|e| bad(&key("number"), &raw, &e.to_string()))?;
     let agent = text("agent")?;
     let account_sid = text("account_sid")?;
+    let srtp = match text("srtp")? {
+        None => None,
+        Some(s) => Some(SrtpPolicy::parse(&s).ok_or_else(|| bad(&key("srtp"), &s, "one of off, allowed, required"))?),
+    };
     if let Some(unknown) = t.keys().next() {
-        return Err(unknown_key(&key(unknown), "number", "agent, account_sid"));
+        return Err(unknown_key(&key(unknown), "number", "agent, account_sid, srtp"));
     }
-    Ok(NumberConfig { number, agent, account_sid })
+    Ok(NumberConfig { number, agent, account_sid, srtp })
 }
 
 /// One `[[agents]]` table: `name`, `url` (ws:// or wss://), optional `secret`, `connect_timeout_ms`
@@ -760,6 +766,27 @@ mod tests {
         assert!(e.starts_with("numbers[0].number:") && e.contains("E.164"), "{e}");
         let f = file("[[numbers]]\nnumber = \"+14155550123\"\nagnet = \"x\"\n");
         assert!(Config::load(Some(f.path()), env(&[])).unwrap_err().to_string().contains("numbers[0].agnet"));
+    }
+
+    #[test]
+    fn tls_takes_a_certificate_and_a_key_together_and_srtp_a_policy() {
+        let c = Config::load(None, env(&[])).unwrap();
+        assert_eq!((c.sip.listen_tls, c.sip.tls.clone()), (Some("0.0.0.0:5061".parse().unwrap()), None));
+        assert_eq!(c.media.srtp, SrtpPolicy::Allowed);
+        let both =
+            env(&[("VOCALS_SIP_TLS_CERT", "/etc/vocals/cert.pem"), ("VOCALS_SIP_TLS_KEY", "/etc/vocals/key.pem")]);
+        let c = Config::load(None, both).unwrap();
+        assert_eq!(c.sip.tls, Some((PathBuf::from("/etc/vocals/cert.pem"), PathBuf::from("/etc/vocals/key.pem"))));
+        let e = Config::load(None, env(&[("VOCALS_SIP_TLS_CERT", "/c.pem")])).unwrap_err().to_string();
+        assert!(e.starts_with("sip.tls_key:"), "{e}");
+        let e = Config::load(None, env(&[("VOCALS_MEDIA_SRTP", "on")])).unwrap_err().to_string();
+        assert!(e.contains("off, allowed, required"), "{e}");
+        let f = file("[[numbers]]\nnumber = \"+14155550123\"\nagent = \"echo\"\nsrtp = \"required\"\n");
+        let c = Config::load(Some(f.path()), env(&[])).unwrap();
+        assert_eq!(c.numbers[0].srtp, Some(SrtpPolicy::Required));
+        let f = file("[[numbers]]\nnumber = \"+14155550123\"\nsrtp = \"yes\"\n");
+        let e = Config::load(Some(f.path()), env(&[])).unwrap_err().to_string();
+        assert!(e.starts_with("numbers[0].srtp:"), "{e}");
     }
 
     #[test]

@@ -282,6 +282,7 @@ fn config_numbers(config: &Config) -> NumberTable {
     for n in &config.numbers {
         let agent = n.agent.as_deref().and_then(|name| agents.get(name).cloned());
         table.insert(n.number.clone(), agent, n.account_sid.clone());
+        table.set_srtp(&n.number, n.srtp);
     }
     table.set_fallback(config.default_agent.as_deref().and_then(|name| agents.get(name).cloned()));
     table

@@ -10,6 +10,7 @@ use std::sync::{Arc, RwLock};
 
 use crate::config::AgentConfig;
 use crate::e164::E164;
+use crate::sdp::SrtpPolicy;
 use crate::sip::message::{HeaderName, Request, StatusCode};
 
 /// What the number table says about a number.
@@ -19,6 +20,8 @@ pub enum Lookup {
     Agent {
         agent: Arc<AgentConfig>,
         account_sid: Option<String>,
+        /// The number's own SRTP policy (`None`: the server's `media.srtp`).
+        srtp: Option<SrtpPolicy>,
     },
     /// Known, but no agent is assigned: calls are not answered.
     Unassigned,
@@ -35,6 +38,8 @@ pub trait NumberLookup: Send + Sync {
 pub struct Routed {
     pub dialed: E164,
     pub agent: Arc<AgentConfig>,
+    /// The number's own SRTP policy, if it has one.
+    pub srtp: Option<SrtpPolicy>,
 }
 
 /// Why a call is not routed: the SIP status and a reason phrase for it.
@@ -78,14 +83,14 @@ pub fn route(invite: &Request, numbers: &dyn NumberLookup) -> Result<Routed, Rej
     match numbers.lookup(&dialed) {
         Lookup::Unknown => Err(Reject::UnknownNumber(dialed)),
         Lookup::Unassigned => Err(Reject::NoAgent(dialed)),
-        Lookup::Agent { agent, account_sid } => {
+        Lookup::Agent { agent, account_sid, srtp } => {
             let sent = invite.headers.get(&HeaderName::new("X-Twilio-AccountSid"));
             if let (Some(owner), Some(sent)) = (&account_sid, sent)
                 && sent != owner.as_bytes()
             {
                 return Err(Reject::WrongAccount);
             }
-            Ok(Routed { dialed, agent })
+            Ok(Routed { dialed, agent, srtp })
         }
     }
 }
@@ -106,10 +111,17 @@ impl NumberTable {
     /// Adds (or replaces) a number; `agent: None` makes it known but unassigned.
     pub fn insert(&mut self, number: E164, agent: Option<Arc<AgentConfig>>, account_sid: Option<String>) {
         let entry = match agent {
-            Some(agent) => Lookup::Agent { agent, account_sid },
+            Some(agent) => Lookup::Agent { agent, account_sid, srtp: None },
             None => Lookup::Unassigned,
         };
         self.numbers.insert(number, entry);
+    }
+
+    /// Gives a number in the table its own SRTP policy (over the server's `media.srtp`).
+    pub fn set_srtp(&mut self, number: &E164, policy: Option<SrtpPolicy>) {
+        if let Some(Lookup::Agent { srtp, .. }) = self.numbers.get_mut(number) {
+            *srtp = policy;
+        }
     }
 
     /// Sends calls to numbers not in the table to `agent` (the demo default: the echo agent).
@@ -135,7 +147,7 @@ impl NumberLookup for NumberTable {
     fn lookup(&self, number: &E164) -> Lookup {
         match (self.numbers.get(number), &self.fallback) {
             (Some(entry), _) => entry.clone(),
-            (None, Some(agent)) => Lookup::Agent { agent: agent.clone(), account_sid: None },
+            (None, Some(agent)) => Lookup::Agent { agent: agent.clone(), account_sid: None, srtp: None },
             (None, None) => Lookup::Unknown,
         }
     }
@@ -212,7 +224,7 @@ mod tests {
     #[test]
     fn the_request_uri_user_is_the_dialed_number() {
         let routed = route(&request(UDP), &table()).unwrap();
-        assert_eq!(routed, Routed { dialed: number("+14155550123"), agent: echo() });
+        assert_eq!(routed, Routed { dialed: number("+14155550123"), agent: echo(), srtp: None });
     }
 
     #[test]
@@ -256,7 +268,7 @@ mod tests {
         numbers.insert(known.clone(), None, None);
         assert_eq!(numbers.lookup(&other), Lookup::Unknown);
         numbers.set_fallback(Some(echo()));
-        assert_eq!(numbers.lookup(&other), Lookup::Agent { agent: echo(), account_sid: None });
+        assert_eq!(numbers.lookup(&other), Lookup::Agent { agent: echo(), account_sid: None, srtp: None });
         assert_eq!(numbers.lookup(&known), Lookup::Unassigned);
     }
 
@@ -269,7 +281,7 @@ mod tests {
         let mut next = NumberTable::new();
         next.insert(n.clone(), Some(support.clone()), None);
         directory.replace(next);
-        assert_eq!(directory.lookup(&n), Lookup::Agent { agent: support, account_sid: None });
+        assert_eq!(directory.lookup(&n), Lookup::Agent { agent: support, account_sid: None, srtp: None });
         assert_eq!(before.name, "echo", "a call in progress keeps the agent it was routed to");
         let mut overlaid = table();
         let mut store = NumberTable::new();

@@ -58,7 +58,7 @@ pub const OPERATIONS: &[Operation] = &[
     op(
         "patch",
         "/v1/numbers/{number}",
-        "Assign (agent_id) or unassign (null); takes effect on the next call",
+        "Assign (agent_id) or unassign (null), or set the SRTP policy (srtp); takes effect on the next call",
         Some("NumberPatch"),
         200,
         Some("Number"),
@@ -178,8 +178,10 @@ fn components() -> Value {
                 "phone_number": {"type": "string", "pattern": "^\\+[1-9][0-9]{6,14}$"},
                 "agent_id": nullable_string, "status": {"enum": ["active", "inactive", "error"]},
                 "status_detail": string, "twilio_account_sid": nullable_string,
-                "twilio_number_sid": nullable_string, "twilio_snapshot": object, "created_at": string,
-                "updated_at": string
+                "twilio_number_sid": nullable_string, "twilio_snapshot": object,
+                "srtp": {"enum": ["off", "allowed", "required", null],
+                    "description": "the number's SRTP policy; null: the server's media.srtp"},
+                "created_at": string, "updated_at": string
             }
         },
         "NewNumber": {
@@ -190,7 +192,9 @@ fn components() -> Value {
                 "phone_number": {"type": "string", "pattern": "^\\+[1-9][0-9]{6,14}$", "example": "+14155550123"},
                 "agent_id": nullable_string,
                 "twilio_account_sid": {"type": ["string", "null"], "pattern": "^AC[0-9a-f]{32}$",
-                    "description": "a linked account: vocals configures Twilio"}
+                    "description": "a linked account: vocals configures Twilio"},
+                "srtp": {"enum": ["off", "allowed", "required", null],
+                    "description": "SRTP policy for the number's calls; null or absent: the server's media.srtp"}
             }
         },
         "TwilioLink": {
@@ -219,8 +223,10 @@ fn components() -> Value {
         "NumberPatch": {
             "type": "object",
             "additionalProperties": false,
-            "required": ["agent_id"],
-            "properties": {"agent_id": nullable_string}
+            "minProperties": 1,
+            "properties": {"agent_id": nullable_string,
+                "srtp": {"enum": ["off", "allowed", "required", null],
+                    "description": "SRTP policy; null: the server's media.srtp"}}
         },
         "NumberList": {"type": "object", "properties": {"numbers": {"type": "array", "items": schema_ref("Number")}}},
         "Call": {

@@ -20,6 +20,7 @@ use tokio::sync::oneshot;
 
 use super::{AppState, CallCommand};
 use crate::e164::E164;
+use crate::sdp::SrtpPolicy;
 use crate::store::catalog::Catalog;
 use crate::store::{AgentPatch, CallQuery, NewAgent, StoreError};
 
@@ -268,6 +269,20 @@ struct AddNumber {
     agent_id: Option<String>,
     /// A linked Twilio account the number belongs to: vocals configures Twilio for it.
     twilio_account_sid: Option<String>,
+    /// The number's SRTP policy; absent or null: the server's `media.srtp`.
+    srtp: Option<String>,
+}
+
+/// `srtp` in a request: `off`, `allowed`, `required`, or null for the server's `media.srtp`.
+fn srtp_field(s: Option<&str>) -> Result<Option<SrtpPolicy>, ApiError> {
+    match s {
+        None => Ok(None),
+        Some(v) => SrtpPolicy::parse(v).map(Some).ok_or_else(|| {
+            ApiError::invalid(format!(
+                "srtp must be off, allowed or required (or null for the server's media.srtp), not {v:?}"
+            ))
+        }),
+    }
 }
 
 fn e164_field(s: &str) -> Result<E164, ApiError> {
@@ -286,6 +301,7 @@ pub fn e164_path(s: &str) -> Result<E164, ApiError> {
 async fn add_number(State(state): State<Arc<AppState>>, Body(n): Body<AddNumber>) -> Result<Response, ApiError> {
     let catalog = catalog(&state)?;
     let number = e164_field(&n.phone_number)?;
+    let srtp = srtp_field(n.srtp.as_deref())?;
     let added = match &n.twilio_account_sid {
         Some(account) => {
             if let Some(agent) = &n.agent_id {
@@ -302,6 +318,10 @@ async fn add_number(State(state): State<Arc<AppState>>, Body(n): Body<AddNumber>
             provisioner.add(account, &number, n.agent_id.as_deref()).await?
         }
         None => catalog.store().add_number(&number, n.agent_id.as_deref()).await.map_err(agent_ref)?,
+    };
+    let added = match srtp {
+        Some(_) => catalog.store().set_number_srtp(&number, srtp).await?,
+        None => added,
     };
     catalog.changed().await;
     let location = format!("/v1/numbers/{}", added.e164);
@@ -358,6 +378,8 @@ async fn get_number(
 struct PatchNumber {
     #[serde(default, deserialize_with = "nullable")]
     agent_id: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    srtp: Option<Option<String>>,
 }
 
 async fn update_number(
@@ -366,11 +388,20 @@ async fn update_number(
     Body(p): Body<PatchNumber>,
 ) -> Result<Response, ApiError> {
     let number = e164_path(&path(number)?)?;
-    let Some(agent_id) = p.agent_id else {
-        return Err(ApiError::invalid("agent_id is required: an agent's id to assign, or null to unassign"));
-    };
+    if p.agent_id.is_none() && p.srtp.is_none() {
+        return Err(ApiError::invalid(
+            "agent_id or srtp is required: an agent's id to assign (null to unassign), or an SRTP policy",
+        ));
+    }
+    let srtp = p.srtp.as_ref().map(|s| srtp_field(s.as_deref())).transpose()?;
     let catalog = catalog(&state)?;
-    let updated = catalog.store().assign_number(&number, agent_id.as_deref()).await.map_err(agent_ref)?;
+    let mut updated = None;
+    if let Some(agent_id) = &p.agent_id {
+        updated = Some(catalog.store().assign_number(&number, agent_id.as_deref()).await.map_err(agent_ref)?);
+    }
+    if let Some(srtp) = srtp {
+        updated = Some(catalog.store().set_number_srtp(&number, srtp).await?);
+    }
     catalog.changed().await;
     Ok(Json(updated).into_response())
 }

@@ -165,7 +165,7 @@ async fn bad_requests_get_json_errors_that_say_what_was_wrong() {
     assert!(body["error"]["message"].as_str().unwrap().contains("ws://"), "{body}");
     let (status, body) = api.call("PATCH", "/v1/numbers/+14155550123", Some(json!({}))).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(body["error"]["message"].as_str().unwrap().contains("agent_id is required"), "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("agent_id or srtp is required"), "{body}");
     let (status, _) = api.call("GET", "/v1/numbers/abc", None).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     let (status, body) = api.call("GET", "/v1/numbers?status=gone", None).await;
@@ -219,4 +219,32 @@ async fn every_operation_in_the_openapi_document_is_routed() {
             }
         }
     }
+}
+
+#[tokio::test]
+async fn a_numbers_srtp_policy_is_set_cleared_and_routed_and_bad_values_say_what_is_allowed() {
+    let api = api().await;
+    let (_, echo) = api.call("POST", "/v1/agents", Some(json!({"name": "bot", "kind": "echo"}))).await;
+    let agent = echo["id"].as_str().unwrap();
+    let body = json!({"phone_number": "+14155550123", "agent_id": agent, "srtp": "required"});
+    let (status, n) = api.call("POST", "/v1/numbers", Some(body)).await;
+    assert_eq!((status, n["srtp"].as_str()), (StatusCode::CREATED, Some("required")), "{n}");
+    let srtp = |api: &Api| match api.directory.lookup(&E164::parse("+14155550123").unwrap()) {
+        Lookup::Agent { srtp, .. } => srtp,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(srtp(&api), Some(crate::sdp::SrtpPolicy::Required), "the next call is held to it");
+    let (status, n) = api.call("PATCH", "/v1/numbers/+14155550123", Some(json!({"srtp": null}))).await;
+    assert_eq!((status, n["srtp"].clone(), n["agent_id"].as_str()), (StatusCode::OK, Value::Null, Some(agent)));
+    assert_eq!(srtp(&api), None, "back to media.srtp");
+    let (status, n) = api.call("PATCH", "/v1/numbers/+14155550123", Some(json!({"srtp": "off"}))).await;
+    assert_eq!((status, n["srtp"].as_str()), (StatusCode::OK, Some("off")));
+    let (status, body) = api.call("PATCH", "/v1/numbers/+14155550123", Some(json!({"srtp": "maybe"}))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("off, allowed or required"), "{body}");
+    let (status, body) = api.call("PATCH", "/v1/numbers/+14155550123", Some(json!({}))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let body = json!({"phone_number": "+14155550124", "srtp": "sometimes"});
+    assert_eq!(api.call("POST", "/v1/numbers", Some(body)).await.0, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(api.call("GET", "/v1/numbers/+14155550124", None).await.0, StatusCode::NOT_FOUND, "nothing half-added");
 }

@@ -176,8 +176,10 @@ struct Active {
     deadline: Instant,
     /// We made the offer (the INVITE had none): the answer must come in the ACK.
     offered: bool,
-    /// Our SRTP key for this call (used only when the stream is SRTP), kept across re-INVITEs.
+    /// Our SRTP key for this call (used only when the stream is SRTP), kept across re-INVITEs, and the
+    /// number's SRTP policy as it was when the call came.
     key: KeySalt,
+    srtp: SrtpPolicy,
     codec: &'static str,
     /// Why vocals ended the call, once it did (for the record).
     ending: Option<String>,
@@ -246,6 +248,7 @@ impl Calls {
                 return ep.reject(now, call, reject.status(), &reject.to_string(), &[]);
             }
         };
+        let srtp = routed.srtp.unwrap_or(self.config.srtp);
         let mut info = CallInfo::from_invite(invite, routed.agent, routed.dialed.to_string());
         let mut record = self.new_record(invite, Some(&info), info.to.clone());
         info.id = record.id.clone();
@@ -256,7 +259,7 @@ impl Calls {
         let negotiated = if offered {
             None
         } else {
-            match Offer::parse(&invite.body).and_then(|o| sdp::negotiate(&o, self.config.srtp, key)) {
+            match Offer::parse(&invite.body).and_then(|o| sdp::negotiate(&o, srtp, key)) {
                 Ok(neg) => Some(neg),
                 Err(e) => {
                     let warning = [(HeaderName::Warning, e.warning("vocals"))];
@@ -281,7 +284,7 @@ impl Calls {
         let local = self.local(port);
         let sdp = match &negotiated {
             Some(neg) => sdp::answer(neg, &local),
-            None => sdp::offer(&local, self.offer_key(key)),
+            None => sdp::offer(&local, offer_key(srtp, key)),
         };
         let deadline = now + self.config.max_call_duration;
         let pending_answer = (readiness == Readiness::Later).then(|| sdp.clone());
@@ -292,6 +295,7 @@ impl Calls {
             deadline,
             offered,
             key,
+            srtp,
             codec,
             ending: None,
             invited: now,
@@ -532,12 +536,10 @@ impl Calls {
     /// When we made the offer, the ACK must carry a usable answer; otherwise the session cannot start and the
     /// call is ended with a BYE saying why.
     fn confirmed(&mut self, ep: &mut Endpoint, now: Instant, call: CallRef, answer: Option<&Bytes>) {
-        let Some(key) = self.active.get(&call).filter(|a| a.offered).map(|a| a.key) else { return };
+        let Some((key, srtp)) = self.active.get(&call).filter(|a| a.offered).map(|a| (a.key, a.srtp)) else { return };
         let outcome = match answer {
             None => Err("the ACK carried no SDP answer to our offer".to_string()),
-            Some(body) => {
-                Offer::parse(body).and_then(|a| sdp::negotiate(&a, self.config.srtp, key)).map_err(|e| e.to_string())
-            }
+            Some(body) => Offer::parse(body).and_then(|a| sdp::negotiate(&a, srtp, key)).map_err(|e| e.to_string()),
         };
         match outcome {
             Ok(neg) => self.media.update(call, Stream::from(&neg)),
@@ -550,11 +552,11 @@ impl Calls {
 
     /// Hold, resume or a new offer: answered on the same port with the RFC 3264 direction.
     fn reinvite(&mut self, ep: &mut Endpoint, now: Instant, call: CallRef, offer: Option<&Bytes>) {
-        let Some((port, key)) = self.active.get(&call).map(|a| (a.port, a.key)) else { return };
+        let Some((port, key, srtp)) = self.active.get(&call).map(|a| (a.port, a.key, a.srtp)) else { return };
         let local = self.local(port);
         let sdp = match offer {
-            None => sdp::offer(&local, self.offer_key(key)),
-            Some(body) => match Offer::parse(body).and_then(|o| sdp::negotiate(&o, self.config.srtp, key)) {
+            None => sdp::offer(&local, offer_key(srtp, key)),
+            Some(body) => match Offer::parse(body).and_then(|o| sdp::negotiate(&o, srtp, key)) {
                 Ok(neg) => {
                     self.media.update(call, Stream::from(&neg));
                     sdp::answer(&neg, &local)
@@ -566,12 +568,6 @@ impl Calls {
             },
         };
         ep.answer_reinvite(now, call, sdp);
-    }
-
-    /// The key our own offer carries: SRTP is offered only where it is required (an `RTP/AVP` offer is
-    /// what every peer can answer).
-    fn offer_key(&self, key: KeySalt) -> Option<KeySalt> {
-        (self.config.srtp == SrtpPolicy::Required).then_some(key)
     }
 
     fn local(&mut self, port: u16) -> Local {
@@ -602,6 +598,12 @@ impl Calls {
             self.bye(now, ep, call, Reason::new("SIP", 200, why), why.into());
         }
     }
+}
+
+/// The key our own offer carries: SRTP is offered only where it is required (an `RTP/AVP` offer is what every
+/// peer can answer).
+fn offer_key(policy: SrtpPolicy, key: KeySalt) -> Option<KeySalt> {
+    (policy == SrtpPolicy::Required).then_some(key)
 }
 
 /// The stream our offer (in a 200 to an INVITE without SDP) proposes, until the ACK's answer settles it.

@@ -18,6 +18,7 @@ use sqlx::{AnyPool, Row, SqlSafeStr};
 use crate::config::{AgentConfig, AgentKind};
 use crate::e164::E164;
 use crate::routing::NumberTable;
+use crate::sdp::SrtpPolicy;
 
 mod calls;
 pub mod catalog;
@@ -131,6 +132,8 @@ pub struct PhoneNumber {
     pub twilio_number_sid: Option<String>,
     /// The number's Twilio voice settings before vocals took it (restored when it is removed).
     pub twilio_snapshot: Value,
+    /// The number's SRTP policy (`off`, `allowed`, `required`); `None` follows the server's `media.srtp`.
+    pub srtp: Option<String>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -140,10 +143,12 @@ fn migrator() -> Migrator {
     let init = include_str!("../../migrations/0001_init.sql");
     let accounts = include_str!("../../migrations/0002_twilio_accounts.sql");
     let trunks = include_str!("../../migrations/0003_twilio_trunks.sql");
+    let srtp = include_str!("../../migrations/0004_number_srtp.sql");
     Migrator::with_migrations(vec![
         Migration::new(1, Cow::Borrowed("init"), MigrationType::Simple, init.into_sql_str(), false),
         Migration::new(2, Cow::Borrowed("twilio accounts"), MigrationType::Simple, accounts.into_sql_str(), false),
         Migration::new(3, Cow::Borrowed("twilio trunks"), MigrationType::Simple, trunks.into_sql_str(), false),
+        Migration::new(4, Cow::Borrowed("number srtp"), MigrationType::Simple, srtp.into_sql_str(), false),
     ])
 }
 
@@ -151,7 +156,7 @@ fn migrator() -> Migrator {
 const AGENT_COLUMNS: &str =
     "id, name, kind, stream_url, system_prompt, providers, settings, signing_secret, created_at, updated_at";
 const NUMBER_COLUMNS: &str = "e164, agent_id, status, status_detail, twilio_account_sid, twilio_number_sid, \
-                              created_at, updated_at, twilio_snapshot";
+                              created_at, updated_at, twilio_snapshot, srtp";
 const CALL_COLUMNS: &str = "id, call_sid, sip_call_id, from_number, to_number, agent, node, invite_at, answer_at, \
                             end_at, end_reason, sip_status, codec, stats";
 
@@ -362,6 +367,20 @@ impl Store {
         self.number(e164).await?.ok_or_else(|| StoreError::NotFound(e164.to_string()))
     }
 
+    /// Sets a number's own SRTP policy; `None` makes it follow the server's `media.srtp`.
+    pub async fn set_number_srtp(&self, e164: &E164, srtp: Option<SrtpPolicy>) -> Result<PhoneNumber, StoreError> {
+        let done = sqlx::query("UPDATE phone_numbers SET srtp = $1, updated_at = $2 WHERE e164 = $3")
+            .bind(srtp.map(|p| p.as_str().to_string()))
+            .bind(now_rfc3339())
+            .bind(e164.to_string())
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("number {e164}")));
+        }
+        self.number(e164).await?.ok_or_else(|| StoreError::NotFound(format!("number {e164}")))
+    }
+
     pub async fn delete_number(&self, e164: &E164) -> Result<(), StoreError> {
         let done =
             sqlx::query("DELETE FROM phone_numbers WHERE e164 = $1").bind(e164.to_string()).execute(&self.pool).await?;
@@ -392,14 +411,17 @@ impl Store {
             .iter()
             .map(|r| agent_from(r).map(|a| (a.id.clone(), Arc::new(a.to_config()))))
             .collect::<Result<_, _>>()?;
-        let rows =
-            sqlx::query("SELECT e164, agent_id, twilio_account_sid FROM phone_numbers").fetch_all(&self.pool).await?;
+        let rows = sqlx::query("SELECT e164, agent_id, twilio_account_sid, srtp FROM phone_numbers")
+            .fetch_all(&self.pool)
+            .await?;
         let mut table = NumberTable::new();
         for r in &rows {
             let e164: String = r.try_get(0)?;
             let Ok(e164) = E164::parse(&e164) else { continue };
             let agent = r.try_get::<Option<String>, _>(1)?.and_then(|id| agents.get(&id).cloned());
-            table.insert(e164, agent, r.try_get(2)?);
+            table.insert(e164.clone(), agent, r.try_get(2)?);
+            let srtp: Option<String> = r.try_get(3)?;
+            table.set_srtp(&e164, srtp.as_deref().and_then(SrtpPolicy::parse));
         }
         Ok(table)
     }
@@ -493,6 +515,7 @@ fn number_from(r: &AnyRow) -> Result<PhoneNumber, StoreError> {
         created_at: r.try_get(6)?,
         updated_at: r.try_get(7)?,
         twilio_snapshot: json_column(r, 8)?,
+        srtp: r.try_get(9)?,
     })
 }
 

@@ -270,3 +270,26 @@ async fn a_twilio_number_starts_in_error_until_configured_and_keeps_its_snapshot
         }
     }
 }
+
+#[tokio::test]
+async fn a_numbers_srtp_policy_is_stored_and_routed_and_can_be_cleared() {
+    for (db, store) in stores().await {
+        let support = store.create_agent(&websocket("support")).await.unwrap();
+        let number: E164 = NUMBER.parse().unwrap();
+        let added = store.add_number(&number, Some(&support.id)).await.unwrap();
+        assert_eq!(added.srtp, None, "{db}: a new number follows media.srtp");
+        let srtp = |table: &NumberTable| match table.lookup(&number) {
+            Lookup::Agent { srtp, .. } => srtp,
+            other => panic!("{other:?}"),
+        };
+        let set = store.set_number_srtp(&number, Some(SrtpPolicy::Required)).await.unwrap();
+        assert_eq!(set.srtp.as_deref(), Some("required"), "{db}");
+        assert_eq!(srtp(&store.routing_table().await.unwrap()), Some(SrtpPolicy::Required), "{db}");
+        assert_eq!(serde_json::to_value(&set).unwrap()["srtp"], "required", "{db}");
+        let cleared = store.set_number_srtp(&number, None).await.unwrap();
+        assert_eq!(cleared.srtp, None, "{db}");
+        assert_eq!(srtp(&store.routing_table().await.unwrap()), None, "{db}");
+        let unknown: E164 = "+14155550100".parse().unwrap();
+        assert!(matches!(store.set_number_srtp(&unknown, None).await, Err(StoreError::NotFound(_))), "{db}");
+    }
+}
