@@ -249,6 +249,14 @@ fn check_config_prints_the_effective_values_with_secrets_hidden_or_says_what_is_
     let (code, _, err) = check_config(&unknown);
     assert_eq!(code, 2);
     assert!(err.contains("sip.drain_timeot") && err.contains("unknown key"), "{err}");
+    // TLS files are read as the server would: a missing certificate is an error naming it.
+    let tls = dir.join("tls.toml");
+    let missing = dir.join("no-such-cert.pem");
+    std::fs::write(&tls, format!("[sip]\ntls_cert = \"{}\"\ntls_key = \"{}\"\n", missing.display(), missing.display()))
+        .unwrap();
+    let (code, _, err) = check_config(&tls);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("sip.tls_cert") && err.contains("no-such-cert.pem"), "{err}");
 }
 
 #[test]

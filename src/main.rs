@@ -412,6 +412,13 @@ fn load(file: Option<&std::path::Path>, log_format: Option<&str>) -> Result<Conf
 fn check_config(file: Option<PathBuf>) -> ExitCode {
     match load(file.as_deref(), None) {
         Ok(config) => {
+            // The TLS files are read as the server would read them: a bad certificate fails here, not at start.
+            if let Some((cert, key)) = &config.sip.tls
+                && let Err(e) = vocals::io::tls::server_config(cert, key)
+            {
+                eprintln!("vocals: configuration error: sip.tls_cert/sip.tls_key: {e}");
+                return ExitCode::from(2);
+            }
             println!("{:#?}", config.redacted());
             println!("configuration OK");
             ExitCode::SUCCESS
