@@ -29,17 +29,7 @@ fn frame(k: usize) -> [u8; 160] {
 }
 
 fn rtp(seq: u16, payload: &[u8]) -> Vec<u8> {
-    let mut out = vec![0u8; 12 + payload.len()];
-    let p = vocals::media::rtp::RtpPacket {
-        marker: seq == 0,
-        payload_type: 0,
-        seq,
-        timestamp: u32::from(seq) * 160,
-        ssrc: 0x5EED,
-        payload,
-    };
-    vocals::media::rtp::build(&p, &mut out).unwrap();
-    out
+    common::rtp_packet(seq, 0x5EED, payload)
 }
 
 fn percentile(sorted: &[Duration], q: usize) -> Duration {
@@ -152,16 +142,7 @@ fn garbage_and_foreign_rtp_flooding_a_calls_port_are_dropped_counted_and_leave_t
     let server = Server::start("media-flood", &[]);
     let rtp_socket = UdpSocket::bind("127.0.0.1:0").unwrap();
     let (caller, remote) = Caller::invite(&server, &rtp_socket, "flooded-call");
-    let rx = rtp_socket.try_clone().unwrap();
-    rx.set_read_timeout(Some(Duration::from_millis(1500))).unwrap();
-    let receiver = std::thread::spawn(move || {
-        let mut got = Vec::new();
-        let mut buf = [0u8; 1500];
-        while let Ok(n) = rx.recv(&mut buf) {
-            got.push(vocals::media::rtp::parse(&buf[..n]).expect("vocals sends valid RTP").payload.to_vec());
-        }
-        got
-    });
+    let receiver = common::receive_all(&rtp_socket);
     // From another address, once the caller's stream is latched: five garbage datagrams and five RTP packets
     // of another stream (another SSRC, plausible sequence numbers) for every frame of the caller's.
     let attacker = UdpSocket::bind("127.0.0.2:0").unwrap();
@@ -188,7 +169,12 @@ fn garbage_and_foreign_rtp_flooding_a_calls_port_are_dropped_counted_and_leave_t
     }
     std::thread::sleep(Duration::from_millis(300));
     caller.request("BYE", 2);
-    let got = receiver.join().unwrap();
+    let got: Vec<Vec<u8>> = receiver
+        .join()
+        .unwrap()
+        .iter()
+        .map(|d| vocals::media::rtp::parse(d).expect("vocals sends valid RTP").payload.to_vec())
+        .collect();
     // The caller's audio came back whole, in order, and none of the attacker's.
     let audio: Vec<&Vec<u8>> = got.iter().filter(|p| p.iter().any(|&b| b != 0xFF)).collect();
     assert_eq!(audio.len(), frames, "echoed frames");

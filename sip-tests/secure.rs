@@ -49,18 +49,7 @@ fn frame(k: usize) -> Vec<u8> {
 }
 
 fn rtp(seq: u16, payload: &[u8]) -> Vec<u8> {
-    let mut out = vec![0u8; 12 + payload.len()];
-    let p = vocals::media::rtp::RtpPacket {
-        marker: seq == 0,
-        payload_type: 0,
-        seq,
-        timestamp: u32::from(seq) * 160,
-        ssrc: 0x5EC0_0001,
-        payload,
-    };
-    let n = vocals::media::rtp::build(&p, &mut out).unwrap();
-    out.truncate(n);
-    out
+    common::rtp_packet(seq, 0x5EC0_0001, payload)
 }
 
 #[test]
@@ -84,16 +73,7 @@ fn an_srtp_call_is_answered_with_our_own_key_and_the_echo_comes_back_exact_and_e
 
     let mut outbound = context(&PHONE_KEY, false);
     let mut inbound = context(&their_key, true);
-    let rx = rtp_socket.try_clone().unwrap();
-    rx.set_read_timeout(Some(Duration::from_millis(1500))).unwrap();
-    let receiver = std::thread::spawn(move || {
-        let mut got = Vec::new();
-        let mut buf = [0u8; 1500];
-        while let Ok(n) = rx.recv(&mut buf) {
-            got.push(buf[..n].to_vec());
-        }
-        got
-    });
+    let receiver = common::receive_all(&rtp_socket);
     let frames = 100usize;
     let start = Instant::now();
     let mut replay = Vec::new();
@@ -260,19 +240,6 @@ fn twilio_tls_invite(me: SocketAddr, vocals_tls: u16, rtp: &UdpSocket, call_id: 
     format!("{head}\r\nContent-Length: {}\r\n\r\n{sdp}", sdp.len())
 }
 
-/// Answers `request` (vocals' BYE) with 200 OK on the stream.
-fn ok_to(tls: &mut Tls, request: &str) {
-    let mut msg = String::from("SIP/2.0 200 OK\r\n");
-    for name in ["Via", "From", "To", "Call-ID", "CSeq"] {
-        for line in request.lines().filter(|l| l.starts_with(&format!("{name}: "))) {
-            msg.push_str(line);
-            msg.push_str("\r\n");
-        }
-    }
-    msg.push_str("Content-Length: 0\r\n\r\n");
-    send(tls, &msg);
-}
-
 #[test]
 fn twilios_secure_trunking_call_over_tls_with_srtp_end_to_end_and_a_certificate_reload() {
     let dir = std::env::temp_dir().join(format!("vocals-tls-{}", std::process::id()));
@@ -375,6 +342,6 @@ fn twilios_secure_trunking_call_over_tls_with_srtp_end_to_end_and_a_certificate_
     };
     assert!(header(&bye, "Via").starts_with("SIP/2.0/TLS "), "{bye}");
     assert!(header(&bye, "Route").contains("transport=tls"), "{bye}");
-    ok_to(&mut tls, &bye);
+    send(&mut tls, &common::ok_to(&bye));
     let _ = std::fs::remove_dir_all(&dir);
 }

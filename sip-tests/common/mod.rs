@@ -255,15 +255,7 @@ impl Caller {
 
     /// Answers a request from vocals (its BYE) with 200 OK.
     pub fn respond_ok(&self, request: &str) {
-        let mut msg = String::from("SIP/2.0 200 OK\r\n");
-        for name in ["Via", "From", "To", "Call-ID", "CSeq"] {
-            for line in request.lines().filter(|l| l.starts_with(&format!("{name}: "))) {
-                msg.push_str(line);
-                msg.push_str("\r\n");
-            }
-        }
-        msg.push_str("Content-Length: 0\r\n\r\n");
-        self.sip.send_to(msg.as_bytes(), self.server).unwrap();
+        self.sip.send_to(ok_to(request).as_bytes(), self.server).unwrap();
     }
 
     pub fn request(&self, method: &str, cseq: u32) {
@@ -346,4 +338,47 @@ pub fn cli(server: &Server, args: &[&str], env: &[(&str, &str)]) -> (i32, String
         .unwrap();
     let text = |b: Vec<u8>| String::from_utf8(b).unwrap();
     (out.status.code().unwrap_or(-1), text(out.stdout), text(out.stderr))
+}
+
+/// A 200 OK answering `request` (vocals' BYE, say): its Via, From, To, Call-ID and CSeq copied.
+pub fn ok_to(request: &str) -> String {
+    let mut msg = String::from("SIP/2.0 200 OK\r\n");
+    for name in ["Via", "From", "To", "Call-ID", "CSeq"] {
+        for line in request.lines().filter(|l| l.starts_with(&format!("{name}: "))) {
+            msg.push_str(line);
+            msg.push_str("\r\n");
+        }
+    }
+    msg.push_str("Content-Length: 0\r\n\r\n");
+    msg
+}
+
+/// An RTP packet of payload type 0 (PCMU), marker on the first, timestamps 160 apart.
+pub fn rtp_packet(seq: u16, ssrc: u32, payload: &[u8]) -> Vec<u8> {
+    let mut out = vec![0u8; 12 + payload.len()];
+    let p = vocals::media::rtp::RtpPacket {
+        marker: seq == 0,
+        payload_type: 0,
+        seq,
+        timestamp: u32::from(seq) * 160,
+        ssrc,
+        payload,
+    };
+    let n = vocals::media::rtp::build(&p, &mut out).unwrap();
+    out.truncate(n);
+    out
+}
+
+/// Every datagram `socket` receives until 1.5 s pass without one, collected on a thread of its own.
+pub fn receive_all(socket: &UdpSocket) -> std::thread::JoinHandle<Vec<Vec<u8>>> {
+    let rx = socket.try_clone().unwrap();
+    rx.set_read_timeout(Some(Duration::from_millis(1500))).unwrap();
+    std::thread::spawn(move || {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 1500];
+        while let Ok(n) = rx.recv(&mut buf) {
+            got.push(buf[..n].to_vec());
+        }
+        got
+    })
 }
