@@ -189,6 +189,7 @@ fn a_number_taken_from_another_trunk_goes_back_to_it() {
             friendly_name: "pbx".into(),
             domain_name: "pbx.pstn.twilio.com".into(),
             transfer_mode: "disable-all".into(),
+            secure: false,
         };
         s.trunks.insert(tk.clone(), trunk);
         tk
@@ -315,4 +316,40 @@ fn the_cli_links_an_account_and_adds_its_number() {
     let (code, _, err) = cli(&server, &["numbers", "remove", "+14155550150"], &[]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(twilio.get(&sid).trunk_sid, None);
+}
+
+#[test]
+fn a_vocals_serving_tls_gets_a_secure_trunk_pointed_at_its_tls_listener() {
+    let twilio = Twilio::start();
+    twilio.account(AC, TOKEN);
+    let dir = std::env::temp_dir().join(format!("vocals-twilio-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let pair = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, pair.cert.pem()).unwrap();
+    std::fs::write(&key, pair.signing_key.serialize_pem()).unwrap();
+    let tls_port = common::free_tcp_port();
+    let (listen, cert, key) = (format!("127.0.0.1:{tls_port}"), cert.display().to_string(), key.display().to_string());
+    // No origination URIs configured: this node's own, the TLS listener's.
+    let server = Server::start(
+        "twilio-tls",
+        &[
+            ("VOCALS_TWILIO_API_URL", &twilio.base),
+            ("VOCALS_TWILIO_TRUNKING_URL", &twilio.base),
+            ("VOCALS_TWILIO_RECONCILE_INTERVAL", "0"),
+            ("VOCALS_SIP_LISTEN_TLS", &listen),
+            ("VOCALS_SIP_TLS_CERT", &cert),
+            ("VOCALS_SIP_TLS_KEY", &key),
+        ],
+    );
+    link(&server);
+    twilio.number(AC, "+14155550120");
+    let (status, n) = add(&server, "+14155550120", Some(&agent(&server)));
+    assert_eq!((status, n["status"].as_str()), (201, Some("active")), "{n}");
+    let state = twilio.state.lock().unwrap();
+    let trunk = state.trunks.values().next().expect("a trunk");
+    assert!(trunk.secure, "Secure Trunking on: {trunk:?}");
+    let urls: Vec<&str> = state.origination_urls.values().map(|o| o.sip_url.as_str()).collect();
+    assert_eq!(urls, [format!("sip:127.0.0.1:{tls_port};transport=tls")]);
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -135,7 +135,8 @@ pub async fn serve(
     let (records, writer) = Recorder::spawn(store.clone(), 10_000);
     let token = admin_token(&config)?;
     let sip_port = listeners.udp.as_ref().map(|s| s.local_addr()).transpose()?.map(|a| a.port());
-    let twilio = provisioner(&config, store.clone(), media_ip, sip_port);
+    let tls_port = listeners.tls.as_ref().and_then(|t| t.0.local_addr().ok()).map(|a| a.port());
+    let twilio = provisioner(&config, store.clone(), media_ip, sip_port, tls_port);
     let reconcile = match (&twilio, config.twilio.reconcile_interval) {
         (Some(p), Some(every)) => Some(spawn_reconcile(p.clone(), every)),
         _ => None,
@@ -294,6 +295,7 @@ fn provisioner(
     store: Arc<Store>,
     media_ip: IpAddr,
     sip_port: Option<u16>,
+    tls_port: Option<u16>,
 ) -> Option<Arc<Provisioner>> {
     let client = match Twilio::new(config.twilio.endpoints.clone(), config.twilio.timeout) {
         Ok(c) => c,
@@ -308,10 +310,15 @@ fn provisioner(
             IpAddr::V6(v6) => format!("[{v6}]"),
             IpAddr::V4(v4) => v4.to_string(),
         });
-        sip_urls.push(format!("sip:{host}:{}", sip_port.unwrap_or(5060)));
+        // With TLS on, Twilio is sent to the TLS listener (Secure Trunking); else to the UDP port.
+        sip_urls.push(match tls_port {
+            Some(port) => format!("sip:{host}:{port};transport=tls"),
+            None => format!("sip:{host}:{}", sip_port.unwrap_or(5060)),
+        });
     }
     tracing::info!(uris = ?sip_urls, "Twilio numbers added here are pointed at these origination URIs");
-    let origination = Origination { sip_urls, priority: config.twilio.priority, weight: config.twilio.weight };
+    let (priority, weight, secure) = (config.twilio.priority, config.twilio.weight, tls_port.is_some());
+    let origination = Origination { sip_urls, priority, weight, secure };
     Some(Arc::new(Provisioner::new(client, store, origination)))
 }
 

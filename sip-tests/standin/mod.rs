@@ -44,6 +44,8 @@ pub struct Trunk {
     pub friendly_name: String,
     pub domain_name: String,
     pub transfer_mode: String,
+    /// Secure Trunking: TLS signalling and SRTP media required.
+    pub secure: bool,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -399,7 +401,7 @@ fn trunk_json(base: &str, t: &Trunk) -> Value {
         "friendly_name": t.friendly_name,
         "domain_name": t.domain_name,
         "transfer_mode": t.transfer_mode,
-        "secure": false,
+        "secure": t.secure,
         "date_created": "2026-11-25T10:00:00Z",
         "date_updated": "2026-11-25T10:00:00Z",
         "url": format!("{base}/v1/Trunks/{}", t.sid),
@@ -479,6 +481,7 @@ async fn create_trunk(State(shared): State<Shared>, headers: HeaderMap, body: By
         friendly_name: f.get("FriendlyName").cloned().unwrap_or_default(),
         domain_name: domain,
         transfer_mode: f.get("TransferMode").cloned().unwrap_or_else(|| "disable-all".into()),
+        secure: f.get("Secure").is_some_and(|v| v == "true"),
     };
     let json = trunk_json(&shared.base, &trunk);
     s.trunks.insert(sid, trunk);

@@ -263,8 +263,16 @@ impl Twilio {
         Self::parse(self.send(creds, reqwest::Method::GET, &self.trunking(&format!("Trunks/{sid}")), None).await?)
     }
 
-    pub async fn create_trunk(&self, creds: &Credentials, name: &str, domain: &str) -> Result<Trunk, TwilioError> {
-        let form = [("FriendlyName", name), ("DomainName", domain), ("TransferMode", "enable-all")];
+    /// A trunk named `name` on `domain`; `secure` turns Secure Trunking on (TLS and SRTP required).
+    pub async fn create_trunk(
+        &self,
+        creds: &Credentials,
+        name: &str,
+        domain: &str,
+        secure: bool,
+    ) -> Result<Trunk, TwilioError> {
+        let secure = if secure { "true" } else { "false" };
+        let form = [("FriendlyName", name), ("DomainName", domain), ("TransferMode", "enable-all"), ("Secure", secure)];
         Self::parse(self.send(creds, reqwest::Method::POST, &self.trunking("Trunks"), Some(&form)).await?)
     }
 

@@ -24,6 +24,8 @@ pub struct Origination {
     pub sip_urls: Vec<String>,
     pub priority: u32,
     pub weight: u32,
+    /// Create the trunk with Secure Trunking on (vocals serves TLS and SRTP).
+    pub secure: bool,
 }
 
 /// Why a flow failed.
@@ -213,7 +215,7 @@ impl Provisioner {
         let mut last = None;
         for _ in 0..5 {
             let domain = format!("vocals-{}.pstn.twilio.com", &crate::store::new_id("")[..12]);
-            match self.twilio.create_trunk(creds, "vocals", &domain).await {
+            match self.twilio.create_trunk(creds, "vocals", &domain, self.origination.secure).await {
                 Ok(t) => {
                     self.store.set_account_trunk(&creds.account_sid, Some(&t.sid)).await?;
                     return Ok(t.sid);
