@@ -4,6 +4,8 @@
 //! the state: SSRCs that never authenticated are tried a bounded number of times, then refused unread.
 //! Sans-IO: the key comes from the caller ([`fresh_key`] is the one place keys are made, from the OS).
 
+use rtc_rtp::header::Header;
+use rtc_shared::marshal::{MarshalSize, Unmarshal};
 use rtc_srtp::context::Context;
 use rtc_srtp::crypto::providers::RingCrypto;
 use rtc_srtp::option::{srtcp_replay_protection, srtp_replay_protection};
@@ -76,9 +78,16 @@ impl Srtp {
         }
     }
 
-    /// Protects the plain RTP packet in `buf[..len]` in place; returns the SRTP packet's length.
+    /// Protects the plain RTP packet in `buf[..len]` in place; returns the SRTP packet's length. A header
+    /// whose own size (CSRCs, extension) overruns the packet is refused, not handed to the cipher (which
+    /// would index past it: found by the `srtp` fuzz target).
     pub fn protect_rtp(&mut self, buf: &mut [u8], len: usize) -> Result<usize, SrtpError> {
-        let protected = self.outbound.encrypt_rtp(&buf[..len]).map_err(|_| SrtpError::Malformed)?;
+        let plain = buf.get(..len).ok_or(SrtpError::Malformed)?;
+        let header = Header::unmarshal(&mut &plain[..]).map_err(|_| SrtpError::Malformed)?;
+        if header.marshal_size() > len {
+            return Err(SrtpError::Malformed);
+        }
+        let protected = self.outbound.encrypt_rtp_with_header(plain, &header).map_err(|_| SrtpError::Malformed)?;
         copy_into(&protected, buf)
     }
 
@@ -243,6 +252,26 @@ mod tests {
         assert!(refusals[..MAX_STRANGERS].iter().all(|e| *e == SrtpError::Auth));
         assert!(refusals[MAX_STRANGERS..].iter().all(|e| *e == SrtpError::Stranger));
         assert_eq!(them.strangers.len(), MAX_STRANGERS);
+    }
+
+    #[test]
+    fn a_header_overrunning_its_packet_is_refused_not_encrypted() {
+        // The srtp fuzz target's first crash: V=2, X=1, CC=2, an extension whose length runs past the end.
+        let input: [u8; 151] = [
+            146, 139, 255, 44, 24, 0, 0, 0, 0, 0, 0, 0, 0, 254, 255, 255, 43, 255, 0, 0, 16, 0, 0, 19, 19, 19, 19, 19,
+            19, 19, 19, 19, 19, 19, 19, 19, 19, 19, 19, 246, 255, 255, 2, 19, 19, 19, 102, 19, 19, 19, 19, 19, 19, 19,
+            19, 19, 19, 19, 19, 19, 19, 19, 19, 19, 19, 19, 19, 19, 19, 19, 19, 19, 19, 19, 19, 19, 19, 19, 19, 19, 19,
+            19, 19, 19, 19, 19, 19, 19, 19, 19, 19, 19, 19, 19, 19, 19, 19, 19, 4, 246, 0, 172, 172, 0, 254, 128, 0, 0,
+            0, 26, 0, 0, 0, 172, 172, 172, 0, 0, 0, 0, 0, 0, 0, 0, 32, 0, 172, 172, 8, 0, 0, 0, 253, 19, 19, 19, 19,
+            19, 19, 19, 19, 19, 19, 19, 19, 19, 19, 19, 19, 19, 183,
+        ];
+        let (ours, _) = keys(Suite::AesCm128HmacSha1_80);
+        let mut us = Srtp::new(ours);
+        let mut buf = [0u8; 2048];
+        buf[..input.len()].copy_from_slice(&input);
+        assert_eq!(us.protect_rtp(&mut buf, input.len()), Err(SrtpError::Malformed));
+        assert_eq!(us.protect_rtp(&mut buf, 4), Err(SrtpError::Malformed));
+        assert_eq!(us.protect_rtp(&mut buf, 4096), Err(SrtpError::Malformed));
     }
 
     #[test]
