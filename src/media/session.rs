@@ -249,10 +249,11 @@ impl Session {
                 max_wait: self.config.max_wait,
             });
         }
-        // New keys (a re-keying re-INVITE, the answer to our SRTP offer) start new contexts; the same keys
-        // keep theirs, rollover counters and replay windows included.
-        if stream.srtp != self.srtp.as_ref().map(|s| *s.keys()) {
-            self.srtp = stream.srtp.map(Srtp::new);
+        // New keys (a re-keying re-INVITE, the answer to our SRTP offer) start new contexts for the directions
+        // they change; the same keys keep theirs, rollover counters and replay windows included.
+        match (self.srtp.as_mut(), stream.srtp) {
+            (Some(srtp), Some(keys)) => srtp.rekey(keys),
+            (_, keys) => self.srtp = keys.map(Srtp::new),
         }
         self.stream = stream;
         self.last_rx = now;

@@ -58,6 +58,22 @@ impl Srtp {
         &self.keys
     }
 
+    /// New keys from a new offer or answer. Each direction whose key (or the suite) changed starts a new
+    /// context; the other keeps its own, rollover counter and replay window included (our sequence numbers
+    /// run on across a re-INVITE, so our rollover counter must too).
+    pub fn rekey(&mut self, keys: SrtpKeys) {
+        let suite_changed = keys.suite != self.keys.suite;
+        if suite_changed || keys.remote != self.keys.remote {
+            self.inbound = context(keys.suite, &keys.remote, true);
+            self.known.clear();
+            self.strangers.clear();
+        }
+        if suite_changed || keys.local != self.keys.local {
+            self.outbound = context(keys.suite, &keys.local, false);
+        }
+        self.keys = keys;
+    }
+
     /// Decrypts and authenticates an SRTP packet into `out`; returns the plain RTP packet's length.
     pub fn unprotect_rtp(&mut self, packet: &[u8], out: &mut [u8]) -> Result<usize, SrtpError> {
         let ssrc = ssrc_at(packet, 8)?;
@@ -272,6 +288,30 @@ mod tests {
         assert_eq!(us.protect_rtp(&mut buf, input.len()), Err(SrtpError::Malformed));
         assert_eq!(us.protect_rtp(&mut buf, 4), Err(SrtpError::Malformed));
         assert_eq!(us.protect_rtp(&mut buf, 4096), Err(SrtpError::Malformed));
+    }
+
+    #[test]
+    fn a_new_remote_key_leaves_our_outbound_context_and_its_rollover_counter_alone() {
+        let (ours, theirs) = keys(Suite::AesCm128HmacSha1_80);
+        let (mut us, mut them) = (Srtp::new(ours), Srtp::new(theirs));
+        let mut buf = [0u8; 1500];
+        let mut out = [0u8; 1500];
+        // Our sequence numbers wrap (the rollover counter becomes 1) before the peer re-keys its side.
+        for seq in [65534u16, 65535, 0, 1] {
+            let n = packet(seq, 9, &mut buf);
+            let n = us.protect_rtp(&mut buf, n).unwrap();
+            them.unprotect_rtp(&buf[..n], &mut out).unwrap();
+        }
+        let fresh = KeySalt([8; KEY_SALT_LEN]);
+        us.rekey(SrtpKeys { remote: fresh, ..ours });
+        let n = packet(2, 9, &mut buf);
+        let n = us.protect_rtp(&mut buf, n).unwrap();
+        assert!(them.unprotect_rtp(&buf[..n], &mut out).is_ok(), "the peer still reads us: same key, same counter");
+        // Their new key is what we now read them with.
+        let mut them_rekeyed = Srtp::new(SrtpKeys { local: fresh, ..theirs });
+        let n = packet(7, 11, &mut buf);
+        let n = them_rekeyed.protect_rtp(&mut buf, n).unwrap();
+        assert!(us.unprotect_rtp(&buf[..n], &mut out).is_ok());
     }
 
     #[test]
