@@ -5,7 +5,6 @@
 //! tests take turns, and only the measuring thread's allocations are counted.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use std::net::SocketAddr;
@@ -19,23 +18,28 @@ use vocals::media::rtp::{self, RtpPacket};
 use vocals::media::session::{Session, SessionConfig, Stream};
 use vocals::sdp::Codec;
 
-/// The counter is process-wide: the tests take turns.
+/// The tests take turns (each counts on its own thread; one at a time keeps the figures quiet).
 static SERIAL: Mutex<()> = Mutex::new(());
 
 struct Counting;
 
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
 thread_local! {
-    /// Only the measuring test's own thread counts: the test harness allocates on its threads meanwhile (to
-    /// report the other test), which is not the media path.
+    /// Only the measuring test's own thread counts, into a counter of its own: the test harness allocates on
+    /// its threads meanwhile (to report the other test, or finishing it on that test's thread after its
+    /// turn), which is not the media path.
     static COUNTED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    static ALLOCATIONS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
 fn count() {
     if COUNTED.try_with(|c| c.get()).unwrap_or(false) {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
     }
+}
+
+/// This thread's allocations since it started counting.
+fn allocations() -> u64 {
+    ALLOCATIONS.with(|n| n.get())
 }
 
 /// Counts this thread's allocations from now on.
@@ -110,13 +114,13 @@ fn the_per_packet_media_path_allocates_nothing_in_steady_state() {
     // Warm up: every buffer reaches its steady size.
     run(0, 1_000);
     count_this_thread();
-    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    let before = allocations();
     run(1_000, 6_000);
-    let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
-    assert_eq!(allocations, 0, "{allocations} allocations in 5,000 packets of steady state");
+    let allocated = allocations() - before;
+    assert_eq!(allocated, 0, "{allocated} allocations in 5,000 packets of steady state");
     // The counter does count: one deliberate allocation shows.
     let probe = std::hint::black_box(Vec::<u8>::with_capacity(64));
-    assert!(ALLOCATIONS.load(Ordering::Relaxed) > before, "the counting allocator is not in use");
+    assert!(allocations() > before, "the counting allocator is not in use");
     drop(probe);
 }
 
@@ -159,9 +163,9 @@ fn a_calls_session_allocates_nothing_per_packet_in_steady_state() {
     };
     run(0, 1_000);
     count_this_thread();
-    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    let before = allocations();
     run(1_000, 6_000);
-    let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
-    assert_eq!(allocations, 0, "{allocations} allocations in 5,000 packets through a call's session");
+    let allocated = allocations() - before;
+    assert_eq!(allocated, 0, "{allocated} allocations in 5,000 packets through a call's session");
     assert!(s.stats().sent_packets >= 5_900 && s.stats().jitter.concealed >= 100, "{:?}", s.stats());
 }
