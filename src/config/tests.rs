@@ -1,0 +1,201 @@
+//! The configuration's tests: defaults, precedence (file < environment), every key's checks, the shipped file.
+
+use super::*;
+
+fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+fn file(text: &str) -> tempfile_like::File {
+    tempfile_like::File::new(text)
+}
+
+#[test]
+fn defaults_need_no_file() {
+    let c = Config::load(None, env(&[])).unwrap();
+    assert_eq!(c.sip.listen_udp, Some("0.0.0.0:5060".parse().unwrap()));
+    assert_eq!(c.sip.listen_tcp, Some("0.0.0.0:5060".parse().unwrap()));
+    assert_eq!(c.sip.limits, Limits::default());
+    assert_eq!(c.state_dir, PathBuf::from("./vocals-data"));
+    assert_eq!(c.log.format, LogFormat::Auto);
+}
+
+#[test]
+fn environment_overrides_the_file() {
+    let f = file("[sip]\nlisten_udp = \"127.0.0.1:5070\"\nmax_headers = 100\n");
+    let c =
+        Config::load(Some(f.path()), env(&[("VOCALS_SIP_LISTEN_UDP", "[::1]:5080"), ("VOCALS_SIP_LISTEN_TCP", "")]))
+            .unwrap();
+    assert_eq!(c.sip.listen_udp, Some("[::1]:5080".parse().unwrap()));
+    assert_eq!(c.sip.listen_tcp, None);
+    assert_eq!(c.sip.limits.max_headers, 100);
+}
+
+#[test]
+fn state_dir_follows_systemd_and_the_environment() {
+    let c = Config::load(None, env(&[("STATE_DIRECTORY", "/var/lib/vocals")])).unwrap();
+    assert_eq!(c.state_dir, PathBuf::from("/var/lib/vocals"));
+    let c = Config::load(None, env(&[("VOCALS_STATE_DIR", "/srv/v")])).unwrap();
+    assert_eq!(c.state_dir, PathBuf::from("/srv/v"));
+}
+
+#[test]
+fn bad_values_name_their_key_and_what_is_allowed() {
+    let e = Config::load(None, env(&[("VOCALS_SIP_LISTEN_UDP", "5060")])).unwrap_err().to_string();
+    assert!(e.starts_with("sip.listen_udp: \"5060\" is not valid"), "{e}");
+    let e = Config::load(None, env(&[("VOCALS_SIP_MAX_MESSAGE_SIZE", "10")])).unwrap_err().to_string();
+    assert!(e.contains("from 1500 to 1048576"), "{e}");
+    let e = Config::load(None, env(&[("VOCALS_LOG_FORMAT", "xml")])).unwrap_err().to_string();
+    assert!(e.contains("auto, pretty, plain, json"), "{e}");
+}
+
+#[test]
+fn unknown_keys_are_refused_from_file_and_environment() {
+    let f = file("[sip]\nlisten_udpp = \"x\"\n");
+    let e = Config::load(Some(f.path()), env(&[])).unwrap_err().to_string();
+    assert!(e.starts_with("sip.listen_udpp: unknown key"), "{e}");
+    let e = Config::load(None, env(&[("VOCALS_SIP_LISTEN", "x")])).unwrap_err().to_string();
+    assert!(e.contains("VOCALS_SIP_LISTEN"), "{e}");
+    assert!(Config::load(None, env(&[("VOCALS_CONFIG", "/etc/vocals.toml")])).is_ok());
+}
+
+#[test]
+fn numbers_are_read_from_the_file_and_checked() {
+    let f =
+        file("[[numbers]]\nnumber = \"+14155550123\"\nagent = \"echo\"\n\n[[numbers]]\nnumber = \"+14155550124\"\n");
+    let c = Config::load(Some(f.path()), env(&[])).unwrap();
+    assert_eq!(c.numbers.len(), 2);
+    assert_eq!(c.numbers[0].agent.as_deref(), Some("echo"));
+    assert_eq!(c.numbers[1].agent, None);
+    let f = file("[[numbers]]\nnumber = \"4155550123\"\n");
+    let e = Config::load(Some(f.path()), env(&[])).unwrap_err().to_string();
+    assert!(e.starts_with("numbers[0].number:") && e.contains("E.164"), "{e}");
+    let f = file("[[numbers]]\nnumber = \"+14155550123\"\nagnet = \"x\"\n");
+    assert!(Config::load(Some(f.path()), env(&[])).unwrap_err().to_string().contains("numbers[0].agnet"));
+}
+
+#[test]
+fn tls_takes_a_certificate_and_a_key_together_and_srtp_a_policy() {
+    let c = Config::load(None, env(&[])).unwrap();
+    assert_eq!((c.sip.listen_tls, c.sip.tls.clone()), (Some("0.0.0.0:5061".parse().unwrap()), None));
+    assert_eq!(c.media.srtp, SrtpPolicy::Allowed);
+    let both = env(&[("VOCALS_SIP_TLS_CERT", "/etc/vocals/cert.pem"), ("VOCALS_SIP_TLS_KEY", "/etc/vocals/key.pem")]);
+    let c = Config::load(None, both).unwrap();
+    assert_eq!(c.sip.tls, Some((PathBuf::from("/etc/vocals/cert.pem"), PathBuf::from("/etc/vocals/key.pem"))));
+    let e = Config::load(None, env(&[("VOCALS_SIP_TLS_CERT", "/c.pem")])).unwrap_err().to_string();
+    assert!(e.starts_with("sip.tls_key:"), "{e}");
+    let e = Config::load(None, env(&[("VOCALS_MEDIA_SRTP", "on")])).unwrap_err().to_string();
+    assert!(e.contains("off, allowed, required"), "{e}");
+    let f = file("[[numbers]]\nnumber = \"+14155550123\"\nagent = \"echo\"\nsrtp = \"required\"\n");
+    let c = Config::load(Some(f.path()), env(&[])).unwrap();
+    assert_eq!(c.numbers[0].srtp, Some(SrtpPolicy::Required));
+    let f = file("[[numbers]]\nnumber = \"+14155550123\"\nsrtp = \"yes\"\n");
+    let e = Config::load(Some(f.path()), env(&[])).unwrap_err().to_string();
+    assert!(e.starts_with("numbers[0].srtp:"), "{e}");
+}
+
+#[test]
+fn agents_are_read_from_the_file_and_numbers_must_name_one() {
+    let f = file(
+        "default_agent = \"support\"\n[[agents]]\nname = \"support\"\nurl = \"ws://127.0.0.1:8765/stream\"\n\
+         connect_timeout_ms = 1500\n[agents.parameters]\nsystem_prompt = \"Be brief.\"\ntemperature = 0.2\n\
+         [[numbers]]\nnumber = \"+14155550123\"\nagent = \"support\"\n",
+    );
+    let c = Config::load(Some(f.path()), env(&[])).unwrap();
+    let a = &c.agents[0];
+    assert_eq!((a.name.as_str(), a.url.as_str()), ("support", "ws://127.0.0.1:8765/stream"));
+    assert_eq!(a.connect_timeout, Duration::from_millis(1500));
+    assert_eq!(a.parameters["system_prompt"], "Be brief.");
+    assert_eq!(a.parameters["temperature"], "0.2", "parameters travel as strings");
+    let f = file("[[numbers]]\nnumber = \"+14155550123\"\nagent = \"sales\"\n");
+    let e = Config::load(Some(f.path()), env(&[])).unwrap_err().to_string();
+    assert!(e.starts_with("numbers[0].agent: \"sales\""), "{e}");
+    let e = Config::load(None, env(&[("VOCALS_DEFAULT_AGENT", "nobody")])).unwrap_err().to_string();
+    assert!(e.starts_with("default_agent:"), "{e}");
+    let f = file("[[agents]]\nname = \"a\"\nurl = \"http://x\"\n");
+    let e = Config::load(Some(f.path()), env(&[])).unwrap_err().to_string();
+    assert!(e.starts_with("agents[0].url:"), "{e}");
+    let f = file("[[agents]]\nname = \"echo\"\nurl = \"ws://x/y\"\n");
+    assert!(Config::load(Some(f.path()), env(&[])).unwrap_err().to_string().starts_with("agents[0].name"));
+}
+
+#[test]
+fn the_default_allowlist_is_twilios_edges_and_loopback() {
+    let c = Config::load(None, env(&[])).unwrap();
+    assert_eq!(c.sip.allow, AllowList::default());
+    let e = Config::load(None, env(&[("VOCALS_SIP_ALLOW", "10.0.0.0/33")])).unwrap_err().to_string();
+    assert!(e.starts_with("sip.allow:"), "{e}");
+    let e = Config::load(None, env(&[("VOCALS_MEDIA_PUBLIC_IP", "0.0.0.0")])).unwrap_err().to_string();
+    assert!(e.contains("not 0.0.0.0"), "{e}");
+    let c = Config::load(None, env(&[("VOCALS_SIP_T1_MS", "50"), ("VOCALS_MEDIA_RTP_PORTS", "20000-20100")])).unwrap();
+    assert_eq!(c.sip.timers.t1, Duration::from_millis(50));
+    assert_eq!(c.media.rtp_ports, PortRange { first: 20000, last: 20100 });
+}
+
+#[test]
+fn syntax_errors_name_the_file() {
+    let f = file("[sip\n");
+    let e = Config::load(Some(f.path()), env(&[])).unwrap_err().to_string();
+    assert!(e.contains("is not valid TOML"), "{e}");
+}
+
+#[test]
+fn the_store_admin_token_and_node_come_from_the_environment_with_defaults() {
+    let c = Config::load(None, env(&[("VOCALS_STATE_DIR", "/srv/v")])).unwrap();
+    assert_eq!((c.store_url.as_str(), c.admin_token.as_deref()), ("sqlite:///srv/v/vocals.db", None));
+    assert!(!c.node.is_empty());
+    let c = Config::load(
+        None,
+        env(&[
+            ("VOCALS_STORE_URL", "postgres://vocals:pw@db/vocals"),
+            ("VOCALS_ADMIN_TOKEN", "0123456789abcdef"),
+            ("VOCALS_NODE", "edge-1"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(c.store_url, "postgres://vocals:pw@db/vocals");
+    assert_eq!((c.admin_token.as_deref(), c.node.as_str()), (Some("0123456789abcdef"), "edge-1"));
+    let e = Config::load(None, env(&[("VOCALS_STORE_URL", "mysql://x")])).unwrap_err().to_string();
+    assert!(e.starts_with("store.url:") && e.contains("postgres://"), "{e}");
+    let e = Config::load(None, env(&[("VOCALS_ADMIN_TOKEN", "short")])).unwrap_err().to_string();
+    assert!(e.starts_with("admin.token:") && e.contains("16 characters") && !e.contains("short"), "{e}");
+}
+
+#[test]
+fn the_shipped_config_file_documents_every_key_with_its_default() {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/vocals.toml")).unwrap();
+    for (section, key, default) in KEYS {
+        let line = format!("# {key} = \"{default}\"");
+        let number_line = format!("# {key} = {default}");
+        assert!(text.contains(&line) || text.contains(&number_line), "config/vocals.toml lacks {section}.{key}");
+    }
+    // Loading the shipped file (everything commented) gives the defaults.
+    let shipped = Config::load(Some(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/config/vocals.toml"))), env(&[]));
+    assert_eq!(shipped.unwrap(), Config::load(None, env(&[])).unwrap());
+}
+
+/// A file in the system temp dir, removed on drop.
+mod tempfile_like {
+    pub struct File(std::path::PathBuf);
+    impl File {
+        pub fn new(text: &str) -> File {
+            use std::sync::atomic::{AtomicUsize, Ordering};
+            static N: AtomicUsize = AtomicUsize::new(0);
+            let p = std::env::temp_dir().join(format!(
+                "vocals-config-{}-{}.toml",
+                std::process::id(),
+                N.fetch_add(1, Ordering::Relaxed)
+            ));
+            std::fs::write(&p, text).unwrap();
+            File(p)
+        }
+        pub fn path(&self) -> &std::path::Path {
+            &self.0
+        }
+    }
+    impl Drop for File {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+}

@@ -1,0 +1,297 @@
+//! The media session's tests, on a virtual clock: latching, pacing, holds, DTMF, RTCP, SRTP, hand-off.
+
+use super::*;
+
+const PEER: &str = "192.0.2.10:30000";
+
+fn peer() -> SocketAddr {
+    PEER.parse().unwrap()
+}
+
+fn stream(codec: Codec, direction: Direction) -> Stream {
+    Stream { direction, ..Stream::sendrecv(codec, peer()) }
+}
+
+fn config() -> SessionConfig {
+    SessionConfig { ssrc: 0xABCD, seq: 65534, timestamp: 1000, ..SessionConfig::default() }
+}
+
+struct Run {
+    s: Session,
+    t0: Instant,
+    buf: Vec<u8>,
+}
+
+impl Run {
+    fn new(config: SessionConfig, stream: Stream) -> Run {
+        let t0 = Instant::now();
+        Run { s: Session::new(t0, SystemTime::now(), config, stream), t0, buf: vec![0; 1500] }
+    }
+
+    fn at(&self, ms: u64) -> Instant {
+        self.t0 + Duration::from_millis(ms)
+    }
+
+    fn rtp(&mut self, ms: u64, from: SocketAddr, pt: u8, seq: u16, payload: &[u8]) {
+        let mut d = [0u8; 200];
+        let p = RtpPacket { marker: false, payload_type: pt, seq, timestamp: u32::from(seq) * 160, ssrc: 77, payload };
+        let n = rtp::build(&p, &mut d).unwrap();
+        self.s.handle_rtp(self.at(ms), from, &d[..n]);
+    }
+
+    fn frames(&mut self, ms: u64) -> Vec<[u8; FRAME_BYTES]> {
+        let mut out = Vec::new();
+        let mut f = [0u8; FRAME_BYTES];
+        while self.s.poll_frame(self.at(ms), &mut f).is_some() {
+            out.push(f);
+        }
+        out
+    }
+
+    /// Every RTP packet sent up to `ms`, parsed: (marker, seq, timestamp, first payload byte).
+    fn sent(&mut self, ms: u64) -> Vec<(bool, u16, u32, u8, SocketAddr)> {
+        let mut out = Vec::new();
+        let now = self.at(ms);
+        while let Some(t) = self.s.poll_transmit(now, &mut self.buf) {
+            if !t.rtcp {
+                let p = rtp::parse(&self.buf[..t.len]).unwrap();
+                out.push((p.marker, p.seq, p.timestamp, p.payload[0], t.to));
+            }
+        }
+        out
+    }
+}
+
+#[test]
+fn the_first_good_source_is_latched_and_others_are_dropped_and_counted() {
+    let mut r = Run::new(config(), stream(Codec::Pcmu, Direction::SendRecv));
+    let intruder: SocketAddr = "198.51.100.1:4000".parse().unwrap();
+    // A payload type that was not negotiated does not latch.
+    r.rtp(0, intruder, 18, 1, &[0; 20]);
+    r.rtp(0, peer(), 0, 1, &[0x11; 160]);
+    r.rtp(20, intruder, 0, 2, &[0x22; 160]);
+    r.rtp(20, peer(), 0, 2, &[0x33; 160]);
+    let frames = r.frames(20);
+    assert_eq!(frames.iter().map(|f| f[0]).collect::<Vec<_>>(), vec![0x11, 0x33]);
+    let st = r.s.stats();
+    assert_eq!((st.foreign, st.wrong_payload_type, st.rtp_received), (1, 1, 2));
+    r.s.handle_rtp(r.at(40), peer(), b"not rtp");
+    assert_eq!(r.s.stats().malformed, 1);
+}
+
+#[test]
+fn an_srtp_stream_is_decrypted_in_and_protected_out_and_forgeries_neither_play_nor_latch() {
+    use crate::media::srtp::Srtp;
+    use crate::sdp::sdes::{KEY_SALT_LEN, KeySalt, Suite};
+    let (theirs, ours) = (KeySalt([4; KEY_SALT_LEN]), KeySalt([5; KEY_SALT_LEN]));
+    let keys = SrtpKeys { suite: Suite::AesCm128HmacSha1_80, tag: 1, remote: theirs, local: ours };
+    let mut r = Run::new(config(), Stream { srtp: Some(keys), ..stream(Codec::Pcmu, Direction::SendRecv) });
+    // The peer: protects with its key, unprotects with ours.
+    let mut phone = Srtp::new(SrtpKeys { remote: ours, local: theirs, ..keys });
+    let protect = |phone: &mut Srtp, seq: u16, fill: u8| {
+        let mut d = [0u8; 300];
+        let payload = [fill; 160];
+        let p = RtpPacket {
+            marker: false,
+            payload_type: 0,
+            seq,
+            timestamp: u32::from(seq) * 160,
+            ssrc: 77,
+            payload: &payload,
+        };
+        let n = rtp::build(&p, &mut d).unwrap();
+        let n = phone.protect_rtp(&mut d, n).unwrap();
+        d[..n].to_vec()
+    };
+    // A forgery (plain RTP, or SRTP under another key) from anywhere: dropped, counted, and not latched.
+    let intruder: SocketAddr = "198.51.100.1:4000".parse().unwrap();
+    r.rtp(0, intruder, 0, 1, &[0x99; 160]);
+    let mut forger = Srtp::new(SrtpKeys { local: KeySalt([6; KEY_SALT_LEN]), ..keys });
+    let forged = protect(&mut forger, 1, 0x98);
+    r.s.handle_rtp(r.at(0), intruder, &forged);
+    assert_eq!(r.s.stats().srtp_rejected, 2);
+    for seq in 1..=3u16 {
+        let packet = protect(&mut phone, seq, 0x10 + seq as u8);
+        r.s.handle_rtp(r.at(u64::from(seq) * 20), peer(), &packet);
+        if seq == 2 {
+            r.s.handle_rtp(r.at(40), peer(), &packet);
+        }
+    }
+    let frames = r.frames(60);
+    assert_eq!(frames.iter().map(|f| f[0]).collect::<Vec<_>>(), vec![0x11, 0x12, 0x13]);
+    let st = r.s.stats();
+    assert_eq!((st.rtp_received, st.srtp_replayed, st.srtp_rejected, st.foreign), (3, 1, 2, 0));
+    // Now latched: the intruder is foreign, not even decrypted.
+    r.s.handle_rtp(r.at(60), intruder, &forged);
+    assert_eq!(r.s.stats().foreign, 1);
+    // What we send, the phone can read: SRTP (10-byte tag), and SRTCP.
+    r.s.playout().push(&[0x44; FRAME_BYTES]);
+    let now = r.at(5_100);
+    let (mut rtp_seen, mut rtcp_seen) = (0, 0);
+    while let Some(t) = r.s.poll_transmit(now, &mut r.buf) {
+        let mut out = [0u8; 1500];
+        if t.rtcp {
+            let n = phone.unprotect_rtcp(&r.buf[..t.len], &mut out).expect("our SRTCP authenticates");
+            assert!(n >= 8);
+            rtcp_seen += 1;
+        } else {
+            assert_eq!(t.len, 12 + 160 + 10);
+            let n = phone.unprotect_rtp(&r.buf[..t.len], &mut out).expect("our SRTP authenticates");
+            assert_eq!(n, 12 + 160);
+            rtp_seen += 1;
+        }
+    }
+    assert!(rtp_seen > 0 && rtcp_seen == 1, "{rtp_seen} RTP, {rtcp_seen} RTCP");
+}
+
+#[test]
+fn symmetric_rtp_answers_the_latched_source_not_the_sdp_address() {
+    let natted: SocketAddr = "203.0.113.5:61000".parse().unwrap();
+    let mut r = Run::new(config(), stream(Codec::Pcmu, Direction::SendRecv));
+    assert_eq!(r.sent(0)[0].4, peer(), "before any RTP: the SDP address");
+    r.rtp(10, natted, 0, 1, &[0x11; 160]);
+    assert_eq!(r.sent(20)[0].4, natted);
+    let mut r = Run::new(SessionConfig { symmetric: false, ..config() }, stream(Codec::Pcmu, Direction::SendRecv));
+    r.rtp(10, natted, 0, 1, &[0x11; 160]);
+    assert_eq!(r.sent(20)[0].4, peer(), "symmetric RTP off: always the SDP address");
+}
+
+#[test]
+fn packets_go_out_every_20_ms_on_a_clock_that_does_not_drift_with_late_polls() {
+    let mut r = Run::new(config(), stream(Codec::Pcmu, Direction::SendRecv));
+    let mut all = Vec::new();
+    let mut deadlines = Vec::new();
+    for k in 0..50u64 {
+        // The driver wakes up to 7 ms late each time; ticks stay at k * 20 ms.
+        deadlines.push(r.s.poll_timeout().min(r.at(k * 20 + 100)));
+        all.extend(r.sent(k * 20 + k % 8));
+    }
+    assert_eq!(all.len(), 50);
+    for (k, p) in all.iter().enumerate() {
+        assert_eq!(p.1, 65534u16.wrapping_add(k as u16), "seq + 1 (wrapping)");
+        assert_eq!(p.2, 1000 + 160 * k as u32, "timestamp + 160");
+    }
+    assert!(deadlines.iter().enumerate().skip(1).all(|(k, d)| *d <= r.at(k as u64 * 20)));
+    assert_eq!(r.s.stats().sent_packets, 50);
+}
+
+#[test]
+fn a_stalled_task_skips_ticks_instead_of_bursting() {
+    let mut r = Run::new(config(), stream(Codec::Pcmu, Direction::SendRecv));
+    assert_eq!(r.sent(0).len(), 1);
+    let after = r.sent(1000);
+    assert!(after.len() <= 6, "{} packets burst", after.len());
+    assert_eq!(after.last().unwrap().2, 1000 + 160 * 50, "the timestamp follows the real time");
+    assert!(r.s.stats().skipped_ticks >= 40);
+}
+
+#[test]
+fn agent_audio_is_sent_with_a_marker_on_each_talk_spurt_and_silence_between() {
+    let mut r = Run::new(SessionConfig { send_silence: false, ..config() }, stream(Codec::Pcmu, Direction::SendRecv));
+    assert!(r.sent(0).is_empty(), "nothing to say, no silence frames: the stream pauses");
+    r.s.playout().push(&[0x42; 320]);
+    let spurt = r.sent(40);
+    assert_eq!(spurt.iter().map(|p| (p.0, p.3)).collect::<Vec<_>>(), vec![(true, 0x42), (false, 0x42)]);
+    assert_eq!(spurt[1].2 - spurt[0].2, 160);
+    let mut r = Run::new(config(), stream(Codec::Pcmu, Direction::SendRecv));
+    assert_eq!(r.sent(0)[0].3, 0xFF, "silence frames keep the stream continuous");
+}
+
+#[test]
+fn a_pcma_call_is_transcoded_to_and_from_the_agents_mulaw() {
+    let mut r = Run::new(config(), stream(Codec::Pcma, Direction::SendRecv));
+    let alaw = g711::alaw_encode(1000);
+    r.rtp(0, peer(), 8, 1, &[alaw; 160]);
+    let frame = r.frames(0)[0];
+    assert_eq!(frame[0], g711::ulaw_encode(g711::alaw_decode(alaw)));
+    r.s.playout().push(&[g711::ulaw_encode(-2000); 160]);
+    let sent = r.sent(20);
+    assert_eq!(sent[0].3, g711::alaw_encode(g711::ulaw_decode(g711::ulaw_encode(-2000))));
+}
+
+#[test]
+fn on_hold_nothing_is_sent_and_silence_does_not_time_the_call_out() {
+    let mut r = Run::new(config(), stream(Codec::Pcmu, Direction::RecvOnly));
+    r.s.playout().push(&[0x42; 1600]);
+    assert!(r.sent(200).is_empty());
+    r.s.handle_timeout(r.at(60_000));
+    assert_eq!(r.s.poll_end(), None);
+    // Resumed: the media timeout runs from the resume.
+    r.s.update(r.at(60_000), stream(Codec::Pcmu, Direction::SendRecv));
+    r.s.handle_timeout(r.at(89_000));
+    assert_eq!(r.s.poll_end(), None);
+    assert!(r.s.poll_timeout() <= r.at(90_000));
+    r.s.handle_timeout(r.at(90_000));
+    assert_eq!(r.s.poll_end(), Some(MediaEnd::Timeout(Duration::from_secs(30))));
+    r.s.handle_timeout(r.at(200_000));
+    assert_eq!(r.s.poll_end(), None, "asked once");
+}
+
+#[test]
+fn rtp_keeps_the_media_timeout_away() {
+    let mut r = Run::new(config(), stream(Codec::Pcmu, Direction::SendRecv));
+    r.rtp(25_000, peer(), 0, 1, &[0; 160]);
+    r.s.handle_timeout(r.at(50_000));
+    assert_eq!(r.s.poll_end(), None);
+    r.s.handle_timeout(r.at(55_000));
+    assert!(r.s.poll_end().is_some());
+}
+
+#[test]
+fn dtmf_between_audio_gives_one_digit_and_no_wait_or_concealment() {
+    let mut r = Run::new(config(), stream(Codec::Pcmu, Direction::SendRecv));
+    let mut frames = Vec::new();
+    // 10 audio packets, a digit (3 updates and the end packet three times, on the same SSRC and sequence
+    // numbers), 10 audio packets; each frame is handed off the moment its packet arrives.
+    for seq in 1..=26u16 {
+        let ms = u64::from(seq) * 20;
+        if (11..=16).contains(&seq) {
+            let end = if seq >= 14 { 0x80 } else { 0 };
+            let duration = 160 * (seq - 10).min(4);
+            let payload = [7, end, (duration >> 8) as u8, duration as u8];
+            let mut d = [0u8; 64];
+            let p =
+                RtpPacket { marker: seq == 11, payload_type: 101, seq, timestamp: 1760, ssrc: 77, payload: &payload };
+            let n = rtp::build(&p, &mut d).unwrap();
+            r.s.handle_rtp(r.at(ms), peer(), &d[..n]);
+        } else {
+            r.rtp(ms, peer(), 0, seq, &[0x10; 160]);
+        }
+        frames.extend(r.frames(ms));
+    }
+    assert_eq!(frames.len(), 26);
+    assert_eq!(frames.iter().filter(|f| f[0] == 0xFF).count(), 6, "the digit's frames are silence");
+    assert_eq!(r.s.stats().jitter.concealed, 0);
+    assert_eq!(r.s.poll_digit().map(|d| d.digit), Some('7'));
+    assert_eq!(r.s.poll_digit(), None);
+}
+
+#[test]
+fn reports_go_to_the_rtcp_port_as_sr_once_we_send() {
+    let mut r = Run::new(config(), stream(Codec::Pcmu, Direction::SendRecv));
+    let mut rtcp = Vec::new();
+    let mut t = 0;
+    while t <= 10_000 {
+        while let Some(x) = r.s.poll_transmit(r.at(t), &mut r.buf) {
+            if x.rtcp {
+                rtcp.push((t, x.to, r.buf[1]));
+            }
+        }
+        t += 20;
+    }
+    assert_eq!(rtcp.len(), 2, "{rtcp:?}");
+    assert_eq!(rtcp[0].0, 5000);
+    assert_eq!(rtcp[0].1, "192.0.2.10:30001".parse().unwrap());
+    assert_eq!(rtcp[0].2, 200, "a sender report");
+}
+
+#[test]
+fn in_order_frames_are_handed_off_the_moment_they_arrive() {
+    let mut r = Run::new(config(), stream(Codec::Pcmu, Direction::SendRecv));
+    for seq in 1..=100u16 {
+        r.rtp(u64::from(seq) * 20, peer(), 0, seq, &[1; 160]);
+        assert_eq!(r.frames(u64::from(seq) * 20).len(), 1);
+    }
+    let st = r.s.stats();
+    assert_eq!(st.handoff_p99, Duration::from_micros(100), "the first bin");
+}
