@@ -378,8 +378,7 @@ impl Config {
                 .filter(|s| *s > 0)
                 .map(Duration::from_secs),
         };
-        let srtp = SrtpPolicy::parse(v["media.srtp"].trim())
-            .ok_or_else(|| bad("media.srtp", &v["media.srtp"], "one of off, allowed, required"))?;
+        let srtp = srtp_policy("media.srtp", v["media.srtp"].trim())?;
         let media = MediaConfig { public_ip, rtp_ports, settings, srtp };
         let default_agent = Some(v["default_agent"].trim().to_string()).filter(|a| !a.is_empty());
         let format = match v["log.format"].as_str() {
@@ -546,6 +545,11 @@ fn read_file(
     Ok(())
 }
 
+/// An SRTP policy value (`media.srtp`, a number's `srtp`).
+fn srtp_policy(key: &str, value: &str) -> Result<SrtpPolicy, ConfigError> {
+    SrtpPolicy::parse(value).ok_or_else(|| bad(key, value, "one of off, allowed, required"))
+}
+
 /// One `[[numbers]]` table: `number` (E.164), optional `agent`, `account_sid` and `srtp`.
 fn number_entry(i: usize, entry: toml::Value) -> Result<NumberConfig, ConfigError> {
     let key = |k: &str| format!("numbers[{i}].{k}");
@@ -565,7 +569,7 @@ fn number_entry(i: usize, entry: toml::Value) -> Result<NumberConfig, ConfigErro
     let account_sid = text("account_sid")?;
     let srtp = match text("srtp")? {
         None => None,
-        Some(s) => Some(SrtpPolicy::parse(&s).ok_or_else(|| bad(&key("srtp"), &s, "one of off, allowed, required"))?),
+        Some(s) => Some(srtp_policy(&key("srtp"), &s)?),
     };
     if let Some(unknown) = t.keys().next() {
         return Err(unknown_key(&key(unknown), "number", "agent, account_sid, srtp"));

@@ -76,19 +76,26 @@ impl Srtp {
 
     /// Decrypts and authenticates an SRTP packet into `out`; returns the plain RTP packet's length.
     pub fn unprotect_rtp(&mut self, packet: &[u8], out: &mut [u8]) -> Result<usize, SrtpError> {
-        let ssrc = ssrc_at(packet, 8)?;
-        self.admit(ssrc)?;
-        match self.inbound.decrypt_rtp(packet) {
-            Ok(plain) => self.accepted(ssrc, &plain, out),
-            Err(e) => Err(self.refused(ssrc, &e)),
-        }
+        self.unprotect(packet, 8, Context::decrypt_rtp, out)
     }
 
     /// Decrypts and authenticates an SRTCP packet into `out`; returns the plain RTCP packet's length.
     pub fn unprotect_rtcp(&mut self, packet: &[u8], out: &mut [u8]) -> Result<usize, SrtpError> {
-        let ssrc = ssrc_at(packet, 4)?;
+        self.unprotect(packet, 4, Context::decrypt_rtcp, out)
+    }
+
+    /// Admits the packet's SSRC (read at `ssrc_offset`), decrypts it with the inbound context, and keeps
+    /// count of which SSRCs authenticate.
+    fn unprotect(
+        &mut self,
+        packet: &[u8],
+        ssrc_offset: usize,
+        decrypt: fn(&mut Context, &[u8]) -> rtc_shared::error::Result<bytes::BytesMut>,
+        out: &mut [u8],
+    ) -> Result<usize, SrtpError> {
+        let ssrc = ssrc_at(packet, ssrc_offset)?;
         self.admit(ssrc)?;
-        match self.inbound.decrypt_rtcp(packet) {
+        match decrypt(&mut self.inbound, packet) {
             Ok(plain) => self.accepted(ssrc, &plain, out),
             Err(e) => Err(self.refused(ssrc, &e)),
         }
