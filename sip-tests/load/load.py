@@ -1,0 +1,651 @@
+#!/usr/bin/env python3
+"""vocals load runs, measured side by side with peers on the same machine (run by sip-tests/load/run).
+
+Signalling: SIPp places INVITE -> 200 -> ACK -> BYE calls at stepped rates against vocals (built-in echo agent),
+Kamailio's stateless responder and `sipp -sn uas`. A step passes with 0 failed calls, p99 INVITE->200 <= 10 ms,
+no growth of the kernel's UdpRcvbufErrors (nstat) and the generator at or under 70% of its core; a step that
+breaks a rule of validity (the generator saturated, receive buffers overflowed) is reported as invalid, not as a
+server limit.
+
+Media: N concurrent calls with 20 ms PCMU both ways; vocals hands every frame to the agent simulator over the
+WebSocket (Twilio Media Streams) and plays the echoed frames back. Recorded: server CPU % of a core per call
+over a steady window, RSS per call, the RTP egress interval p99 (vocals' packets as captured by tshark for a
+sample of calls), the WebSocket inter-frame gap p99 (the agent simulator's clock) and loss (vocals' call
+records). The peer is Kamailio + rtpengine (userspace) relaying the same calls to `sipp -sn uas -rtp_echo`.
+
+The server under test is pinned to CPU 0 and every generator to CPU 1 (taskset). Results go to a JSON file and
+a Markdown summary (printed, and written beside the JSON)."""
+
+import argparse
+import json
+import math
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+RELEASE = REPO / "target" / "release"
+CLK = os.sysconf("SC_CLK_TCK")
+SERVER_CPU, GEN_CPU = 0, 1
+DIALED = "+15550100200"
+GEN_LIMIT = 0.70
+
+
+def log(*a):
+    print("[load]", *a, file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------- process and kernel readings
+
+def proc_cpu(pid):
+    """CPU seconds (user + system, every thread) of one live process."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK
+
+
+def tree_pids(root):
+    """root and every live descendant (Kamailio forks workers)."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        todo.extend(children.get(pid, []))
+    return out
+
+
+def tree_cpu(root):
+    total = 0.0
+    for pid in tree_pids(root):
+        try:
+            total += proc_cpu(pid)
+        except OSError:
+            pass
+    return total
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def tree_rss_kib(root):
+    return sum(rss_kib(p) for p in tree_pids(root) if os.path.exists(f"/proc/{p}"))
+
+
+def rcvbuf_errors():
+    """UdpRcvbufErrors + Udp6RcvbufErrors, absolute, from nstat (without touching its history)."""
+    out = subprocess.run(["nstat", "-asz", "UdpRcvbufErrors", "Udp6RcvbufErrors"], capture_output=True,
+                         text=True, check=True).stdout
+    return sum(int(line.split()[1]) for line in out.splitlines() if line and not line.startswith("#"))
+
+
+def udp_drops():
+    """Drops per local UDP port (the last column of /proc/net/udp and udp6), to say which socket overflowed."""
+    drops = {}
+    for table in ("/proc/net/udp", "/proc/net/udp6"):
+        try:
+            lines = open(table).read().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            f = line.split()
+            port = int(f[1].rsplit(":", 1)[1], 16)
+            drops[port] = drops.get(port, 0) + int(f[-1])
+    return drops
+
+
+def grown(before, after):
+    return {p: n - before.get(p, 0) for p, n in after.items() if n > before.get(p, 0)}
+
+
+def free_port(kind=socket.SOCK_DGRAM):
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def quantile(values, q):
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    return values[min(len(values) - 1, max(0, math.ceil(q * len(values)) - 1))]
+
+
+def wait_udp_listener(port, timeout=20.0):
+    """Waits until something answers SIP OPTIONS on the port."""
+    deadline = time.time() + timeout
+    msg = (f"OPTIONS sip:{DIALED}@127.0.0.1:{port} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;rport;branch=z9hG4bKprobe\r\n"
+           f"From: <sip:probe@127.0.0.1>;tag=p\r\nTo: <sip:{DIALED}@127.0.0.1>\r\nCall-ID: probe-{time.time()}\r\n"
+           "CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n").encode()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(0.3)
+        while time.time() < deadline:
+            s.sendto(msg, ("127.0.0.1", port))
+            try:
+                s.recvfrom(65536)
+                return
+            except OSError:
+                time.sleep(0.2)
+    raise SystemExit(f"nothing answered SIP on 127.0.0.1:{port} within {timeout} s")
+
+
+RUNNING = []
+
+
+def stop_all():
+    """Whatever is still running when the script ends (an error midway included) is stopped."""
+    for proc in RUNNING:
+        proc.stop(signal.SIGKILL, timeout=5)
+
+
+class Proc:
+    """A server or helper process, pinned to a CPU, its output in the work directory."""
+
+    def __init__(self, name, argv, cpu, work, env=None, cwd=None):
+        RUNNING.append(self)
+        self.name = name
+        self.out = open(work / f"{name}.log", "w")
+        full_env = dict(os.environ)
+        full_env.update(env or {})
+        self.p = subprocess.Popen(["taskset", "-c", str(cpu), *map(str, argv)], stdout=self.out,
+                                  stderr=subprocess.STDOUT, env=full_env, cwd=cwd or work,
+                                  start_new_session=True)
+
+    @property
+    def pid(self):
+        return self.p.pid
+
+    def alive(self):
+        return self.p.poll() is None
+
+    def stop(self, sig=signal.SIGTERM, timeout=15):
+        if self.alive():
+            try:
+                os.killpg(self.p.pid, sig)
+                self.p.wait(timeout)
+            except (subprocess.TimeoutExpired, ProcessLookupError):
+                try:
+                    os.killpg(self.p.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                self.p.wait()
+        if not self.out.closed:
+            self.out.close()
+
+
+# ---------------------------------------------------------------- the servers under test
+
+def start_vocals(work, port, extra_config="", env=None):
+    state = work / "vocals-state"
+    shutil.rmtree(state, ignore_errors=True)
+    state.mkdir()
+    admin = free_port(socket.SOCK_STREAM)
+    config = work / "vocals.toml"
+    config.write_text(
+        f'state_dir = "{state}"\n{extra_config}\n'
+        f'[sip]\nlisten_udp = "127.0.0.1:{port}"\nlisten_tcp = ""\ninvite_rate = 0\nmax_calls = 20000\n'
+        f'[media]\npublic_ip = "127.0.0.1"\nrtp_ports = "20000-59999"\n'
+        f'[admin]\nlisten = "127.0.0.1:{admin}"\ntoken = "load-token-0123456789"\n'
+        '[log]\nlevel = "warn"\n')
+    proc = Proc("vocals", [RELEASE / "vocals", "serve", "--config", config], SERVER_CPU, work, env)
+    proc.admin = f"http://127.0.0.1:{admin}"
+    wait_udp_listener(port)
+    return proc
+
+
+def vocals_api(proc, path):
+    req = urllib.request.Request(proc.admin + path, headers={"Authorization": "Bearer load-token-0123456789"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.loads(r.read())
+
+
+def all_calls(proc):
+    """Every call record, through the API's pages."""
+    calls, cursor = [], None
+    while True:
+        page = vocals_api(proc, "/v1/calls?limit=500" + (f"&cursor={cursor}" if cursor else ""))
+        calls += page.get("calls", [])
+        cursor = page.get("next_cursor")
+        if not cursor:
+            return calls
+
+
+def kamailio_cfg(work, template, **subst):
+    text = (HERE / template).read_text()
+    for key, value in subst.items():
+        text = text.replace(key, str(value))
+    path = work / template
+    path.write_text(text)
+    return path
+
+
+def start_kamailio(work, name, cfg, port, cpu):
+    # -DD: stay in the foreground (its workers still fork); -E: log to stderr; -m/-M: shared/private memory.
+    proc = Proc(name, ["kamailio", "-f", cfg, "-DD", "-E", "-m", "256", "-M", "16", "-w", work], cpu, work)
+    wait_udp_listener(port)
+    return proc
+
+
+# ---------------------------------------------------------------- SIPp
+
+def sipp(work, scenario, port, rate, calls, limit=None, hold_ms=0, extra=(), timeout_s=120):
+    """Runs one SIPp client to the end; returns its figures (calls, failures, rtt list, its own CPU)."""
+    run = work / f"sipp-{scenario.stem}-{rate}-{calls}-{time.time_ns()}"
+    run.mkdir()
+    shutil.copy(scenario, run / scenario.name)
+    if (work / "tone.ulaw").exists():
+        shutil.copy(work / "tone.ulaw", run / "tone.ulaw")
+    local = free_port()
+    argv = ["taskset", "-c", str(GEN_CPU), "sipp", f"127.0.0.1:{port}", "-sf", scenario.name, "-s", DIALED,
+            "-i", "127.0.0.1", "-p", str(local), "-mi", "127.0.0.1", "-mp", str(free_port()),
+            "-r", str(rate), "-m", str(calls), "-buff_size", "4194304", "-nostdin", "-trace_stat", "-stf",
+            "stat.csv", "-fd", "1", "-trace_rtt", "-rtt_freq", "200", "-trace_err", "-timeout",
+            f"{timeout_s}s", "-timeout_error", "-d", str(hold_ms), *extra]
+    if limit:
+        argv += ["-l", str(limit)]
+    started = time.time()
+    with open(run / "sipp.out", "w") as out:
+        p = subprocess.Popen(argv, cwd=run, stdout=out, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(p.pid, 0)
+        p.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.time() - started
+    figures = {"wall_s": wall, "exit": p.returncode, "cpu_s": usage.ru_utime + usage.ru_stime}
+    figures["gen_core"] = figures["cpu_s"] / wall
+    rows = (run / "stat.csv").read_text().splitlines() if (run / "stat.csv").exists() else []
+    if len(rows) >= 2:
+        head = rows[0].split(";")
+        last = rows[-1].split(";")
+        col = lambda name: int(last[head.index(name)])
+        figures["ok"] = col("SuccessfulCall(C)")
+        figures["failed"] = col("FailedCall(C)")
+        figures["retrans"] = col("Retransmissions(C)")
+    else:
+        figures.update(ok=0, failed=calls, retrans=0)
+    rtts = []
+    for f in run.glob("*_rtt.csv"):
+        for line in f.read_text().splitlines()[1:]:
+            parts = line.split(";")
+            if len(parts) >= 2:
+                try:
+                    rtts.append(float(parts[1]))
+                except ValueError:
+                    pass
+    figures["rtt_n"] = len(rtts)
+    figures["p50_ms"] = quantile(rtts, 0.50)
+    figures["p99_ms"] = quantile(rtts, 0.99)
+    figures["dir"] = str(run)
+    return figures
+
+
+def start_sipp_uas(work, name, port, cpu, extra=()):
+    proc = Proc(name, ["sipp", "-sn", "uas", "-i", "127.0.0.1", "-p", port, "-mi", "127.0.0.1",
+                       "-buff_size", "4194304", "-nostdin", *extra], cpu, work)
+    time.sleep(1.0)  # SIPp's uas scenario would count a probe as an unexpected message: give it a second
+    if not proc.alive():
+        raise SystemExit(f"{name} did not start: see {work / (name + '.log')}")
+    return proc
+
+
+# ---------------------------------------------------------------- signalling
+
+class Drain:
+    """A UDP socket read in a thread: where the signalling calls' offers say to send RTP."""
+
+    def __init__(self):
+        import threading
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.5)
+        self.port = self.sock.getsockname()[1]
+        self.packets = 0
+        self.running = True
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        while self.running:
+            try:
+                self.sock.recv(2048)
+                self.packets += 1
+            except OSError:
+                pass
+
+    def close(self):
+        self.running = False
+        self.thread.join()
+        self.sock.close()
+
+
+def signalling_step(work, server, port, rate, seconds):
+    drain = Drain()
+    before_err, before_drops = rcvbuf_errors(), udp_drops()
+    before_cpu = tree_cpu(server.pid)
+    f = sipp(work, HERE / "uac_calls.xml", port, rate, rate * seconds, timeout_s=seconds + 40,
+             extra=["-key", "sink_port", str(drain.port)])
+    drain.close()
+    f["rtp_drained"] = drain.packets
+    f["server_cpu_s"] = tree_cpu(server.pid) - before_cpu
+    f["rcvbuf_errors"] = rcvbuf_errors() - before_err
+    f["dropped_at"] = {{port: "vocals SIP", drain.port: "RTP drain"}.get(p, str(p)): n
+                       for p, n in grown(before_drops, udp_drops()).items()}
+    f["rate"] = rate
+    f["server_us_per_call"] = 1e6 * f["server_cpu_s"] / max(1, f["ok"])
+    f["server_core"] = f["server_cpu_s"] / f["wall_s"]
+    f["achieved_cps"] = f["ok"] / f["wall_s"]
+    problems = []
+    if f["failed"] or f["ok"] < rate * seconds:
+        problems.append(f"{f['failed']} failed, {f['ok']} of {rate * seconds} completed")
+    if not f["p99_ms"] <= 10.0:
+        problems.append(f"p99 {f['p99_ms']:.2f} ms")
+    invalid = []
+    if f["rcvbuf_errors"]:
+        invalid.append(f"UdpRcvbufErrors grew by {f['rcvbuf_errors']} (sockets: {f['dropped_at']})")
+    if f["gen_core"] > GEN_LIMIT:
+        invalid.append(f"generator at {100 * f['gen_core']:.0f}% of its core")
+    f["problems"], f["invalid"] = problems, invalid
+    f["pass"] = not problems and not invalid
+    return f
+
+
+def signalling(work, args):
+    results = {}
+    for peer in args.peers:
+        port = free_port()
+        if peer == "vocals":
+            server = start_vocals(work, port)
+        elif peer == "kamailio":
+            server = start_kamailio(work, "kamailio-sl", kamailio_cfg(work, "kamailio-sl.cfg", PORT=port), port,
+                                    SERVER_CPU)
+        elif peer == "sipp-uas":
+            server = start_sipp_uas(work, "sipp-uas", port, SERVER_CPU)
+        else:
+            raise SystemExit(f"unknown peer {peer}")
+        steps = []
+        try:
+            for rate in args.rates:
+                f = signalling_step(work, server, port, rate, args.seconds)
+                steps.append(f)
+                log(f"{peer} {rate}/s: ok {f['ok']} failed {f['failed']} p50 {f['p50_ms']:.2f} ms p99 "
+                    f"{f['p99_ms']:.2f} ms server {f['server_us_per_call']:.0f} us/call "
+                    f"({100 * f['server_core']:.0f}% core) generator {100 * f['gen_core']:.0f}% "
+                    f"rcvbuf+{f['rcvbuf_errors']} {'PASS' if f['pass'] else 'FAIL ' + '; '.join(f['problems'] + f['invalid'])}")
+                if not f["pass"]:
+                    break
+                time.sleep(2)
+        finally:
+            server.stop()
+        passing = [s for s in steps if s["pass"]]
+        results[peer] = {"steps": steps, "best": max((s["rate"] for s in passing), default=0)}
+    return results
+
+
+# ---------------------------------------------------------------- media
+
+def write_tone(path, seconds=2):
+    """A 440 Hz tone as raw mu-law (G.711), for SIPp's rtp_stream."""
+    def ulaw(sample):
+        sign = 0x80 if sample < 0 else 0
+        sample = min(abs(sample), 32635) + 0x84
+        exponent = max(0, sample.bit_length() - 8)
+        mantissa = (sample >> (exponent + 3)) & 0x0F
+        return (~(sign | (exponent << 4) | mantissa)) & 0xFF
+    data = bytes(ulaw(int(8000 * math.sin(2 * math.pi * 440 * n / 8000))) for n in range(8000 * seconds))
+    path.write_bytes(data)
+
+
+def rtp_intervals(pcap_fields, lo, hi, side):
+    """Per-stream inter-packet intervals (ms) from tshark's 'time<TAB>src port<TAB>dst port' lines: of RTP
+    from the server's ports lo..hi (side "src") or to them (side "dst"); RTCP (odd ports) left out."""
+    last, gaps = {}, []
+    for line in pcap_fields.splitlines():
+        parts = line.split("\t")
+        if len(parts) < 3:
+            continue
+        port = int(parts[1] if side == "src" else parts[2])
+        if not lo <= port <= hi or port % 2:
+            continue
+        t, key = float(parts[0]), (parts[1], parts[2])
+        if key in last:
+            gaps.append(1000 * (t - last[key]))
+        last[key] = t
+    return gaps, len(last)
+
+
+def capture(work, name, lo, hi, seconds):
+    """tshark on loopback for a sample of calls' RTP (the server's ports lo..hi); returns the per-stream
+    intervals of the server's packets and, for reference, of the caller's."""
+    pcap = work / f"{name}.pcap"
+    subprocess.run(["taskset", "-c", str(GEN_CPU), "tshark", "-q", "-i", "lo", "-f", f"udp and portrange {lo}-{hi}",
+                    "-a", f"duration:{seconds}", "-w", pcap], capture_output=True, check=True)
+    fields = subprocess.run(["tshark", "-r", pcap, "-T", "fields", "-e", "frame.time_epoch", "-e", "udp.srcport",
+                             "-e", "udp.dstport"], capture_output=True, text=True, check=True).stdout
+    return rtp_intervals(fields, lo, hi, "src"), rtp_intervals(fields, lo, hi, "dst")
+
+
+def steady_window(server, seconds):
+    c0, t0 = tree_cpu(server.pid), time.time()
+    time.sleep(seconds)
+    return (tree_cpu(server.pid) - c0) / (time.time() - t0)
+
+
+def media_vocals(work, calls, args):
+    port = free_port()
+    agent_port = free_port(socket.SOCK_STREAM)
+    agent = Proc(f"agent-{calls}", [RELEASE / "examples" / "load_agent", f"127.0.0.1:{agent_port}"], GEN_CPU, work)
+    server = start_vocals(work, port, extra_config=(
+        f'default_agent = "load"\n[[agents]]\nname = "load"\nurl = "ws://127.0.0.1:{agent_port}/stream"\n'))
+    try:
+        time.sleep(1)
+        idle_rss = rss_kib(server.pid)
+        ramp_s = calls / args.cps
+        hold_ms = int(1000 * (ramp_s + args.settle + args.window + 5))
+        before_err = rcvbuf_errors()
+        runner = subprocess.Popen([sys.executable, __file__, "_sipp", str(work), "uac_media.xml", str(port),
+                                   str(args.cps), str(calls), str(hold_ms)], stdout=subprocess.PIPE, text=True)
+        time.sleep(ramp_s + args.settle)
+        active = len([c for c in all_calls(server) if not c.get("end_at")])
+        core = steady_window(server, args.window)
+        rss = rss_kib(server.pid)
+        (gaps, streams), (caller_gaps, _) = capture(work, f"vocals-{calls}", 20000, 20199, 5)
+        sipp_f = json.loads(runner.communicate()[0])
+        time.sleep(2)
+        summary = {}
+        agent.stop(signal.SIGINT)
+        text = (work / f"agent-{calls}.log").read_text().strip().splitlines()
+        summary = json.loads(text[-1]) if text else {}
+        recent = all_calls(server)
+        rtp = [(c.get("stats") or {}).get("rtp") or {} for c in recent]
+        agents = [(c.get("stats") or {}).get("agent") or {} for c in recent]
+        received = sum(r.get("received") or 0 for r in rtp)
+        lost = sum((r.get("lost_concealed") or 0) + (r.get("late") or 0) for r in rtp)
+        dropped = sum(a.get("uplink_dropped") or 0 for a in agents)
+        out = {
+            "calls": calls, "active_seen": active, "sipp": sipp_f,
+            "server_core": core, "core_pct_per_call": 100 * core / calls,
+            "idle_rss_kib": idle_rss, "rss_kib": rss, "rss_kib_per_call": (rss - idle_rss) / calls,
+            "egress_streams": streams, "egress_p50_ms": quantile(gaps, 0.5), "egress_p99_ms": quantile(gaps, 0.99),
+            "caller_p99_ms": quantile(caller_gaps, 0.99),
+            "egress_max_ms": max(gaps) if gaps else float("nan"),
+            "agent": summary, "records": len(recent), "rtp_received": received, "rtp_lost": lost,
+            "uplink_dropped": dropped,
+            "ended": sorted({c.get("end_reason") or "none" for c in recent}),
+            "rcvbuf_errors": rcvbuf_errors() - before_err,
+        }
+        return out
+    finally:
+        server.stop()
+        agent.stop(signal.SIGINT)
+
+
+def media_rtpengine(work, calls, args):
+    port, uas_port, ng = free_port(), free_port(), free_port()
+    echo_port = free_port()
+    rtpe = Proc(f"rtpengine-{calls}", ["rtpengine", "--foreground", "--log-stderr", "--table=-1",
+                                      "--interface=127.0.0.1", f"--listen-ng=127.0.0.1:{ng}",
+                                      "--port-min=40000", "--port-max=41999", "--num-threads=1",
+                                      "--delete-delay=0", "--log-level=3", f"--pidfile={work}/rtpengine.pid",
+                                      f"--listen-cli=127.0.0.1:{free_port(socket.SOCK_STREAM)}"],
+                SERVER_CPU, work)
+    uas = start_sipp_uas(work, f"uas-echo-{calls}", uas_port, GEN_CPU,
+                         extra=["-rtp_echo", "-mp", str(echo_port), "-l", str(calls + 100)])
+    kam = start_kamailio(work, f"kamailio-proxy-{calls}",
+                         kamailio_cfg(work, "kamailio-rtpengine.cfg", PORT=port, UAS=f"127.0.0.1:{uas_port}",
+                                      NG=f"127.0.0.1:{ng}"), port, GEN_CPU)
+    try:
+        time.sleep(1)
+        if not rtpe.alive():
+            raise SystemExit(f"rtpengine did not start: see {work}/rtpengine-{calls}.log")
+        idle_rss = rss_kib(rtpe.pid)
+        ramp_s = calls / args.cps
+        hold_ms = int(1000 * (ramp_s + args.settle + args.window + 5))
+        runner = subprocess.Popen([sys.executable, __file__, "_sipp", str(work), "uac_media.xml", str(port),
+                                   str(args.cps), str(calls), str(hold_ms)], stdout=subprocess.PIPE, text=True)
+        time.sleep(ramp_s + args.settle)
+        core = steady_window(rtpe, args.window)
+        rss = rss_kib(rtpe.pid)
+        (gaps, streams), (caller_gaps, _) = capture(work, f"rtpengine-{calls}", 40000, 40399, 5)
+        sipp_f = json.loads(runner.communicate()[0])
+        return {"calls": calls, "sipp": sipp_f, "server_core": core, "core_pct_per_call": 100 * core / calls,
+                "idle_rss_kib": idle_rss, "rss_kib": rss, "rss_kib_per_call": (rss - idle_rss) / calls,
+                "egress_streams": streams, "egress_p50_ms": quantile(gaps, 0.5),
+                "egress_p99_ms": quantile(gaps, 0.99), "caller_p99_ms": quantile(caller_gaps, 0.99)}
+    finally:
+        kam.stop()
+        uas.stop()
+        rtpe.stop()
+
+
+def media(work, args):
+    write_tone(work / "tone.ulaw")
+    results = {"vocals": [], "rtpengine": []}
+    for calls in args.calls:
+        if "vocals" in args.peers:
+            r = media_vocals(work, calls, args)
+            results["vocals"].append(r)
+            a = r["agent"]
+            log(f"vocals media {calls} calls: {r['core_pct_per_call']:.3f}% core/call ({100 * r['server_core']:.0f}% "
+                f"in all), {r['rss_kib_per_call']:.1f} KiB/call, RTP egress p99 {r['egress_p99_ms']:.2f} ms over "
+                f"{r['egress_streams']} streams (caller's own p99 {r['caller_p99_ms']:.2f} ms), WS gap p99 {a.get('gap_p99_ms')} ms, lost {r['rtp_lost']}, "
+                f"sipp failed {r['sipp']['failed']} generator {100 * r['sipp']['gen_core']:.0f}%")
+        if "rtpengine" in args.peers:
+            r = media_rtpengine(work, calls, args)
+            results["rtpengine"].append(r)
+            log(f"rtpengine media {calls} calls: {r['core_pct_per_call']:.3f}% core/call, "
+                f"{r['rss_kib_per_call']:.1f} KiB/call, egress p99 {r['egress_p99_ms']:.2f} ms "
+                f"(caller's own p99 {r['caller_p99_ms']:.2f} ms), "
+                f"sipp failed {r['sipp']['failed']}")
+    return results
+
+
+# ---------------------------------------------------------------- the report
+
+def markdown(results, machine):
+    lines = [f"Machine: {machine}", ""]
+    sig = results.get("signalling")
+    if sig:
+        lines += ["| peer | rate (calls/s) | completed | failed | p50 INVITE->200 | p99 | server µs/call | server core "
+                  "| generator core | UdpRcvbufErrors | verdict |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for peer, r in sig.items():
+            for s in r["steps"]:
+                verdict = "pass" if s["pass"] else "; ".join(s["problems"] + [f"invalid: {i}" for i in s["invalid"]])
+                lines.append(f"| {peer} | {s['rate']} | {s['ok']} | {s['failed']} | {s['p50_ms']:.2f} ms | "
+                             f"{s['p99_ms']:.2f} ms | {s['server_us_per_call']:.0f} | {100 * s['server_core']:.0f}% | "
+                             f"{100 * s['gen_core']:.0f}% | {s['rcvbuf_errors']} | {verdict} |")
+        lines.append("")
+        lines += [f"- {peer}: highest passing rate {r['best']} calls/s" for peer, r in sig.items()]
+        lines.append("")
+    med = results.get("media")
+    if med:
+        lines += ["| server | calls | % of a core per call | server core | RSS KiB per call | RTP egress p99 | "
+                  "caller's RTP p99 | WS gap p99 | RTP lost | SIPp failed | generator core |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for peer, runs in med.items():
+            for r in runs:
+                gap = r.get("agent", {}).get("gap_p99_ms", "—")
+                lines.append(f"| {peer} | {r['calls']} | {r['core_pct_per_call']:.3f}% | {100 * r['server_core']:.0f}% "
+                             f"| {r['rss_kib_per_call']:.1f} | {r['egress_p99_ms']:.2f} ms | {r['caller_p99_ms']:.2f} ms | {gap} ms | "
+                             f"{r.get('rtp_lost', '—')} | {r['sipp']['failed']} | {100 * r['sipp']['gen_core']:.0f}% |")
+    return "\n".join(lines)
+
+
+def machine():
+    model = "unknown CPU"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    mem = int(open("/proc/meminfo").readline().split()[1]) // 1024 // 1024
+    return f"{model}, {os.cpu_count()} CPUs, {mem} GiB, kernel {os.uname().release}"
+
+
+def main():
+    if len(sys.argv) > 1 and sys.argv[1] == "_sipp":
+        # A SIPp client in the background of a media run; prints its figures as JSON.
+        work, scenario, port, cps, calls, hold = sys.argv[2:8]
+        work = Path(work)
+        f = sipp(work, HERE / scenario, int(port), int(cps), int(calls), limit=int(calls), hold_ms=int(hold),
+                 extra=["-rtp_threadtasks", "200"], timeout_s=int(hold) // 1000 + 120)
+        print(json.dumps(f))
+        return
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("part", choices=["signalling", "media", "all"], nargs="?", default="all")
+    ap.add_argument("--peers", default="vocals,kamailio,sipp-uas,rtpengine",
+                    help="servers to measure (vocals, kamailio, sipp-uas for signalling; vocals, rtpengine for media)")
+    ap.add_argument("--rates", default="1000,2000,3000,4000,5000,6000,7000,8000,9000,10000,12000")
+    ap.add_argument("--seconds", type=int, default=10, help="length of each signalling step")
+    ap.add_argument("--calls", default="250,500,1000", help="concurrent calls for the media runs")
+    ap.add_argument("--cps", type=int, default=50, help="call rate while a media run ramps up")
+    ap.add_argument("--settle", type=float, default=5.0)
+    ap.add_argument("--window", type=float, default=20.0, help="seconds of the steady CPU window")
+    ap.add_argument("--out", default=str(REPO / "target" / "load"))
+    args = ap.parse_args()
+    import atexit
+    atexit.register(stop_all)
+    # This script and every generator stay off the server's CPU.
+    os.sched_setaffinity(0, {GEN_CPU})
+    args.peers = args.peers.split(",")
+    args.rates = [int(r) for r in args.rates.split(",")]
+    args.calls = [int(c) for c in args.calls.split(",")]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="vocals-load-"))
+    log(f"work directory {work}")
+    results = {"machine": machine(), "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    if args.part in ("signalling", "all"):
+        sig_peers = [p for p in args.peers if p in ("vocals", "kamailio", "sipp-uas")]
+        results["signalling"] = signalling(work, argparse.Namespace(**{**vars(args), "peers": sig_peers}))
+    if args.part in ("media", "all"):
+        med_peers = [p for p in args.peers if p in ("vocals", "rtpengine")]
+        results["media"] = media(work, argparse.Namespace(**{**vars(args), "peers": med_peers}))
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    (out / f"load-{args.part}-{stamp}.json").write_text(json.dumps(results, indent=1))
+    report = markdown(results, results["machine"])
+    (out / f"load-{args.part}-{stamp}.md").write_text(report + "\n")
+    print(report)
+
+
+if __name__ == "__main__":
+    main()
