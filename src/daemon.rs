@@ -39,6 +39,9 @@ pub async fn bind(config: &Config) -> std::io::Result<Listeners> {
         (None, Some(addr)) => Some(tokio::net::UdpSocket::bind(addr).await?),
         (None, None) => None,
     };
+    if let Some(udp) = &udp {
+        sip_receive_buffer(udp);
+    }
     let tcp = match (handed.tcp, config.sip.listen_tcp) {
         (Some(s), _) => Some(s),
         (None, Some(addr)) => Some(tokio::net::TcpListener::bind(addr).await?),
@@ -58,6 +61,27 @@ pub async fn bind(config: &Config) -> std::io::Result<Listeners> {
         _ => None,
     };
     Ok(Listeners { udp, tcp, tls, admin })
+}
+
+/// What the SIP UDP socket asks of the kernel for its receive buffer: a burst of INVITEs (a trunk failing
+/// over to this node, a load test) must queue, not be dropped, while the driver is busy.
+const SIP_RECEIVE_BUFFER: usize = 4 << 20;
+
+/// Raises the SIP socket's receive buffer to [`SIP_RECEIVE_BUFFER`] (the kernel caps it at
+/// `net.core.rmem_max`; the size it granted is logged).
+fn sip_receive_buffer(udp: &tokio::net::UdpSocket) {
+    let sock = socket2::SockRef::from(udp);
+    if let Err(e) = sock.set_recv_buffer_size(SIP_RECEIVE_BUFFER) {
+        tracing::warn!(error = %e, "cannot raise the SIP socket's receive buffer");
+    }
+    let granted = sock.recv_buffer_size().unwrap_or(0);
+    if granted < SIP_RECEIVE_BUFFER {
+        tracing::info!(
+            granted,
+            wanted = SIP_RECEIVE_BUFFER,
+            "the SIP socket's receive buffer is capped by net.core.rmem_max; raise it for bursts of calls"
+        );
+    }
 }
 
 /// One socket from systemd, sorted into `into`.

@@ -6,7 +6,8 @@
 mod ids;
 mod uas;
 
-use std::collections::{HashMap, VecDeque};
+use std::cmp::{Ordering, Reverse};
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -189,6 +190,50 @@ pub struct Endpoint {
     draining: bool,
     limiter: RateLimiter,
     out: VecDeque<Output>,
+    /// Every transaction's deadline, earliest first, so neither `poll_timeout` nor `handle_timeout` walks the
+    /// tables (at thousands of calls a second, Timer J and Timer L keep tens of thousands of finished
+    /// transactions for 32 s). Entries are pushed whenever a transaction may have changed its deadline and are
+    /// checked against it when they come due, so an outdated one costs a look-up, never a wrong firing.
+    timers: BinaryHeap<Reverse<Timer>>,
+    timer_seq: u64,
+}
+
+/// Which table a [`Timer`] names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Table {
+    Invite,
+    NonInvite,
+    Client,
+}
+
+/// A transaction's deadline as the timer heap holds it.
+#[derive(Debug)]
+struct Timer {
+    at: Instant,
+    /// Insertion order: ties in `at` fire first in, first out.
+    seq: u64,
+    table: Table,
+    key: TransactionKey,
+}
+
+impl PartialEq for Timer {
+    fn eq(&self, other: &Timer) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+
+impl Eq for Timer {}
+
+impl PartialOrd for Timer {
+    fn partial_cmp(&self, other: &Timer) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Timer {
+    fn cmp(&self, other: &Timer) -> Ordering {
+        (self.at, self.seq).cmp(&(other.at, other.seq))
+    }
 }
 
 /// An INVITE server transaction and the call it belongs to.
@@ -242,6 +287,8 @@ impl Endpoint {
             draining: false,
             limiter: RateLimiter::new(config.rate.clone()),
             out: VecDeque::new(),
+            timers: BinaryHeap::new(),
+            timer_seq: 0,
             config,
         }
     }
@@ -274,40 +321,49 @@ impl Endpoint {
         self.out.pop_front()
     }
 
-    /// The earliest deadline of any transaction.
+    /// The earliest deadline of any transaction (an outdated one at worst: the wake-up then finds nothing due).
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let invites = self.invites.values().filter_map(|t| t.tx.poll_timeout());
-        let others = self.non_invites.values().filter_map(|(t, _)| t.poll_timeout());
-        let clients = self.clients.values().filter_map(|t| t.tx.poll_timeout());
-        invites.chain(others).chain(clients).min()
+        self.timers.peek().map(|Reverse(t)| t.at)
     }
 
-    /// Runs every transaction whose deadline has come.
+    /// Runs every transaction whose deadline has come (once each: a deadline its run leaves due waits for the
+    /// next call).
     pub fn handle_timeout(&mut self, now: Instant) {
-        let due = |t: Option<Instant>| t.is_some_and(|t| t <= now);
-        let invites: Vec<_> =
-            self.invites.iter().filter(|(_, t)| due(t.tx.poll_timeout())).map(|(k, _)| k.clone()).collect();
-        for key in invites {
-            if let Some(t) = self.invites.get_mut(&key) {
-                t.tx.handle_timeout(now);
+        let mut due = Vec::new();
+        while self.timers.peek().is_some_and(|Reverse(t)| t.at <= now) {
+            if let Some(Reverse(t)) = self.timers.pop() {
+                due.push(t);
             }
-            self.drain_invite(now, &key);
         }
-        let others: Vec<_> =
-            self.non_invites.iter().filter(|(_, (t, _))| due(t.poll_timeout())).map(|(k, _)| k.clone()).collect();
-        for key in others {
-            if let Some((t, _)) = self.non_invites.get_mut(&key) {
-                t.handle_timeout(now);
+        let ripe = |t: Option<Instant>| t.is_some_and(|t| t <= now);
+        for Timer { table, key, .. } in due {
+            match table {
+                Table::Invite => {
+                    let Some(t) = self.invites.get_mut(&key).filter(|t| ripe(t.tx.poll_timeout())) else { continue };
+                    t.tx.handle_timeout(now);
+                    self.drain_invite(now, &key);
+                }
+                Table::NonInvite => {
+                    let Some((t, _)) = self.non_invites.get_mut(&key).filter(|(t, _)| ripe(t.poll_timeout())) else {
+                        continue;
+                    };
+                    t.handle_timeout(now);
+                    self.drain_non_invite(&key);
+                }
+                Table::Client => {
+                    let Some(t) = self.clients.get_mut(&key).filter(|t| ripe(t.tx.poll_timeout())) else { continue };
+                    t.tx.handle_timeout(now);
+                    self.drain_client(&key);
+                }
             }
-            self.drain_non_invite(&key);
         }
-        let clients: Vec<_> =
-            self.clients.iter().filter(|(_, t)| due(t.tx.poll_timeout())).map(|(k, _)| k.clone()).collect();
-        for key in clients {
-            if let Some(t) = self.clients.get_mut(&key) {
-                t.tx.handle_timeout(now);
-            }
-            self.drain_client(&key);
+    }
+
+    /// Puts a transaction's current deadline on the timer heap.
+    fn schedule(&mut self, table: Table, key: &TransactionKey, at: Option<Instant>) {
+        if let Some(at) = at {
+            self.timer_seq += 1;
+            self.timers.push(Reverse(Timer { at, seq: self.timer_seq, table, key: key.clone() }));
         }
     }
 
@@ -344,6 +400,8 @@ impl Endpoint {
                 }
             }
         }
+        let at = self.invites.get(key).and_then(|e| e.tx.poll_timeout());
+        self.schedule(Table::Invite, key, at);
     }
 
     fn drain_non_invite(&mut self, key: &TransactionKey) {
@@ -359,6 +417,8 @@ impl Endpoint {
                 TxOut::Event(_) => {}
             }
         }
+        let at = self.non_invites.get(key).and_then(|(t, _)| t.poll_timeout());
+        self.schedule(Table::NonInvite, key, at);
     }
 
     fn drain_client(&mut self, key: &TransactionKey) {
@@ -385,6 +445,8 @@ impl Endpoint {
                 TxOut::Event(E::AckTimeout) => {}
             }
         }
+        let at = self.clients.get(key).and_then(|e| e.tx.poll_timeout());
+        self.schedule(Table::Client, key, at);
     }
 
     /// Our 2xx was never ACKed: end the session with a BYE (RFC 3261 §13.3.1.4).
