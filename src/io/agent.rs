@@ -30,6 +30,8 @@ type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 const BACKLOG: usize = 50;
 /// The agent socket's kernel send buffer (Linux doubles it): about two seconds of uplink frames.
 const SEND_BUFFER: usize = 16 * 1024;
+/// tungstenite's read buffer per agent connection.
+const READ_CHUNK: usize = 4 * 1024;
 
 /// Why the agent could not be reached.
 #[derive(Debug, thiserror::Error)]
@@ -98,7 +100,9 @@ impl AgentLink {
             };
             // Every frame goes straight to the socket: tungstenite then holds at most the one frame the socket
             // would not take, and back-pressure reaches the backlog below instead of an unbounded buffer.
-            let config = WebSocketConfig::default().write_buffer_size(0);
+            // Reads in 4 KiB chunks rather than tungstenite's 128 KiB: the buffer lives as long as the call, and
+            // a media frame is a few hundred bytes (larger ones are read in several chunks).
+            let config = WebSocketConfig::default().write_buffer_size(0).read_buffer_size(READ_CHUNK);
             tokio_tungstenite::client_async_tls_with_config(request, tcp, Some(config), connector)
                 .await
                 .map_err(|e| refused(&e))

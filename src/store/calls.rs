@@ -45,9 +45,14 @@ pub struct CallQuery {
     pub limit: u32,
 }
 
-impl Store {
-    /// Records a call as it arrives (or as it is refused, with its end already filled in).
-    pub async fn insert_call(&self, c: &CallRecord) -> Result<(), StoreError> {
+/// The call-record writes, on any executor: the pool, or one transaction holding a batch of them.
+pub(crate) mod on {
+    use super::*;
+
+    pub async fn insert_call<'e>(
+        e: impl sqlx::Executor<'e, Database = sqlx::Any>,
+        c: &CallRecord,
+    ) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO calls (id, call_sid, sip_call_id, from_number, to_number, agent, node, invite_at, \
              answer_at, end_at, end_reason, sip_status, codec, stats) \
@@ -67,23 +72,34 @@ impl Store {
         .bind(c.sip_status.map(i64::from))
         .bind(c.codec.clone())
         .bind(if c.stats.is_null() { "{}".to_string() } else { c.stats.to_string() })
-        .execute(&self.pool)
+        .execute(e)
         .await?;
         Ok(())
     }
 
-    pub async fn call_answered(&self, id: &str, at: &str, codec: &str) -> Result<(), StoreError> {
+    pub async fn call_answered<'e>(
+        e: impl sqlx::Executor<'e, Database = sqlx::Any>,
+        id: &str,
+        at: &str,
+        codec: &str,
+    ) -> Result<(), StoreError> {
         sqlx::query("UPDATE calls SET answer_at = $1, sip_status = 200, codec = $2 WHERE id = $3")
             .bind(at)
             .bind(codec)
             .bind(id)
-            .execute(&self.pool)
+            .execute(e)
             .await?;
         Ok(())
     }
 
     /// The call ended: when, why, and the INVITE's final status (kept when already set).
-    pub async fn call_ended(&self, id: &str, at: &str, reason: &str, sip_status: u16) -> Result<(), StoreError> {
+    pub async fn call_ended<'e>(
+        e: impl sqlx::Executor<'e, Database = sqlx::Any>,
+        id: &str,
+        at: &str,
+        reason: &str,
+        sip_status: u16,
+    ) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE calls SET end_at = $1, end_reason = $2, sip_status = COALESCE(sip_status, $3) WHERE id = $4",
         )
@@ -91,18 +107,38 @@ impl Store {
         .bind(reason)
         .bind(i64::from(sip_status))
         .bind(id)
-        .execute(&self.pool)
+        .execute(e)
         .await?;
         Ok(())
     }
 
-    pub async fn call_stats(&self, id: &str, stats: &Value) -> Result<(), StoreError> {
-        sqlx::query("UPDATE calls SET stats = $1 WHERE id = $2")
-            .bind(stats.to_string())
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+    pub async fn call_stats<'e>(
+        e: impl sqlx::Executor<'e, Database = sqlx::Any>,
+        id: &str,
+        stats: &Value,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE calls SET stats = $1 WHERE id = $2").bind(stats.to_string()).bind(id).execute(e).await?;
         Ok(())
+    }
+}
+
+impl Store {
+    /// Records a call as it arrives (or as it is refused, with its end already filled in).
+    pub async fn insert_call(&self, c: &CallRecord) -> Result<(), StoreError> {
+        on::insert_call(&self.pool, c).await
+    }
+
+    pub async fn call_answered(&self, id: &str, at: &str, codec: &str) -> Result<(), StoreError> {
+        on::call_answered(&self.pool, id, at, codec).await
+    }
+
+    /// The call ended: when, why, and the INVITE's final status (kept when already set).
+    pub async fn call_ended(&self, id: &str, at: &str, reason: &str, sip_status: u16) -> Result<(), StoreError> {
+        on::call_ended(&self.pool, id, at, reason, sip_status).await
+    }
+
+    pub async fn call_stats(&self, id: &str, stats: &Value) -> Result<(), StoreError> {
+        on::call_stats(&self.pool, id, stats).await
     }
 
     /// Calls `node` left unfinished (it stopped without ending them): marked ended now.

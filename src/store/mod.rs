@@ -182,18 +182,32 @@ impl Store {
             return Err(StoreError::Invalid(format!("store URL {url:?}: use sqlite://PATH or postgres://…")));
         }
         let full = if sqlite && !url.contains('?') { format!("{url}?mode=rwc") } else { url.to_string() };
-        let pool = AnyPoolOptions::new()
-            .max_connections(if sqlite { 1 } else { 8 })
-            .acquire_timeout(Duration::from_secs(5))
-            .connect(&full)
-            .await?;
+        let mut options = AnyPoolOptions::new().max_connections(if sqlite { 1 } else { 8 });
         if sqlite {
+            // Per connection, so on every one the pool opens (it replaces connections as they age).
+            // synchronous = NORMAL is SQLite's advice for WAL: a commit is safe from a crash of vocals, and a
+            // power cut can lose only the last commits, never corrupt the file; FULL would fsync every call record.
+            options = options.after_connect(|conn, _| {
+                Box::pin(async move {
+                    use sqlx::Executor;
+                    conn.execute("PRAGMA foreign_keys = ON").await?;
+                    conn.execute("PRAGMA busy_timeout = 5000").await?;
+                    conn.execute("PRAGMA synchronous = NORMAL").await?;
+                    Ok(())
+                })
+            });
+        }
+        let pool = options.acquire_timeout(Duration::from_secs(5)).connect(&full).await?;
+        if sqlite {
+            // Persistent in the file.
             sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await?;
-            sqlx::query("PRAGMA foreign_keys = ON").execute(&pool).await?;
-            sqlx::query("PRAGMA busy_timeout = 5000").execute(&pool).await?;
         }
         migrator().run(&pool).await?;
         Ok(Store { pool, url: url.to_string(), postgres, secret: None })
+    }
+
+    pub(crate) fn pool(&self) -> &sqlx::AnyPool {
+        &self.pool
     }
 
     /// The URL, for a PostgreSQL LISTEN connection of its own.

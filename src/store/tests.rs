@@ -293,3 +293,51 @@ async fn a_numbers_srtp_policy_is_stored_and_routed_and_can_be_cleared() {
         assert!(matches!(store.set_number_srtp(&unknown, None).await, Err(StoreError::NotFound(_))), "{db}");
     }
 }
+
+#[tokio::test]
+async fn the_recorder_commits_queued_writes_together_and_a_refused_one_costs_only_itself() {
+    use crate::store::catalog::{CallWrite, Recorder};
+    for (db, store) in stores().await {
+        store.insert_call(&call("vc_old", "2026-11-25T09:00:00.000Z", "support")).await.unwrap();
+        let store = std::sync::Arc::new(store);
+        let (recorder, writer) = Recorder::spawn(store.clone(), 64);
+        let at = |s: u32| format!("2026-11-25T10:00:{s:02}.000Z");
+        let ended = |id: &str, s, status| CallWrite::Ended {
+            id: id.into(),
+            at: at(s),
+            reason: "the caller hung up".into(),
+            sip_status: status,
+        };
+        // All queued before the writer first runs (this runtime has one thread), so they arrive as one batch.
+        recorder.send(CallWrite::Start(Box::new(call("vc_a", &at(0), "support"))));
+        recorder.send(CallWrite::Answered { id: "vc_a".into(), at: at(1), codec: "PCMU".into() });
+        recorder.send(CallWrite::Start(Box::new(call("vc_b", &at(2), "support"))));
+        recorder.send(CallWrite::Stats { id: "vc_a".into(), stats: serde_json::json!({"rtp": {"received": 7}}) });
+        recorder.send(ended("vc_a", 9, 200));
+        recorder.send(ended("vc_b", 3, 486));
+        recorder.send(CallWrite::Answered { id: "vc_old".into(), at: at(4), codec: "PCMA".into() });
+        drop(recorder);
+        writer.await.unwrap();
+        let a = store.call("vc_a").await.unwrap().unwrap();
+        assert_eq!(
+            (a.answer_at.as_deref(), a.end_at.as_deref(), a.sip_status, a.codec.as_deref()),
+            (Some(at(1).as_str()), Some(at(9).as_str()), Some(200), Some("PCMU")),
+            "{db}"
+        );
+        assert_eq!(a.stats["rtp"]["received"], 7, "{db}");
+        let b = store.call("vc_b").await.unwrap().unwrap();
+        assert_eq!((b.answer_at, b.sip_status, b.end_reason.as_deref()), (None, Some(486), Some("the caller hung up")));
+        assert_eq!(store.call("vc_old").await.unwrap().unwrap().codec.as_deref(), Some("PCMA"), "{db}");
+
+        // A batch with a write the database refuses (a second record with vc_a's id): the batch is applied one
+        // write at a time, and every other write lands.
+        let (recorder, writer) = Recorder::spawn(store.clone(), 64);
+        recorder.send(CallWrite::Start(Box::new(call("vc_c", &at(10), "support"))));
+        recorder.send(CallWrite::Start(Box::new(call("vc_a", &at(11), "other"))));
+        recorder.send(ended("vc_c", 12, 200));
+        drop(recorder);
+        writer.await.unwrap();
+        assert_eq!(store.call("vc_c").await.unwrap().unwrap().end_at.as_deref(), Some(at(12).as_str()), "{db}");
+        assert_eq!(store.call("vc_a").await.unwrap().unwrap().agent.as_deref(), Some("support"), "{db}: kept");
+    }
+}
