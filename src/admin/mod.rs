@@ -1,4 +1,5 @@
-//! The HTTP API: the admin API under `/v1` ([`v1`], bearer token), `/healthz` and `/readyz` (open),
+//! The HTTP API: the admin API under `/v1` ([`v1`], bearer token), the dashboard under `/ui/` ([`ui`]: static
+//! files, open; the page itself uses `/v1` with the token), `/healthz` and `/readyz` (open),
 //! `/metrics`, and the Twilio-compatible call control agents' frameworks use to hang up
 //! (`POST /2010-04-01/Accounts/{AC}/Calls/{CA}.json` with `Status=completed`, HTTP Basic auth), answered with
 //! Twilio's JSON shapes, errors included. Handlers never touch call state: they send a command to the SIP
@@ -6,6 +7,7 @@
 
 pub mod openapi;
 pub mod twilio;
+pub mod ui;
 pub mod v1;
 
 use std::collections::HashMap;
@@ -68,6 +70,7 @@ pub fn app(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
+        .merge(ui::routes())
         .merge(admin)
         .fallback(|uri: axum::http::Uri| async move {
             v1::ApiError::new(StatusCode::NOT_FOUND, "no_such_route", format!("no route {}", uri.path()))

@@ -1,0 +1,187 @@
+//! The Phone Numbers dashboard end to end, in headless Chromium (Debian's `chromium` driven through
+//! `chromedriver`) against the real `vocals` and the local Twilio stand-in: sign in with the admin token,
+//! create agents, link an account (a wrong token first: the error sits under its field), add a number and see
+//! it Active, take a real call and hang it up from the Calls page, reassign the number, see an Error state
+//! when Twilio fails and repair it with Retry, remove a number with its confirmation; keyboard use, labels and
+//! the phone layout checked on the way; a screenshot of each page (`VOCALS_UI_SCREENSHOTS=dir` keeps them,
+//! default `target/ui-screenshots`).
+
+mod browser;
+mod common;
+mod standin;
+
+use std::net::UdpSocket;
+use std::path::PathBuf;
+
+use axum::http::Method;
+
+use browser::{Browser, ENTER, ESCAPE};
+use common::{Caller, Server, header};
+use standin::Twilio;
+
+/// The account the test caller's INVITEs name (X-Twilio-AccountSid).
+const AC: &str = "ACbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+const TOKEN: &str = "ui-auth-token";
+const FIRST: &str = "+14155550140";
+const SECOND: &str = "+14155550141";
+
+fn shots() -> PathBuf {
+    std::env::var_os("VOCALS_UI_SCREENSHOTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/ui-screenshots"))
+}
+
+fn row(number: &str) -> String {
+    format!("tr[data-number=\"{number}\"]")
+}
+
+#[test]
+fn the_dashboard_adds_assigns_shows_errors_and_removes_numbers_in_a_real_browser() {
+    let twilio = Twilio::start();
+    twilio.account(AC, TOKEN);
+    let first_sid = twilio.number(AC, FIRST);
+    twilio.number(AC, SECOND);
+    let before = twilio.get(&first_sid);
+    let server = Server::start(
+        "ui",
+        &[
+            ("VOCALS_TWILIO_API_URL", &twilio.base),
+            ("VOCALS_TWILIO_TRUNKING_URL", &twilio.base),
+            ("VOCALS_TWILIO_ORIGINATION_URIS", "sip:vocals.example.com:5060"),
+            ("VOCALS_TWILIO_RECONCILE_INTERVAL", "0"),
+            ("VOCALS_TWILIO_TIMEOUT_MS", "3000"),
+        ],
+    );
+    let base = format!("http://127.0.0.1:{}", server.admin);
+    let b = Browser::start();
+
+    // Sign in: a wrong token is refused on the form, the right one opens Phone Numbers.
+    b.goto(&format!("{base}/"));
+    b.fill("#token", "not-the-token-at-all");
+    b.keys(ENTER);
+    b.wait_text("#token-error", "Sign in again");
+    b.fill("#token", &server.token());
+    b.keys(ENTER);
+    b.wait("return !document.querySelector('#numbers-view').hidden", "the numbers page");
+    b.wait_text("#numbers-table", "No numbers yet");
+
+    // Agents: a WebSocket agent without a valid URL is refused next to the URL field; then two agents.
+    b.click("a[href=\"#/agents\"]");
+    b.click("#new-agent");
+    b.fill("#agent-name", "sales");
+    b.fill("#agent-stream-url", "http://not-a-websocket");
+    b.click("#agent-save");
+    b.wait("return document.querySelector('#agent-stream-url-error').textContent.length > 0", "the URL's error");
+    assert_eq!(b.js("return document.querySelector('#agent-stream-url').getAttribute('aria-invalid')"), "true");
+    b.fill("#agent-stream-url", "ws://127.0.0.1:9/stream");
+    b.fill("#agent-system-prompt", "You sell things, kindly.");
+    b.fill("#agent-settings", "{\"voice\": \"alloy\"}");
+    b.click("#agent-save");
+    b.wait_text("#agents-table", "sales");
+    b.click("#new-agent");
+    b.fill("#agent-name", "support");
+    b.select("#agent-kind", "echo");
+    b.click("#agent-save");
+    b.wait_text("#agents-table", "support");
+    let (_, agents) = server.api("GET", "/v1/agents", None);
+    let id = |name: &str| {
+        agents["agents"].as_array().unwrap().iter().find(|a| a["name"] == name).unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (support, sales) = (id("support"), id("sales"));
+    assert_eq!(
+        agents["agents"].as_array().unwrap().iter().find(|a| a["name"] == "sales").unwrap()["settings"]["voice"],
+        "alloy"
+    );
+    b.screenshot(&shots().join("agents.png"));
+
+    // Add a number: the account is not linked yet, so its SID and token come first (a wrong token: the error
+    // is under the token field).
+    b.click("a[href=\"#/numbers\"]");
+    b.click("#add-number");
+    b.fill("#account-sid", AC);
+    b.fill("#auth-token", "wrong-token");
+    b.click("#link-account");
+    b.wait("return document.querySelector('#auth-token-error').textContent.length > 0", "the token's error");
+    b.fill("#auth-token", TOKEN);
+    b.click("#link-account");
+    b.find(&format!("#account-number option[value=\"{FIRST}\"]"));
+    b.select("#account-number", FIRST);
+    b.select("#number-agent", &support);
+    b.screenshot(&shots().join("add-number.png"));
+    b.click("#save-number");
+    b.wait_text(&format!("{} td.status", row(FIRST)), "Active");
+    assert!(b.text(&row(FIRST)).contains("support"));
+    assert!(twilio.get(&first_sid).trunk_sid.is_some(), "attached to the vocals trunk");
+
+    // A real call to it, seen on the Calls page with its duration, hung up from there.
+    let rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let (caller, _) = Caller::invite_to(&server, &rtp, "ui-call", FIRST);
+    b.click("a[href=\"#/calls\"]");
+    b.wait("return document.querySelectorAll('#active-calls tr[data-call-id]').length == 1", "the call in progress");
+    b.wait("return /[1-9]/.test(document.querySelector('#active-calls td.duration').textContent)", "its duration");
+    b.screenshot(&shots().join("calls.png"));
+    b.click("#active-calls button.hangup");
+    let bye = caller.recv();
+    assert!(bye.starts_with("BYE "), "{bye}");
+    assert!(header(&bye, "Call-ID").contains("ui-call"));
+    caller.respond_ok(&bye);
+    b.wait("return document.querySelectorAll('#active-calls tr[data-call-id]').length == 0", "the call gone");
+    b.wait_text("#recent-calls", FIRST);
+
+    // Reassign: the next call goes to the new agent.
+    b.click("a[href=\"#/numbers\"]");
+    b.click(&format!("{} button.change-agent", row(FIRST)));
+    b.select("#change-agent-select", &sales);
+    b.click("#change-agent-save");
+    b.wait_text(&row(FIRST), "sales");
+    let (_, n) = server.api("GET", &format!("/v1/numbers/{FIRST}"), None);
+    assert_eq!(n["agent_id"], sales.as_str(), "{n}");
+
+    // Twilio fails while the second number is added: Error with the reason, then Retry mends it.
+    twilio.fail(Method::POST, "/PhoneNumbers", 500, 20500, 4);
+    b.click("#add-number");
+    b.find(&format!("#account-number option[value=\"{SECOND}\"]"));
+    b.select("#account-number", SECOND);
+    b.select("#number-agent", &support);
+    b.click("#save-number");
+    b.wait_text(&format!("{} td.status", row(SECOND)), "Error");
+    assert!(b.text(&format!("{} .status-detail", row(SECOND))).contains("20500"));
+    b.screenshot(&shots().join("numbers.png"));
+    b.click(&format!("{} button.retry", row(SECOND)));
+    b.wait_text(&format!("{} td.status", row(SECOND)), "Active");
+
+    // Keyboard: the dialog opens with Enter, closes with Escape, and the focus goes back to its button.
+    b.js("document.querySelector('#add-number').focus()");
+    b.keys(ENTER);
+    b.wait("return document.querySelector('#add-number-dialog').open", "the dialog open");
+    b.keys(ESCAPE);
+    b.wait("return !document.querySelector('#add-number-dialog').open", "the dialog closed");
+    assert_eq!(b.js("return document.activeElement.id"), "add-number");
+    // Every field has a label, every button a name.
+    let unlabelled = b.js("return [...document.querySelectorAll('input:not([type=hidden]), select, textarea')]
+           .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label')).map(e => e.id)");
+    assert_eq!(unlabelled, serde_json::json!([]), "fields without a label");
+    let nameless = b.js("return [...document.querySelectorAll('button')]
+           .filter(e => !(e.getAttribute('aria-label') || e.textContent.trim())).map(e => e.outerHTML)");
+    assert_eq!(nameless, serde_json::json!([]), "buttons without a name");
+
+    // Remove, confirmed: gone here, and the number in Twilio put back as it was.
+    b.click(&format!("{} button.remove", row(FIRST)));
+    b.wait_text("#remove-text", FIRST);
+    b.click("#remove-confirm");
+    b.wait(&format!("return !document.querySelector('{}')", row(FIRST).replace('\'', "\\'")), "the row gone");
+    let (status, _) = server.api("GET", &format!("/v1/numbers/{FIRST}"), None);
+    assert_eq!(status, 404);
+    let after = twilio.get(&first_sid);
+    assert_eq!((after.trunk_sid, after.voice_url), (before.trunk_sid, before.voice_url), "Twilio as it was");
+
+    // A phone's width: nothing wider than the screen.
+    b.resize(375, 812);
+    b.wait("return window.innerWidth <= 400", "the narrow window");
+    let overflow = b.js("return document.documentElement.scrollWidth - window.innerWidth");
+    assert!(overflow.as_i64().unwrap() <= 0, "the page is wider than a phone by {overflow} px");
+    b.screenshot(&shots().join("numbers-phone.png"));
+}

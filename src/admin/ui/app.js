@@ -1,0 +1,997 @@
+// The vocals dashboard: a single page over the public admin API (`/v1`, bearer token). No framework, no build
+// step. Every string that comes from the API is put in the page with textContent (never innerHTML).
+'use strict';
+
+const TOKEN_KEY = 'vocals.token';
+const LINK_NEW = '__link__'; // #account-select: link another account
+const MANUAL = '__manual__'; // #account-select: a number on no linked account
+const NO_AGENT = 'No agent (inactive)';
+
+const $ = (selector, root = document) => root.querySelector(selector);
+const $$ = (selector, root = document) => Array.from(root.querySelectorAll(selector));
+const enc = encodeURIComponent;
+
+/** Builds an element: `el('td', {className: 'x', dataset: {k: 'v'}, attrs: {'aria-label': '…'}}, 'text', child)`. */
+function el(tag, props = {}, ...children) {
+  const node = document.createElement(tag);
+  const { attrs, dataset, on, ...rest } = props;
+  Object.assign(node, rest);
+  for (const [k, v] of Object.entries(attrs || {})) if (v != null) node.setAttribute(k, v);
+  Object.assign(node.dataset, dataset || {});
+  for (const [k, v] of Object.entries(on || {})) node.addEventListener(k, v);
+  for (const c of children.flat()) if (c != null) node.append(c instanceof Node ? c : String(c));
+  return node;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The API
+
+class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+/** Server clock minus ours (ms), from the Date header, so call durations are right when the clocks differ. */
+let clockSkew = 0;
+
+/** One request to the admin API. Resolves with the JSON body (null for 204); rejects with an ApiError. */
+async function api(method, path, body) {
+  const headers = { Accept: 'application/json' };
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  if (token) headers.Authorization = `Bearer ${token}`;
+  const init = { method, headers, cache: 'no-store' };
+  if (body !== undefined) {
+    headers['Content-Type'] = 'application/json';
+    init.body = JSON.stringify(body);
+  }
+  let res;
+  try {
+    res = await fetch(path, init);
+  } catch {
+    throw new ApiError(0, 'network', 'vocals did not answer: check that it is running and reachable.');
+  }
+  const date = Date.parse(res.headers.get('Date') || '');
+  if (!Number.isNaN(date)) {
+    const skew = date - Date.now();
+    clockSkew = Math.abs(skew) > 3000 ? skew : 0; // the header has 1 s resolution: ignore small differences
+  }
+  const text = await res.text();
+  let data = null;
+  try {
+    data = text ? JSON.parse(text) : null;
+  } catch {
+    data = null;
+  }
+  if (res.ok) return data;
+  const e = (data && data.error) || {};
+  const message = e.message || `HTTP ${res.status} ${res.statusText}`;
+  const err = new ApiError(res.status, e.code || `http_${res.status}`, message);
+  if (res.status === 401) signOut(`Sign in again: ${err.message}.`);
+  throw err;
+}
+
+/** A 401 has already sent the user back to the sign-in form: callers drop it. */
+const isAuthError = (e) => e instanceof ApiError && e.status === 401;
+
+// ---------------------------------------------------------------------------------------------------------
+// Small UI helpers: notices, busy buttons, field errors, dialogs, table rows
+
+/** A page-level message in #notice (role=status); `kind` is 'ok' or 'error'; `source` tags who set it. */
+function notify(message, kind = 'ok', source = '') {
+  const n = $('#notice');
+  n.dataset.source = source;
+  if (n.textContent === message && n.dataset.kind === (message ? kind : '')) return;
+  n.dataset.kind = message ? kind : '';
+  n.textContent = message;
+}
+
+/** Reports a failed page-level request in #notice (401s are already handled). */
+function noticeError(e) {
+  if (!isAuthError(e)) notify(e.message, 'error');
+}
+
+/** Runs `fn` with `button` disabled, so a request is never sent twice; gives the focus back afterwards. */
+async function withBusy(button, fn) {
+  if (button.disabled) return undefined;
+  const hadFocus = document.activeElement === button;
+  button.disabled = true;
+  button.setAttribute('aria-busy', 'true');
+  try {
+    return await fn();
+  } finally {
+    button.disabled = false;
+    button.removeAttribute('aria-busy');
+    // Disabling a focused button drops its focus: give it back if nothing else took it.
+    if (hadFocus && button.isConnected && !button.closest('[hidden]') &&
+        (document.activeElement === document.body || document.activeElement === null)) {
+      button.focus();
+    }
+  }
+}
+
+const isShown = (node) => node && !node.closest('[hidden]') && !node.disabled;
+
+/** Shows `message` under the field `id` (its `<p id="ID-error">`) and marks the field invalid. */
+function setFieldError(id, message) {
+  const input = document.getElementById(id);
+  const p = document.getElementById(`${id}-error`);
+  p.textContent = message;
+  input.setAttribute('aria-invalid', 'true');
+  const described = (input.getAttribute('aria-describedby') || '').split(/\s+/).filter(Boolean);
+  if (!described.includes(p.id)) input.setAttribute('aria-describedby', [...described, p.id].join(' '));
+}
+
+function clearErrors(root) {
+  for (const p of $$('.field-error, .form-error, .form-status', root)) p.textContent = '';
+  for (const input of $$('[aria-invalid]', root)) input.removeAttribute('aria-invalid');
+}
+
+function formError(form, message) {
+  $('.form-error', form).textContent = message;
+}
+
+/**
+ * Shows an API error next to the field it is about: `rules` are [regex on the message, field id], first match
+ * wins (and only if that field is on screen); anything else goes to the form's `.form-error`.
+ */
+function showApiError(form, err, rules = []) {
+  if (isAuthError(err)) return;
+  for (const [re, id] of rules) {
+    const input = document.getElementById(id);
+    if (re.test(err.message) && isShown(input)) {
+      setFieldError(id, err.message);
+      input.focus();
+      return;
+    }
+  }
+  formError(form, err.message);
+}
+
+/** Opens a modal dialog; `returnFocus()` says where the focus goes when it closes. */
+function openDialog(dialog, returnFocus) {
+  clearErrors(dialog);
+  dialog.returnFocus = returnFocus;
+  dialog.showModal();
+  focusFirst(dialog);
+}
+
+/** The first visible field of a dialog, else its Cancel button. */
+function focusFirst(dialog) {
+  const field = $$('input, select, textarea', dialog).find(isShown);
+  (field || $('.cancel', dialog) || $('button', dialog)).focus();
+}
+
+/** Where to go back to: the opener, or (re-rendered) the element `selector` finds, or `fallback`. */
+function backTo(opener, selector, fallback) {
+  return () => (opener && opener.isConnected ? opener : null) ||
+    (selector && document.querySelector(selector)) || document.querySelector(fallback);
+}
+
+let closingForSignOut = false;
+for (const dialog of $$('dialog')) {
+  dialog.addEventListener('close', () => {
+    const target = !closingForSignOut && dialog.returnFocus && dialog.returnFocus();
+    if (target) target.focus();
+  });
+  for (const b of $$('.cancel', dialog)) b.addEventListener('click', () => dialog.close());
+}
+
+/**
+ * Replaces a table body's rows (or shows `emptyText` in one row), keeping the keyboard focus on the same
+ * button of the same row (rows carry data-key) when the focus was in the table.
+ */
+function replaceRows(tbody, rows, emptyText) {
+  const active = document.activeElement;
+  let key = null;
+  let action = null;
+  if (active && tbody.contains(active)) {
+    key = active.closest('tr') && active.closest('tr').dataset.key;
+    action = active.classList[0];
+  }
+  const columns = tbody.closest('table').tHead.rows[0].cells.length;
+  if (rows.length === 0) {
+    rows = [el('tr', { className: 'empty' }, el('td', { colSpan: columns }, emptyText))];
+  }
+  labelCells(tbody.closest('table'), rows);
+  tbody.replaceChildren(...rows);
+  if (key != null) {
+    const tr = $$('tr', tbody).find((r) => r.dataset.key === key);
+    const target = tr && (tr.querySelector(`button.${action}`) || tr.querySelector('button'));
+    if (target) target.focus();
+  }
+}
+
+/** Copies each column's header into its cells' data-label (the stacked layout on a narrow screen shows it). */
+function labelCells(table, rows) {
+  const heads = Array.from(table.tHead.rows[0].cells).map((th) => th.textContent.trim());
+  for (const row of rows) {
+    Array.from(row.cells).forEach((cell, i) => {
+      if (heads[i] && cell.colSpan === 1) cell.dataset.label = heads[i];
+    });
+  }
+}
+
+const dash = () => el('span', { className: 'none' }, '—');
+
+/** A small row button: `cls` first (focus is restored by it), visible `text`, a name that says what it acts on. */
+function rowButton(cls, text, label, onClick, variant = 'secondary') {
+  return el('button', {
+    type: 'button',
+    className: `${cls} button ${variant} small`,
+    attrs: { 'aria-label': label },
+    on: { click: (ev) => onClick(ev.currentTarget) },
+  }, text);
+}
+
+function fillSelect(select, options, selected) {
+  select.replaceChildren(...options.map(([value, text, disabled]) =>
+    el('option', { value, disabled: Boolean(disabled) }, text)));
+  if (selected !== undefined) select.value = selected;
+}
+
+/** Agent options for a select: every agent, then "No agent (inactive)" (value ""). */
+const agentOptions = (agents) => [...agents.map((a) => [a.id, `${a.name} (${a.kind})`]), ['', NO_AGENT]];
+
+// ---------------------------------------------------------------------------------------------------------
+// Formatting
+
+/** m:ss, or h:mm:ss from an hour on. */
+function formatDuration(ms) {
+  const total = Math.max(0, Math.floor(ms / 1000));
+  const h = Math.floor(total / 3600);
+  const m = Math.floor((total % 3600) / 60);
+  const s = String(total % 60).padStart(2, '0');
+  return h > 0 ? `${h}:${String(m).padStart(2, '0')}:${s}` : `${m}:${s}`;
+}
+
+function timeEl(iso) {
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return document.createTextNode(iso || '—');
+  const sameDay = d.toDateString() === new Date().toDateString();
+  const text = sameDay ? d.toLocaleTimeString() : d.toLocaleString();
+  return el('time', { dateTime: iso, title: d.toLocaleString() }, text);
+}
+
+const STATUS = {
+  active: ['Active', 'status-active'],
+  inactive: ['Inactive', 'status-inactive'],
+  error: ['Error', 'status-error'],
+};
+
+/** The status cell: a badge (text and shape, not only colour) and, in error, the reason (`status_detail`). */
+function statusCell(n) {
+  const [text, cls] = STATUS[n.status] || [n.status, 'status-unknown'];
+  const wrap = el('div', { className: 'status-wrap' }, el('span', { className: `badge ${cls}` }, text));
+  if (n.status === 'error' && n.status_detail) {
+    wrap.append(' ', el('span', { className: 'status-detail' }, n.status_detail));
+  }
+  return el('td', { className: 'status' }, wrap);
+}
+
+/** Drift found by a reconcile is set right with /repair; any other error (configuring, removing) with /retry. */
+const isDrift = (n) => /^drift:|no vocals trunk/.test(n.status_detail || '');
+
+// ---------------------------------------------------------------------------------------------------------
+// Sign in / out
+
+function showTokenView(message) {
+  stopCallsTimers();
+  for (const v of $$('.view')) v.hidden = v.id !== 'token-view';
+  $('#sign-out').hidden = true;
+  for (const a of $$('nav a')) a.removeAttribute('aria-current');
+  document.title = 'Sign in — vocals';
+  const form = $('#token-form');
+  clearErrors(form);
+  form.reset();
+  if (message) setFieldError('token', message);
+  $('#token').focus();
+}
+
+/** Forgets the token and shows the sign-in form (after a 401, or the Sign out button). */
+function signOut(message) {
+  sessionStorage.removeItem(TOKEN_KEY);
+  closingForSignOut = true;
+  for (const d of $$('dialog[open]')) d.close();
+  closingForSignOut = false;
+  notify('');
+  showTokenView(message);
+}
+
+$('#token-form').addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  clearErrors(ev.target);
+  const token = $('#token').value.trim();
+  if (!token) {
+    setFieldError('token', 'Enter the admin token.');
+    $('#token').focus();
+    return;
+  }
+  sessionStorage.setItem(TOKEN_KEY, token);
+  ev.target.reset();
+  route(true);
+});
+
+$('#sign-out').addEventListener('click', () => {
+  signOut('');
+  notify('You are signed out.');
+});
+
+// ---------------------------------------------------------------------------------------------------------
+// Routing: #/numbers (default), #/agents, #/calls
+
+const ROUTES = {
+  '/numbers': { view: 'numbers-view', title: 'Phone Numbers', load: () => refreshNumbers() },
+  '/agents': { view: 'agents-view', title: 'Agents', load: () => refreshAgents() },
+  '/calls': { view: 'calls-view', title: 'Calls', load: () => startCalls() },
+};
+
+function route(focusHeading) {
+  stopCallsTimers();
+  if (!sessionStorage.getItem(TOKEN_KEY)) {
+    showTokenView('');
+    return;
+  }
+  let path = location.hash.replace(/^#/, '');
+  if (!ROUTES[path]) {
+    path = '/numbers';
+    history.replaceState(null, '', '#/numbers');
+  }
+  const r = ROUTES[path];
+  for (const v of $$('.view')) v.hidden = v.id !== r.view;
+  for (const a of $$('nav a')) {
+    if (a.getAttribute('href') === `#${path}`) a.setAttribute('aria-current', 'page');
+    else a.removeAttribute('aria-current');
+  }
+  $('#sign-out').hidden = false;
+  document.title = `${r.title} — vocals`;
+  if (focusHeading) $(`#${r.view} h1`).focus();
+  r.load();
+}
+
+window.addEventListener('hashchange', () => {
+  notify('');
+  route(true);
+});
+
+// The skip link must not change the hash (that is the router's).
+$('.skip-link').addEventListener('click', (ev) => {
+  ev.preventDefault();
+  $('#main').focus();
+});
+
+// ---------------------------------------------------------------------------------------------------------
+// Phone numbers
+
+const data = { numbers: [], agents: [], accounts: [] };
+
+const agentName = (id) => {
+  const a = data.agents.find((x) => x.id === id);
+  return a ? a.name : id;
+};
+
+const accountLabel = (a) => (a.friendly_name ? `${a.friendly_name} (${a.account_sid})` : a.account_sid);
+
+/** GET /v1/twilio/accounts, or none when that fails for another reason than the token. */
+async function fetchAccounts() {
+  try {
+    return (await api('GET', '/v1/twilio/accounts')).accounts || [];
+  } catch (e) {
+    if (isAuthError(e)) throw e;
+    return [];
+  }
+}
+
+async function refreshNumbers() {
+  try {
+    const [numbers, agents, accounts] = await Promise.all([
+      api('GET', '/v1/numbers'), api('GET', '/v1/agents'), fetchAccounts(),
+    ]);
+    data.numbers = numbers.numbers || [];
+    data.agents = agents.agents || [];
+    data.accounts = accounts;
+    renderNumbers();
+  } catch (e) {
+    noticeError(e);
+  }
+}
+
+function renderNumbers() {
+  const rows = data.numbers.map((n) => {
+    const num = n.phone_number;
+    const account = n.twilio_account_sid && data.accounts.find((a) => a.account_sid === n.twilio_account_sid);
+    const actions = [
+      rowButton('change-agent', 'Change agent', `Change agent for ${num}`, (b) => openChangeAgent(n, b)),
+    ];
+    if (n.status === 'error' && n.twilio_number_sid) {
+      actions.push(isDrift(n)
+        ? rowButton('repair', 'Repair', `Repair Twilio setup for ${num}`, (b) => configureTwilio(n, 'repair', b))
+        : rowButton('retry', 'Retry', `Retry Twilio setup for ${num}`, (b) => configureTwilio(n, 'retry', b)));
+    }
+    actions.push(rowButton('remove', 'Remove', `Remove ${num}`, (b) => openRemove(n, b), 'danger-outline'));
+    return el('tr', { dataset: { number: num, key: num } },
+      el('th', { scope: 'row', className: 'number' }, num),
+      el('td', {}, n.agent_id ? agentName(n.agent_id) : dash()),
+      statusCell(n),
+      el('td', { className: 'account' },
+        n.twilio_account_sid ? (account ? accountLabel(account) : n.twilio_account_sid) : dash()),
+      el('td', { className: 'actions' }, el('div', { className: 'row-actions' }, actions)));
+  });
+  replaceRows($('#numbers-table tbody'), rows, 'No numbers yet. Add one with “Add number”.');
+  $('#reconcile').hidden = data.accounts.length === 0;
+}
+
+/** POST /v1/numbers/{n}/twilio/retry or /repair: both configure Twilio again; the answer is the number. */
+async function configureTwilio(n, which, button) {
+  try {
+    const updated = await withBusy(button, () =>
+      api('POST', `/v1/numbers/${enc(n.phone_number)}/twilio/${which}`));
+    if (updated.status === 'error') {
+      notify(`${updated.phone_number} is still in error: ${updated.status_detail}`, 'error');
+    }
+    else notify(`${updated.phone_number} is set up in Twilio again: ${STATUS[updated.status][0]}.`);
+    await refreshNumbers();
+  } catch (e) {
+    noticeError(e);
+  }
+}
+
+$('#reconcile').addEventListener('click', async (ev) => {
+  try {
+    const r = await withBusy(ev.currentTarget, () => api('POST', '/v1/twilio/reconcile'));
+    const drift = r.drift || [];
+    if (drift.length === 0) notify('Twilio matches vocals: nothing drifted.');
+    else notify(`Drift found: ${drift.map((d) => `${d.phone_number} (${d.detail})`).join('; ')}`, 'error');
+    await refreshNumbers();
+  } catch (e) {
+    noticeError(e);
+  }
+});
+
+// --- Add a number ---------------------------------------------------------------------------------------
+
+const addForm = $('#add-number-form');
+/** The add dialog's state: linked accounts, 'twilio' or 'manual' (or null before a choice), the loads. */
+const add = { accounts: [], mode: null, numbers: new Map(), seq: 0 };
+
+$('#add-number').addEventListener('click', async (ev) => {
+  const opener = ev.currentTarget;
+  try {
+    await withBusy(opener, async () => {
+      const [accounts, agents] = await Promise.all([fetchAccounts(), api('GET', '/v1/agents')]);
+      add.accounts = accounts;
+      data.agents = agents.agents || [];
+    });
+  } catch (e) {
+    noticeError(e);
+    return;
+  }
+  addForm.reset();
+  clearErrors(addForm);
+  const agents = data.agents;
+  fillSelect($('#number-agent'), agentOptions(agents), agents.length ? agents[0].id : '');
+  $('#number-agent-hint').textContent = agents.length
+    ? 'Without an agent the number is inactive: its calls are refused (480) and Twilio fails over.'
+    : 'There are no agents yet: the number will be inactive until you create one and assign it.';
+  showAccountStep(add.accounts[0] && add.accounts[0].account_sid);
+  openDialog($('#add-number-dialog'), backTo(opener, null, '#add-number'));
+});
+
+/** Step 1: the account select (with accounts) or the link fields (without); `selected`: the sid to pick. */
+function showAccountStep(selected) {
+  const has = add.accounts.length > 0;
+  $('#account-select-group').hidden = !has;
+  $('#use-manual').hidden = has;
+  if (has) {
+    fillSelect($('#account-select'), [
+      ...add.accounts.map((a) => [a.account_sid, accountLabel(a)]),
+      [LINK_NEW, 'Link another Twilio account…'],
+      [MANUAL, 'No Twilio account: type the number'],
+    ], selected || add.accounts[0].account_sid);
+    return onAccountChoice();
+  }
+  $('#link-fields').hidden = false;
+  setMode(null);
+  return Promise.resolve();
+}
+
+/** 'twilio' (pick from the account), 'manual' (type it) or null (step 2 hidden). */
+function setMode(mode) {
+  add.mode = mode;
+  $('#step-number').hidden = mode === null;
+  $('#account-number-group').hidden = mode !== 'twilio';
+  $('#manual-number-group').hidden = mode !== 'manual';
+  $('#use-manual').textContent = mode === 'manual' ? 'Link a Twilio account instead' : 'Add a number without Twilio';
+}
+
+function onAccountChoice() {
+  const v = $('#account-select').value;
+  clearErrors(addForm);
+  $('#link-fields').hidden = v !== LINK_NEW;
+  if (v === LINK_NEW || v === MANUAL) {
+    setMode(v === MANUAL ? 'manual' : null);
+    return Promise.resolve();
+  }
+  setMode('twilio');
+  return loadAccountNumbers(v);
+}
+
+$('#account-select').addEventListener('change', onAccountChoice);
+
+$('#use-manual').addEventListener('click', () => {
+  const manual = add.mode !== 'manual';
+  clearErrors(addForm);
+  $('#link-fields').hidden = manual;
+  setMode(manual ? 'manual' : null);
+  $(manual ? '#manual-number' : '#account-sid').focus();
+});
+
+/** Step 2 for an account: its numbers (GET /v1/twilio/accounts/{sid}/numbers); added or voiceless ones are off. */
+async function loadAccountNumbers(sid) {
+  const seq = ++add.seq;
+  const select = $('#account-number');
+  fillSelect(select, [['', 'Loading numbers…', true]], '');
+  select.disabled = true;
+  $('#account-number-hint').textContent = '';
+  try {
+    const r = await api('GET', `/v1/twilio/accounts/${enc(sid)}/numbers`);
+    if (seq !== add.seq) return; // another account was picked meanwhile
+    const numbers = r.numbers || [];
+    add.numbers = new Map(numbers.map((n) => [n.phone_number, n]));
+    const options = numbers.map((n) => {
+      let text = n.phone_number;
+      if (n.friendly_name && n.friendly_name !== n.phone_number) text += ` — ${n.friendly_name}`;
+      if (n.added) text += ' (already added)';
+      else if (!n.voice) text += ' (no voice)';
+      else if (n.in_use) text += ' (in use)';
+      return [n.phone_number, text, n.added || !n.voice];
+    });
+    const first = numbers.find((n) => !n.added && n.voice);
+    if (options.length === 0) options.push(['', 'This account has no numbers', true]);
+    else if (!first) options.unshift(['', 'Every number is added already or takes no voice calls', true]);
+    fillSelect(select, options, first ? first.phone_number : '');
+    describeAccountNumber();
+  } catch (e) {
+    if (seq !== add.seq) return;
+    fillSelect(select, [['', 'Could not load the numbers', true]], '');
+    showApiError(addForm, e, [[/Twilio account/i, 'account-select']]);
+  } finally {
+    if (seq === add.seq) select.disabled = false;
+  }
+}
+
+/** Says what answers the chosen number now (adding it takes that over; removing it puts it back). */
+function describeAccountNumber() {
+  const n = add.numbers.get($('#account-number').value);
+  $('#account-number-hint').textContent = n && n.in_use
+    ? `Now answered by ${n.in_use_by}. Adding it to vocals takes it over; removing it later puts that back.`
+    : '';
+}
+$('#account-number').addEventListener('change', describeAccountNumber);
+
+/** POST /v1/twilio/accounts {account_sid, auth_token, friendly_name}; then the account is picked. */
+async function linkAccount() {
+  clearErrors(addForm);
+  const sid = $('#account-sid').value.trim();
+  const token = $('#auth-token').value.trim();
+  if (!sid) setFieldError('account-sid', 'Enter the Account SID: AC followed by 32 hex digits.');
+  if (!token) setFieldError('auth-token', 'Enter the account’s Auth Token.');
+  if (!sid || !token) {
+    $(`#${sid ? 'auth-token' : 'account-sid'}`).focus();
+    return;
+  }
+  try {
+    const account = await withBusy($('#link-account'), async () => {
+      const linked = await api('POST', '/v1/twilio/accounts',
+        { account_sid: sid, auth_token: token, friendly_name: $('#account-name').value.trim() });
+      add.accounts = await fetchAccounts();
+      if (!add.accounts.some((a) => a.account_sid === linked.account_sid)) add.accounts.push(linked);
+      return linked;
+    });
+    for (const id of ['account-sid', 'auth-token', 'account-name']) $(`#${id}`).value = '';
+    const loading = showAccountStep(account.account_sid); // hides the link fields, shows the select
+    $('#account-select').focus();
+    await loading;
+    $('#add-number-status').textContent = `Linked ${accountLabel(account)}. Now pick the number.`;
+    $('#account-number').focus();
+  } catch (e) {
+    showApiError(addForm, e, [
+      [/auth_token|credentials/i, 'auth-token'],
+      [/account_sid|AC followed/i, 'account-sid'],
+      [/friendly_name/i, 'account-name'],
+    ]);
+  }
+}
+$('#link-account').addEventListener('click', linkAccount);
+
+/** POST /v1/numbers {phone_number, agent_id, twilio_account_sid?}. */
+async function saveNumber() {
+  clearErrors(addForm);
+  const manual = add.mode === 'manual';
+  const field = manual ? 'manual-number' : 'account-number';
+  // Spaces, dashes, dots and brackets people type are not part of E.164.
+  const phone = manual ? $('#manual-number').value.replace(/[\s().-]/g, '') : $('#account-number').value;
+  if (!phone) {
+    setFieldError(field, manual ? 'Enter the number in E.164, e.g. +14155550123.' : 'Choose a number.');
+    $(`#${field}`).focus();
+    return;
+  }
+  const body = { phone_number: phone, agent_id: $('#number-agent').value || null };
+  if (!manual) body.twilio_account_sid = $('#account-select').value;
+  try {
+    const n = await withBusy($('#save-number'), async () => {
+      const added = await api('POST', '/v1/numbers', body);
+      await refreshNumbers();
+      return added;
+    });
+    const row = `#numbers-table tr[data-number="${CSS.escape(n.phone_number)}"] button`;
+    $('#add-number-dialog').returnFocus = backTo(null, row, '#add-number');
+    $('#add-number-dialog').close();
+    if (n.status === 'error') notify(`Added ${n.phone_number}, but it is in error: ${n.status_detail}`, 'error');
+    else notify(`Added ${n.phone_number}: ${STATUS[n.status] ? STATUS[n.status][0] : n.status}.`);
+  } catch (e) {
+    showApiError(addForm, e, [
+      [/phone_number|E\.164|already added|is not a number of|voice calls/i, field],
+      [/agent/i, 'number-agent'],
+      [/twilio_account_sid|Twilio account/i, 'account-select'],
+    ]);
+  }
+}
+
+addForm.addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  if (add.mode !== null) saveNumber();
+  else formError(addForm, 'Link the Twilio account first, or add a number without Twilio.');
+});
+
+// Enter in a link field links the account (rather than submitting the whole form).
+$('#link-fields').addEventListener('keydown', (ev) => {
+  if (ev.key === 'Enter' && ev.target.tagName === 'INPUT') {
+    ev.preventDefault();
+    linkAccount();
+  }
+});
+
+// --- Change agent / remove --------------------------------------------------------------------------------
+
+let changing = null; // the number whose agent is being changed
+let removing = null; // the number being removed
+
+function openChangeAgent(n, opener) {
+  changing = n;
+  $('#change-agent-text').textContent = `Number ${n.phone_number}`;
+  fillSelect($('#change-agent-select'), agentOptions(data.agents), n.agent_id || '');
+  const row = `#numbers-table tr[data-number="${CSS.escape(n.phone_number)}"] button.change-agent`;
+  openDialog($('#change-agent-dialog'), backTo(opener, row, '#add-number'));
+}
+
+/** PATCH /v1/numbers/{n} {agent_id} (null unassigns). */
+$('#change-agent-form').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const form = ev.target;
+  clearErrors(form);
+  const agentId = $('#change-agent-select').value || null;
+  try {
+    const n = await withBusy($('#change-agent-save'), async () => {
+      const updated = await api('PATCH', `/v1/numbers/${enc(changing.phone_number)}`, { agent_id: agentId });
+      await refreshNumbers();
+      return updated;
+    });
+    $('#change-agent-dialog').close();
+    notify(agentId ? `${n.phone_number} now goes to ${agentName(agentId)} from the next call.`
+      : `${n.phone_number} has no agent: it is inactive.`);
+  } catch (e) {
+    showApiError(form, e, [[/agent/i, 'change-agent-select']]);
+  }
+});
+
+function openRemove(n, opener) {
+  removing = n;
+  $('#remove-text').textContent = n.twilio_number_sid
+    ? `Remove ${n.phone_number} from vocals? The number stays in your Twilio account and is reset to the voice ` +
+      'settings it had before vocals took it.'
+    : `Remove ${n.phone_number} from vocals? vocals stops answering it. Nothing changes in Twilio: the number ` +
+      'stays there as it is.';
+  const row = `#numbers-table tr[data-number="${CSS.escape(n.phone_number)}"] button.remove`;
+  openDialog($('#remove-dialog'), backTo(opener, row, '#add-number'));
+}
+
+/** DELETE /v1/numbers/{n}: Twilio is put back first; if that fails the number stays, in error. */
+$('#remove-form').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const form = ev.target;
+  clearErrors(form);
+  const num = removing.phone_number;
+  try {
+    await withBusy($('#remove-confirm'), () => api('DELETE', `/v1/numbers/${enc(num)}`));
+    await refreshNumbers();
+    $('#remove-dialog').close();
+    notify(`Removed ${num}.`);
+  } catch (e) {
+    showApiError(form, e);
+    if (!isAuthError(e)) refreshNumbers(); // a failed restore leaves the number in error: show it
+  }
+});
+
+// ---------------------------------------------------------------------------------------------------------
+// Agents
+
+async function refreshAgents() {
+  try {
+    const [agents, numbers] = await Promise.all([api('GET', '/v1/agents'), api('GET', '/v1/numbers')]);
+    data.agents = agents.agents || [];
+    data.numbers = numbers.numbers || [];
+    renderAgents();
+  } catch (e) {
+    noticeError(e);
+  }
+}
+
+const numbersOf = (agentId) => data.numbers.filter((n) => n.agent_id === agentId).map((n) => n.phone_number);
+
+function renderAgents() {
+  const rows = data.agents.map((a) => {
+    const used = numbersOf(a.id);
+    return el('tr', { dataset: { agentId: a.id, key: a.id } },
+      el('th', { scope: 'row' }, a.name),
+      el('td', {}, a.kind === 'echo' ? 'Echo' : a.kind === 'websocket' ? 'WebSocket' : a.kind),
+      el('td', { className: 'url' }, a.stream_url || dash()),
+      el('td', { className: 'count', title: used.join(', ') }, String(used.length)),
+      el('td', {}, a.signed ? 'Yes' : 'No'),
+      el('td', { className: 'actions' }, el('div', { className: 'row-actions' },
+        rowButton('edit', 'Edit', `Edit ${a.name}`, (b) => openAgentDialog(a, b)),
+        rowButton('delete', 'Delete', `Delete ${a.name}`, (b) => openDeleteAgent(a, b), 'danger-outline'))));
+  });
+  replaceRows($('#agents-table tbody'), rows, 'No agents yet. Create one with “New agent”.');
+}
+
+let editing = null; // the agent being edited; null: creating one
+
+/** Pretty JSON for a textarea; an empty object shows as nothing. */
+const jsonText = (v) => (v && typeof v === 'object' && Object.keys(v).length ? JSON.stringify(v, null, 2) : '');
+
+function openAgentDialog(agent, opener) {
+  editing = agent;
+  const form = $('#agent-form');
+  form.reset();
+  $('#agent-dialog-title').textContent = agent ? `Edit ${agent.name}` : 'New agent';
+  $('#agent-name').value = agent ? agent.name : '';
+  $('#agent-kind').value = agent ? agent.kind : 'websocket';
+  $('#agent-stream-url').value = (agent && agent.stream_url) || '';
+  $('#agent-system-prompt').value = agent ? agent.system_prompt : '';
+  $('#agent-providers').value = agent ? jsonText(agent.providers) : '';
+  $('#agent-settings').value = agent ? jsonText(agent.settings) : '';
+  $('#agent-signing-secret-hint').textContent = agent && agent.signed
+    ? 'A secret is set. Leave this empty to keep it; type a new one to replace it. It is never shown.'
+    : 'Signs the handshake (X-Twilio-Signature). Write-only: it is never shown.';
+  const row = agent && `#agents-table tr[data-agent-id="${CSS.escape(agent.id)}"] button.edit`;
+  openDialog($('#agent-dialog'), backTo(opener, row, '#new-agent'));
+}
+
+$('#new-agent').addEventListener('click', (ev) => openAgentDialog(null, ev.currentTarget));
+
+/** A textarea's JSON object: {value} (null when empty) or {error}. */
+function parseObject(id) {
+  const text = $(`#${id}`).value.trim();
+  if (!text) return { value: null };
+  let value;
+  try {
+    value = JSON.parse(text);
+  } catch (e) {
+    return { error: `This is not valid JSON: ${e.message}` };
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    return { error: 'This must be a JSON object, e.g. {"voice": "alloy"}.' };
+  }
+  return { value };
+}
+
+/** POST /v1/agents (create) or PATCH /v1/agents/{id} (edit), with the fields those take. */
+$('#agent-form').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const form = ev.target;
+  clearErrors(form);
+  const providers = parseObject('agent-providers');
+  const settings = parseObject('agent-settings');
+  if (providers.error) setFieldError('agent-providers', providers.error);
+  if (settings.error) setFieldError('agent-settings', settings.error);
+  if (providers.error || settings.error) {
+    $(providers.error ? '#agent-providers' : '#agent-settings').focus();
+    return;
+  }
+  const body = {
+    name: $('#agent-name').value.trim(),
+    kind: $('#agent-kind').value,
+    stream_url: $('#agent-stream-url').value.trim() || null,
+    system_prompt: $('#agent-system-prompt').value,
+    // Creating: absent means {}. Editing: empty means clear it ({}).
+    providers: providers.value || (editing ? {} : undefined),
+    settings: settings.value || (editing ? {} : undefined),
+  };
+  const secret = $('#agent-signing-secret').value;
+  if (secret) body.signing_secret = secret;
+  try {
+    const saved = await withBusy($('#agent-save'), async () => {
+      const a = editing
+        ? await api('PATCH', `/v1/agents/${enc(editing.id)}`, body)
+        : await api('POST', '/v1/agents', body);
+      await refreshAgents();
+      return a;
+    });
+    const dialog = $('#agent-dialog');
+    if (!editing) {
+      const row = `#agents-table tr[data-agent-id="${CSS.escape(saved.id)}"] button.edit`;
+      dialog.returnFocus = backTo(null, row, '#new-agent');
+    }
+    dialog.close();
+    notify(editing ? `Saved ${saved.name}; calls in progress keep the agent as it was.` : `Created ${saved.name}.`);
+  } catch (e) {
+    showApiError(form, e, [
+      [/stream_url/i, 'agent-stream-url'],
+      [/\bkind\b/i, 'agent-kind'],
+      [/providers/i, 'agent-providers'],
+      [/settings/i, 'agent-settings'],
+      [/system_prompt/i, 'agent-system-prompt'],
+      [/signing_secret/i, 'agent-signing-secret'],
+      [/\bname\b|agent named/i, 'agent-name'],
+    ]);
+  }
+});
+
+let deleting = null;
+
+function openDeleteAgent(agent, opener) {
+  deleting = agent;
+  const used = numbersOf(agent.id);
+  $('#delete-agent-text').textContent = `Delete the agent “${agent.name}”? This cannot be undone.` +
+    (used.length ? ` It still serves ${used.join(', ')}: move or remove those numbers first.` : '');
+  const row = `#agents-table tr[data-agent-id="${CSS.escape(agent.id)}"] button.delete`;
+  openDialog($('#delete-agent-dialog'), backTo(opener, row, '#new-agent'));
+}
+
+/** DELETE /v1/agents/{id}; a 409 (agent_in_use) names the numbers, shown in the dialog. */
+$('#delete-agent-form').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const form = ev.target;
+  clearErrors(form);
+  const agent = deleting;
+  try {
+    await withBusy($('#delete-agent-confirm'), () => api('DELETE', `/v1/agents/${enc(agent.id)}`));
+    await refreshAgents();
+    $('#delete-agent-dialog').close();
+    notify(`Deleted ${agent.name}.`);
+  } catch (e) {
+    showApiError(form, e);
+  }
+});
+
+// ---------------------------------------------------------------------------------------------------------
+// Calls: GET /v1/calls?active=true (not ended) and ?active=false (ended), every 2 s while the page is shown
+
+const calls = { poll: null, tick: null, busy: false, last: '' };
+
+function startCalls() {
+  calls.last = '';
+  calls.poll = setInterval(refreshCalls, 2000);
+  calls.tick = setInterval(tickDurations, 1000);
+  refreshCalls();
+}
+
+function stopCallsTimers() {
+  clearInterval(calls.poll);
+  clearInterval(calls.tick);
+  calls.poll = calls.tick = null;
+}
+
+async function refreshCalls() {
+  if (calls.busy || document.hidden) return;
+  calls.busy = true;
+  try {
+    const [active, recent] = await Promise.all([
+      api('GET', '/v1/calls?active=true&limit=100'),
+      api('GET', '/v1/calls?active=false&limit=25'),
+    ]);
+    if (!calls.poll) return; // left the page meanwhile
+    // Re-render only what changed, so the rows (and the focus in them) stay put between polls.
+    const snapshot = JSON.stringify([active.calls, recent.calls]);
+    if (snapshot !== calls.last) {
+      calls.last = snapshot;
+      renderActiveCalls(active.calls || []);
+      renderRecentCalls(recent.calls || []);
+    }
+    if ($('#notice').dataset.source === 'calls') notify(''); // the poll works again
+  } catch (e) {
+    if (!isAuthError(e) && calls.poll) notify(`Could not refresh the calls: ${e.message}`, 'error', 'calls');
+  } finally {
+    calls.busy = false;
+  }
+}
+
+/** When the live duration counts from: the answer, or the INVITE while it rings. */
+const callStart = (c) => Date.parse(c.answer_at || c.invite_at);
+
+function tickDurations() {
+  const now = Date.now() + clockSkew;
+  for (const td of $$('#active-calls td.duration')) td.textContent = formatDuration(now - Number(td.dataset.since));
+}
+
+function renderActiveCalls(list) {
+  const now = Date.now() + clockSkew;
+  const rows = list.map((c) => el('tr', { dataset: { callId: c.id, key: c.id } },
+    el('td', { className: 'number' }, c.from),
+    el('td', { className: 'number' }, c.to),
+    el('td', {}, c.agent || dash()),
+    el('td', {}, c.answer_at ? 'Answered' : 'Ringing'),
+    el('td', { className: 'duration', dataset: { since: String(callStart(c)) } }, formatDuration(now - callStart(c))),
+    el('td', { className: 'actions' },
+      rowButton('hangup', 'Hang up', `Hang up the call from ${c.from} to ${c.to}`, (b) => hangUp(c, b),
+        'danger-outline'))));
+  replaceRows($('#active-calls tbody'), rows, 'No calls in progress.');
+}
+
+/** POST /v1/calls/{id}/hangup: 202 {id, status: "ending"}; 404 when the call is not in progress on this node. */
+async function hangUp(c, button) {
+  try {
+    await withBusy(button, () => api('POST', `/v1/calls/${enc(c.id)}/hangup`));
+    notify(`Hanging up the call from ${c.from} to ${c.to}.`);
+    calls.last = '';
+    await refreshCalls();
+    // The row may be gone with its button: keep the keyboard focus in the section.
+    if (!button.isConnected && (document.activeElement === document.body || !document.activeElement)) {
+      $('#active-title').focus();
+    }
+  } catch (e) {
+    noticeError(e);
+  }
+}
+
+/** The quality figures of a finished call's `stats.rtp` (and the agent's downlink latency), as a short list. */
+function qualityCell(c) {
+  const rtp = (c.stats && c.stats.rtp) || null;
+  const agent = (c.stats && c.stats.agent) || null;
+  const items = [];
+  if (c.codec) items.push(rtp && rtp.srtp ? `${c.codec}, SRTP` : c.codec);
+  if (rtp) {
+    items.push(`packets in ${rtp.received ?? '?'} / out ${rtp.sent ?? '?'}`);
+    items.push(`lost ${rtp.lost_concealed ?? 0}${rtp.late ? `, late ${rtp.late}` : ''}`);
+    if (typeof rtp.jitter_ms === 'number') items.push(`jitter ${rtp.jitter_ms.toFixed(1)} ms`);
+    if (typeof rtp.rtt_ms === 'number') items.push(`RTT ${rtp.rtt_ms.toFixed(0)} ms`);
+    // The peer's RTCP "fraction lost" is in 1/256ths: shown as a percentage.
+    if (typeof rtp.peer_fraction_lost === 'number') {
+      items.push(`peer loss ${((rtp.peer_fraction_lost / 256) * 100).toFixed(1)}%`);
+    }
+  }
+  if (agent && typeof agent.downlink_p50_us === 'number') {
+    items.push(`agent reply p50 ${(agent.downlink_p50_us / 1000).toFixed(0)} ms`);
+  }
+  if (items.length === 0) return el('td', { className: 'quality' }, dash());
+  return el('td', { className: 'quality' }, el('ul', { className: 'stats' }, items.map((t) => el('li', {}, t))));
+}
+
+function renderRecentCalls(list) {
+  const rows = list.map((c) => {
+    const answered = c.answer_at && c.end_at;
+    const reason = [c.end_reason || '—'];
+    if (c.sip_status && c.sip_status !== 200) reason.push(` (SIP ${c.sip_status})`);
+    return el('tr', { dataset: { callId: c.id, key: c.id } },
+      el('td', {}, c.end_at ? timeEl(c.end_at) : dash()),
+      el('td', { className: 'number' }, c.from),
+      el('td', { className: 'number' }, c.to),
+      el('td', {}, c.agent || dash()),
+      el('td', { className: 'duration-done' },
+        answered ? formatDuration(Date.parse(c.end_at) - Date.parse(c.answer_at)) : 'Not answered'),
+      el('td', { className: 'reason' }, reason.join('')),
+      qualityCell(c));
+  });
+  replaceRows($('#recent-calls tbody'), rows, 'No finished calls yet.');
+}
+
+document.addEventListener('visibilitychange', () => {
+  if (!document.hidden && calls.poll) refreshCalls();
+});
+
+// ---------------------------------------------------------------------------------------------------------
+
+route(false);
