@@ -172,6 +172,7 @@ pub async fn serve(
         reject_disallowed: config.sip.reject_disallowed,
         public_host: config.sip.public_host.clone(),
         max_calls: config.sip.max_calls,
+        max_transactions: config.sip.max_transactions,
         rate: config.sip.rate.clone(),
         ..EndpointConfig::default()
     };

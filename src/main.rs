@@ -463,7 +463,10 @@ fn serve(file: Option<PathBuf>, check: bool, log_format: Option<String>) -> Exit
         let listeners = vocals::daemon::bind(&config).await?;
         let (tx, rx) = tokio::sync::mpsc::channel(8);
         tokio::spawn(signals(tx, file, log_format));
-        vocals::daemon::serve(config, listeners, metrics, rx, Some(log_level)).await?;
+        // On a worker, like every call's media task: the SIP driver and the tasks it talks to then share the
+        // runtime's threads, instead of every message between them waking a thread of its own (block_on's).
+        let server = tokio::spawn(vocals::daemon::serve(config, listeners, metrics, rx, Some(log_level)));
+        server.await.map_err(|e| anyhow::anyhow!("the server task failed: {e}"))??;
         Ok(())
     });
     match result {

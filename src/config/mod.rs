@@ -153,6 +153,8 @@ pub struct SipConfig {
     pub reject_disallowed: bool,
     /// Calls at once; further INVITEs get 503 + Retry-After.
     pub max_calls: usize,
+    /// Server transactions held at once (finished ones included, for 64·T1 over UDP); beyond it, 503.
+    pub max_transactions: usize,
     /// Calls longer than this are ended with our BYE.
     pub max_call_duration: Duration,
     /// Transaction timers (T1 shortened only in labs and tests).
@@ -224,6 +226,7 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ),
     ("sip", "reject_disallowed", "false"),
     ("sip", "max_calls", "1000"),
+    ("sip", "max_transactions", "262144"),
     ("sip", "max_call_duration", "14400"),
     ("sip", "t1_ms", "500"),
     ("sip", "tcp_max_connections", "1024"),
@@ -339,6 +342,7 @@ impl Config {
             allow,
             reject_disallowed: boolean(v, "sip.reject_disallowed")?,
             max_calls: number(v, "sip.max_calls", 1, 1_000_000)?,
+            max_transactions: number(v, "sip.max_transactions", 1024, 16_777_216)?,
             max_call_duration: Duration::from_secs(number(v, "sip.max_call_duration", 1, 7 * 86_400)? as u64),
             timers: Timers { t1, t2: t1 * 8, t4: t1 * 10 },
             tcp_max_connections: number(v, "sip.tcp_max_connections", 1, 1_000_000)?,

@@ -181,7 +181,7 @@ impl Recorder {
 
 /// Most writes committed in one transaction. At thousands of calls a second (four writes each), a commit per
 /// write is what would limit the call rate; the writer takes what is queued, up to this, and commits it once.
-const BATCH: usize = 256;
+const BATCH: usize = 64;
 
 /// How long the writer waits, after a write wakes it, for more to join the batch.
 const LINGER: Duration = Duration::from_millis(10);
