@@ -266,17 +266,9 @@ fn fold(batch: &mut Vec<CallWrite>) {
 }
 
 async fn apply_batch(store: &Store, writes: &[CallWrite]) -> Result<(), StoreError> {
-    use crate::store::calls::on;
     let mut tx = store.pool().begin().await?;
     for write in writes {
-        match write {
-            CallWrite::Start(record) => on::insert_call(&mut *tx, record).await?,
-            CallWrite::Answered { id, at, codec } => on::call_answered(&mut *tx, id, at, codec).await?,
-            CallWrite::Ended { id, at, reason, sip_status } => {
-                on::call_ended(&mut *tx, id, at, reason, *sip_status).await?
-            }
-            CallWrite::Stats { id, stats } => on::call_stats(&mut *tx, id, stats).await?,
-        }
+        apply_on(&mut *tx, write).await?;
     }
     tx.commit().await?;
     Ok(())
@@ -290,10 +282,16 @@ fn refused_for_good(e: &dyn sqlx::error::DatabaseError) -> bool {
 }
 
 async fn apply(store: &Store, write: &CallWrite) -> Result<(), StoreError> {
+    apply_on(store.pool(), write).await
+}
+
+/// One write on the pool or inside a batch's transaction.
+async fn apply_on<'e>(e: impl sqlx::Executor<'e, Database = sqlx::Any>, write: &CallWrite) -> Result<(), StoreError> {
+    use crate::store::calls::on;
     match write {
-        CallWrite::Start(record) => store.insert_call(record).await,
-        CallWrite::Answered { id, at, codec } => store.call_answered(id, at, codec).await,
-        CallWrite::Ended { id, at, reason, sip_status } => store.call_ended(id, at, reason, *sip_status).await,
-        CallWrite::Stats { id, stats } => store.call_stats(id, stats).await,
+        CallWrite::Start(record) => on::insert_call(e, record).await,
+        CallWrite::Answered { id, at, codec } => on::call_answered(e, id, at, codec).await,
+        CallWrite::Ended { id, at, reason, sip_status } => on::call_ended(e, id, at, reason, *sip_status).await,
+        CallWrite::Stats { id, stats } => on::call_stats(e, id, stats).await,
     }
 }
