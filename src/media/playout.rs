@@ -9,6 +9,11 @@ use std::collections::VecDeque;
 /// Samples in one 20 ms frame at 8000 Hz, one byte each in G.711.
 pub const FRAME_BYTES: usize = 160;
 
+/// Bytes the queue keeps allocated however long the call (512 ms of audio). It grows past this only while an
+/// agent runs ahead of real time, and gives the rest back once that audio has played out: a queue allocated
+/// at its full bound (a minute, 480 KB) would, as a ring, touch every page of it over a long call.
+const RESERVE: usize = 4096;
+
 /// One frame handed to the packetizer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Frame {
@@ -37,7 +42,7 @@ impl PlayoutQueue {
     pub fn new(max_ms: u32, silence: u8) -> PlayoutQueue {
         let capacity = (max_ms as usize * 8).max(FRAME_BYTES);
         PlayoutQueue {
-            audio: VecDeque::with_capacity(capacity),
+            audio: VecDeque::with_capacity(RESERVE.min(capacity)),
             capacity,
             queued: 0,
             framed: 0,
@@ -72,6 +77,7 @@ impl PlayoutQueue {
     /// Drops every queued byte at once (barge-in) and releases every pending mark.
     pub fn clear(&mut self) {
         self.audio.clear();
+        self.give_back();
         self.framed = self.queued;
         self.due.extend(self.marks.drain(..).map(|(_, name)| name));
         self.talking = false;
@@ -86,6 +92,9 @@ impl PlayoutQueue {
         }
         out[n..].fill(self.silence);
         self.framed += n as u64;
+        if n > 0 && self.audio.is_empty() {
+            self.give_back();
+        }
         while self.marks.front().is_some_and(|(pos, _)| *pos <= self.framed) {
             if let Some((_, name)) = self.marks.pop_front() {
                 self.due.push_back(name);
@@ -95,6 +104,19 @@ impl PlayoutQueue {
         let marker = audio && !self.talking;
         self.talking = audio;
         Frame { marker, audio }
+    }
+
+    /// An empty queue grown past [`RESERVE`] by a burst shrinks back to it (once per burst, never per frame).
+    fn give_back(&mut self) {
+        if self.audio.capacity() > 2 * RESERVE {
+            self.audio.shrink_to(RESERVE);
+        }
+    }
+
+    /// Bytes allocated for queued audio.
+    #[cfg(test)]
+    fn allocated(&self) -> usize {
+        self.audio.capacity()
     }
 
     /// The next mark whose audio has gone out.
@@ -123,6 +145,32 @@ mod tests {
         let mut out = [0u8; FRAME_BYTES];
         let f = q.next_frame(&mut out);
         (out, f)
+    }
+
+    #[test]
+    fn memory_follows_what_is_queued_not_the_bound() {
+        // A minute's bound, but a call that is not being spoken to holds only the reserve.
+        let mut q = PlayoutQueue::new(60_000, SILENCE);
+        assert!(q.allocated() <= 2 * RESERVE, "{} bytes allocated up front", q.allocated());
+        // Real-time audio (a frame in, a frame out) never grows it.
+        for _ in 0..1_000 {
+            q.push(&[0x11; FRAME_BYTES]);
+            frame(&mut q);
+        }
+        assert!(q.allocated() <= 2 * RESERVE, "{} bytes after real-time audio", q.allocated());
+        // A 30 s reply sent at once is taken whole ...
+        assert_eq!(q.push(&[0x22; 240_000]), 240_000);
+        assert!(q.allocated() >= 240_000);
+        // ... and once it has played out, the memory is given back.
+        while q.queued_ms() > 0 {
+            frame(&mut q);
+        }
+        assert!(q.allocated() <= 2 * RESERVE, "{} bytes kept after the burst", q.allocated());
+        // Barge-in gives it back too; the bound still holds.
+        assert_eq!(q.push(&[0x33; 560_000]), 480_000);
+        assert_eq!(q.overflow(), 80_000);
+        q.clear();
+        assert!(q.allocated() <= 2 * RESERVE, "{} bytes kept after clear", q.allocated());
     }
 
     #[test]
