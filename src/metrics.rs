@@ -55,8 +55,29 @@ pub const CALL_RECORDS_DROPPED: &str = "vocals_call_records_dropped_total";
 const BUCKETS: &[f64] =
     &[0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
 
-/// Installs the process-wide Prometheus recorder; the handle renders `/metrics`.
+/// How often histogram samples are folded into their buckets when nothing scrapes `/metrics`.
+pub const UPKEEP: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Installs the process-wide Prometheus recorder; the handle renders `/metrics`. A thread folds histogram
+/// samples into their buckets every [`UPKEEP`]: the recorder keeps each sample until then (a scrape folds them
+/// too), and some histograms take one per RTP packet, so an unscraped daemon would otherwise grow without bound
+/// (about 8 bytes per packet: 4 MB a minute at 100 calls).
 pub fn install() -> Result<PrometheusHandle, BuildError> {
+    let handle = recorder()?;
+    let upkeep = handle.clone();
+    let spawned = std::thread::Builder::new().name("metrics-upkeep".into()).spawn(move || {
+        loop {
+            std::thread::sleep(UPKEEP);
+            upkeep.run_upkeep();
+        }
+    });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "no metrics upkeep thread: histograms are folded only when /metrics is scraped");
+    }
+    Ok(handle)
+}
+
+fn recorder() -> Result<PrometheusHandle, BuildError> {
     PrometheusBuilder::new()
         .set_buckets(BUCKETS)?
         .set_buckets_for_metric(
