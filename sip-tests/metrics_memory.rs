@@ -37,7 +37,7 @@ fn unscraped_histogram_samples_are_folded_not_kept() {
     histogram.record(0.001);
     std::thread::sleep(vocals::metrics::UPKEEP * 2);
     let base = LIVE.load(Ordering::Relaxed);
-    // 1,000,000 samples (100 calls' packets for 100 s): ~16 MB if they were all kept.
+    // 1,000,000 samples (one histogram's samples from 100 calls for 200 s): ~16 MB if they were all kept.
     for _ in 0..8 {
         for i in 0..125_000 {
             histogram.record(f64::from(i % 100) * 0.0001);
