@@ -319,40 +319,25 @@ fn an_sdp_offer_larger_than_vocals_reads_gets_413() {
     assert!(statuses.last().is_some_and(|s| s.starts_with("SIP/2.0 413 ")), "{statuses:?}");
 }
 
-/// Every response's status line on `conn` up to and including the first final one (or whatever came before
-/// the server went quiet or closed). Responses can share one read (a 100 Trying and the final answer written
-/// back to back): they are split on their Content-Length, so none is lost.
+/// Every response's status line on `conn` up to and including the first final one (or `closed` / `silence`
+/// when the server went quiet first). A 100 Trying and the final answer can share one read: none is lost.
 fn statuses_until_final(conn: &mut TcpStream) -> Vec<String> {
-    let mut got = Vec::new();
+    let mut pending = Vec::new();
     let mut statuses = Vec::new();
-    let mut buf = [0u8; 4096];
     loop {
-        while let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&got[..end]).into_owned();
-            let length = head
-                .lines()
-                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_string()))
-                .and_then(|v| v.parse::<usize>().ok())
-                .unwrap_or(0);
-            if got.len() < end + 4 + length {
-                break;
+        match common::read_stream_message(conn, &mut pending) {
+            Ok(msg) => {
+                let status = msg.lines().next().unwrap_or("").to_string();
+                let last = !status.starts_with("SIP/2.0 1");
+                statuses.push(status);
+                if last {
+                    return statuses;
+                }
             }
-            let status = head.lines().next().unwrap_or("").to_string();
-            got.drain(..end + 4 + length);
-            let last = !status.starts_with("SIP/2.0 1");
-            statuses.push(status);
-            if last {
+            Err(why) => {
+                statuses.push(why.to_string());
                 return statuses;
             }
         }
-        match conn.read(&mut buf) {
-            Ok(0) => statuses.push("closed".into()),
-            Err(_) => statuses.push("silence".into()),
-            Ok(n) => {
-                got.extend_from_slice(&buf[..n]);
-                continue;
-            }
-        }
-        return statuses;
     }
 }

@@ -196,26 +196,9 @@ fn tls_connect(port: u16, trusted: &[u8], version: &'static rustls::SupportedPro
     Ok(tls)
 }
 
-/// The next SIP message on a stream (framed by Content-Length).
+/// The next SIP message over TLS.
 fn read_message(tls: &mut Tls, pending: &mut Vec<u8>) -> String {
-    use std::io::Read;
-    let mut buf = [0u8; 8192];
-    loop {
-        if let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&pending[..end]).to_string();
-            let body_len: usize = head
-                .lines()
-                .find_map(|l| l.strip_prefix("Content-Length: ").or_else(|| l.strip_prefix("l: ")))
-                .map_or(0, |v| v.trim().parse().unwrap());
-            if pending.len() >= end + 4 + body_len {
-                let msg: Vec<u8> = pending.drain(..end + 4 + body_len).collect();
-                return String::from_utf8_lossy(&msg).into_owned();
-            }
-        }
-        let n = tls.read(&mut buf).expect("a SIP message over TLS");
-        assert!(n > 0, "vocals closed the TLS connection");
-        pending.extend_from_slice(&buf[..n]);
-    }
+    common::read_stream_message(tls, pending).unwrap_or_else(|why| panic!("no SIP message over TLS: {why}"))
 }
 
 fn send(tls: &mut Tls, msg: &str) {

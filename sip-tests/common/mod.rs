@@ -382,3 +382,35 @@ pub fn receive_all(socket: &UdpSocket) -> std::thread::JoinHandle<Vec<Vec<u8>>> 
         got
     })
 }
+
+/// The next SIP message on a stream (TCP or TLS), framed by its Content-Length (or compact `l`). `pending`
+/// keeps what was read past it, so messages that share one read are none of them lost. `Err("closed")` when
+/// the server closes the stream first, `Err("silence")` when nothing comes within the read timeout.
+pub fn read_stream_message(stream: &mut impl std::io::Read, pending: &mut Vec<u8>) -> Result<String, &'static str> {
+    let mut buf = [0u8; 8192];
+    loop {
+        if let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&pending[..end]).into_owned();
+            let body_len: usize = head
+                .lines()
+                .find_map(|l| {
+                    let (name, value) = l.split_once(':')?;
+                    let name = name.trim();
+                    (name.eq_ignore_ascii_case("content-length") || name == "l").then(|| value.trim().parse().ok())?
+                })
+                .unwrap_or(0);
+            if pending.len() >= end + 4 + body_len {
+                let msg: Vec<u8> = pending.drain(..end + 4 + body_len).collect();
+                return Ok(String::from_utf8_lossy(&msg).into_owned());
+            }
+        }
+        match stream.read(&mut buf) {
+            Ok(0) => return Err("closed"),
+            Ok(n) => pending.extend_from_slice(&buf[..n]),
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                return Err("silence");
+            }
+            Err(_) => return Err("closed"),
+        }
+    }
+}
