@@ -85,8 +85,10 @@ fn the_echo_agent_returns_every_frame_on_a_steady_20_ms_clock_and_silence_ends_a
             let first_audio = got.iter().position(|g| g.4.iter().any(|&b| b != 0xFF)).unwrap();
             assert!(got[first_audio].1, "the talk spurt starts with the marker bit");
             // Paced at 20 ms: while the caller's audio flowed, intervals within 1 ms of 20 ms at the median and
-            // 4 ms at p99 (as seen by this test's own receiving thread, on a shared 2-core VM). A pacer that
-            // drifts shows in the median; one that bursts or skips shows 10-20 ms errors.
+            // under 10 ms at p99, as seen by this test's own receiving thread on a shared 2-core VM (whose
+            // neighbours have stolen 4-9 ms at a time in CI). A pacer that drifts shows in the median; one that
+            // bursts or skips makes errors of a whole 20 ms frame. The pacer's exact schedule is tested on a
+            // virtual clock in src/media/session/tests.rs; this checks it end to end.
             let steady: Vec<Instant> =
                 got.iter().map(|g| g.0).filter(|t| *t > start && *t < start + Duration::from_secs(5)).collect();
             let mut errors: Vec<Duration> =
@@ -94,14 +96,14 @@ fn the_echo_agent_returns_every_frame_on_a_steady_20_ms_clock_and_silence_ends_a
             errors.sort();
             let (p50, p99) = (percentile(&errors, 50), percentile(&errors, 99));
             println!("egress pacing over {} intervals: |interval - 20 ms| median {p50:?}, p99 {p99:?}", errors.len());
-            p99.max(p50 * 4)
+            p99.max(p50 * 10)
         };
         best = best.min(echo_call());
-        if best <= Duration::from_millis(4) {
+        if best < Duration::from_millis(10) {
             break;
         }
     }
-    assert!(best <= Duration::from_millis(4), "pacing off (p99, or 4 x median) by {best:?} on three calls");
+    assert!(best < Duration::from_millis(10), "pacing off (p99, or 10 x median) by {best:?} on three calls");
 
     // The call's media record: everything received, and how long the jitter buffer held each frame.
     let record = "call media record";
