@@ -341,3 +341,59 @@ async fn the_recorder_commits_queued_writes_together_and_a_refused_one_costs_onl
         assert_eq!(store.call("vc_a").await.unwrap().unwrap().agent.as_deref(), Some("support"), "{db}: kept");
     }
 }
+
+#[tokio::test]
+async fn a_busy_batch_inserts_its_records_many_to_a_statement_each_with_its_own_values() {
+    use crate::store::catalog::{CallWrite, Recorder};
+    for (db, store) in stores().await {
+        store.insert_call(&call("vc_earlier", "2026-11-25T09:00:00.000Z", "support")).await.unwrap();
+        // The statement itself, with this store's placeholders, at its largest (the writer falls back to one
+        // write at a time when a batch fails, which would hide a broken one).
+        let rows: Vec<CallRecord> = (0..crate::store::calls::on::INSERT_ROWS)
+            .map(|i| call(&format!("vc_direct_{i}"), "2026-11-25T08:00:00.000Z", &format!("a{i}")))
+            .collect();
+        let refs: Vec<&CallRecord> = rows.iter().collect();
+        crate::store::calls::on::insert_calls(store.pool(), &refs, store.is_postgres()).await.unwrap();
+        assert_eq!(store.call("vc_direct_127").await.unwrap().unwrap().agent.as_deref(), Some("a127"), "{db}");
+        let store = std::sync::Arc::new(store);
+        let (recorder, writer) = Recorder::spawn(store.clone(), 2048);
+        // 300 calls: more than two statements' worth of rows, each row's values different, some with every
+        // column set and some refused (no agent, no answer); and an update of a record from an earlier batch
+        // in the middle.
+        let at = |i: usize| format!("2026-11-25T10:{:02}:{:02}.000Z", i / 60, i % 60);
+        for i in 0..300 {
+            let id = format!("vc_{i:03}");
+            let mut record = call(&id, &at(i), &format!("agent-{}", i % 7));
+            if i % 3 == 0 {
+                record.agent = None;
+                record.sip_status = Some(404);
+                record.end_reason = Some(format!("no agent for number {i}"));
+            }
+            recorder.send(CallWrite::Start(Box::new(record)));
+            if i % 3 != 0 {
+                recorder.send(CallWrite::Answered { id: id.clone(), at: at(i + 1), codec: "PCMU".into() });
+                let stats = serde_json::json!({"rtp": {"received": i}});
+                recorder.send(CallWrite::Stats { id: id.clone(), stats });
+            }
+            if i == 150 {
+                recorder.send(CallWrite::Answered { id: "vc_earlier".into(), at: at(0), codec: "PCMA".into() });
+            }
+        }
+        drop(recorder);
+        writer.await.unwrap();
+        for i in 0..300 {
+            let c = store.call(&format!("vc_{i:03}")).await.unwrap().unwrap_or_else(|| panic!("{db}: vc_{i:03}"));
+            assert_eq!(c.invite_at, at(i), "{db}");
+            assert_eq!(c.call_sid, Some(format!("CAvc_{i:03}")), "{db}");
+            if i % 3 == 0 {
+                assert_eq!((c.agent, c.sip_status, c.answer_at), (None, Some(404), None), "{db}: {i}");
+                assert_eq!(c.end_reason, Some(format!("no agent for number {i}")), "{db}");
+            } else {
+                assert_eq!(c.agent, Some(format!("agent-{}", i % 7)), "{db}");
+                assert_eq!((c.sip_status, c.answer_at, c.codec.as_deref()), (Some(200), Some(at(i + 1)), Some("PCMU")));
+                assert_eq!(c.stats["rtp"]["received"], i, "{db}");
+            }
+        }
+        assert_eq!(store.call("vc_earlier").await.unwrap().unwrap().codec.as_deref(), Some("PCMA"), "{db}");
+    }
+}
