@@ -4,6 +4,7 @@
 //! the driver feeds `handle(now, ...)`, drains `poll_output()` and sleeps until `poll_timeout()`.
 
 mod ids;
+mod shards;
 mod uas;
 
 use std::cmp::{Ordering, Reverse};
@@ -21,6 +22,7 @@ use crate::sip::ratelimit::{RateConfig, RateLimiter};
 use crate::sip::transaction::{ClientNonInvite, Machine, ServerInvite, ServerNonInvite, Timers, TransactionKey};
 
 pub use ids::IdGen;
+use shards::ShardedMap;
 
 /// How a message travelled.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -182,8 +184,10 @@ pub struct Sizes {
 pub struct Endpoint {
     config: EndpointConfig,
     ids: IdGen,
-    invites: HashMap<TransactionKey, InviteTx>,
-    non_invites: HashMap<TransactionKey, (ServerNonInvite, Peer)>,
+    /// The server transaction tables, sharded: they grow to hundreds of thousands of entries (see
+    /// [`ShardedMap`]).
+    invites: ShardedMap<TransactionKey, InviteTx>,
+    non_invites: ShardedMap<TransactionKey, (ServerNonInvite, Peer)>,
     clients: HashMap<TransactionKey, ClientTx>,
     dialogs: HashMap<DialogId, CallRef>,
     calls: HashMap<CallRef, Call>,
@@ -279,8 +283,8 @@ impl Endpoint {
     pub fn new(config: EndpointConfig, ids: IdGen) -> Endpoint {
         Endpoint {
             ids,
-            invites: HashMap::new(),
-            non_invites: HashMap::new(),
+            invites: ShardedMap::new(),
+            non_invites: ShardedMap::new(),
             clients: HashMap::new(),
             dialogs: HashMap::new(),
             calls: HashMap::new(),
