@@ -13,7 +13,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 pub use client_non_invite::{ClientNonInvite, ClientNonInviteState};
-pub use key::TransactionKey;
+pub use key::{Rfc2543Key, TransactionKey};
 pub use server_invite::{ServerInvite, ServerInviteState};
 pub use server_non_invite::{ServerNonInvite, ServerNonInviteState};
 
