@@ -226,7 +226,7 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ),
     ("sip", "reject_disallowed", "false"),
     ("sip", "max_calls", "1000"),
-    ("sip", "max_transactions", "262144"),
+    ("sip", "max_transactions", "400000"),
     ("sip", "max_call_duration", "14400"),
     ("sip", "t1_ms", "500"),
     ("sip", "tcp_max_connections", "1024"),

@@ -84,7 +84,7 @@ impl Default for EndpointConfig {
             allow: AllowList::default(),
             reject_disallowed: false,
             public_host: None,
-            max_transactions: 262_144,
+            max_transactions: 400_000,
             max_calls: 1_000,
             user_agent: concat!("vocals/", env!("CARGO_PKG_VERSION")).to_string(),
             rate: RateConfig::default(),
