@@ -282,8 +282,10 @@ pub async fn run(
             r = recv(listeners.udp.as_ref(), &mut buf) => {
                 // The datagram that woke us, then those already queued behind it (up to UDP_BATCH), before
                 // the loop turns again: under load a turn per datagram is most of the cost.
+                // A datagram is read only when there is room in the batch for it: one read past the end would
+                // be lost.
                 let mut r = r;
-                for _ in 0..UDP_BATCH {
+                for taken in 1..=UDP_BATCH {
                     let (n, from) = match r {
                         Ok(v) => v,
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -295,7 +297,7 @@ pub async fn run(
                         trace("in", from, &buf[..n]);
                         ep.handle(std::time::Instant::now(), peer, Bytes::copy_from_slice(&buf[..n]));
                     }
-                    let Some(udp) = listeners.udp.as_ref() else { break };
+                    let (Some(udp), true) = (listeners.udp.as_ref(), taken < UDP_BATCH) else { break };
                     r = udp.try_recv_from(&mut buf);
                 }
             }
