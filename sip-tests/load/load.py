@@ -369,33 +369,37 @@ def signalling_step(work, server, port, rate, seconds):
     return f
 
 
+def start_signalling_server(work, peer):
+    port = free_port()
+    if peer == "vocals":
+        return start_vocals(work, port), port
+    if peer == "kamailio":
+        cfg = kamailio_cfg(work, "kamailio-sl.cfg", PORT=port)
+        return start_kamailio(work, "kamailio-sl", cfg, port, SERVER_CPU), port
+    if peer == "sipp-uas":
+        return start_sipp_uas(work, "sipp-uas", port, SERVER_CPU), port
+    raise SystemExit(f"unknown peer {peer}")
+
+
 def signalling(work, args):
     results = {}
     for peer in args.peers:
-        port = free_port()
-        if peer == "vocals":
-            server = start_vocals(work, port)
-        elif peer == "kamailio":
-            server = start_kamailio(work, "kamailio-sl", kamailio_cfg(work, "kamailio-sl.cfg", PORT=port), port,
-                                    SERVER_CPU)
-        elif peer == "sipp-uas":
-            server = start_sipp_uas(work, "sipp-uas", port, SERVER_CPU)
-        else:
-            raise SystemExit(f"unknown peer {peer}")
         steps = []
-        try:
-            for rate in args.rates:
+        # A fresh server for every step: over UDP a stateful server keeps each call's finished transactions
+        # for 32 s, so a step run straight after another would start with the last one's table.
+        for rate in args.rates:
+            server, port = start_signalling_server(work, peer)
+            try:
                 f = signalling_step(work, server, port, rate, args.seconds)
-                steps.append(f)
-                log(f"{peer} {rate}/s: ok {f['ok']} failed {f['failed']} p50 {f['p50_ms']:.2f} ms p99 "
-                    f"{f['p99_ms']:.2f} ms server {f['server_us_per_call']:.0f} us/call "
-                    f"({100 * f['server_core']:.0f}% core) generator {100 * f['gen_core']:.0f}% "
-                    f"rcvbuf+{f['rcvbuf_errors']} {'PASS' if f['pass'] else 'FAIL ' + '; '.join(f['problems'] + f['invalid'])}")
-                if not f["pass"]:
-                    break
-                time.sleep(2)
-        finally:
-            server.stop()
+            finally:
+                server.stop()
+            steps.append(f)
+            log(f"{peer} {rate}/s: ok {f['ok']} failed {f['failed']} p50 {f['p50_ms']:.2f} ms p99 "
+                f"{f['p99_ms']:.2f} ms server {f['server_us_per_call']:.0f} us/call "
+                f"({100 * f['server_core']:.0f}% core) generator {100 * f['gen_core']:.0f}% "
+                f"rcvbuf+{f['rcvbuf_errors']} {'PASS' if f['pass'] else 'FAIL ' + '; '.join(f['problems'] + f['invalid'])}")
+            if not f["pass"]:
+                break
         passing = [s for s in steps if s["pass"]]
         results[peer] = {"steps": steps, "best": max((s["rate"] for s in passing), default=0)}
     return results
