@@ -281,8 +281,9 @@ def sipp(work, scenario, port, rate, calls, limit=None, hold_ms=0, extra=(), tim
         figures["ok"] = col("SuccessfulCall(C)")
         figures["failed"] = col("FailedCall(C)")
         figures["retrans"] = col("Retransmissions(C)")
+        figures["dead_msgs"] = col("DeadCallMsgs(C)")
     else:
-        figures.update(ok=0, failed=calls, retrans=0)
+        figures.update(ok=0, failed=calls, retrans=0, dead_msgs=0)
     rtts = []
     for f in run.glob("*_rtt.csv"):
         for line in f.read_text().splitlines()[1:]:
@@ -359,6 +360,10 @@ def signalling_step(work, server, port, rate, seconds):
         problems.append(f"{f['failed']} failed, {f['ok']} of {rate * seconds} completed")
     if not f["p99_ms"] <= 10.0:
         problems.append(f"p99 {f['p99_ms']:.2f} ms")
+    # On loopback nothing should be retransmitted: SIPp retransmitting means an answer came late or was lost,
+    # and messages for calls SIPp had finished mean the server retransmitted (its 2xx never saw the ACK).
+    if f["retrans"] or f["dead_msgs"]:
+        problems.append(f"{f['retrans']} SIPp retransmissions, {f['dead_msgs']} messages for finished calls")
     invalid = []
     if f["rcvbuf_errors"]:
         invalid.append(f"UdpRcvbufErrors grew by {f['rcvbuf_errors']} (sockets: {f['dropped_at']})")
