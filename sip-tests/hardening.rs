@@ -117,27 +117,22 @@ fn a_burst_queued_faster_than_vocals_reads_is_answered_in_full() {
         let pid = server.child.id().to_string();
         assert!(std::process::Command::new("kill").args([sig, &pid]).status().unwrap().success(), "kill {sig}");
     };
-    const BURST: usize = 300;
+    const BURST: u32 = 300;
     signal("-STOP");
     for n in 0..BURST {
-        let request = format!(
-            "OPTIONS sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-burst{n}\r\n\
-             From: <sip:t@{me}>;tag=b{n}\r\nTo: <sip:127.0.0.1>\r\nCall-ID: burst-{n}\r\nCSeq: 1 OPTIONS\r\n\
-             Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
-        );
-        sock.send_to(request.as_bytes(), to).unwrap();
+        sock.send_to(&options_from("UDP", me, n), to).unwrap();
     }
     signal("-CONT");
     sock.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
     let mut answered = HashSet::new();
     let mut buf = [0u8; 4096];
-    while answered.len() < BURST {
+    while answered.len() < BURST as usize {
         let Ok(n) = sock.recv(&mut buf) else { break };
         let (status, call_id) = answer(&buf[..n]);
         assert_eq!(status, "SIP/2.0 200 OK", "{call_id}");
         answered.insert(call_id);
     }
-    let missing: Vec<usize> = (0..BURST).filter(|n| !answered.contains(&format!("burst-{n}"))).collect();
+    let missing: Vec<u32> = (0..BURST).filter(|n| !answered.contains(&format!("udp-{n}-{}", me.port()))).collect();
     assert!(missing.is_empty(), "{} of {BURST} requests never answered: {missing:?}", missing.len());
 }
 
@@ -226,10 +221,16 @@ fn tcp_from(server: &Server, source: &str) -> TcpStream {
 }
 
 fn options(conn: &TcpStream, n: u32) -> Vec<u8> {
-    let me = conn.local_addr().unwrap();
+    options_from("TCP", conn.local_addr().unwrap(), n)
+}
+
+/// An OPTIONS request from `me` over `transport` (`UDP`, `TCP`), its branch and Call-ID numbered `n`.
+fn options_from(transport: &str, me: SocketAddr, n: u32) -> Vec<u8> {
+    let t = transport.to_ascii_lowercase();
     format!(
-        "OPTIONS sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP {me};branch=z9hG4bK-tcp{n}\r\nFrom: <sip:t@{me}>;tag=t{n}\r\n\
-         To: <sip:127.0.0.1>\r\nCall-ID: tcp-{n}-{}\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+        "OPTIONS sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/{transport} {me};branch=z9hG4bK-{t}{n}\r\n\
+         From: <sip:t@{me}>;tag=t{n}\r\nTo: <sip:127.0.0.1>\r\nCall-ID: {t}-{n}-{}\r\nCSeq: 1 OPTIONS\r\n\
+         Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
         me.port()
     )
     .into_bytes()

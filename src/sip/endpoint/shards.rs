@@ -20,12 +20,11 @@ pub struct ShardedMap<K, V> {
     shards: Vec<HashMap<K, Box<V>>>,
     /// Picks the shard (keyed at random, like `HashMap`'s own hashing, so a peer cannot aim at one shard).
     pick: RandomState,
-    len: usize,
 }
 
 impl<K: Hash + Eq, V> ShardedMap<K, V> {
     pub fn new() -> ShardedMap<K, V> {
-        ShardedMap { shards: (0..SHARDS).map(|_| HashMap::new()).collect(), pick: RandomState::new(), len: 0 }
+        ShardedMap { shards: (0..SHARDS).map(|_| HashMap::new()).collect(), pick: RandomState::new() }
     }
 
     fn shard<Q: Hash + ?Sized>(&self, key: &Q) -> usize {
@@ -34,7 +33,7 @@ impl<K: Hash + Eq, V> ShardedMap<K, V> {
     }
 
     pub fn len(&self) -> usize {
-        self.len
+        self.shards.iter().map(HashMap::len).sum()
     }
 
     pub fn get<Q>(&self, key: &Q) -> Option<&V>
@@ -64,11 +63,7 @@ impl<K: Hash + Eq, V> ShardedMap<K, V> {
 
     pub fn insert(&mut self, key: K, value: V) -> Option<V> {
         let i = self.shard(&key);
-        let old = self.shards[i].insert(key, Box::new(value)).map(|v| *v);
-        if old.is_none() {
-            self.len += 1;
-        }
-        old
+        self.shards[i].insert(key, Box::new(value)).map(|v| *v)
     }
 
     pub fn remove<Q>(&mut self, key: &Q) -> Option<V>
@@ -77,11 +72,7 @@ impl<K: Hash + Eq, V> ShardedMap<K, V> {
         Q: Hash + Eq + ?Sized,
     {
         let i = self.shard(key);
-        let old = self.shards[i].remove(key).map(|v| *v);
-        if old.is_some() {
-            self.len -= 1;
-        }
-        old
+        self.shards[i].remove(key).map(|v| *v)
     }
 
     /// The largest shard's size, for tests that check the spread.
