@@ -203,11 +203,10 @@ valid("wsinv-lws-in-values", msg(
     ],
 ))
 
-# RFC 4475 3.1.1.2 "Wide Range of Valid Characters" (intmeth), minus the
-# Request-URI user part (see rfc3261-user-reserved-chars) and minus the
-# escaped BEL/NUL/DEL quoted-pairs in the To display name: this parser
-# rejects every control byte other than HTAB in the header section (see
-# invalid/ctl-nul-in-header), so they are deliberately left out.
+# Modelled on RFC 4475 3.1.1.2 "Wide Range of Valid Characters" (intmeth),
+# minus the Request-URI user part (see rfc3261-user-reserved-chars) and minus
+# the escaped BEL/NUL/DEL quoted-pairs in the To display name; the RFC's own
+# bytes, with those, are valid/rfc4475-intmeth.sip below.
 # Method and CSeq method are an unusual-but-legal token; branch, tag, param
 # names, header name are full-range tokens; Call-ID uses every `word`
 # character; a param value is a quoted UTF-8 string; Max-Forwards 255 is the
@@ -1193,6 +1192,31 @@ invalid("hdr-no-colon", "header-syntax",
 invalid("hdr-bad-name-chars", "header-syntax",
         simple(extra=["Bad[Header]: value"]))
 
+# RFC 4475 3.1.1.2 "Wide Range of Valid Characters" (intmeth), byte for byte
+# as the RFC prints it (its <allOneLine> lines joined, its <hex> escapes as the
+# bytes they stand for): the To display name holds the quoted-pairs backslash
+# BEL, backslash NUL and backslash DEL, which RFC 3261 25.1 allows inside a
+# quoted-string (quoted-pair = "\" (%x00-09 / %x0B-0C / %x0E-7F)).  -> ok.
+valid("rfc4475-intmeth", (
+    b"!interesting-Method0123456789_*+`.%indeed'~ sip:1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/;;*:"
+    b"&it+has=1,weird!*pas$wo~d_too.(doesn't-it)@example.com SIP/2.0\r\n"
+    b"Via: SIP/2.0/TCP host1.example.com;branch=z9hG4bK-.!%66*_+`'~\r\n"
+    b"To: \"BEL:\\\x07 NUL:\\\x00 DEL:\\\x7f\" <sip:1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/;;*@example.com>\r\n"
+    b"From: token1~` token2'+_ token3*%!.- <sip:mundane@example.com>;fromParam''~+*_!.-%="
+    b"\"\xd1\x80\xd0\xb0\xd0\xb1\xd0\xbe\xd1\x82\xd0\xb0\xd1\x8e\xd1\x89\xd0\xb8\xd0\xb9\";tag=_token~1'+`*%!-.\r\n"
+    b"Call-ID: intmeth.word%ZK-!.*_+'@word`~)(><:\\/\"][?}{\r\n"
+    b"CSeq: 139122385 !interesting-Method0123456789_*+`.%indeed'~\r\n"
+    b"Max-Forwards: 255\r\n"
+    b"extensionHeader-!.%*+_`'~:\xef\xbb\xbf\xe5\xa4\xa7\xe5\x81\x9c\xe9\x9b\xbb\r\n"
+    b"Content-Length: 0\r\n"
+    b"\r\n"
+))
+
+# The same escaped BEL outside a quoted string: a quoted-pair exists only
+# inside quotes, so the control byte is refused.
+invalid("ctl-escaped-outside-quotes", "header-syntax",
+        simple(extra=[b"X-Trace: abc\\\x07def"]))
+
 # Empty header name.
 invalid("hdr-empty-name", "header-syntax",
         simple(extra=[": value without a name"]))
@@ -1495,7 +1519,9 @@ def sanity_check():
             assert len(lines) <= MAX_HEADER_LINES, (name, len(lines))
             assert all(len(l) + 2 <= MAX_LINE for l in hs.split(b"\r\n")), name
             assert b"\r\n\r\n" in data, name
-            assert not any(c < 0x20 and c not in (9, 10, 13) for c in hs), name
+            # Control bytes only as quoted-pairs (a backslash before them).
+            assert not any(c < 0x20 and c not in (9, 10, 13) and hs[i - 1] != 0x5c
+                           for i, c in enumerate(hs)), name
     names = {v[1]: v for v in VECTORS}
     assert len(names["too-many-header-lines"][4].split(b"\r\n\r\n")[0].split(b"\r\n")) - 1 > MAX_HEADER_LINES
     assert len(names["too-large-message-headers"][4]) > MAX_MESSAGE

@@ -48,18 +48,6 @@ pub struct TcpLimits {
     pub message_timeout: Duration,
 }
 
-impl Default for TcpLimits {
-    fn default() -> Self {
-        TcpLimits {
-            max_connections: 1024,
-            max_per_source: 32,
-            exempt: AllowList::default(),
-            idle_timeout: Duration::from_secs(600),
-            message_timeout: Duration::from_secs(10),
-        }
-    }
-}
-
 /// The TCP connections the driver holds: each one's queue to its task, and how many each source has.
 #[derive(Default)]
 struct TcpTable {
@@ -153,8 +141,33 @@ pub static SIP_TRACE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicB
 
 fn trace(direction: &'static str, peer: SocketAddr, bytes: &[u8]) {
     if SIP_TRACE.load(std::sync::atomic::Ordering::Relaxed) {
-        tracing::info!(target: "vocals::sip_trace", %direction, %peer, "\n{}", String::from_utf8_lossy(bytes));
+        tracing::info!(target: "vocals::sip_trace", %direction, %peer, "\n{}", printable(bytes));
     }
+}
+
+/// A SIP message as a log may show it: control bytes other than CR, LF and HTAB escaped (`\x07`: a quoted-pair
+/// may carry NUL, BEL or DEL, RFC 3261 §25.1, and none of them may reach a terminal raw), bytes that are not
+/// UTF-8 replaced, and SDES keys (`a=crypto:… inline:KEY`) masked.
+fn printable(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        let line = match line.find("inline:") {
+            Some(at) if line.starts_with("a=crypto:") => {
+                let key_end = line[at..].find(['|', ' ', ';', '\r', '\n']).map_or(line.len(), |e| at + e);
+                format!("{}inline:***{}", &line[..at], &line[key_end..])
+            }
+            _ => line.to_string(),
+        };
+        for c in line.chars() {
+            match c {
+                '\r' | '\n' | '\t' => out.push(c),
+                c if c.is_ascii_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
+                c => out.push(c),
+            }
+        }
+    }
+    out
 }
 
 /// How long the driver waits for the last BYEs to be answered after the drain timeout.
@@ -556,4 +569,20 @@ where
         }
     }
     let _ = to_driver.send(Inbound::Closed { conn }).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::printable;
+
+    #[test]
+    fn traced_messages_escape_control_bytes_and_mask_sdes_keys() {
+        let msg = b"To: \"BEL:\\\x07 NUL:\\\x00 DEL:\\\x7f\" <sip:a@b>\r\n\r\nv=0\r\n\
+                    a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz|2^20|1:32\r\n";
+        let shown = printable(msg);
+        assert!(shown.contains(r#"BEL:\\x07 NUL:\\x00 DEL:\\x7f""#), "{shown}");
+        assert!(shown.contains("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:***|2^20|1:32\r\n"), "{shown}");
+        assert!(!shown.contains("WVNfX19"), "the key never reaches the log");
+        assert!(shown.contains("\r\n\r\nv=0"), "line ends stay");
+    }
 }

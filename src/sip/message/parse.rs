@@ -195,9 +195,44 @@ fn next_line(buf: &[u8], pos: usize) -> Result<Option<Line>, ParseError> {
             (b'\r' | b'\n', _) => {
                 return Err(ParseError::HeaderSyntax("line ends with a bare CR or LF instead of CRLF"));
             }
-            _ => return Err(ParseError::HeaderSyntax("header section holds a control character")),
+            // Rare: read the line again byte by byte, for a control byte escaped inside a quoted string.
+            _ => return line_with_quoted_pairs(buf, pos),
         }
     }
+}
+
+/// [`next_line`] for a line holding a control byte: RFC 3261 §25.1 lets a `quoted-pair` inside a
+/// `quoted-string` escape any byte but CR and LF (`\` then NUL, BEL or DEL: RFC 4475 §3.1.1.2), so such a
+/// byte is accepted there and refused anywhere else. One pass over the line.
+fn line_with_quoted_pairs(buf: &[u8], pos: usize) -> Result<Option<Line>, ParseError> {
+    let mut quoted = false;
+    let mut i = pos;
+    while let Some(&b) = buf.get(i) {
+        match b {
+            b'\r' => {
+                return match buf.get(i + 1) {
+                    Some(b'\n') => Ok(Some(((pos, i), i + 2))),
+                    None => Ok(None),
+                    Some(_) => Err(ParseError::HeaderSyntax("line ends with a bare CR or LF instead of CRLF")),
+                };
+            }
+            b'\n' => return Err(ParseError::HeaderSyntax("line ends with a bare CR or LF instead of CRLF")),
+            b'"' => quoted = !quoted,
+            b'\\' if quoted => match buf.get(i + 1) {
+                None => return Ok(None),
+                // A backslash before the line end escapes nothing: the CR is read as the line's end.
+                Some(b'\r' | b'\n') => {}
+                Some(_) => i += 1,
+            },
+            b'\t' => {}
+            b if b < 0x20 || b == 0x7f => {
+                return Err(ParseError::HeaderSyntax("header section holds a control character"));
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    Ok(None)
 }
 
 /// Where the mandatory and single-valued headers were seen, for validation and duplicate detection.
