@@ -386,9 +386,43 @@ fn a_websocket_agent_hears_the_caller_speaks_back_gets_dtmf_and_marks_at_playout
     ] {
         assert!(metrics.lines().any(|l| l == line), "no {line:?} in\n{metrics}");
     }
+    let underruns = metrics.lines().find(|l| l.starts_with("vocals_playout_underruns_total ")).expect(&metrics);
+    println!("{underruns} (holes of silence inside the agent's replies)");
     let frames_timed = metrics.lines().find(|l| l.starts_with("vocals_agent_uplink_latency_seconds_count")).unwrap();
     assert!(frames_timed.ends_with(" 123"), "every uplink frame timed: {frames_timed}");
     assert!(metrics.contains("vocals_agent_uplink_latency_seconds_bucket{le=\"0.001\"}"), "{metrics}");
+}
+
+#[test]
+fn dtmf_sent_by_sip_info_reaches_the_agent_as_its_dtmf_event() {
+    let _turn = turn();
+    let agent = Agent::start(Mode::Echo);
+    let server = Server::start_with("agent-info-dtmf", &agent.config(), &[("VOCALS_DEFAULT_AGENT", "bot")]);
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let (caller, remote) = Caller::invite_to(&server, &socket, "agent-info-dtmf", DIALED);
+    let got = receive(&socket);
+    for slot in 0..25u16 {
+        socket.send_to(&rtp(slot, slot == 0, 0, u32::from(slot) * 160, &frame(slot.into())), remote).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        match slot {
+            5 => caller.request_with_body("INFO", 2, Some("application/dtmf-relay"), "Signal=7\r\nDuration=250\r\n"),
+            10 => caller.request_with_body("INFO", 3, Some("application/dtmf"), "#"),
+            _ => {}
+        }
+    }
+    // Each INFO is answered 200 (the receive thread has the RTP socket; SIP answers come on the caller's).
+    let answers: Vec<String> = (0..2).map(|_| caller.recv()).collect();
+    assert!(answers.iter().all(|a| a.starts_with("SIP/2.0 200")), "{answers:?}");
+    caller.request("BYE", 4);
+    let seen = agent.seen();
+    drop(got.join());
+    let digits: Vec<&Value> = seen.frames.iter().filter(|f| f["event"] == "dtmf").map(|f| &f["dtmf"]).collect();
+    assert_eq!(
+        digits,
+        [&json!({"track": "inbound_track", "digit": "7"}), &json!({"track": "inbound_track", "digit": "#"})],
+        "one dtmf event per INFO, in order"
+    );
+    assert!(server.log().contains("DTMF (SIP INFO)"), "{}", server.log());
 }
 
 #[test]

@@ -21,6 +21,8 @@ pub const JITTER_HANDOFF: &str = "vocals_jitter_handoff_seconds";
 pub const RTP_PACKETS: &str = "vocals_rtp_packets_total";
 /// RTP frames concealed (lost or too late).
 pub const RTP_CONCEALED: &str = "vocals_rtp_concealed_total";
+/// Send ticks that found a call's playout queue empty inside a talk spurt (a hole of silence the caller heard).
+pub const PLAYOUT_UNDERRUNS: &str = "vocals_playout_underruns_total";
 /// Incoming calls by `result`: answered, or the status they were refused with.
 pub const INVITES: &str = "vocals_invites_total";
 /// Calls in progress.

@@ -259,12 +259,22 @@ impl Caller {
     }
 
     pub fn request(&self, method: &str, cseq: u32) {
+        self.request_with_body(method, cseq, None, "");
+    }
+
+    /// An in-dialog request carrying `body` of `content_type` (an INFO with a DTMF digit, say).
+    pub fn request_with_body(&self, method: &str, cseq: u32, content_type: Option<&str>, body: &str) {
         let me = self.sip.local_addr().unwrap();
+        let content_type = content_type.map(|t| format!("Content-Type: {t}\r\n")).unwrap_or_default();
         let msg = format!(
-            "{method} sip:{NUMBER}@{} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-{}-{method}\r\n\
+            "{method} sip:{NUMBER}@{} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-{}-{method}-{cseq}\r\n\
              From: <sip:+12125550100@127.0.0.1>;tag=caller\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {cseq} {method}\r\n\
-             Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
-            self.server, self.call_id, self.to, self.call_id
+             Max-Forwards: 70\r\n{content_type}Content-Length: {}\r\n\r\n{body}",
+            self.server,
+            self.call_id,
+            self.to,
+            self.call_id,
+            body.len()
         );
         self.sip.send_to(msg.as_bytes(), self.server).unwrap();
     }

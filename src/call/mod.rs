@@ -1,8 +1,10 @@
 //! The call layer: routes each incoming call to its agent (404, 480, 403 otherwise), negotiates SDP (488 with
 //! a Warning when nothing fits), leases an RTP port and opens the call's media on it (503 when no port can be
 //! had), rings and answers, follows re-INVITEs and the ACK's answer into the media, and ends calls that outlive
-//! `max_call_duration` or that the media gave up on with our BYE and a Reason. Synchronous and sans-IO: the
-//! driver calls it with each endpoint event and runs its deadline; the media runs behind [`MediaPlane`].
+//! `max_call_duration` or that the media gave up on with our BYE and a Reason. Synchronous, and no sockets:
+//! the driver calls it with each endpoint event and its `now`, and runs its deadline; the media runs behind
+//! [`MediaPlane`]. It is not wholly sans-IO: call records are stamped with the wall clock (`now_rfc3339`) and
+//! sent to the store's writer, and counters go to the metrics recorder.
 
 use std::collections::HashMap;
 use std::io;
@@ -90,6 +92,8 @@ pub trait MediaPlane: Send {
     fn update(&mut self, call: CallRef, stream: Stream);
     /// How the agent's transfer is going: `accepted`, `refused`, `progress`, `completed` or `failed`.
     fn transfer_status(&mut self, call: CallRef, status: &'static str, sip_status: u16);
+    /// A DTMF digit the caller signalled in SIP (INFO), for the agent as if it came in RTP (RFC 4733).
+    fn dtmf(&mut self, call: CallRef, digit: char);
     /// The call is over: stop its media and write its record.
     fn close(&mut self, call: CallRef);
 }
@@ -209,11 +213,6 @@ impl Calls {
         self.active.len()
     }
 
-    /// The agent answering `call`, while it lasts.
-    pub fn agent(&self, call: CallRef) -> Option<&str> {
-        self.active.get(&call).map(|a| a.info.agent.name.as_str())
-    }
-
     /// Reacts to one endpoint event.
     pub fn on_event(&mut self, now: Instant, ep: &mut Endpoint, event: &Event) {
         match event {
@@ -233,6 +232,12 @@ impl Calls {
                 self.media.transfer_status(*call, verdict, status.as_u16());
             }
             Event::ReferNotify { call, status, done } => self.transfer_progress(now, ep, *call, *status, *done),
+            Event::Dtmf { call, digit, duration_ms } => {
+                if let Some(a) = self.active.get(call) {
+                    tracing::info!(call = %a.info.id, %digit, ?duration_ms, "DTMF (SIP INFO)");
+                    self.media.dtmf(*call, *digit);
+                }
+            }
             _ => {}
         }
     }

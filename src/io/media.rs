@@ -38,19 +38,6 @@ pub struct MediaSettings {
     pub agent_stall: Option<Duration>,
 }
 
-impl Default for MediaSettings {
-    fn default() -> Self {
-        MediaSettings {
-            symmetric_rtp: true,
-            timeout: Some(Duration::from_secs(30)),
-            send_silence: true,
-            rtcp_interval: Duration::from_secs(5),
-            jitter_max_wait: Duration::from_millis(60),
-            agent_stall: Some(Duration::from_secs(5)),
-        }
-    }
-}
-
 /// What a call task tells the SIP driver.
 #[derive(Debug)]
 pub enum MediaEvent {
@@ -68,6 +55,8 @@ enum Control {
     Update(Stream),
     /// Tell the agent how its transfer is going.
     TransferStatus(&'static str, u16),
+    /// A digit signalled in SIP (INFO): the agent gets its `dtmf` event.
+    Dtmf(char),
 }
 
 /// Where a call's audio goes.
@@ -222,6 +211,14 @@ impl MediaPlane for TokioMedia {
         }
     }
 
+    fn dtmf(&mut self, call: CallRef, digit: char) {
+        if let Some(tx) = self.calls.get(&call)
+            && tx.try_send(Control::Dtmf(digit)).is_err()
+        {
+            tracing::warn!(call = call.0, "DTMF dropped: the call task is gone or busy");
+        }
+    }
+
     fn close(&mut self, call: CallRef) {
         // Dropping the sender ends the task, which writes the call's media record.
         self.calls.remove(&call);
@@ -301,6 +298,12 @@ impl CallMedia {
                     Some(Control::TransferStatus(status, code)) => {
                         if let Agent::Socket { link, open: true, .. } = &mut self.agent {
                             let text = link.session.transfer_status(status, code);
+                            link.send(text, None);
+                        }
+                    }
+                    Some(Control::Dtmf(digit)) => {
+                        if let Agent::Socket { link, open: true, .. } = &mut self.agent {
+                            let text = link.session.digit(digit);
                             link.send(text, None);
                         }
                     }
@@ -495,6 +498,7 @@ fn record(
     metrics::counter!(crate::metrics::RTP_PACKETS, "direction" => "out").increment(s.sent_packets);
     metrics::counter!(crate::metrics::RTP_CONCEALED).increment(s.jitter.concealed);
     metrics::counter!(crate::metrics::RTP_LATE).increment(s.jitter.late);
+    metrics::counter!(crate::metrics::PLAYOUT_UNDERRUNS).increment(s.playout_underruns);
     metrics::counter!(crate::metrics::RTP_FOREIGN).increment(s.foreign);
     metrics::counter!(crate::metrics::SRTP_DROPPED, "reason" => "auth").increment(s.srtp_rejected);
     metrics::counter!(crate::metrics::SRTP_DROPPED, "reason" => "replay").increment(s.srtp_replayed);
@@ -540,6 +544,8 @@ fn record(
         handoff_p50_us = s.handoff_p50.as_micros() as u64,
         handoff_p99_us = s.handoff_p99.as_micros() as u64,
         skipped_ticks = s.skipped_ticks,
+        underruns = s.playout_underruns,
+        underrun_ticks = s.playout_underrun_ticks,
         rtt_ms = s.peer.rtt.map(|d| d.as_secs_f64() * 1000.0),
         peer_fraction_lost = s.peer.fraction_lost,
         "call media record"
@@ -576,6 +582,9 @@ fn record(
             "jitter_ms": s.interarrival_jitter_ms,
             "handoff_p50_us": us(s.handoff_p50),
             "handoff_p99_us": us(s.handoff_p99),
+            "skipped_ticks": s.skipped_ticks,
+            "underruns": s.playout_underruns,
+            "underrun_ticks": s.playout_underrun_ticks,
             "rtt_ms": s.peer.rtt.map(|d| d.as_secs_f64() * 1000.0),
             "peer_fraction_lost": s.peer.fraction_lost,
         },

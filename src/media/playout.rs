@@ -2,7 +2,9 @@
 //! exact 20 ms frames out on the caller's steady clock. A frame that begins a talk spurt carries the RTP marker;
 //! an empty queue gives silence so the stream stays continuous; a mark is released once every byte queued
 //! before it has gone out in a frame; `clear` drops the queue at once and releases its marks. Bounded by
-//! duration; what does not fit is counted, never stored.
+//! duration; what does not fit is counted, never stored. A send tick that finds the queue empty in the middle
+//! of a talk spurt (audio resumes within [`UNDERRUN_MAX_TICKS`]) is an underrun: the caller heard a hole of
+//! silence. It is counted, with the ticks it cost.
 
 use std::collections::VecDeque;
 
@@ -13,6 +15,10 @@ pub const FRAME_BYTES: usize = 160;
 /// agent runs ahead of real time, and gives the rest back once that audio has played out: a queue allocated
 /// at its full bound (a minute, 480 KB) would, as a ring, touch every page of it over a long call.
 const RESERVE: usize = 4096;
+
+/// The longest run of empty send ticks, between two stretches of audio, counted as an underrun (60 ms);
+/// a longer one is a pause between two talk spurts.
+pub const UNDERRUN_MAX_TICKS: u32 = 3;
 
 /// One frame handed to the packetizer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,6 +41,10 @@ pub struct PlayoutQueue {
     talking: bool,
     silence: u8,
     overflow: u64,
+    /// Empty ticks since the last audio frame while a spurt may go on; `None` outside a spurt.
+    gap: Option<u32>,
+    underruns: u64,
+    underrun_ticks: u64,
 }
 
 impl PlayoutQueue {
@@ -51,6 +61,9 @@ impl PlayoutQueue {
             talking: false,
             silence,
             overflow: 0,
+            gap: None,
+            underruns: 0,
+            underrun_ticks: 0,
         }
     }
 
@@ -81,6 +94,8 @@ impl PlayoutQueue {
         self.framed = self.queued;
         self.due.extend(self.marks.drain(..).map(|(_, name)| name));
         self.talking = false;
+        // Silence after a barge-in is wanted, not an underrun.
+        self.gap = None;
     }
 
     /// Fills `out` with the next 20 ms: queued audio (padded with silence when less than a frame is left), or
@@ -101,6 +116,16 @@ impl PlayoutQueue {
             }
         }
         let audio = n > 0;
+        self.gap = match (audio, self.gap) {
+            (true, Some(gap)) if gap > 0 => {
+                self.underruns += 1;
+                self.underrun_ticks += u64::from(gap);
+                Some(0)
+            }
+            (true, _) => Some(0),
+            (false, Some(gap)) if gap < UNDERRUN_MAX_TICKS => Some(gap + 1),
+            (false, _) => None,
+        };
         let marker = audio && !self.talking;
         self.talking = audio;
         Frame { marker, audio }
@@ -132,6 +157,11 @@ impl PlayoutQueue {
     /// Bytes refused because the queue was full.
     pub fn overflow(&self) -> u64 {
         self.overflow
+    }
+
+    /// Underruns (holes of silence inside a talk spurt), and the send ticks they took.
+    pub fn underruns(&self) -> (u64, u64) {
+        (self.underruns, self.underrun_ticks)
     }
 }
 
@@ -192,6 +222,51 @@ mod tests {
         assert!(d.iter().all(|&x| x == SILENCE), "an empty queue keeps the stream going with silence");
         q.push(&[1; 160]);
         assert!(frame(&mut q).1.marker, "a new talk spurt after silence");
+    }
+
+    #[test]
+    fn an_empty_tick_inside_a_spurt_is_an_underrun_and_a_pause_is_not() {
+        let mut q = PlayoutQueue::new(10_000, SILENCE);
+        let talk = |q: &mut PlayoutQueue, frames: usize| {
+            for _ in 0..frames {
+                q.push(&[0x11; FRAME_BYTES]);
+                assert!(frame(q).1.audio);
+            }
+        };
+        let quiet = |q: &mut PlayoutQueue, ticks: usize| {
+            for _ in 0..ticks {
+                assert!(!frame(q).1.audio);
+            }
+        };
+        quiet(&mut q, 10);
+        talk(&mut q, 5);
+        assert_eq!(q.underruns(), (0, 0), "silence before the first audio is no underrun");
+        // One frame came a tick late: a 20 ms hole, then the spurt goes on (with a marker: RFC 3551).
+        quiet(&mut q, 1);
+        q.push(&[0x11; FRAME_BYTES]);
+        assert_eq!(frame(&mut q).1, Frame { marker: true, audio: true });
+        assert_eq!(q.underruns(), (1, 1));
+        // A 60 ms hole is still one; the ticks add up.
+        quiet(&mut q, 3);
+        talk(&mut q, 2);
+        assert_eq!(q.underruns(), (2, 4));
+        // A pause longer than that ends the spurt: the next reply is a new one.
+        quiet(&mut q, 4);
+        talk(&mut q, 2);
+        assert_eq!(q.underruns(), (2, 4));
+        // Silence after a barge-in (clear) is wanted.
+        q.push(&[0x11; 800]);
+        frame(&mut q);
+        q.clear();
+        quiet(&mut q, 1);
+        talk(&mut q, 1);
+        assert_eq!(q.underruns(), (2, 4));
+        // Audio ending in a partial frame is padded, not an underrun.
+        q.push(&[0x11; 240]);
+        frame(&mut q);
+        frame(&mut q);
+        quiet(&mut q, 10);
+        assert_eq!(q.underruns(), (2, 4));
     }
 
     #[test]

@@ -155,6 +155,10 @@ pub struct MediaStats {
     pub handoff_p99: Duration,
     pub peer: PeerView,
     pub playout_overflow: u64,
+    /// Send ticks that found the playout queue empty inside a talk spurt (a hole the caller heard), and the
+    /// ticks those holes took.
+    pub playout_underruns: u64,
+    pub playout_underrun_ticks: u64,
     /// SRTP/SRTCP packets that failed authentication (or came from an SSRC refused unread): dropped.
     pub srtp_rejected: u64,
     /// SRTP/SRTCP packets replayed: dropped.
@@ -520,6 +524,8 @@ impl Session {
             handoff_p99: p99,
             peer: self.rtcp.peer(),
             playout_overflow: self.playout.overflow(),
+            playout_underruns: self.playout.underruns().0,
+            playout_underrun_ticks: self.playout.underruns().1,
             ..self.stats
         }
     }

@@ -186,6 +186,22 @@ fn a_stalled_task_skips_ticks_instead_of_bursting() {
 }
 
 #[test]
+fn a_send_tick_that_finds_the_reply_late_is_an_underrun_in_the_stats() {
+    let mut r = Run::new(config(), stream(Codec::Pcmu, Direction::SendRecv));
+    // An echo in real time: each frame queued just before its tick.
+    for k in 0..10u64 {
+        r.s.playout().push(&[0x42; FRAME_BYTES]);
+        assert_eq!(r.sent(k * 20).iter().map(|p| p.3).collect::<Vec<_>>(), [0x42], "tick {k}");
+    }
+    // One frame comes after its tick (a loaded CPU): the caller hears 20 ms of silence inside the spurt.
+    assert_eq!(r.sent(200).iter().map(|p| p.3).collect::<Vec<_>>(), [0xFF]);
+    r.s.playout().push(&[0x42; 2 * FRAME_BYTES]);
+    assert_eq!(r.sent(240).len(), 2);
+    let stats = r.s.stats();
+    assert_eq!((stats.playout_underruns, stats.playout_underrun_ticks, stats.jitter.concealed), (1, 1, 0));
+}
+
+#[test]
 fn agent_audio_is_sent_with_a_marker_on_each_talk_spurt_and_silence_between() {
     let mut r = Run::new(SessionConfig { send_silence: false, ..config() }, stream(Codec::Pcmu, Direction::SendRecv));
     assert!(r.sent(0).is_empty(), "nothing to say, no silence frames: the stream pauses");

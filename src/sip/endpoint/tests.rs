@@ -395,24 +395,31 @@ fn a_hold_re_invite_is_offered_to_the_call_layer_and_answered() {
 }
 
 #[test]
-fn info_with_dtmf_relay_is_a_digit() {
+fn info_with_dtmf_relay_or_dtmf_is_a_digit() {
     let mut net = Net::new(EndpointConfig::default());
     let (call, ok) = answered_call(&mut net);
     net.deliver(ack_for(&ok));
     net.take_events();
-    let body = "Signal=5\r\nDuration=160\r\n";
-    let info = format!(
-        "INFO sip:+14155550123@203.0.113.10:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 54.244.51.1:5060;branch=z9hG4bKinfo\r\n\
-         From: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: 48070 INFO\r\nContent-Type: application/dtmf-relay\r\n\
-         Content-Length: {}\r\n\r\n{body}",
-        header(&ok, "From"),
-        header(&ok, "To"),
-        header(&ok, "Call-ID"),
-        body.len()
-    );
-    net.deliver(info);
+    let info = |cseq: u32, content_type: &str, body: &str| {
+        format!(
+            "INFO sip:+14155550123@203.0.113.10:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 54.244.51.1:5060;branch=z9hG4bKinfo{cseq}\r\n\
+             From: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {cseq} INFO\r\nContent-Type: {content_type}\r\n\
+             Content-Length: {}\r\n\r\n{body}",
+            header(&ok, "From"),
+            header(&ok, "To"),
+            header(&ok, "Call-ID"),
+            body.len()
+        )
+    };
+    net.deliver(info(48070, "application/dtmf-relay", "Signal=5\r\nDuration=160\r\n"));
     assert_eq!(codes(&net.take_responses()), [200]);
     assert_eq!(net.take_events(), vec![Event::Dtmf { call, digit: '5', duration_ms: Some(160) }]);
+    net.deliver(info(48071, "application/dtmf", "#"));
+    assert_eq!(codes(&net.take_responses()), [200]);
+    assert_eq!(net.take_events(), vec![Event::Dtmf { call, digit: '#', duration_ms: None }]);
+    net.deliver(info(48072, "application/dtmf", "x"));
+    assert_eq!(codes(&net.take_responses()), [200], "answered, but not a digit");
+    assert_eq!(net.take_events(), vec![]);
 }
 
 #[test]

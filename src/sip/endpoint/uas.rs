@@ -18,7 +18,7 @@ use crate::sip::transaction::{ServerInvite, ServerNonInvite, TransactionKey};
 /// Methods vocals answers (Allow).
 pub(crate) const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, NOTIFY";
 /// Bodies vocals understands (Accept).
-pub(crate) const ACCEPT: &str = "application/sdp, application/dtmf-relay";
+pub(crate) const ACCEPT: &str = "application/sdp, application/dtmf-relay, application/dtmf";
 /// Seconds a 503 asks the peer to wait (Twilio fails over to the next origination URI meanwhile).
 const RETRY_AFTER: &str = "5";
 
@@ -124,7 +124,8 @@ impl Endpoint {
             let accepted = match req.headers.content_type() {
                 Ok(Some(ct)) => {
                     ct.is("application", "sdp")
-                        || (req.method == Method::Info && ct.is("application", "dtmf-relay"))
+                        || (req.method == Method::Info
+                            && (ct.is("application", "dtmf-relay") || ct.is("application", "dtmf")))
                         || (req.method == Method::Notify && ct.is("message", "sipfrag"))
                 }
                 Ok(None) => false,
@@ -284,7 +285,7 @@ impl Endpoint {
             }
             Method::Invite => self.reinvite(now, peer, key, call, req),
             Method::Info => {
-                let dtmf = dtmf_relay(&req);
+                let dtmf = info_dtmf(&req);
                 self.respond_non_invite(now, peer, key, &req, StatusCode::OK, None, |_| {});
                 if let Some((digit, duration_ms)) = dtmf {
                     self.event(Event::Dtmf { call, digit, duration_ms });
@@ -531,7 +532,6 @@ fn has_to_tag(req: &Request) -> bool {
     req.headers.to().is_ok_and(|to| to.tag().is_some())
 }
 
-/// Allow, Accept and Supported, for OPTIONS (§11.2).
 /// A NOTIFY for a REFER subscription (RFC 3515 §2.4.5): the status code of its `message/sipfrag` body
 /// (`SIP/2.0 200 OK`) and whether `Subscription-State` is `terminated`.
 fn refer_progress(req: &Request) -> Option<(u16, bool)> {
@@ -547,6 +547,7 @@ fn refer_progress(req: &Request) -> Option<(u16, bool)> {
     Some((status, done))
 }
 
+/// Allow, Accept and Supported, for OPTIONS (§11.2).
 fn capabilities(res: &mut Response) {
     res.headers.push(HeaderName::Allow, ALLOW);
     res.headers.push(HeaderName::Accept, ACCEPT);
@@ -558,13 +559,21 @@ fn allow(res: &mut Response) {
     res.headers.push(HeaderName::Allow, ALLOW);
 }
 
-/// `Signal=5` and `Duration=160` from an `application/dtmf-relay` INFO body.
-fn dtmf_relay(req: &Request) -> Option<(char, Option<u32>)> {
+/// The digit (and its duration in ms) of a DTMF INFO: `Signal=5` and `Duration=160` lines in an
+/// `application/dtmf-relay` body, or the digit alone in an `application/dtmf` body (some gateways write
+/// `Signal=` lines there too).
+fn info_dtmf(req: &Request) -> Option<(char, Option<u32>)> {
     let ct = req.headers.content_type().ok()??;
-    if !ct.is("application", "dtmf-relay") {
+    let relay = ct.is("application", "dtmf-relay");
+    if !relay && !ct.is("application", "dtmf") {
         return None;
     }
     let text = std::str::from_utf8(&req.body).ok()?;
+    let valid = |c: char| c.is_ascii_digit() || "*#ABCDabcd".contains(c);
+    let bare = text.trim();
+    if !relay && bare.len() == 1 {
+        return bare.chars().next().filter(|c| valid(*c)).map(|c| (c.to_ascii_uppercase(), None));
+    }
     let field = |name: &str| {
         text.lines().find_map(|l| {
             let (k, v) = l.split_once('=')?;
@@ -572,7 +581,7 @@ fn dtmf_relay(req: &Request) -> Option<(char, Option<u32>)> {
         })
     };
     let signal = field("Signal")?;
-    let digit = signal.chars().next().filter(|c| c.is_ascii_digit() || "*#ABCDabcd".contains(*c))?;
+    let digit = signal.chars().next().filter(|c| valid(*c))?;
     Some((digit.to_ascii_uppercase(), field("Duration").and_then(|d| d.parse().ok())))
 }
 
