@@ -163,8 +163,14 @@ pub fn table(rows: &[Value], columns: &[(&str, &str)]) -> String {
     out
 }
 
-pub const AGENT_COLUMNS: &[(&str, &str)] =
-    &[("ID", "/id"), ("NAME", "/name"), ("KIND", "/kind"), ("STREAM URL", "/stream_url"), ("SIGNED", "/signed")];
+pub const AGENT_COLUMNS: &[(&str, &str)] = &[
+    ("ID", "/id"),
+    ("NAME", "/name"),
+    ("KIND", "/kind"),
+    ("STREAM URL", "/stream_url"),
+    ("SIGNED", "/signed"),
+    ("BUILT IN", "/builtin"),
+];
 pub const NUMBER_COLUMNS: &[(&str, &str)] = &[
     ("NUMBER", "/phone_number"),
     ("STATUS", "/status"),
@@ -226,9 +232,17 @@ mod tests {
 
     #[test]
     fn tables_align_and_mark_absent_values() {
-        let rows = [json!({"id": "ag_1", "name": "support", "kind": "websocket", "stream_url": null, "signed": true})];
+        let rows = [
+            json!({"id": "echo", "name": "echo", "kind": "echo", "stream_url": null, "signed": false, "builtin": true}),
+            json!({"id": "ag_1", "name": "support", "kind": "websocket", "stream_url": null, "signed": true}),
+        ];
         let t = table(&rows, AGENT_COLUMNS);
-        assert_eq!(t, "ID    NAME     KIND       STREAM URL  SIGNED\nag_1  support  websocket  -           true\n");
+        assert_eq!(
+            t,
+            "ID    NAME     KIND       STREAM URL  SIGNED  BUILT IN\n\
+             echo  echo     echo       -           false   true\n\
+             ag_1  support  websocket  -           true    -\n"
+        );
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! Wiring: binds the listeners, builds the endpoint and the call layer from the configuration, and runs the
-//! SIP driver until the shutdown future resolves. Tests call [`bind`] with port 0 and [`serve`] in-process.
+//! Wiring: prepares the state directory, binds the listeners, builds the endpoint and the call layer from the
+//! configuration, and runs the SIP driver until a drain ends or a stop signal comes. The binary's `serve`
+//! calls [`prepare_state`], [`bind`] and [`serve`]; the black-box tests in `sip-tests/` run that binary.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
@@ -13,7 +14,7 @@ use tokio::sync::mpsc;
 
 use crate::admin::AppState;
 use crate::call::{CallConfig, Calls};
-use crate::config::{AgentConfig, Config};
+use crate::config::{AgentConfig, Config, DefaultAgent};
 use crate::io::media::TokioMedia;
 use crate::io::sip::{Control, Listeners, TcpLimits};
 use crate::routing::{Directory, NumberTable};
@@ -136,11 +137,7 @@ pub async fn serve(
     let media_ip = config.media.public_ip.unwrap_or_else(detect_public_ip);
     crate::io::sip::SIP_TRACE.store(config.log.sip_trace, Ordering::Relaxed);
     let base = config_numbers(&config);
-    match (&config.default_agent, config.numbers.is_empty()) {
-        (Some(agent), _) => tracing::info!(agent, "calls to numbers not configured go to the default agent"),
-        (None, true) => tracing::info!("no default_agent: calls to numbers not added get 404"),
-        (None, false) => {}
-    }
+    tracing::info!("calls to numbers not added: {}", fallback_rule(&config.default_agent));
     let directory = Arc::new(Directory::new(base.clone()));
     let store = Arc::new(open_store(&config.store_url).await?.with_secret(secret_key(&config)?));
     match store.close_unfinished_calls(&config.node).await {
@@ -248,6 +245,8 @@ pub async fn serve(
         None => None,
     };
     let sip = Listeners { udp, tcp, tls, admin: None };
+    let admin_addr = http.as_ref().and(config.admin_listen);
+    tracing::info!("{}", ready_block(&config, &sip, media_ip, admin_addr));
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status("0 calls")]);
     let result = crate::io::sip::run(endpoint, calls, sip, tcp_limits, media_rx, command_rx, control_rx).await;
     signal_task.abort();
@@ -261,6 +260,53 @@ pub async fn serve(
     // The call layer is gone: the writer drains what is queued (5 s at most), then stops.
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), writer).await;
     result
+}
+
+/// What a person starting the server needs to know, once it is ready: where SIP and media are, the
+/// dashboard, where the admin token is kept (never the token), what happens to unknown numbers, what to run
+/// next.
+fn ready_block(config: &Config, sip: &Listeners, media_ip: IpAddr, admin: Option<std::net::SocketAddr>) -> String {
+    let addr = |a: std::io::Result<std::net::SocketAddr>| a.map_or_else(|_| "?".to_string(), |a| a.to_string());
+    let mut listening = Vec::new();
+    if let Some(udp) = &sip.udp {
+        listening.push(format!("udp {}", addr(udp.local_addr())));
+    }
+    if let Some(tcp) = &sip.tcp {
+        listening.push(format!("tcp {}", addr(tcp.local_addr())));
+    }
+    if let Some((tls, _)) = &sip.tls {
+        listening.push(format!("tls {}", addr(tls.local_addr())));
+    }
+    let sip_line = if listening.is_empty() { "no listener".to_string() } else { listening.join(", ") };
+    let ports = config.media.rtp_ports;
+    let dashboard = match admin {
+        Some(a) => {
+            let host = match a.ip() {
+                ip if ip.is_unspecified() => "127.0.0.1".to_string(),
+                IpAddr::V6(v6) => format!("[{v6}]"),
+                IpAddr::V4(v4) => v4.to_string(),
+            };
+            format!("http://{host}:{}/ui/", a.port())
+        }
+        None => "off (admin.listen is empty)".to_string(),
+    };
+    let token = match &config.admin_token {
+        Some(_) => "set in the configuration (admin.token)".to_string(),
+        None => format!("in {} (send it as Authorization: Bearer)", token_path(config).display()),
+    };
+    let lines = [
+        ("SIP:", sip_line),
+        ("Media:", format!("RTP on {media_ip}, ports {}-{}", ports.first, ports.last)),
+        ("Dashboard:", dashboard),
+        ("Admin token:", token),
+        ("Other numbers:", fallback_rule(&config.default_agent)),
+        ("Next:", "vocals numbers add +14155550123 --agent echo   (then call that number through your trunk)".into()),
+    ];
+    let mut block = String::from("vocals is ready");
+    for (label, value) in lines {
+        block.push_str(&format!("\n  {label:<15} {value}"));
+    }
+    block
 }
 
 /// SIGHUP: the TLS certificate and key read again; on an error the one in use stays (and it is logged).
@@ -310,8 +356,23 @@ fn config_numbers(config: &Config) -> NumberTable {
         table.insert(n.number.clone(), agent, n.account_sid.clone());
         table.set_srtp(&n.number, n.srtp);
     }
-    table.set_fallback(config.default_agent.as_deref().and_then(|name| agents.get(name).cloned()));
+    match &config.default_agent {
+        DefaultAgent::Demo => table.set_demo_fallback(agents["echo"].clone()),
+        DefaultAgent::Agent(name) => table.set_fallback(agents.get(name.as_str()).cloned()),
+        DefaultAgent::Refuse => table.set_fallback(None),
+    }
     table
+}
+
+/// What happens to calls to numbers not added, in words (logged at start, shown in the ready block).
+pub fn fallback_rule(default: &DefaultAgent) -> String {
+    match default {
+        DefaultAgent::Demo => "answered by the built-in echo agent while no number is added (the demo); \
+                               refused 404 once any number exists (set default_agent to choose)"
+            .into(),
+        DefaultAgent::Agent(name) => format!("answered by the agent {name:?} (default_agent)"),
+        DefaultAgent::Refuse => "refused 404 (default_agent = \"\")".into(),
+    }
 }
 
 /// The Twilio linking flows over one shared client; `None` (logged) when the client cannot be built.
@@ -364,13 +425,65 @@ fn spawn_reconcile(provisioner: Arc<Provisioner>, every: std::time::Duration) ->
     })
 }
 
-/// Opens the store, retrying for 30 s while the database does not answer (it may be starting alongside).
+/// Makes the state directory ready before anything else runs: created (mode 0700) when missing, checked
+/// writable, and the SQLite database file created private (0600; SQLite gives its WAL and shared-memory files
+/// the database's mode). The error names the path and the reason, for one line on stderr and exit code 2.
+pub fn prepare_state(config: &Config) -> Result<(), String> {
+    let dir = &config.state_dir;
+    private_dir(dir).map_err(|e| format!("state directory {}: {e}", dir.display()))?;
+    if let Some(db) = sqlite_path(&config.store_url) {
+        if let Some(parent) = db.parent().filter(|p| !p.as_os_str().is_empty()) {
+            private_dir(parent).map_err(|e| format!("database directory {}: {e}", parent.display()))?;
+        }
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        match options.open(&db) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(format!("database {}: cannot create it: {e}", db.display())),
+        }
+    }
+    Ok(())
+}
+
+/// A directory that exists (created with mode 0700 if missing, parents too) and that this process can write.
+fn private_dir(dir: &std::path::Path) -> Result<(), String> {
+    match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => return Err("exists and is not a directory".into()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut builder = std::fs::DirBuilder::new();
+            builder.recursive(true);
+            std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+            builder.create(dir).map_err(|e| format!("cannot create it: {e}"))?;
+        }
+        Err(e) => return Err(format!("cannot read it: {e}")),
+    }
+    let probe = dir.join(format!(".vocals-write-check-{}", std::process::id()));
+    std::fs::write(&probe, b"").map_err(|e| format!("cannot write in it: {e}"))?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
+
+/// The file of a `sqlite://PATH[?options]` store URL (`None` for PostgreSQL or an in-memory database).
+fn sqlite_path(url: &str) -> Option<PathBuf> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or_default();
+    (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
+}
+
+/// Opens the store, retrying for 30 s while a PostgreSQL server does not answer (it may be starting
+/// alongside). A local SQLite file either opens or does not: its error is returned at once.
 async fn open_store(url: &str) -> std::io::Result<Store> {
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
         match Store::open(url).await {
             Ok(store) => return Ok(store),
             Err(e @ StoreError::Invalid(_)) => return Err(std::io::Error::other(e.to_string())),
+            Err(e) if sqlite_path(url).is_some() || url.starts_with("sqlite") => {
+                return Err(std::io::Error::other(format!("store {url}: {e}")));
+            }
             Err(e) if tokio::time::Instant::now() >= deadline => {
                 return Err(std::io::Error::other(format!("store {}: {e}", crate::config::redact_url(url))));
             }
@@ -437,7 +550,7 @@ fn private_file(
     }
     let value = generate()?;
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
+        private_dir(dir).map_err(|e| std::io::Error::other(format!("{}: {e}", dir.display())))?;
     }
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);

@@ -33,9 +33,13 @@ enum AgentCommand {
     /// List agents.
     List,
     /// Show one agent (id or name).
-    Show { agent: String },
+    Show {
+        /// The agent's id (ag_…) or name.
+        agent: String,
+    },
     /// Create an agent.
     Create {
+        /// A name not used by another agent (numbers are assigned to agents by name or id).
         #[arg(long)]
         name: String,
         /// websocket or echo.
@@ -44,12 +48,13 @@ enum AgentCommand {
         /// The agent's Media Streams WebSocket (ws:// or wss://).
         #[arg(long)]
         url: Option<String>,
+        /// The system prompt, sent to the agent in start.customParameters.systemPrompt.
         #[arg(long)]
         prompt: Option<String>,
-        /// JSON object.
+        /// The agent's providers (speech, model, voice), a JSON object sent in start.customParameters.
         #[arg(long)]
         providers: Option<String>,
-        /// JSON object.
+        /// Other settings, a JSON object sent in start.customParameters.
         #[arg(long)]
         settings: Option<String>,
         /// Signs the WebSocket handshake (X-Twilio-Signature) and authenticates the agent's REST hang-up.
@@ -58,24 +63,35 @@ enum AgentCommand {
     },
     /// Change an agent (id or name); calls in progress keep the old settings. "" clears --url and --secret.
     Update {
+        /// The agent's id (ag_…) or name.
         agent: String,
+        /// A new name.
         #[arg(long)]
         name: Option<String>,
+        /// websocket or echo.
         #[arg(long)]
         kind: Option<String>,
+        /// The agent's Media Streams WebSocket (ws:// or wss://); "" clears it.
         #[arg(long)]
         url: Option<String>,
+        /// The system prompt.
         #[arg(long)]
         prompt: Option<String>,
+        /// The providers, a JSON object.
         #[arg(long)]
         providers: Option<String>,
+        /// Other settings, a JSON object.
         #[arg(long)]
         settings: Option<String>,
+        /// A new signing secret; "" clears it.
         #[arg(long)]
         secret: Option<String>,
     },
     /// Delete an agent no number uses.
-    Delete { agent: String },
+    Delete {
+        /// The agent's id (ag_…) or name.
+        agent: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -89,13 +105,18 @@ enum NumberCommand {
         #[arg(long)]
         status: Option<String>,
     },
+    /// Show one number.
     Show {
+        /// The number in E.164 (+14155550123).
         number: String,
     },
     /// Add a number (E.164), with an agent (active) or without (inactive). With --twilio-account, vocals
     /// configures Twilio for it (trunk, origination URLs, attachment).
     Add {
+        /// The number in E.164 (+14155550123).
         number: String,
+        /// The agent that answers it: an id (ag_…) or a name; "echo" is the built-in agent that plays the
+        /// caller's audio back. Without it the number is inactive (calls get 480).
         #[arg(long)]
         agent: Option<String>,
         /// A linked Twilio account (AC…) the number belongs to.
@@ -104,19 +125,24 @@ enum NumberCommand {
     },
     /// Configure Twilio again for a number in error (after a failure, or drift).
     Retry {
+        /// The number in E.164.
         number: String,
     },
     /// Give a number to an agent (id or name): the next call reaches it.
     Assign {
+        /// The number in E.164.
         number: String,
+        /// The agent's id (ag_…) or name ("echo": the built-in echo agent).
         agent: String,
     },
     /// Take a number's agent away: its calls get 480.
     Unassign {
+        /// The number in E.164.
         number: String,
     },
     /// Remove a number (a Twilio number is put back as it was; it stays in the account).
     Remove {
+        /// The number in E.164.
         number: String,
     },
 }
@@ -125,19 +151,27 @@ enum NumberCommand {
 enum TwilioCommand {
     /// Link an account (its credentials are checked with Twilio).
     Link {
+        /// The account's SID (AC…).
         account_sid: String,
         /// The auth token (or set TWILIO_AUTH_TOKEN, to keep it out of the shell history).
         #[arg(long, env = "TWILIO_AUTH_TOKEN", hide_env_values = true)]
         auth_token: String,
+        /// A name to show for the account.
         #[arg(long, default_value = "")]
         name: String,
     },
     /// List linked accounts.
     Accounts,
     /// The account's numbers and what answers each now.
-    Numbers { account_sid: String },
+    Numbers {
+        /// A linked account's SID (AC…).
+        account_sid: String,
+    },
     /// Unlink an account no number uses.
-    Unlink { account_sid: String },
+    Unlink {
+        /// A linked account's SID (AC…).
+        account_sid: String,
+    },
     /// Compare Twilio with the store now.
     Reconcile,
 }
@@ -149,11 +183,13 @@ enum CallCommand {
         /// Only calls in progress.
         #[arg(long)]
         active: bool,
+        /// Only calls answered by this agent (its name).
         #[arg(long)]
         agent: Option<String>,
         /// Only calls to this number.
         #[arg(long)]
         to: Option<String>,
+        /// At most this many (1 to 500).
         #[arg(long, default_value_t = 50)]
         limit: u32,
         /// The next page (printed after a full page).
@@ -161,9 +197,15 @@ enum CallCommand {
         cursor: Option<String>,
     },
     /// Show one call with its stats (vocals id or CallSid).
-    Show { call: String },
+    Show {
+        /// The call's vocals id (vc_…) or CallSid (CA…).
+        call: String,
+    },
     /// End a call in progress.
-    Hangup { call: String },
+    Hangup {
+        /// The call's vocals id (vc_…) or CallSid (CA…).
+        call: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -210,6 +252,7 @@ enum Command {
     },
     /// Validate a configuration and print the effective values, secrets redacted (exit 2 on an error).
     CheckConfig {
+        /// The TOML configuration file to check.
         #[arg(long, short, env = "VOCALS_CONFIG")]
         config: Option<PathBuf>,
     },
@@ -441,6 +484,11 @@ fn serve(file: Option<PathBuf>, check: bool, log_format: Option<String>) -> Exit
             return ExitCode::from(2);
         }
     };
+    // Before anything else: the state directory the store, the admin token and the secret key live in.
+    if let Err(e) = vocals::daemon::prepare_state(&config) {
+        eprintln!("vocals: {e}");
+        return ExitCode::from(2);
+    }
     let log_level = init_tracing(&config);
     // One TLS provider for the whole process, ring, before anything builds a TLS configuration (two
     // providers linked in make rustls panic at run time).
@@ -544,5 +592,30 @@ fn init_tracing(config: &Config) -> LogReload {
         LogFormat::Pretty => start!(builder),
         LogFormat::Auto if terminal => start!(builder),
         LogFormat::Plain | LogFormat::Auto => start!(builder.with_ansi(false).without_time()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::CommandFactory;
+
+    /// Every flag and argument of every command says what it is in `--help`.
+    #[test]
+    fn every_argument_has_a_help_line() {
+        fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in command.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id != "help" && id != "version" && arg.get_help().is_none() {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in command.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "vocals", &mut missing);
+        assert!(missing.is_empty(), "no help line: {missing:?}");
     }
 }

@@ -101,6 +101,8 @@ pub struct NumberTable {
     numbers: HashMap<E164, Lookup>,
     /// The agent for numbers not in the table (`None`: they get 404).
     fallback: Option<Arc<AgentConfig>>,
+    /// The fallback answers only while the table holds no number at all (the zero-configuration demo).
+    fallback_while_empty: bool,
 }
 
 impl NumberTable {
@@ -124,9 +126,22 @@ impl NumberTable {
         }
     }
 
-    /// Sends calls to numbers not in the table to `agent` (the demo default: the echo agent).
+    /// Sends calls to numbers not in the table to `agent`.
     pub fn set_fallback(&mut self, agent: Option<Arc<AgentConfig>>) {
         self.fallback = agent;
+        self.fallback_while_empty = false;
+    }
+
+    /// Sends calls to numbers not in the table to `agent` only while the table holds no number (the demo: the
+    /// echo agent answers a fresh server, and stops once a real number is added).
+    pub fn set_demo_fallback(&mut self, agent: Arc<AgentConfig>) {
+        self.fallback = Some(agent);
+        self.fallback_while_empty = true;
+    }
+
+    /// The agent that answers numbers not in the table now, if any.
+    pub fn fallback(&self) -> Option<&Arc<AgentConfig>> {
+        self.fallback.as_ref().filter(|_| !self.fallback_while_empty || self.numbers.is_empty())
     }
 
     /// `other`'s numbers replace this table's (the store's entries over the config file's).
@@ -145,7 +160,7 @@ impl NumberTable {
 
 impl NumberLookup for NumberTable {
     fn lookup(&self, number: &E164) -> Lookup {
-        match (self.numbers.get(number), &self.fallback) {
+        match (self.numbers.get(number), self.fallback()) {
             (Some(entry), _) => entry.clone(),
             (None, Some(agent)) => Lookup::Agent { agent: agent.clone(), account_sid: None, srtp: None },
             (None, None) => Lookup::Unknown,
@@ -171,13 +186,6 @@ impl Directory {
         match self.current.write() {
             Ok(mut current) => *current = table,
             Err(poisoned) => *poisoned.into_inner() = table,
-        }
-    }
-
-    pub fn table(&self) -> Arc<NumberTable> {
-        match self.current.read() {
-            Ok(current) => current.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
         }
     }
 }
@@ -270,6 +278,23 @@ mod tests {
         numbers.set_fallback(Some(echo()));
         assert_eq!(numbers.lookup(&other), Lookup::Agent { agent: echo(), account_sid: None, srtp: None });
         assert_eq!(numbers.lookup(&known), Lookup::Unassigned);
+    }
+
+    #[test]
+    fn the_demo_fallback_answers_only_while_no_number_exists() {
+        let other: E164 = "+14155550199".parse().unwrap();
+        let mut base = NumberTable::new();
+        base.set_demo_fallback(echo());
+        assert_eq!(base.lookup(&other), Lookup::Agent { agent: echo(), account_sid: None, srtp: None });
+        // The store's numbers overlaid on the config file's: one number, even unassigned, ends the demo.
+        let mut store = NumberTable::new();
+        store.insert("+14155550100".parse().unwrap(), None, None);
+        base.overlay(store);
+        assert_eq!(base.lookup(&other), Lookup::Unknown, "a server with numbers answers unknown ones 404");
+        assert!(base.fallback().is_none());
+        let mut explicit = table();
+        explicit.set_fallback(Some(echo()));
+        assert!(matches!(explicit.lookup(&other), Lookup::Agent { .. }), "a configured default_agent stays");
     }
 
     #[test]

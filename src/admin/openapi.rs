@@ -143,7 +143,9 @@ fn components() -> Value {
             "properties": {
                 "id": string, "name": string, "kind": {"enum": ["websocket", "echo"]},
                 "stream_url": nullable_string, "system_prompt": string, "providers": object, "settings": object,
-                "signed": {"type": "boolean"}, "created_at": string, "updated_at": string
+                "signed": {"type": "boolean"},
+                "builtin": {"type": "boolean", "description": "The built-in echo agent: assignable, read-only"},
+                "created_at": string, "updated_at": string
             }
         },
         "NewAgent": {

@@ -75,6 +75,7 @@ impl From<StoreError> for ApiError {
                 format!("{what} still serves {}: move or remove those numbers first", numbers.join(", ")),
             ),
             StoreError::Invalid(message) => ApiError::invalid(message),
+            StoreError::ReadOnly(message) => ApiError::new(StatusCode::FORBIDDEN, "read_only", message),
             // Internals stay in the log.
             e @ (StoreError::Database(_) | StoreError::Migrate(_) | StoreError::Secret(_)) => {
                 tracing::error!(error = %e, "store error in the admin API");

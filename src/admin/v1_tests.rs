@@ -138,7 +138,23 @@ async fn agents_and_numbers_follow_the_product_rules_and_routing_follows_each_wr
         (StatusCode::OK, Some("Hi"), Some("support"))
     );
     let (status, list) = api.call("GET", "/v1/agents", None).await;
-    assert_eq!((status, list["agents"].as_array().unwrap().len()), (StatusCode::OK, 1));
+    let names: Vec<(&str, bool)> = list["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (a["name"].as_str().unwrap(), a["builtin"].as_bool().unwrap()))
+        .collect();
+    assert_eq!((status, names), (StatusCode::OK, vec![("echo", true), ("support", false)]));
+    // The built-in echo: listed, assignable by its id, never changed or deleted.
+    let (status, body) = api.call("PATCH", "/v1/agents/echo", Some(json!({"name": "mine"}))).await;
+    assert_eq!((status, error_code(&body)), (StatusCode::FORBIDDEN, "read_only"));
+    assert!(body["error"]["message"].as_str().unwrap().contains("built-in"), "{body}");
+    let (status, body) = api.call("DELETE", "/v1/agents/echo", None).await;
+    assert_eq!((status, error_code(&body)), (StatusCode::FORBIDDEN, "read_only"));
+    let (status, n) =
+        api.call("POST", "/v1/numbers", Some(json!({"phone_number": "+14155550130", "agent_id": "echo"}))).await;
+    assert_eq!((status, n["status"].as_str()), (StatusCode::CREATED, Some("active")), "{n}");
+    assert_eq!(api.agent_of("+14155550130").as_deref(), Some("echo"));
 }
 
 #[tokio::test]

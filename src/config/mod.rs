@@ -27,8 +27,8 @@ pub struct Config {
     pub sip: SipConfig,
     pub media: MediaConfig,
     pub log: LogConfig,
-    /// The agent for calls to numbers not in `[[numbers]]`; `None` (configured as "") answers them 404.
-    pub default_agent: Option<String>,
+    /// Who answers calls to numbers that are neither in `[[numbers]]` nor in the store.
+    pub default_agent: DefaultAgent,
     /// `[[numbers]]`: the numbers served and their agents, until the store holds them.
     pub numbers: Vec<NumberConfig>,
     /// `[[agents]]`: the WebSocket agents, until the store holds them (`echo` is built in).
@@ -47,6 +47,28 @@ pub struct Config {
     pub twilio: TwilioConfig,
     /// This node's name in call records (several nodes may share one PostgreSQL); default the host name.
     pub node: String,
+}
+
+/// Who answers a call to a number vocals does not know.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DefaultAgent {
+    /// `default_agent` not set: the built-in echo answers unknown numbers while no number exists anywhere (the
+    /// zero-configuration demo); once any number exists, in the store or the file, they get 404.
+    Demo,
+    /// `default_agent = "NAME"`: this agent answers every unknown number.
+    Agent(String),
+    /// `default_agent = ""`: unknown numbers get 404.
+    Refuse,
+}
+
+impl DefaultAgent {
+    /// The agent named, if one is.
+    pub fn name(&self) -> Option<&str> {
+        match self {
+            DefaultAgent::Agent(name) => Some(name),
+            DefaultAgent::Demo | DefaultAgent::Refuse => None,
+        }
+    }
 }
 
 /// An agent as calls use it: one `[[agents]]` entry, an agent from the store, or the built-in echo.
@@ -274,8 +296,9 @@ impl Config {
             KEYS.iter().map(|(section, key, default)| (path(section, key), (*default).to_string())).collect();
         let mut numbers = Vec::new();
         let mut agents = Vec::new();
+        let mut explicit = std::collections::BTreeSet::new();
         if let Some(file) = file {
-            read_file(file, &mut values, &mut numbers, &mut agents)?;
+            read_file(file, &mut values, &mut explicit, &mut numbers, &mut agents)?;
         }
         let env: Vec<(String, String)> = env.into_iter().collect();
         for (name, value) in &env {
@@ -283,11 +306,15 @@ impl Config {
                 if !values.contains_key(&key) {
                     return Err(unknown(&key, name));
                 }
+                explicit.insert(key.clone());
                 values.insert(key, value.clone());
             }
         }
         let systemd = env.iter().any(|(k, _)| k == "STATE_DIRECTORY");
         let mut config = Self::from_values(&values, systemd)?;
+        if !explicit.contains("default_agent") {
+            config.default_agent = DefaultAgent::Demo;
+        }
         config.numbers = numbers;
         config.agents = agents;
         config.check_agents()?;
@@ -308,7 +335,7 @@ impl Config {
                 return Err(bad(&format!("numbers[{i}].agent"), agent, "echo or the name of an [[agents]] entry"));
             }
         }
-        if let Some(agent) = self.default_agent.as_deref().filter(|a| !known(a)) {
+        if let Some(agent) = self.default_agent.name().filter(|a| !known(a)) {
             return Err(bad("default_agent", agent, "echo, the name of an [[agents]] entry, or \"\""));
         }
         Ok(())
@@ -384,7 +411,10 @@ impl Config {
         };
         let srtp = srtp_policy("media.srtp", v["media.srtp"].trim())?;
         let media = MediaConfig { public_ip, rtp_ports, settings, srtp };
-        let default_agent = Some(v["default_agent"].trim().to_string()).filter(|a| !a.is_empty());
+        let default_agent = match v["default_agent"].trim() {
+            "" => DefaultAgent::Refuse,
+            name => DefaultAgent::Agent(name.to_string()),
+        };
         let format = match v["log.format"].as_str() {
             "auto" => LogFormat::Auto,
             "pretty" => LogFormat::Pretty,
@@ -517,9 +547,11 @@ fn env_key(name: &str) -> Option<String> {
     Some(format!("{section}.{key}"))
 }
 
+/// Reads the file's keys into `values` (naming each in `explicit`), its `[[numbers]]` and `[[agents]]`.
 fn read_file(
     file: &Path,
     values: &mut BTreeMap<String, String>,
+    explicit: &mut std::collections::BTreeSet<String>,
     numbers: &mut Vec<NumberConfig>,
     agents: &mut Vec<AgentConfig>,
 ) -> Result<(), ConfigError> {
@@ -540,10 +572,14 @@ fn read_file(
             }
             toml::Value::Table(section) => {
                 for (key, value) in section {
+                    explicit.insert(format!("{name}.{key}"));
                     set(values, format!("{name}.{key}"), value)?;
                 }
             }
-            value => set(values, name, value)?,
+            value => {
+                explicit.insert(name.clone());
+                set(values, name, value)?
+            }
         }
     }
     Ok(())

@@ -199,3 +199,15 @@ mod tempfile_like {
         }
     }
 }
+
+#[test]
+fn default_agent_is_the_demo_unless_set_and_empty_refuses() {
+    assert_eq!(Config::load(None, env(&[])).unwrap().default_agent, DefaultAgent::Demo);
+    let set = |text: &str| Config::load(Some(file(text).path()), env(&[])).unwrap().default_agent;
+    assert_eq!(set("default_agent = \"echo\"\n"), DefaultAgent::Agent("echo".into()), "set explicitly: always");
+    assert_eq!(set("default_agent = \"\"\n"), DefaultAgent::Refuse);
+    let c = Config::load(None, env(&[("VOCALS_DEFAULT_AGENT", "")])).unwrap();
+    assert_eq!(c.default_agent, DefaultAgent::Refuse, "the environment sets it explicitly too");
+    let c = Config::load(None, env(&[("VOCALS_DEFAULT_AGENT", "echo")])).unwrap();
+    assert_eq!(c.default_agent, DefaultAgent::Agent("echo".into()));
+}

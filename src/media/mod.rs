@@ -1,5 +1,6 @@
-//! Media, sans-IO: codecs and (to come) RTP, jitter buffer, DTMF, playout and RTCP. Nothing here touches a
-//! socket or a clock.
+//! Media, sans-IO: G.711, RTP and RTCP packets, the jitter buffer, RFC 4733 DTMF, the playout queue, SRTP
+//! and each call's [`session::Session`] that ties them together. Nothing here touches a socket or reads a
+//! clock: time comes in as arguments; the tokio shell is `io::media`.
 
 pub mod dtmf;
 pub mod g711;

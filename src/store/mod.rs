@@ -41,6 +41,9 @@ pub enum StoreError {
     InUse { what: String, numbers: Vec<String> },
     #[error("{0}")]
     Invalid(String),
+    /// The built-in agent: listed and assignable, not changed or deleted.
+    #[error("{0}")]
+    ReadOnly(String),
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
     #[error("migrating the schema: {0}")]
@@ -64,6 +67,8 @@ pub struct Agent {
     pub signing_secret: Option<String>,
     /// Whether a signing secret is set (handshakes then carry `X-Twilio-Signature`).
     pub signed: bool,
+    /// The built-in `echo` agent: listed and assignable to numbers, never changed or deleted.
+    pub builtin: bool,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -160,6 +165,10 @@ const NUMBER_COLUMNS: &str = "e164, agent_id, status, status_detail, twilio_acco
 const CALL_COLUMNS: &str = "id, call_sid, sip_call_id, from_number, to_number, agent, node, invite_at, answer_at, \
                             end_at, end_reason, sip_status, codec, stats";
 
+/// The id (and name) of the built-in echo agent's row, which [`Store::open`] makes sure exists, so numbers can
+/// be assigned to it like to any agent.
+pub const BUILTIN_ECHO: &str = "echo";
+
 /// The PostgreSQL channel nodes announce routing changes on.
 pub const ROUTING_CHANNEL: &str = "vocals_routing";
 
@@ -203,6 +212,17 @@ impl Store {
             sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await?;
         }
         migrator().run(&pool).await?;
+        // The built-in echo agent, as a row numbers can point at. A user agent already named "echo" keeps the
+        // name (and is what "echo" then means); nodes racing on one PostgreSQL insert it once.
+        let now = now_rfc3339();
+        sqlx::query(
+            "INSERT INTO agents (id, name, kind, system_prompt, providers, settings, created_at, updated_at) \
+             VALUES ($1, $1, 'echo', '', '{}', '{}', $2, $2) ON CONFLICT DO NOTHING",
+        )
+        .bind(BUILTIN_ECHO)
+        .bind(&now)
+        .execute(&pool)
+        .await?;
         Ok(Store { pool, url: url.to_string(), postgres, secret: None })
     }
 
@@ -217,12 +237,6 @@ impl Store {
 
     pub fn is_postgres(&self) -> bool {
         self.postgres
-    }
-
-    /// Whether the database answers.
-    pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
     }
 
     /// Tells the other nodes (PostgreSQL) that numbers or agents changed.
@@ -262,6 +276,9 @@ impl Store {
     /// Changes an agent; calls in progress keep the agent as it was.
     pub async fn update_agent(&self, id: &str, patch: &AgentPatch) -> Result<Agent, StoreError> {
         let mut a = self.agent(id).await?.ok_or_else(|| StoreError::NotFound(format!("agent {id}")))?;
+        if a.builtin {
+            return Err(StoreError::ReadOnly(format!("the built-in agent {:?} cannot be changed", a.name)));
+        }
         if let Some(name) = &patch.name
             && *name != a.name
         {
@@ -328,6 +345,9 @@ impl Store {
     /// Deletes an agent no number uses; otherwise [`StoreError::InUse`] names the numbers.
     pub async fn delete_agent(&self, id: &str) -> Result<(), StoreError> {
         let agent = self.agent(id).await?.ok_or_else(|| StoreError::NotFound(format!("agent {id}")))?;
+        if agent.builtin {
+            return Err(StoreError::ReadOnly(format!("the built-in agent {:?} cannot be deleted", agent.name)));
+        }
         let numbers = self.numbers_of(id).await?;
         if !numbers.is_empty() {
             return Err(StoreError::InUse { what: format!("agent {}", agent.name), numbers });
@@ -512,6 +532,7 @@ fn agent_from(r: &AnyRow) -> Result<Agent, StoreError> {
         settings: json_column(r, 6)?,
         signed: signing_secret.is_some(),
         signing_secret,
+        builtin: r.try_get::<String, _>(0)? == BUILTIN_ECHO,
         created_at: r.try_get(8)?,
         updated_at: r.try_get(9)?,
     })

@@ -43,6 +43,25 @@ fn websocket(name: &str) -> NewAgent {
 }
 
 #[tokio::test]
+async fn the_built_in_echo_agent_is_assignable_and_read_only() {
+    for (db, store) in stores().await {
+        let echo = store.agent(BUILTIN_ECHO).await.unwrap().expect("the built-in echo row exists");
+        assert!(echo.builtin && echo.kind == "echo" && echo.name == "echo", "{db}: {echo:?}");
+        let n = E164::parse("+14155550123").unwrap();
+        let added = store.add_number(&n, Some(BUILTIN_ECHO)).await.unwrap();
+        assert_eq!((added.agent_id.as_deref(), added.status.as_str()), (Some("echo"), "active"), "{db}");
+        let table = store.routing_table().await.unwrap();
+        assert!(matches!(table.lookup(&n), Lookup::Agent { agent, .. } if agent.kind == AgentKind::Echo), "{db}");
+        let rename = AgentPatch { name: Some("mine".into()), ..AgentPatch::default() };
+        assert!(matches!(store.update_agent(BUILTIN_ECHO, &rename).await, Err(StoreError::ReadOnly(_))), "{db}");
+        store.delete_number(&n).await.unwrap();
+        assert!(matches!(store.delete_agent(BUILTIN_ECHO).await, Err(StoreError::ReadOnly(_))), "{db}");
+        let again = NewAgent { name: "echo".into(), kind: "echo".into(), ..NewAgent::default() };
+        assert!(matches!(store.create_agent(&again).await, Err(StoreError::Conflict(_))), "{db}");
+    }
+}
+
+#[tokio::test]
 async fn agents_are_created_listed_and_refused_when_invalid_or_taken() {
     for (db, store) in stores().await {
         let a = store.create_agent(&websocket("support")).await.unwrap();
@@ -51,7 +70,7 @@ async fn agents_are_created_listed_and_refused_when_invalid_or_taken() {
         let echo = NewAgent { name: "echo-test".into(), kind: "echo".into(), ..NewAgent::default() };
         store.create_agent(&echo).await.unwrap();
         let names: Vec<String> = store.agents().await.unwrap().into_iter().map(|a| a.name).collect();
-        assert_eq!(names, ["echo-test", "support"], "{db}");
+        assert_eq!(names, ["echo", "echo-test", "support"], "{db}: the built-in echo is listed");
         assert!(matches!(store.create_agent(&websocket("support")).await, Err(StoreError::Conflict(_))), "{db}");
         let bad = NewAgent { stream_url: Some("http://x".into()), ..websocket("other") };
         assert!(matches!(store.create_agent(&bad).await, Err(StoreError::Invalid(_))), "{db}");

@@ -96,12 +96,6 @@ pub struct Endpoints {
     pub trunking: String,
 }
 
-impl Default for Endpoints {
-    fn default() -> Self {
-        Endpoints { api: "https://api.twilio.com".into(), trunking: "https://trunking.twilio.com".into() }
-    }
-}
-
 /// The Twilio client: one per process, shared by every flow.
 #[derive(Clone)]
 pub struct Twilio {

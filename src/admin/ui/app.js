@@ -740,9 +740,11 @@ function renderAgents() {
       el('td', { className: 'url' }, a.stream_url || dash()),
       el('td', { className: 'count', title: used.join(', ') }, String(used.length)),
       el('td', {}, a.signed ? 'Yes' : 'No'),
-      el('td', { className: 'actions' }, el('div', { className: 'row-actions' },
-        rowButton('edit', 'Edit', `Edit ${a.name}`, (b) => openAgentDialog(a, b)),
-        rowButton('delete', 'Delete', `Delete ${a.name}`, (b) => openDeleteAgent(a, b), 'danger-outline'))));
+      el('td', { className: 'actions' }, a.builtin
+        ? el('span', { className: 'muted', title: 'The built-in agent plays the caller\'s audio back; it cannot be changed' }, 'Built in')
+        : el('div', { className: 'row-actions' },
+          rowButton('edit', 'Edit', `Edit ${a.name}`, (b) => openAgentDialog(a, b)),
+          rowButton('delete', 'Delete', `Delete ${a.name}`, (b) => openDeleteAgent(a, b), 'danger-outline'))));
   });
   replaceRows($('#agents-table tbody'), rows, 'No agents yet. Create one with “New agent”.');
 }
