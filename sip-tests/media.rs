@@ -2,8 +2,9 @@
 //! μ-law audio at 20 ms, checks that every frame comes back exactly, in order, on a 20 ms clock (intervals
 //! within 1 ms of 20 ms at the median, 4 ms at p99), and reads the jitter buffer's hand-off delay from the call's media record. Then a
 //! call that sends no RTP is ended by vocals with a BYE that says why, a call whose port is flooded with
-//! garbage and foreign RTP keeps its audio whole (the flood dropped and counted), and a server out of RTP
-//! ports refuses the next call with 503 and Retry-After.
+//! garbage and foreign RTP keeps its audio whole (the flood dropped and counted), a server out of RTP
+//! ports refuses the next call with 503 and Retry-After, and an attacker flooding every RTP port from another
+//! address before and during a call (the RTP hijack) gets none of its audio.
 
 mod common;
 
@@ -188,4 +189,81 @@ fn garbage_and_foreign_rtp_flooding_a_calls_port_are_dropped_counted_and_leave_t
     let counted = server.figure(record, "foreign") + server.figure(record, "malformed");
     println!("flood: {garbage} garbage + {foreign} foreign datagrams sent, {counted} dropped and counted");
     assert_eq!(counted, garbage + foreign, "every datagram of the flood is dropped and counted");
+}
+
+/// Security finding "RTP hijack": another host sending PCMU to a call's port before the caller did took the
+/// call's audio (media latched onto the first source, from any IP, and ports were handed out lowest-free
+/// first, so the next call's port was predictable). Now only the SDP address's IP may latch, and ports are
+/// drawn at random: an attacker on another loopback address floods every port of the server's range before
+/// and during the call, and the caller's echo stays whole, the attacker receives nothing, and every attempt
+/// is counted.
+#[test]
+fn rtp_hijack_an_attacker_flooding_the_rtp_ports_gets_nothing_and_the_echo_stays_whole() {
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let server = Server::start("media-hijack", &[]);
+    let config = std::fs::read_to_string(server.dir.join("vocals.toml")).unwrap();
+    let range = config.split("rtp_ports = \"").nth(1).and_then(|r| r.split('"').next()).unwrap();
+    let (first, last) = range.split_once('-').unwrap();
+    let (first, last): (u16, u16) = (first.parse().unwrap(), last.parse().unwrap());
+    let attacker = UdpSocket::bind("127.0.0.2:0").unwrap();
+    attacker.set_nonblocking(true).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flood = {
+        let (attacker, stop) = (attacker.try_clone().unwrap(), stop.clone());
+        std::thread::spawn(move || {
+            let (mut sent, mut heard, mut seq) = (0u64, 0u64, 0u16);
+            let mut buf = [0u8; 2048];
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                for port in (first..last).step_by(2) {
+                    let _ = attacker.send_to(&common::rtp_packet(seq, 0xBAD, &[0x55; 160]), ("127.0.0.1", port));
+                    sent += 1;
+                }
+                seq = seq.wrapping_add(1);
+                while attacker.recv(&mut buf).is_ok() {
+                    heard += 1;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            (sent, heard)
+        })
+    };
+    // The flood runs for a while before the call.
+    std::thread::sleep(Duration::from_millis(300));
+    let rtp_socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let (caller, remote) = Caller::invite(&server, &rtp_socket, "hijacked-call");
+    let receiver = common::receive_all(&rtp_socket);
+    let frames = 100;
+    // The caller's media starts 200 ms after the answer, as a phone's may: the flood has the port to itself.
+    let start = Instant::now() + Duration::from_millis(200);
+    for k in 0..frames {
+        std::thread::sleep((start + Duration::from_millis(20 * k as u64)).saturating_duration_since(Instant::now()));
+        rtp_socket.send_to(&rtp(k as u16, &frame(k)), remote).unwrap();
+        // The attacker knows the port now too (the worst case): it sends straight to it as well.
+        let _ = attacker.send_to(&common::rtp_packet(k as u16, 0xBAD, &[0x55; 160]), remote);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    caller.request("BYE", 2);
+    let got: Vec<Vec<u8>> = receiver
+        .join()
+        .unwrap()
+        .iter()
+        .map(|d| vocals::media::rtp::parse(d).expect("vocals sends valid RTP").payload.to_vec())
+        .collect();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (sent, heard) = flood.join().unwrap();
+    let audio: Vec<&Vec<u8>> = got.iter().filter(|p| p.iter().any(|&b| b != 0xFF)).collect();
+    assert_eq!(audio.len(), frames, "the caller's echo, whole");
+    for (k, p) in audio.iter().enumerate() {
+        assert_eq!(p.as_slice(), frame(k).as_slice(), "frame {k} came back changed");
+    }
+    assert_eq!(heard, 0, "the attacker received {heard} datagrams of the call");
+    let refused = server.figure("call media record", "refused_source");
+    let foreign = server.figure("call media record", "foreign");
+    println!(
+        "hijack: {sent} datagrams flooded over ports {first}-{last}; on the call's port {refused} refused before \
+         the caller's first packet, {foreign} dropped as foreign after it"
+    );
+    assert!(refused > 0, "the attempts before the latch are refused and counted");
+    assert!(foreign > 0, "the attempts after it are dropped and counted");
+    assert!(server.http_get("/metrics").lines().any(|l| l.starts_with("vocals_rtp_refused_source_total ")));
 }

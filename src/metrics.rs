@@ -38,6 +38,8 @@ pub const RTP_PORTS: &str = "vocals_rtp_ports";
 pub const RTP_LATE: &str = "vocals_rtp_late_total";
 /// RTP from sources other than the call's peer, dropped.
 pub const RTP_FOREIGN: &str = "vocals_rtp_foreign_total";
+/// RTP refused before a call latched its source: from an address other than the SDP's (or `media.allow`).
+pub const RTP_REFUSED_SOURCE: &str = "vocals_rtp_refused_source_total";
 /// SRTP/SRTCP packets dropped: `auth` (failed authentication, or refused unread), `replay`.
 pub const SRTP_DROPPED: &str = "vocals_srtp_dropped_total";
 /// SIP messages dropped, by `reason` (not_allowed, malformed, stray_response, stray_ack).

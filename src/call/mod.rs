@@ -408,7 +408,7 @@ impl Calls {
     /// Leases a port and opens the call's media on it, trying further ports while they are taken.
     fn open_media(&mut self, now: Instant, call: CallRef, info: &CallInfo, stream: Stream) -> Option<(u16, Readiness)> {
         for _ in 0..BIND_ATTEMPTS {
-            let port = self.ports.lease(now)?;
+            let port = self.ports.lease(now, crate::media::srtp::os_random_u64())?;
             match self.media.open(call, port, info, stream) {
                 Ok(readiness) => return Some((port, readiness)),
                 Err(e) => {

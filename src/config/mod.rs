@@ -273,6 +273,8 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ("media", "rtcp_interval", "5"),
     ("media", "jitter_max_ms", "60"),
     ("media", "agent_stall_timeout", "5"),
+    ("media", "latch", "sdp-ip"),
+    ("media", "allow", ""),
     ("admin", "listen", "127.0.0.1:8080"),
     ("admin", "token", ""),
     ("store", "url", ""),
@@ -408,6 +410,13 @@ impl Config {
             agent_stall: Some(number(v, "media.agent_stall_timeout", 0, 3600)? as u64)
                 .filter(|s| *s > 0)
                 .map(Duration::from_secs),
+            latch: match v["media.latch"].trim() {
+                "sdp-ip" => crate::media::session::Latch::SdpIp,
+                "any" => crate::media::session::Latch::Any,
+                other => return Err(bad("media.latch", other, "sdp-ip or any")),
+            },
+            latch_allow: AllowList::parse(&v["media.allow"])
+                .map_err(|e| bad("media.allow", &v["media.allow"], &e.to_string()))?,
         };
         let srtp = srtp_policy("media.srtp", v["media.srtp"].trim())?;
         let media = MediaConfig { public_ip, rtp_ports, settings, srtp };

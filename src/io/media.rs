@@ -36,6 +36,10 @@ pub struct MediaSettings {
     pub jitter_max_wait: Duration,
     /// An agent whose socket takes nothing for this long is hung up on; `None`: never.
     pub agent_stall: Option<Duration>,
+    /// Which RTP sources a call may latch onto (`media.latch`), and the blocks allowed besides the SDP
+    /// address (`media.allow`).
+    pub latch: crate::media::session::Latch,
+    pub latch_allow: crate::sip::allow::AllowList,
 }
 
 /// What a call task tells the SIP driver.
@@ -158,6 +162,8 @@ impl MediaPlane for TokioMedia {
             seq: (r >> 32) as u16,
             timestamp: (r >> 16) as u32,
             cname: format!("vocals-{:x}@{}", r >> 48, call.0),
+            latch: self.settings.latch.clone(),
+            latch_allow: self.settings.latch_allow.clone(),
             ..SessionConfig::default()
         };
         let session = Session::new(Instant::now(), SystemTime::now(), config, stream);
@@ -500,6 +506,7 @@ fn record(
     metrics::counter!(crate::metrics::RTP_LATE).increment(s.jitter.late);
     metrics::counter!(crate::metrics::PLAYOUT_UNDERRUNS).increment(s.playout_underruns);
     metrics::counter!(crate::metrics::RTP_FOREIGN).increment(s.foreign);
+    metrics::counter!(crate::metrics::RTP_REFUSED_SOURCE).increment(s.refused_source);
     metrics::counter!(crate::metrics::SRTP_DROPPED, "reason" => "auth").increment(s.srtp_rejected);
     metrics::counter!(crate::metrics::SRTP_DROPPED, "reason" => "replay").increment(s.srtp_replayed);
     if let Some(a) = agent {
@@ -544,6 +551,7 @@ fn record(
         handoff_p50_us = s.handoff_p50.as_micros() as u64,
         handoff_p99_us = s.handoff_p99.as_micros() as u64,
         skipped_ticks = s.skipped_ticks,
+        refused_source = s.refused_source,
         underruns = s.playout_underruns,
         underrun_ticks = s.playout_underrun_ticks,
         rtt_ms = s.peer.rtt.map(|d| d.as_secs_f64() * 1000.0),
@@ -575,6 +583,7 @@ fn record(
             "duplicate": s.jitter.duplicate,
             "reordered": s.jitter.reordered,
             "foreign": s.foreign,
+            "refused_source": s.refused_source,
             "malformed": s.malformed,
             "srtp": srtp,
             "srtp_rejected": s.srtp_rejected,

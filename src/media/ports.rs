@@ -26,10 +26,13 @@ impl std::str::FromStr for PortRange {
     }
 }
 
-/// Leases RTP ports (even, with port+1 inside the range).
+/// Leases RTP ports (even, with port+1 inside the range), each from a random point of the range: the next
+/// call's port cannot be guessed from the last one's (a guessed port is one an attacker can send to before the
+/// caller does).
 #[derive(Debug)]
 pub struct PortPool {
     free: BTreeSet<u16>,
+    first: u16,
     resting: VecDeque<(Instant, u16)>,
     quarantine: Duration,
     size: usize,
@@ -39,18 +42,23 @@ impl PortPool {
     pub fn new(range: PortRange, quarantine: Duration) -> PortPool {
         let first = range.first + range.first % 2;
         let free: BTreeSet<u16> = (first..range.last).step_by(2).collect();
-        PortPool { size: free.len(), free, resting: VecDeque::new(), quarantine }
+        PortPool { size: free.len(), free, first, resting: VecDeque::new(), quarantine }
     }
 
-    /// The lowest free port, after returning every port whose quarantine is over; `None` when exhausted (the
-    /// INVITE then gets 503).
-    pub fn lease(&mut self, now: Instant) -> Option<u16> {
+    /// A free port: the first at or after the point `pick` (a random number) chooses in the range, wrapping
+    /// round; every port whose quarantine is over is returned first. `None` when exhausted (the INVITE then gets
+    /// 503).
+    pub fn lease(&mut self, now: Instant, pick: u64) -> Option<u16> {
         while self.resting.front().is_some_and(|(since, _)| now >= *since + self.quarantine) {
             if let Some((_, port)) = self.resting.pop_front() {
                 self.free.insert(port);
             }
         }
-        self.free.pop_first()
+        let slots = self.size.max(1) as u64;
+        let from = self.first.saturating_add(2 * (pick % slots) as u16);
+        let port = self.free.range(from..).next().or_else(|| self.free.first()).copied()?;
+        self.free.remove(&port);
+        Some(port)
     }
 
     /// Gives a port back; it rests in quarantine first.
@@ -81,23 +89,40 @@ mod tests {
     }
 
     #[test]
-    fn even_ports_lowest_first_with_rtcp_room_and_exhaustion() {
+    fn even_ports_with_rtcp_room_from_a_random_point_and_exhaustion() {
         let now = Instant::now();
         let mut pool = PortPool::new("10001-10006".parse().unwrap(), Duration::from_secs(2));
         assert_eq!(pool.size(), 2, "10002 and 10004 (10006 would put RTCP outside the range)");
-        assert_eq!((pool.lease(now), pool.lease(now), pool.lease(now)), (Some(10002), Some(10004), None));
+        assert_eq!((pool.lease(now, 1), pool.lease(now, 1), pool.lease(now, 1)), (Some(10004), Some(10002), None));
         assert_eq!(pool.in_use(), 2);
+    }
+
+    #[test]
+    fn the_next_port_follows_the_pick_not_the_last_lease() {
+        let now = Instant::now();
+        let mut pool = PortPool::new("10000-20000".parse().unwrap(), Duration::from_secs(2));
+        let picks = [7u64, 4_321, 123_456_789, 2, 4_999];
+        let ports: Vec<u16> = picks.iter().map(|&p| pool.lease(now, p).unwrap()).collect();
+        assert_eq!(ports, [10014, 18642, 13578, 10004, 19998]);
+        // A taken port is skipped to the next free one.
+        assert_eq!(pool.lease(now, 7), Some(10016));
+        let mut seen = std::collections::HashSet::new();
+        let mut pool = PortPool::new("10000-10010".parse().unwrap(), Duration::from_secs(2));
+        while let Some(p) = pool.lease(now, 3) {
+            assert!(seen.insert(p) && p % 2 == 0 && (10000..10010).contains(&p), "{p}");
+        }
+        assert_eq!(seen.len(), 5, "every port leased once, wrapping round");
     }
 
     #[test]
     fn a_released_port_rests_before_it_is_leased_again() {
         let t0 = Instant::now();
         let mut pool = PortPool::new("20000-20004".parse().unwrap(), Duration::from_secs(2));
-        let a = pool.lease(t0).unwrap();
-        let b = pool.lease(t0).unwrap();
+        let a = pool.lease(t0, 0).unwrap();
+        let b = pool.lease(t0, 0).unwrap();
         pool.release(t0, a);
-        assert_eq!(pool.lease(t0 + Duration::from_millis(1999)), None, "still in quarantine");
-        assert_eq!(pool.lease(t0 + Duration::from_secs(2)), Some(a));
+        assert_eq!(pool.lease(t0 + Duration::from_millis(1999), 0), None, "still in quarantine");
+        assert_eq!(pool.lease(t0 + Duration::from_secs(2), 0), Some(a));
         pool.release(t0 + Duration::from_secs(3), b);
         assert_eq!(pool.in_use(), 2, "a quarantined port is not free");
     }

@@ -150,6 +150,14 @@ impl Srtp {
 }
 
 /// A fresh master key and salt from the operating system's CSPRNG, for our side of an SRTP stream.
+/// 64 bits from the OS CSPRNG (for what must not be guessed: the next call's RTP port).
+pub fn os_random_u64() -> u64 {
+    use ring::rand::SecureRandom;
+    let mut bytes = [0u8; 8];
+    ring::rand::SystemRandom::new().fill(&mut bytes).expect("the OS random number generator");
+    u64::from_le_bytes(bytes)
+}
+
 pub fn fresh_key() -> KeySalt {
     use ring::rand::SecureRandom;
     let mut key = [0u8; KEY_SALT_LEN];

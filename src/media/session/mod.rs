@@ -24,6 +24,20 @@ const TICK: Duration = Duration::from_millis(20);
 pub const MAX_DATAGRAM: usize = 2048;
 /// Behind the send clock by more than this (a stalled task), the missed ticks are skipped, not burst out.
 const MAX_CATCH_UP: Duration = Duration::from_millis(100);
+/// RTP packets sent to the SDP address before any RTP came back (symmetric RTP): a few, then we wait for the
+/// caller's first packet rather than keep sending toward an address that may not answer.
+pub const PRE_LATCH_PACKETS: u32 = 5;
+
+/// Which sources the stream may latch onto (`media.latch`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Latch {
+    /// Only a source whose IP is the SDP `c=` address (any port: NAT, RFC 4961), or one inside `allow`.
+    #[default]
+    SdpIp,
+    /// The first source sending a negotiated payload type, from anywhere (the old behaviour: open to a
+    /// hijack by whoever guesses the port first).
+    Any,
+}
 
 /// What the SDP exchange settled for the stream (from [`Negotiated`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -92,6 +106,9 @@ pub struct SessionConfig {
     pub seq: u16,
     pub timestamp: u32,
     pub cname: String,
+    /// Which sources may be latched onto, and the blocks that may be besides the SDP address (`media.allow`).
+    pub latch: Latch,
+    pub latch_allow: crate::sip::allow::AllowList,
 }
 
 impl Default for SessionConfig {
@@ -108,6 +125,8 @@ impl Default for SessionConfig {
             seq: 0,
             timestamp: 0,
             cname: "vocals".into(),
+            latch: Latch::SdpIp,
+            latch_allow: crate::sip::allow::AllowList::new(Vec::new()),
         }
     }
 }
@@ -163,6 +182,9 @@ pub struct MediaStats {
     pub srtp_rejected: u64,
     /// SRTP/SRTCP packets replayed: dropped.
     pub srtp_replayed: u64,
+    /// RTP from an address that may not be latched onto (not the SDP's, nor in `media.allow`), before the
+    /// latch: refused, counted (a hijack attempt, or a caller behind a NAT that rewrites the address).
+    pub refused_source: u64,
 }
 
 /// One call's media.
@@ -175,6 +197,8 @@ pub struct Session {
     rtcp: Rtcp,
     /// The RTP source we accept, once the first good packet came.
     latched: Option<SocketAddr>,
+    /// RTP packets sent before the latch (at most [`PRE_LATCH_PACKETS`]).
+    pre_latch_sent: u32,
     latched_rtcp: Option<SocketAddr>,
     last_ssrc: Option<u32>,
     last_rx: Instant,
@@ -215,6 +239,7 @@ impl Session {
             playout: PlayoutQueue::new(config.playout_max_ms, 0xFF),
             rtcp: Rtcp::new(config.ssrc, &config.cname),
             latched: None,
+            pre_latch_sent: 0,
             latched_rtcp: None,
             last_ssrc: None,
             last_rx: now,
@@ -241,6 +266,7 @@ impl Session {
         if stream.remote_rtp != self.stream.remote_rtp {
             self.latched = None;
             self.latched_rtcp = None;
+            self.pre_latch_sent = 0;
         }
         if (stream.payload_type, stream.telephone_event) != (self.stream.payload_type, self.stream.telephone_event)
             || stream.codec != self.stream.codec
@@ -275,14 +301,37 @@ impl Session {
         }
     }
 
+    /// Whether RTP from `from` may become the stream's source: under `sdp-ip`, its IP must be the SDP
+    /// address's (the port may differ: a NAT) or inside `media.allow`.
+    fn may_latch(&self, from: SocketAddr) -> bool {
+        let canonical = |ip: std::net::IpAddr| match ip {
+            std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, std::net::IpAddr::V4),
+            v4 => v4,
+        };
+        match self.config.latch {
+            Latch::Any => true,
+            Latch::SdpIp => {
+                self.stream.remote_rtp.is_some_and(|sdp| canonical(sdp.ip()) == canonical(from.ip()))
+                    || self.config.latch_allow.allows(from.ip())
+            }
+        }
+    }
+
     /// One datagram from the RTP socket.
     pub fn handle_rtp(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
-        let Some(srtp) = self.srtp.as_mut() else { return self.handle_plain_rtp(now, from, datagram) };
+        if self.srtp.is_none() {
+            return self.handle_plain_rtp(now, from, datagram);
+        }
         // Only the latched source is worth a decryption; authentication comes before latching.
         if self.latched.is_some_and(|src| src != from) {
             self.stats.foreign += 1;
             return;
         }
+        if self.latched.is_none() && !self.may_latch(from) {
+            self.stats.refused_source += 1;
+            return;
+        }
+        let Some(srtp) = self.srtp.as_mut() else { return };
         let mut plain = [0u8; MAX_DATAGRAM];
         match srtp.unprotect_rtp(datagram, &mut plain) {
             Ok(n) => self.handle_plain_rtp(now, from, &plain[..n]),
@@ -301,8 +350,12 @@ impl Session {
                 return;
             }
             Some(_) => {}
+            None if !self.may_latch(from) => {
+                self.stats.refused_source += 1;
+                return;
+            }
             None => {
-                // Latch onto the first source that sends a negotiated payload type (symmetric RTP).
+                // Latch onto the first allowed source that sends a negotiated payload type (symmetric RTP).
                 let pt = p.payload_type;
                 if pt != self.stream.payload_type && Some(pt) != self.stream.telephone_event && pt != 13 {
                     self.stats.wrong_payload_type += 1;
@@ -419,6 +472,13 @@ impl Session {
         let to = self.rtp_destination()?;
         if !self.stream.direction.we_send() || (!f.audio && !self.config.send_silence) {
             return None;
+        }
+        // Symmetric RTP before the caller's first packet: a few packets to the SDP address, then wait.
+        if self.config.symmetric && self.latched.is_none() {
+            if self.pre_latch_sent >= PRE_LATCH_PACKETS {
+                return None;
+            }
+            self.pre_latch_sent += 1;
         }
         if self.stream.codec == Codec::Pcma {
             for b in frame.iter_mut() {

@@ -32,6 +32,11 @@ impl Run {
         self.t0 + Duration::from_millis(ms)
     }
 
+    /// The caller's first packet (silence, at 0 ms): the stream latches onto its source.
+    fn latch(&mut self) {
+        self.rtp(0, peer(), 0, 0, &[0xFF; FRAME_BYTES]);
+    }
+
     fn rtp(&mut self, ms: u64, from: SocketAddr, pt: u8, seq: u16, payload: &[u8]) {
         let mut d = [0u8; 200];
         let p = RtpPacket { marker: false, payload_type: pt, seq, timestamp: u32::from(seq) * 160, ssrc: 77, payload };
@@ -63,20 +68,53 @@ impl Run {
 }
 
 #[test]
-fn the_first_good_source_is_latched_and_others_are_dropped_and_counted() {
+fn only_the_sdp_address_may_latch_and_other_sources_are_refused_and_counted() {
     let mut r = Run::new(config(), stream(Codec::Pcmu, Direction::SendRecv));
-    let intruder: SocketAddr = "198.51.100.1:4000".parse().unwrap();
-    // A payload type that was not negotiated does not latch.
-    r.rtp(0, intruder, 18, 1, &[0; 20]);
-    r.rtp(0, peer(), 0, 1, &[0x11; 160]);
-    r.rtp(20, intruder, 0, 2, &[0x22; 160]);
-    r.rtp(20, peer(), 0, 2, &[0x33; 160]);
+    // Another host sending to the port first (a hijack): refused, counted, never latched.
+    let attacker: SocketAddr = "198.51.100.1:4000".parse().unwrap();
+    r.rtp(0, attacker, 0, 1, &[0x99; 160]);
+    r.rtp(0, attacker, 0, 2, &[0x99; 160]);
+    // From the SDP address's IP, a payload type that was not negotiated does not latch ...
+    let caller: SocketAddr = "192.0.2.10:40000".parse().unwrap();
+    r.rtp(0, caller, 18, 1, &[0; 20]);
+    // ... PCMU does, from another port of that IP (a NAT moved it: RFC 4961).
+    r.rtp(0, caller, 0, 1, &[0x11; 160]);
+    r.rtp(20, peer(), 0, 2, &[0x22; 160]);
+    r.rtp(20, caller, 0, 2, &[0x33; 160]);
     let frames = r.frames(20);
     assert_eq!(frames.iter().map(|f| f[0]).collect::<Vec<_>>(), vec![0x11, 0x33]);
     let st = r.s.stats();
-    assert_eq!((st.foreign, st.wrong_payload_type, st.rtp_received), (1, 1, 2));
-    r.s.handle_rtp(r.at(40), peer(), b"not rtp");
+    assert_eq!((st.refused_source, st.foreign, st.wrong_payload_type, st.rtp_received), (2, 1, 1, 2));
+    r.s.handle_rtp(r.at(40), caller, b"not rtp");
     assert_eq!(r.s.stats().malformed, 1);
+    // media.latch = "any": the first source wins, wherever it is.
+    let mut r = Run::new(SessionConfig { latch: Latch::Any, ..config() }, stream(Codec::Pcmu, Direction::SendRecv));
+    r.rtp(0, attacker, 0, 1, &[0x99; 160]);
+    assert_eq!((r.s.stats().refused_source, r.s.stats().rtp_received), (0, 1));
+    // media.allow: a block whose media may be latched besides the SDP address (Twilio's media range).
+    let allow = crate::sip::allow::AllowList::parse("168.86.128.0/18").unwrap();
+    let mut r = Run::new(SessionConfig { latch_allow: allow, ..config() }, stream(Codec::Pcmu, Direction::SendRecv));
+    r.rtp(0, attacker, 0, 1, &[0x99; 160]);
+    r.rtp(0, "168.86.130.7:10000".parse().unwrap(), 0, 1, &[0x11; 160]);
+    assert_eq!((r.s.stats().refused_source, r.s.stats().rtp_received), (1, 1));
+}
+
+#[test]
+fn before_the_callers_first_packet_a_few_go_to_the_sdp_address_then_it_waits() {
+    let mut r = Run::new(config(), stream(Codec::Pcmu, Direction::SendRecv));
+    let before: Vec<_> = (0..=150).flat_map(|k| r.sent(k * 20)).collect();
+    assert_eq!(before.len(), PRE_LATCH_PACKETS as usize, "3 s with no RTP from the caller");
+    assert!(before.iter().all(|p| p.4 == peer()));
+    let natted: SocketAddr = "192.0.2.10:61000".parse().unwrap();
+    r.rtp(3_000, natted, 0, 1, &[0x11; 160]);
+    let after = r.sent(3_100);
+    assert!(!after.is_empty() && after.iter().all(|p| p.4 == natted), "sending resumes to the latched source");
+    // A new SDP address (re-INVITE) starts over: a few packets to it, then wait for its RTP.
+    let moved: SocketAddr = "192.0.2.20:30000".parse().unwrap();
+    r.s.update(r.at(3_100), Stream::sendrecv(Codec::Pcmu, moved));
+    let next: Vec<_> = (156..=300).flat_map(|k| r.sent(k * 20)).collect();
+    assert_eq!(next.len(), PRE_LATCH_PACKETS as usize);
+    assert!(next.iter().all(|p| p.4 == moved));
 }
 
 #[test]
@@ -103,8 +141,9 @@ fn an_srtp_stream_is_decrypted_in_and_protected_out_and_forgeries_neither_play_n
         let n = phone.protect_rtp(&mut d, n).unwrap();
         d[..n].to_vec()
     };
-    // A forgery (plain RTP, or SRTP under another key) from anywhere: dropped, counted, and not latched.
-    let intruder: SocketAddr = "198.51.100.1:4000".parse().unwrap();
+    // A forgery (plain RTP, or SRTP under another key) from the peer's own IP (an attacker who can spoof it,
+    // or sits behind the same NAT): dropped, counted, and not latched.
+    let intruder: SocketAddr = "192.0.2.10:4000".parse().unwrap();
     r.rtp(0, intruder, 0, 1, &[0x99; 160]);
     let mut forger = Srtp::new(SrtpKeys { local: KeySalt([6; KEY_SALT_LEN]), ..keys });
     let forged = protect(&mut forger, 1, 0x98);
@@ -146,7 +185,7 @@ fn an_srtp_stream_is_decrypted_in_and_protected_out_and_forgeries_neither_play_n
 
 #[test]
 fn symmetric_rtp_answers_the_latched_source_not_the_sdp_address() {
-    let natted: SocketAddr = "203.0.113.5:61000".parse().unwrap();
+    let natted: SocketAddr = "192.0.2.10:61000".parse().unwrap();
     let mut r = Run::new(config(), stream(Codec::Pcmu, Direction::SendRecv));
     assert_eq!(r.sent(0)[0].4, peer(), "before any RTP: the SDP address");
     r.rtp(10, natted, 0, 1, &[0x11; 160]);
@@ -159,6 +198,7 @@ fn symmetric_rtp_answers_the_latched_source_not_the_sdp_address() {
 #[test]
 fn packets_go_out_every_20_ms_on_a_clock_that_does_not_drift_with_late_polls() {
     let mut r = Run::new(config(), stream(Codec::Pcmu, Direction::SendRecv));
+    r.latch();
     let mut all = Vec::new();
     let mut deadlines = Vec::new();
     for k in 0..50u64 {
@@ -178,6 +218,7 @@ fn packets_go_out_every_20_ms_on_a_clock_that_does_not_drift_with_late_polls() {
 #[test]
 fn a_stalled_task_skips_ticks_instead_of_bursting() {
     let mut r = Run::new(config(), stream(Codec::Pcmu, Direction::SendRecv));
+    r.latch();
     assert_eq!(r.sent(0).len(), 1);
     let after = r.sent(1000);
     assert!(after.len() <= 6, "{} packets burst", after.len());
@@ -188,6 +229,7 @@ fn a_stalled_task_skips_ticks_instead_of_bursting() {
 #[test]
 fn a_send_tick_that_finds_the_reply_late_is_an_underrun_in_the_stats() {
     let mut r = Run::new(config(), stream(Codec::Pcmu, Direction::SendRecv));
+    r.latch();
     // An echo in real time: each frame queued just before its tick.
     for k in 0..10u64 {
         r.s.playout().push(&[0x42; FRAME_BYTES]);
