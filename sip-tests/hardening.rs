@@ -1,6 +1,7 @@
 //! Hardening on the wire: a source flooding INVITEs is limited (503, then silence) while other sources' calls
-//! go through, with the server's memory flat; TCP connections capped per source and in total; a trickled
-//! message (slowloris) closed; an oversized SDP offer refused.
+//! go through, with the server's memory flat; a flood of 60 KB OPTIONS leaves the memory flat (stateless
+//! answers, a byte budget on what transactions keep); TCP connections capped per source and in total; a
+//! trickled message (slowloris) closed; an oversized SDP offer refused.
 
 mod common;
 
@@ -379,4 +380,137 @@ fn statuses_until_final(conn: &mut TcpStream) -> Vec<String> {
             }
         }
     }
+}
+
+/// Places one call from a socket of its own, retransmitting the INVITE every 500 ms (as a UA does over UDP)
+/// until a final answer; ACKs and hangs up a 200. Whether it was answered 200 within 8 s.
+fn call_answered(server: &Server, n: u32) -> bool {
+    let sip = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sip.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+    let me = sip.local_addr().unwrap();
+    let to = ("127.0.0.1", server.udp);
+    let sdp = "v=0\r\no=t 1 1 IN IP4 127.0.0.1\r\ns=t\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\n";
+    let head = |method: &str, tag: &str| {
+        format!(
+            "{method} sip:{NUMBER}@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-legit{n}{method}\r\n\
+             From: <sip:+12125550100@127.0.0.1>;tag=l{n}\r\nTo: <sip:{NUMBER}@127.0.0.1>{tag}\r\nCall-ID: legit-{n}\r\n\
+             CSeq: 1 {method}\r\nContact: <sip:l@{me}>\r\nMax-Forwards: 70\r\nX-Twilio-AccountSid: ACbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\r\n"
+        )
+    };
+    let invite =
+        format!("{}Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}", head("INVITE", ""), sdp.len());
+    let deadline = Instant::now() + Duration::from_secs(8);
+    let mut buf = [0u8; 65536];
+    while Instant::now() < deadline {
+        sip.send_to(invite.as_bytes(), to).unwrap();
+        let wait = Instant::now() + Duration::from_millis(500);
+        while Instant::now() < wait {
+            let Ok(len) = sip.recv(&mut buf) else { break };
+            let text = String::from_utf8_lossy(&buf[..len]).into_owned();
+            if text.starts_with("SIP/2.0 1") {
+                continue;
+            }
+            if !text.starts_with("SIP/2.0 200") {
+                return false;
+            }
+            let tag = header(&text, "To").split(";tag=").nth(1).unwrap_or("").to_string();
+            let ack = head("ACK", &format!(";tag={tag}"));
+            sip.send_to(format!("{ack}Content-Length: 0\r\n\r\n").as_bytes(), to).unwrap();
+            let bye = head("BYE", &format!(";tag={tag}")).replace("CSeq: 1 BYE", "CSeq: 2 BYE");
+            sip.send_to(format!("{bye}Content-Length: 0\r\n\r\n").as_bytes(), to).unwrap();
+            return true;
+        }
+    }
+    false
+}
+
+/// Security finding "memory blow-up with OPTIONS": 60 KB OPTIONS from one allowed UDP source, padded in the
+/// headers a response echoes, took RSS from 13 to 3,172 MiB in 6 s (every answer kept 32 s for
+/// retransmissions) and it was never given back. The same flood, from a source exempt from the request rate
+/// (as Twilio's edges are), so the stateless OPTIONS answer and the byte budget are what hold: for 10 s RSS
+/// stays under +64 MiB, comes back to within 10% of where it was once the flood stops, and calls from another
+/// address are answered throughout.
+#[test]
+fn options_memory_blow_up_a_10_s_flood_of_60_kb_options_keeps_rss_bounded_and_calls_answered() {
+    let env = [("VOCALS_SIP_REQUEST_RATE", "100"), ("VOCALS_SIP_RATE_EXEMPT", "127.0.0.3")];
+    let server = Server::start("options-flood", &env);
+    assert!(call_answered(&server, 0), "a call before the flood");
+    // The flood, from a thread of its own until told to stop; (sent, answered).
+    let flood = |server: &Server| {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let udp = server.udp;
+        let handle = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let s = UdpSocket::bind("127.0.0.3:0").unwrap();
+                s.set_nonblocking(true).unwrap();
+                let me = s.local_addr().unwrap();
+                let pad = |c: char| c.to_string().repeat(15_000);
+                let (mut sent, mut answered) = (0u32, 0u32);
+                let mut buf = [0u8; 65536];
+                let start = Instant::now();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    // 10 every 10 ms: about 1,000 a second, 60 MB/s.
+                    for _ in 0..10 {
+                        let options = format!(
+                            "OPTIONS sip:{NUMBER}@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-opt{sent}\r\n\
+                             From: \"{}\" <sip:f@127.0.0.3>;tag=o{sent}\r\nTo: \"{}\" <sip:{NUMBER}@127.0.0.1>\r\n\
+                             Call-ID: opt-{sent}\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nX-Pad: {}\r\nX-Pad: {}\r\n\
+                             Content-Length: 0\r\n\r\n",
+                            pad('f'),
+                            pad('t'),
+                            pad('a'),
+                            pad('b')
+                        );
+                        let _ = s.send_to(options.as_bytes(), ("127.0.0.1", udp));
+                        sent += 1;
+                    }
+                    while s.recv(&mut buf).is_ok() {
+                        answered += 1;
+                    }
+                    let due = start + Duration::from_millis(10 * u64::from(sent / 10));
+                    std::thread::sleep(due.saturating_duration_since(Instant::now()));
+                }
+                (sent, answered)
+            })
+        };
+        (stop, handle)
+    };
+    // Two seconds of it first, with calls, so the baseline is a server whose allocator has seen 60 KB messages
+    // and whose store holds call records; then quiet.
+    let (stop, warm) = flood(&server);
+    for n in 1000..1008 {
+        assert!(call_answered(&server, n), "warm-up call {n}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    warm.join().unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    let baseline = rss_kib(&server);
+    let (stop, flood) = flood(&server);
+    let start = Instant::now();
+    let (mut peak, mut calls, mut n) = (baseline, 0, 1);
+    while start.elapsed() < Duration::from_secs(10) {
+        assert!(call_answered(&server, n), "call {n} during the flood was not answered");
+        calls += 1;
+        n += 1;
+        peak = peak.max(rss_kib(&server));
+        std::thread::sleep(Duration::from_millis(200));
+        peak = peak.max(rss_kib(&server));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (sent, answered) = flood.join().unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    let after = rss_kib(&server);
+
+    println!(
+        "OPTIONS flood: {sent} sent ({} MB), {answered} answered; RSS {baseline} KiB before, {peak} KiB at most, \
+         {after} KiB 2 s after; {calls} calls answered during it",
+        sent as u64 * 60 / 1000
+    );
+    // Not all: 30 KB answers overflow the flooder's own receive buffer between its reads.
+    assert!(answered > sent / 4, "the flood is answered, not just dropped: {answered} of {sent}");
+    assert!(peak < baseline + 64 * 1024, "RSS rose by {} KiB", peak - baseline);
+    assert!(after <= baseline + baseline / 10, "RSS {after} KiB after, {baseline} KiB before");
+    assert!(call_answered(&server, n), "a call after the flood");
 }

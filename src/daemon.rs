@@ -171,6 +171,8 @@ pub async fn serve(
         max_calls: config.sip.max_calls,
         max_transactions: config.sip.max_transactions,
         rate: config.sip.rate.clone(),
+        request_rate: config.sip.request_rate.clone(),
+        max_transaction_bytes: config.sip.max_transaction_bytes,
         ..EndpointConfig::default()
     };
     let (media_tx, media_rx) = tokio::sync::mpsc::channel(1024);

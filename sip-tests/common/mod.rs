@@ -62,7 +62,7 @@ impl Server {
         // Each server its own RTP range, so servers running side by side do not contend for ports.
         let rtp = 20_000 + 400 * RTP_RANGES.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 40_000;
         let config = format!(
-            "default_agent = \"\"\n[sip]\ninvite_rate = 0\nlisten_udp = \"{host}:{udp}\"\nlisten_tcp = \"{host}:{tcp}\"\nmax_call_duration = 60\n\
+            "default_agent = \"\"\n[sip]\ninvite_rate = 0\nrequest_rate = 0\nlisten_udp = \"{host}:{udp}\"\nlisten_tcp = \"{host}:{tcp}\"\nmax_call_duration = 60\n\
              [media]\npublic_ip = \"127.0.0.1\"\nrtp_ports = \"{rtp}-{}\"\n\
              [admin]\nlisten = \"127.0.0.1:{admin}\"\n[log]\nlevel = \"info\"\n\
              [[numbers]]\nnumber = \"{NUMBER}\"\nagent = \"echo\"\naccount_sid = \"ACbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\"\n\

@@ -205,7 +205,7 @@ def start_vocals(work, port, extra_config="", env=None):
     config = work / "vocals.toml"
     config.write_text(
         f'state_dir = "{state}"\n{extra_config}\n'
-        f'[sip]\nlisten_udp = "127.0.0.1:{port}"\nlisten_tcp = ""\ninvite_rate = 0\nmax_calls = 20000\n'
+        f'[sip]\nlisten_udp = "127.0.0.1:{port}"\nlisten_tcp = ""\ninvite_rate = 0\nrequest_rate = 0\nmax_transaction_memory_mb = 1024\nmax_calls = 20000\n'
         f'[media]\npublic_ip = "127.0.0.1"\nrtp_ports = "20000-59999"\n'
         f'[admin]\nlisten = "127.0.0.1:{admin}"\ntoken = "load-token-0123456789"\n'
         '[log]\nlevel = "warn"\n')

@@ -193,6 +193,10 @@ pub struct SipConfig {
     pub drain_timeout: Duration,
     /// The per-source limit on new INVITEs.
     pub rate: RateConfig,
+    /// The per-source limit on every new request (same exempt sources).
+    pub request_rate: RateConfig,
+    /// Most bytes the server transactions may keep for retransmission.
+    pub max_transaction_bytes: usize,
 }
 
 /// `[log]`.
@@ -249,6 +253,7 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ("sip", "reject_disallowed", "false"),
     ("sip", "max_calls", "1000"),
     ("sip", "max_transactions", "400000"),
+    ("sip", "max_transaction_memory_mb", "64"),
     ("sip", "max_call_duration", "14400"),
     ("sip", "t1_ms", "500"),
     ("sip", "tcp_max_connections", "1024"),
@@ -258,6 +263,8 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ("sip", "drain_timeout", "300"),
     ("sip", "invite_rate", "10"),
     ("sip", "invite_burst", "20"),
+    ("sip", "request_rate", "100"),
+    ("sip", "request_burst", "200"),
     (
         "sip",
         "rate_exempt",
@@ -386,6 +393,14 @@ impl Config {
                     .map_err(|e| bad("sip.rate_exempt", &v["sip.rate_exempt"], &e.to_string()))?,
                 max_sources: 65_536,
             },
+            request_rate: RateConfig {
+                per_second: number(v, "sip.request_rate", 0, 1_000_000)? as u32,
+                burst: number(v, "sip.request_burst", 1, 1_000_000)? as u32,
+                exempt: AllowList::parse(&v["sip.rate_exempt"])
+                    .map_err(|e| bad("sip.rate_exempt", &v["sip.rate_exempt"], &e.to_string()))?,
+                max_sources: 65_536,
+            },
+            max_transaction_bytes: number(v, "sip.max_transaction_memory_mb", 1, 65_536)? << 20,
         };
         let public_ip = match v["media.public_ip"].trim() {
             "" => None,

@@ -74,6 +74,16 @@ pub struct EndpointConfig {
     pub user_agent: String,
     /// The per-source limit on new INVITEs.
     pub rate: RateConfig,
+    /// The per-source limit on every new request (INVITE included, ACK not); its exempt sources are the
+    /// INVITE limit's.
+    pub request_rate: RateConfig,
+    /// Most bytes the server transactions may keep for retransmission (their last responses); beyond it new
+    /// requests get a stateless 503.
+    pub max_transaction_bytes: usize,
+    /// Longest Call-ID, From/To tag and Via a request may carry (400 past them, saying which).
+    pub max_call_id: usize,
+    pub max_tag: usize,
+    pub max_via: usize,
 }
 
 impl Default for EndpointConfig {
@@ -88,6 +98,13 @@ impl Default for EndpointConfig {
             max_calls: 1_000,
             user_agent: concat!("vocals/", env!("CARGO_PKG_VERSION")).to_string(),
             rate: RateConfig::default(),
+            request_rate: RateConfig::default(),
+            max_transaction_bytes: 64 << 20,
+            // Past RFC 4475 §3.1.1.4's long values (a 501-byte Call-ID, a 735-byte tag, 40 Vias in 3,660
+            // bytes), which a UAS must take.
+            max_call_id: 1024,
+            max_tag: 1024,
+            max_via: 8192,
         }
     }
 }
@@ -157,6 +174,8 @@ pub enum DropReason {
     StrayAck,
     /// A new INVITE from a source over its rate, already answered 503 (see [`crate::sip::ratelimit`]).
     RateLimited,
+    /// A new request answered 503 without a transaction: the retained-transaction byte budget is spent.
+    OverBudget,
 }
 
 impl DropReason {
@@ -167,6 +186,7 @@ impl DropReason {
             DropReason::StrayResponse => "stray_response",
             DropReason::StrayAck => "stray_ack",
             DropReason::RateLimited => "rate_limited",
+            DropReason::OverBudget => "over_budget",
         }
     }
 }
@@ -175,6 +195,8 @@ impl DropReason {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Sizes {
     pub server_transactions: usize,
+    /// Bytes the server transactions keep for retransmission.
+    pub retained_bytes: usize,
     pub client_transactions: usize,
     pub dialogs: usize,
     pub calls: usize,
@@ -187,12 +209,15 @@ pub struct Endpoint {
     /// The server transaction tables, sharded: they grow to hundreds of thousands of entries (see
     /// [`ShardedMap`]).
     invites: ShardedMap<TransactionKey, InviteTx>,
-    non_invites: ShardedMap<TransactionKey, (ServerNonInvite, Peer)>,
+    non_invites: ShardedMap<TransactionKey, NonInviteTx>,
     clients: HashMap<TransactionKey, ClientTx>,
     dialogs: HashMap<DialogId, CallRef>,
     calls: HashMap<CallRef, Call>,
     draining: bool,
     limiter: RateLimiter,
+    requests: RateLimiter,
+    /// Bytes the server transactions keep (see [`EndpointConfig::max_transaction_bytes`]).
+    retained: usize,
     out: VecDeque<Output>,
     /// Every transaction's deadline, earliest first, so neither `poll_timeout` nor `handle_timeout` walks the
     /// tables (at thousands of calls a second, Timer J and Timer L keep tens of thousands of finished
@@ -240,11 +265,19 @@ impl Ord for Timer {
     }
 }
 
-/// An INVITE server transaction and the call it belongs to.
+/// An INVITE server transaction and the call it belongs to; `bytes`: what it keeps, as last counted.
 struct InviteTx {
     tx: ServerInvite,
     peer: Peer,
     call: CallRef,
+    bytes: usize,
+}
+
+/// A non-INVITE server transaction; `bytes`: what it keeps, as last counted.
+struct NonInviteTx {
+    tx: ServerNonInvite,
+    peer: Peer,
+    bytes: usize,
 }
 
 /// A client transaction (our BYE) and the call it belongs to.
@@ -290,6 +323,8 @@ impl Endpoint {
             calls: HashMap::new(),
             draining: false,
             limiter: RateLimiter::new(config.rate.clone()),
+            requests: RateLimiter::new(config.request_rate.clone()),
+            retained: 0,
             out: VecDeque::new(),
             timers: BinaryHeap::new(),
             timer_seq: 0,
@@ -315,6 +350,7 @@ impl Endpoint {
     pub fn sizes(&self) -> Sizes {
         Sizes {
             server_transactions: self.invites.len() + self.non_invites.len(),
+            retained_bytes: self.retained,
             client_transactions: self.clients.len(),
             dialogs: self.dialogs.len(),
             calls: self.calls.len(),
@@ -348,7 +384,9 @@ impl Endpoint {
                     self.drain_invite(now, &key);
                 }
                 Table::NonInvite => {
-                    let Some((t, _)) = self.non_invites.get_mut(&key).filter(|(t, _)| ripe(t.poll_timeout())) else {
+                    let Some(NonInviteTx { tx: t, .. }) =
+                        self.non_invites.get_mut(&key).filter(|e| ripe(e.tx.poll_timeout()))
+                    else {
                         continue;
                     };
                     t.handle_timeout(now);
@@ -400,9 +438,16 @@ impl Endpoint {
                 TxOut::Event(E::AckTimeout) => self.ack_timeout(now, call),
                 TxOut::Event(E::Timeout) => self.end_call(call, EndReason::ResponseTimeout),
                 TxOut::Event(E::Terminated) => {
-                    self.invites.remove(key);
+                    if let Some(gone) = self.invites.remove(key) {
+                        self.retained -= gone.bytes;
+                    }
                 }
             }
+        }
+        if let Some(e) = self.invites.get_mut(key) {
+            let bytes = e.tx.retained();
+            self.retained = self.retained + bytes - e.bytes;
+            e.bytes = bytes;
         }
         let at = self.invites.get(key).and_then(|e| e.tx.poll_timeout());
         self.schedule(Table::Invite, key, at);
@@ -410,18 +455,25 @@ impl Endpoint {
 
     fn drain_non_invite(&mut self, key: &TransactionKey) {
         use crate::sip::transaction::{Output as TxOut, TransactionEvent as E};
-        let Some((tx, peer)) = self.non_invites.get_mut(key) else { return };
-        let (peer, outs) = (*peer, tx.take_outputs());
+        let Some(entry) = self.non_invites.get_mut(key) else { return };
+        let (peer, outs) = (entry.peer, entry.tx.take_outputs());
         for o in outs {
             match o {
                 TxOut::Transmit(bytes) => self.transmit(peer, bytes),
                 TxOut::Event(E::Terminated) => {
-                    self.non_invites.remove(key);
+                    if let Some(gone) = self.non_invites.remove(key) {
+                        self.retained -= gone.bytes;
+                    }
                 }
                 TxOut::Event(_) => {}
             }
         }
-        let at = self.non_invites.get(key).and_then(|(t, _)| t.poll_timeout());
+        if let Some(e) = self.non_invites.get_mut(key) {
+            let bytes = e.tx.retained();
+            self.retained = self.retained + bytes - e.bytes;
+            e.bytes = bytes;
+        }
+        let at = self.non_invites.get(key).and_then(|e| e.tx.poll_timeout());
         self.schedule(Table::NonInvite, key, at);
     }
 

@@ -532,3 +532,94 @@ fn a_blind_transfer_sends_refer_and_reports_its_answer_and_notifies() {
     );
     assert_eq!(codes(&net.take_responses()), vec![200, 200], "each NOTIFY is answered 200");
 }
+
+/// An out-of-dialog request from `from` with a branch and Call-ID of its own and `pad` bytes in its From
+/// display name (echoed by every response).
+fn padded(method: &str, n: usize, pad: usize) -> String {
+    format!(
+        "{method} sip:+14155550123@203.0.113.10:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 198.51.100.9:5060;branch=z9hG4bKpad{n}\r\n\
+         From: \"{}\" <sip:flood@198.51.100.9>;tag=f{n}\r\nTo: <sip:+14155550123@203.0.113.10>\r\nCall-ID: pad-{n}\r\n\
+         CSeq: 1 {method}\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+        "x".repeat(pad)
+    )
+}
+
+#[test]
+fn options_out_of_a_dialog_is_answered_statelessly_and_keeps_nothing() {
+    let mut net = Net::new(EndpointConfig::default());
+    for n in 0..100 {
+        net.deliver_from("127.0.0.9:5060", padded("OPTIONS", n, 8_000));
+    }
+    let res = net.take_responses();
+    assert_eq!(res.len(), 100);
+    assert!(res.iter().all(|r| r.status.as_u16() == 200 && header(r, "Allow").contains("INVITE")));
+    let sizes = net.ep.sizes();
+    assert_eq!((sizes.server_transactions, sizes.retained_bytes), (0, 0), "nothing kept for 32 s");
+}
+
+#[test]
+fn retained_transactions_have_a_byte_budget_past_which_requests_get_a_stateless_503() {
+    let mut net = Net::new(EndpointConfig { max_transaction_bytes: 100_000, ..EndpointConfig::default() });
+    // An unknown method keeps its 405 (which echoes the padded From) for Timer J.
+    for n in 0..40 {
+        net.deliver_from("127.0.0.9:5060", padded("PUBLISH", n, 8_000));
+    }
+    let res = net.take_responses();
+    let refused = res.iter().filter(|r| r.status.as_u16() == 503).count();
+    assert!(refused > 20, "{refused} refused");
+    assert!(res.iter().filter(|r| r.status.as_u16() == 503).all(|r| header(r, "Retry-After") == "5"));
+    let sizes = net.ep.sizes();
+    assert!(sizes.retained_bytes < 100_000 + 9_000, "{} bytes kept", sizes.retained_bytes);
+    assert_eq!(sizes.server_transactions, 40 - refused, "a refusal keeps no transaction");
+    let over =
+        net.take_events().iter().filter(|e| matches!(e, Event::Dropped { why: DropReason::OverBudget, .. })).count();
+    assert_eq!(over, refused);
+    // Once Timer J has let them go, the budget is back, and so is service.
+    net.advance_to(40_000);
+    assert_eq!(net.ep.sizes().retained_bytes, 0);
+    net.deliver_from("127.0.0.9:5060", padded("PUBLISH", 99, 10));
+    assert_eq!(codes(&net.take_responses()), [405]);
+}
+
+#[test]
+fn an_oversized_call_id_tag_or_via_gets_a_stateless_400_saying_which() {
+    let mut net = Net::new(EndpointConfig::default());
+    let base = padded("OPTIONS", 1, 0);
+    let cases = [
+        (
+            base.replace("Call-ID: pad-1", &format!("Call-ID: {}", "c".repeat(1100))),
+            "Call-ID Too Long (1100 bytes, at most 1024)",
+        ),
+        (base.replace("tag=f1", &format!("tag={}", "t".repeat(1100))), "From Tag Too Long (1100 bytes, at most 1024)"),
+        (base.replace("branch=z9hG4bKpad1", &format!("branch=z9hG4bKpad1;x={}", "v".repeat(9000))), "Via Too Long"),
+    ];
+    for (request, reason) in cases {
+        net.deliver_from("127.0.0.9:5060", request);
+        let res = net.take_responses();
+        assert_eq!(codes(&res), [400]);
+        assert!(res[0].reason.starts_with(reason.as_bytes()), "{:?}", String::from_utf8_lossy(&res[0].reason));
+    }
+    assert_eq!(net.ep.sizes().server_transactions, 0);
+}
+
+#[test]
+fn every_method_is_rate_limited_per_source_but_twilios_edges_are_not() {
+    let exempt = crate::sip::allow::AllowList::parse("54.244.51.0/30").unwrap();
+    let rate = RateConfig { per_second: 10, burst: 5, exempt, max_sources: 100 };
+    let mut net = Net::new(EndpointConfig { request_rate: rate, ..EndpointConfig::default() });
+    for n in 0..20 {
+        net.deliver_from("127.0.0.9:5060", padded("OPTIONS", n, 0));
+    }
+    assert_eq!(
+        codes(&net.take_responses()),
+        [[200; 5].as_slice(), &[503; 3]].concat(),
+        "burst, three 503s, then silence"
+    );
+    let dropped =
+        net.take_events().iter().filter(|e| matches!(e, Event::Dropped { why: DropReason::RateLimited, .. })).count();
+    assert_eq!(dropped, 12);
+    for n in 0..20 {
+        net.deliver_from(EDGE, padded("OPTIONS", 100 + n, 0));
+    }
+    assert_eq!(net.take_responses().len(), 20, "an edge is never limited");
+}

@@ -6,7 +6,10 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use super::{Call, CallRef, DropReason, EndReason, Endpoint, EndpointConfig, Event, InviteTx, Peer, Phase, Transport};
+use super::{
+    Call, CallRef, DropReason, EndReason, Endpoint, EndpointConfig, Event, InviteTx, NonInviteTx, Peer, Phase,
+    Transport,
+};
 use crate::sip::dialog::{Dialog, DialogId};
 use crate::sip::message::typed::{Reason, Transport as ViaTransport, Via};
 use crate::sip::message::{
@@ -87,9 +90,32 @@ impl Endpoint {
             t.tx.on_invite_retransmission();
             return self.drain_invite(now, &key);
         }
-        if let Some((t, _)) = self.non_invites.get_mut(&key) {
-            t.on_retransmission();
+        if let Some(t) = self.non_invites.get_mut(&key) {
+            t.tx.on_retransmission();
             return self.drain_non_invite(&key);
+        }
+        // Bounds every new request meets, Twilio's edges included (they are exempt from the rates only):
+        // lengths first, then the source's rate, then what the transactions may keep. Each answer here is
+        // stateless: a flood of them leaves nothing behind.
+        if let Some(problem) = self.oversized(&req) {
+            return self.stateless(peer, &req, StatusCode::BAD_REQUEST, &problem);
+        }
+        match self.requests.check(now, peer.addr.ip()) {
+            Verdict::Allow => {}
+            Verdict::Refuse => {
+                return self.stateless(
+                    peer,
+                    &req,
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Too Many Requests From This Source",
+                );
+            }
+            Verdict::Drop => return self.event(Event::Dropped { why: DropReason::RateLimited, from: peer.addr }),
+        }
+        let options = req.method == Method::Options && !has_to_tag(&req);
+        if !options && self.retained >= self.config.max_transaction_bytes {
+            self.event(Event::Dropped { why: DropReason::OverBudget, from: peer.addr });
+            return self.stateless(peer, &req, StatusCode::SERVICE_UNAVAILABLE, "Server Busy");
         }
         if self.invites.len() + self.non_invites.len() >= self.config.max_transactions {
             return self.refuse(now, peer, key, &req, StatusCode::SERVICE_UNAVAILABLE, "Too Many Transactions");
@@ -101,8 +127,13 @@ impl Endpoint {
             (Method::Cancel, _) => self.on_cancel(now, peer, key, &req),
             (Method::Invite, false) => self.new_call(now, peer, key, req),
             (_, true) => self.in_dialog(now, peer, key, req),
+            // Out of a dialog, OPTIONS is answered statelessly (RFC 3261 §8.2.7 allows it): its 200 holds no
+            // state worth keeping, and a retransmission is simply answered again.
             (Method::Options, false) => {
-                self.respond_non_invite(now, peer, key, &req, StatusCode::OK, None, capabilities)
+                let tag = self.ids.tag();
+                let mut res = self.response(&req, &peer, StatusCode::OK, Some(&tag));
+                capabilities(&mut res);
+                self.transmit(peer, res.to_bytes());
             }
             (Method::Bye | Method::Info | Method::Update | Method::Notify | Method::Prack, false) => {
                 self.respond_non_invite(now, peer, key, &req, StatusCode::CALL_DOES_NOT_EXIST, None, |_| {})
@@ -172,14 +203,48 @@ impl Endpoint {
             let mut tx = ServerInvite::new(peer.transport.is_reliable(), self.config.timers);
             tx.respond(now, status, res.to_bytes());
             let call = self.ids.call();
-            self.invites.insert(key.clone(), InviteTx { tx, peer, call });
+            self.invites.insert(key.clone(), InviteTx { tx, peer, call, bytes: 0 });
             self.drain_invite(now, &key);
         } else {
             let mut tx = ServerNonInvite::new(peer.transport.is_reliable(), self.config.timers);
             tx.respond(now, status, res.to_bytes());
-            self.non_invites.insert(key.clone(), (tx, peer));
+            self.non_invites.insert(key.clone(), NonInviteTx { tx, peer, bytes: 0 });
             self.drain_non_invite(&key);
         }
+    }
+
+    /// A final response sent without a transaction (nothing kept: the answers to floods).
+    fn stateless(&mut self, peer: Peer, req: &Request, status: StatusCode, phrase: &str) {
+        if req.method == Method::Ack {
+            return;
+        }
+        let tag = self.ids.tag();
+        let mut res = self.response(req, &peer, status, Some(&tag)).with_reason(phrase);
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            res.headers.push(HeaderName::RetryAfter, RETRY_AFTER);
+        }
+        self.transmit(peer, res.to_bytes());
+    }
+
+    /// What of a request is longer than vocals takes (Call-ID, a From or To tag, the Via headers together),
+    /// as a reason phrase that says which.
+    fn oversized(&self, req: &Request) -> Option<String> {
+        let c = &self.config;
+        let call_id = req.headers.get(&HeaderName::CallId).map_or(0, <[u8]>::len);
+        if call_id > c.max_call_id {
+            return Some(format!("Call-ID Too Long ({call_id} bytes, at most {})", c.max_call_id));
+        }
+        for (name, header) in [("From", req.headers.from()), ("To", req.headers.to())] {
+            let tag = header.ok().and_then(|h| h.tag().map(|t| t.len())).unwrap_or(0);
+            if tag > c.max_tag {
+                return Some(format!("{name} Tag Too Long ({tag} bytes, at most {})", c.max_tag));
+            }
+        }
+        let via: usize = req.headers.get_all(&HeaderName::Via).map(<[u8]>::len).sum();
+        if via > c.max_via {
+            return Some(format!("Via Too Long ({via} bytes, at most {})", c.max_via));
+        }
+        None
     }
 
     /// A new INVITE: 100 Trying at once, then the call layer decides.
@@ -201,7 +266,7 @@ impl Endpoint {
         tx.respond(now, StatusCode::TRYING, trying.to_bytes());
         let call = self.ids.call();
         let to_tag = self.ids.tag();
-        self.invites.insert(key.clone(), InviteTx { tx, peer, call });
+        self.invites.insert(key.clone(), InviteTx { tx, peer, call, bytes: 0 });
         self.calls.insert(
             call,
             Call {
@@ -315,7 +380,7 @@ impl Endpoint {
     fn reinvite(&mut self, now: Instant, peer: Peer, key: TransactionKey, call: CallRef, req: Request) {
         let mut tx = ServerInvite::new(peer.transport.is_reliable(), self.config.timers);
         tx.respond(now, StatusCode::TRYING, self.response(&req, &peer, StatusCode::TRYING, None).to_bytes());
-        self.invites.insert(key.clone(), InviteTx { tx, peer, call });
+        self.invites.insert(key.clone(), InviteTx { tx, peer, call, bytes: 0 });
         self.drain_invite(now, &key);
         let offer = (!req.body.is_empty()).then(|| req.body.clone());
         if let Some(c) = self.calls.get_mut(&call) {
@@ -488,7 +553,7 @@ impl Endpoint {
         shape(&mut res);
         let mut tx = ServerNonInvite::new(peer.transport.is_reliable(), self.config.timers);
         tx.respond(now, status, res.to_bytes());
-        self.non_invites.insert(key.clone(), (tx, peer));
+        self.non_invites.insert(key.clone(), NonInviteTx { tx, peer, bytes: 0 });
         self.drain_non_invite(&key);
     }
 

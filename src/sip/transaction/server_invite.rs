@@ -179,6 +179,13 @@ impl Machine for ServerInvite {
     }
 }
 
+impl ServerInvite {
+    /// Bytes this transaction keeps for retransmission (its last response), for the endpoint's byte budget.
+    pub fn retained(&self) -> usize {
+        self.last.as_ref().map_or(0, |b| b.len())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
