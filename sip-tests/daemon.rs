@@ -293,7 +293,7 @@ fn the_systemd_units_verify_and_hold_the_service_to_no_privilege() {
     }
     // Verify with ExecStart pointing at the binary just built (the tool checks that it exists).
     let exe = env!("CARGO_BIN_EXE_vocals");
-    std::fs::write(dir.join("vocals.service"), service.replace("/usr/local/bin/vocals", exe)).unwrap();
+    std::fs::write(dir.join("vocals.service"), service.replace("/usr/bin/vocals", exe)).unwrap();
     std::fs::write(dir.join("vocals.socket"), socket).unwrap();
     let out = std::process::Command::new(tool)
         .arg("verify")
