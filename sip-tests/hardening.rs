@@ -351,7 +351,7 @@ fn an_sdp_offer_larger_than_vocals_reads_gets_413() {
     let invite = format!(
         "INVITE sip:{NUMBER}@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP {me};branch=z9hG4bK-big\r\nFrom: <sip:+12125550100@{me}>;tag=b\r\n\
          To: <sip:{NUMBER}@127.0.0.1>\r\nCall-ID: big-sdp\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\nContact: <sip:c@{me};transport=tcp>\r\n\
-         Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+         X-Twilio-AccountSid: ACbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
         sdp.len()
     );
     conn.write_all(invite.as_bytes()).unwrap();
@@ -513,4 +513,48 @@ fn options_memory_blow_up_a_10_s_flood_of_60_kb_options_keeps_rss_bounded_and_ca
     assert!(peak < baseline + 64 * 1024, "RSS rose by {} KiB", peak - baseline);
     assert!(after <= baseline + baseline / 10, "RSS {after} KiB after, {baseline} KiB before");
     assert!(call_answered(&server, n), "a call after the flood");
+}
+
+/// Security finding "the account binding fails open": with a number bound to an account, a call naming no
+/// account was answered 200; numbers added without an account, and the default agent, answered any account's
+/// calls (every Twilio customer shares the signalling edges). The four cases, on the wire.
+#[test]
+fn account_binding_fails_closed_for_bound_added_and_fallback_numbers() {
+    let server = Server::start("accounts", &[("VOCALS_DEFAULT_AGENT", "echo")]);
+    let (status, _) = server.api(
+        "POST",
+        "/v1/numbers",
+        Some(serde_json::json!({"phone_number": "+14155550130", "agent_id": "echo"})),
+    );
+    assert_eq!(status, 201);
+    let sdp = "v=0\r\no=t 1 1 IN IP4 127.0.0.1\r\ns=t\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\n";
+    let (ours, stranger) = ("ACbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb", "ACcccccccccccccccccccccccccccccccc");
+    let cases = [
+        // The number bound to ours (the test config's), naming no account.
+        (NUMBER, None, "403"),
+        // ... and naming another.
+        (NUMBER, Some(stranger), "403"),
+        // A number added through the API without an account: another account's call.
+        ("+14155550130", Some(stranger), "403"),
+        ("+14155550130", None, "403"),
+        // The default agent's calls (a number vocals does not have): another account's call.
+        ("+14155550199", Some(stranger), "403"),
+        // Our account's calls still get through.
+        ("+14155550130", Some(ours), "200"),
+        ("+14155550199", Some(ours), "200"),
+        (NUMBER, Some(ours), "200"),
+    ];
+    for (i, (number, account, expected)) in cases.into_iter().enumerate() {
+        let call_id = format!("accounts-{i}");
+        let (mut caller, answer) = Caller::send_invite_account(&server, &call_id, number, "127.0.0.1", sdp, account);
+        caller.to = header(&answer, "To").to_string();
+        let status = answer.split(' ').nth(1).unwrap_or("");
+        assert_eq!(status, expected, "{number} naming {account:?}:\n{answer}");
+        if expected == "200" {
+            caller.request("ACK", 1);
+            caller.request("BYE", 2);
+        } else {
+            assert!(answer.lines().next().unwrap().contains("Twilio account"), "{answer}");
+        }
+    }
 }

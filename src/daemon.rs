@@ -358,6 +358,7 @@ fn config_numbers(config: &Config) -> NumberTable {
         table.insert(n.number.clone(), agent, n.account_sid.clone());
         table.set_srtp(&n.number, n.srtp);
     }
+    table.set_account_policy(config.sip.accounts.clone());
     match &config.default_agent {
         DefaultAgent::Demo => table.set_demo_fallback(agents["echo"].clone()),
         DefaultAgent::Agent(name) => table.set_fallback(agents.get(name.as_str()).cloned()),

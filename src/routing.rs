@@ -5,7 +5,7 @@
 //! whole after every change. A lookup never waits on a database, and a call keeps the agent it was routed to
 //! (its `Arc`) whatever later changes say: a reassignment takes effect on the next call.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 
 use crate::config::AgentConfig;
@@ -31,6 +31,25 @@ pub enum Lookup {
 /// The number -> agent table, as routing sees it.
 pub trait NumberLookup: Send + Sync {
     fn lookup(&self, number: &E164) -> Lookup;
+    /// Whether a call naming `account` (its `X-Twilio-AccountSid`, if it has one) may be taken at all
+    /// (`sip.accounts`), for numbers that are not bound to an account of their own.
+    fn account_allowed(&self, account: Option<&[u8]>) -> bool {
+        let _ = account;
+        true
+    }
+}
+
+/// Which Twilio accounts' calls are taken (`sip.accounts`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum AccountPolicy {
+    /// The accounts vocals knows: linked ones and those of configured or added numbers. While it knows none
+    /// (a fresh server), any call; once it knows one, a call must name one of them.
+    #[default]
+    Known,
+    /// Any call, whatever account it names or none (`sip.accounts = "any"`).
+    Any,
+    /// Only these accounts.
+    Only(HashSet<String>),
 }
 
 /// A call routed to its agent.
@@ -53,6 +72,8 @@ pub enum Reject {
     NoAgent(E164),
     #[error("the call is for another Twilio account")]
     WrongAccount,
+    #[error("the call names no Twilio account (X-Twilio-AccountSid), and this number takes only its own")]
+    NoAccount,
 }
 
 impl Reject {
@@ -62,7 +83,7 @@ impl Reject {
         match self {
             Reject::NoNumber | Reject::UnknownNumber(_) => StatusCode::NOT_FOUND,
             Reject::NoAgent(_) => StatusCode::TEMPORARILY_UNAVAILABLE,
-            Reject::WrongAccount => StatusCode::FORBIDDEN,
+            Reject::WrongAccount | Reject::NoAccount => StatusCode::FORBIDDEN,
         }
     }
 }
@@ -76,19 +97,25 @@ pub fn dialed_number(invite: &Request) -> Option<E164> {
         .or_else(|| h.diversions().filter_map(Result::ok).find_map(|d| E164::from_uri(&d.uri).ok()))
 }
 
-/// Routes an INVITE: finds the dialed number, looks it up, and checks that a Twilio call is for the account
-/// that owns the number (any Twilio customer can point a trunk at us, TWILIO.md §3).
+/// Routes an INVITE: finds the dialed number, looks it up, and checks the Twilio account the call names
+/// (every Twilio customer shares the signalling edges and can point a trunk at us, TWILIO.md §3), failing
+/// closed: a number bound to an account takes only calls naming that account (a call naming none is refused
+/// too), and any other number, the fallback included, only calls the account policy allows.
 pub fn route(invite: &Request, numbers: &dyn NumberLookup) -> Result<Routed, Reject> {
     let dialed = dialed_number(invite).ok_or(Reject::NoNumber)?;
     match numbers.lookup(&dialed) {
         Lookup::Unknown => Err(Reject::UnknownNumber(dialed)),
         Lookup::Unassigned => Err(Reject::NoAgent(dialed)),
         Lookup::Agent { agent, account_sid, srtp } => {
-            let sent = invite.headers.get(&HeaderName::new("X-Twilio-AccountSid"));
-            if let (Some(owner), Some(sent)) = (&account_sid, sent)
-                && sent != owner.as_bytes()
-            {
-                return Err(Reject::WrongAccount);
+            let sent = invite.headers.get(&HeaderName::new("X-Twilio-AccountSid")).map(<[u8]>::trim_ascii);
+            match (&account_sid, sent) {
+                (Some(owner), Some(sent)) if sent != owner.as_bytes() => return Err(Reject::WrongAccount),
+                (Some(_), None) => return Err(Reject::NoAccount),
+                (Some(_), Some(_)) => {}
+                (None, sent) if !numbers.account_allowed(sent) => {
+                    return Err(if sent.is_some() { Reject::WrongAccount } else { Reject::NoAccount });
+                }
+                (None, _) => {}
             }
             Ok(Routed { dialed, agent, srtp })
         }
@@ -103,6 +130,9 @@ pub struct NumberTable {
     fallback: Option<Arc<AgentConfig>>,
     /// The fallback answers only while the table holds no number at all (the zero-configuration demo).
     fallback_while_empty: bool,
+    /// The Twilio accounts vocals knows (linked, or owning a number), and whose calls it takes.
+    known_accounts: HashSet<String>,
+    accounts: AccountPolicy,
 }
 
 impl NumberTable {
@@ -112,6 +142,9 @@ impl NumberTable {
 
     /// Adds (or replaces) a number; `agent: None` makes it known but unassigned.
     pub fn insert(&mut self, number: E164, agent: Option<Arc<AgentConfig>>, account_sid: Option<String>) {
+        if let Some(account) = &account_sid {
+            self.known_accounts.insert(account.clone());
+        }
         let entry = match agent {
             Some(agent) => Lookup::Agent { agent, account_sid, srtp: None },
             None => Lookup::Unassigned,
@@ -144,9 +177,31 @@ impl NumberTable {
         self.fallback.as_ref().filter(|_| !self.fallback_while_empty || self.numbers.is_empty())
     }
 
-    /// `other`'s numbers replace this table's (the store's entries over the config file's).
+    /// `other`'s numbers replace this table's (the store's entries over the config file's); the accounts
+    /// either knows are known.
     pub fn overlay(&mut self, other: NumberTable) {
         self.numbers.extend(other.numbers);
+        self.known_accounts.extend(other.known_accounts);
+    }
+
+    /// A Twilio account vocals knows (a linked one).
+    pub fn know_account(&mut self, account: String) {
+        self.known_accounts.insert(account);
+    }
+
+    /// Which accounts' calls are taken (`sip.accounts`).
+    pub fn set_account_policy(&mut self, policy: AccountPolicy) {
+        self.accounts = policy;
+    }
+
+    /// The accounts a call must name one of; `None`: any call is taken.
+    pub fn allowed_accounts(&self) -> Option<&HashSet<String>> {
+        match &self.accounts {
+            AccountPolicy::Any => None,
+            AccountPolicy::Only(set) => Some(set),
+            AccountPolicy::Known if self.known_accounts.is_empty() => None,
+            AccountPolicy::Known => Some(&self.known_accounts),
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -164,6 +219,13 @@ impl NumberLookup for NumberTable {
             (Some(entry), _) => entry.clone(),
             (None, Some(agent)) => Lookup::Agent { agent: agent.clone(), account_sid: None, srtp: None },
             (None, None) => Lookup::Unknown,
+        }
+    }
+
+    fn account_allowed(&self, account: Option<&[u8]>) -> bool {
+        match self.allowed_accounts() {
+            None => true,
+            Some(set) => account.and_then(|a| std::str::from_utf8(a).ok()).is_some_and(|a| set.contains(a)),
         }
     }
 }
@@ -195,6 +257,13 @@ impl NumberLookup for Directory {
         match self.current.read() {
             Ok(current) => current.lookup(number),
             Err(poisoned) => poisoned.into_inner().lookup(number),
+        }
+    }
+
+    fn account_allowed(&self, account: Option<&[u8]>) -> bool {
+        match self.current.read() {
+            Ok(current) => current.account_allowed(account),
+            Err(poisoned) => poisoned.into_inner().account_allowed(account),
         }
     }
 }
@@ -252,6 +321,51 @@ mod tests {
         let foreign = text.replace("ACbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb", "ACcccccccccccccccccccccccccccccccc");
         assert_eq!(route(&request(foreign.as_bytes()), &table()), Err(Reject::WrongAccount));
         assert_eq!(Reject::WrongAccount.status().as_u16(), 403);
+    }
+
+    /// Security finding "the account binding fails open": the four cases of the review.
+    #[test]
+    fn account_binding_fails_closed() {
+        let text = String::from_utf8(UDP.to_vec()).unwrap();
+        let without = text.replace("X-Twilio-AccountSid: ACbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\r\n", "");
+        assert!(without.len() < text.len(), "the fixture names its account");
+        let foreign = |t: &str| t.replace("ACbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb", "ACcccccccccccccccccccccccccccccccc");
+        let to = |t: &str, n: &str| t.replace("+14155550123", n);
+        // 1. A number bound to an account: a call naming no account is refused (it was answered).
+        let err = route(&request(without.as_bytes()), &table()).unwrap_err();
+        assert_eq!((err, err_status(&without)), (Reject::NoAccount, 403));
+        // 2. ... and one naming another account, as before.
+        assert_eq!(route(&request(foreign(&text).as_bytes()), &table()), Err(Reject::WrongAccount));
+        // 3. A number added without an account: only the accounts vocals knows (the other number's here).
+        let mut numbers = table();
+        numbers.insert(number("+14155550125"), Some(echo()), None);
+        let unbound = to(&text, "+14155550125");
+        assert!(route(&request(unbound.as_bytes()), &numbers).is_ok(), "a known account");
+        assert_eq!(route(&request(foreign(&unbound).as_bytes()), &numbers), Err(Reject::WrongAccount));
+        assert_eq!(route(&request(to(&without, "+14155550125").as_bytes()), &numbers), Err(Reject::NoAccount));
+        // 4. The fallback agent: the same.
+        numbers.set_fallback(Some(echo()));
+        let fallback = to(&text, "+14155550199");
+        assert!(route(&request(fallback.as_bytes()), &numbers).is_ok());
+        assert_eq!(route(&request(foreign(&fallback).as_bytes()), &numbers), Err(Reject::WrongAccount));
+        // A linked account is known even with no number of its own.
+        numbers.know_account("ACcccccccccccccccccccccccccccccccc".into());
+        assert!(route(&request(foreign(&fallback).as_bytes()), &numbers).is_ok());
+        // sip.accounts: "any" takes every call to an unbound number; a list takes only its accounts.
+        numbers.set_account_policy(AccountPolicy::Any);
+        let stranger = fallback.replace("ACbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb", "ACdddddddddddddddddddddddddddddddd");
+        assert!(route(&request(stranger.as_bytes()), &numbers).is_ok());
+        numbers.set_account_policy(AccountPolicy::Only(["ACdddddddddddddddddddddddddddddddd".to_string()].into()));
+        assert!(route(&request(stranger.as_bytes()), &numbers).is_ok());
+        assert_eq!(route(&request(fallback.as_bytes()), &numbers), Err(Reject::WrongAccount));
+        // A server that knows no account (the demo) takes calls naming none.
+        let mut demo = NumberTable::new();
+        demo.set_demo_fallback(echo());
+        assert!(route(&request(to(&without, "+14155550199").as_bytes()), &demo).is_ok());
+    }
+
+    fn err_status(text: &str) -> u16 {
+        route(&request(text.as_bytes()), &table()).unwrap_err().status().as_u16()
     }
 
     #[test]

@@ -224,6 +224,18 @@ impl Caller {
 
     /// Sends an INVITE with `sdp` as its offer from a socket bound to `source`; returns its final answer.
     pub fn send_invite_sdp(server: &Server, call_id: &str, number: &str, source: &str, sdp: &str) -> (Caller, String) {
+        Caller::send_invite_account(server, call_id, number, source, sdp, Some("ACbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"))
+    }
+
+    /// Sends an INVITE naming `account` in X-Twilio-AccountSid (none: no such header); its final answer.
+    pub fn send_invite_account(
+        server: &Server,
+        call_id: &str,
+        number: &str,
+        source: &str,
+        sdp: &str,
+        account: Option<&str>,
+    ) -> (Caller, String) {
         let sip = UdpSocket::bind((source, 0)).unwrap();
         sip.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         let to_server: SocketAddr = format!("127.0.0.1:{}", server.udp).parse().unwrap();
@@ -231,10 +243,10 @@ impl Caller {
         let invite = format!(
             "INVITE sip:{number}@{to_server} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-{call_id}-1;rport\r\n\
              From: <sip:+12125550100@127.0.0.1>;tag=caller\r\nTo: <sip:{number}@127.0.0.1>\r\nCall-ID: {call_id}\r\n\
-             CSeq: 1 INVITE\r\nContact: <sip:caller@{me}>\r\nMax-Forwards: 70\r\n\
-             X-Twilio-AccountSid: ACbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\r\n\
+             CSeq: 1 INVITE\r\nContact: <sip:caller@{me}>\r\nMax-Forwards: 70\r\n{}\
              X-Twilio-CallSid: CAcccccccccccccccccccccccccccccccc\r\nContent-Type: application/sdp\r\n\
              Content-Length: {}\r\n\r\n{sdp}",
+            account.map(|a| format!("X-Twilio-AccountSid: {a}\r\n")).unwrap_or_default(),
             sdp.len()
         );
         sip.send_to(invite.as_bytes(), to_server).unwrap();

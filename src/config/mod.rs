@@ -197,6 +197,8 @@ pub struct SipConfig {
     pub request_rate: RateConfig,
     /// Most bytes the server transactions may keep for retransmission.
     pub max_transaction_bytes: usize,
+    /// The Twilio accounts whose calls are taken (`sip.accounts`).
+    pub accounts: crate::routing::AccountPolicy,
 }
 
 /// `[log]`.
@@ -251,6 +253,7 @@ pub const KEYS: &[(&str, &str, &str)] = &[
          54.169.127.128/30, 54.252.254.64/30, 177.71.206.192/30, 127.0.0.0/8, ::1",
     ),
     ("sip", "reject_disallowed", "false"),
+    ("sip", "accounts", ""),
     ("sip", "max_calls", "1000"),
     ("sip", "max_transactions", "400000"),
     ("sip", "max_transaction_memory_mb", "64"),
@@ -401,6 +404,7 @@ impl Config {
                 max_sources: 65_536,
             },
             max_transaction_bytes: number(v, "sip.max_transaction_memory_mb", 1, 65_536)? << 20,
+            accounts: account_policy(v["sip.accounts"].trim())?,
         };
         let public_ip = match v["media.public_ip"].trim() {
             "" => None,
@@ -607,6 +611,30 @@ fn read_file(
         }
     }
     Ok(())
+}
+
+/// `sip.accounts`: "" (the accounts vocals knows), "any", or Twilio account SIDs separated by commas.
+fn account_policy(value: &str) -> Result<crate::routing::AccountPolicy, ConfigError> {
+    use crate::routing::AccountPolicy;
+    match value {
+        "" => Ok(AccountPolicy::Known),
+        "any" => Ok(AccountPolicy::Any),
+        list => {
+            let mut set = std::collections::HashSet::new();
+            for sid in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                let valid = sid.len() == 34 && sid.starts_with("AC") && sid[2..].bytes().all(|b| b.is_ascii_hexdigit());
+                if !valid {
+                    return Err(bad(
+                        "sip.accounts",
+                        sid,
+                        "\"\", \"any\", or account SIDs (AC and 32 hex digits) separated by commas",
+                    ));
+                }
+                set.insert(sid.to_string());
+            }
+            Ok(AccountPolicy::Only(set))
+        }
+    }
 }
 
 /// An SRTP policy value (`media.srtp`, a number's `srtp`).

@@ -211,3 +211,16 @@ fn default_agent_is_the_demo_unless_set_and_empty_refuses() {
     let c = Config::load(None, env(&[("VOCALS_DEFAULT_AGENT", "echo")])).unwrap();
     assert_eq!(c.default_agent, DefaultAgent::Agent("echo".into()));
 }
+
+#[test]
+fn sip_accounts_is_the_known_ones_any_or_a_list_of_sids() {
+    use crate::routing::AccountPolicy;
+    assert_eq!(Config::load(None, env(&[])).unwrap().sip.accounts, AccountPolicy::Known);
+    let c = Config::load(None, env(&[("VOCALS_SIP_ACCOUNTS", "any")])).unwrap();
+    assert_eq!(c.sip.accounts, AccountPolicy::Any);
+    let sid = "ACbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+    let c = Config::load(None, env(&[("VOCALS_SIP_ACCOUNTS", &format!("{sid}, "))])).unwrap();
+    assert_eq!(c.sip.accounts, AccountPolicy::Only([sid.to_string()].into()));
+    let e = Config::load(None, env(&[("VOCALS_SIP_ACCOUNTS", "AC123")])).unwrap_err().to_string();
+    assert!(e.starts_with("sip.accounts: \"AC123\" is not valid"), "{e}");
+}

@@ -457,6 +457,10 @@ impl Store {
             let srtp: Option<String> = r.try_get(3)?;
             table.set_srtp(&e164, srtp.as_deref().and_then(SrtpPolicy::parse));
         }
+        // Linked accounts are known even before they own a number here (sip.accounts' default).
+        for r in sqlx::query("SELECT account_sid FROM twilio_accounts").fetch_all(&self.pool).await? {
+            table.know_account(r.try_get(0)?);
+        }
         Ok(table)
     }
 
