@@ -180,7 +180,7 @@ where
                         let (ac, ca) =
                             (start["accountSid"].as_str().unwrap_or(""), start["callSid"].as_str().unwrap_or(""));
                         tokio::time::sleep(Duration::from_millis(300)).await;
-                        let status = rest_hangup(port, ac, ca, "t0ken").await;
+                        let status = rest_hangup(port, ac, ca, "t0ken-t0ken-t0ken").await;
                         seen.rest_status = Some(status);
                     }
                     Mode::Stall => {
@@ -246,14 +246,15 @@ fn check_frames(frames: &[Value]) -> Vec<Vec<u8>> {
     let s = &start["start"];
     assert_eq!(s["streamSid"], sid);
     assert_eq!(s["accountSid"], "ACbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb");
-    assert_eq!(s["callSid"], "CAcccccccccccccccccccccccccccccccc");
+    let call_sid = s["callSid"].as_str().unwrap();
+    assert!(call_sid.len() == 34 && call_sid.starts_with("CA"), "the caller's X-Twilio-CallSid: {call_sid}");
     assert_eq!(s["tracks"], json!(["inbound"]));
     assert_eq!(s["mediaFormat"], json!({"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}));
     let custom = &s["customParameters"];
     assert_eq!((custom["from"].as_str(), custom["to"].as_str()), (Some("+12125550100"), Some(DIALED)));
     assert_eq!((custom["agent"].as_str(), custom["system_prompt"].as_str()), (Some("bot"), Some("Be brief.")));
     assert_eq!((custom["agentId"].as_str(), custom["agentName"].as_str()), (Some("bot"), Some("bot")));
-    assert_eq!(custom["X-Twilio-CallSid"], "CAcccccccccccccccccccccccccccccccc", "SIP headers passed on");
+    assert_eq!(custom["X-Twilio-CallSid"], call_sid, "SIP headers passed on");
     let mut payloads = Vec::new();
     let mut last_ts: Option<u64> = None;
     for (i, f) in frames.iter().enumerate().skip(1) {
@@ -357,7 +358,7 @@ fn a_websocket_agent_hears_the_caller_speaks_back_gets_dtmf_and_marks_at_playout
     assert_eq!(last["event"], "stop");
     assert_eq!(
         last["stop"],
-        json!({"accountSid": "ACbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb", "callSid": "CAcccccccccccccccccccccccccccccccc"})
+        json!({"accountSid": "ACbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb", "callSid": common::call_sid("agent-echo")})
     );
     // The caller heard the agent: its own audio, exactly, in order.
     let back: Vec<&Vec<u8>> = got.iter().map(|g| &g.1).filter(|p| is_audio(p)).collect();
@@ -481,6 +482,10 @@ fn the_agent_closing_its_socket_hangs_up_and_an_unreachable_agent_gets_503() {
         }
     };
     assert!(header(&bye, "Reason").contains("stream failed"), "{bye}");
+    assert!(
+        !header(&bye, "Reason").contains("stream failed:"),
+        "the Reason keeps the agent's error to the record: {bye}"
+    );
     caller.respond_ok(&bye);
     let _ = server.figure("call agent record", "frames_sent");
     assert!(server.log().contains("ending=\"the agent's stream failed"), "{}", server.log());
@@ -490,7 +495,7 @@ fn the_agent_closing_its_socket_hangs_up_and_an_unreachable_agent_gets_503() {
     let server_admin = common::free_tcp_port();
     let agent = Agent::start(Mode::RestHangUp(server_admin));
     let config = format!(
-        "{}auth_token = \"t0ken\"\n",
+        "{}auth_token = \"t0ken-t0ken-t0ken\"\n",
         agent.config().replace("[agents.parameters]\nsystem_prompt = \"Be brief.\"\n", "")
     );
     let server = Server::start_with(
@@ -520,7 +525,10 @@ fn the_agent_closing_its_socket_hangs_up_and_an_unreachable_agent_gets_503() {
     let server = Server::start_with("agent-down", &config, &[("VOCALS_DEFAULT_AGENT", "bot")]);
     let (_, answer) = Caller::send_invite_to(&server, &socket, "agent-down", DIALED);
     assert!(answer.starts_with("SIP/2.0 503"), "{answer}");
-    assert!(header(&answer, "Reason").contains("agent"), "the 503 says why:\n{answer}");
+    assert!(header(&answer, "Reason").contains("the agent is unavailable"), "the 503 says why:\n{answer}");
+    // ... but not the agent's internal error, which stays in the log and the record.
+    assert!(!header(&answer, "Reason").contains("refused") && !answer.contains("os error"), "{answer}");
+    assert!(server.log().contains("agent unavailable"), "{}", server.log());
     assert!(!header(&answer, "Retry-After").is_empty(), "{answer}");
 }
 
@@ -543,7 +551,7 @@ fn a_wss_agent_is_reached_over_tls_and_can_check_the_handshake_signature() {
     let ca = std::env::temp_dir().join(format!("vocals-agent-ca-{}.pem", std::process::id()));
     std::fs::write(&ca, key.cert.pem()).unwrap();
     let extra = format!(
-        "[[agents]]\nname = \"bot\"\nurl = \"{}\"\nsecret = \"s3cret\"\n[agents.parameters]\nsystem_prompt = \"Be brief.\"\n",
+        "[[agents]]\nname = \"bot\"\nurl = \"{}\"\nsecret = \"s3cret-s3cret-s3cret\"\n[agents.parameters]\nsystem_prompt = \"Be brief.\"\n",
         agent.url
     );
     let ca_path = ca.to_string_lossy().into_owned();
@@ -567,7 +575,7 @@ fn a_wss_agent_is_reached_over_tls_and_can_check_the_handshake_signature() {
     assert_eq!(check_frames(&seen.frames).iter().filter(|p| is_audio(p)).count(), 25);
     assert_eq!(got.iter().filter(|g| is_audio(&g.1)).count(), 25, "the agent's audio came back over TLS");
     let signature = agent.signatures.recv_timeout(Duration::from_secs(1)).unwrap();
-    assert_eq!(signature.as_deref(), Some(vocals::io::agent::sign("s3cret", &agent.url).as_str()));
+    assert_eq!(signature.as_deref(), Some(vocals::io::agent::sign("s3cret-s3cret-s3cret", &agent.url).as_str()));
 }
 
 #[test]

@@ -230,13 +230,13 @@ fn check_config_prints_the_effective_values_with_secrets_hidden_or_says_what_is_
     std::fs::write(
         &good,
         "[admin]\ntoken = \"a-very-secret-token-123\"\n[store]\nurl = \"postgres://vocals:hunter2@db/vocals\"\n\
-         [[agents]]\nname = \"bot\"\nurl = \"wss://a.example/s\"\nsecret = \"shh-signing\"\n",
+         [[agents]]\nname = \"bot\"\nurl = \"wss://a.example/s\"\nsecret = \"shh-signing-secret\"\n",
     )
     .unwrap();
     let (code, out, err) = check_config(&good);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("configuration OK") && out.contains("postgres://vocals:***@db/vocals"), "{out}");
-    for secret in ["a-very-secret-token-123", "hunter2", "shh-signing"] {
+    for secret in ["a-very-secret-token-123", "hunter2", "shh-signing-secret"] {
         assert!(!out.contains(secret), "{secret} printed:\n{out}");
     }
     let bad = dir.join("bad.toml");

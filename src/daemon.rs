@@ -152,6 +152,7 @@ pub async fn serve(
         }
         Err(e) => tracing::warn!(error = %e, "routing table not loaded from the store yet; retrying"),
     }
+    warn_plain_agents(&config, &store).await;
     let watch = catalog.clone().spawn_watch();
     let (records, writer) = Recorder::spawn(store.clone(), 10_000);
     let token = admin_token(&config)?;
@@ -240,8 +241,10 @@ pub async fn serve(
                 token: Some(token),
                 twilio,
                 draining: draining.clone(),
+                ..AppState::default()
             };
             let app = crate::admin::app(state);
+            let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
             Some(tokio::spawn(async move { axum::serve(listener, app).await }))
         }
         None => None,
@@ -309,6 +312,33 @@ fn ready_block(config: &Config, sip: &Listeners, media_ip: IpAddr, admin: Option
         block.push_str(&format!("\n  {label:<15} {value}"));
     }
     block
+}
+
+/// Warns, once at start, about agents reached over `ws://` (unencrypted) that carry secrets or provider keys:
+/// their handshake signature, the prompt and providers in `start`, and the audio cross the network in clear.
+async fn warn_plain_agents(config: &Config, store: &Store) {
+    let mut agents: Vec<AgentConfig> = config.agents.clone();
+    match store.agents().await {
+        Ok(stored) => agents.extend(stored.iter().map(|a| a.to_config())),
+        Err(e) => tracing::debug!(error = %e, "agents not read for the ws:// check"),
+    }
+    for a in agents.iter().filter(|a| a.url.starts_with("ws://")) {
+        let mut carries = Vec::new();
+        if a.secret.is_some() || a.auth_token.is_some() {
+            carries.push("a signing secret");
+        }
+        if a.parameters.contains_key("providers") {
+            carries.push("provider settings");
+        }
+        if !carries.is_empty() {
+            tracing::warn!(
+                agent = %a.name,
+                url = %crate::config::redact_url(&a.url),
+                "the agent is reached over ws://, unencrypted, and its stream carries {}: use wss://",
+                carries.join(" and ")
+            );
+        }
+    }
 }
 
 /// SIGHUP: the TLS certificate and key read again; on an error the one in use stays (and it is logged).
@@ -485,7 +515,7 @@ async fn open_store(url: &str) -> std::io::Result<Store> {
             Ok(store) => return Ok(store),
             Err(e @ StoreError::Invalid(_)) => return Err(std::io::Error::other(e.to_string())),
             Err(e) if sqlite_path(url).is_some() || url.starts_with("sqlite") => {
-                return Err(std::io::Error::other(format!("store {url}: {e}")));
+                return Err(std::io::Error::other(format!("store {}: {e}", crate::config::redact_url(url))));
             }
             Err(e) if tokio::time::Instant::now() >= deadline => {
                 return Err(std::io::Error::other(format!("store {}: {e}", crate::config::redact_url(url))));

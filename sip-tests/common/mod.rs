@@ -244,9 +244,10 @@ impl Caller {
             "INVITE sip:{number}@{to_server} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-{call_id}-1;rport\r\n\
              From: <sip:+12125550100@127.0.0.1>;tag=caller\r\nTo: <sip:{number}@127.0.0.1>\r\nCall-ID: {call_id}\r\n\
              CSeq: 1 INVITE\r\nContact: <sip:caller@{me}>\r\nMax-Forwards: 70\r\n{}\
-             X-Twilio-CallSid: CAcccccccccccccccccccccccccccccccc\r\nContent-Type: application/sdp\r\n\
+             X-Twilio-CallSid: {}\r\nContent-Type: application/sdp\r\n\
              Content-Length: {}\r\n\r\n{sdp}",
             account.map(|a| format!("X-Twilio-AccountSid: {a}\r\n")).unwrap_or_default(),
+            call_sid(call_id),
             sdp.len()
         );
         sip.send_to(invite.as_bytes(), to_server).unwrap();
@@ -290,6 +291,13 @@ impl Caller {
         );
         self.sip.send_to(msg.as_bytes(), self.server).unwrap();
     }
+}
+
+/// The CallSid a test call with this Call-ID carries (one per call, as Twilio's are: vocals refuses a second
+/// live call with a CallSid in use): `CA` and 32 hex digits of the Call-ID, padded with `c`.
+pub fn call_sid(call_id: &str) -> String {
+    let hex: String = call_id.bytes().map(|b| format!("{b:02x}")).collect();
+    format!("CA{:c<32.32}", hex)
 }
 
 pub fn header<'a>(msg: &'a str, name: &str) -> &'a str {

@@ -51,7 +51,13 @@ pub struct AppState {
     pub twilio: Option<Arc<crate::twilio::Provisioner>>,
     /// Set when the server stops taking calls (`/readyz` then answers 503).
     pub draining: Arc<AtomicBool>,
+    /// Failed REST hang-ups per source address in the current minute (guessing a CallSid and its
+    /// credentials is slowed down to [`HANGUP_FAILURES`] tries a minute).
+    pub hangup_failures: Arc<std::sync::Mutex<HashMap<std::net::IpAddr, (u32, std::time::Instant)>>>,
 }
+
+/// Failed REST hang-ups a source may make in a minute; past it, 429 until the minute is over.
+pub const HANGUP_FAILURES: u32 = 10;
 
 impl AppState {
     fn send(&self, command: CallCommand) -> bool {
@@ -128,9 +134,16 @@ fn twilio_error(status: StatusCode, code: u32, message: &str) -> Response {
 async fn update_call(
     State(state): State<Arc<AppState>>,
     Path((account, call)): Path<(String, String)>,
+    source: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
     headers: HeaderMap,
     form: Result<Form<HashMap<String, String>>, FormRejection>,
 ) -> Response {
+    let source = source.map(|c| c.0.0.ip());
+    if let Some(ip) = source
+        && failures(&state, ip, false) >= HANGUP_FAILURES
+    {
+        return twilio_error(StatusCode::TOO_MANY_REQUESTS, 20429, "Too many failed requests; try again in a minute");
+    }
     let resource = format!("/2010-04-01/Accounts/{account}/Calls/{call}");
     let Some(call_sid) = call.strip_suffix(".json") else {
         return twilio_error(StatusCode::NOT_FOUND, 20404, &format!("The requested resource {resource} was not found"));
@@ -157,14 +170,38 @@ async fn update_call(
     }
     match tokio::time::timeout(Duration::from_secs(5), answer).await {
         Ok(Ok(HangupOutcome::Done(summary))) => (StatusCode::OK, Json(call_resource(&summary))).into_response(),
-        Ok(Ok(HangupOutcome::UnknownCall)) => {
+        // No call, or a call and the wrong credentials: the same answer, so the endpoint tells no one which
+        // CallSids are live (the log says which it was).
+        Ok(Ok(outcome @ (HangupOutcome::UnknownCall | HangupOutcome::Unauthorized))) => {
+            let why = if outcome == HangupOutcome::Unauthorized { "wrong credentials" } else { "no such call" };
+            tracing::warn!(?source, %call_sid, why, "REST hang-up refused");
+            if let Some(ip) = source {
+                failures(&state, ip, true);
+            }
             twilio_error(StatusCode::NOT_FOUND, 20404, &format!("The requested resource {resource} was not found"))
-        }
-        Ok(Ok(HangupOutcome::Unauthorized)) => {
-            twilio_error(StatusCode::UNAUTHORIZED, 20003, "Authenticate: wrong credentials for this call")
         }
         _ => twilio_error(StatusCode::SERVICE_UNAVAILABLE, 20503, "The call layer did not answer; try again"),
     }
+}
+
+/// Failed hang-ups from `ip` this minute, after counting one more when `failed`.
+fn failures(state: &AppState, ip: std::net::IpAddr, failed: bool) -> u32 {
+    let now = std::time::Instant::now();
+    let mut table = match state.hangup_failures.lock() {
+        Ok(t) => t,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    if table.len() > 10_000 {
+        table.retain(|_, (_, since)| now.duration_since(*since) < Duration::from_secs(60));
+    }
+    let entry = table.entry(ip).or_insert((0, now));
+    if now.duration_since(entry.1) >= Duration::from_secs(60) {
+        *entry = (0, now);
+    }
+    if failed {
+        entry.0 += 1;
+    }
+    entry.0
 }
 
 /// The Call resource Twilio returns from an update (the fields clients read).
@@ -228,7 +265,10 @@ mod tests {
     }
 
     async fn post(app: Router, uri: &str, auth: Option<&str>, body: &str) -> (StatusCode, serde_json::Value) {
-        let mut req = Request::post(uri).header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+        let from: std::net::SocketAddr = "198.51.100.7:40000".parse().unwrap();
+        let mut req = Request::post(uri)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .extension(axum::extract::ConnectInfo(from));
         if let Some(auth) = auth {
             let encoded = base64::engine::general_purpose::STANDARD.encode(auth);
             req = req.header(header::AUTHORIZATION, format!("Basic {encoded}"));
@@ -259,9 +299,11 @@ mod tests {
             (StatusCode::NOT_FOUND, Some(20404), Some(404))
         );
         assert!(body["message"].as_str().unwrap().contains("CA9.json"));
+        // Wrong credentials for a live call get the answer an unknown call gets: no oracle for live CallSids.
         let (status, body) =
             post(app.clone(), "/2010-04-01/Accounts/AC1/Calls/CA1.json", Some("AC1:nope"), "Status=completed").await;
-        assert_eq!((status, body["code"].as_u64()), (StatusCode::UNAUTHORIZED, Some(20003)));
+        assert_eq!((status, body["code"].as_u64()), (StatusCode::NOT_FOUND, Some(20404)));
+        assert!(body["message"].as_str().unwrap().contains("CA1.json was not found"), "{body}");
         let (status, _) = post(app.clone(), "/2010-04-01/Accounts/AC1/Calls/CA1.json", None, "Status=completed").await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
         let (status, body) =
@@ -274,6 +316,32 @@ mod tests {
         assert!(body["message"].as_str().unwrap().contains("Status"), "{body}");
         let (status, _) = post(app, "/2010-04-01/Accounts/AC1/Calls/CA1", Some("AC1:token"), "Status=completed").await;
         assert_eq!(status, StatusCode::NOT_FOUND);
+    }
+
+    /// Security finding: the hang-up endpoint was an oracle (401 for a live CallSid with wrong credentials,
+    /// 404 otherwise) with no bound on guesses. Now both get 404, and a source's failures are limited.
+    #[tokio::test]
+    async fn hang_up_guesses_are_no_oracle_and_are_limited_per_source() {
+        let app = app_with_one_call();
+        let unknown =
+            post(app.clone(), "/2010-04-01/Accounts/AC1/Calls/CA2.json", Some("AC1:x"), "Status=completed").await;
+        let live =
+            post(app.clone(), "/2010-04-01/Accounts/AC1/Calls/CA1.json", Some("AC1:x"), "Status=completed").await;
+        assert_eq!((unknown.0, unknown.1["code"].clone()), (live.0, live.1["code"].clone()));
+        for n in 3..=HANGUP_FAILURES {
+            let (status, _) = post(
+                app.clone(),
+                &format!("/2010-04-01/Accounts/AC1/Calls/CA{n}.json"),
+                Some("AC1:x"),
+                "Status=completed",
+            )
+            .await;
+            assert_eq!(status, StatusCode::NOT_FOUND, "guess {n}");
+        }
+        // The limit reached, even the right credentials wait (the source is the guesser's).
+        let (status, body) =
+            post(app, "/2010-04-01/Accounts/AC1/Calls/CA1.json", Some("AC1:token"), "Status=completed").await;
+        assert_eq!((status, body["code"].as_u64()), (StatusCode::TOO_MANY_REQUESTS, Some(20429)));
     }
 }
 

@@ -23,7 +23,10 @@ struct Api {
 async fn api() -> Api {
     let dir = std::env::temp_dir().join(crate::store::new_id("vocals-api-"));
     std::fs::create_dir_all(&dir).unwrap();
-    let store = Arc::new(Store::open(&format!("sqlite://{}", dir.join("v.db").display())).await.unwrap());
+    let key =
+        crate::store::secret::SecretKey::from_base64(&crate::store::secret::SecretKey::generate().unwrap()).unwrap();
+    let store =
+        Arc::new(Store::open(&format!("sqlite://{}", dir.join("v.db").display())).await.unwrap().with_secret(key));
     let directory = Arc::new(Directory::default());
     let catalog = Catalog::new(store, NumberTable::new(), directory.clone());
     catalog.reload().await.unwrap();
@@ -94,7 +97,7 @@ async fn agents_and_numbers_follow_the_product_rules_and_routing_follows_each_wr
         .call(
             "POST",
             "/v1/agents",
-            Some(json!({"name": "support", "stream_url": "wss://a.example/s", "signing_secret": "x"})),
+            Some(json!({"name": "support", "stream_url": "wss://a.example/s", "signing_secret": "0123456789abcdef-x"})),
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{support}");

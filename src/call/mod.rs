@@ -253,6 +253,20 @@ impl Calls {
                 return ep.reject(now, call, reject.status(), &reject.to_string(), &[]);
             }
         };
+        // A CallSid names one live call (the REST hang-up finds calls by it): a second INVITE carrying one in
+        // use is refused, not taken as another call.
+        let sid = invite.headers.get(&HeaderName::new("X-Twilio-CallSid")).map(<[u8]>::trim_ascii);
+        if let Some(sid) = sid
+            && self.active.values().any(|a| a.info.call_sid.as_deref().map(str::as_bytes) == Some(sid))
+        {
+            let status = StatusCode::new(482).unwrap_or(StatusCode::FORBIDDEN);
+            count_invite(status.as_u16());
+            let to = routed.dialed.to_string();
+            let mut record = self.new_record(invite, None, to);
+            record.call_sid = None;
+            self.refused(&mut record, status, "the CallSid is already in use by a call in progress");
+            return ep.reject(now, call, status, "CallSid Already In Use", &[]);
+        }
         let srtp = routed.srtp.unwrap_or(self.config.srtp);
         let mut info = CallInfo::from_invite(invite, routed.agent, routed.dialed.to_string());
         let mut record = self.new_record(invite, Some(&info), info.to.clone());
@@ -332,7 +346,9 @@ impl Calls {
         let mut call_sid = invite.headers.get(&HeaderName::new("X-Twilio-CallSid")).map(text);
         self.call_ids += 1;
         if call_sid.is_none() {
-            call_sid = Some(format!("CA{:016x}{:016x}", self.config.seed, self.call_ids));
+            // Random (the OS CSPRNG), not a counter: a CallSid names a call to the REST hang-up.
+            let (a, b) = (crate::media::srtp::os_random_u64(), crate::media::srtp::os_random_u64());
+            call_sid = Some(format!("CA{a:016x}{b:016x}"));
         }
         CallRecord {
             id: format!("vc_{:016x}{:08x}", self.config.seed, self.call_ids),
@@ -399,8 +415,12 @@ impl Calls {
         let Some(a) = self.active.get_mut(&call).filter(|a| a.pending_answer.is_some()) else { return };
         a.pending_answer = None;
         a.ending = Some(format!("agent unavailable: {why}"));
+        tracing::warn!(call = %a.info.id, agent = %a.info.agent.name, %why, "refusing the call: agent unavailable");
         count_invite(503);
-        let reason = String::from_utf8_lossy(&Reason::new("SIP", 503, why).to_bytes()).into_owned();
+        // The caller's side (any Twilio customer's trunk can send here) learns that the agent is unavailable,
+        // not why: the error (an address refused, an HTTP status) stays in the log and the call record.
+        let reason =
+            String::from_utf8_lossy(&Reason::new("SIP", 503, "the agent is unavailable").to_bytes()).into_owned();
         let headers = [(HeaderName::RetryAfter, "5".to_string()), (HeaderName::Reason, reason)];
         ep.reject(now, call, StatusCode::SERVICE_UNAVAILABLE, "Agent Unavailable", &headers);
     }
@@ -535,7 +555,13 @@ impl Calls {
             Ending::AgentFailed(e) => (500, format!("the agent's stream failed: {e}")),
             Ending::AgentStalled(after) => (500, stalled(after)),
         };
-        self.bye(now, ep, call, Reason::new("SIP", code, &text), text);
+        // The Reason the caller's side sees names what happened, never the agent's internal error (which the
+        // record keeps).
+        let public = match text.split_once(": ") {
+            Some((what, _)) if code == 500 && text.starts_with("the agent's stream failed") => what.to_string(),
+            _ => text.clone(),
+        };
+        self.bye(now, ep, call, Reason::new("SIP", code, &public), text);
     }
 
     /// When we made the offer, the ACK must carry a usable answer; otherwise the session cannot start and the

@@ -541,20 +541,50 @@ impl Config {
         for a in &mut c.agents {
             a.secret = hide(&a.secret);
             a.auth_token = hide(&a.auth_token);
+            a.url = redact_url(&a.url);
         }
         c
     }
 }
 
-/// A URL with its password hidden (`postgres://user:***@host/db`).
+/// A URL as logs and `check-config` may show it: a password in the userinfo hidden
+/// (`postgres://user:***@host/db`), a userinfo with no password hidden whole unless it is a database's user
+/// name (`wss://***@host`: a token there is a credential), and the value of every query parameter whose name
+/// says it is a secret (`?password=***&token=***`).
 pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => match url[scheme + 3..at].split_once(':') {
-            Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
-            None => url.to_string(),
-        },
-        _ => url.to_string(),
+    let (head, query) = match url.split_once('?') {
+        Some((head, query)) => (head, Some(query)),
+        None => (url, None),
+    };
+    let database = head.starts_with("postgres");
+    let mut out = match (head.find("://"), head.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme && !head[scheme + 3..at].contains('/') => {
+            match head[scheme + 3..at].split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &head[..scheme + 3], &head[at..]),
+                None if database => head.to_string(),
+                None => format!("{}***{}", &head[..scheme + 3], &head[at..]),
+            }
+        }
+        _ => head.to_string(),
+    };
+    if let Some(query) = query {
+        let secret = |name: &str| {
+            let name = name.to_ascii_lowercase();
+            ["pass", "pwd", "token", "secret", "key", "auth", "sig", "credential", "session"]
+                .iter()
+                .any(|word| name.contains(word))
+        };
+        let params: Vec<String> = query
+            .split('&')
+            .map(|param| match param.split_once('=') {
+                Some((name, value)) if secret(name) && !value.is_empty() => format!("{name}=***"),
+                _ => param.to_string(),
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&params.join("&"));
     }
+    out
 }
 
 fn path(section: &str, key: &str) -> String {
@@ -691,6 +721,17 @@ fn agent_entry(i: usize, entry: toml::Value) -> Result<AgentConfig, ConfigError>
     }
     let secret = text("secret")?.filter(|s| !s.is_empty());
     let auth_token = text("auth_token")?.filter(|s| !s.is_empty());
+    // Each may be the password of the agent's REST hang-up.
+    for (name, value) in [("secret", &secret), ("auth_token", &auth_token)] {
+        if let Some(s) = value.as_deref().filter(|s| s.chars().count() < crate::store::MIN_SIGNING_SECRET) {
+            let message = format!(
+                "{} characters is too short: at least {} (it is the password of the agent's REST hang-up)",
+                s.chars().count(),
+                crate::store::MIN_SIGNING_SECRET
+            );
+            return Err(ConfigError::Value { key: key(name), message });
+        }
+    }
     let connect_timeout = match t.remove("connect_timeout_ms") {
         None => Duration::from_millis(3000),
         Some(toml::Value::Integer(ms)) if (100..=30_000).contains(&ms) => Duration::from_millis(ms as u64),

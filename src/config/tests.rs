@@ -224,3 +224,29 @@ fn sip_accounts_is_the_known_ones_any_or_a_list_of_sids() {
     let e = Config::load(None, env(&[("VOCALS_SIP_ACCOUNTS", "AC123")])).unwrap_err().to_string();
     assert!(e.starts_with("sip.accounts: \"AC123\" is not valid"), "{e}");
 }
+
+#[test]
+fn urls_are_shown_with_their_secrets_hidden() {
+    for (url, shown) in [
+        ("postgres://vocals:hunter2@db/vocals", "postgres://vocals:***@db/vocals"),
+        (
+            "postgres://vocals@db/vocals?sslmode=require&password=hunter2",
+            "postgres://vocals@db/vocals?sslmode=require&password=***",
+        ),
+        ("wss://tok3n@agents.example.com/stream", "wss://***@agents.example.com/stream"),
+        (
+            "wss://agents.example.com/stream?token=abc&room=7&api_key=k",
+            "wss://agents.example.com/stream?token=***&room=7&api_key=***",
+        ),
+        ("wss://agents.example.com/a@b", "wss://agents.example.com/a@b"),
+        ("sqlite://./vocals-data/vocals.db", "sqlite://./vocals-data/vocals.db"),
+    ] {
+        assert_eq!(redact_url(url), shown);
+    }
+    let f = file("[[agents]]\nname = \"bot\"\nurl = \"wss://a.example/s?token=abc\"\nsecret = \"0123456789abcdef\"\n");
+    let c = Config::load(Some(f.path()), env(&[])).unwrap().redacted();
+    assert_eq!(c.agents[0].url, "wss://a.example/s?token=***");
+    let f = file("[[agents]]\nname = \"bot\"\nurl = \"wss://a.example/s\"\nsecret = \"short\"\n");
+    let e = Config::load(Some(f.path()), env(&[])).unwrap_err().to_string();
+    assert!(e.starts_with("agents[0].secret: 5 characters is too short"), "{e}");
+}

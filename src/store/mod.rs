@@ -157,7 +157,7 @@ fn migrator() -> Migrator {
     ])
 }
 
-/// The columns every agent query reads, in [`agent_from`]'s order.
+/// The columns every agent query reads, in [`Store::agent_from`]'s order.
 const AGENT_COLUMNS: &str =
     "id, name, kind, stream_url, system_prompt, providers, settings, signing_secret, created_at, updated_at";
 const NUMBER_COLUMNS: &str = "e164, agent_id, status, status_detail, twilio_account_sid, twilio_number_sid, \
@@ -251,6 +251,7 @@ impl Store {
         let providers = new.providers.clone().unwrap_or_else(|| Value::Object(Default::default()));
         let settings = new.settings.clone().unwrap_or_else(|| Value::Object(Default::default()));
         validate_agent(&new.name, &new.kind, new.stream_url.as_deref(), &providers, &settings)?;
+        validate_signing_secret(new.signing_secret.as_deref())?;
         if self.agent_by_name(&new.name).await?.is_some() {
             return Err(StoreError::Conflict(format!("an agent named {:?} already exists", new.name)));
         }
@@ -266,7 +267,7 @@ impl Store {
         .bind(&new.system_prompt)
         .bind(providers.to_string())
         .bind(settings.to_string())
-        .bind(new.signing_secret.clone().filter(|s| !s.is_empty()))
+        .bind(self.seal_signing_secret(&id, new.signing_secret.as_deref())?)
         .bind(&now)
         .execute(&self.pool)
         .await?;
@@ -303,6 +304,7 @@ impl Store {
             a.settings = settings.clone();
         }
         if let Some(secret) = &patch.signing_secret {
+            validate_signing_secret(secret.as_deref())?;
             a.signing_secret = secret.clone().filter(|s| !s.is_empty());
         }
         validate_agent(&a.name, &a.kind, a.stream_url.as_deref(), &a.providers, &a.settings)?;
@@ -316,7 +318,7 @@ impl Store {
         .bind(&a.system_prompt)
         .bind(a.providers.to_string())
         .bind(a.settings.to_string())
-        .bind(a.signing_secret.clone())
+        .bind(self.seal_signing_secret(id, a.signing_secret.as_deref())?)
         .bind(now_rfc3339())
         .bind(id)
         .execute(&self.pool)
@@ -327,19 +329,19 @@ impl Store {
     pub async fn agent(&self, id: &str) -> Result<Option<Agent>, StoreError> {
         let sql = format!("SELECT {AGENT_COLUMNS} FROM agents WHERE id = $1");
         let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&self.pool).await?;
-        row.map(|r| agent_from(&r)).transpose()
+        row.map(|r| self.agent_from(&r)).transpose()
     }
 
     async fn agent_by_name(&self, name: &str) -> Result<Option<Agent>, StoreError> {
         let sql = format!("SELECT {AGENT_COLUMNS} FROM agents WHERE name = $1");
         let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(name).fetch_optional(&self.pool).await?;
-        row.map(|r| agent_from(&r)).transpose()
+        row.map(|r| self.agent_from(&r)).transpose()
     }
 
     pub async fn agents(&self) -> Result<Vec<Agent>, StoreError> {
         let sql = format!("SELECT {AGENT_COLUMNS} FROM agents ORDER BY name");
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(&self.pool).await?;
-        rows.iter().map(agent_from).collect()
+        rows.iter().map(|r| self.agent_from(r)).collect()
     }
 
     /// Deletes an agent no number uses; otherwise [`StoreError::InUse`] names the numbers.
@@ -443,7 +445,7 @@ impl Store {
             .fetch_all(&self.pool)
             .await?
             .iter()
-            .map(|r| agent_from(r).map(|a| (a.id.clone(), Arc::new(a.to_config()))))
+            .map(|r| self.agent_from(r).map(|a| (a.id.clone(), Arc::new(a.to_config()))))
             .collect::<Result<_, _>>()?;
         let rows = sqlx::query("SELECT e164, agent_id, twilio_account_sid, srtp FROM phone_numbers")
             .fetch_all(&self.pool)
@@ -464,11 +466,51 @@ impl Store {
         Ok(table)
     }
 
+    /// An agent from its row, its signing secret opened (a secret written before secrets were sealed is read
+    /// as it is, and sealed at the agent's next change).
+    fn agent_from(&self, r: &AnyRow) -> Result<Agent, StoreError> {
+        let stored: Option<String> = r.try_get(7)?;
+        let id: String = r.try_get(0)?;
+        let secret = match stored {
+            Some(sealed) if sealed.starts_with("v1:") => Some(self.secret()?.open(&signing_context(&id), &sealed)?),
+            other => other,
+        };
+        agent_row(r, secret)
+    }
+
+    /// A signing secret as it is written: sealed with the store's key, bound to the agent's id.
+    fn seal_signing_secret(&self, id: &str, secret: Option<&str>) -> Result<Option<String>, StoreError> {
+        match secret.filter(|s| !s.is_empty()) {
+            None => Ok(None),
+            Some(s) => Ok(Some(self.secret()?.seal(&signing_context(id), s)?)),
+        }
+    }
+
     async fn check_agent(&self, agent_id: Option<&str>) -> Result<(), StoreError> {
         match agent_id {
             Some(id) if self.agent(id).await?.is_none() => Err(StoreError::NotFound(format!("agent {id}"))),
             _ => Ok(()),
         }
+    }
+}
+
+/// What a signing secret is sealed against: its agent (a sealed value copied to another agent does not open).
+fn signing_context(agent_id: &str) -> String {
+    format!("agent-signing-secret:{agent_id}")
+}
+
+/// The shortest signing secret taken: it also authenticates the agent's REST hang-up, as a password.
+pub const MIN_SIGNING_SECRET: usize = 16;
+
+/// A signing secret is empty (none) or at least [`MIN_SIGNING_SECRET`] characters.
+fn validate_signing_secret(secret: Option<&str>) -> Result<(), StoreError> {
+    match secret {
+        Some(s) if !s.is_empty() && s.chars().count() < MIN_SIGNING_SECRET => Err(StoreError::Invalid(format!(
+            "signing_secret must be at least {MIN_SIGNING_SECRET} characters (it is also the password of the \
+             agent's REST hang-up), not {}",
+            s.chars().count()
+        ))),
+        _ => Ok(()),
     }
 }
 
@@ -524,8 +566,7 @@ fn int_column(r: &AnyRow, i: usize) -> Result<Option<i64>, StoreError> {
     }
 }
 
-fn agent_from(r: &AnyRow) -> Result<Agent, StoreError> {
-    let signing_secret: Option<String> = r.try_get(7)?;
+fn agent_row(r: &AnyRow, signing_secret: Option<String>) -> Result<Agent, StoreError> {
     Ok(Agent {
         id: r.try_get(0)?,
         name: r.try_get(1)?,

@@ -137,15 +137,32 @@ async fn agents_change_with_a_patch_and_keep_their_secret_out_of_json() {
     for (db, store) in stores().await {
         let new = NewAgent {
             providers: Some(serde_json::json!({"llm": "gpt"})),
-            signing_secret: Some("s3cret".into()),
+            signing_secret: Some("s3cret-s3cret-s3cret".into()),
             ..websocket("support")
         };
         let a = store.create_agent(&new).await.unwrap();
         assert!(a.signed, "{db}");
+        // Sealed at rest: the column holds no trace of the secret.
+        let stored: String = sqlx::query("SELECT signing_secret FROM agents WHERE id = $1")
+            .bind(&a.id)
+            .fetch_one(store.pool())
+            .await
+            .unwrap()
+            .try_get(0)
+            .unwrap();
+        assert!(stored.starts_with("v1:") && !stored.contains("s3cret"), "{db}: {stored}");
+        // Too short to be a password: refused, saying so.
+        let short = NewAgent { signing_secret: Some("x".into()), ..websocket("short") };
+        let e = store.create_agent(&short).await.unwrap_err().to_string();
+        assert!(e.contains("at least 16 characters"), "{db}: {e}");
         let text = serde_json::to_string(&a).unwrap();
-        assert!(!text.contains("s3cret") && text.contains("\"llm\":\"gpt\""), "{db}: {text}");
+        assert!(!text.contains("s3cret-s3cret-s3cret") && text.contains("\"llm\":\"gpt\""), "{db}: {text}");
         let config = a.to_config();
-        assert_eq!((config.secret.as_deref(), config.auth_token.as_deref()), (Some("s3cret"), Some("s3cret")), "{db}");
+        assert_eq!(
+            (config.secret.as_deref(), config.auth_token.as_deref()),
+            (Some("s3cret-s3cret-s3cret"), Some("s3cret-s3cret-s3cret")),
+            "{db}"
+        );
         assert_eq!(config.parameters.get("systemPrompt").map(String::as_str), Some("Be brief."), "{db}");
         let patch = AgentPatch {
             name: Some("front-desk".into()),

@@ -27,10 +27,10 @@ impl Store {
         self
     }
 
-    fn secret(&self) -> Result<&secret::SecretKey, StoreError> {
-        self.secret
-            .as_ref()
-            .ok_or_else(|| StoreError::Invalid("no secret key: Twilio accounts cannot be stored".into()))
+    pub(super) fn secret(&self) -> Result<&secret::SecretKey, StoreError> {
+        self.secret.as_ref().ok_or_else(|| {
+            StoreError::Invalid("no secret key: secrets (Twilio auth tokens, signing secrets) cannot be stored".into())
+        })
     }
 
     /// Links (or re-links, with a new token) a Twilio account; the token is sealed before it is written.

@@ -623,3 +623,41 @@ fn every_method_is_rate_limited_per_source_but_twilios_edges_are_not() {
     }
     assert_eq!(net.take_responses().len(), 20, "an edge is never limited");
 }
+
+/// Security finding (BYE toward a Record-Route host nobody answers): one BYE transaction, retransmitted on
+/// Timer E's schedule (T1 doubling to T2 over UDP) until Timer F (64·T1) gives up, then never again, however
+/// often the call layer asks to hang up.
+#[test]
+fn a_bye_nobody_answers_follows_timer_e_stops_at_timer_f_and_is_not_repeated() {
+    let mut net = Net::new(EndpointConfig::default());
+    let (call, ok) = answered_call(&mut net);
+    net.deliver(ack_for(&ok));
+    net.take_events();
+    let start = net.now - net.start;
+    net.ep.hangup(net.now, call, None);
+    net.ep.hangup(net.now, call, None);
+    net.drain();
+    let mut at = Vec::new();
+    let mut branches = std::collections::HashSet::new();
+    let mut t = start.as_millis() as u64;
+    while t < start.as_millis() as u64 + 40_000 {
+        for (_, m) in net.take_sent() {
+            let req = m.as_request().expect("only the BYE goes out").clone();
+            assert_eq!(req.method, Method::Bye);
+            branches.insert(req.headers.top_via().unwrap().branch().unwrap().to_vec());
+            at.push((net.now - net.start).as_millis() as u64 - start.as_millis() as u64);
+        }
+        t += 10;
+        net.advance_to(t);
+        net.ep.hangup(net.now, call, None);
+        net.drain();
+    }
+    assert_eq!(branches.len(), 1, "one transaction: {at:?}");
+    // 0, 0.5, 1.5, 3.5, 7.5, then every 4 s (T2) until 32 s: 11 sends in all (RFC 3261 §17.1.2.2).
+    let expected = [0, 500, 1500, 3500, 7500, 11500, 15500, 19500, 23500, 27500, 31500];
+    assert_eq!(at.len(), expected.len(), "{at:?}");
+    for (sent, want) in at.iter().zip(expected) {
+        assert!(sent.abs_diff(want) <= 10, "{at:?}");
+    }
+    assert_eq!(net.ep.sizes().client_transactions, 0, "Timer F let it go");
+}
