@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use crate::agent::protocol::Violation;
 use crate::config::AgentConfig;
 use crate::e164::E164;
 use crate::media::ports::PortPool;
@@ -109,6 +110,8 @@ pub enum Ending {
     AgentFailed(String),
     /// The agent took no audio for this long (its socket accepted nothing).
     AgentStalled(std::time::Duration),
+    /// The agent broke a limit of its stream (its stream was closed with 1008).
+    AgentViolation(Violation),
 }
 
 /// Whether a call's media can be answered at once.
@@ -534,6 +537,7 @@ impl Calls {
             Ending::AgentHungUp => (200, "the agent hung up".to_string()),
             Ending::AgentFailed(e) => (500, format!("the agent's stream failed: {e}")),
             Ending::AgentStalled(after) => (500, stalled(after)),
+            Ending::AgentViolation(v) => (500, violated(&v)),
         };
         self.bye(now, ep, call, Reason::new("SIP", code, &text), text);
     }
@@ -633,6 +637,11 @@ fn count_invite(status: u16) {
 /// Equal bytes, compared in time that does not depend on where they differ.
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The Reason text, and the call record's ending, of a call whose agent broke a limit.
+pub fn violated(v: &Violation) -> String {
+    format!("the agent broke a limit: {v}")
 }
 
 /// The Reason text, and the call record's ending, of a call whose agent stalled.

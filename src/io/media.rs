@@ -14,8 +14,8 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
-use crate::agent::protocol::StartInfo;
-use crate::agent::session::AgentStats;
+use crate::agent::protocol::{StartInfo, Violation};
+use crate::agent::session::{AgentStats, Refused};
 use crate::call::{CallInfo, Ending, MediaPlane, Readiness};
 use crate::config::{AgentConfig, AgentKind};
 use crate::io::agent::{AgentLink, FromAgent};
@@ -374,11 +374,13 @@ impl CallMedia {
                     tracing::info!(call = self.call.0, %target, "the agent asks for a transfer");
                     self.report(MediaEvent::Transfer { call: self.call, target });
                 }
-                Err(e) => {
+                Err(Refused::Ignored(e)) => {
                     metrics::counter!(crate::metrics::AGENT_FRAMES_IGNORED).increment(1);
                     tracing::debug!(call = self.call.0, kind = e.kind(), error = %e, "agent frame ignored");
                 }
+                Err(Refused::Violation(v)) => self.violated(v),
             },
+            FromAgent::Violation(v) => self.violated(v),
             FromAgent::Binary => {
                 metrics::counter!(crate::metrics::AGENT_FRAMES_IGNORED).increment(1);
                 link.session.ignored();
@@ -397,6 +399,18 @@ impl CallMedia {
                 self.report(MediaEvent::End { call: self.call, why: Ending::AgentFailed(e) });
             }
         }
+    }
+
+    /// The agent broke a limit of its stream: the stream is closed (1008, the limit as the reason) and the call
+    /// ended as the agent's fault.
+    fn violated(&mut self, v: Violation) {
+        let Agent::Socket { link, open, .. } = &mut self.agent else { return };
+        link.close_for(&v);
+        *open = false;
+        metrics::counter!(crate::metrics::AGENT_VIOLATIONS, "reason" => v.kind()).increment(1);
+        self.agent_ending = Some(crate::call::violated(&v));
+        tracing::warn!(call = self.call.0, kind = v.kind(), violation = %v, "the agent broke a limit: hanging up");
+        self.report(MediaEvent::End { call: self.call, why: Ending::AgentViolation(v) });
     }
 
     fn report(&self, event: MediaEvent) {
