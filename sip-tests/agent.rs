@@ -44,8 +44,10 @@ enum Mode {
     Abort,
     /// Stops reading after `start`, with a tiny receive buffer: a stalled agent.
     Stall,
-    /// Asks for a blind transfer to +14155550100 300 ms after `start` (the vocals `transfer` extension).
-    Transfer,
+    /// Asks for a blind transfer to this target 300 ms after `start` (the vocals `transfer` extension).
+    Transfer(&'static str),
+    /// Asks for a transfer to each target in turn, 100 ms apart, from 300 ms after `start`.
+    TransferEach(&'static [&'static str]),
     /// Queues 20 s of audio, then floods marks with names of this many bytes (a malicious agent), until vocals
     /// closes the stream.
     MarkFlood(usize),
@@ -187,11 +189,18 @@ where
                         // Dropping both halves closes the TCP connection with no closing handshake.
                         return seen;
                     }
-                    Mode::Transfer => {
+                    Mode::Transfer(to) => {
                         tokio::time::sleep(Duration::from_millis(300)).await;
-                        let t =
-                            json!({"event": "transfer", "streamSid": stream_sid, "transfer": {"to": "+14155550100"}});
+                        let t = json!({"event": "transfer", "streamSid": stream_sid, "transfer": {"to": to}});
                         let _ = tx.send(Message::text(t.to_string())).await;
+                    }
+                    Mode::TransferEach(targets) => {
+                        tokio::time::sleep(Duration::from_millis(300)).await;
+                        for to in targets {
+                            let t = json!({"event": "transfer", "streamSid": stream_sid, "transfer": {"to": to}});
+                            let _ = tx.send(Message::text(t.to_string())).await;
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
                     }
                     Mode::MarkFlood(name_len) => {
                         // 20 s of audio queued first, so the marks wait for it instead of being echoed at once.
@@ -674,7 +683,7 @@ fn a_stalled_agent_never_stalls_the_caller_loses_the_oldest_frames_counted_and_i
 #[test]
 fn an_agent_transfer_becomes_a_refer_whose_progress_the_agent_hears() {
     let _turn = turn();
-    let agent = Agent::start(Mode::Transfer);
+    let agent = Agent::start(Mode::Transfer("+14155550100"));
     let server = Server::start_with("agent-transfer", &agent.config(), &[("VOCALS_DEFAULT_AGENT", "bot")]);
     // SIPp plays Twilio: answers the REFER 202, NOTIFYs 100 then 200, and takes vocals' BYE.
     for via in [Via::Udp, Via::Tcp] {
@@ -767,4 +776,74 @@ fn a_malicious_agent_cannot_exhaust_memory() {
         let line = format!("vocals_agent_violations_total{{reason=\"{kind}\"}} 1");
         assert!(metrics.lines().any(|l| l == line), "no {line:?} in\n{metrics}");
     }
+}
+
+/// The security review's finding: "Transfer is a toll-fraud path" (an agent, maybe a prompt-injected LLM, had
+/// the caller REFERred to a premium-rate number, abroad, and to a foreign SIP domain with an embedded Replaces,
+/// and vocals accepted every one). Each is now refused before any REFER: the agent hears why, the caller's side
+/// sees nothing. A number in the caller's own country still goes through as before.
+#[test]
+fn transfer_is_not_a_toll_fraud_path() {
+    let _turn = turn();
+    const TARGETS: &[&str] = &[
+        "+19005550100",
+        "+2305551234",
+        "sip:alice@evil.example.com?Replaces=abc%40evil.example.com%3Bto-tag%3D1%3Bfrom-tag%3D2",
+        "sip:+14155550100@evil.example.com",
+    ];
+    let reasons = ["+1900", "country code +1", "URI headers", "evil.example.com"];
+    let agent = Agent::start(Mode::TransferEach(TARGETS));
+    let server = Server::start_with("agent-toll", &agent.config(), &[("VOCALS_DEFAULT_AGENT", "bot")]);
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let (caller, _) = Caller::invite_to(&server, &socket, "agent-toll", DIALED);
+    // Everything vocals sends the caller's side while the agent asks (the caller is +12125550100).
+    let mut refers = Vec::new();
+    let until = Instant::now() + Duration::from_secs(2);
+    caller.sip.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    let mut buf = [0u8; 4096];
+    while Instant::now() < until {
+        if let Ok((n, _)) = caller.sip.recv_from(&mut buf) {
+            refers.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+    }
+    caller.request("BYE", 2);
+    let seen = agent.seen();
+    assert!(refers.iter().all(|m| !m.starts_with("REFER ")), "a REFER reached the caller's side:\n{refers:?}");
+    let transfers: Vec<&Value> = seen.frames.iter().filter(|f| f["event"] == "transfer").collect();
+    assert_eq!(transfers.len(), TARGETS.len(), "one answer per request: {transfers:?}");
+    for (frame, (target, reason)) in transfers.iter().zip(TARGETS.iter().zip(reasons)) {
+        assert_eq!(frame["streamSid"], seen.frames[1]["streamSid"]);
+        assert!(frame["sequenceNumber"].as_str().is_some_and(|n| n.parse::<u64>().is_ok()), "{frame}");
+        let t = &frame["transfer"];
+        assert_eq!(t["status"], "refused", "{target}: {frame}");
+        assert!(t["reason"].as_str().is_some_and(|r| r.contains(reason)), "{target}: {frame}");
+    }
+    let log = server.log();
+    assert_eq!(log.matches("transfer refused").count(), TARGETS.len(), "{log}");
+    let metrics = server.http_get("/metrics");
+    for (kind, n) in [("prefix_denied", 1), ("other_country", 1), ("uri_headers", 1), ("domain_not_allowed", 1)] {
+        let counted = |l: &&str| {
+            l.starts_with("vocals_transfers_total{")
+                && l.contains("result=\"refused\"")
+                && l.ends_with(&format!(" {n}"))
+        };
+        let reason = format!("reason=\"{kind}\"");
+        assert!(metrics.lines().filter(counted).any(|l| l.contains(&reason)), "no {kind} refusal in\n{metrics}");
+    }
+    drop(server);
+
+    // A number in the caller's country (+1415... from +1212...) goes through as before: SIPp plays Twilio.
+    let agent = Agent::start(Mode::Transfer("+14155550100"));
+    let server = Server::start_with("agent-toll-ok", &agent.config(), &[("VOCALS_DEFAULT_AGENT", "bot")]);
+    sipp(&server, Via::Udp, "transfer.xml", DIALED, 1, &[]);
+    let seen = agent.seen();
+    let statuses: Vec<&str> = seen
+        .frames
+        .iter()
+        .filter(|f| f["event"] == "transfer")
+        .filter_map(|f| f["transfer"]["status"].as_str())
+        .collect();
+    assert_eq!(statuses, ["accepted", "progress", "completed"]);
+    let metrics = server.http_get("/metrics");
+    assert!(metrics.lines().any(|l| l == "vocals_transfers_total{result=\"refer\"} 1"), "{metrics}");
 }

@@ -17,6 +17,9 @@ pub const AGENT_FRAMES_IGNORED: &str = "vocals_agent_frames_ignored_total";
 pub const AGENT_VIOLATIONS: &str = "vocals_agent_violations_total";
 /// Uplink frames dropped because an agent's socket could not keep up.
 pub const AGENT_UPLINK_DROPPED: &str = "vocals_agent_uplink_dropped_total";
+/// Agents' transfer requests: `result` = refer (a REFER was sent), or refused (by the transfer policy, before
+/// any REFER) with its `reason`.
+pub const TRANSFERS: &str = "vocals_transfers_total";
 /// RTP arrival -> frame handed to the agent (the jitter buffer's hold).
 pub const JITTER_HANDOFF: &str = "vocals_jitter_handoff_seconds";
 /// RTP packets, `direction` = in | out.

@@ -82,14 +82,27 @@ pub fn mark(seq: u64, stream_sid: &str, name: &str) -> String {
         .to_string()
 }
 
-/// A vocals extension (not Twilio): how the agent's `transfer` is going. `status` is `accepted`, `refused`,
-/// `progress`, `completed` or `failed`; `sip_status` the SIP status behind it.
+/// A vocals extension (not Twilio): how the agent's `transfer` is going. `status` is `accepted`, `refused`
+/// (the REFER was answered with an error), `progress`, `completed` or `failed`; `sip_status` the SIP status
+/// behind it.
 pub fn transfer_status(seq: u64, stream_sid: &str, status: &str, sip_status: u16) -> String {
     json!({
         "event": "transfer",
         "sequenceNumber": seq.to_string(),
         "streamSid": stream_sid,
         "transfer": {"status": status, "sipStatus": sip_status.to_string()},
+    })
+    .to_string()
+}
+
+/// A vocals extension: the agent's `transfer` refused by the transfer policy before any REFER was sent, and
+/// why (`status` `refused`, a `reason` and no `sipStatus`).
+pub fn transfer_refused(seq: u64, stream_sid: &str, reason: &str) -> String {
+    json!({
+        "event": "transfer",
+        "sequenceNumber": seq.to_string(),
+        "streamSid": stream_sid,
+        "transfer": {"status": "refused", "reason": reason},
     })
     .to_string()
 }
@@ -282,6 +295,9 @@ mod tests {
         assert_eq!(parse(transfer, "MZ0123"), Ok(Inbound::Transfer("+14155550100".into())));
         let v: Value = serde_json::from_str(&transfer_status(7, "MZ0123", "accepted", 202)).unwrap();
         assert_eq!(v["transfer"], json!({"status": "accepted", "sipStatus": "202"}));
+        let v: Value = serde_json::from_str(&transfer_refused(8, "MZ0123", "at most 3 transfers per call")).unwrap();
+        assert_eq!((v["event"].as_str(), v["sequenceNumber"].as_str()), (Some("transfer"), Some("8")));
+        assert_eq!(v["transfer"], json!({"status": "refused", "reason": "at most 3 transfers per call"}));
     }
 
     #[test]

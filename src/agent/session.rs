@@ -95,6 +95,12 @@ impl AgentSession {
         protocol::transfer_status(seq, &self.info.stream_sid, status, sip_status)
     }
 
+    /// Tells the agent its transfer was refused before any REFER, and why.
+    pub fn transfer_refused(&mut self, reason: &str) -> String {
+        let seq = self.next_seq();
+        protocol::transfer_refused(seq, &self.info.stream_sid, reason)
+    }
+
     /// Applies one text frame from the agent to the playout queue; a transfer request is returned for the call
     /// layer to carry out.
     pub fn on_text(&mut self, text: &str, playout: &mut PlayoutQueue) -> Result<Option<String>, Refused> {

@@ -55,6 +55,8 @@ enum Control {
     Update(Stream),
     /// Tell the agent how its transfer is going.
     TransferStatus(&'static str, u16),
+    /// Tell the agent its transfer was refused by the policy, and why.
+    TransferRefused(String),
     /// A digit signalled in SIP (INFO): the agent gets its `dtmf` event.
     Dtmf(char),
 }
@@ -211,6 +213,14 @@ impl MediaPlane for TokioMedia {
         }
     }
 
+    fn transfer_refused(&mut self, call: CallRef, reason: String) {
+        if let Some(tx) = self.calls.get(&call)
+            && tx.try_send(Control::TransferRefused(reason)).is_err()
+        {
+            tracing::warn!(call = call.0, "transfer refusal dropped: the call task is gone or busy");
+        }
+    }
+
     fn dtmf(&mut self, call: CallRef, digit: char) {
         if let Some(tx) = self.calls.get(&call)
             && tx.try_send(Control::Dtmf(digit)).is_err()
@@ -301,6 +311,12 @@ impl CallMedia {
                             link.send(text, None);
                         }
                     }
+                    Some(Control::TransferRefused(reason)) => {
+                        if let Agent::Socket { link, open: true, .. } = &mut self.agent {
+                            let text = link.session.transfer_refused(&reason);
+                            link.send(text, None);
+                        }
+                    }
                     Some(Control::Dtmf(digit)) => {
                         if let Agent::Socket { link, open: true, .. } = &mut self.agent {
                             let text = link.session.digit(digit);
@@ -371,7 +387,8 @@ impl CallMedia {
                 }
                 Ok(None) => {}
                 Ok(Some(target)) => {
-                    tracing::info!(call = self.call.0, %target, "the agent asks for a transfer");
+                    let shown: String = target.chars().take(256).collect();
+                    tracing::info!(call = self.call.0, target = ?shown, "the agent asks for a transfer");
                     self.report(MediaEvent::Transfer { call: self.call, target });
                 }
                 Err(Refused::Ignored(e)) => {
