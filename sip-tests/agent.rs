@@ -28,6 +28,9 @@ fn turn() -> std::sync::MutexGuard<'static, ()> {
 /// The number the tests dial: not in the table, so it goes to `default_agent` (the test agent).
 const DIALED: &str = "+14155550177";
 
+/// Marks a flooding agent sends at most (60 KB names: 240 MB).
+const FLOOD_MARKS: usize = 4_000;
+
 /// How the test agent behaves.
 #[derive(Clone, Copy, Debug)]
 enum Mode {
@@ -41,8 +44,15 @@ enum Mode {
     Abort,
     /// Stops reading after `start`, with a tiny receive buffer: a stalled agent.
     Stall,
-    /// Asks for a blind transfer to +14155550100 300 ms after `start` (the vocals `transfer` extension).
-    Transfer,
+    /// Asks for a blind transfer to this target 300 ms after `start` (the vocals `transfer` extension).
+    Transfer(&'static str),
+    /// Asks for a transfer to each target in turn, 100 ms apart, from 300 ms after `start`.
+    TransferEach(&'static [&'static str]),
+    /// Queues 20 s of audio, then floods marks with names of this many bytes (a malicious agent), until vocals
+    /// closes the stream.
+    MarkFlood(usize),
+    /// Sends one 300 KiB message (a `media` frame of 28 s of audio).
+    Oversized,
     /// Hangs up 300 ms after `start` through the Twilio-compatible REST endpoint on this port, as Pipecat
     /// does with `base_url` (Basic auth: the account id and the agent's auth token).
     RestHangUp(u16),
@@ -57,6 +67,8 @@ struct Seen {
     clear_sent: Option<Instant>,
     /// The REST hang-up's HTTP status line.
     rest_status: Option<String>,
+    /// vocals' close frame: its code and reason.
+    close: Option<(u16, String)>,
 }
 
 struct Agent {
@@ -157,7 +169,15 @@ where
                 continue;
             }
         };
-        let Some(Ok(Message::Text(text))) = msg else { return seen };
+        let text = match msg {
+            Some(Ok(Message::Text(text))) => text,
+            Some(Ok(Message::Close(frame))) => {
+                // Read on: the reply to vocals' close goes out, then the stream ends.
+                seen.close = frame.map(|f| (u16::from(f.code), f.reason.as_str().to_string()));
+                continue;
+            }
+            _ => return seen,
+        };
         let v: Value = serde_json::from_str(text.as_str()).expect("vocals sends JSON");
         seen.frames.push(v.clone());
         match v["event"].as_str().unwrap_or("") {
@@ -169,11 +189,50 @@ where
                         // Dropping both halves closes the TCP connection with no closing handshake.
                         return seen;
                     }
-                    Mode::Transfer => {
+                    Mode::Transfer(to) => {
                         tokio::time::sleep(Duration::from_millis(300)).await;
-                        let t =
-                            json!({"event": "transfer", "streamSid": stream_sid, "transfer": {"to": "+14155550100"}});
+                        let t = json!({"event": "transfer", "streamSid": stream_sid, "transfer": {"to": to}});
                         let _ = tx.send(Message::text(t.to_string())).await;
+                    }
+                    Mode::TransferEach(targets) => {
+                        tokio::time::sleep(Duration::from_millis(300)).await;
+                        for to in targets {
+                            let t = json!({"event": "transfer", "streamSid": stream_sid, "transfer": {"to": to}});
+                            let _ = tx.send(Message::text(t.to_string())).await;
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                    }
+                    Mode::MarkFlood(name_len) => {
+                        // 20 s of audio queued first, so the marks wait for it instead of being echoed at once.
+                        for _ in 0..2 {
+                            let audio = STANDARD.encode(vec![0x42u8; 80_000]);
+                            let m = json!({"event": "media", "streamSid": stream_sid, "media": {"payload": audio}});
+                            let _ = tx.send(Message::text(m.to_string())).await;
+                        }
+                        let name = "n".repeat(name_len);
+                        let mark =
+                            json!({"event": "mark", "streamSid": stream_sid, "mark": {"name": name}}).to_string();
+                        for _ in 0..FLOOD_MARKS {
+                            tokio::select! {
+                                biased;
+                                m = rx.next() => match m {
+                                    Some(Ok(Message::Close(frame))) => {
+                                        seen.close = frame.map(|f| (u16::from(f.code), f.reason.as_str().to_string()));
+                                        break;
+                                    }
+                                    Some(Ok(Message::Text(t))) => {
+                                        seen.frames.push(serde_json::from_str(t.as_str()).expect("vocals sends JSON"));
+                                    }
+                                    _ => return seen,
+                                },
+                                r = tx.send(Message::text(mark.clone())) => if r.is_err() { break },
+                            }
+                        }
+                    }
+                    Mode::Oversized => {
+                        let audio = STANDARD.encode(vec![0x42u8; 230_000]);
+                        let m = json!({"event": "media", "streamSid": stream_sid, "media": {"payload": audio}});
+                        let _ = tx.send(Message::text(m.to_string())).await;
                     }
                     Mode::RestHangUp(port) => {
                         let start = &v["start"];
@@ -634,7 +693,7 @@ fn a_stalled_agent_never_stalls_the_caller_loses_the_oldest_frames_counted_and_i
 #[test]
 fn an_agent_transfer_becomes_a_refer_whose_progress_the_agent_hears() {
     let _turn = turn();
-    let agent = Agent::start(Mode::Transfer);
+    let agent = Agent::start(Mode::Transfer("+14155550100"));
     let server = Server::start_with("agent-transfer", &agent.config(), &[("VOCALS_DEFAULT_AGENT", "bot")]);
     // SIPp plays Twilio: answers the REFER 202, NOTIFYs 100 then 200, and takes vocals' BYE.
     for via in [Via::Udp, Via::Tcp] {
@@ -652,4 +711,149 @@ fn an_agent_transfer_becomes_a_refer_whose_progress_the_agent_hears() {
         assert_eq!(statuses, expected.map(|(a, b)| (a.to_string(), b.to_string())), "{via:?}");
         assert_eq!(seen.frames.last().unwrap()["event"], "stop");
     }
+}
+
+/// The resident memory of a process, in KiB (`VmRSS` in /proc).
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap_or_else(|| panic!("no VmRSS:\n{status}"));
+    line.split_whitespace().nth(1).and_then(|n| n.parse().ok()).unwrap()
+}
+
+/// Vocals' BYE to the caller, if one comes within `within` (other requests are skipped).
+fn bye_within(caller: &Caller, within: Duration) -> Option<String> {
+    let deadline = Instant::now() + within;
+    let mut buf = [0u8; 4096];
+    while let Some(left) = deadline.checked_duration_since(Instant::now()).filter(|d| !d.is_zero()) {
+        caller.sip.set_read_timeout(Some(left)).unwrap();
+        let Ok((n, _)) = caller.sip.recv_from(&mut buf) else { break };
+        let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if msg.starts_with("BYE ") {
+            return Some(msg);
+        }
+    }
+    None
+}
+
+/// The security review's finding: "A malicious agent can exhaust memory" (24,805 marks with 60 KB names took
+/// the server to 1,435 MiB in 6 s). Each flood is now stopped at its first broken limit: the stream is closed
+/// with 1008 and the limit as the reason, the caller gets a BYE saying why, and the server's memory stays put.
+#[test]
+fn a_malicious_agent_cannot_exhaust_memory() {
+    let _turn = turn();
+    let floods = [
+        (Mode::MarkFlood(60_000), "a mark name longer than 256 bytes", "mark_name"),
+        (Mode::MarkFlood(256), "more than 1024 marks pending", "marks_pending"),
+        (Mode::Oversized, "over the 262144-byte limit", "message_size"),
+    ];
+    for (mode, reason, kind) in floods {
+        let agent = Agent::start(mode);
+        let server = Server::start_with("agent-flood", &agent.config(), &[("VOCALS_DEFAULT_AGENT", "bot")]);
+        let pid = server.child.id();
+        let before = rss_kib(pid);
+        // The peak, sampled every 10 ms while the agent floods.
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let sampling = done.clone();
+        let sampler = std::thread::spawn(move || {
+            let mut peak = 0;
+            while !sampling.load(std::sync::atomic::Ordering::Relaxed) {
+                peak = peak.max(rss_kib(pid));
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            peak
+        });
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let (caller, _) = Caller::invite_to(&server, &socket, "agent-flood", DIALED);
+        let bye = bye_within(&caller, Duration::from_secs(10));
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        let peak = sampler.join().unwrap().max(rss_kib(pid));
+        println!("{mode:?}: server RSS {} MiB before, {} MiB at the peak", before / 1024, peak / 1024);
+        assert!(peak < before + 64 * 1024, "{mode:?}: RSS grew from {before} KiB to {peak} KiB");
+        let bye = bye.unwrap_or_else(|| panic!("{mode:?}: no BYE within 10 s:\n{}", server.log()));
+        caller.respond_ok(&bye);
+        let why = header(&bye, "Reason");
+        assert!(why.starts_with("SIP;cause=500;text=\"the agent broke a limit: ") && why.contains(reason), "{bye}");
+        let seen = agent.seen();
+        let (code, close_reason) = seen.close.unwrap_or_else(|| panic!("{mode:?}: no close frame from vocals"));
+        assert_eq!(code, 1008, "policy violation");
+        assert!(close_reason.contains(reason), "{close_reason}");
+        let _ = server.figure("call agent record", "frames_sent");
+        let log = server.log();
+        let ending = log.lines().find(|l| l.contains("call agent record")).and_then(|l| l.split(" ending=").nth(1));
+        let ending = ending.unwrap_or_else(|| panic!("no agent ending:\n{log}"));
+        assert!(ending.starts_with("\"the agent broke a limit: ") && ending.contains(reason), "{ending}");
+        let metrics = server.http_get("/metrics");
+        let line = format!("vocals_agent_violations_total{{reason=\"{kind}\"}} 1");
+        assert!(metrics.lines().any(|l| l == line), "no {line:?} in\n{metrics}");
+    }
+}
+
+/// The security review's finding: "Transfer is a toll-fraud path" (an agent, maybe a prompt-injected LLM, had
+/// the caller REFERred to a premium-rate number, abroad, and to a foreign SIP domain with an embedded Replaces,
+/// and vocals accepted every one). Each is now refused before any REFER: the agent hears why, the caller's side
+/// sees nothing. A number in the caller's own country still goes through as before.
+#[test]
+fn transfer_is_not_a_toll_fraud_path() {
+    let _turn = turn();
+    const TARGETS: &[&str] = &[
+        "+19005550100",
+        "+2305551234",
+        "sip:alice@evil.example.com?Replaces=abc%40evil.example.com%3Bto-tag%3D1%3Bfrom-tag%3D2",
+        "sip:+14155550100@evil.example.com",
+    ];
+    let reasons = ["+1900", "country code +1", "URI headers", "evil.example.com"];
+    let agent = Agent::start(Mode::TransferEach(TARGETS));
+    let server = Server::start_with("agent-toll", &agent.config(), &[("VOCALS_DEFAULT_AGENT", "bot")]);
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let (caller, _) = Caller::invite_to(&server, &socket, "agent-toll", DIALED);
+    // Everything vocals sends the caller's side while the agent asks (the caller is +12125550100).
+    let mut refers = Vec::new();
+    let until = Instant::now() + Duration::from_secs(2);
+    caller.sip.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    let mut buf = [0u8; 4096];
+    while Instant::now() < until {
+        if let Ok((n, _)) = caller.sip.recv_from(&mut buf) {
+            refers.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+    }
+    caller.request("BYE", 2);
+    let seen = agent.seen();
+    assert!(refers.iter().all(|m| !m.starts_with("REFER ")), "a REFER reached the caller's side:\n{refers:?}");
+    let transfers: Vec<&Value> = seen.frames.iter().filter(|f| f["event"] == "transfer").collect();
+    assert_eq!(transfers.len(), TARGETS.len(), "one answer per request: {transfers:?}");
+    for (frame, (target, reason)) in transfers.iter().zip(TARGETS.iter().zip(reasons)) {
+        assert_eq!(frame["streamSid"], seen.frames[1]["streamSid"]);
+        assert!(frame["sequenceNumber"].as_str().is_some_and(|n| n.parse::<u64>().is_ok()), "{frame}");
+        let t = &frame["transfer"];
+        assert_eq!(t["status"], "refused", "{target}: {frame}");
+        assert!(t["reason"].as_str().is_some_and(|r| r.contains(reason)), "{target}: {frame}");
+    }
+    let log = server.log();
+    assert_eq!(log.matches("transfer refused").count(), TARGETS.len(), "{log}");
+    let metrics = server.http_get("/metrics");
+    for (kind, n) in [("prefix_denied", 1), ("other_country", 1), ("uri_headers", 1), ("domain_not_allowed", 1)] {
+        let counted = |l: &&str| {
+            l.starts_with("vocals_transfers_total{")
+                && l.contains("result=\"refused\"")
+                && l.ends_with(&format!(" {n}"))
+        };
+        let reason = format!("reason=\"{kind}\"");
+        assert!(metrics.lines().filter(counted).any(|l| l.contains(&reason)), "no {kind} refusal in\n{metrics}");
+    }
+    drop(server);
+
+    // A number in the caller's country (+1415... from +1212...) goes through as before: SIPp plays Twilio.
+    let agent = Agent::start(Mode::Transfer("+14155550100"));
+    let server = Server::start_with("agent-toll-ok", &agent.config(), &[("VOCALS_DEFAULT_AGENT", "bot")]);
+    sipp(&server, Via::Udp, "transfer.xml", DIALED, 1, &[]);
+    let seen = agent.seen();
+    let statuses: Vec<&str> = seen
+        .frames
+        .iter()
+        .filter(|f| f["event"] == "transfer")
+        .filter_map(|f| f["transfer"]["status"].as_str())
+        .collect();
+    assert_eq!(statuses, ["accepted", "progress", "completed"]);
+    let metrics = server.http_get("/metrics");
+    assert!(metrics.lines().any(|l| l == "vocals_transfers_total{result=\"refer\"} 1"), "{metrics}");
 }

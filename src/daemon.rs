@@ -191,6 +191,7 @@ pub async fn serve(
             seed: random_seed(),
             node: config.node.clone(),
             records: Some(records),
+            transfer: config.transfer.clone(),
         },
         Box::new(media),
     );

@@ -1,6 +1,6 @@
 //! `E164`: a phone number in E.164 form (`+` and 7 to 15 digits, no leading zero), the key numbers are
 //! routed and stored by. `normalize` reads the shapes dialed numbers arrive in; `parse` is the strict form
-//! for API input.
+//! for API input. [`E164::country_code`] reads a number's country code from ITU-T's list of assigned codes.
 
 use std::fmt;
 
@@ -80,7 +80,40 @@ impl E164 {
     pub fn digits(&self) -> &str {
         &self.0[1..]
     }
+
+    /// The country code (1 to 3 digits): `1` for `+14155550123`, `44` for `+442071234567`; `None` when the
+    /// number starts with a code ITU-T has not assigned. Country codes are a prefix code (none begins
+    /// another), so the first that matches is the one.
+    pub fn country_code(&self) -> Option<&str> {
+        let digits = self.digits();
+        (1..=3)
+            .map(|n| &digits[..n])
+            .find(|code| code.parse().is_ok_and(|c: u16| COUNTRY_CODES.binary_search(&c).is_ok()))
+    }
 }
+
+/// Every country code ITU-T has assigned (the list annexed to Recommendation E.164, as amended to 2023), in
+/// order: the countries' and the shared codes (1 is the North American Numbering Plan, 7 Russia and
+/// Kazakhstan), the reserved ones (379 Vatican, 388 groups of countries, 997 Kazakhstan) and the global
+/// services (800 freephone, 808 shared cost, 870 Inmarsat, 878 UPT, 881 satellite, 882/883 international
+/// networks, 888 disaster relief, 979 premium rate, 991 trial).
+#[rustfmt::skip]
+const COUNTRY_CODES: &[u16] = &[
+    1, 7,
+    20, 27, 30, 31, 32, 33, 34, 36, 39, 40, 41, 43, 44, 45, 46, 47, 48, 49, 51, 52, 53, 54, 55, 56, 57, 58,
+    60, 61, 62, 63, 64, 65, 66, 81, 82, 84, 86, 90, 91, 92, 93, 94, 95, 98,
+    211, 212, 213, 216, 218, 220, 221, 222, 223, 224, 225, 226, 227, 228, 229, 230, 231, 232, 233, 234, 235,
+    236, 237, 238, 239, 240, 241, 242, 243, 244, 245, 246, 247, 248, 249, 250, 251, 252, 253, 254, 255, 256,
+    257, 258, 260, 261, 262, 263, 264, 265, 266, 267, 268, 269, 290, 291, 297, 298, 299,
+    350, 351, 352, 353, 354, 355, 356, 357, 358, 359, 370, 371, 372, 373, 374, 375, 376, 377, 378, 379, 380,
+    381, 382, 383, 385, 386, 387, 388, 389,
+    420, 421, 423,
+    500, 501, 502, 503, 504, 505, 506, 507, 508, 509, 590, 591, 592, 593, 594, 595, 596, 597, 598, 599,
+    670, 672, 673, 674, 675, 676, 677, 678, 679, 680, 681, 682, 683, 685, 686, 687, 688, 689, 690, 691, 692,
+    800, 808, 850, 852, 853, 855, 856, 870, 878, 880, 881, 882, 883, 886, 888,
+    960, 961, 962, 963, 964, 965, 966, 967, 968, 970, 971, 972, 973, 974, 975, 976, 977, 979, 991, 992, 993,
+    994, 995, 996, 997, 998,
+];
 
 impl fmt::Display for E164 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -153,6 +186,42 @@ mod tests {
         assert!(E164::parse("+14155550123").is_ok());
         assert_eq!(E164::parse("14155550123").unwrap_err().to_string(), FORM);
         assert_eq!(E164::parse("+14155550123").unwrap().digits(), "14155550123");
+    }
+
+    #[test]
+    fn the_country_code_is_read_from_itus_list() {
+        let cc = |n: &str| E164::parse(n).unwrap().country_code().map(str::to_string);
+        for (number, code) in [
+            ("+14155550123", "1"),
+            ("+19005550100", "1"),
+            ("+74951234567", "7"),
+            ("+442071234567", "44"),
+            ("+20212345678", "20"),
+            ("+2305551234", "230"),
+            ("+35312345678", "353"),
+            ("+8613812345678", "86"),
+            ("+85212345678", "852"),
+            ("+8005551234", "800"),
+            ("+97150123456", "971"),
+            ("+5999123456", "599"),
+        ] {
+            assert_eq!(cc(number).as_deref(), Some(code), "{number}");
+        }
+        // Spare codes: 28x, 42x but 420, 421 and 423, 999.
+        for number in ["+2812345678", "+4221234567", "+9991234567", "+8351234567"] {
+            assert_eq!(cc(number), None, "{number}");
+        }
+    }
+
+    #[test]
+    fn the_country_code_list_is_sorted_complete_and_a_prefix_code() {
+        assert!(COUNTRY_CODES.windows(2).all(|w| w[0] < w[1]), "sorted, each once");
+        assert_eq!(COUNTRY_CODES.len(), 219, "every assigned code");
+        for a in COUNTRY_CODES {
+            for b in COUNTRY_CODES.iter().filter(|b| *b != a) {
+                assert!(!b.to_string().starts_with(&a.to_string()), "{a} begins {b}");
+            }
+        }
     }
 
     #[test]

@@ -13,8 +13,13 @@ pub const AGENT_CONNECT: &str = "vocals_agent_connect_seconds";
 pub const AGENT_CONNECT_FAILURES: &str = "vocals_agent_connect_failures_total";
 /// Agent frames ignored (bad JSON, unknown events, wrong streamSid, binary).
 pub const AGENT_FRAMES_IGNORED: &str = "vocals_agent_frames_ignored_total";
+/// Agents whose stream was closed for breaking a limit, by `reason`: marks_pending, mark_name, message_size.
+pub const AGENT_VIOLATIONS: &str = "vocals_agent_violations_total";
 /// Uplink frames dropped because an agent's socket could not keep up.
 pub const AGENT_UPLINK_DROPPED: &str = "vocals_agent_uplink_dropped_total";
+/// Agents' transfer requests: `result` = refer (a REFER was sent), or refused (by the transfer policy, before
+/// any REFER) with its `reason`.
+pub const TRANSFERS: &str = "vocals_transfers_total";
 /// RTP arrival -> frame handed to the agent (the jitter buffer's hold).
 pub const JITTER_HANDOFF: &str = "vocals_jitter_handoff_seconds";
 /// RTP packets, `direction` = in | out.

@@ -161,6 +161,34 @@ async fn agents_and_numbers_follow_the_product_rules_and_routing_follows_each_wr
 }
 
 #[tokio::test]
+async fn an_agents_transfer_settings_are_checked_when_written_and_reach_its_calls() {
+    let api = api().await;
+    let agent = |settings: Value| json!({"name": "sales", "stream_url": "wss://a.example.com/s", "settings": settings});
+    let (status, body) =
+        api.call("POST", "/v1/agents", Some(agent(json!({"transfer": {"allow_prefixes": "+1,44"}})))).await;
+    assert_eq!((status, error_code(&body)), (StatusCode::UNPROCESSABLE_ENTITY, "invalid"), "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.starts_with("settings.transfer.allow_prefixes: \"44\" is not an E.164 prefix"), "{message}");
+    let (status, body) = api.call("POST", "/v1/agents", Some(agent(json!({"transfer": {"max_per_call": 101}})))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(body["error"]["message"].as_str().unwrap().starts_with("settings.transfer.max_per_call:"), "{body}");
+    let policy = json!({"transfer": {"allow_domains": ["pbx.example.com"], "max_per_call": 1}, "voice": "alloy"});
+    let (status, created) = api.call("POST", "/v1/agents", Some(agent(policy))).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["id"].as_str().unwrap();
+    let patch = json!({"settings": {"transfer": {"allow_domain": "pbx.example.com"}}});
+    let (status, body) = api.call("PATCH", &format!("/v1/agents/{id}"), Some(patch)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(body["error"]["message"].as_str().unwrap().starts_with("settings.transfer.allow_domain: unknown key"));
+    api.call("POST", "/v1/numbers", Some(json!({"phone_number": "+14155550140", "agent_id": id}))).await;
+    let Lookup::Agent { agent, .. } = api.directory.lookup(&E164::parse("+14155550140").unwrap()) else {
+        panic!("the number routes to the agent")
+    };
+    let policy = agent.transfer.over(&crate::agent::transfer::TransferPolicy::default());
+    assert_eq!((policy.allow_domains.len(), policy.max_per_call, policy.deny_prefixes.len()), (1, 1, 2));
+}
+
+#[tokio::test]
 async fn bad_requests_get_json_errors_that_say_what_was_wrong() {
     let api = api().await;
     let (status, body) = api.call("POST", "/v1/numbers", Some(json!({"phone_number": "4155550123"}))).await;

@@ -1,5 +1,7 @@
-//! Agents: the Twilio Media Streams wire protocol and each call's agent stream, sans-IO. The WebSocket itself
-//! lives in `io::agent`, driven by each call's task in `io::media`.
+//! Agents: the Twilio Media Streams wire protocol, each call's agent stream, and the policy an agent's
+//! transfers must follow, sans-IO. The WebSocket itself lives in `io::agent`, driven by each call's task in
+//! `io::media`.
 
 pub mod protocol;
 pub mod session;
+pub mod transfer;

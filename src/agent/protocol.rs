@@ -1,7 +1,7 @@
 //! The agent wire protocol: Twilio Media Streams (bidirectional), vocals as the WebSocket client. Builds the
 //! JSON text frames vocals sends (`connected`, `start`, `media`, `dtmf`, `mark`, `stop`) and reads the ones
-//! agents send (`media`, `mark`, `clear`). Numbers inside the JSON are strings, as Twilio sends them. Pure
-//! functions over strings and bytes: no socket, no clock.
+//! agents send (`media`, `mark`, `clear`). Numbers inside the JSON are strings, as Twilio sends them. Sets the
+//! limits an agent's stream must keep ([`Violation`]). Pure functions over strings and bytes: no socket, no clock.
 
 use std::collections::BTreeMap;
 
@@ -9,6 +9,13 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde::Deserialize;
 use serde_json::{Value, json};
+
+/// The largest message (and frame) vocals reads from an agent: 256 KiB, some 24 s of μ-law in one `media`
+/// frame. Larger ones close the stream ([`Violation::TooLarge`]) before they are read.
+pub const MAX_MESSAGE: usize = 256 * 1024;
+
+/// The longest mark name an agent may send, in bytes.
+pub const MAX_MARK_NAME: usize = 256;
 
 /// What the `start` frame tells the agent about the call.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -75,14 +82,27 @@ pub fn mark(seq: u64, stream_sid: &str, name: &str) -> String {
         .to_string()
 }
 
-/// A vocals extension (not Twilio): how the agent's `transfer` is going. `status` is `accepted`, `refused`,
-/// `progress`, `completed` or `failed`; `sip_status` the SIP status behind it.
+/// A vocals extension (not Twilio): how the agent's `transfer` is going. `status` is `accepted`, `refused`
+/// (the REFER was answered with an error), `progress`, `completed` or `failed`; `sip_status` the SIP status
+/// behind it.
 pub fn transfer_status(seq: u64, stream_sid: &str, status: &str, sip_status: u16) -> String {
     json!({
         "event": "transfer",
         "sequenceNumber": seq.to_string(),
         "streamSid": stream_sid,
         "transfer": {"status": status, "sipStatus": sip_status.to_string()},
+    })
+    .to_string()
+}
+
+/// A vocals extension: the agent's `transfer` refused by the transfer policy before any REFER was sent, and
+/// why (`status` `refused`, a `reason` and no `sipStatus`).
+pub fn transfer_refused(seq: u64, stream_sid: &str, reason: &str) -> String {
+    json!({
+        "event": "transfer",
+        "sequenceNumber": seq.to_string(),
+        "streamSid": stream_sid,
+        "transfer": {"status": "refused", "reason": reason},
     })
     .to_string()
 }
@@ -119,6 +139,30 @@ pub enum Inbound {
     Clear,
     /// A vocals extension: blind-transfer the caller to this number or URI (SIP REFER).
     Transfer(String),
+}
+
+/// A limit the agent broke: vocals closes the stream with 1008 (policy violation) and this as the reason, and
+/// ends the call as the agent's fault. Without the limits one agent could take the server's memory.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Violation {
+    #[error("more than {} marks pending", crate::media::playout::MAX_PENDING_MARKS)]
+    TooManyMarks,
+    #[error("a mark name longer than {} bytes", MAX_MARK_NAME)]
+    MarkName,
+    /// A message or frame of `size` bytes, past [`MAX_MESSAGE`].
+    #[error("a message of {size} bytes, over the {}-byte limit", MAX_MESSAGE)]
+    TooLarge { size: usize },
+}
+
+impl Violation {
+    /// A stable name for counters.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Violation::TooManyMarks => "marks_pending",
+            Violation::MarkName => "mark_name",
+            Violation::TooLarge { .. } => "message_size",
+        }
+    }
 }
 
 /// Why a frame from the agent was ignored (logged and counted, never fatal).
@@ -251,6 +295,9 @@ mod tests {
         assert_eq!(parse(transfer, "MZ0123"), Ok(Inbound::Transfer("+14155550100".into())));
         let v: Value = serde_json::from_str(&transfer_status(7, "MZ0123", "accepted", 202)).unwrap();
         assert_eq!(v["transfer"], json!({"status": "accepted", "sipStatus": "202"}));
+        let v: Value = serde_json::from_str(&transfer_refused(8, "MZ0123", "at most 3 transfers per call")).unwrap();
+        assert_eq!((v["event"].as_str(), v["sequenceNumber"].as_str()), (Some("transfer"), Some("8")));
+        assert_eq!(v["transfer"], json!({"status": "refused", "reason": "at most 3 transfers per call"}));
     }
 
     #[test]
@@ -260,5 +307,17 @@ mod tests {
         assert_eq!(parse(r#"{"event":"clear","streamSid":"MZ2"}"#, "MZ1"), Err(Ignored::WrongStream("MZ2".into())));
         assert_eq!(parse(r#"{"event":"media"}"#, "MZ1"), Err(Ignored::Incomplete("media")));
         assert_eq!(parse(r#"{"event":"media","media":{"payload":"!!"}}"#, "MZ1"), Err(Ignored::BadPayload));
+    }
+
+    #[test]
+    fn violations_say_which_limit_in_a_close_reason_that_fits() {
+        assert_eq!(Violation::TooManyMarks.to_string(), "more than 1024 marks pending");
+        assert_eq!(Violation::MarkName.to_string(), "a mark name longer than 256 bytes");
+        let large = Violation::TooLarge { size: 300_000 };
+        assert_eq!(large.to_string(), "a message of 300000 bytes, over the 262144-byte limit");
+        // A close frame's reason is at most 123 bytes (RFC 6455 §5.5).
+        for v in [Violation::TooManyMarks, Violation::MarkName, Violation::TooLarge { size: usize::MAX }] {
+            assert!(v.to_string().len() <= 123, "{v}");
+        }
     }
 }

@@ -2,11 +2,12 @@
 //! `connected`, `chunk` per media frame), stamps uplink frames with media time (20 ms per frame from the first
 //! frame's real time, so time keeps advancing through loss and silence), and applies the agent's frames to the
 //! call's playout queue (`media` queued, `mark` placed after the audio queued so far, `clear` at once). Counts
-//! what it ignored. No socket, no clock: `now` is an input.
+//! what it ignored, and refuses what breaks the stream's limits (a mark name past [`MAX_MARK_NAME`], more marks
+//! pending than the queue holds) as a [`Violation`]. No socket, no clock: `now` is an input.
 
 use std::time::Instant;
 
-use super::protocol::{self, Ignored, Inbound, StartInfo};
+use super::protocol::{self, Ignored, Inbound, MAX_MARK_NAME, StartInfo, Violation};
 use crate::media::playout::PlayoutQueue;
 
 /// Counters for the call record.
@@ -21,6 +22,17 @@ pub struct AgentStats {
     pub ignored: u64,
     /// Uplink frames dropped because the agent's socket could not keep up.
     pub uplink_dropped: u64,
+}
+
+/// Why a frame from the agent was not applied.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    /// Logged and counted; the stream goes on.
+    #[error(transparent)]
+    Ignored(#[from] Ignored),
+    /// A limit broken: the stream is closed and the call ended.
+    #[error(transparent)]
+    Violation(#[from] Violation),
 }
 
 pub struct AgentSession {
@@ -83,9 +95,15 @@ impl AgentSession {
         protocol::transfer_status(seq, &self.info.stream_sid, status, sip_status)
     }
 
+    /// Tells the agent its transfer was refused before any REFER, and why.
+    pub fn transfer_refused(&mut self, reason: &str) -> String {
+        let seq = self.next_seq();
+        protocol::transfer_refused(seq, &self.info.stream_sid, reason)
+    }
+
     /// Applies one text frame from the agent to the playout queue; a transfer request is returned for the call
     /// layer to carry out.
-    pub fn on_text(&mut self, text: &str, playout: &mut PlayoutQueue) -> Result<Option<String>, Ignored> {
+    pub fn on_text(&mut self, text: &str, playout: &mut PlayoutQueue) -> Result<Option<String>, Refused> {
         match protocol::parse(text, &self.info.stream_sid) {
             Ok(Inbound::Media(audio)) => {
                 self.stats.media_received += 1;
@@ -94,7 +112,12 @@ impl AgentSession {
             }
             Ok(Inbound::Mark(name)) => {
                 self.stats.marks_received += 1;
-                playout.mark(name);
+                if name.len() > MAX_MARK_NAME {
+                    return Err(Violation::MarkName.into());
+                }
+                if !playout.mark(name) {
+                    return Err(Violation::TooManyMarks.into());
+                }
             }
             Ok(Inbound::Clear) => {
                 self.stats.clears += 1;
@@ -103,7 +126,7 @@ impl AgentSession {
             Ok(Inbound::Transfer(target)) => return Ok(Some(target)),
             Err(e) => {
                 self.stats.ignored += 1;
-                return Err(e);
+                return Err(e.into());
             }
         }
         Ok(None)
@@ -187,5 +210,25 @@ mod tests {
             (st.media_received, st.audio_bytes_received, st.marks_received, st.clears, st.ignored),
             (2, 480, 2, 1, 1)
         );
+    }
+
+    #[test]
+    fn a_long_mark_name_or_too_many_pending_marks_is_a_violation() {
+        let mut s = session();
+        let mut q = PlayoutQueue::new(10_000, 0xFF);
+        let mark = |name: &str| format!(r#"{{"event":"mark","streamSid":"MZ1","mark":{{"name":"{name}"}}}}"#);
+        assert_eq!(s.on_text(&mark(&"n".repeat(MAX_MARK_NAME)), &mut q), Ok(None), "256 bytes is allowed");
+        let long = s.on_text(&mark(&"n".repeat(MAX_MARK_NAME + 1)), &mut q);
+        assert_eq!(long, Err(Refused::Violation(Violation::MarkName)));
+        assert_eq!(q.pending_marks(), 1, "the long name was not kept");
+        q.push(&[0u8; 800]);
+        for i in 1..crate::media::playout::MAX_PENDING_MARKS {
+            assert_eq!(s.on_text(&mark(&format!("m{i}")), &mut q), Ok(None));
+        }
+        let flood = s.on_text(&mark("one-more"), &mut q);
+        assert_eq!(flood, Err(Refused::Violation(Violation::TooManyMarks)));
+        assert_eq!(flood.unwrap_err().to_string(), "more than 1024 marks pending");
+        let bad = s.on_text("{not json", &mut q);
+        assert!(matches!(bad, Err(Refused::Ignored(Ignored::BadJson(_)))), "ignored frames stay ignored: {bad:?}");
     }
 }

@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use crate::agent::protocol::Violation;
+use crate::agent::transfer::TransferPolicy;
 use crate::config::AgentConfig;
 use crate::e164::E164;
 use crate::media::ports::PortPool;
@@ -48,6 +50,8 @@ pub struct CallConfig {
     pub node: String,
     /// Where call records go (`None`: not kept).
     pub records: Option<Recorder>,
+    /// `[transfer]`: the transfers agents may make, unless their own settings say otherwise.
+    pub transfer: TransferPolicy,
 }
 
 /// A Twilio-style REST request to end a call (`POST .../Accounts/{AC}/Calls/{CA}.json`, `Status=completed`).
@@ -92,6 +96,8 @@ pub trait MediaPlane: Send {
     fn update(&mut self, call: CallRef, stream: Stream);
     /// How the agent's transfer is going: `accepted`, `refused`, `progress`, `completed` or `failed`.
     fn transfer_status(&mut self, call: CallRef, status: &'static str, sip_status: u16);
+    /// The agent's transfer was refused by the transfer policy (no REFER sent), and why.
+    fn transfer_refused(&mut self, call: CallRef, reason: String);
     /// A DTMF digit the caller signalled in SIP (INFO), for the agent as if it came in RTP (RFC 4733).
     fn dtmf(&mut self, call: CallRef, digit: char);
     /// The call is over: stop its media and write its record.
@@ -109,6 +115,8 @@ pub enum Ending {
     AgentFailed(String),
     /// The agent took no audio for this long (its socket accepted nothing).
     AgentStalled(std::time::Duration),
+    /// The agent broke a limit of its stream (its stream was closed with 1008).
+    AgentViolation(Violation),
 }
 
 /// Whether a call's media can be answered at once.
@@ -190,6 +198,8 @@ struct Active {
     /// When the INVITE came, and when the call was answered.
     invited: Instant,
     answered: Option<Instant>,
+    /// REFERs sent for the agent's transfers.
+    transfers: u32,
 }
 
 /// The calls in progress, as signalling sees them.
@@ -319,6 +329,7 @@ impl Calls {
             ending: None,
             invited: now,
             answered: None,
+            transfers: 0,
         };
         self.active.insert(call, active);
         self.gauge();
@@ -476,23 +487,28 @@ impl Calls {
     }
 
     /// The agent asks for a blind transfer (RFC 3515): REFER to `target`, a `+E.164` number (sent as
-    /// `tel:+E164`, as Twilio requires) or a `sip:`/`tel:` URI.
+    /// `tel:+E164`, as Twilio requires) or a `sip:`/`tel:` URI, if the transfer policy (the agent's own, over
+    /// the server's) allows it; otherwise no REFER, and the agent hears why.
     pub fn transfer(&mut self, now: Instant, ep: &mut Endpoint, call: CallRef, target: &str) {
-        if !self.active.contains_key(&call) {
-            return;
+        let Some(a) = self.active.get_mut(&call) else { return };
+        let policy = a.info.agent.transfer.over(&self.config.transfer);
+        let caller = E164::parse(&a.info.from).ok();
+        match policy.check(target, caller.as_ref(), a.transfers) {
+            Ok(uri) => {
+                a.transfers += 1;
+                metrics::counter!(crate::metrics::TRANSFERS, "result" => "refer").increment(1);
+                tracing::info!(call = %a.info.id, %uri, "blind transfer (REFER)");
+                ep.refer(now, call, &uri);
+            }
+            Err(refusal) => {
+                let kind = refusal.kind();
+                metrics::counter!(crate::metrics::TRANSFERS, "result" => "refused", "reason" => kind).increment(1);
+                let shown: String = target.chars().take(256).collect();
+                let (id, agent) = (&a.info.id, &a.info.agent.name);
+                tracing::warn!(call = %id, %agent, target = ?shown, kind, reason = %refusal, "transfer refused");
+                self.media.transfer_refused(call, refusal.to_string());
+            }
         }
-        let target = target.trim();
-        let uri = if target.starts_with("sip:") || target.starts_with("sips:") || target.starts_with("tel:") {
-            Some(target.to_string())
-        } else {
-            E164::parse(target).ok().map(|n| format!("tel:{n}"))
-        };
-        let Some(uri) = uri.filter(|u| !u.contains(['<', '>', '\r', '\n', ' '])) else {
-            tracing::info!(call = call.0, target, "transfer refused: not a phone number or SIP URI");
-            return self.media.transfer_status(call, "failed", 400);
-        };
-        tracing::info!(call = call.0, %uri, "blind transfer (REFER)");
-        ep.refer(now, call, &uri);
     }
 
     /// Ends every call (the drain timeout passed): BYE with `why`, or a refusal while ringing.
@@ -554,6 +570,7 @@ impl Calls {
             Ending::AgentHungUp => (200, "the agent hung up".to_string()),
             Ending::AgentFailed(e) => (500, format!("the agent's stream failed: {e}")),
             Ending::AgentStalled(after) => (500, stalled(after)),
+            Ending::AgentViolation(v) => (500, violated(&v)),
         };
         // The Reason the caller's side sees names what happened, never the agent's internal error (which the
         // record keeps).
@@ -659,6 +676,11 @@ fn count_invite(status: u16) {
 /// Equal bytes, compared in time that does not depend on where they differ.
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The Reason text, and the call record's ending, of a call whose agent broke a limit.
+pub fn violated(v: &Violation) -> String {
+    format!("the agent broke a limit: {v}")
 }
 
 /// The Reason text, and the call record's ending, of a call whose agent stalled.

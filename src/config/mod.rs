@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::net::IpAddr;
 use std::time::Duration;
 
+use crate::agent::transfer::{self, TransferOverrides, TransferPolicy};
 use crate::call::PortRange;
 use crate::e164::E164;
 use crate::io::media::MediaSettings;
@@ -45,6 +46,8 @@ pub struct Config {
     /// the one generated in the state directory (nodes sharing a PostgreSQL need the same key).
     pub store_secret_key: Option<String>,
     pub twilio: TwilioConfig,
+    /// `[transfer]`: where agents may transfer callers (each agent's own settings win, field by field).
+    pub transfer: TransferPolicy,
     /// This node's name in call records (several nodes may share one PostgreSQL); default the host name.
     pub node: String,
 }
@@ -89,6 +92,8 @@ pub struct AgentConfig {
     /// The password the agent's framework uses (HTTP Basic, with the account id as the user) to hang up through
     /// the Twilio-compatible REST endpoint; `None`: it cannot.
     pub auth_token: Option<String>,
+    /// The agent's own transfer policy (`[agents.transfer]`, `settings.transfer`), over `[transfer]`.
+    pub transfer: TransferOverrides,
 }
 
 /// `[twilio]`: account linking.
@@ -296,6 +301,10 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ("twilio", "weight", "10"),
     ("twilio", "reconcile_interval", "300"),
     ("twilio", "timeout_ms", "10000"),
+    ("transfer", "allow_prefixes", ""),
+    ("transfer", "deny_prefixes", "+1900,+1976"),
+    ("transfer", "allow_domains", ""),
+    ("transfer", "max_per_call", "3"),
     ("log", "level", "info"),
     ("log", "format", "auto"),
     ("log", "sip_trace", "false"),
@@ -494,6 +503,14 @@ impl Config {
             reconcile_interval: (reconcile > 0).then(|| Duration::from_secs(reconcile)),
             timeout: Duration::from_millis(number(v, "twilio.timeout_ms", 100, 120_000)? as u64),
         };
+        let prefixes = |key: &str| transfer::parse_prefixes(&v[key]).map_err(|e| bad_list(key, &e));
+        let transfer = TransferPolicy {
+            allow_prefixes: prefixes("transfer.allow_prefixes")?,
+            deny_prefixes: prefixes("transfer.deny_prefixes")?,
+            allow_domains: transfer::parse_domains(&v["transfer.allow_domains"])
+                .map_err(|e| bad_list("transfer.allow_domains", &e))?,
+            max_per_call: number(v, "transfer.max_per_call", 0, transfer::MAX_PER_CALL as usize)? as u32,
+        };
         let store_secret_key = Some(v["store.secret_key"].trim().to_string()).filter(|k| !k.is_empty());
         if let Some(k) = &store_secret_key {
             crate::store::secret::SecretKey::from_base64(k)
@@ -516,6 +533,7 @@ impl Config {
             store_url,
             store_secret_key,
             twilio,
+            transfer,
             node,
         })
     }
@@ -700,7 +718,8 @@ fn number_entry(i: usize, entry: toml::Value) -> Result<NumberConfig, ConfigErro
 }
 
 /// One `[[agents]]` table: `name`, `url` (ws:// or wss://), optional `secret`, `connect_timeout_ms`
-/// (100 to 30000, default 3000) and `[agents.parameters]` (strings).
+/// (100 to 30000, default 3000), `[agents.parameters]` (strings) and `[agents.transfer]` (the `[transfer]`
+/// keys, for this agent).
 fn agent_entry(i: usize, entry: toml::Value) -> Result<AgentConfig, ConfigError> {
     let key = |k: &str| format!("agents[{i}].{k}");
     let toml::Value::Table(mut t) = entry else {
@@ -755,8 +774,23 @@ fn agent_entry(i: usize, entry: toml::Value) -> Result<AgentConfig, ConfigError>
         }
         Some(other) => return Err(bad(&key("parameters"), other.type_str(), "a table of strings")),
     }
+    let transfer = match t.remove("transfer") {
+        None => TransferOverrides::default(),
+        Some(table @ toml::Value::Table(_)) => {
+            let json = serde_json::to_value(table).map_err(|e| bad(&key("transfer"), &e.to_string(), "a table"))?;
+            TransferOverrides::from_json(&json).map_err(|e| {
+                let field = if e.field.is_empty() { key("transfer") } else { key(&format!("transfer.{}", e.field)) };
+                ConfigError::Value { key: field, message: e.message }
+            })?
+        }
+        Some(other) => return Err(bad(&key("transfer"), other.type_str(), "a table of the [transfer] keys")),
+    };
     if let Some(unknown) = t.keys().next() {
-        return Err(unknown_key(&key(unknown), "name, url, secret, auth_token", "connect_timeout_ms, parameters"));
+        return Err(unknown_key(
+            &key(unknown),
+            "name, url, secret, auth_token",
+            "connect_timeout_ms, parameters, transfer",
+        ));
     }
     Ok(AgentConfig {
         id: name.clone(),
@@ -767,6 +801,7 @@ fn agent_entry(i: usize, entry: toml::Value) -> Result<AgentConfig, ConfigError>
         connect_timeout,
         parameters,
         auth_token,
+        transfer,
     })
 }
 
@@ -812,6 +847,11 @@ fn number(v: &BTreeMap<String, String>, key: &str, min: usize, max: usize) -> Re
         .ok()
         .filter(|n| (min..=max).contains(n))
         .ok_or_else(|| bad(key, s, &format!("a whole number from {min} to {max}")))
+}
+
+/// A list key whose item `message` says what is wrong.
+fn bad_list(key: &str, message: &str) -> ConfigError {
+    ConfigError::Value { key: key.to_string(), message: message.to_string() }
 }
 
 fn bad(key: &str, value: &str, allowed: &str) -> ConfigError {

@@ -120,6 +120,39 @@ fn agents_are_read_from_the_file_and_numbers_must_name_one() {
 }
 
 #[test]
+fn the_transfer_policy_has_safe_defaults_and_each_agent_may_have_its_own() {
+    use crate::agent::transfer::{Domain, Prefix, TransferPolicy};
+    let c = Config::load(None, env(&[])).unwrap();
+    assert_eq!(c.transfer, TransferPolicy::default());
+    assert_eq!(c.transfer.deny_prefixes, vec![Prefix::parse("+1900").unwrap(), Prefix::parse("+1976").unwrap()]);
+    assert_eq!((c.transfer.allow_prefixes.len(), c.transfer.allow_domains.len(), c.transfer.max_per_call), (0, 0, 3));
+    let c = Config::load(
+        None,
+        env(&[("VOCALS_TRANSFER_ALLOW_PREFIXES", "+1, +44"), ("VOCALS_TRANSFER_ALLOW_DOMAINS", "PBX.example.com")]),
+    )
+    .unwrap();
+    assert_eq!(c.transfer.allow_prefixes.len(), 2);
+    assert_eq!(c.transfer.allow_domains, vec![Domain::parse("pbx.example.com").unwrap()]);
+    let e = Config::load(None, env(&[("VOCALS_TRANSFER_DENY_PREFIXES", "+1900,1976")])).unwrap_err().to_string();
+    assert!(e.starts_with("transfer.deny_prefixes: \"1976\" is not an E.164 prefix"), "{e}");
+    let e = Config::load(None, env(&[("VOCALS_TRANSFER_MAX_PER_CALL", "1000")])).unwrap_err().to_string();
+    assert!(e.starts_with("transfer.max_per_call:") && e.contains("0 to 100"), "{e}");
+    let f = file(
+        "[[agents]]\nname = \"sales\"\nurl = \"ws://127.0.0.1:8765/s\"\n[agents.transfer]\n\
+         allow_domains = [\"pbx.example.com\"]\nmax_per_call = 1\n",
+    );
+    let c = Config::load(Some(f.path()), env(&[])).unwrap();
+    let policy = c.agents[0].transfer.over(&c.transfer);
+    assert_eq!((policy.allow_domains.len(), policy.max_per_call, policy.deny_prefixes.len()), (1, 1, 2));
+    let f = file("[[agents]]\nname = \"s\"\nurl = \"ws://x/y\"\n[agents.transfer]\nallow_prefixes = \"44\"\n");
+    let e = Config::load(Some(f.path()), env(&[])).unwrap_err().to_string();
+    assert!(e.starts_with("agents[0].transfer.allow_prefixes: \"44\" is not an E.164 prefix"), "{e}");
+    let f = file("[[agents]]\nname = \"s\"\nurl = \"ws://x/y\"\n[agents.transfer]\nmax = 1\n");
+    let e = Config::load(Some(f.path()), env(&[])).unwrap_err().to_string();
+    assert!(e.starts_with("agents[0].transfer.max: unknown key"), "{e}");
+}
+
+#[test]
 fn the_default_allowlist_is_twilios_edges_and_loopback() {
     let c = Config::load(None, env(&[])).unwrap();
     assert_eq!(c.sip.allow, AllowList::default());

@@ -3,7 +3,8 @@
 //! awaits the agent's frames in its select loop, and writes without ever waiting, polling the socket once per
 //! frame. A slow agent therefore never stalls the RTP path: frames the socket cannot take yet wait in a short
 //! backlog, retried on every pass of the loop (at least every 20 ms tick), and past one second of audio the
-//! oldest are dropped and counted.
+//! oldest are dropped and counted. Messages and frames past [`MAX_MESSAGE`] are refused before they are read; an
+//! agent that breaks a limit has its stream closed with 1008 (policy violation) and the limit as the reason.
 
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -14,12 +15,15 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use futures_util::{Sink, SinkExt, StreamExt};
 use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::error::CapacityError;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
-use crate::agent::protocol::StartInfo;
+use crate::agent::protocol::{MAX_MESSAGE, StartInfo, Violation};
 use crate::agent::session::AgentSession;
 use crate::config::AgentConfig;
 use crate::media::histogram::DelayHistogram;
@@ -50,6 +54,8 @@ pub enum FromAgent {
     /// The agent closed the stream (hang-up).
     Closed,
     Failed(String),
+    /// A message past [`MAX_MESSAGE`]: refused unread.
+    Violation(Violation),
 }
 
 /// An open stream to the agent, as the call task holds it.
@@ -66,6 +72,8 @@ pub struct AgentLink {
     failed: Option<String>,
     /// Since when the socket has not taken everything handed to it (`None`: all written and flushed).
     stalled_since: Option<Instant>,
+    /// vocals sent its close frame (a violation): nothing more is sent, and the socket is drained at the end.
+    closing: bool,
 }
 
 impl AgentLink {
@@ -101,8 +109,14 @@ impl AgentLink {
             // Every frame goes straight to the socket: tungstenite then holds at most the one frame the socket
             // would not take, and back-pressure reaches the backlog below instead of an unbounded buffer.
             // Reads in 4 KiB chunks rather than tungstenite's 128 KiB: the buffer lives as long as the call, and
-            // a media frame is a few hundred bytes (larger ones are read in several chunks).
-            let config = WebSocketConfig::default().write_buffer_size(0).read_buffer_size(READ_CHUNK);
+            // a media frame is a few hundred bytes (larger ones are read in several chunks). A message or frame
+            // past MAX_MESSAGE is refused from its header, before its payload is buffered (tungstenite's
+            // defaults, 64 MiB and 16 MiB, would let one agent take that much of the server per call).
+            let config = WebSocketConfig::default()
+                .write_buffer_size(0)
+                .read_buffer_size(READ_CHUNK)
+                .max_message_size(Some(MAX_MESSAGE))
+                .max_frame_size(Some(MAX_MESSAGE));
             tokio_tungstenite::client_async_tls_with_config(request, tcp, Some(config), connector)
                 .await
                 .map_err(|e| refused(&e))
@@ -119,6 +133,7 @@ impl AgentLink {
             uplink_metric: metrics::histogram!(crate::metrics::AGENT_UPLINK_LATENCY),
             failed: None,
             stalled_since: None,
+            closing: false,
         };
         let opening = link.session.opening(Instant::now());
         for frame in opening {
@@ -199,14 +214,44 @@ impl AgentLink {
                 Some(Ok(Message::Binary(_))) => FromAgent::Binary,
                 Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
                 Some(Ok(Message::Close(_))) | None => FromAgent::Closed,
+                Some(Err(WsError::Capacity(CapacityError::MessageTooLong { size, .. }))) => {
+                    FromAgent::Violation(Violation::TooLarge { size })
+                }
                 Some(Err(e)) => FromAgent::Failed(e.to_string()),
             };
         }
     }
 
-    /// Sends `stop` (when the call ends on our side), closes the socket, and returns the uplink delays.
+    /// Closes the stream for a broken limit: what waits in the backlog is dropped, the close frame (1008,
+    /// policy violation, with the limit as its reason) goes out as the socket takes it, and nothing is sent
+    /// after it. Never waits.
+    pub fn close_for(&mut self, violation: &Violation) {
+        if self.closing || self.failed.is_some() {
+            return;
+        }
+        self.closing = true;
+        self.backlog.clear();
+        let frame = CloseFrame { code: CloseCode::Policy, reason: violation.to_string().into() };
+        self.backlog.push_back((Message::Close(Some(frame)), None));
+        self.flush();
+    }
+
+    /// Sends `stop` (when the call ends on our side), closes the socket, and returns the uplink delays. After
+    /// [`AgentLink::close_for`], the close frame is flushed and what the agent still sends is read and dropped
+    /// until it closes (2 s at most): closing with unread data would reset the connection, and the agent could
+    /// lose the close frame and its reason.
     pub async fn finish(mut self, send_stop: bool) -> DelayHistogram {
-        if send_stop && self.failed.is_none() {
+        if self.closing && self.failed.is_none() {
+            let drain = async {
+                self.ws.flush().await?;
+                let mut sink = [0u8; 4096];
+                while tokio::io::AsyncReadExt::read(self.ws.get_mut(), &mut sink).await? > 0 {}
+                Ok::<(), WsError>(())
+            };
+            if let Ok(Err(e)) = tokio::time::timeout(Duration::from_secs(2), drain).await {
+                tracing::debug!(error = %e, "agent stream did not close cleanly");
+            }
+        } else if send_stop && self.failed.is_none() {
             let stop = self.session.stop();
             self.backlog.push_back((Message::text(stop), None));
             let drain = async {

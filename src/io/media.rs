@@ -14,8 +14,8 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
-use crate::agent::protocol::StartInfo;
-use crate::agent::session::AgentStats;
+use crate::agent::protocol::{StartInfo, Violation};
+use crate::agent::session::{AgentStats, Refused};
 use crate::call::{CallInfo, Ending, MediaPlane, Readiness};
 use crate::config::{AgentConfig, AgentKind};
 use crate::io::agent::{AgentLink, FromAgent};
@@ -59,6 +59,8 @@ enum Control {
     Update(Stream),
     /// Tell the agent how its transfer is going.
     TransferStatus(&'static str, u16),
+    /// Tell the agent its transfer was refused by the policy, and why.
+    TransferRefused(String),
     /// A digit signalled in SIP (INFO): the agent gets its `dtmf` event.
     Dtmf(char),
 }
@@ -217,6 +219,14 @@ impl MediaPlane for TokioMedia {
         }
     }
 
+    fn transfer_refused(&mut self, call: CallRef, reason: String) {
+        if let Some(tx) = self.calls.get(&call)
+            && tx.try_send(Control::TransferRefused(reason)).is_err()
+        {
+            tracing::warn!(call = call.0, "transfer refusal dropped: the call task is gone or busy");
+        }
+    }
+
     fn dtmf(&mut self, call: CallRef, digit: char) {
         if let Some(tx) = self.calls.get(&call)
             && tx.try_send(Control::Dtmf(digit)).is_err()
@@ -307,6 +317,12 @@ impl CallMedia {
                             link.send(text, None);
                         }
                     }
+                    Some(Control::TransferRefused(reason)) => {
+                        if let Agent::Socket { link, open: true, .. } = &mut self.agent {
+                            let text = link.session.transfer_refused(&reason);
+                            link.send(text, None);
+                        }
+                    }
                     Some(Control::Dtmf(digit)) => {
                         if let Agent::Socket { link, open: true, .. } = &mut self.agent {
                             let text = link.session.digit(digit);
@@ -377,14 +393,17 @@ impl CallMedia {
                 }
                 Ok(None) => {}
                 Ok(Some(target)) => {
-                    tracing::info!(call = self.call.0, %target, "the agent asks for a transfer");
+                    let shown: String = target.chars().take(256).collect();
+                    tracing::info!(call = self.call.0, target = ?shown, "the agent asks for a transfer");
                     self.report(MediaEvent::Transfer { call: self.call, target });
                 }
-                Err(e) => {
+                Err(Refused::Ignored(e)) => {
                     metrics::counter!(crate::metrics::AGENT_FRAMES_IGNORED).increment(1);
                     tracing::debug!(call = self.call.0, kind = e.kind(), error = %e, "agent frame ignored");
                 }
+                Err(Refused::Violation(v)) => self.violated(v),
             },
+            FromAgent::Violation(v) => self.violated(v),
             FromAgent::Binary => {
                 metrics::counter!(crate::metrics::AGENT_FRAMES_IGNORED).increment(1);
                 link.session.ignored();
@@ -403,6 +422,18 @@ impl CallMedia {
                 self.report(MediaEvent::End { call: self.call, why: Ending::AgentFailed(e) });
             }
         }
+    }
+
+    /// The agent broke a limit of its stream: the stream is closed (1008, the limit as the reason) and the call
+    /// ended as the agent's fault.
+    fn violated(&mut self, v: Violation) {
+        let Agent::Socket { link, open, .. } = &mut self.agent else { return };
+        link.close_for(&v);
+        *open = false;
+        metrics::counter!(crate::metrics::AGENT_VIOLATIONS, "reason" => v.kind()).increment(1);
+        self.agent_ending = Some(crate::call::violated(&v));
+        tracing::warn!(call = self.call.0, kind = v.kind(), violation = %v, "the agent broke a limit: hanging up");
+        self.report(MediaEvent::End { call: self.call, why: Ending::AgentViolation(v) });
     }
 
     fn report(&self, event: MediaEvent) {

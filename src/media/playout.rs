@@ -2,7 +2,8 @@
 //! exact 20 ms frames out on the caller's steady clock. A frame that begins a talk spurt carries the RTP marker;
 //! an empty queue gives silence so the stream stays continuous; a mark is released once every byte queued
 //! before it has gone out in a frame; `clear` drops the queue at once and releases its marks. Bounded by
-//! duration; what does not fit is counted, never stored. A send tick that finds the queue empty in the middle
+//! duration; what does not fit is counted, never stored. Marks are bounded too: at most [`MAX_PENDING_MARKS`]
+//! wait at once, and a mark past that is refused (the caller decides what that means). A send tick that finds the queue empty in the middle
 //! of a talk spurt (audio resumes within [`UNDERRUN_MAX_TICKS`]) is an underrun: the caller heard a hole of
 //! silence. It is counted, with the ticks it cost.
 
@@ -19,6 +20,10 @@ const RESERVE: usize = 4096;
 /// The longest run of empty send ticks, between two stretches of audio, counted as an underrun (60 ms);
 /// a longer one is a pause between two talk spurts.
 pub const UNDERRUN_MAX_TICKS: u32 = 3;
+
+/// The most marks held at once, waiting for their audio or to be polled. 1,024 marks one per 20 ms chunk are
+/// 20 s of audio queued ahead; without a bound, an agent could hold any number (and any size) in the queue.
+pub const MAX_PENDING_MARKS: usize = 1024;
 
 /// One frame handed to the packetizer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,13 +83,24 @@ impl PlayoutQueue {
     }
 
     /// Places a mark after the audio queued so far; it is released by [`PlayoutQueue::poll_mark`] once that
-    /// audio has been framed (at once when nothing is queued).
-    pub fn mark(&mut self, name: String) {
+    /// audio has been framed (at once when nothing is queued). False, and nothing is kept, when
+    /// [`MAX_PENDING_MARKS`] are pending already.
+    #[must_use]
+    pub fn mark(&mut self, name: String) -> bool {
+        if self.pending_marks() >= MAX_PENDING_MARKS {
+            return false;
+        }
         if self.queued == self.framed {
             self.due.push_back(name);
         } else {
             self.marks.push_back((self.queued, name));
         }
+        true
+    }
+
+    /// Marks placed and not yet polled: waiting for their audio, or released and due.
+    pub fn pending_marks(&self) -> usize {
+        self.marks.len() + self.due.len()
     }
 
     /// Drops every queued byte at once (barge-in) and releases every pending mark.
@@ -272,12 +288,12 @@ mod tests {
     #[test]
     fn a_mark_waits_for_the_audio_queued_before_it() {
         let mut q = PlayoutQueue::new(10_000, SILENCE);
-        q.mark("nothing-before".into());
+        assert!(q.mark("nothing-before".into()));
         assert_eq!(q.poll_mark().as_deref(), Some("nothing-before"), "due at once");
         q.push(&[7; 300]);
-        q.mark("after-300".into());
+        assert!(q.mark("after-300".into()));
         q.push(&[8; 160]);
-        q.mark("after-460".into());
+        assert!(q.mark("after-460".into()));
         frame(&mut q);
         assert_eq!(q.poll_mark(), None, "160 of 300 bytes out");
         frame(&mut q);
@@ -291,17 +307,34 @@ mod tests {
     fn clear_drops_the_queue_at_once_and_releases_every_mark() {
         let mut q = PlayoutQueue::new(10_000, SILENCE);
         q.push(&[5; 8000]);
-        q.mark("a".into());
+        assert!(q.mark("a".into()));
         q.push(&[6; 800]);
-        q.mark("b".into());
+        assert!(q.mark("b".into()));
         frame(&mut q);
         q.clear();
         assert_eq!((q.poll_mark().as_deref(), q.poll_mark().as_deref()), (Some("a"), Some("b")));
         assert_eq!(q.queued_ms(), 0);
         let (out, f) = frame(&mut q);
         assert!(!f.audio && out.iter().all(|&x| x == SILENCE), "the very next frame is silence");
-        q.mark("c".into());
+        assert!(q.mark("c".into()));
         assert_eq!(q.poll_mark().as_deref(), Some("c"), "positions stay consistent after clear");
+    }
+
+    #[test]
+    fn pending_marks_are_bounded_and_polling_them_makes_room() {
+        let mut q = PlayoutQueue::new(10_000, SILENCE);
+        q.push(&[1; 800]);
+        for i in 0..MAX_PENDING_MARKS {
+            assert!(q.mark(format!("m{i}")), "mark {i} fits");
+        }
+        assert_eq!(q.pending_marks(), MAX_PENDING_MARKS);
+        assert!(!q.mark("one-too-many".into()), "the 1,025th pending mark is refused");
+        assert_eq!(q.pending_marks(), MAX_PENDING_MARKS, "and not kept");
+        // Released but not yet polled still counts: the bound holds whoever is slow.
+        q.clear();
+        assert!(!q.mark("still-too-many".into()));
+        assert_eq!(q.poll_mark().as_deref(), Some("m0"));
+        assert!(q.mark("room-again".into()), "polling one makes room for one");
     }
 
     #[test]

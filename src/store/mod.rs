@@ -15,6 +15,7 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{AnyPool, Row, SqlSafeStr};
 
+use crate::agent::transfer::TransferOverrides;
 use crate::config::{AgentConfig, AgentKind};
 use crate::e164::E164;
 use crate::routing::NumberTable;
@@ -75,7 +76,9 @@ pub struct Agent {
 
 impl Agent {
     /// The agent as calls use it. Its signing secret also authenticates its framework's REST hang-up (as a
-    /// Twilio auth token does both); the prompt, providers and settings reach it in `start.customParameters`.
+    /// Twilio auth token does both); the prompt, providers and settings reach it in `start.customParameters`;
+    /// `settings.transfer` is its own transfer policy (checked when written; one that no longer reads falls
+    /// back to the server's `[transfer]`, the stricter default).
     pub fn to_config(&self) -> AgentConfig {
         let mut parameters = BTreeMap::new();
         if !self.system_prompt.is_empty() {
@@ -95,7 +98,17 @@ impl Agent {
             connect_timeout: Duration::from_millis(3000),
             parameters,
             auth_token: self.signing_secret.clone(),
+            transfer: self.transfer_policy(),
         }
+    }
+
+    fn transfer_policy(&self) -> TransferOverrides {
+        let Some(value) = self.settings.get("transfer") else { return TransferOverrides::default() };
+        TransferOverrides::from_json(value).unwrap_or_else(|e| {
+            let error = e.under("settings.transfer");
+            tracing::warn!(agent = %self.name, %error, "the agent's transfer settings do not read: using [transfer]");
+            TransferOverrides::default()
+        })
     }
 }
 
@@ -545,6 +558,9 @@ fn validate_agent(
         if !value.is_object() {
             return Err(StoreError::Invalid(format!("{field} must be a JSON object")));
         }
+    }
+    if let Some(transfer) = settings.get("transfer") {
+        TransferOverrides::from_json(transfer).map_err(|e| StoreError::Invalid(e.under("settings.transfer")))?;
     }
     Ok(())
 }
