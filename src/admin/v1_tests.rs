@@ -185,7 +185,7 @@ async fn an_agents_transfer_settings_are_checked_when_written_and_reach_its_call
         panic!("the number routes to the agent")
     };
     let policy = agent.transfer.over(&crate::agent::transfer::TransferPolicy::default());
-    assert_eq!((policy.allow_domains.len(), policy.max_per_call, policy.deny_prefixes.len()), (1, 1, 2));
+    assert_eq!((policy.allow_domains.len(), policy.max_per_call, policy.deny_prefixes.len()), (1, 1, 23));
 }
 
 #[tokio::test]

@@ -74,11 +74,16 @@ pub struct TransferPolicy {
 }
 
 impl Default for TransferPolicy {
-    /// The server's default: numbers in the caller's country but NANP premium rate, no SIP domain, 3 a call.
+    /// The server's default: numbers in the caller's country but NANP premium rate and the NANP countries
+    /// outside the US and Canada (`transfer.deny_prefixes`' default), no SIP domain, 3 a call.
     fn default() -> TransferPolicy {
         TransferPolicy {
             allow_prefixes: Vec::new(),
-            deny_prefixes: vec![Prefix("+1900".into()), Prefix("+1976".into())],
+            deny_prefixes: crate::config::KEYS
+                .iter()
+                .find(|(section, key, _)| *section == "transfer" && *key == "deny_prefixes")
+                .map(|(_, _, list)| list.split(',').map(|p| Prefix(p.trim().to_string())).collect())
+                .unwrap_or_default(),
             allow_domains: Vec::new(),
             max_per_call: 3,
         }
@@ -406,7 +411,7 @@ mod tests {
             TransferOverrides::from_json(&json!({"allow_domains": ["pbx.example.com"], "max_per_call": 1})).unwrap();
         let p = o.over(&TransferPolicy::default());
         assert_eq!(p.allow_domains, vec![Domain("pbx.example.com".into())]);
-        assert_eq!((p.max_per_call, p.deny_prefixes.len()), (1, 2), "the server's deny list stays");
+        assert_eq!((p.max_per_call, p.deny_prefixes.len()), (1, 23), "the server's deny list stays");
         let o = TransferOverrides::from_json(&json!({"allow_prefixes": "+1,+44", "deny_prefixes": []})).unwrap();
         let p = o.over(&TransferPolicy::default());
         assert_eq!((p.allow_prefixes.len(), p.deny_prefixes.len()), (2, 0));

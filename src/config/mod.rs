@@ -302,7 +302,13 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ("twilio", "reconcile_interval", "300"),
     ("twilio", "timeout_ms", "10000"),
     ("transfer", "allow_prefixes", ""),
-    ("transfer", "deny_prefixes", "+1900,+1976"),
+    // NANP premium rate (900, 976), and the NANP countries outside the US and Canada, whose numbers are
+    // +1 but cost international rates: the classic toll-fraud destinations.
+    (
+        "transfer",
+        "deny_prefixes",
+        "+1900,+1976,+1242,+1246,+1264,+1268,+1284,+1345,+1441,+1473,+1649,+1658,+1664,+1721,+1758,+1767,+1784,+1809,+1829,+1849,+1868,+1869,+1876",
+    ),
     ("transfer", "allow_domains", ""),
     ("transfer", "max_per_call", "3"),
     ("log", "level", "info"),

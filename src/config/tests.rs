@@ -124,7 +124,10 @@ fn the_transfer_policy_has_safe_defaults_and_each_agent_may_have_its_own() {
     use crate::agent::transfer::{Domain, Prefix, TransferPolicy};
     let c = Config::load(None, env(&[])).unwrap();
     assert_eq!(c.transfer, TransferPolicy::default());
-    assert_eq!(c.transfer.deny_prefixes, vec![Prefix::parse("+1900").unwrap(), Prefix::parse("+1976").unwrap()]);
+    let denied = |p: &str| c.transfer.deny_prefixes.contains(&Prefix::parse(p).unwrap());
+    assert!(denied("+1900") && denied("+1976"), "NANP premium rate");
+    assert!(denied("+1876") && denied("+1809") && denied("+1284"), "the Caribbean's +1 numbers at international rates");
+    assert!(!denied("+1415") && !denied("+1212") && !denied("+1416"), "the US and Canada");
     assert_eq!((c.transfer.allow_prefixes.len(), c.transfer.allow_domains.len(), c.transfer.max_per_call), (0, 0, 3));
     let c = Config::load(
         None,
@@ -143,7 +146,7 @@ fn the_transfer_policy_has_safe_defaults_and_each_agent_may_have_its_own() {
     );
     let c = Config::load(Some(f.path()), env(&[])).unwrap();
     let policy = c.agents[0].transfer.over(&c.transfer);
-    assert_eq!((policy.allow_domains.len(), policy.max_per_call, policy.deny_prefixes.len()), (1, 1, 2));
+    assert_eq!((policy.allow_domains.len(), policy.max_per_call, policy.deny_prefixes.len()), (1, 1, 23));
     let f = file("[[agents]]\nname = \"s\"\nurl = \"ws://x/y\"\n[agents.transfer]\nallow_prefixes = \"44\"\n");
     let e = Config::load(Some(f.path()), env(&[])).unwrap_err().to_string();
     assert!(e.starts_with("agents[0].transfer.allow_prefixes: \"44\" is not an E.164 prefix"), "{e}");
