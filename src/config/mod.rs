@@ -171,7 +171,8 @@ pub struct SipConfig {
     pub limits: Limits,
     /// Sources SIP is accepted from.
     pub allow: AllowList,
-    /// Answer other sources with 403 instead of dropping them silently.
+    /// Answer other sources with 403 instead of dropping them silently (UDP: TCP and TLS connections from them are
+    /// closed at accept).
     pub reject_disallowed: bool,
     /// Calls at once; further INVITEs get 503 + Retry-After.
     pub max_calls: usize,

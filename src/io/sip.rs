@@ -2,7 +2,8 @@
 //! input, drain every output, then await a datagram, a TCP message, an accept, a call task's request, an HTTP
 //! API command or the next deadline. Each
 //! TCP connection has a task that frames messages by Content-Length, answers double-CRLF keepalives, and
-//! closes when idle; responses and in-dialog requests go back over the connection the dialog came on.
+//! closes when idle; responses and in-dialog requests go back over the connection the dialog came on. A
+//! connection from outside `sip.allow` is closed at accept, before any TLS handshake or read.
 
 use std::collections::HashMap;
 use std::io;
@@ -316,6 +317,11 @@ pub async fn run(
             }
             r = accept(listeners.tcp.as_ref()) => {
                 let Ok((stream, from)) = r else { continue };
+                // A source outside the allowlist in force is closed here, before a byte is read.
+                if !ep.config().allow.allows(from.ip()) {
+                    refused(from, NOT_ALLOWED);
+                    continue;
+                }
                 let (tx, rx) = mpsc::channel(256);
                 match conns.admit(from.ip(), Transport::Tcp, &tcp_limits, tx) {
                     Ok(conn) => {
@@ -330,6 +336,11 @@ pub async fn run(
             }
             r = accept(tls_listener.as_ref()) => {
                 let (Ok((stream, from)), Some(config)) = (r, tls_config.clone()) else { continue };
+                // Before the handshake: a source outside the allowlist costs no TLS work and holds no slot.
+                if !ep.config().allow.allows(from.ip()) {
+                    refused(from, NOT_ALLOWED);
+                    continue;
+                }
                 let (tx, rx) = mpsc::channel(256);
                 match conns.admit(from.ip(), Transport::Tls, &tcp_limits, tx) {
                     Ok(conn) => {
@@ -444,9 +455,16 @@ fn far_future() -> Instant {
     Instant::now() + Duration::from_secs(86_400)
 }
 
+/// Why a connection from a source outside `sip.allow` was closed at accept.
+const NOT_ALLOWED: &str = "source not allowed";
+
 fn refused(from: SocketAddr, why: &'static str) {
     metrics::counter!(crate::metrics::TCP_REFUSED, "reason" => why).increment(1);
-    tracing::warn!(%from, why, "TCP connection refused");
+    match why {
+        // Dropped as quietly as its UDP datagrams are (a scan or a flood would fill the log).
+        NOT_ALLOWED => tracing::debug!(%from, why, "TCP connection refused"),
+        _ => tracing::warn!(%from, why, "TCP connection refused"),
+    }
 }
 
 /// What a connection task needs of the driver: its id, peer, limits and the way back.
