@@ -184,7 +184,8 @@ pub struct SipConfig {
     pub timers: Timers,
     /// TCP connections held at once.
     pub tcp_max_connections: usize,
-    /// TCP connections held at once from one source (the rate-exempt sources excepted).
+    /// TCP connections held at once from one source, an IPv6 source counted by its /64 (the rate-exempt sources
+    /// excepted).
     pub tcp_max_per_source: usize,
     /// A TCP connection with no complete message for this long is closed.
     pub tcp_idle_timeout: Duration,

@@ -39,7 +39,8 @@ pub struct Listeners {
 pub struct TcpLimits {
     /// Connections held at once; further ones are closed at accept.
     pub max_connections: usize,
-    /// Connections held at once from one source address (except `exempt`); further ones are closed at accept.
+    /// Connections held at once from one source (except `exempt`); further ones are closed at accept. An IPv6
+    /// source is its /64 (one host is given a whole /64).
     pub max_per_source: usize,
     /// Sources without a per-source cap (Twilio's signalling edges carry every customer's calls).
     pub exempt: AllowList,
@@ -47,6 +48,20 @@ pub struct TcpLimits {
     pub idle_timeout: Duration,
     /// A message begun must be complete within this (slowloris: a peer trickling a message byte by byte).
     pub message_timeout: Duration,
+}
+
+/// What the per-source cap counts a peer address as: an IPv4 address (an IPv4-mapped IPv6 one as its IPv4
+/// address), or an IPv6 address's /64, the smallest block a host is given (its interface identifier is the low
+/// 64 bits, RFC 4291 §2.5.1, and it picks them itself), so a host cannot take more connections by using more of
+/// its addresses.
+fn source_of(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(v6) & !u128::from(u64::MAX)).into()),
+        },
+        v4 => v4,
+    }
 }
 
 /// The TCP connections the driver holds: each one's queue to its task, and how many each source has.
@@ -69,22 +84,24 @@ impl TcpTable {
         if self.conns.len() >= limits.max_connections {
             return Err("connection table full");
         }
-        let held = self.per_source.get(&ip).copied().unwrap_or(0);
+        let source = source_of(ip);
+        let held = self.per_source.get(&source).copied().unwrap_or(0);
         if held >= limits.max_per_source && !limits.exempt.allows(ip) {
             return Err("too many connections from this source");
         }
         self.next += 1;
         self.conns.insert(self.next, (tx, ip, transport));
-        *self.per_source.entry(ip).or_default() += 1;
+        *self.per_source.entry(source).or_default() += 1;
         Ok(self.next)
     }
 
     fn remove(&mut self, conn: u64) {
         let Some((_, ip, _)) = self.conns.remove(&conn) else { return };
-        if let Some(n) = self.per_source.get_mut(&ip) {
+        let source = source_of(ip);
+        if let Some(n) = self.per_source.get_mut(&source) {
             *n -= 1;
             if *n == 0 {
-                self.per_source.remove(&ip);
+                self.per_source.remove(&source);
             }
         }
     }
@@ -591,7 +608,65 @@ where
 
 #[cfg(test)]
 mod tests {
-    use super::printable;
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn limits(max_connections: usize, max_per_source: usize) -> TcpLimits {
+        TcpLimits {
+            max_connections,
+            max_per_source,
+            exempt: AllowList::parse("54.172.60.0/30, 2001:db8:7::/48").unwrap(),
+            idle_timeout: Duration::from_secs(600),
+            message_timeout: Duration::from_secs(10),
+        }
+    }
+
+    fn admit(table: &mut TcpTable, from: &str, limits: &TcpLimits) -> Result<u64, &'static str> {
+        table.admit(ip(from), Transport::Tcp, limits, mpsc::channel(1).0)
+    }
+
+    #[test]
+    fn an_ipv6_source_is_its_64_and_an_ipv4_mapped_one_its_ipv4_address() {
+        assert_eq!(source_of(ip("2001:db8:1:2:aaaa:bbbb:cccc:dddd")), ip("2001:db8:1:2::"));
+        assert_eq!(source_of(ip("2001:db8:1:2::1")), source_of(ip("2001:db8:1:2:ffff:ffff:ffff:ffff")));
+        assert_ne!(source_of(ip("2001:db8:1:2::1")), source_of(ip("2001:db8:1:3::1")));
+        assert_eq!(source_of(ip("::1")), ip("::"));
+        // A dual-stack socket reports IPv4 peers as ::ffff:a.b.c.d, all inside ::/64: each stays its own source.
+        assert_eq!(source_of(ip("::ffff:192.0.2.7")), ip("192.0.2.7"));
+        assert_ne!(source_of(ip("::ffff:192.0.2.7")), source_of(ip("::ffff:192.0.2.8")));
+        assert_eq!(source_of(ip("192.0.2.7")), ip("192.0.2.7"));
+    }
+
+    #[test]
+    fn ipv6_connections_are_capped_per_64_not_per_address() {
+        let limits = limits(100, 4);
+        let mut table = TcpTable::default();
+        // One host walking through the addresses of its /64: four connections, then none.
+        for n in 1..=4 {
+            assert!(admit(&mut table, &format!("2001:db8:1:2::{n:x}"), &limits).is_ok(), "connection {n}");
+        }
+        assert_eq!(admit(&mut table, "2001:db8:1:2::5", &limits), Err("too many connections from this source"));
+        assert_eq!(
+            admit(&mut table, "2001:db8:1:2:dead:beef:0:1", &limits),
+            Err("too many connections from this source")
+        );
+        // The next /64 is another source; IPv4-mapped sources (all inside ::/64) are per address.
+        assert!(admit(&mut table, "2001:db8:1:3::1", &limits).is_ok());
+        for n in 1..=6 {
+            assert!(admit(&mut table, &format!("::ffff:192.0.2.{n}"), &limits).is_ok());
+        }
+        // An exempt /48 has no per-source cap.
+        for n in 1..=10 {
+            assert!(admit(&mut table, &format!("2001:db8:7::{n:x}"), &limits).is_ok());
+        }
+        // A connection given back frees its /64.
+        let first = *table.conns.iter().find(|(_, c)| c.1 == ip("2001:db8:1:2::1")).unwrap().0;
+        table.remove(first);
+        assert!(admit(&mut table, "2001:db8:1:2::99", &limits).is_ok());
+    }
 
     #[test]
     fn traced_messages_escape_control_bytes_and_mask_sdes_keys() {
