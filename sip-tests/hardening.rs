@@ -1,8 +1,8 @@
 //! Hardening on the wire: a source flooding INVITEs is limited (503, then silence) while other sources' calls
 //! go through, with the server's memory flat; a flood of 60 KB OPTIONS leaves the memory flat (stateless
 //! answers, a byte budget on what transactions keep); TCP connections capped per source and in total, sources
-//! outside the allowlist closed at accept (before TLS); a trickled message (slowloris) closed; an oversized SDP
-//! offer refused.
+//! outside the allowlist closed at accept (before TLS), slots reserved for exempt sources; a trickled message
+//! (slowloris) closed; an oversized SDP offer refused.
 
 mod common;
 
@@ -325,8 +325,12 @@ fn ask(conn: &mut TcpStream, n: u32) -> String {
 
 #[test]
 fn tcp_connections_are_capped_per_source_and_in_total() {
-    let server =
-        Server::start("tcp-caps", &[("VOCALS_SIP_TCP_MAX_PER_SOURCE", "4"), ("VOCALS_SIP_TCP_MAX_CONNECTIONS", "6")]);
+    let env = [
+        ("VOCALS_SIP_TCP_MAX_PER_SOURCE", "4"),
+        ("VOCALS_SIP_TCP_MAX_CONNECTIONS", "6"),
+        ("VOCALS_SIP_TCP_RESERVED_FOR_EXEMPT", "0"),
+    ];
+    let server = Server::start("tcp-caps", &env);
     let mut held: Vec<TcpStream> = (0..4).map(|_| tcp_from(&server, "127.0.0.2")).collect();
     for (n, conn) in held.iter_mut().enumerate() {
         assert_eq!(ask(conn, n as u32), "SIP/2.0 200 OK", "connection {n} from 127.0.0.2");
@@ -439,6 +443,47 @@ fn tcp_allowlist_at_accept_disallowed_sources_cannot_fill_the_slots() {
     assert_eq!(refused, attempts, "every refusal counted:\n{metrics}");
     drop((kept_tcp, kept_tls));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Slots reserved for `rate_exempt` sources (Twilio's edges): allowed sources that are not exempt may hold at
+/// most `tcp_max_connections` minus `tcp_reserved_for_exempt` (the default, 64) connections, so their flood
+/// cannot lock Twilio out; an exempt source still gets every slot left.
+#[test]
+fn tcp_slots_reserved_for_exempt_sources_are_left_to_them_when_allowed_sources_flood() {
+    let env = [
+        ("VOCALS_SIP_TCP_MAX_CONNECTIONS", "70"),
+        ("VOCALS_SIP_TCP_MAX_PER_SOURCE", "2"),
+        ("VOCALS_SIP_RATE_EXEMPT", "127.0.0.100"),
+    ];
+    let server = Server::start("tcp-reserve", &env);
+    // Ten allowed, non-exempt sources, two connections each (their per-source cap): 70 - 64 = 6 get in.
+    let (mut admitted, mut refused) = (Vec::new(), 0);
+    let mut n = 0;
+    for source in 2..=11 {
+        for _ in 0..2 {
+            n += 1;
+            let mut conn = tcp_from(&server, &format!("127.0.0.{source}"));
+            match ask(&mut conn, n).as_str() {
+                "SIP/2.0 200 OK" => admitted.push(conn),
+                "closed" => refused += 1,
+                other => panic!("127.0.0.{source}: {other}"),
+            }
+        }
+    }
+    assert_eq!((admitted.len(), refused), (6, 14), "non-exempt connections admitted and refused");
+    // The exempt source takes the 64 reserved slots (past the per-source cap, as Twilio's edges do); then the
+    // table is full for it too.
+    let mut exempt = Vec::new();
+    for k in 0..64 {
+        let mut conn = tcp_from(&server, "127.0.0.100");
+        assert_eq!(ask(&mut conn, 1000 + k), "SIP/2.0 200 OK", "exempt connection {k}");
+        exempt.push(conn);
+    }
+    let mut past = tcp_from(&server, "127.0.0.100");
+    assert_eq!(ask(&mut past, 2000), "closed", "the 71st connection");
+    let metrics = server.http_get("/metrics");
+    assert_eq!(counter(&metrics, "vocals_sip_tcp_refused_total{reason=\"reserved for exempt sources\"}"), 14);
+    assert_eq!(counter(&metrics, "vocals_sip_tcp_refused_total{reason=\"connection table full\"}"), 1);
 }
 
 #[test]

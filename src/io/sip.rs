@@ -42,6 +42,9 @@ pub struct TcpLimits {
     /// Connections held at once from one source (except `exempt`); further ones are closed at accept. An IPv6
     /// source is its /64 (one host is given a whole /64).
     pub max_per_source: usize,
+    /// Of `max_connections`, how many only `exempt` sources may take: the others together hold at most
+    /// `max_connections - reserved_for_exempt`, so a flood from allowed sources cannot lock Twilio out.
+    pub reserved_for_exempt: usize,
     /// Sources without a per-source cap (Twilio's signalling edges carry every customer's calls).
     pub exempt: AllowList,
     /// A connection with no complete message for this long is closed (slow or idle peers).
@@ -64,11 +67,21 @@ fn source_of(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// The TCP connections the driver holds: each one's queue to its task, and how many each source has.
+/// One held connection: its queue to its task, its peer address, whether that is an exempt source, and TCP or
+/// TLS.
+struct Conn {
+    tx: mpsc::Sender<Bytes>,
+    ip: IpAddr,
+    exempt: bool,
+    transport: Transport,
+}
+
+/// The TCP connections the driver holds, how many each source has, and how many are not exempt.
 #[derive(Default)]
 struct TcpTable {
-    conns: HashMap<u64, (mpsc::Sender<Bytes>, IpAddr, Transport)>,
+    conns: HashMap<u64, Conn>,
     per_source: HashMap<IpAddr, usize>,
+    not_exempt: usize,
     next: u64,
 }
 
@@ -84,20 +97,30 @@ impl TcpTable {
         if self.conns.len() >= limits.max_connections {
             return Err("connection table full");
         }
+        let exempt = limits.exempt.allows(ip);
         let source = source_of(ip);
-        let held = self.per_source.get(&source).copied().unwrap_or(0);
-        if held >= limits.max_per_source && !limits.exempt.allows(ip) {
-            return Err("too many connections from this source");
+        if !exempt {
+            if self.per_source.get(&source).copied().unwrap_or(0) >= limits.max_per_source {
+                return Err("too many connections from this source");
+            }
+            if self.not_exempt >= limits.max_connections.saturating_sub(limits.reserved_for_exempt) {
+                return Err("reserved for exempt sources");
+            }
+            self.not_exempt += 1;
         }
         self.next += 1;
-        self.conns.insert(self.next, (tx, ip, transport));
+        self.conns.insert(self.next, Conn { tx, ip, exempt, transport });
         *self.per_source.entry(source).or_default() += 1;
         Ok(self.next)
     }
 
+    /// The connection's task has ended: its slot is free.
     fn remove(&mut self, conn: u64) {
-        let Some((_, ip, _)) = self.conns.remove(&conn) else { return };
-        let source = source_of(ip);
+        let Some(c) = self.conns.remove(&conn) else { return };
+        if !c.exempt {
+            self.not_exempt -= 1;
+        }
+        let source = source_of(c.ip);
         if let Some(n) = self.per_source.get_mut(&source) {
             *n -= 1;
             if *n == 0 {
@@ -107,12 +130,12 @@ impl TcpTable {
     }
 
     fn sender(&self, conn: u64) -> Option<&mpsc::Sender<Bytes>> {
-        self.conns.get(&conn).map(|(tx, _, _)| tx)
+        self.conns.get(&conn).map(|c| &c.tx)
     }
 
     /// TCP or TLS (a connection already closed reads as TCP: its messages are answered nowhere anyway).
     fn transport(&self, conn: u64) -> Transport {
-        self.conns.get(&conn).map_or(Transport::Tcp, |c| c.2)
+        self.conns.get(&conn).map_or(Transport::Tcp, |c| c.transport)
     }
 
     fn len(&self) -> usize {
@@ -614,10 +637,11 @@ mod tests {
         s.parse().unwrap()
     }
 
-    fn limits(max_connections: usize, max_per_source: usize) -> TcpLimits {
+    fn limits(max_connections: usize, max_per_source: usize, reserved_for_exempt: usize) -> TcpLimits {
         TcpLimits {
             max_connections,
             max_per_source,
+            reserved_for_exempt,
             exempt: AllowList::parse("54.172.60.0/30, 2001:db8:7::/48").unwrap(),
             idle_timeout: Duration::from_secs(600),
             message_timeout: Duration::from_secs(10),
@@ -642,7 +666,7 @@ mod tests {
 
     #[test]
     fn ipv6_connections_are_capped_per_64_not_per_address() {
-        let limits = limits(100, 4);
+        let limits = limits(100, 4, 0);
         let mut table = TcpTable::default();
         // One host walking through the addresses of its /64: four connections, then none.
         for n in 1..=4 {
@@ -663,9 +687,33 @@ mod tests {
             assert!(admit(&mut table, &format!("2001:db8:7::{n:x}"), &limits).is_ok());
         }
         // A connection given back frees its /64.
-        let first = *table.conns.iter().find(|(_, c)| c.1 == ip("2001:db8:1:2::1")).unwrap().0;
+        let first = *table.conns.iter().find(|(_, c)| c.ip == ip("2001:db8:1:2::1")).unwrap().0;
         table.remove(first);
         assert!(admit(&mut table, "2001:db8:1:2::99", &limits).is_ok());
+    }
+
+    #[test]
+    fn non_exempt_sources_leave_the_reserved_slots_to_exempt_ones() {
+        let limits = limits(10, 2, 4);
+        let mut table = TcpTable::default();
+        let mut taken = Vec::new();
+        for n in 1..=6 {
+            taken.push(admit(&mut table, &format!("192.0.2.{n}"), &limits).unwrap());
+        }
+        assert_eq!(admit(&mut table, "192.0.2.7", &limits), Err("reserved for exempt sources"));
+        // Exempt sources take the rest, then the table is full for everyone.
+        for _ in 0..4 {
+            assert!(admit(&mut table, "54.172.60.1", &limits).is_ok());
+        }
+        assert_eq!(admit(&mut table, "54.172.60.2", &limits), Err("connection table full"));
+        // A non-exempt connection gone gives its place to another non-exempt source...
+        table.remove(taken[0]);
+        assert_eq!(admit(&mut table, "192.0.2.8", &limits).map(|_| ()), Ok(()));
+        // ...but not an exempt connection's place.
+        let exempt = *table.conns.iter().find(|(_, c)| c.exempt).unwrap().0;
+        table.remove(exempt);
+        assert_eq!(admit(&mut table, "192.0.2.9", &limits), Err("reserved for exempt sources"));
+        assert!(admit(&mut table, "54.172.60.3", &limits).is_ok());
     }
 
     #[test]
