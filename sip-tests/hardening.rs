@@ -486,6 +486,37 @@ fn tcp_slots_reserved_for_exempt_sources_are_left_to_them_when_allowed_sources_f
     assert_eq!(counter(&metrics, "vocals_sip_tcp_refused_total{reason=\"connection table full\"}"), 1);
 }
 
+/// A reload (SIGHUP) that takes a source out of `sip.allow` closes the connections it holds, whether or not they
+/// send anything after; the allowed source's connection lives on, and the removed source's new ones are closed
+/// at accept.
+#[test]
+fn tcp_connections_of_a_source_a_reload_disallows_are_closed() {
+    let server = Server::start("tcp-reload-allow", &[]);
+    let mut quiet = tcp_from(&server, "127.0.0.2");
+    let mut talker = tcp_from(&server, "127.0.0.2");
+    let mut allowed = tcp_from(&server, "127.0.0.1");
+    assert_eq!(ask(&mut quiet, 1), "SIP/2.0 200 OK");
+    assert_eq!(ask(&mut talker, 2), "SIP/2.0 200 OK");
+    assert_eq!(ask(&mut allowed, 3), "SIP/2.0 200 OK");
+    let file = server.dir.join("vocals.toml");
+    let text = std::fs::read_to_string(&file).unwrap().replacen("[sip]\n", "[sip]\nallow = \"127.0.0.1/32\"\n", 1);
+    std::fs::write(&file, text).unwrap();
+    let pid = server.child.id().to_string();
+    let signalled = Instant::now();
+    assert!(std::process::Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
+    let deadline = signalled + Duration::from_secs(5);
+    while !server.log().contains("reloaded: allowlist") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(server.log().contains("reloaded: allowlist"), "{}", server.log());
+    assert!(closed_within(&mut quiet, Duration::from_secs(2)), "the quiet connection from 127.0.0.2 was kept");
+    println!("the quiet connection was seen closed {:?} after SIGHUP was sent", signalled.elapsed());
+    assert_eq!(ask(&mut talker, 4), "closed", "127.0.0.2's request after the reload");
+    assert_eq!(ask(&mut allowed, 5), "SIP/2.0 200 OK", "127.0.0.1 is still allowed");
+    let mut again = tcp_from(&server, "127.0.0.2");
+    assert_eq!(ask(&mut again, 6), "closed", "127.0.0.2 connecting again");
+}
+
 #[test]
 fn a_message_trickled_over_tcp_is_closed_after_the_message_timeout() {
     let server = Server::start("slowloris", &[("VOCALS_SIP_TCP_MESSAGE_TIMEOUT", "1")]);

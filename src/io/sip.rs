@@ -67,10 +67,10 @@ fn source_of(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// One held connection: its queue to its task, its peer address, whether that is an exempt source, and TCP or
-/// TLS.
+/// One held connection: its queue to its task (`None` once the driver asked it to close), its peer address,
+/// whether that is an exempt source, and TCP or TLS.
 struct Conn {
-    tx: mpsc::Sender<Bytes>,
+    tx: Option<mpsc::Sender<Bytes>>,
     ip: IpAddr,
     exempt: bool,
     transport: Transport,
@@ -109,7 +109,7 @@ impl TcpTable {
             self.not_exempt += 1;
         }
         self.next += 1;
-        self.conns.insert(self.next, Conn { tx, ip, exempt, transport });
+        self.conns.insert(self.next, Conn { tx: Some(tx), ip, exempt, transport });
         *self.per_source.entry(source).or_default() += 1;
         Ok(self.next)
     }
@@ -129,8 +129,24 @@ impl TcpTable {
         }
     }
 
+    /// Asks the connection's task to close once it has written what is queued (its queue's sender is dropped).
+    /// The slot stays taken until the task has ended. Whether the connection was open.
+    fn close(&mut self, conn: u64) -> bool {
+        self.conns.get_mut(&conn).and_then(|c| c.tx.take()).is_some()
+    }
+
+    /// Closes every connection whose peer `allow` does not admit; their peers.
+    fn close_disallowed(&mut self, allow: &AllowList) -> Vec<IpAddr> {
+        let mut closed = Vec::new();
+        for c in self.conns.values_mut().filter(|c| c.tx.is_some() && !allow.allows(c.ip)) {
+            c.tx = None;
+            closed.push(c.ip);
+        }
+        closed
+    }
+
     fn sender(&self, conn: u64) -> Option<&mpsc::Sender<Bytes>> {
-        self.conns.get(&conn).map(|c| &c.tx)
+        self.conns.get(&conn).and_then(|c| c.tx.as_ref())
     }
 
     /// TCP or TLS (a connection already closed reads as TCP: its messages are answered nowhere anyway).
@@ -171,7 +187,7 @@ pub enum Control {
     Drain { timeout: Duration },
     /// Return now.
     Stop,
-    /// A new allowlist (SIGHUP).
+    /// A new allowlist (SIGHUP): open TCP and TLS connections from sources it leaves out are closed.
     SetAllow { allow: AllowList, reject_disallowed: bool },
     /// A new TLS certificate and key (SIGHUP): for connections accepted from now on.
     SetTls(Arc<rustls::ServerConfig>),
@@ -323,7 +339,13 @@ pub async fn run(
                         drain_until = Some((std::time::Instant::now() + timeout, false));
                     }
                 }
-                Control::SetAllow { allow, reject_disallowed } => ep.set_allow(allow, reject_disallowed),
+                Control::SetAllow { allow, reject_disallowed } => {
+                    // Connections from sources the new list leaves out are closed now, sending or not.
+                    for ip in conns.close_disallowed(&allow) {
+                        refused(SocketAddr::new(ip, 0), NO_LONGER_ALLOWED);
+                    }
+                    ep.set_allow(allow, reject_disallowed);
+                }
                 Control::SetTls(config) => {
                     tracing::info!("TLS certificate reloaded: new connections use it");
                     tls_config = Some(config);
@@ -393,8 +415,18 @@ pub async fn run(
             Some(msg) = inbound.recv() => match msg {
                 Inbound::Message { conn, peer, local, bytes } => {
                     trace("in", peer, &bytes);
+                    let allowed = ep.config().allow.allows(peer.ip());
+                    let from = peer;
                     let peer = Peer { addr: peer, local, transport: conns.transport(conn), conn: Some(conn) };
                     ep.handle(std::time::Instant::now(), peer, bytes);
+                    // A message from outside the allowlist (it shrank since the accept): the endpoint dropped it
+                    // (or answered 403, sent before the close), and the connection goes.
+                    if !allowed {
+                        drain(&mut ep, &mut calls, listeners.udp.as_ref(), &conns);
+                        if conns.close(conn) {
+                            refused(from, NO_LONGER_ALLOWED);
+                        }
+                    }
                 }
                 Inbound::Broken { conn, peer, local, bytes, error } => {
                     trace("in", peer, &bytes);
@@ -497,12 +529,15 @@ fn far_future() -> Instant {
 
 /// Why a connection from a source outside `sip.allow` was closed at accept.
 const NOT_ALLOWED: &str = "source not allowed";
+/// Why an open connection was closed: its source left `sip.allow` (a reload).
+const NO_LONGER_ALLOWED: &str = "source no longer allowed";
 
 fn refused(from: SocketAddr, why: &'static str) {
     metrics::counter!(crate::metrics::TCP_REFUSED, "reason" => why).increment(1);
     match why {
         // Dropped as quietly as its UDP datagrams are (a scan or a flood would fill the log).
         NOT_ALLOWED => tracing::debug!(%from, why, "TCP connection refused"),
+        NO_LONGER_ALLOWED => tracing::info!(from = %from.ip(), why, "TCP connection closed"),
         _ => tracing::warn!(%from, why, "TCP connection refused"),
     }
 }
@@ -612,9 +647,11 @@ where
                     unfinished.as_mut().reset(Instant::now() + message_timeout);
                 }
             }
-            Some(out) = from_driver.recv() => {
-                if wr.write_all(&out).await.is_err() { break; }
-            }
+            out = from_driver.recv() => match out {
+                Some(out) => if wr.write_all(&out).await.is_err() { break },
+                // The driver closed the connection (after what it had queued, received first).
+                None => break,
+            },
             _ = &mut idle => {
                 tracing::debug!(%peer, "closing idle TCP connection");
                 break;
@@ -706,7 +743,10 @@ mod tests {
             assert!(admit(&mut table, "54.172.60.1", &limits).is_ok());
         }
         assert_eq!(admit(&mut table, "54.172.60.2", &limits), Err("connection table full"));
-        // A non-exempt connection gone gives its place to another non-exempt source...
+        // A non-exempt connection closed (its task gone) gives its place to another non-exempt source...
+        assert!(table.close(taken[0]));
+        assert!(!table.close(taken[0]), "closed once");
+        assert_eq!(table.len(), 10, "a closing connection keeps its slot until its task has ended");
         table.remove(taken[0]);
         assert_eq!(admit(&mut table, "192.0.2.8", &limits).map(|_| ()), Ok(()));
         // ...but not an exempt connection's place.
@@ -714,6 +754,18 @@ mod tests {
         table.remove(exempt);
         assert_eq!(admit(&mut table, "192.0.2.9", &limits), Err("reserved for exempt sources"));
         assert!(admit(&mut table, "54.172.60.3", &limits).is_ok());
+    }
+
+    #[test]
+    fn a_shrunk_allowlist_closes_the_connections_it_leaves_out() {
+        let limits = limits(10, 5, 0);
+        let mut table = TcpTable::default();
+        let kept = admit(&mut table, "192.0.2.1", &limits).unwrap();
+        let gone = admit(&mut table, "192.0.2.2", &limits).unwrap();
+        let closed = table.close_disallowed(&AllowList::parse("192.0.2.1").unwrap());
+        assert_eq!(closed, vec![ip("192.0.2.2")]);
+        assert!(table.sender(kept).is_some() && table.sender(gone).is_none());
+        assert!(table.close_disallowed(&AllowList::parse("192.0.2.1").unwrap()).is_empty(), "closed once");
     }
 
     #[test]
