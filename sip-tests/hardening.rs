@@ -1,7 +1,8 @@
 //! Hardening on the wire: a source flooding INVITEs is limited (503, then silence) while other sources' calls
 //! go through, with the server's memory flat; a flood of 60 KB OPTIONS leaves the memory flat (stateless
-//! answers, a byte budget on what transactions keep); TCP connections capped per source and in total; a
-//! trickled message (slowloris) closed; an oversized SDP offer refused.
+//! answers, a byte budget on what transactions keep); TCP connections capped per source and in total, sources
+//! outside the allowlist closed at accept (before TLS), slots reserved for exempt sources; a trickled message
+//! (slowloris) closed; an oversized SDP offer refused.
 
 mod common;
 
@@ -213,12 +214,70 @@ fn a_call_cut_by_kill_9_is_closed_as_interrupted_at_the_next_start() {
 
 /// A TCP connection to the server from `source` (a loopback address).
 fn tcp_from(server: &Server, source: &str) -> TcpStream {
+    connect_from(source, server.tcp)
+}
+
+/// A TCP connection from `source` to `port` on 127.0.0.1, with a 3 s read timeout.
+fn connect_from(source: &str, port: u16) -> TcpStream {
     let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
     socket.bind(&SocketAddr::new(source.parse().unwrap(), 0).into()).unwrap();
-    socket.connect(&SocketAddr::from(([127, 0, 0, 1], server.tcp)).into()).unwrap();
+    socket.connect(&SocketAddr::from(([127, 0, 0, 1], port)).into()).unwrap();
     let stream: TcpStream = socket.into();
     stream.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
     stream
+}
+
+type Tls = rustls::StreamOwned<rustls::ClientConnection, TcpStream>;
+
+/// A self-signed certificate for localhost, written as PEM files into `dir`; its DER.
+fn certificate(dir: &std::path::Path) -> Vec<u8> {
+    let pair = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    std::fs::write(dir.join("cert.pem"), pair.cert.pem()).unwrap();
+    std::fs::write(dir.join("key.pem"), pair.signing_key.serialize_pem()).unwrap();
+    pair.cert.der().to_vec()
+}
+
+/// A TLS connection from `source` to vocals' TLS `port`, trusting only `trusted`, its handshake complete (an
+/// error when the server closes first).
+fn tls_from(source: &str, port: u16, trusted: &[u8]) -> std::io::Result<Tls> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(rustls::pki_types::CertificateDer::from(trusted.to_vec())).unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let conn = rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, connect_from(source, port));
+    while tls.conn.is_handshaking() {
+        tls.conn.complete_io(&mut tls.sock)?;
+    }
+    Ok(tls)
+}
+
+/// Whether the server closes `conn` (EOF or reset) within `wait`, the client sending nothing.
+fn closed_within(conn: &mut TcpStream, wait: Duration) -> bool {
+    use std::io::ErrorKind::{TimedOut, WouldBlock};
+    conn.set_read_timeout(Some(wait)).unwrap();
+    let closed = match conn.read(&mut [0u8; 512]) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => !matches!(e.kind(), WouldBlock | TimedOut),
+    };
+    conn.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    closed
+}
+
+/// The value of a counter line in /metrics (`name{labels}`), 0 when absent.
+fn counter(metrics: &str, series: &str) -> u64 {
+    metrics
+        .lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .and_then(|l| l.split_whitespace().last())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
 }
 
 fn options(conn: &TcpStream, n: u32) -> Vec<u8> {
@@ -266,8 +325,12 @@ fn ask(conn: &mut TcpStream, n: u32) -> String {
 
 #[test]
 fn tcp_connections_are_capped_per_source_and_in_total() {
-    let server =
-        Server::start("tcp-caps", &[("VOCALS_SIP_TCP_MAX_PER_SOURCE", "4"), ("VOCALS_SIP_TCP_MAX_CONNECTIONS", "6")]);
+    let env = [
+        ("VOCALS_SIP_TCP_MAX_PER_SOURCE", "4"),
+        ("VOCALS_SIP_TCP_MAX_CONNECTIONS", "6"),
+        ("VOCALS_SIP_TCP_RESERVED_FOR_EXEMPT", "0"),
+    ];
+    let server = Server::start("tcp-caps", &env);
     let mut held: Vec<TcpStream> = (0..4).map(|_| tcp_from(&server, "127.0.0.2")).collect();
     for (n, conn) in held.iter_mut().enumerate() {
         assert_eq!(ask(conn, n as u32), "SIP/2.0 200 OK", "connection {n} from 127.0.0.2");
@@ -300,6 +363,158 @@ fn tcp_connections_are_capped_per_source_and_in_total() {
         let line = metrics.lines().find(|l| l.contains("vocals_sip_tcp_refused_total") && l.contains(why));
         assert!(line.is_some_and(|l| !l.ends_with(" 0")), "{why} not counted:\n{metrics}");
     }
+}
+
+/// Security finding "(Medium) TCP/TLS allowlist only after accept and handshake": a source outside `sip.allow`
+/// completed a TLS handshake and kept its connection; 34 such sources filled all 1,024 slots in 1.1 s and the
+/// allowed source was then refused. Here 40 sources outside the allowlist open 120 TCP and TLS connections
+/// against 100 slots and try to hold them: each is closed at accept (EOF at once, no TLS handshake), and the
+/// allowed source still connects over TCP and TLS and gets 200 to OPTIONS.
+#[test]
+fn tcp_allowlist_at_accept_disallowed_sources_cannot_fill_the_slots() {
+    let dir = std::env::temp_dir().join(format!("vocals-tls-allow-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cert = certificate(&dir);
+    let tls_port = common::free_tcp_port();
+    let env = [
+        ("VOCALS_SIP_ALLOW", "127.0.0.1/32".to_string()),
+        ("VOCALS_SIP_TCP_MAX_CONNECTIONS", "100".to_string()),
+        ("VOCALS_SIP_LISTEN_TLS", format!("127.0.0.1:{tls_port}")),
+        ("VOCALS_SIP_TLS_CERT", dir.join("cert.pem").display().to_string()),
+        ("VOCALS_SIP_TLS_KEY", dir.join("key.pem").display().to_string()),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let server = Server::start("tcp-allow", &env);
+    // From each of 127.0.0.2 to 127.0.0.41: two TCP connections and a TLS one, all kept open by the client.
+    let (mut attempts, mut held, mut handshakes, mut slowest) = (0, 0, 0, Duration::ZERO);
+    let mut kept_tcp = Vec::new();
+    let mut kept_tls = Vec::new();
+    let flood = Instant::now();
+    for n in 2..=41 {
+        let source = format!("127.0.0.{n}");
+        for _ in 0..2 {
+            attempts += 1;
+            let started = Instant::now();
+            let mut conn = connect_from(&source, server.tcp);
+            if closed_within(&mut conn, Duration::from_millis(500)) {
+                slowest = slowest.max(started.elapsed());
+            } else {
+                held += 1;
+            }
+            kept_tcp.push(conn);
+        }
+        attempts += 1;
+        let started = Instant::now();
+        match tls_from(&source, tls_port, &cert) {
+            Ok(tls) => {
+                handshakes += 1;
+                kept_tls.push(tls);
+            }
+            Err(_) => slowest = slowest.max(started.elapsed()),
+        }
+    }
+    let flood = flood.elapsed();
+    // The allowed source, while the client still holds every one of those sockets.
+    let mut allowed = connect_from("127.0.0.1", server.tcp);
+    let over_tcp = ask(&mut allowed, 1);
+    let over_tls = match tls_from("127.0.0.1", tls_port, &cert) {
+        Ok(mut tls) => {
+            let me = tls.sock.local_addr().unwrap();
+            match tls.write_all(&options_from("TLS", me, 2)).and_then(|()| tls.flush()) {
+                Ok(()) => common::read_stream_message(&mut tls, &mut Vec::new())
+                    .map(|m| m.lines().next().unwrap_or("").to_string())
+                    .unwrap_or_else(|why| why.to_string()),
+                Err(e) => format!("write failed: {e}"),
+            }
+        }
+        Err(e) => format!("TLS handshake failed: {e}"),
+    };
+    let metrics = server.http_get("/metrics");
+    let refused = counter(&metrics, "vocals_sip_tcp_refused_total{reason=\"source not allowed\"}");
+    println!(
+        "{attempts} connections from 40 sources outside sip.allow in {flood:?}: {held} TCP held open, {handshakes} TLS \
+         handshakes completed, each refused one closed within {slowest:?}, {refused} counted; the allowed source: \
+         {over_tcp:?} over TCP, {over_tls:?} over TLS"
+    );
+    assert_eq!((held, handshakes), (0, 0), "connections from outside sip.allow were held or handshaken");
+    assert!(slowest < Duration::from_millis(500), "closed within {slowest:?}");
+    assert_eq!(over_tcp, "SIP/2.0 200 OK", "the allowed source over TCP");
+    assert_eq!(over_tls, "SIP/2.0 200 OK", "the allowed source over TLS");
+    assert_eq!(refused, attempts, "every refusal counted:\n{metrics}");
+    drop((kept_tcp, kept_tls));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Slots reserved for `rate_exempt` sources (Twilio's edges): allowed sources that are not exempt may hold at
+/// most `tcp_max_connections` minus `tcp_reserved_for_exempt` (the default, 64) connections, so their flood
+/// cannot lock Twilio out; an exempt source still gets every slot left.
+#[test]
+fn tcp_slots_reserved_for_exempt_sources_are_left_to_them_when_allowed_sources_flood() {
+    let env = [
+        ("VOCALS_SIP_TCP_MAX_CONNECTIONS", "70"),
+        ("VOCALS_SIP_TCP_MAX_PER_SOURCE", "2"),
+        ("VOCALS_SIP_RATE_EXEMPT", "127.0.0.100"),
+    ];
+    let server = Server::start("tcp-reserve", &env);
+    // Ten allowed, non-exempt sources, two connections each (their per-source cap): 70 - 64 = 6 get in.
+    let (mut admitted, mut refused) = (Vec::new(), 0);
+    let mut n = 0;
+    for source in 2..=11 {
+        for _ in 0..2 {
+            n += 1;
+            let mut conn = tcp_from(&server, &format!("127.0.0.{source}"));
+            match ask(&mut conn, n).as_str() {
+                "SIP/2.0 200 OK" => admitted.push(conn),
+                "closed" => refused += 1,
+                other => panic!("127.0.0.{source}: {other}"),
+            }
+        }
+    }
+    assert_eq!((admitted.len(), refused), (6, 14), "non-exempt connections admitted and refused");
+    // The exempt source takes the 64 reserved slots (past the per-source cap, as Twilio's edges do); then the
+    // table is full for it too.
+    let mut exempt = Vec::new();
+    for k in 0..64 {
+        let mut conn = tcp_from(&server, "127.0.0.100");
+        assert_eq!(ask(&mut conn, 1000 + k), "SIP/2.0 200 OK", "exempt connection {k}");
+        exempt.push(conn);
+    }
+    let mut past = tcp_from(&server, "127.0.0.100");
+    assert_eq!(ask(&mut past, 2000), "closed", "the 71st connection");
+    let metrics = server.http_get("/metrics");
+    assert_eq!(counter(&metrics, "vocals_sip_tcp_refused_total{reason=\"reserved for exempt sources\"}"), 14);
+    assert_eq!(counter(&metrics, "vocals_sip_tcp_refused_total{reason=\"connection table full\"}"), 1);
+}
+
+/// A reload (SIGHUP) that takes a source out of `sip.allow` closes the connections it holds, whether or not they
+/// send anything after; the allowed source's connection lives on, and the removed source's new ones are closed
+/// at accept.
+#[test]
+fn tcp_connections_of_a_source_a_reload_disallows_are_closed() {
+    let server = Server::start("tcp-reload-allow", &[]);
+    let mut quiet = tcp_from(&server, "127.0.0.2");
+    let mut talker = tcp_from(&server, "127.0.0.2");
+    let mut allowed = tcp_from(&server, "127.0.0.1");
+    assert_eq!(ask(&mut quiet, 1), "SIP/2.0 200 OK");
+    assert_eq!(ask(&mut talker, 2), "SIP/2.0 200 OK");
+    assert_eq!(ask(&mut allowed, 3), "SIP/2.0 200 OK");
+    let file = server.dir.join("vocals.toml");
+    let text = std::fs::read_to_string(&file).unwrap().replacen("[sip]\n", "[sip]\nallow = \"127.0.0.1/32\"\n", 1);
+    std::fs::write(&file, text).unwrap();
+    let pid = server.child.id().to_string();
+    let signalled = Instant::now();
+    assert!(std::process::Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
+    let deadline = signalled + Duration::from_secs(5);
+    while !server.log().contains("reloaded: allowlist") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(server.log().contains("reloaded: allowlist"), "{}", server.log());
+    assert!(closed_within(&mut quiet, Duration::from_secs(2)), "the quiet connection from 127.0.0.2 was kept");
+    println!("the quiet connection was seen closed {:?} after SIGHUP was sent", signalled.elapsed());
+    assert_eq!(ask(&mut talker, 4), "closed", "127.0.0.2's request after the reload");
+    assert_eq!(ask(&mut allowed, 5), "SIP/2.0 200 OK", "127.0.0.1 is still allowed");
+    let mut again = tcp_from(&server, "127.0.0.2");
+    assert_eq!(ask(&mut again, 6), "closed", "127.0.0.2 connecting again");
 }
 
 #[test]

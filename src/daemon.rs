@@ -203,6 +203,7 @@ pub async fn serve(
     let tcp_limits = TcpLimits {
         max_connections: config.sip.tcp_max_connections,
         max_per_source: config.sip.tcp_max_per_source,
+        reserved_for_exempt: config.sip.tcp_reserved_for_exempt,
         exempt: config.sip.rate.exempt.clone(),
         idle_timeout: config.sip.tcp_idle_timeout,
         message_timeout: config.sip.tcp_message_timeout,

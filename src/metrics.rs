@@ -55,7 +55,9 @@ pub const SIP_TRANSACTIONS: &str = "vocals_sip_transactions";
 pub const SIP_DIALOGS: &str = "vocals_sip_dialogs";
 /// Open SIP TCP connections.
 pub const TCP_CONNECTIONS: &str = "vocals_sip_tcp_connections";
-/// TCP connections refused at accept or closed for a message left incomplete, by reason.
+/// TCP connections refused at accept (a source outside `sip.allow`, before any TLS; a full table, per-source cap or the
+/// slots reserved for exempt sources) or closed later (a message left incomplete, a failed TLS handshake, a source a
+/// reload took out of `sip.allow`), by reason.
 pub const TCP_REFUSED: &str = "vocals_sip_tcp_refused_total";
 /// Call-record writes dropped because the writer's queue was full.
 pub const CALL_RECORDS_DROPPED: &str = "vocals_call_records_dropped_total";

@@ -176,7 +176,8 @@ pub struct SipConfig {
     pub limits: Limits,
     /// Sources SIP is accepted from.
     pub allow: AllowList,
-    /// Answer other sources with 403 instead of dropping them silently.
+    /// Answer other sources with 403 instead of dropping them silently (UDP: TCP and TLS connections from them are
+    /// closed at accept).
     pub reject_disallowed: bool,
     /// Calls at once; further INVITEs get 503 + Retry-After.
     pub max_calls: usize,
@@ -188,8 +189,11 @@ pub struct SipConfig {
     pub timers: Timers,
     /// TCP connections held at once.
     pub tcp_max_connections: usize,
-    /// TCP connections held at once from one source (the rate-exempt sources excepted).
+    /// TCP connections held at once from one source, an IPv6 source counted by its /64 (the rate-exempt sources
+    /// excepted).
     pub tcp_max_per_source: usize,
+    /// Of `tcp_max_connections`, the connections only the rate-exempt sources may take (less than it).
+    pub tcp_reserved_for_exempt: usize,
     /// A TCP connection with no complete message for this long is closed.
     pub tcp_idle_timeout: Duration,
     /// A TCP message begun and not complete after this long closes its connection (slowloris).
@@ -266,6 +270,7 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ("sip", "t1_ms", "500"),
     ("sip", "tcp_max_connections", "1024"),
     ("sip", "tcp_max_per_source", "32"),
+    ("sip", "tcp_reserved_for_exempt", "64"),
     ("sip", "tcp_idle_timeout", "600"),
     ("sip", "tcp_message_timeout", "10"),
     ("sip", "drain_timeout", "300"),
@@ -401,6 +406,7 @@ impl Config {
             timers: Timers { t1, t2: t1 * 8, t4: t1 * 10 },
             tcp_max_connections: number(v, "sip.tcp_max_connections", 1, 1_000_000)?,
             tcp_max_per_source: number(v, "sip.tcp_max_per_source", 1, 1_000_000)?,
+            tcp_reserved_for_exempt: tcp_reserve(v)?,
             tcp_idle_timeout: Duration::from_secs(number(v, "sip.tcp_idle_timeout", 1, 86_400)? as u64),
             tcp_message_timeout: Duration::from_secs(number(v, "sip.tcp_message_timeout", 1, 600)? as u64),
             drain_timeout: Duration::from_secs(number(v, "sip.drain_timeout", 0, 86_400)? as u64),
@@ -837,6 +843,18 @@ fn listen(v: &BTreeMap<String, String>, key: &str) -> Result<Option<SocketAddr>,
             .map(Some)
             .map_err(|_| bad(key, s, "an address like 0.0.0.0:5060 or [::]:5060, or \"\" to turn it off")),
     }
+}
+
+/// `sip.tcp_reserved_for_exempt`: less than `sip.tcp_max_connections`, so other allowed sources keep a slot.
+fn tcp_reserve(v: &BTreeMap<String, String>) -> Result<usize, ConfigError> {
+    let max = number(v, "sip.tcp_max_connections", 1, 1_000_000)?;
+    let key = "sip.tcp_reserved_for_exempt";
+    let reserve = number(v, key, 0, 1_000_000)?;
+    if reserve >= max {
+        let allowed = format!("a whole number from 0 to {} (less than sip.tcp_max_connections, {max})", max - 1);
+        return Err(bad(key, v[key].trim(), &allowed));
+    }
+    Ok(reserve)
 }
 
 fn boolean(v: &BTreeMap<String, String>, key: &str) -> Result<bool, ConfigError> {

@@ -50,6 +50,22 @@ fn bad_values_name_their_key_and_what_is_allowed() {
 }
 
 #[test]
+fn the_tcp_reserve_for_exempt_sources_is_less_than_the_connections() {
+    let c = Config::load(None, env(&[])).unwrap();
+    assert_eq!((c.sip.tcp_max_connections, c.sip.tcp_reserved_for_exempt), (1024, 64));
+    let c = Config::load(
+        None,
+        env(&[("VOCALS_SIP_TCP_MAX_CONNECTIONS", "10"), ("VOCALS_SIP_TCP_RESERVED_FOR_EXEMPT", "9")]),
+    );
+    assert_eq!(c.unwrap().sip.tcp_reserved_for_exempt, 9);
+    // A reserve as large as the table would leave the other allowed sources (a health check on loopback, say)
+    // nothing: refused, naming both keys.
+    let e = Config::load(None, env(&[("VOCALS_SIP_TCP_MAX_CONNECTIONS", "64")])).unwrap_err().to_string();
+    assert!(e.starts_with("sip.tcp_reserved_for_exempt: \"64\" is not valid"), "{e}");
+    assert!(e.contains("from 0 to 63 (less than sip.tcp_max_connections, 64)"), "{e}");
+}
+
+#[test]
 fn unknown_keys_are_refused_from_file_and_environment() {
     let f = file("[sip]\nlisten_udpp = \"x\"\n");
     let e = Config::load(Some(f.path()), env(&[])).unwrap_err().to_string();

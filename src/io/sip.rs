@@ -2,7 +2,8 @@
 //! input, drain every output, then await a datagram, a TCP message, an accept, a call task's request, an HTTP
 //! API command or the next deadline. Each
 //! TCP connection has a task that frames messages by Content-Length, answers double-CRLF keepalives, and
-//! closes when idle; responses and in-dialog requests go back over the connection the dialog came on.
+//! closes when idle; responses and in-dialog requests go back over the connection the dialog came on. A
+//! connection from outside `sip.allow` is closed at accept, before any TLS handshake or read.
 
 use std::collections::HashMap;
 use std::io;
@@ -38,8 +39,12 @@ pub struct Listeners {
 pub struct TcpLimits {
     /// Connections held at once; further ones are closed at accept.
     pub max_connections: usize,
-    /// Connections held at once from one source address (except `exempt`); further ones are closed at accept.
+    /// Connections held at once from one source (except `exempt`); further ones are closed at accept. An IPv6
+    /// source is its /64 (one host is given a whole /64).
     pub max_per_source: usize,
+    /// Of `max_connections`, how many only `exempt` sources may take: the others together hold at most
+    /// `max_connections - reserved_for_exempt`, so a flood from allowed sources cannot lock Twilio out.
+    pub reserved_for_exempt: usize,
     /// Sources without a per-source cap (Twilio's signalling edges carry every customer's calls).
     pub exempt: AllowList,
     /// A connection with no complete message for this long is closed (slow or idle peers).
@@ -48,11 +53,35 @@ pub struct TcpLimits {
     pub message_timeout: Duration,
 }
 
-/// The TCP connections the driver holds: each one's queue to its task, and how many each source has.
+/// What the per-source cap counts a peer address as: an IPv4 address (an IPv4-mapped IPv6 one as its IPv4
+/// address), or an IPv6 address's /64, the smallest block a host is given (its interface identifier is the low
+/// 64 bits, RFC 4291 §2.5.1, and it picks them itself), so a host cannot take more connections by using more of
+/// its addresses.
+fn source_of(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(v6) & !u128::from(u64::MAX)).into()),
+        },
+        v4 => v4,
+    }
+}
+
+/// One held connection: its queue to its task (`None` once the driver asked it to close), its peer address,
+/// whether that is an exempt source, and TCP or TLS.
+struct Conn {
+    tx: Option<mpsc::Sender<Bytes>>,
+    ip: IpAddr,
+    exempt: bool,
+    transport: Transport,
+}
+
+/// The TCP connections the driver holds, how many each source has, and how many are not exempt.
 #[derive(Default)]
 struct TcpTable {
-    conns: HashMap<u64, (mpsc::Sender<Bytes>, IpAddr, Transport)>,
+    conns: HashMap<u64, Conn>,
     per_source: HashMap<IpAddr, usize>,
+    not_exempt: usize,
     next: u64,
 }
 
@@ -68,33 +97,61 @@ impl TcpTable {
         if self.conns.len() >= limits.max_connections {
             return Err("connection table full");
         }
-        let held = self.per_source.get(&ip).copied().unwrap_or(0);
-        if held >= limits.max_per_source && !limits.exempt.allows(ip) {
-            return Err("too many connections from this source");
+        let exempt = limits.exempt.allows(ip);
+        let source = source_of(ip);
+        if !exempt {
+            if self.per_source.get(&source).copied().unwrap_or(0) >= limits.max_per_source {
+                return Err("too many connections from this source");
+            }
+            if self.not_exempt >= limits.max_connections.saturating_sub(limits.reserved_for_exempt) {
+                return Err("reserved for exempt sources");
+            }
+            self.not_exempt += 1;
         }
         self.next += 1;
-        self.conns.insert(self.next, (tx, ip, transport));
-        *self.per_source.entry(ip).or_default() += 1;
+        self.conns.insert(self.next, Conn { tx: Some(tx), ip, exempt, transport });
+        *self.per_source.entry(source).or_default() += 1;
         Ok(self.next)
     }
 
+    /// The connection's task has ended: its slot is free.
     fn remove(&mut self, conn: u64) {
-        let Some((_, ip, _)) = self.conns.remove(&conn) else { return };
-        if let Some(n) = self.per_source.get_mut(&ip) {
+        let Some(c) = self.conns.remove(&conn) else { return };
+        if !c.exempt {
+            self.not_exempt -= 1;
+        }
+        let source = source_of(c.ip);
+        if let Some(n) = self.per_source.get_mut(&source) {
             *n -= 1;
             if *n == 0 {
-                self.per_source.remove(&ip);
+                self.per_source.remove(&source);
             }
         }
     }
 
+    /// Asks the connection's task to close once it has written what is queued (its queue's sender is dropped).
+    /// The slot stays taken until the task has ended. Whether the connection was open.
+    fn close(&mut self, conn: u64) -> bool {
+        self.conns.get_mut(&conn).and_then(|c| c.tx.take()).is_some()
+    }
+
+    /// Closes every connection whose peer `allow` does not admit; their peers.
+    fn close_disallowed(&mut self, allow: &AllowList) -> Vec<IpAddr> {
+        let mut closed = Vec::new();
+        for c in self.conns.values_mut().filter(|c| c.tx.is_some() && !allow.allows(c.ip)) {
+            c.tx = None;
+            closed.push(c.ip);
+        }
+        closed
+    }
+
     fn sender(&self, conn: u64) -> Option<&mpsc::Sender<Bytes>> {
-        self.conns.get(&conn).map(|(tx, _, _)| tx)
+        self.conns.get(&conn).and_then(|c| c.tx.as_ref())
     }
 
     /// TCP or TLS (a connection already closed reads as TCP: its messages are answered nowhere anyway).
     fn transport(&self, conn: u64) -> Transport {
-        self.conns.get(&conn).map_or(Transport::Tcp, |c| c.2)
+        self.conns.get(&conn).map_or(Transport::Tcp, |c| c.transport)
     }
 
     fn len(&self) -> usize {
@@ -130,7 +187,7 @@ pub enum Control {
     Drain { timeout: Duration },
     /// Return now.
     Stop,
-    /// A new allowlist (SIGHUP).
+    /// A new allowlist (SIGHUP): open TCP and TLS connections from sources it leaves out are closed.
     SetAllow { allow: AllowList, reject_disallowed: bool },
     /// A new TLS certificate and key (SIGHUP): for connections accepted from now on.
     SetTls(Arc<rustls::ServerConfig>),
@@ -282,7 +339,13 @@ pub async fn run(
                         drain_until = Some((std::time::Instant::now() + timeout, false));
                     }
                 }
-                Control::SetAllow { allow, reject_disallowed } => ep.set_allow(allow, reject_disallowed),
+                Control::SetAllow { allow, reject_disallowed } => {
+                    // Connections from sources the new list leaves out are closed now, sending or not.
+                    for ip in conns.close_disallowed(&allow) {
+                        refused(SocketAddr::new(ip, 0), NO_LONGER_ALLOWED);
+                    }
+                    ep.set_allow(allow, reject_disallowed);
+                }
                 Control::SetTls(config) => {
                     tracing::info!("TLS certificate reloaded: new connections use it");
                     tls_config = Some(config);
@@ -316,6 +379,11 @@ pub async fn run(
             }
             r = accept(listeners.tcp.as_ref()) => {
                 let Ok((stream, from)) = r else { continue };
+                // A source outside the allowlist in force is closed here, before a byte is read.
+                if !ep.config().allow.allows(from.ip()) {
+                    refused(from, NOT_ALLOWED);
+                    continue;
+                }
                 let (tx, rx) = mpsc::channel(256);
                 match conns.admit(from.ip(), Transport::Tcp, &tcp_limits, tx) {
                     Ok(conn) => {
@@ -330,6 +398,11 @@ pub async fn run(
             }
             r = accept(tls_listener.as_ref()) => {
                 let (Ok((stream, from)), Some(config)) = (r, tls_config.clone()) else { continue };
+                // Before the handshake: a source outside the allowlist costs no TLS work and holds no slot.
+                if !ep.config().allow.allows(from.ip()) {
+                    refused(from, NOT_ALLOWED);
+                    continue;
+                }
                 let (tx, rx) = mpsc::channel(256);
                 match conns.admit(from.ip(), Transport::Tls, &tcp_limits, tx) {
                     Ok(conn) => {
@@ -342,8 +415,18 @@ pub async fn run(
             Some(msg) = inbound.recv() => match msg {
                 Inbound::Message { conn, peer, local, bytes } => {
                     trace("in", peer, &bytes);
+                    let allowed = ep.config().allow.allows(peer.ip());
+                    let from = peer;
                     let peer = Peer { addr: peer, local, transport: conns.transport(conn), conn: Some(conn) };
                     ep.handle(std::time::Instant::now(), peer, bytes);
+                    // A message from outside the allowlist (it shrank since the accept): the endpoint dropped it
+                    // (or answered 403, sent before the close), and the connection goes.
+                    if !allowed {
+                        drain(&mut ep, &mut calls, listeners.udp.as_ref(), &conns);
+                        if conns.close(conn) {
+                            refused(from, NO_LONGER_ALLOWED);
+                        }
+                    }
                 }
                 Inbound::Broken { conn, peer, local, bytes, error } => {
                     trace("in", peer, &bytes);
@@ -444,9 +527,19 @@ fn far_future() -> Instant {
     Instant::now() + Duration::from_secs(86_400)
 }
 
+/// Why a connection from a source outside `sip.allow` was closed at accept.
+const NOT_ALLOWED: &str = "source not allowed";
+/// Why an open connection was closed: its source left `sip.allow` (a reload).
+const NO_LONGER_ALLOWED: &str = "source no longer allowed";
+
 fn refused(from: SocketAddr, why: &'static str) {
     metrics::counter!(crate::metrics::TCP_REFUSED, "reason" => why).increment(1);
-    tracing::warn!(%from, why, "TCP connection refused");
+    match why {
+        // Dropped as quietly as its UDP datagrams are (a scan or a flood would fill the log).
+        NOT_ALLOWED => tracing::debug!(%from, why, "TCP connection refused"),
+        NO_LONGER_ALLOWED => tracing::info!(from = %from.ip(), why, "TCP connection closed"),
+        _ => tracing::warn!(%from, why, "TCP connection refused"),
+    }
 }
 
 /// What a connection task needs of the driver: its id, peer, limits and the way back.
@@ -554,9 +647,11 @@ where
                     unfinished.as_mut().reset(Instant::now() + message_timeout);
                 }
             }
-            Some(out) = from_driver.recv() => {
-                if wr.write_all(&out).await.is_err() { break; }
-            }
+            out = from_driver.recv() => match out {
+                Some(out) => if wr.write_all(&out).await.is_err() { break },
+                // The driver closed the connection (after what it had queued, received first).
+                None => break,
+            },
             _ = &mut idle => {
                 tracing::debug!(%peer, "closing idle TCP connection");
                 break;
@@ -573,7 +668,105 @@ where
 
 #[cfg(test)]
 mod tests {
-    use super::printable;
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn limits(max_connections: usize, max_per_source: usize, reserved_for_exempt: usize) -> TcpLimits {
+        TcpLimits {
+            max_connections,
+            max_per_source,
+            reserved_for_exempt,
+            exempt: AllowList::parse("54.172.60.0/30, 2001:db8:7::/48").unwrap(),
+            idle_timeout: Duration::from_secs(600),
+            message_timeout: Duration::from_secs(10),
+        }
+    }
+
+    fn admit(table: &mut TcpTable, from: &str, limits: &TcpLimits) -> Result<u64, &'static str> {
+        table.admit(ip(from), Transport::Tcp, limits, mpsc::channel(1).0)
+    }
+
+    #[test]
+    fn an_ipv6_source_is_its_64_and_an_ipv4_mapped_one_its_ipv4_address() {
+        assert_eq!(source_of(ip("2001:db8:1:2:aaaa:bbbb:cccc:dddd")), ip("2001:db8:1:2::"));
+        assert_eq!(source_of(ip("2001:db8:1:2::1")), source_of(ip("2001:db8:1:2:ffff:ffff:ffff:ffff")));
+        assert_ne!(source_of(ip("2001:db8:1:2::1")), source_of(ip("2001:db8:1:3::1")));
+        assert_eq!(source_of(ip("::1")), ip("::"));
+        // A dual-stack socket reports IPv4 peers as ::ffff:a.b.c.d, all inside ::/64: each stays its own source.
+        assert_eq!(source_of(ip("::ffff:192.0.2.7")), ip("192.0.2.7"));
+        assert_ne!(source_of(ip("::ffff:192.0.2.7")), source_of(ip("::ffff:192.0.2.8")));
+        assert_eq!(source_of(ip("192.0.2.7")), ip("192.0.2.7"));
+    }
+
+    #[test]
+    fn ipv6_connections_are_capped_per_64_not_per_address() {
+        let limits = limits(100, 4, 0);
+        let mut table = TcpTable::default();
+        // One host walking through the addresses of its /64: four connections, then none.
+        for n in 1..=4 {
+            assert!(admit(&mut table, &format!("2001:db8:1:2::{n:x}"), &limits).is_ok(), "connection {n}");
+        }
+        assert_eq!(admit(&mut table, "2001:db8:1:2::5", &limits), Err("too many connections from this source"));
+        assert_eq!(
+            admit(&mut table, "2001:db8:1:2:dead:beef:0:1", &limits),
+            Err("too many connections from this source")
+        );
+        // The next /64 is another source; IPv4-mapped sources (all inside ::/64) are per address.
+        assert!(admit(&mut table, "2001:db8:1:3::1", &limits).is_ok());
+        for n in 1..=6 {
+            assert!(admit(&mut table, &format!("::ffff:192.0.2.{n}"), &limits).is_ok());
+        }
+        // An exempt /48 has no per-source cap.
+        for n in 1..=10 {
+            assert!(admit(&mut table, &format!("2001:db8:7::{n:x}"), &limits).is_ok());
+        }
+        // A connection given back frees its /64.
+        let first = *table.conns.iter().find(|(_, c)| c.ip == ip("2001:db8:1:2::1")).unwrap().0;
+        table.remove(first);
+        assert!(admit(&mut table, "2001:db8:1:2::99", &limits).is_ok());
+    }
+
+    #[test]
+    fn non_exempt_sources_leave_the_reserved_slots_to_exempt_ones() {
+        let limits = limits(10, 2, 4);
+        let mut table = TcpTable::default();
+        let mut taken = Vec::new();
+        for n in 1..=6 {
+            taken.push(admit(&mut table, &format!("192.0.2.{n}"), &limits).unwrap());
+        }
+        assert_eq!(admit(&mut table, "192.0.2.7", &limits), Err("reserved for exempt sources"));
+        // Exempt sources take the rest, then the table is full for everyone.
+        for _ in 0..4 {
+            assert!(admit(&mut table, "54.172.60.1", &limits).is_ok());
+        }
+        assert_eq!(admit(&mut table, "54.172.60.2", &limits), Err("connection table full"));
+        // A non-exempt connection closed (its task gone) gives its place to another non-exempt source...
+        assert!(table.close(taken[0]));
+        assert!(!table.close(taken[0]), "closed once");
+        assert_eq!(table.len(), 10, "a closing connection keeps its slot until its task has ended");
+        table.remove(taken[0]);
+        assert_eq!(admit(&mut table, "192.0.2.8", &limits).map(|_| ()), Ok(()));
+        // ...but not an exempt connection's place.
+        let exempt = *table.conns.iter().find(|(_, c)| c.exempt).unwrap().0;
+        table.remove(exempt);
+        assert_eq!(admit(&mut table, "192.0.2.9", &limits), Err("reserved for exempt sources"));
+        assert!(admit(&mut table, "54.172.60.3", &limits).is_ok());
+    }
+
+    #[test]
+    fn a_shrunk_allowlist_closes_the_connections_it_leaves_out() {
+        let limits = limits(10, 5, 0);
+        let mut table = TcpTable::default();
+        let kept = admit(&mut table, "192.0.2.1", &limits).unwrap();
+        let gone = admit(&mut table, "192.0.2.2", &limits).unwrap();
+        let closed = table.close_disallowed(&AllowList::parse("192.0.2.1").unwrap());
+        assert_eq!(closed, vec![ip("192.0.2.2")]);
+        assert!(table.sender(kept).is_some() && table.sender(gone).is_none());
+        assert!(table.close_disallowed(&AllowList::parse("192.0.2.1").unwrap()).is_empty(), "closed once");
+    }
 
     #[test]
     fn traced_messages_escape_control_bytes_and_mask_sdes_keys() {
