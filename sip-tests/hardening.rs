@@ -773,3 +773,26 @@ fn account_binding_fails_closed_for_bound_added_and_fallback_numbers() {
         }
     }
 }
+
+/// Security finding (secrets and leaks): `log.sip_trace` traced messages from sources outside the allowlist
+/// (a scanner's bytes in the log). Now only what the allowlist admits is traced.
+#[test]
+fn sip_trace_logs_only_what_the_allowlist_admits() {
+    let server = Server::start("trace", &[("VOCALS_LOG_SIP_TRACE", "true"), ("VOCALS_SIP_ALLOW", "127.0.0.1/32")]);
+    for source in ["127.0.0.1", "127.0.0.2"] {
+        let s = UdpSocket::bind((source, 0)).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+        s.send_to(&options_from("UDP", s.local_addr().unwrap(), 7), ("127.0.0.1", server.udp)).unwrap();
+        let mut buf = [0u8; 4096];
+        let answered = s.recv(&mut buf).is_ok();
+        assert_eq!(answered, source == "127.0.0.1", "{source}");
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let log = server.log();
+    assert!(
+        log.contains("vocals::sip_trace") && log.contains("Call-ID: udp-7-"),
+        "the allowed OPTIONS is traced:\n{log}"
+    );
+    let traced_in = log.matches("direction=in").count();
+    assert_eq!(traced_in, 1, "only the allowed source's message is traced in:\n{log}");
+}

@@ -33,6 +33,12 @@ fn rtp(seq: u16, payload: &[u8]) -> Vec<u8> {
     common::rtp_packet(seq, 0x5EED, payload)
 }
 
+/// The payloads of every RTP packet `receiver` collected (vocals sends only valid RTP).
+fn payloads(receiver: std::thread::JoinHandle<Vec<Vec<u8>>>) -> Vec<Vec<u8>> {
+    let datagrams = receiver.join().unwrap();
+    datagrams.iter().map(|d| vocals::media::rtp::parse(d).expect("vocals sends valid RTP").payload.to_vec()).collect()
+}
+
 fn percentile(sorted: &[Duration], q: usize) -> Duration {
     sorted[(sorted.len() * q / 100).min(sorted.len() - 1)]
 }
@@ -172,12 +178,7 @@ fn garbage_and_foreign_rtp_flooding_a_calls_port_are_dropped_counted_and_leave_t
     }
     std::thread::sleep(Duration::from_millis(300));
     caller.request("BYE", 2);
-    let got: Vec<Vec<u8>> = receiver
-        .join()
-        .unwrap()
-        .iter()
-        .map(|d| vocals::media::rtp::parse(d).expect("vocals sends valid RTP").payload.to_vec())
-        .collect();
+    let got = payloads(receiver);
     // The caller's audio came back whole, in order, and none of the attacker's.
     let audio: Vec<&Vec<u8>> = got.iter().filter(|p| p.iter().any(|&b| b != 0xFF)).collect();
     assert_eq!(audio.len(), frames, "echoed frames");
@@ -243,12 +244,7 @@ fn rtp_hijack_an_attacker_flooding_the_rtp_ports_gets_nothing_and_the_echo_stays
     }
     std::thread::sleep(Duration::from_millis(300));
     caller.request("BYE", 2);
-    let got: Vec<Vec<u8>> = receiver
-        .join()
-        .unwrap()
-        .iter()
-        .map(|d| vocals::media::rtp::parse(d).expect("vocals sends valid RTP").payload.to_vec())
-        .collect();
+    let got = payloads(receiver);
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let (sent, heard) = flood.join().unwrap();
     let audio: Vec<&Vec<u8>> = got.iter().filter(|p| p.iter().any(|&b| b != 0xFF)).collect();

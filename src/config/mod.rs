@@ -410,20 +410,8 @@ impl Config {
             tcp_idle_timeout: Duration::from_secs(number(v, "sip.tcp_idle_timeout", 1, 86_400)? as u64),
             tcp_message_timeout: Duration::from_secs(number(v, "sip.tcp_message_timeout", 1, 600)? as u64),
             drain_timeout: Duration::from_secs(number(v, "sip.drain_timeout", 0, 86_400)? as u64),
-            rate: RateConfig {
-                per_second: number(v, "sip.invite_rate", 0, 1_000_000)? as u32,
-                burst: number(v, "sip.invite_burst", 1, 1_000_000)? as u32,
-                exempt: AllowList::parse(&v["sip.rate_exempt"])
-                    .map_err(|e| bad("sip.rate_exempt", &v["sip.rate_exempt"], &e.to_string()))?,
-                max_sources: 65_536,
-            },
-            request_rate: RateConfig {
-                per_second: number(v, "sip.request_rate", 0, 1_000_000)? as u32,
-                burst: number(v, "sip.request_burst", 1, 1_000_000)? as u32,
-                exempt: AllowList::parse(&v["sip.rate_exempt"])
-                    .map_err(|e| bad("sip.rate_exempt", &v["sip.rate_exempt"], &e.to_string()))?,
-                max_sources: 65_536,
-            },
+            rate: rate_config(v, "sip.invite_rate", "sip.invite_burst")?,
+            request_rate: rate_config(v, "sip.request_rate", "sip.request_burst")?,
             max_transaction_bytes: number(v, "sip.max_transaction_memory_mb", 1, 65_536)? << 20,
             accounts: account_policy(v["sip.accounts"].trim())?,
         };
@@ -671,6 +659,17 @@ fn read_file(
         }
     }
     Ok(())
+}
+
+/// A per-source token bucket from its rate and burst keys; its exempt sources are `sip.rate_exempt`.
+fn rate_config(v: &BTreeMap<String, String>, rate: &str, burst: &str) -> Result<RateConfig, ConfigError> {
+    Ok(RateConfig {
+        per_second: number(v, rate, 0, 1_000_000)? as u32,
+        burst: number(v, burst, 1, 1_000_000)? as u32,
+        exempt: AllowList::parse(&v["sip.rate_exempt"])
+            .map_err(|e| bad("sip.rate_exempt", &v["sip.rate_exempt"], &e.to_string()))?,
+        max_sources: 65_536,
+    })
 }
 
 /// `sip.accounts`: "" (the accounts vocals knows), "any", or Twilio account SIDs separated by commas.

@@ -202,6 +202,14 @@ fn trace(direction: &'static str, peer: SocketAddr, bytes: &[u8]) {
     }
 }
 
+/// A message in, traced only when its source is inside `sip.allow`: what the allowlist drops unread is not
+/// written to the log either (a scanner's or a flood's bytes would otherwise fill it).
+fn trace_in(allow: &AllowList, peer: SocketAddr, bytes: &[u8]) {
+    if allow.allows(peer.ip()) {
+        trace("in", peer, bytes);
+    }
+}
+
 /// A SIP message as a log may show it: control bytes other than CR, LF and HTAB escaped (`\x07`: a quoted-pair
 /// may carry NUL, BEL or DEL, RFC 3261 §25.1, and none of them may reach a terminal raw), bytes that are not
 /// UTF-8 replaced, and SDES keys (`a=crypto:… inline:KEY`) masked.
@@ -370,7 +378,7 @@ pub async fn run(
                     };
                     if let (Some(local), true) = (udp_local, n > 0) {
                         let peer = Peer { addr: from, local, transport: Transport::Udp, conn: None };
-                        trace("in", from, &buf[..n]);
+                        trace_in(&ep.config().allow, from, &buf[..n]);
                         ep.handle(std::time::Instant::now(), peer, Bytes::copy_from_slice(&buf[..n]));
                     }
                     let (Some(udp), true) = (listeners.udp.as_ref(), taken < UDP_BATCH) else { break };
@@ -414,7 +422,7 @@ pub async fn run(
             }
             Some(msg) = inbound.recv() => match msg {
                 Inbound::Message { conn, peer, local, bytes } => {
-                    trace("in", peer, &bytes);
+                    trace_in(&ep.config().allow, peer, &bytes);
                     let allowed = ep.config().allow.allows(peer.ip());
                     let from = peer;
                     let peer = Peer { addr: peer, local, transport: conns.transport(conn), conn: Some(conn) };
@@ -429,7 +437,7 @@ pub async fn run(
                     }
                 }
                 Inbound::Broken { conn, peer, local, bytes, error } => {
-                    trace("in", peer, &bytes);
+                    trace_in(&ep.config().allow, peer, &bytes);
                     let peer = Peer { addr: peer, local, transport: conns.transport(conn), conn: Some(conn) };
                     ep.framing_error(peer, &bytes, &error);
                 }
