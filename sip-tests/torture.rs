@@ -22,11 +22,13 @@ fn source(n: usize) -> String {
     format!("127.0.{}.{}", 1 + n / 250, 1 + n % 250)
 }
 
-/// The vector with its top branch and its Call-ID made unique (a suffix; nothing else changes), so that
-/// vectors sharing them (the Twilio fixtures do) are not taken for retransmissions of each other.
+/// The vector with its top branch, its Call-ID and its X-Twilio-CallSid made unique (a suffix; nothing else
+/// changes), so that vectors sharing them (the Twilio fixtures do) are not taken for retransmissions of each
+/// other, nor for a second live call with a CallSid in use (482).
 fn unique(bytes: &[u8], n: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity(bytes.len() + 32);
     let (mut branch_done, mut callid_done, mut in_headers) = (false, false, true);
+    let mut callsid_done = false;
     let mut first = true;
     for line in bytes.split_inclusive(|&b| b == b'\n') {
         let body = line.strip_suffix(b"\r\n").or_else(|| line.strip_suffix(b"\n"));
@@ -41,8 +43,11 @@ fn unique(bytes: &[u8], n: usize) -> Vec<u8> {
         } else if in_headers {
             let lower = content.to_ascii_lowercase();
             let suffix = format!("t{n}");
-            if !callid_done && (lower.starts_with(b"call-id") || lower.starts_with(b"i:") || lower.starts_with(b"i ")) {
-                callid_done = true;
+            let call_id = lower.starts_with(b"call-id") || lower.starts_with(b"i:") || lower.starts_with(b"i ");
+            let call_sid = lower.starts_with(b"x-twilio-callsid");
+            if (!callid_done && call_id) || (!callsid_done && call_sid) {
+                callid_done |= call_id;
+                callsid_done |= call_sid;
                 out.extend_from_slice(content);
                 out.extend_from_slice(suffix.as_bytes());
                 out.extend_from_slice(ending);
