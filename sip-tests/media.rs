@@ -131,6 +131,23 @@ fn the_echo_agent_returns_every_frame_on_a_steady_20_ms_clock_and_silence_ends_a
     };
     assert!(began.elapsed() >= Duration::from_millis(1900), "ended after {:?}", began.elapsed());
     assert!(header(&bye, "Reason").contains("no RTP"), "the BYE says why:\n{bye}");
+    // The echo calls had audio both ways; the silent one is flagged as one-way, with its fix, in the record,
+    // the log and the metrics.
+    let _ = server.figure(record, "rtp_received");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !server.log().contains("audio_path=\"no_audio_from_caller\"") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let log = server.log();
+    assert!(log.contains("audio_path=\"two_way\""), "{log}");
+    assert_eq!(log.matches("audio_path=").count(), log.matches("audio_path=\"two_way\"").count() + 1, "{log}");
+    assert!(log.contains("audio_path=\"no_audio_from_caller\""), "{log}");
+    assert!(log.contains("one-way or no audio") && log.contains("media.public_ip"), "{log}");
+    let metrics = server.http_get("/metrics");
+    assert!(
+        metrics.lines().any(|l| l == "vocals_calls_audio_problems_total{problem=\"no_audio_from_caller\"} 1"),
+        "{metrics}"
+    );
 }
 
 #[test]

@@ -130,6 +130,9 @@ fn the_dashboard_adds_assigns_shows_errors_and_removes_numbers_in_a_real_browser
     caller.respond_ok(&bye);
     b.wait("return document.querySelectorAll('#active-calls tr[data-call-id]').length == 0", "the call gone");
     b.wait_text("#recent-calls", FIRST);
+    // That caller sent no RTP: the finished call is flagged as one-way audio, with the usual fix.
+    b.wait_text("#recent-calls", "One-way audio: nothing came from the caller");
+    b.wait_text("#recent-calls", "media.public_ip");
 
     // Reassign: the next call goes to the new agent.
     b.click("a[href=\"#/numbers\"]");

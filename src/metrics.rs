@@ -28,6 +28,8 @@ pub const RTP_PACKETS: &str = "vocals_rtp_packets_total";
 pub const RTP_CONCEALED: &str = "vocals_rtp_concealed_total";
 /// Send ticks that found a call's playout queue empty inside a talk spurt (a hole of silence the caller heard).
 pub const PLAYOUT_UNDERRUNS: &str = "vocals_playout_underruns_total";
+/// Calls whose audio did not flow both ways, by `problem`: no_audio_from_caller, no_audio_to_caller, no_audio.
+pub const CALLS_AUDIO_PROBLEMS: &str = "vocals_calls_audio_problems_total";
 /// Incoming calls by `result`: answered, or the status they were refused with.
 pub const INVITES: &str = "vocals_invites_total";
 /// Calls in progress.

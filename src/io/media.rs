@@ -293,6 +293,8 @@ impl CallMedia {
         if !self.reach_agent(connect).await {
             return;
         }
+        // Answered (the agent is reached): the caller's audio is expected from here.
+        self.session.answered(Instant::now());
         let mut rtp_buf = [0u8; 2048];
         let mut rtcp_buf = [0u8; 2048];
         let mut out = [0u8; 1500];
@@ -536,6 +538,16 @@ fn record(
     metrics::counter!(crate::metrics::RTP_CONCEALED).increment(s.jitter.concealed);
     metrics::counter!(crate::metrics::RTP_LATE).increment(s.jitter.late);
     metrics::counter!(crate::metrics::PLAYOUT_UNDERRUNS).increment(s.playout_underruns);
+    let path = crate::media::session::AudioPath::of(s);
+    if path != crate::media::session::AudioPath::TwoWay {
+        metrics::counter!(crate::metrics::CALLS_AUDIO_PROBLEMS, "problem" => path.as_str()).increment(1);
+        tracing::warn!(
+            call = call.0,
+            audio = path.as_str(),
+            fix = path.fix().unwrap_or_default(),
+            "one-way or no audio"
+        );
+    }
     metrics::counter!(crate::metrics::RTP_FOREIGN).increment(s.foreign);
     metrics::counter!(crate::metrics::RTP_REFUSED_SOURCE).increment(s.refused_source);
     metrics::counter!(crate::metrics::SRTP_DROPPED, "reason" => "auth").increment(s.srtp_rejected);
@@ -583,6 +595,7 @@ fn record(
         handoff_p99_us = s.handoff_p99.as_micros() as u64,
         skipped_ticks = s.skipped_ticks,
         refused_source = s.refused_source,
+        audio_path = path.as_str(),
         underruns = s.playout_underruns,
         underrun_ticks = s.playout_underrun_ticks,
         rtt_ms = s.peer.rtt.map(|d| d.as_secs_f64() * 1000.0),
@@ -606,6 +619,7 @@ fn record(
         })
     });
     serde_json::json!({
+        "audio": {"path": path.as_str(), "fix": path.fix()},
         "rtp": {
             "received": s.rtp_received,
             "sent": s.sent_packets,

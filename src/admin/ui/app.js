@@ -969,7 +969,19 @@ function qualityCell(c) {
     items.push(`agent reply p50 ${(agent.downlink_p50_us / 1000).toFixed(0)} ms`);
   }
   if (items.length === 0) return el('td', { className: 'quality' }, dash());
-  return el('td', { className: 'quality' }, el('ul', { className: 'stats' }, items.map((t) => el('li', {}, t))));
+  const list = el('ul', { className: 'stats' }, items.map((t) => el('li', {}, t)));
+  // One-way or no audio (the NAT, firewall or media.public_ip mistake): said first, with its usual fix.
+  const audio = (c.stats && c.stats.audio) || null;
+  const problems = {
+    no_audio_from_caller: 'One-way audio: nothing came from the caller',
+    no_audio_to_caller: 'One-way audio: nothing was sent to the caller',
+    no_audio: 'No audio either way',
+  };
+  if (audio && problems[audio.path]) {
+    const flag = el('p', { className: 'audio-problem', title: audio.fix || '' }, problems[audio.path]);
+    return el('td', { className: 'quality' }, flag, audio.fix ? el('p', { className: 'muted' }, audio.fix) : null, list);
+  }
+  return el('td', { className: 'quality' }, list);
 }
 
 function renderRecentCalls(list) {

@@ -185,6 +185,61 @@ pub struct MediaStats {
     /// RTP from an address that may not be latched onto (not the SDP's, nor in `media.allow`), before the
     /// latch: refused, counted (a hijack attempt, or a caller behind a NAT that rewrites the address).
     pub refused_source: u64,
+    /// When the caller's first RTP packet came, after the call was answered (`None`: never).
+    pub first_rtp_after: Option<Duration>,
+}
+
+/// Whether audio flowed both ways, judged when the call ends: the classic NAT, firewall and `public_ip`
+/// mistakes show as one-way or no audio.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AudioPath {
+    TwoWay,
+    /// No RTP from the caller within [`CALLER_AUDIO_WITHIN`] of the answer.
+    NoneFromCaller,
+    /// No RTP sent to the caller.
+    NoneToCaller,
+    NoAudio,
+}
+
+/// How soon after the answer the caller's first RTP packet must come for its audio to count as flowing.
+pub const CALLER_AUDIO_WITHIN: Duration = Duration::from_secs(2);
+
+impl AudioPath {
+    /// The verdict on a call's media counters.
+    pub fn of(stats: &MediaStats) -> AudioPath {
+        let from_caller = stats.first_rtp_after.is_some_and(|d| d <= CALLER_AUDIO_WITHIN);
+        match (from_caller, stats.sent_packets > 0) {
+            (true, true) => AudioPath::TwoWay,
+            (false, true) => AudioPath::NoneFromCaller,
+            (true, false) => AudioPath::NoneToCaller,
+            (false, false) => AudioPath::NoAudio,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AudioPath::TwoWay => "two_way",
+            AudioPath::NoneFromCaller => "no_audio_from_caller",
+            AudioPath::NoneToCaller => "no_audio_to_caller",
+            AudioPath::NoAudio => "no_audio",
+        }
+    }
+
+    /// The usual fix, in words (`None` when audio flowed).
+    pub fn fix(self) -> Option<&'static str> {
+        match self {
+            AudioPath::TwoWay => None,
+            AudioPath::NoneFromCaller | AudioPath::NoAudio => Some(
+                "no RTP reached vocals from the caller: open the RTP ports (media.rtp_ports, UDP) to the trunk's media \
+                 range in the firewall, and check that media.public_ip is the address the trunk can reach (a NAT \
+                 in front of vocals needs it set, and the ports forwarded)",
+            ),
+            AudioPath::NoneToCaller => Some(
+                "vocals sent the caller no RTP: the caller's SDP named no address vocals could send to, or the \
+                 call was on hold throughout",
+            ),
+        }
+    }
 }
 
 /// One call's media.
@@ -199,6 +254,8 @@ pub struct Session {
     latched: Option<SocketAddr>,
     /// RTP packets sent before the latch (at most [`PRE_LATCH_PACKETS`]).
     pre_latch_sent: u32,
+    /// When the call was answered (its media started), for [`MediaStats::first_rtp_after`].
+    answered_at: Instant,
     latched_rtcp: Option<SocketAddr>,
     last_ssrc: Option<u32>,
     last_rx: Instant,
@@ -240,6 +297,7 @@ impl Session {
             rtcp: Rtcp::new(config.ssrc, &config.cname),
             latched: None,
             pre_latch_sent: 0,
+            answered_at: now,
             latched_rtcp: None,
             last_ssrc: None,
             last_rx: now,
@@ -291,6 +349,11 @@ impl Session {
 
     pub fn stream(&self) -> Stream {
         self.stream
+    }
+
+    /// The call is answered now (its agent reached): the caller's audio is expected from here.
+    pub fn answered(&mut self, now: Instant) {
+        self.answered_at = now;
     }
 
     /// Where RTP is sent: the latched source under symmetric RTP, else the SDP's address.
@@ -371,6 +434,9 @@ impl Session {
         self.last_ssrc = Some(p.ssrc);
         self.last_rx = now;
         self.stats.rtp_received += 1;
+        if self.stats.first_rtp_after.is_none() {
+            self.stats.first_rtp_after = Some(now.saturating_duration_since(self.answered_at));
+        }
         let packet = Packet {
             ssrc: p.ssrc,
             seq: p.seq,

@@ -353,3 +353,31 @@ fn in_order_frames_are_handed_off_the_moment_they_arrive() {
     let st = r.s.stats();
     assert_eq!(st.handoff_p99, Duration::from_micros(100), "the first bin");
 }
+
+#[test]
+fn one_way_and_no_audio_are_told_apart_with_their_fix() {
+    // Two-way: the caller's RTP within 2 s of the answer, and ours going out.
+    let mut r = Run::new(config(), stream(Codec::Pcmu, Direction::SendRecv));
+    r.s.answered(r.at(1_000));
+    r.rtp(2_500, peer(), 0, 1, &[0x11; 160]);
+    r.sent(2_520);
+    let st = r.s.stats();
+    assert_eq!(st.first_rtp_after, Some(Duration::from_millis(1_500)));
+    assert_eq!(AudioPath::of(&st), AudioPath::TwoWay);
+    assert_eq!(AudioPath::TwoWay.fix(), None);
+    // The caller's RTP never came (a firewall, a wrong media.public_ip): we sent, it did not.
+    let mut r = Run::new(config(), stream(Codec::Pcmu, Direction::SendRecv));
+    r.sent(0);
+    let path = AudioPath::of(&r.s.stats());
+    assert_eq!((path, path.as_str()), (AudioPath::NoneFromCaller, "no_audio_from_caller"));
+    assert!(path.fix().unwrap().contains("media.public_ip"));
+    // ... or came only after 2 s: the first seconds were one-way.
+    r.rtp(3_000, peer(), 0, 1, &[0x11; 160]);
+    assert_eq!(AudioPath::of(&r.s.stats()), AudioPath::NoneFromCaller);
+    // On hold throughout: nothing sent; with nothing received either, no audio at all.
+    let r = Run::new(config(), stream(Codec::Pcmu, Direction::RecvOnly));
+    assert_eq!(AudioPath::of(&r.s.stats()), AudioPath::NoAudio);
+    let mut r = Run::new(config(), stream(Codec::Pcmu, Direction::RecvOnly));
+    r.rtp(100, peer(), 0, 1, &[0x11; 160]);
+    assert_eq!(AudioPath::of(&r.s.stats()), AudioPath::NoneToCaller);
+}
