@@ -12,6 +12,7 @@ mod standin;
 
 use std::net::UdpSocket;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use axum::http::Method;
 
@@ -124,6 +125,16 @@ fn the_dashboard_adds_assigns_shows_errors_and_removes_numbers_in_a_real_browser
     b.wait("return /[1-9]/.test(document.querySelector('#active-calls td.duration').textContent)", "its duration");
     b.screenshot(&shots().join("calls.png"));
     b.click("#active-calls button.hangup");
+    // Hang up asks first, naming the call; Cancel leaves it up.
+    b.wait_text("#hangup-text", "End the call from");
+    b.click("#hangup-dialog button.cancel");
+    b.wait("return !document.querySelector('#hangup-dialog').open", "the dialog closed");
+    assert!(caller.sip.set_read_timeout(Some(Duration::from_millis(300))).is_ok());
+    let mut buf = [0u8; 2048];
+    assert!(caller.sip.recv(&mut buf).is_err(), "Cancel hung up the call");
+    caller.sip.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    b.click("#active-calls button.hangup");
+    b.click("#hangup-confirm");
     let bye = caller.recv();
     assert!(bye.starts_with("BYE "), "{bye}");
     assert!(header(&bye, "Call-ID").contains("ui-call"));

@@ -250,9 +250,8 @@ function formatDuration(ms) {
 function timeEl(iso) {
   const d = new Date(iso);
   if (Number.isNaN(d.getTime())) return document.createTextNode(iso || '—');
-  const sameDay = d.toDateString() === new Date().toDateString();
-  const text = sameDay ? d.toLocaleTimeString() : d.toLocaleString();
-  return el('time', { dateTime: iso, title: d.toLocaleString() }, text);
+  // Always the date with the time: "Ended 14:02" read the next morning is yesterday's.
+  return el('time', { dateTime: iso, title: d.toISOString() }, d.toLocaleString());
 }
 
 const STATUS = {
@@ -928,26 +927,37 @@ function renderActiveCalls(list) {
     el('td', {}, c.answer_at ? 'Answered' : 'Ringing'),
     el('td', { className: 'duration', dataset: { since: String(callStart(c)) } }, formatDuration(now - callStart(c))),
     el('td', { className: 'actions' },
-      rowButton('hangup', 'Hang up', `Hang up the call from ${c.from} to ${c.to}`, (b) => hangUp(c, b),
+      rowButton('hangup', 'Hang up', `Hang up the call from ${c.from} to ${c.to}`, (b) => openHangUp(c, b),
         'danger-outline'))));
   replaceRows($('#active-calls tbody'), rows, 'No calls in progress.');
 }
 
+let hangingUp = null; // the call the hang-up dialog is about
+
+/** Hanging up ends a live call for its caller: the dialog asks first, naming the call. */
+function openHangUp(c, opener) {
+  hangingUp = c;
+  $('#hangup-text').textContent = `End the call from ${c.from} to ${c.to}${c.agent ? ` (agent ${c.agent})` : ''} ` +
+    'now? The caller is hung up on; this cannot be undone.';
+  openDialog($('#hangup-dialog'), backTo(opener, null, '#active-title'));
+}
+
 /** POST /v1/calls/{id}/hangup: 202 {id, status: "ending"}; 404 when the call is not in progress on this node. */
-async function hangUp(c, button) {
+$('#hangup-form').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const form = ev.target;
+  clearErrors(form);
+  const c = hangingUp;
   try {
-    await withBusy(button, () => api('POST', `/v1/calls/${enc(c.id)}/hangup`));
+    await withBusy($('#hangup-confirm'), () => api('POST', `/v1/calls/${enc(c.id)}/hangup`));
+    $('#hangup-dialog').close();
     notify(`Hanging up the call from ${c.from} to ${c.to}.`);
     calls.last = '';
     await refreshCalls();
-    // The row may be gone with its button: keep the keyboard focus in the section.
-    if (!button.isConnected && (document.activeElement === document.body || !document.activeElement)) {
-      $('#active-title').focus();
-    }
   } catch (e) {
-    noticeError(e);
+    showApiError(form, e);
   }
-}
+});
 
 /** The quality figures of a finished call's `stats.rtp` (and the agent's downlink latency), as a short list. */
 function qualityCell(c) {
