@@ -1,0 +1,175 @@
+//! The configuration file: its `[section]` keys into the value table, its `[[numbers]]` and `[[agents]]`
+//! entries (with `[agents.parameters]` and `[agents.transfer]`), each checked with the key path it came from.
+
+use super::*;
+
+/// Reads the file's keys into `values` (naming each in `explicit`), its `[[numbers]]` and `[[agents]]`.
+pub(super) fn read_file(
+    file: &Path,
+    values: &mut BTreeMap<String, String>,
+    explicit: &mut std::collections::BTreeSet<String>,
+    numbers: &mut Vec<NumberConfig>,
+    agents: &mut Vec<AgentConfig>,
+) -> Result<(), ConfigError> {
+    let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Read { path: file.into(), source })?;
+    let table: toml::Table =
+        text.parse().map_err(|e: toml::de::Error| ConfigError::Syntax { path: file.into(), message: e.to_string() })?;
+    for (name, item) in table {
+        match item {
+            toml::Value::Array(entries) if name == "numbers" => {
+                for (i, entry) in entries.into_iter().enumerate() {
+                    numbers.push(number_entry(i, entry)?);
+                }
+            }
+            toml::Value::Array(entries) if name == "agents" => {
+                for (i, entry) in entries.into_iter().enumerate() {
+                    agents.push(agent_entry(i, entry)?);
+                }
+            }
+            toml::Value::Table(section) => {
+                for (key, value) in section {
+                    explicit.insert(format!("{name}.{key}"));
+                    set(values, format!("{name}.{key}"), value)?;
+                }
+            }
+            value => {
+                explicit.insert(name.clone());
+                set(values, name, value)?
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One `[[numbers]]` table: `number` (E.164), optional `agent`, `account_sid` and `srtp`.
+fn number_entry(i: usize, entry: toml::Value) -> Result<NumberConfig, ConfigError> {
+    let key = |k: &str| format!("numbers[{i}].{k}");
+    let toml::Value::Table(mut t) = entry else {
+        return Err(ConfigError::Value { key: format!("numbers[{i}]"), message: "must be a table".into() });
+    };
+    let mut text = |k: &str| -> Result<Option<String>, ConfigError> {
+        match t.remove(k) {
+            None => Ok(None),
+            Some(toml::Value::String(s)) => Ok(Some(s)),
+            Some(other) => Err(bad(&key(k), other.type_str(), "a string")),
+        }
+    };
+    let raw = text("number")?.ok_or_else(|| bad(&key("number"), "missing", "a phone number, e.g. \"+14155550123\""))?;
+    let number = E164::parse(&raw).map_err(|e| bad(&key("number"), &raw, &e.to_string()))?;
+    let agent = text("agent")?;
+    let account_sid = text("account_sid")?;
+    let srtp = match text("srtp")? {
+        None => None,
+        Some(s) => Some(srtp_policy(&key("srtp"), &s)?),
+    };
+    if let Some(unknown) = t.keys().next() {
+        return Err(unknown_key(&key(unknown), "number", "agent, account_sid, srtp"));
+    }
+    Ok(NumberConfig { number, agent, account_sid, srtp })
+}
+
+/// One `[[agents]]` table: `name`, `url` (ws:// or wss://), optional `secret`, `connect_timeout_ms`
+/// (100 to 30000, default 3000), `[agents.parameters]` (strings) and `[agents.transfer]` (the `[transfer]`
+/// keys, for this agent).
+fn agent_entry(i: usize, entry: toml::Value) -> Result<AgentConfig, ConfigError> {
+    let key = |k: &str| format!("agents[{i}].{k}");
+    let toml::Value::Table(mut t) = entry else {
+        return Err(ConfigError::Value { key: format!("agents[{i}]"), message: "must be a table".into() });
+    };
+    let mut text = |k: &str| -> Result<Option<String>, ConfigError> {
+        match t.remove(k) {
+            None => Ok(None),
+            Some(toml::Value::String(s)) => Ok(Some(s)),
+            Some(other) => Err(bad(&key(k), other.type_str(), "a string")),
+        }
+    };
+    let name = text("name")?.filter(|n| !n.trim().is_empty());
+    let name = name.ok_or_else(|| bad(&key("name"), "missing", "the agent's name, e.g. \"support\""))?;
+    let url = text("url")?.ok_or_else(|| bad(&key("url"), "missing", "a ws:// or wss:// URL"))?;
+    if !(url.starts_with("ws://") || url.starts_with("wss://")) || url.len() < 8 {
+        return Err(bad(&key("url"), &url, "a ws:// or wss:// URL"));
+    }
+    let secret = text("secret")?.filter(|s| !s.is_empty());
+    let auth_token = text("auth_token")?.filter(|s| !s.is_empty());
+    // Each may be the password of the agent's REST hang-up.
+    for (name, value) in [("secret", &secret), ("auth_token", &auth_token)] {
+        if let Some(s) = value.as_deref().filter(|s| s.chars().count() < crate::store::MIN_SIGNING_SECRET) {
+            let message = format!(
+                "{} characters is too short: at least {} (it is the password of the agent's REST hang-up)",
+                s.chars().count(),
+                crate::store::MIN_SIGNING_SECRET
+            );
+            return Err(ConfigError::Value { key: key(name), message });
+        }
+    }
+    let connect_timeout = match t.remove("connect_timeout_ms") {
+        None => Duration::from_millis(3000),
+        Some(toml::Value::Integer(ms)) if (100..=30_000).contains(&ms) => Duration::from_millis(ms as u64),
+        Some(toml::Value::Integer(ms)) => return Err(bad(&key("connect_timeout_ms"), &ms.to_string(), "100 to 30000")),
+        Some(other) => return Err(bad(&key("connect_timeout_ms"), other.type_str(), "a number from 100 to 30000")),
+    };
+    let mut parameters = BTreeMap::new();
+    match t.remove("parameters") {
+        None => {}
+        Some(toml::Value::Table(p)) => {
+            for (k, v) in p {
+                let value = match v {
+                    toml::Value::String(s) => s,
+                    toml::Value::Integer(i) => i.to_string(),
+                    toml::Value::Float(f) => f.to_string(),
+                    toml::Value::Boolean(b) => b.to_string(),
+                    other => return Err(bad(&key(&format!("parameters.{k}")), other.type_str(), "a string")),
+                };
+                parameters.insert(k, value);
+            }
+        }
+        Some(other) => return Err(bad(&key("parameters"), other.type_str(), "a table of strings")),
+    }
+    let transfer = match t.remove("transfer") {
+        None => TransferOverrides::default(),
+        Some(table @ toml::Value::Table(_)) => {
+            let json = serde_json::to_value(table).map_err(|e| bad(&key("transfer"), &e.to_string(), "a table"))?;
+            TransferOverrides::from_json(&json).map_err(|e| {
+                let field = if e.field.is_empty() { key("transfer") } else { key(&format!("transfer.{}", e.field)) };
+                ConfigError::Value { key: field, message: e.message }
+            })?
+        }
+        Some(other) => return Err(bad(&key("transfer"), other.type_str(), "a table of the [transfer] keys")),
+    };
+    if let Some(unknown) = t.keys().next() {
+        return Err(unknown_key(
+            &key(unknown),
+            "name, url, secret, auth_token",
+            "connect_timeout_ms, parameters, transfer",
+        ));
+    }
+    Ok(AgentConfig {
+        id: name.clone(),
+        name,
+        kind: AgentKind::WebSocket,
+        url,
+        secret,
+        connect_timeout,
+        parameters,
+        auth_token,
+        transfer,
+    })
+}
+
+fn unknown_key(key: &str, a: &str, b: &str) -> ConfigError {
+    ConfigError::Value { key: key.to_string(), message: format!("unknown key; known keys: {a}, {b}") }
+}
+
+pub(super) fn set(values: &mut BTreeMap<String, String>, key: String, value: toml::Value) -> Result<(), ConfigError> {
+    if !values.contains_key(&key) {
+        return Err(unknown(&key, &key));
+    }
+    let text = match value {
+        toml::Value::String(s) => s,
+        toml::Value::Integer(i) => i.to_string(),
+        toml::Value::Boolean(b) => b.to_string(),
+        other => return Err(bad(&key, other.type_str(), "a string or a number")),
+    };
+    values.insert(key, text);
+    Ok(())
+}
