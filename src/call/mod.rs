@@ -208,6 +208,8 @@ pub struct Calls {
     media: Box<dyn MediaPlane>,
     ports: PortPool,
     active: HashMap<CallRef, Active>,
+    /// The live calls by CallSid (the REST hang-up finds calls by it, and one is never live twice).
+    by_call_sid: HashMap<String, CallRef>,
     session_ids: u64,
     call_ids: u64,
 }
@@ -216,7 +218,7 @@ impl Calls {
     pub fn new(config: CallConfig, media: Box<dyn MediaPlane>) -> Calls {
         // A port rests 2 s after its call, past any late packet of that call.
         let ports = PortPool::new(config.rtp_ports, Duration::from_secs(2));
-        Calls { config, media, ports, active: HashMap::new(), session_ids: 0, call_ids: 0 }
+        Calls { config, media, ports, active: HashMap::new(), by_call_sid: HashMap::new(), session_ids: 0, call_ids: 0 }
     }
 
     pub fn active(&self) -> usize {
@@ -229,6 +231,9 @@ impl Calls {
             Event::IncomingCall { call, invite, .. } => self.incoming(now, ep, *call, invite),
             Event::CallEnded { call, why } => {
                 if let Some(a) = self.active.remove(call) {
+                    if let Some(sid) = &a.info.call_sid {
+                        self.by_call_sid.remove(sid);
+                    }
                     self.ended(&a, why);
                     self.media.close(*call);
                     self.ports.release(now, a.port);
@@ -266,8 +271,8 @@ impl Calls {
         // A CallSid names one live call (the REST hang-up finds calls by it): a second INVITE carrying one in
         // use is refused, not taken as another call.
         let sid = invite.headers.get(&HeaderName::new("X-Twilio-CallSid")).map(<[u8]>::trim_ascii);
-        if let Some(sid) = sid
-            && self.active.values().any(|a| a.info.call_sid.as_deref().map(str::as_bytes) == Some(sid))
+        if let Some(sid) = sid.and_then(|s| std::str::from_utf8(s).ok())
+            && self.by_call_sid.contains_key(sid)
         {
             let status = StatusCode::new(482).unwrap_or(StatusCode::FORBIDDEN);
             count_invite(status.as_u16());
@@ -331,6 +336,9 @@ impl Calls {
             answered: None,
             transfers: 0,
         };
+        if let Some(sid) = &active.info.call_sid {
+            self.by_call_sid.insert(sid.clone(), call);
+        }
         self.active.insert(call, active);
         self.gauge();
         ep.ringing(now, call);
@@ -455,8 +463,8 @@ impl Calls {
     /// account id and the auth token configured for the call's agent), then ends the call: BYE when it was
     /// answered, 487-style refusal while it rings.
     pub fn hangup_request(&mut self, now: Instant, ep: &mut Endpoint, req: &HangupRequest) -> HangupOutcome {
-        let found = self.active.iter().find(|(_, a)| a.info.call_sid.as_deref() == Some(req.call_sid.as_str()));
-        let Some((&call, active)) = found else { return HangupOutcome::UnknownCall };
+        let found = self.by_call_sid.get(&req.call_sid).and_then(|call| Some((*call, self.active.get(call)?)));
+        let Some((call, active)) = found else { return HangupOutcome::UnknownCall };
         let account = active.info.account_sid.clone().unwrap_or_default();
         if account != req.account_sid {
             return HangupOutcome::UnknownCall;
