@@ -147,6 +147,19 @@ fn adding_configures_twilio_and_removing_puts_it_back_as_it_was() {
     assert_eq!(twilio.get(&on_url).trunk_sid.as_deref(), Some(trunks[0].sid.as_str()));
     let (_, accounts) = server.api("GET", "/v1/twilio/accounts", None);
     assert_eq!(accounts["accounts"][0]["trunk_sid"].as_str(), Some(trunks[0].sid.as_str()));
+    // Where its calls go, as the numbers list shows it: the trunk, its domain, every origination URI with its
+    // priority and weight; both nodes are public names, the agent is the echo kind: healthy.
+    let n = number(&server, "+14155550110");
+    assert_eq!(n["routing"]["trunk_sid"].as_str(), Some(trunks[0].sid.as_str()), "{n}");
+    assert_eq!(n["routing"]["trunk_domain"].as_str(), Some(trunks[0].domain_name.as_str()), "{n}");
+    let shown: Vec<String> = n["routing"]["origination"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| format!("{} {} {}", o["sip_url"].as_str().unwrap(), o["priority"], o["weight"]))
+        .collect();
+    assert_eq!(shown, urls, "{n}");
+    assert_eq!(n["health"], json!({"ok": true, "problems": []}), "{n}");
 
     // The second number reuses the trunk and its URLs; attaching drops the application (Twilio does).
     let (status, n) = add(&server, "+14155550111", None);
@@ -263,7 +276,15 @@ fn reconcile_flags_drift_and_repair_sets_twilio_right_again() {
     assert_eq!(r["drift"][0]["phone_number"], "+14155550140", "{r}");
     let n = number(&server, "+14155550140");
     assert_eq!(n["status"], "error");
-    assert!(n["status_detail"].as_str().unwrap().contains("moved off the vocals trunk"), "{n}");
+    // In words, with the SIDs only in the details (twilio_now).
+    let detail = n["status_detail"].as_str().unwrap();
+    assert_eq!(
+        detail,
+        "drift: Twilio now sends this number to the voice URL https://demo.twilio.com/welcome/voice/, not to vocals"
+    );
+    assert!(!detail.contains("TK"), "{detail}");
+    assert!(n["twilio_now"]["trunk_sid"].is_null(), "{n}");
+    assert_eq!(n["health"]["problems"][0]["code"], "twilio_drift", "{n}");
     let (status, n) = server.api("POST", "/v1/numbers/+14155550140/twilio/repair", None);
     assert_eq!((status, n["status"].as_str()), (200, Some("inactive")), "{n}");
     assert!(twilio.get(&sid).trunk_sid.is_some());
@@ -289,6 +310,68 @@ fn reconcile_flags_drift_and_repair_sets_twilio_right_again() {
     assert_ne!(now, tk);
     assert!(twilio.state.lock().unwrap().trunks.contains_key(&now));
     assert_never_released(&twilio);
+}
+
+#[test]
+fn repair_and_remove_say_first_what_they_replace_and_restore_and_remove_can_leave_twilio_as_it_is() {
+    let (server, twilio) = setup("twilio-preview");
+    link(&server);
+    let sid = twilio.number(AC, "+14155550160");
+    assert_eq!(add(&server, "+14155550160", None).0, 201);
+    let (status, p) = server.api("GET", "/v1/numbers/+14155550160/twilio", None);
+    assert_eq!(status, 200, "{p}");
+    assert_eq!(p["now"], "the vocals trunk");
+    assert_eq!(p["on_vocals"], true);
+    assert!(p["repair_replaces"].is_null(), "{p}");
+    assert_eq!(p["remove_restores"], "the voice URL https://demo.twilio.com/welcome/voice/");
+
+    // A deliberate change in the console: a TwiML Bin's voice URL instead of the trunk.
+    let bin = "https://handler.twilio.com/twiml/EH1230000000000000000000000000000";
+    twilio.update(&sid, |n| {
+        n.trunk_sid = None;
+        n.voice_url = Some(bin.into());
+    });
+    let (_, p) = server.api("GET", "/v1/numbers/+14155550160/twilio", None);
+    assert_eq!(p["now"], format!("the voice URL {bin}"));
+    assert_eq!(p["on_vocals"], false);
+    assert_eq!(p["repair_replaces"], format!("the voice URL {bin}"));
+    assert_eq!(p["remove_restores"], "the voice URL https://demo.twilio.com/welcome/voice/");
+
+    // "Remove from vocals and leave Twilio as it is now": the Bin stays; the number is gone from vocals.
+    let before = twilio.get(&sid);
+    let (status, body) = server.api("DELETE", "/v1/numbers/+14155550160?twilio=leave", None);
+    assert_eq!(status, 204, "{body}");
+    assert_eq!(twilio.get(&sid), before, "Twilio untouched");
+    assert_eq!(server.api("GET", "/v1/numbers/+14155550160", None).0, 404);
+    assert_never_released(&twilio);
+}
+
+#[test]
+fn a_loopback_origination_uri_makes_an_active_number_unhealthy() {
+    let twilio = Twilio::start();
+    twilio.account(AC, TOKEN);
+    let server = Server::start(
+        "twilio-loopback",
+        &[
+            ("VOCALS_TWILIO_API_URL", &twilio.base),
+            ("VOCALS_TWILIO_TRUNKING_URL", &twilio.base),
+            ("VOCALS_TWILIO_ORIGINATION_URIS", "sip:127.0.0.1:5190"),
+            ("VOCALS_TWILIO_RECONCILE_INTERVAL", "0"),
+        ],
+    );
+    link(&server);
+    let agent = agent(&server);
+    twilio.number(AC, "+14155550170");
+    let (status, n) = add(&server, "+14155550170", Some(&agent));
+    assert_eq!(status, 201, "{n}");
+    let n = number(&server, "+14155550170");
+    assert_eq!(n["status"], "active", "{n}");
+    assert_eq!(n["health"]["ok"], false, "{n}");
+    assert_eq!(n["health"]["problems"][0]["code"], "origination_unreachable", "{n}");
+    assert_eq!(
+        n["health"]["problems"][0]["message"],
+        "Twilio sends calls to sip:127.0.0.1:5190, which Twilio cannot reach (a loopback address)"
+    );
 }
 
 #[test]

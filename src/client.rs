@@ -174,6 +174,7 @@ pub const AGENT_COLUMNS: &[(&str, &str)] = &[
 pub const NUMBER_COLUMNS: &[(&str, &str)] = &[
     ("NUMBER", "/phone_number"),
     ("STATUS", "/status"),
+    ("HEALTHY", "/health/ok"),
     ("AGENT", "/agent_id"),
     ("DETAIL", "/status_detail"),
     ("UPDATED", "/updated_at"),

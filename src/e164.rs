@@ -40,6 +40,32 @@ impl E164 {
         Self::from_dialed(s)
     }
 
+    /// A number as a person types it, in international form or in the national form of the country whose
+    /// calling code is `country` (e.g. `1`): `(415) 555-0123` and `415.555.0123` with `1` are `+14155550123`;
+    /// `020 7123 4567` with `44` is `+442071234567` (the national trunk prefix 0 dropped). `+…`, `00…` (and
+    /// `011…` in North America) are international whatever `country` is.
+    pub fn parse_national(s: &str, country: &str) -> Result<E164, E164Error> {
+        let compact: String = s.trim().chars().filter(|c| !matches!(c, '-' | '.' | '(' | ')' | ' ' | '/')).collect();
+        if let Some(digits) = compact.strip_prefix('+').or_else(|| compact.strip_prefix("00")) {
+            return Self::from_digits(digits);
+        }
+        if !compact.bytes().all(|b| b.is_ascii_digit()) || compact.is_empty() || country.is_empty() {
+            return Err(E164Error(FORM));
+        }
+        if country == "1" {
+            if let Some(digits) = compact.strip_prefix("011") {
+                return Self::from_digits(digits);
+            }
+            return match compact.len() {
+                10 => Self::from_digits(&format!("1{compact}")),
+                11 if compact.starts_with('1') => Self::from_digits(&compact),
+                _ => Err(E164Error("a North American number has 10 digits, e.g. (415) 555-0123")),
+            };
+        }
+        let national = compact.strip_prefix('0').unwrap_or(&compact);
+        Self::from_digits(&format!("{country}{national}"))
+    }
+
     /// The number in a URI's user part (sip/sips) or number (tel).
     pub fn from_uri(uri: &Uri) -> Result<E164, E164Error> {
         let user = uri.user().ok_or(E164Error("URI has no user part"))?;
@@ -144,6 +170,22 @@ impl From<E164> for String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn national_forms_take_the_country_given_and_international_ones_keep_theirs() {
+        let n = |s: &str, cc: &str| E164::parse_national(s, cc).map(|e| e.to_string());
+        for typed in ["(415) 555-0123", "415.555.0123", "415 555 0123", "1-415-555-0123", "+1 415 555 0123"] {
+            assert_eq!(n(typed, "1").as_deref(), Ok("+14155550123"), "{typed}");
+        }
+        assert_eq!(n("011 44 20 7123 4567", "1").as_deref(), Ok("+442071234567"));
+        assert_eq!(n("020 7123 4567", "44").as_deref(), Ok("+442071234567"));
+        assert_eq!(n("0044 20 7123 4567", "1").as_deref(), Ok("+442071234567"));
+        assert_eq!(n("030 1234567", "49").as_deref(), Ok("+49301234567"));
+        assert_eq!(n("+442071234567", "").as_deref(), Ok("+442071234567"));
+        assert!(n("555-0123", "1").unwrap_err().to_string().contains("10 digits"));
+        assert!(n("(415) 555-0123", "").is_err(), "no country: only international forms");
+        assert!(n("call me", "1").is_err());
+    }
 
     #[test]
     fn dialed_shapes_normalize_to_one_number() {

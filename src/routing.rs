@@ -177,6 +177,25 @@ impl NumberTable {
         self.fallback.as_ref().filter(|_| !self.fallback_while_empty || self.numbers.is_empty())
     }
 
+    /// Who answers numbers not in the table, in words for the dashboard's banner, and that agent's name (if
+    /// one answers now).
+    pub fn fallback_rule(&self) -> (Option<String>, String) {
+        match (&self.fallback, self.fallback_while_empty) {
+            (Some(agent), true) if self.numbers.is_empty() => (
+                Some(agent.name.clone()),
+                format!(
+                    "answered by {} while no number is added (default_agent unset: the demo); refused 404 once one is",
+                    agent.name
+                ),
+            ),
+            (Some(_), true) => {
+                (None, "refused 404 (default_agent unset: the demo answers only while no number is added)".into())
+            }
+            (Some(agent), false) => (Some(agent.name.clone()), format!("answered by {} (default_agent)", agent.name)),
+            (None, _) => (None, "refused 404 (no default_agent answers them)".into()),
+        }
+    }
+
     /// `other`'s numbers replace this table's (the store's entries over the config file's); the accounts
     /// either knows are known.
     pub fn overlay(&mut self, other: NumberTable) {
@@ -240,6 +259,14 @@ pub struct Directory {
 impl Directory {
     pub fn new(table: NumberTable) -> Directory {
         Directory { current: RwLock::new(Arc::new(table)) }
+    }
+
+    /// Who answers numbers not in the current table (see [`NumberTable::fallback_rule`]).
+    pub fn fallback_rule(&self) -> (Option<String>, String) {
+        match self.current.read() {
+            Ok(current) => current.fallback_rule(),
+            Err(poisoned) => poisoned.into_inner().fallback_rule(),
+        }
     }
 
     /// The table calls are routed with from now on.

@@ -5,6 +5,7 @@
 //! Twilio's JSON shapes, errors included. Handlers never touch call state: they send a command to the SIP
 //! driver and await its answer.
 
+pub mod health;
 pub mod openapi;
 pub mod twilio;
 pub mod ui;
@@ -54,6 +55,8 @@ pub struct AppState {
     /// Failed REST hang-ups per source address in the current minute (guessing a CallSid and its
     /// credentials is slowed down to [`HANGUP_FAILURES`] tries a minute).
     pub hangup_failures: Arc<std::sync::Mutex<HashMap<std::net::IpAddr, (u32, std::time::Instant)>>>,
+    /// The TLS client configuration agent checks use for `wss://` URLs, built at the first.
+    pub agent_tls: Arc<std::sync::OnceLock<Option<Arc<rustls::ClientConfig>>>>,
 }
 
 /// Failed REST hang-ups a source may make in a minute; past it, 429 until the minute is over.

@@ -47,6 +47,14 @@ pub const OPERATIONS: &[Operation] = &[
     op("delete", "/v1/agents/{id}", "Delete an agent no number uses (409 names the numbers)", None, 204, None),
     op(
         "post",
+        "/v1/agents/{id}/check",
+        "Check the agent's stream URL now (a WebSocket handshake, 5 s at most); saving an agent also checks it",
+        None,
+        200,
+        Some("Agent"),
+    ),
+    op(
+        "post",
         "/v1/numbers",
         "Add a phone number, active with an agent, inactive without",
         Some("NewNumber"),
@@ -63,7 +71,15 @@ pub const OPERATIONS: &[Operation] = &[
         200,
         Some("Number"),
     ),
-    op("delete", "/v1/numbers/{number}", "Remove a number", None, 204, None),
+    op(
+        "delete",
+        "/v1/numbers/{number}",
+        "Remove a number; a Twilio one gets its settings from before vocals back (?twilio=restore, the default) \
+         or is left as Twilio has it now (?twilio=leave)",
+        None,
+        204,
+        None,
+    ),
     op(
         "get",
         "/v1/calls",
@@ -115,6 +131,14 @@ pub const OPERATIONS: &[Operation] = &[
         200,
         Some("Number"),
     ),
+    op(
+        "get",
+        "/v1/numbers/{number}/twilio",
+        "Read from Twilio now where the number's calls go, what Repair would replace and what Remove would restore",
+        None,
+        200,
+        Some("TwilioPreview"),
+    ),
     op("post", "/v1/numbers/{number}/twilio/repair", "Set Twilio right again after drift", None, 200, Some("Number")),
     open_get("/healthz", "Alive"),
     open_get("/readyz", "Ready: listeners bound, routing loaded, not draining (503 otherwise)"),
@@ -136,8 +160,20 @@ fn components() -> Value {
             "type": "object",
             "required": ["error"],
             "properties": {"error": {"type": "object", "required": ["code", "message"],
-                "properties": {"code": string, "message": string}}}
+                "properties": {"code": string, "message": string,
+                    "field": {"type": "string", "description": "the request field the error is about"}}}}
         },
+        "AgentCheck": {"type": ["object", "null"], "description": "the last check of the stream URL",
+            "properties": {"ok": {"type": "boolean"}, "detail": string, "checked_at": string}},
+        "Health": {
+            "type": "object",
+            "description": "whether calls to the number will succeed; each problem says what fixes it",
+            "properties": {"ok": {"type": "boolean"}, "problems": {"type": "array", "items": {"type": "object",
+                "properties": {"code": {"enum": ["no_agent", "origination_unreachable", "origination_elsewhere",
+                    "agent_unreachable", "twilio_drift", "twilio_error"]}, "message": string, "fix": string}}}}
+        },
+        "TwilioPreview": {"type": "object", "properties": {"now": string, "on_vocals": {"type": "boolean"},
+            "repair_replaces": nullable_string, "remove_restores": string}},
         "Agent": {
             "type": "object",
             "properties": {
@@ -145,6 +181,7 @@ fn components() -> Value {
                 "stream_url": nullable_string, "system_prompt": string, "providers": object, "settings": object,
                 "signed": {"type": "boolean"},
                 "builtin": {"type": "boolean", "description": "The built-in echo agent: assignable, read-only"},
+                "check": schema_ref("AgentCheck"),
                 "created_at": string, "updated_at": string
             }
         },
@@ -183,6 +220,14 @@ fn components() -> Value {
                 "twilio_number_sid": nullable_string, "twilio_snapshot": object,
                 "srtp": {"enum": ["off", "allowed", "required", null],
                     "description": "the number's SRTP policy; null: the server's media.srtp"},
+                "twilio_now": {"type": "object", "description": "what Twilio had for it when last read"},
+                "health": schema_ref("Health"),
+                "routing": {"type": ["object", "null"], "description": "a Twilio number's trunk as last read",
+                    "properties": {"trunk_sid": nullable_string, "trunk_domain": nullable_string,
+                        "origination": {"type": "array", "items": {"type": "object", "properties": {
+                            "sip_url": string, "priority": {"type": "integer"}, "weight": {"type": "integer"},
+                            "enabled": {"type": "boolean"}}}},
+                        "read_at": nullable_string}},
                 "created_at": string, "updated_at": string
             }
         },
@@ -191,7 +236,9 @@ fn components() -> Value {
             "additionalProperties": false,
             "required": ["phone_number"],
             "properties": {
-                "phone_number": {"type": "string", "pattern": "^\\+[1-9][0-9]{6,14}$", "example": "+14155550123"},
+                "phone_number": {"type": "string", "example": "+14155550123",
+                    "description": "E.164, or a national form of the country of the numbers already added, e.g. \
+                                    (415) 555-0123"},
                 "agent_id": nullable_string,
                 "twilio_account_sid": {"type": ["string", "null"], "pattern": "^AC[0-9a-f]{32}$",
                     "description": "a linked account: vocals configures Twilio"},
@@ -211,6 +258,7 @@ fn components() -> Value {
         "TwilioAccount": {
             "type": "object",
             "properties": {"account_sid": string, "friendly_name": string, "trunk_sid": nullable_string,
+                "trunk_domain": nullable_string, "origination": {"type": "array"}, "trunk_read_at": nullable_string,
                 "created_at": string, "updated_at": string}
         },
         "TwilioAccountList": {"type": "object",
@@ -230,7 +278,9 @@ fn components() -> Value {
                 "srtp": {"enum": ["off", "allowed", "required", null],
                     "description": "SRTP policy; null: the server's media.srtp"}}
         },
-        "NumberList": {"type": "object", "properties": {"numbers": {"type": "array", "items": schema_ref("Number")}}},
+        "NumberList": {"type": "object", "properties": {"numbers": {"type": "array", "items": schema_ref("Number")},
+            "other_numbers": {"type": "object", "description": "who answers numbers not added",
+                "properties": {"answered_by": nullable_string, "rule": string}}}},
         "Call": {
             "type": "object",
             "properties": {

@@ -33,6 +33,7 @@ pub fn routes() -> axum::Router<Arc<AppState>> {
         .route("/v1/twilio/accounts/{sid}", delete(unlink))
         .route("/v1/twilio/accounts/{sid}/numbers", get(account_numbers))
         .route("/v1/twilio/reconcile", post(reconcile))
+        .route("/v1/numbers/{number}/twilio", get(preview))
         .route("/v1/numbers/{number}/twilio/retry", post(configure))
         .route("/v1/numbers/{number}/twilio/repair", post(configure))
 }
@@ -80,6 +81,15 @@ async fn account_numbers(
     let sid = path(sid)?;
     let numbers = provisioner(&state)?.account_numbers(&sid).await?;
     Ok(Json(json!({ "numbers": numbers })))
+}
+
+/// What Twilio has for the number now, and what Repair and Remove would do to it, in words (read live).
+async fn preview(
+    State(state): State<Arc<AppState>>,
+    number: Result<Path<String>, PathRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let number = e164_path(&path(number)?)?;
+    Ok(Json(json!(provisioner(&state)?.preview(&number).await?)))
 }
 
 /// Retry (a number in error) and repair (after drift) both configure Twilio again.

@@ -3,6 +3,7 @@
 //! fields are refused; bodies are capped. Writes go to the store, then the routing table is reloaded (and the
 //! other nodes told), so the next call sees them and calls in progress keep what they had.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,11 +19,11 @@ use serde::{Deserialize, Deserializer};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
-use super::{AppState, CallCommand};
+use super::{AppState, CallCommand, health};
 use crate::e164::E164;
 use crate::sdp::SrtpPolicy;
 use crate::store::catalog::Catalog;
-use crate::store::{AgentPatch, CallQuery, NewAgent, StoreError};
+use crate::store::{Agent, AgentCheck, AgentPatch, CallQuery, NewAgent, PhoneNumber, StoreError, TwilioAccount};
 
 /// Largest request body the admin API reads.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -33,11 +34,19 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// The request field the error is about, for a form to mark it.
+    pub field: Option<&'static str>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError { status, code, message: message.into() }
+        ApiError { status, code, message: message.into(), field: None }
+    }
+
+    /// Names the request field the error is about.
+    pub fn field(mut self, field: &'static str) -> ApiError {
+        self.field = Some(field);
+        self
     }
 
     pub fn bad_request(message: impl Into<String>) -> ApiError {
@@ -59,7 +68,10 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({"error": {"code": self.code, "message": self.message}});
+        let mut body = json!({"error": {"code": self.code, "message": self.message}});
+        if let Some(field) = self.field {
+            body["error"]["field"] = json!(field);
+        }
         (self.status, Json(body)).into_response()
     }
 }
@@ -74,7 +86,15 @@ impl From<StoreError> for ApiError {
                 if what.starts_with("agent") { "agent_in_use" } else { "in_use" },
                 format!("{what} still serves {}: move or remove those numbers first", numbers.join(", ")),
             ),
-            StoreError::Invalid(message) => ApiError::invalid(message),
+            StoreError::Invalid(message) => {
+                let field =
+                    FIELDS.iter().find(|f| message.strip_prefix(**f).is_some_and(|r| r.starts_with([' ', '.'])));
+                let e = ApiError::invalid(message.clone());
+                match field {
+                    Some(f) => e.field(f),
+                    None => e,
+                }
+            }
             StoreError::ReadOnly(message) => ApiError::new(StatusCode::FORBIDDEN, "read_only", message),
             // Internals stay in the log.
             e @ (StoreError::Database(_) | StoreError::Migrate(_) | StoreError::Secret(_)) => {
@@ -84,6 +104,20 @@ impl From<StoreError> for ApiError {
         }
     }
 }
+
+/// The request fields a store message can start with: an error about one names it in `field`.
+const FIELDS: &[&str] = &[
+    "name",
+    "kind",
+    "stream_url",
+    "system_prompt",
+    "providers",
+    "settings",
+    "signing_secret",
+    "phone_number",
+    "agent_id",
+    "srtp",
+];
 
 /// `Json<T>` whose rejections are [`ApiError`]s that say what was wrong with the body.
 pub struct Body<T>(pub T);
@@ -134,6 +168,7 @@ pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/v1/agents", post(create_agent).get(list_agents))
         .route("/v1/agents/{id}", get(get_agent).patch(update_agent).delete(delete_agent))
+        .route("/v1/agents/{id}/check", post(recheck_agent))
         .route("/v1/numbers", post(add_number).get(list_numbers))
         .route("/v1/numbers/{number}", get(get_number).patch(update_number).delete(delete_number))
         .route("/v1/calls", get(list_calls))
@@ -200,12 +235,71 @@ async fn create_agent(State(state): State<Arc<AppState>>, Body(a): Body<CreateAg
     };
     let agent = catalog.store().create_agent(&new).await?;
     let location = format!("/v1/agents/{}", agent.id);
-    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(agent)).into_response())
+    let check = check_agent(&state, &agent).await?;
+    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(agent_view(&agent, check.as_ref()))).into_response())
+}
+
+/// How long an agent check waits for the WebSocket handshake.
+pub const AGENT_CHECK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Checks a WebSocket agent's stream URL with a handshake (at most [`AGENT_CHECK_TIMEOUT`]) and keeps the
+/// outcome, which number health reads; `None` for an agent with nothing to check (echo).
+async fn check_agent(state: &AppState, agent: &Agent) -> Result<Option<AgentCheck>, ApiError> {
+    let config = agent.to_config();
+    if agent.kind == "echo" || config.url.is_empty() {
+        return Ok(None);
+    }
+    let tls = state
+        .agent_tls
+        .get_or_init(|| {
+            crate::io::agent::tls_config()
+                .inspect_err(|e| tracing::error!(error = %e, "wss:// agents cannot be checked: no TLS configuration"))
+                .ok()
+        })
+        .clone();
+    let outcome = crate::io::agent::probe(&config, tls, AGENT_CHECK_TIMEOUT).await;
+    let check = AgentCheck {
+        ok: outcome.is_ok(),
+        detail: match &outcome {
+            Ok(()) => String::new(),
+            Err(crate::io::agent::AgentError::Timeout { timeout, .. }) => {
+                format!("no WebSocket handshake within {} s", timeout.as_secs())
+            }
+            Err(crate::io::agent::AgentError::Connect { message, .. }) => message.clone(),
+        },
+        checked_at: crate::store::now_rfc3339(),
+    };
+    if !check.ok {
+        tracing::warn!(agent = %agent.name, url = %crate::config::redact_url(&config.url), detail = %check.detail, "agent check: the stream URL does not answer");
+    }
+    catalog(state)?.store().set_agent_check(&agent.id, &check).await?;
+    Ok(Some(check))
+}
+
+/// An agent as the API shows it, with its last check.
+fn agent_view(agent: &Agent, check: Option<&AgentCheck>) -> Value {
+    let mut v = serde_json::to_value(agent).unwrap_or_default();
+    v["check"] = json!(check);
+    v
 }
 
 async fn list_agents(State(state): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
-    let agents = catalog(&state)?.store().agents().await?;
+    let store = catalog(&state)?.store();
+    let checks = store.agent_checks().await?;
+    let agents: Vec<Value> = store.agents().await?.iter().map(|a| agent_view(a, checks.get(&a.id))).collect();
     Ok(Json(json!({ "agents": agents })))
+}
+
+/// `POST /v1/agents/{id}/check`: checks the agent's stream URL again now.
+async fn recheck_agent(
+    State(state): State<Arc<AppState>>,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let id = path(id)?;
+    let agent = catalog(&state)?.store().agent(&id).await?;
+    let agent = agent.ok_or_else(|| ApiError::not_found(format!("agent {id} not found")))?;
+    let check = check_agent(&state, &agent).await?;
+    Ok(Json(agent_view(&agent, check.as_ref())).into_response())
 }
 
 async fn get_agent(
@@ -213,8 +307,10 @@ async fn get_agent(
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let id = path(id)?;
-    let agent = catalog(&state)?.store().agent(&id).await?;
-    agent.map(|a| Json(a).into_response()).ok_or_else(|| ApiError::not_found(format!("agent {id} not found")))
+    let store = catalog(&state)?.store();
+    let agent = store.agent(&id).await?.ok_or_else(|| ApiError::not_found(format!("agent {id} not found")))?;
+    let checks = store.agent_checks().await?;
+    Ok(Json(agent_view(&agent, checks.get(&agent.id))).into_response())
 }
 
 #[derive(Deserialize)]
@@ -249,7 +345,8 @@ async fn update_agent(
     };
     let agent = catalog.store().update_agent(&id, &patch).await?;
     catalog.changed().await;
-    Ok(Json(agent).into_response())
+    let check = check_agent(&state, &agent).await?;
+    Ok(Json(agent_view(&agent, check.as_ref())).into_response())
 }
 
 async fn delete_agent(
@@ -286,11 +383,6 @@ fn srtp_field(s: Option<&str>) -> Result<Option<SrtpPolicy>, ApiError> {
     }
 }
 
-fn e164_field(s: &str) -> Result<E164, ApiError> {
-    E164::parse(s.trim())
-        .map_err(|_| ApiError::invalid(format!("phone_number must be E.164, e.g. +14155550123, not {s:?}")))
-}
-
 /// A number in a path: `+14155550123`, `%2B14155550123` or `14155550123`.
 pub fn e164_path(s: &str) -> Result<E164, ApiError> {
     let s = s.trim();
@@ -299,9 +391,58 @@ pub fn e164_path(s: &str) -> Result<E164, ApiError> {
         .map_err(|_| ApiError::bad_request(format!("{s:?} is not a phone number in E.164, e.g. +14155550123")))
 }
 
+/// The country a number typed in national form belongs to: the one most of the account's numbers (or, with no
+/// account, of all the numbers) are in; the account's numbers in Twilio when vocals has none of them yet.
+async fn country_for(state: &AppState, account: Option<&str>) -> Result<Option<String>, ApiError> {
+    let mut codes: Vec<String> = catalog(state)?
+        .store()
+        .numbers()
+        .await?
+        .into_iter()
+        .filter(|n| account.is_none() || n.twilio_account_sid.as_deref() == account)
+        .filter_map(|n| n.e164.country_code().map(str::to_string))
+        .collect();
+    if let (true, Some(account), Some(p)) = (codes.is_empty(), account, state.twilio.as_ref()) {
+        codes = p
+            .account_numbers(account)
+            .await?
+            .iter()
+            .filter_map(|n| E164::parse(&n.phone_number).ok()?.country_code().map(str::to_string))
+            .collect();
+    }
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    for c in codes {
+        *counts.entry(c).or_default() += 1;
+    }
+    Ok(counts.into_iter().max_by_key(|(c, n)| (*n, std::cmp::Reverse(c.clone()))).map(|(c, _)| c))
+}
+
+/// The number as typed: E.164, or a national form of the account's country (see [`country_for`]).
+async fn typed_number(state: &AppState, typed: &str, account: Option<&str>) -> Result<E164, ApiError> {
+    let typed = typed.trim();
+    if let Ok(n) = E164::parse(typed) {
+        return Ok(n);
+    }
+    let international = typed.starts_with('+') || typed.starts_with("00");
+    let country = if international { None } else { country_for(state, account).await? };
+    E164::parse_national(typed, country.as_deref().unwrap_or_default()).map_err(|e| {
+        let message = match (&country, international) {
+            (Some(cc), false) => {
+                format!("phone_number must be E.164 or a national number of country code +{cc}: {typed:?} is not ({e})")
+            }
+            (None, false) => format!(
+                "phone_number must be E.164, e.g. +14155550123 (a national number needs a country, and no number \
+                 is added yet to tell it): not {typed:?}"
+            ),
+            (_, true) => format!("phone_number must be E.164, e.g. +14155550123: {typed:?} is not ({e})"),
+        };
+        ApiError::invalid(message).field("phone_number")
+    })
+}
+
 async fn add_number(State(state): State<Arc<AppState>>, Body(n): Body<AddNumber>) -> Result<Response, ApiError> {
     let catalog = catalog(&state)?;
-    let number = e164_field(&n.phone_number)?;
+    let number = typed_number(&state, &n.phone_number, n.twilio_account_sid.as_deref()).await?;
     let srtp = srtp_field(n.srtp.as_deref())?;
     let added = match &n.twilio_account_sid {
         Some(account) => {
@@ -333,7 +474,7 @@ async fn add_number(State(state): State<Arc<AppState>>, Body(n): Body<AddNumber>
 fn agent_ref(e: StoreError) -> ApiError {
     match e {
         StoreError::NotFound(what) if what.starts_with("agent ") => {
-            ApiError::invalid(format!("agent_id: {what} does not exist"))
+            ApiError::invalid(format!("agent_id: {what} does not exist")).field("agent_id")
         }
         other => other.into(),
     }
@@ -354,7 +495,8 @@ async fn list_numbers(
     if let Some(status) = q.status.as_deref().filter(|s| !matches!(*s, "active" | "inactive" | "error")) {
         return Err(ApiError::bad_request(format!("status must be active, inactive or error, not {status:?}")));
     }
-    let numbers: Vec<_> = catalog(&state)?
+    let catalog = catalog(&state)?;
+    let numbers: Vec<_> = catalog
         .store()
         .numbers()
         .await?
@@ -362,7 +504,52 @@ async fn list_numbers(
         .filter(|n| q.agent_id.as_ref().is_none_or(|a| n.agent_id.as_ref() == Some(a)))
         .filter(|n| q.status.as_ref().is_none_or(|s| &n.status == s))
         .collect();
-    Ok(Json(json!({ "numbers": numbers })))
+    let numbers = numbers_view(&state, numbers).await?;
+    let (answered_by, rule) = catalog.directory().fallback_rule();
+    Ok(Json(json!({ "numbers": numbers, "other_numbers": {"answered_by": answered_by, "rule": rule} })))
+}
+
+/// Numbers as the API shows them: each with its `health` and, for a Twilio number, `routing` (the trunk, its
+/// domain and origination URIs as last read from Twilio).
+async fn numbers_view(state: &AppState, numbers: Vec<PhoneNumber>) -> Result<Vec<Value>, ApiError> {
+    let store = catalog(state)?.store();
+    let accounts: HashMap<String, TwilioAccount> =
+        store.twilio_accounts().await?.into_iter().map(|a| (a.account_sid.clone(), a)).collect();
+    let agents = store.agents().await?;
+    let checks = store.agent_checks().await?;
+    // Only the agents these numbers use, and only their last few calls: the newest decisive one counts.
+    let mut recent = HashMap::new();
+    for agent in
+        agents.iter().filter(|a| a.kind != "echo" && numbers.iter().any(|n| n.agent_id.as_ref() == Some(&a.id)))
+    {
+        let query =
+            CallQuery { active: Some(false), agent: Some(agent.name.clone()), limit: 10, ..CallQuery::default() };
+        recent.insert(agent.name.clone(), store.calls(&query).await?.0);
+    }
+    let reaches = health::reaches(&agents, &checks, &recent);
+    let ours: &[String] = state.twilio.as_ref().map_or(&[], |p| p.origination().sip_urls.as_slice());
+    let agents: HashMap<&str, &Agent> = agents.iter().map(|a| (a.id.as_str(), a)).collect();
+    Ok(numbers
+        .iter()
+        .map(|n| {
+            let account = n.twilio_account_sid.as_ref().and_then(|a| accounts.get(a));
+            let agent = n.agent_id.as_deref().and_then(|id| agents.get(id).copied());
+            let reach = n.agent_id.as_ref().and_then(|id| reaches.get(id));
+            let health = health::number_health(&health::Inputs { number: n, account, ours, agent, reach });
+            let routing = account.filter(|_| n.twilio_number_sid.is_some()).map(|a| {
+                json!({
+                    "trunk_sid": a.trunk_sid,
+                    "trunk_domain": a.trunk_domain,
+                    "origination": a.origination,
+                    "read_at": a.trunk_read_at,
+                })
+            });
+            let mut v = serde_json::to_value(n).unwrap_or_default();
+            v["health"] = json!(health);
+            v["routing"] = json!(routing);
+            v
+        })
+        .collect())
 }
 
 async fn get_number(
@@ -371,7 +558,9 @@ async fn get_number(
 ) -> Result<Response, ApiError> {
     let number = e164_path(&path(number)?)?;
     let found = catalog(&state)?.store().number(&number).await?;
-    found.map(|n| Json(n).into_response()).ok_or_else(|| ApiError::not_found(format!("number {number} not found")))
+    let found = found.ok_or_else(|| ApiError::not_found(format!("number {number} not found")))?;
+    let mut view = numbers_view(&state, vec![found]).await?;
+    Ok(Json(view.remove(0)).into_response())
 }
 
 #[derive(Deserialize)]
@@ -407,17 +596,36 @@ async fn update_number(
     Ok(Json(updated).into_response())
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RemoveQuery {
+    /// `restore` (the default): Twilio gets the number's settings from before vocals back; `leave`: Twilio is
+    /// left as it is now.
+    twilio: Option<String>,
+}
+
 async fn delete_number(
     State(state): State<Arc<AppState>>,
     number: Result<Path<String>, PathRejection>,
+    q: Result<Query<RemoveQuery>, QueryRejection>,
 ) -> Result<StatusCode, ApiError> {
     let number = e164_path(&path(number)?)?;
+    let leave = match query(q)?.twilio.as_deref() {
+        None | Some("restore") => false,
+        Some("leave") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!("twilio must be restore or leave, not {other:?}")));
+        }
+    };
     let catalog = catalog(&state)?;
     let linked = catalog.store().number(&number).await?.is_some_and(|n| n.twilio_number_sid.is_some());
-    let removed = if linked {
+    let removed = if linked && !leave {
         // Twilio is put back as it was first; if that fails the number stays, in error.
         super::twilio::provisioner(&state)?.remove(&number).await.map_err(ApiError::from)
     } else {
+        if linked {
+            tracing::info!(%number, "removed from vocals; Twilio left as it is");
+        }
         catalog.store().delete_number(&number).await.map_err(ApiError::from)
     };
     catalog.changed().await;

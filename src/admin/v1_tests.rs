@@ -18,6 +18,7 @@ const TOKEN: &str = "test-token-0123456789";
 struct Api {
     app: Router,
     directory: Arc<Directory>,
+    store: Arc<Store>,
 }
 
 async fn api() -> Api {
@@ -28,7 +29,7 @@ async fn api() -> Api {
     let store =
         Arc::new(Store::open(&format!("sqlite://{}", dir.join("v.db").display())).await.unwrap().with_secret(key));
     let directory = Arc::new(Directory::default());
-    let catalog = Catalog::new(store, NumberTable::new(), directory.clone());
+    let catalog = Catalog::new(store.clone(), NumberTable::new(), directory.clone());
     catalog.reload().await.unwrap();
     let (tx, mut rx) = mpsc::channel::<CallCommand>(4);
     tokio::spawn(async move {
@@ -39,7 +40,7 @@ async fn api() -> Api {
         }
     });
     let state = AppState { calls: Some(tx), catalog: Some(catalog), token: Some(TOKEN.into()), ..AppState::default() };
-    Api { app: app(state), directory }
+    Api { app: app(state), directory, store }
 }
 
 impl Api {
@@ -194,6 +195,7 @@ async fn bad_requests_get_json_errors_that_say_what_was_wrong() {
     let (status, body) = api.call("POST", "/v1/numbers", Some(json!({"phone_number": "4155550123"}))).await;
     assert_eq!((status, error_code(&body)), (StatusCode::UNPROCESSABLE_ENTITY, "invalid"));
     assert!(body["error"]["message"].as_str().unwrap().starts_with("phone_number must be E.164, e.g. +14155550123"));
+    assert_eq!(body["error"]["field"], "phone_number", "{body}");
     let (status, body) =
         api.call("POST", "/v1/numbers", Some(json!({"phone_number": "+14155550123", "color": 1}))).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -294,4 +296,122 @@ async fn a_numbers_srtp_policy_is_set_cleared_and_routed_and_bad_values_say_what
     let body = json!({"phone_number": "+14155550124", "srtp": "sometimes"});
     assert_eq!(api.call("POST", "/v1/numbers", Some(body)).await.0, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(api.call("GET", "/v1/numbers/+14155550124", None).await.0, StatusCode::NOT_FOUND, "nothing half-added");
+}
+
+#[tokio::test]
+async fn a_number_typed_in_national_form_takes_the_country_of_the_numbers_already_added() {
+    let api = api().await;
+    let (status, _) = api.call("POST", "/v1/numbers", Some(json!({"phone_number": "+14155550123"}))).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, body) = api.call("POST", "/v1/numbers", Some(json!({"phone_number": "(415) 555-0124"}))).await;
+    assert_eq!((status, body["phone_number"].as_str()), (StatusCode::CREATED, Some("+14155550124")), "{body}");
+    let (status, body) = api.call("POST", "/v1/numbers", Some(json!({"phone_number": "555-0125"}))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["error"]["field"], "phone_number");
+    assert!(body["error"]["message"].as_str().unwrap().contains("country code +1"), "{body}");
+}
+
+/// A port nothing listens on.
+fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A WebSocket server that takes any number of handshakes (and closes each).
+async fn ws_server() -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                if let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await {
+                    use futures_util::StreamExt;
+                    while let Some(Ok(_)) = ws.next().await {}
+                }
+            });
+        }
+    });
+    port
+}
+
+fn problems(number: &Value) -> Vec<String> {
+    number["health"]["problems"].as_array().unwrap().iter().map(|p| p["code"].as_str().unwrap().to_string()).collect()
+}
+
+#[tokio::test]
+async fn an_agent_is_checked_when_saved_and_its_numbers_health_says_when_it_does_not_answer() {
+    let api = api().await;
+    let down = format!("ws://127.0.0.1:{}/media", closed_port());
+    let (status, agent) = api.call("POST", "/v1/agents", Some(json!({"name": "sales", "stream_url": down}))).await;
+    assert_eq!(status, StatusCode::CREATED, "{agent}");
+    assert_eq!(agent["check"]["ok"], false, "{agent}");
+    assert!(!agent["check"]["detail"].as_str().unwrap().is_empty(), "{agent}");
+    let id = agent["id"].as_str().unwrap().to_string();
+    let number = json!({"phone_number": "+14155550123", "agent_id": id});
+    assert_eq!(api.call("POST", "/v1/numbers", Some(number)).await.0, StatusCode::CREATED);
+    let (_, list) = api.call("GET", "/v1/numbers", None).await;
+    let n = &list["numbers"][0];
+    assert_eq!((n["status"].as_str(), n["health"]["ok"].as_bool()), (Some("active"), Some(false)), "{n}");
+    assert_eq!(problems(n), ["agent_unreachable"]);
+    let message = n["health"]["problems"][0]["message"].as_str().unwrap();
+    assert!(message.contains(&down), "{message}");
+    assert!(n["routing"].is_null(), "a number added by hand has no trunk to show: {n}");
+
+    // The agent is started and saved again: the check passes, and the number is healthy.
+    let up = format!("ws://127.0.0.1:{}/media", ws_server().await);
+    let (status, agent) = api.call("PATCH", &format!("/v1/agents/{id}"), Some(json!({"stream_url": up}))).await;
+    assert_eq!((status, agent["check"]["ok"].as_bool()), (StatusCode::OK, Some(true)), "{agent}");
+    let (_, n) = api.call("GET", "/v1/numbers/+14155550123", None).await;
+    assert_eq!(n["health"], json!({"ok": true, "problems": []}));
+
+    // Then calls start failing with "agent unavailable": the newest evidence wins over the check.
+    let later = "2999-01-01T00:00:00.000Z";
+    let call = crate::store::CallRecord {
+        id: "vc_1".into(),
+        to: "+14155550123".into(),
+        agent: Some("sales".into()),
+        invite_at: later.into(),
+        end_at: Some(later.into()),
+        end_reason: Some("agent unavailable: connection refused (os error 111)".into()),
+        sip_status: Some(503),
+        ..Default::default()
+    };
+    api.store.insert_call(&call).await.unwrap();
+    let (_, n) = api.call("GET", "/v1/numbers/+14155550123", None).await;
+    assert_eq!(problems(&n), ["agent_unreachable"]);
+    assert!(n["health"]["problems"][0]["message"].as_str().unwrap().contains("got 503"), "{n}");
+
+    // The check on demand.
+    let (status, agent) = api.call("POST", &format!("/v1/agents/{id}/check"), None).await;
+    assert_eq!((status, agent["check"]["ok"].as_bool()), (StatusCode::OK, Some(true)), "{agent}");
+    let (_, agents) = api.call("GET", "/v1/agents", None).await;
+    let sales = agents["agents"].as_array().unwrap().iter().find(|a| a["name"] == "sales").unwrap();
+    assert_eq!(sales["check"]["ok"], true);
+}
+
+#[tokio::test]
+async fn a_number_without_an_agent_says_so_and_the_list_says_who_answers_other_numbers() {
+    let api = api().await;
+    assert_eq!(
+        api.call("POST", "/v1/numbers", Some(json!({"phone_number": "+14155550123"}))).await.0,
+        StatusCode::CREATED
+    );
+    let (_, list) = api.call("GET", "/v1/numbers", None).await;
+    assert_eq!(problems(&list["numbers"][0]), ["no_agent"]);
+    assert!(list["other_numbers"]["answered_by"].is_null(), "{list}");
+    assert!(list["other_numbers"]["rule"].as_str().unwrap().starts_with("refused 404"), "{list}");
+}
+
+#[tokio::test]
+async fn removing_a_number_takes_restore_or_leave_for_twilio_and_nothing_else() {
+    let api = api().await;
+    assert_eq!(
+        api.call("POST", "/v1/numbers", Some(json!({"phone_number": "+14155550123"}))).await.0,
+        StatusCode::CREATED
+    );
+    let (status, body) = api.call("DELETE", "/v1/numbers/+14155550123?twilio=keep", None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body["error"]["message"].as_str().unwrap().contains("restore or leave"), "{body}");
+    let (status, _) = api.call("DELETE", "/v1/numbers/+14155550123?twilio=leave", None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(api.agent_of("+14155550123"), None);
 }

@@ -84,46 +84,7 @@ impl AgentLink {
         info: StartInfo,
         tls: Option<Arc<rustls::ClientConfig>>,
     ) -> Result<AgentLink, AgentError> {
-        let refused =
-            |e: &dyn std::fmt::Display| AgentError::Connect { agent: agent.name.clone(), message: e.to_string() };
-        let connect = async {
-            let mut request = agent.url.as_str().into_client_request().map_err(|e| refused(&e))?;
-            if let Some(secret) = &agent.secret {
-                let signature = sign(secret, &agent.url).parse().map_err(|e| refused(&e))?;
-                request.headers_mut().insert("X-Twilio-Signature", signature);
-            }
-            let uri = request.uri();
-            let secure = uri.scheme_str() == Some("wss");
-            let host = uri.host().unwrap_or_default().trim_matches(['[', ']']).to_string();
-            let port = uri.port_u16().unwrap_or(if secure { 443 } else { 80 });
-            let tcp = TcpStream::connect((host.as_str(), port)).await.map_err(|e| refused(&e))?;
-            // Nagle off: a 20 ms frame must not wait for the previous one's ACK. A modest send buffer bounds
-            // what a stalled agent can hold of ours (a second of uplink is about 17 KB of frames).
-            tcp.set_nodelay(true).map_err(|e| refused(&e))?;
-            let _ = socket2::SockRef::from(&tcp).set_send_buffer_size(SEND_BUFFER);
-            let connector = match (secure, tls) {
-                (true, Some(config)) => Some(Connector::Rustls(config)),
-                (true, None) => return Err(refused(&"no TLS configuration for wss://")),
-                (false, _) => Some(Connector::Plain),
-            };
-            // Every frame goes straight to the socket: tungstenite then holds at most the one frame the socket
-            // would not take, and back-pressure reaches the backlog below instead of an unbounded buffer.
-            // Reads in 4 KiB chunks rather than tungstenite's 128 KiB: the buffer lives as long as the call, and
-            // a media frame is a few hundred bytes (larger ones are read in several chunks). A message or frame
-            // past MAX_MESSAGE is refused from its header, before its payload is buffered (tungstenite's
-            // defaults, 64 MiB and 16 MiB, would let one agent take that much of the server per call).
-            let config = WebSocketConfig::default()
-                .write_buffer_size(0)
-                .read_buffer_size(READ_CHUNK)
-                .max_message_size(Some(MAX_MESSAGE))
-                .max_frame_size(Some(MAX_MESSAGE));
-            tokio_tungstenite::client_async_tls_with_config(request, tcp, Some(config), connector)
-                .await
-                .map_err(|e| refused(&e))
-        };
-        let (ws, _) = tokio::time::timeout(agent.connect_timeout, connect)
-            .await
-            .map_err(|_| AgentError::Timeout { agent: agent.name.clone(), timeout: agent.connect_timeout })??;
+        let ws = open(agent, tls, agent.connect_timeout).await?;
         let mut link = AgentLink {
             session: AgentSession::new(info),
             ws,
@@ -266,6 +227,67 @@ impl AgentLink {
         }
         self.uplink
     }
+}
+
+/// Opens the agent's WebSocket (TCP, TLS for `wss://`, the handshake signed when the agent has a secret) within
+/// `timeout`.
+async fn open(
+    agent: &AgentConfig,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    timeout: Duration,
+) -> Result<Ws, AgentError> {
+    let refused = |e: &dyn std::fmt::Display| AgentError::Connect { agent: agent.name.clone(), message: e.to_string() };
+    let connect = async {
+        let mut request = agent.url.as_str().into_client_request().map_err(|e| refused(&e))?;
+        if let Some(secret) = &agent.secret {
+            let signature = sign(secret, &agent.url).parse().map_err(|e| refused(&e))?;
+            request.headers_mut().insert("X-Twilio-Signature", signature);
+        }
+        let uri = request.uri();
+        let secure = uri.scheme_str() == Some("wss");
+        let host = uri.host().unwrap_or_default().trim_matches(['[', ']']).to_string();
+        let port = uri.port_u16().unwrap_or(if secure { 443 } else { 80 });
+        let tcp = TcpStream::connect((host.as_str(), port)).await.map_err(|e| refused(&e))?;
+        // Nagle off: a 20 ms frame must not wait for the previous one's ACK. A modest send buffer bounds
+        // what a stalled agent can hold of ours (a second of uplink is about 17 KB of frames).
+        tcp.set_nodelay(true).map_err(|e| refused(&e))?;
+        let _ = socket2::SockRef::from(&tcp).set_send_buffer_size(SEND_BUFFER);
+        let connector = match (secure, tls) {
+            (true, Some(config)) => Some(Connector::Rustls(config)),
+            (true, None) => return Err(refused(&"no TLS configuration for wss://")),
+            (false, _) => Some(Connector::Plain),
+        };
+        // Every frame goes straight to the socket: tungstenite then holds at most the one frame the socket
+        // would not take, and back-pressure reaches the backlog below instead of an unbounded buffer.
+        // Reads in 4 KiB chunks rather than tungstenite's 128 KiB: the buffer lives as long as the call, and
+        // a media frame is a few hundred bytes (larger ones are read in several chunks). A message or frame
+        // past MAX_MESSAGE is refused from its header, before its payload is buffered (tungstenite's
+        // defaults, 64 MiB and 16 MiB, would let one agent take that much of the server per call).
+        let config = WebSocketConfig::default()
+            .write_buffer_size(0)
+            .read_buffer_size(READ_CHUNK)
+            .max_message_size(Some(MAX_MESSAGE))
+            .max_frame_size(Some(MAX_MESSAGE));
+        tokio_tungstenite::client_async_tls_with_config(request, tcp, Some(config), connector)
+            .await
+            .map_err(|e| refused(&e))
+    };
+    let (ws, _) = tokio::time::timeout(timeout, connect)
+        .await
+        .map_err(|_| AgentError::Timeout { agent: agent.name.clone(), timeout })??;
+    Ok(ws)
+}
+
+/// Checks that the agent's stream URL takes a WebSocket handshake within `timeout`, then closes it at once
+/// (a normal close, before any `connected` or `start`): what the admin API does when an agent is saved.
+pub async fn probe(
+    agent: &AgentConfig,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    timeout: Duration,
+) -> Result<(), AgentError> {
+    let mut ws = open(agent, tls, timeout).await?;
+    let _ = tokio::time::timeout(Duration::from_secs(1), ws.close(None)).await;
+    Ok(())
 }
 
 /// The `X-Twilio-Signature` of a WebSocket handshake: base64 of HMAC-SHA1 over the URL, keyed with the agent's

@@ -35,6 +35,11 @@ impl Catalog {
         &self.store
     }
 
+    /// The routing table calls are routed with now.
+    pub fn directory(&self) -> &Arc<Directory> {
+        &self.directory
+    }
+
     /// Whether a table from the store has been loaded (readiness).
     pub fn loaded(&self) -> bool {
         self.loaded.load(Ordering::Relaxed)

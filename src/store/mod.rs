@@ -74,6 +74,14 @@ pub struct Agent {
     pub updated_at: String,
 }
 
+/// The outcome of a check of an agent's stream URL: whether a WebSocket handshake succeeded, and if not why.
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct AgentCheck {
+    pub ok: bool,
+    pub detail: String,
+    pub checked_at: String,
+}
+
 impl Agent {
     /// The agent as calls use it. Its signing secret also authenticates its framework's REST hang-up (as a
     /// Twilio auth token does both); the prompt, providers and settings reach it in `start.customParameters`;
@@ -152,6 +160,9 @@ pub struct PhoneNumber {
     pub twilio_snapshot: Value,
     /// The number's SRTP policy (`off`, `allowed`, `required`); `None` follows the server's `media.srtp`.
     pub srtp: Option<String>,
+    /// What Twilio had for the number when vocals last read it (`trunk_sid`, `voice_url`,
+    /// `voice_application_sid`, `read_at`); `{}` until then.
+    pub twilio_now: Value,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -162,11 +173,13 @@ fn migrator() -> Migrator {
     let accounts = include_str!("../../migrations/0002_twilio_accounts.sql");
     let trunks = include_str!("../../migrations/0003_twilio_trunks.sql");
     let srtp = include_str!("../../migrations/0004_number_srtp.sql");
+    let health = include_str!("../../migrations/0005_health.sql");
     Migrator::with_migrations(vec![
         Migration::new(1, Cow::Borrowed("init"), MigrationType::Simple, init.into_sql_str(), false),
         Migration::new(2, Cow::Borrowed("twilio accounts"), MigrationType::Simple, accounts.into_sql_str(), false),
         Migration::new(3, Cow::Borrowed("twilio trunks"), MigrationType::Simple, trunks.into_sql_str(), false),
         Migration::new(4, Cow::Borrowed("number srtp"), MigrationType::Simple, srtp.into_sql_str(), false),
+        Migration::new(5, Cow::Borrowed("health"), MigrationType::Simple, health.into_sql_str(), false),
     ])
 }
 
@@ -174,7 +187,7 @@ fn migrator() -> Migrator {
 const AGENT_COLUMNS: &str =
     "id, name, kind, stream_url, system_prompt, providers, settings, signing_secret, created_at, updated_at";
 const NUMBER_COLUMNS: &str = "e164, agent_id, status, status_detail, twilio_account_sid, twilio_number_sid, \
-                              created_at, updated_at, twilio_snapshot, srtp";
+                              created_at, updated_at, twilio_snapshot, srtp, twilio_now";
 const CALL_COLUMNS: &str = "id, call_sid, sip_call_id, from_number, to_number, agent, node, invite_at, answer_at, \
                             end_at, end_reason, sip_status, codec, stats";
 
@@ -367,8 +380,34 @@ impl Store {
         if !numbers.is_empty() {
             return Err(StoreError::InUse { what: format!("agent {}", agent.name), numbers });
         }
+        sqlx::query("DELETE FROM agent_checks WHERE agent_id = $1").bind(id).execute(&self.pool).await?;
         sqlx::query("DELETE FROM agents WHERE id = $1").bind(id).execute(&self.pool).await?;
         Ok(())
+    }
+
+    /// Keeps the outcome of a check of the agent's stream URL (a WebSocket handshake).
+    pub async fn set_agent_check(&self, id: &str, check: &AgentCheck) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM agent_checks WHERE agent_id = $1").bind(id).execute(&self.pool).await?;
+        sqlx::query("INSERT INTO agent_checks (agent_id, ok, detail, checked_at) VALUES ($1, $2, $3, $4)")
+            .bind(id)
+            .bind(i32::from(check.ok))
+            .bind(&check.detail)
+            .bind(&check.checked_at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The last check of every agent that has one, by agent id.
+    pub async fn agent_checks(&self) -> Result<HashMap<String, AgentCheck>, StoreError> {
+        let rows =
+            sqlx::query("SELECT agent_id, ok, detail, checked_at FROM agent_checks").fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| {
+                let ok: i32 = r.try_get(1)?;
+                Ok((r.try_get(0)?, AgentCheck { ok: ok != 0, detail: r.try_get(2)?, checked_at: r.try_get(3)? }))
+            })
+            .collect()
     }
 
     async fn numbers_of(&self, agent_id: &str) -> Result<Vec<String>, StoreError> {
@@ -612,6 +651,7 @@ fn number_from(r: &AnyRow) -> Result<PhoneNumber, StoreError> {
         updated_at: r.try_get(7)?,
         twilio_snapshot: json_column(r, 8)?,
         srtp: r.try_get(9)?,
+        twilio_now: json_column(r, 10)?,
     })
 }
 

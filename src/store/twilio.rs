@@ -16,6 +16,12 @@ pub struct TwilioAccount {
     pub friendly_name: String,
     /// The account's vocals trunk, once created.
     pub trunk_sid: Option<String>,
+    /// The trunk's domain (`….pstn.twilio.com`), as last read.
+    pub trunk_domain: Option<String>,
+    /// The trunk's origination URLs as last read: `[{sip_url, priority, weight, enabled}]`.
+    pub origination: Value,
+    /// When the trunk was last read from Twilio.
+    pub trunk_read_at: Option<String>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -74,7 +80,8 @@ impl Store {
 
     pub async fn twilio_account(&self, sid: &str) -> Result<Option<TwilioAccount>, StoreError> {
         let row = sqlx::query(
-            "SELECT account_sid, friendly_name, created_at, updated_at, trunk_sid FROM twilio_accounts \
+            "SELECT account_sid, friendly_name, created_at, updated_at, trunk_sid, trunk_domain, \
+             trunk_origination, trunk_read_at FROM twilio_accounts \
              WHERE account_sid = $1",
         )
         .bind(sid)
@@ -85,7 +92,8 @@ impl Store {
 
     pub async fn twilio_accounts(&self) -> Result<Vec<TwilioAccount>, StoreError> {
         let rows = sqlx::query(
-            "SELECT account_sid, friendly_name, created_at, updated_at, trunk_sid FROM twilio_accounts \
+            "SELECT account_sid, friendly_name, created_at, updated_at, trunk_sid, trunk_domain, \
+             trunk_origination, trunk_read_at FROM twilio_accounts \
              ORDER BY account_sid",
         )
         .fetch_all(&self.pool)
@@ -110,6 +118,31 @@ impl Store {
             .bind(trunk.map(str::to_string))
             .bind(now_rfc3339())
             .bind(sid)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Keeps the account's trunk as just read from Twilio: its domain and origination URLs.
+    pub async fn set_trunk_view(&self, sid: &str, domain: Option<&str>, origination: &Value) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE twilio_accounts SET trunk_domain = $1, trunk_origination = $2, trunk_read_at = $3 \
+             WHERE account_sid = $4",
+        )
+        .bind(domain.map(str::to_string))
+        .bind(origination.to_string())
+        .bind(now_rfc3339())
+        .bind(sid)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Keeps what Twilio has for the number now (read by configure, reconcile or a preview).
+    pub async fn set_number_now(&self, e164: &E164, now: &Value) -> Result<(), StoreError> {
+        sqlx::query("UPDATE phone_numbers SET twilio_now = $1 WHERE e164 = $2")
+            .bind(now.to_string())
+            .bind(e164.to_string())
             .execute(&self.pool)
             .await?;
         Ok(())
@@ -187,5 +220,8 @@ fn account_from(r: &AnyRow) -> Result<TwilioAccount, StoreError> {
         created_at: r.try_get(2)?,
         updated_at: r.try_get(3)?,
         trunk_sid: r.try_get(4)?,
+        trunk_domain: r.try_get(5)?,
+        origination: super::json_column(r, 6)?,
+        trunk_read_at: r.try_get(7)?,
     })
 }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-pub use client::{Credentials, Endpoints, IncomingNumber, Twilio, TwilioError};
+pub use client::{Credentials, Endpoints, IncomingNumber, OriginationUrl, Trunk, Twilio, TwilioError};
 
 use crate::e164::E164;
 use crate::store::{PhoneNumber, Store, StoreError, TwilioAccount};
@@ -87,6 +87,60 @@ fn used_by(n: &IncomingNumber, our_trunk: Option<&str>) -> Option<String> {
     }
 }
 
+/// Where Twilio sends a number's calls, in words, with no SIDs (they are in [`now_of`] for whoever expands
+/// the details).
+pub fn destination(n: &IncomingNumber, our_trunk: Option<&str>) -> String {
+    let some = |s: &Option<String>| s.as_deref().filter(|s| !s.is_empty()).map(str::to_string);
+    match (some(&n.trunk_sid), some(&n.voice_application_sid), some(&n.voice_url)) {
+        (Some(t), _, _) if Some(t.as_str()) == our_trunk => "the vocals trunk".into(),
+        (Some(_), _, _) => "another SIP trunk".into(),
+        (None, Some(_), _) => "a TwiML application".into(),
+        (None, None, Some(url)) => format!("the voice URL {url}"),
+        _ => "nowhere (it has no voice URL, application or trunk, so its calls fail)".into(),
+    }
+}
+
+/// What a number's snapshot (its settings before vocals) sends calls to, in words: what Remove restores.
+pub fn restores(snapshot: &Value, our_trunk: Option<&str>) -> String {
+    let n = IncomingNumber {
+        trunk_sid: text(snapshot, "trunk_sid"),
+        voice_url: text(snapshot, "voice_url"),
+        voice_application_sid: text(snapshot, "voice_application_sid"),
+        ..IncomingNumber::default()
+    };
+    // The snapshot names vocals' own trunk only if the number was on it before (then nothing is restored).
+    match destination(&n, our_trunk).as_str() {
+        "the vocals trunk" => "no voice settings (it was already on the vocals trunk)".into(),
+        other => other.to_string(),
+    }
+}
+
+/// What Twilio has for the number, as read now: kept in the store (`twilio_now`) for the details view.
+fn now_of(n: &IncomingNumber) -> Value {
+    json!({
+        "trunk_sid": n.trunk_sid,
+        "voice_url": n.voice_url,
+        "voice_application_sid": n.voice_application_sid,
+        "read_at": crate::store::now_rfc3339(),
+    })
+}
+
+/// An account's vocals trunk as read: its SID and origination URLs.
+type VocalsTrunk = (String, Vec<OriginationUrl>);
+
+/// What Repair or Remove would do to a number, read from Twilio now, in words.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct Preview {
+    /// Where Twilio sends the number's calls now.
+    pub now: String,
+    /// Whether that is the vocals trunk.
+    pub on_vocals: bool,
+    /// What Repair would replace (and lose), if anything.
+    pub repair_replaces: Option<String>,
+    /// What Remove would put back.
+    pub remove_restores: String,
+}
+
 /// The linking flows, over the shared Twilio client and the store.
 pub struct Provisioner {
     twilio: Twilio,
@@ -97,6 +151,11 @@ pub struct Provisioner {
 impl Provisioner {
     pub fn new(twilio: Twilio, store: Arc<Store>, origination: Origination) -> Provisioner {
         Provisioner { twilio, store, origination }
+    }
+
+    /// Where this node asks Twilio to send calls.
+    pub fn origination(&self) -> &Origination {
+        &self.origination
     }
 
     async fn credentials(&self, account: &str) -> Result<Credentials, FlowError> {
@@ -170,8 +229,10 @@ impl Provisioner {
             let creds = self.credentials(&account).await?;
             let trunk = self.ensure_trunk(&creds).await?;
             self.ensure_origination(&creds, &trunk).await?;
+            let trunk = trunk.sid;
             self.twilio.attach(&creds, &trunk, &pn).await?;
             let back = self.twilio.number(&creds, &pn).await?;
+            self.store.set_number_now(e164, &now_of(&back)).await?;
             if back.trunk_sid.as_deref() != Some(trunk.as_str()) {
                 return Err(FlowError::Invalid(format!(
                     "Twilio did not keep {e164} on trunk {trunk} (it reads back {:?})",
@@ -201,11 +262,11 @@ impl Provisioner {
 
     /// The account's vocals trunk, created (with a fresh DomainName, another on collision) when it has none or
     /// it was deleted.
-    async fn ensure_trunk(&self, creds: &Credentials) -> Result<String, FlowError> {
+    async fn ensure_trunk(&self, creds: &Credentials) -> Result<Trunk, FlowError> {
         let account = self.store.twilio_account(&creds.account_sid).await?;
         if let Some(sid) = account.and_then(|a| a.trunk_sid) {
             match self.twilio.trunk(creds, &sid).await {
-                Ok(t) => return Ok(t.sid),
+                Ok(t) => return Ok(t),
                 Err(e) if e.is_not_found() => {
                     tracing::warn!(trunk = %sid, "the vocals trunk is gone from Twilio; creating another");
                 }
@@ -218,7 +279,7 @@ impl Provisioner {
             match self.twilio.create_trunk(creds, "vocals", &domain, self.origination.secure).await {
                 Ok(t) => {
                     self.store.set_account_trunk(&creds.account_sid, Some(&t.sid)).await?;
-                    return Ok(t.sid);
+                    return Ok(t);
                 }
                 Err(e @ TwilioError::Api { status: 400 | 409, .. })
                     if e.to_string().to_lowercase().contains("domain") =>
@@ -231,16 +292,46 @@ impl Provisioner {
         Err(last.map_or_else(|| FlowError::Invalid("no trunk".into()), FlowError::Twilio))
     }
 
-    /// Every configured SIP URI is an origination URL of the trunk.
-    async fn ensure_origination(&self, creds: &Credentials, trunk: &str) -> Result<(), FlowError> {
-        let present = self.twilio.origination_urls(creds, trunk).await?;
+    /// Every configured SIP URI is an origination URL of the trunk; the trunk as it then is is kept in the store.
+    async fn ensure_origination(&self, creds: &Credentials, trunk: &Trunk) -> Result<(), FlowError> {
+        let mut present = self.twilio.origination_urls(creds, &trunk.sid).await?;
+        let before = present.len();
         for url in &self.origination.sip_urls {
             if !present.iter().any(|o| &o.sip_url == url) {
                 let (priority, weight) = (self.origination.priority, self.origination.weight);
-                self.twilio.create_origination_url(creds, trunk, url, priority, weight).await?;
+                self.twilio.create_origination_url(creds, &trunk.sid, url, priority, weight).await?;
             }
         }
-        Ok(())
+        if present.len() != before || before < self.origination.sip_urls.len() {
+            present = self.twilio.origination_urls(creds, &trunk.sid).await?;
+        }
+        self.keep_trunk_view(&creds.account_sid, trunk, &present).await
+    }
+
+    async fn keep_trunk_view(&self, account: &str, trunk: &Trunk, urls: &[OriginationUrl]) -> Result<(), FlowError> {
+        let origination: Vec<Value> = urls
+            .iter()
+            .map(|o| json!({"sip_url": o.sip_url, "priority": o.priority, "weight": o.weight, "enabled": o.enabled}))
+            .collect();
+        Ok(self.store.set_trunk_view(account, trunk.domain_name.as_deref(), &Value::Array(origination)).await?)
+    }
+
+    /// What Repair and Remove would do to a linked number, read from Twilio now (and kept as `twilio_now`).
+    pub async fn preview(&self, e164: &E164) -> Result<Preview, FlowError> {
+        let n = self.linked(e164).await?;
+        let account = n.twilio_account_sid.clone().unwrap_or_default();
+        let creds = self.credentials(&account).await?;
+        let ours = self.store.twilio_account(&account).await?.and_then(|a| a.trunk_sid);
+        let back = self.twilio.number(&creds, n.twilio_number_sid.as_deref().unwrap_or_default()).await?;
+        self.store.set_number_now(e164, &now_of(&back)).await?;
+        let now = destination(&back, ours.as_deref());
+        let on_vocals = ours.is_some() && back.trunk_sid == ours;
+        Ok(Preview {
+            repair_replaces: (!on_vocals && used_by(&back, ours.as_deref()).is_some()).then(|| now.clone()),
+            now,
+            on_vocals,
+            remove_restores: restores(&n.twilio_snapshot, ours.as_deref()),
+        })
     }
 
     /// Removes a number: detached from the trunk, its snapshot restored and read back, then deleted from the
@@ -311,28 +402,51 @@ impl Provisioner {
     }
 
     /// Compares Twilio with the store for every linked number: one moved off the vocals trunk, or a trunk that
-    /// lost an origination URL, is put in `error` saying so. Returns the numbers found drifted.
+    /// lost an origination URL, is put in `error` saying so in words (the SIDs are in `twilio_now`). Each
+    /// account's trunk is read once, and kept for the numbers list. Returns the numbers found drifted.
     pub async fn reconcile(&self) -> Result<Vec<(E164, String)>, FlowError> {
         let mut drifted = Vec::new();
         let numbers = self.store.numbers().await?;
+        // Per account: its trunk (SID and origination URLs), none, or unreadable (Err) this round.
+        let mut trunks: std::collections::HashMap<String, Result<Option<VocalsTrunk>, ()>> =
+            std::collections::HashMap::new();
         for n in numbers.iter().filter(|n| n.twilio_number_sid.is_some() && n.status != "error") {
             let account = n.twilio_account_sid.clone().unwrap_or_default();
             let found = async {
                 let creds = self.credentials(&account).await?;
-                let ours = self.store.twilio_account(&account).await?.and_then(|a| a.trunk_sid);
+                if !trunks.contains_key(&account) {
+                    let read = self.read_trunk(&creds).await;
+                    if let Err(e) = &read {
+                        tracing::warn!(%account, error = %e, "reconcile could not read the vocals trunk");
+                    }
+                    trunks.insert(account.clone(), read.map_err(|_| ()));
+                }
+                let trunk = match &trunks[&account] {
+                    Ok(Some(t)) => t,
+                    Ok(None) => {
+                        return Ok(Some("drift: the account's vocals trunk is gone from Twilio".to_string()));
+                    }
+                    Err(()) => return Ok(None),
+                };
                 let pn = n.twilio_number_sid.clone().unwrap_or_default();
                 let back = self.twilio.number(&creds, &pn).await?;
-                let Some(trunk) = ours else { return Ok(Some("the account has no vocals trunk".to_string())) };
-                if back.trunk_sid.as_deref() != Some(trunk.as_str()) {
-                    let now = used_by(&back, None).unwrap_or_else(|| "nothing".into());
-                    return Ok(Some(format!("drift: the number moved off the vocals trunk {trunk} (now: {now})")));
+                self.store.set_number_now(&n.e164, &now_of(&back)).await?;
+                if back.trunk_sid.as_deref() != Some(trunk.0.as_str()) {
+                    let now = destination(&back, Some(&trunk.0));
+                    return Ok(Some(format!("drift: Twilio now sends this number to {now}, not to vocals")));
                 }
-                let present = self.twilio.origination_urls(&creds, &trunk).await?;
-                let missing: Vec<&String> =
-                    self.origination.sip_urls.iter().filter(|u| !present.iter().any(|o| &o.sip_url == *u)).collect();
+                let missing: Vec<&str> = self
+                    .origination
+                    .sip_urls
+                    .iter()
+                    .filter(|u| !trunk.1.iter().any(|o| &o.sip_url == *u))
+                    .map(String::as_str)
+                    .collect();
                 if !missing.is_empty() {
-                    let list: Vec<&str> = missing.iter().map(|s| s.as_str()).collect();
-                    return Ok(Some(format!("drift: origination URL {} gone from trunk {trunk}", list.join(", "))));
+                    return Ok(Some(format!(
+                        "drift: the vocals trunk no longer sends calls to {} (its origination URL was removed)",
+                        missing.join(", ")
+                    )));
                 }
                 Ok::<_, FlowError>(None)
             }
@@ -350,5 +464,21 @@ impl Provisioner {
             }
         }
         Ok(drifted)
+    }
+
+    /// The account's vocals trunk and its origination URLs, read from Twilio and kept for the numbers list;
+    /// `None` when the account has no trunk or Twilio no longer has it.
+    async fn read_trunk(&self, creds: &Credentials) -> Result<Option<VocalsTrunk>, FlowError> {
+        let Some(sid) = self.store.twilio_account(&creds.account_sid).await?.and_then(|a| a.trunk_sid) else {
+            return Ok(None);
+        };
+        let trunk = match self.twilio.trunk(creds, &sid).await {
+            Ok(t) => t,
+            Err(e) if e.is_not_found() => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let urls = self.twilio.origination_urls(creds, &sid).await?;
+        self.keep_trunk_view(&creds.account_sid, &trunk, &urls).await?;
+        Ok(Some((sid, urls)))
     }
 }
