@@ -142,9 +142,9 @@ pub struct Inputs<'a> {
     pub reach: Option<&'a Reach>,
 }
 
-const FIX_PUBLIC: &str = "Set sip.public_host to this node's public name or address and Repair the number, or \
-                          change the origination URI in Twilio's console (Elastic SIP Trunking → the trunk → \
-                          Origination).";
+const FIX_PUBLIC: &str = "Set sip.public_host (or twilio.origination_uris) to this node's public name or address \
+                          and restart; Repair then adds that URI to the trunk. Delete the unreachable one in \
+                          Twilio's console (Elastic SIP Trunking → the trunk → Origination).";
 
 /// The number's health.
 pub fn number_health(i: &Inputs) -> Health {

@@ -27,10 +27,11 @@ function el(tag, props = {}, ...children) {
 // The API
 
 class ApiError extends Error {
-  constructor(status, code, message) {
+  constructor(status, code, message, field) {
     super(message);
     this.status = status;
     this.code = code;
+    this.field = field || null; // the request field the error is about (the API's `error.field`)
   }
 }
 
@@ -68,7 +69,7 @@ async function api(method, path, body) {
   if (res.ok) return data;
   const e = (data && data.error) || {};
   const message = e.message || `HTTP ${res.status} ${res.statusText}`;
-  const err = new ApiError(res.status, e.code || `http_${res.status}`, message);
+  const err = new ApiError(res.status, e.code || `http_${res.status}`, message, e.field);
   if (res.status === 401) signOut(`Sign in again: ${err.message}.`);
   throw err;
 }
@@ -133,16 +134,54 @@ function formError(form, message) {
   $('.form-error', form).textContent = message;
 }
 
+/** The form fields each API field is entered in (the first on screen is the one). */
+const FIELD_INPUTS = {
+  phone_number: ['manual-number', 'account-number'],
+  agent_id: ['number-agent', 'change-agent-select'],
+  name: ['agent-name'],
+  kind: ['agent-kind'],
+  stream_url: ['agent-stream-url'],
+  system_prompt: ['agent-system-prompt'],
+  providers: ['agent-providers'],
+  settings: ['agent-settings'],
+  signing_secret: ['agent-signing-secret'],
+};
+
+/** A field's label as the user reads it ("Stream URL"), without its "(optional)" note. */
+function labelOf(id) {
+  const label = document.querySelector(`label[for="${id}"]`);
+  if (!label) return null;
+  const copy = label.cloneNode(true);
+  for (const o of $$('.optional', copy)) o.remove();
+  return copy.textContent.trim();
+}
+
+/** The API's message in the form's words: its leading field name (`stream_url must…`) becomes the label. */
+function inFormWords(message, field, id) {
+  const label = labelOf(id);
+  if (!label || !field) return message;
+  return message.replace(new RegExp(`^${field}\\b:?`), label).replace(new RegExp(`\\b${field}\\b`, 'g'), label);
+}
+
 /**
- * Shows an API error next to the field it is about: `rules` are [regex on the message, field id], first match
- * wins (and only if that field is on screen); anything else goes to the form's `.form-error`.
+ * Shows an API error next to the field it is about, in the form's words: the API's `field` first, then `rules`
+ * ([regex on the message, field id], first match wins, only if that field is on screen); anything else goes to
+ * the form's `.form-error`.
  */
 function showApiError(form, err, rules = []) {
   if (isAuthError(err)) return;
+  const id = err.field && (FIELD_INPUTS[err.field] || []).find((i) => isShown(document.getElementById(i)) &&
+    form.contains(document.getElementById(i)));
+  if (id) {
+    setFieldError(id, inFormWords(err.message, err.field, id));
+    document.getElementById(id).focus();
+    return;
+  }
   for (const [re, id] of rules) {
     const input = document.getElementById(id);
     if (re.test(err.message) && isShown(input)) {
-      setFieldError(id, err.message);
+      const field = Object.keys(FIELD_INPUTS).find((f) => FIELD_INPUTS[f].includes(id));
+      setFieldError(id, inFormWords(err.message, field, id));
       input.focus();
       return;
     }
@@ -233,7 +272,15 @@ function fillSelect(select, options, selected) {
 }
 
 /** Agent options for a select: every agent, then "No agent (inactive)" (value ""). */
-const agentOptions = (agents) => [...agents.map((a) => [a.id, `${a.name} (${a.kind})`]), ['', NO_AGENT]];
+const agentOptions = (agents) => [...agents.map((a) => [a.id, agentLabel(a)]), ['', NO_AGENT]];
+
+/** An agent as a picker shows it: its name and kind, "built in" for the echo agent vocals ships. */
+const agentLabel = (a) => `${a.name} (${a.builtin ? 'built in, ' : ''}${a.kind})`;
+
+/** The add dialog's agent select: nothing chosen at first (a choice is required), "No agent" a choice. */
+const NO_AGENT_CHOSEN = '__none__';
+const addAgentOptions = (agents) => [['', 'Choose an agent…'],
+  ...agents.map((a) => [a.id, agentLabel(a)]), [NO_AGENT_CHOSEN, NO_AGENT]];
 
 // ---------------------------------------------------------------------------------------------------------
 // Formatting
@@ -260,18 +307,40 @@ const STATUS = {
   error: ['Error', 'status-error'],
 };
 
-/** The status cell: a badge (text and shape, not only colour) and, in error, the reason (`status_detail`). */
+/** A number's health problems (what stops its calls), each with what fixes it, as a list. */
+function problemList(n, withFix = true) {
+  const problems = (n.health && n.health.problems) || [];
+  return el('ul', { className: 'problems' }, problems.map((p) => el('li', { dataset: { code: p.code } },
+    el('span', { className: 'problem' }, p.message),
+    withFix && p.fix ? el('span', { className: 'fix' }, p.fix) : null)));
+}
+
+/**
+ * The status cell: a badge (text and shape, not only colour) and, when calls will not succeed, why and the fix:
+ * "Active — but Twilio sends calls to sip:127.0.0.1:5190, which Twilio cannot reach".
+ */
 function statusCell(n) {
   const [text, cls] = STATUS[n.status] || [n.status, 'status-unknown'];
   const wrap = el('div', { className: 'status-wrap' }, el('span', { className: `badge ${cls}` }, text));
-  if (n.status === 'error' && n.status_detail) {
+  const health = n.health || { ok: n.status !== 'error', problems: [] };
+  if (!health.ok && health.problems.length) {
+    const problems = health.problems.filter((p) => !(n.status === 'inactive' && p.code === 'no_agent'));
+    if (problems.length) {
+      wrap.append(el('span', { className: 'health-lead' }, n.status === 'active' ? ' — but' : ''),
+        problemList({ health: { problems } }));
+    } else {
+      wrap.append(el('span', { className: 'status-note' }, 'No agent: calls are not answered.'));
+    }
+  } else if (n.status === 'error' && n.status_detail) {
     wrap.append(' ', el('span', { className: 'status-detail' }, n.status_detail));
   }
-  return el('td', { className: 'status' }, wrap);
+  return el('td', { className: 'status', dataset: { health: health.ok ? 'ok' : 'problem' } }, wrap);
 }
 
+const hasProblem = (n, code) => Boolean(n.health && n.health.problems.some((p) => p.code === code));
+
 /** Drift found by a reconcile is set right with /repair; any other error (configuring, removing) with /retry. */
-const isDrift = (n) => /^drift:|no vocals trunk/.test(n.status_detail || '');
+const isDrift = (n) => hasProblem(n, 'twilio_drift') || /^drift:/.test(n.status_detail || '');
 
 // ---------------------------------------------------------------------------------------------------------
 // Sign in / out
@@ -364,7 +433,7 @@ $('.skip-link').addEventListener('click', (ev) => {
 // ---------------------------------------------------------------------------------------------------------
 // Phone numbers
 
-const data = { numbers: [], agents: [], accounts: [] };
+const data = { numbers: [], agents: [], accounts: [], other: null };
 
 const agentName = (id) => {
   const a = data.agents.find((x) => x.id === id);
@@ -389,6 +458,7 @@ async function refreshNumbers() {
       api('GET', '/v1/numbers'), api('GET', '/v1/agents'), fetchAccounts(),
     ]);
     data.numbers = numbers.numbers || [];
+    data.other = numbers.other_numbers || null;
     data.agents = agents.agents || [];
     data.accounts = accounts;
     renderNumbers();
@@ -404,14 +474,18 @@ function renderNumbers() {
     const actions = [
       rowButton('change-agent', 'Change agent', `Change agent for ${num}`, (b) => openChangeAgent(n, b)),
     ];
-    if (n.status === 'error' && n.twilio_number_sid) {
-      actions.push(isDrift(n)
-        ? rowButton('repair', 'Repair', `Repair Twilio setup for ${num}`, (b) => configureTwilio(n, 'repair', b))
-        : rowButton('retry', 'Retry', `Retry Twilio setup for ${num}`, (b) => configureTwilio(n, 'retry', b)));
+    if (n.twilio_number_sid && (isDrift(n) || hasProblem(n, 'origination_elsewhere'))) {
+      actions.push(rowButton('repair', 'Repair', `Repair Twilio setup for ${num}`, (b) => openRepair(n, b)));
+    } else if (n.status === 'error' && n.twilio_number_sid) {
+      actions.push(rowButton('retry', 'Retry', `Retry Twilio setup for ${num}`, (b) => configureTwilio(n, 'retry', b)));
     }
     actions.push(rowButton('remove', 'Remove', `Remove ${num}`, (b) => openRemove(n, b), 'danger-outline'));
+    const open = el('button', {
+      type: 'button', className: 'number-link open-number', attrs: { 'aria-label': `${num}: details and agent` },
+      on: { click: (ev) => openChangeAgent(n, ev.currentTarget) },
+    }, num);
     return el('tr', { dataset: { number: num, key: num } },
-      el('th', { scope: 'row', className: 'number' }, num),
+      el('th', { scope: 'row', className: 'number' }, open),
       el('td', {}, n.agent_id ? agentName(n.agent_id) : dash()),
       statusCell(n),
       el('td', { className: 'account' },
@@ -420,6 +494,12 @@ function renderNumbers() {
   });
   replaceRows($('#numbers-table tbody'), rows, 'No numbers yet. Add one with “Add number”.');
   $('#reconcile').hidden = data.accounts.length === 0;
+  const banner = $('#fallback-banner');
+  banner.hidden = !data.other;
+  if (data.other) {
+    banner.dataset.answered = data.other.answered_by ? 'yes' : 'no';
+    banner.textContent = `Other numbers (not on this page): ${data.other.rule}.`;
+  }
 }
 
 /** POST /v1/numbers/{n}/twilio/retry or /repair: both configure Twilio again; the answer is the number. */
@@ -442,7 +522,10 @@ $('#reconcile').addEventListener('click', async (ev) => {
     const r = await withBusy(ev.currentTarget, () => api('POST', '/v1/twilio/reconcile'));
     const drift = r.drift || [];
     if (drift.length === 0) notify('Twilio matches vocals: nothing drifted.');
-    else notify(`Drift found: ${drift.map((d) => `${d.phone_number} (${d.detail})`).join('; ')}`, 'error');
+    else {
+      const plain = (d) => `${d.phone_number}: ${d.detail.replace(/^drift:\s*/, '')}`;
+      notify(`Changed in Twilio since vocals set it up — ${drift.map(plain).join('; ')}`, 'error');
+    }
     await refreshNumbers();
   } catch (e) {
     noticeError(e);
@@ -453,7 +536,10 @@ $('#reconcile').addEventListener('click', async (ev) => {
 
 const addForm = $('#add-number-form');
 /** The add dialog's state: linked accounts, 'twilio' or 'manual' (or null before a choice), the loads. */
-const add = { accounts: [], mode: null, numbers: new Map(), seq: 0 };
+const add = { accounts: [], mode: null, numbers: new Map(), list: [], chosen: '', shown: 0, seq: 0 };
+
+/** How many matching numbers the picker lists at a time ("Show more" lists the next ones). */
+const PICKER_PAGE = 100;
 
 $('#add-number').addEventListener('click', async (ev) => {
   const opener = ev.currentTarget;
@@ -470,7 +556,7 @@ $('#add-number').addEventListener('click', async (ev) => {
   addForm.reset();
   clearErrors(addForm);
   const agents = data.agents;
-  fillSelect($('#number-agent'), agentOptions(agents), agents.length ? agents[0].id : '');
+  fillSelect($('#number-agent'), addAgentOptions(agents), '');
   $('#number-agent-hint').textContent = agents.length
     ? 'Without an agent the number is inactive: its calls are refused (480) and Twilio fails over.'
     : 'There are no agents yet: the number will be inactive until you create one and assign it.';
@@ -527,48 +613,136 @@ $('#use-manual').addEventListener('click', () => {
   $(manual ? '#manual-number' : '#account-sid').focus();
 });
 
-/** Step 2 for an account: its numbers (GET /v1/twilio/accounts/{sid}/numbers); added or voiceless ones are off. */
+/**
+ * Step 2 for an account: its numbers (GET /v1/twilio/accounts/{sid}/numbers, once per account per dialog, the
+ * stand-in and Twilio page them server-side) in a searchable list: typing matches anywhere in the digits or the
+ * friendly name, the filter keeps free or in-use ones, and nothing is chosen until the user picks one.
+ */
 async function loadAccountNumbers(sid) {
   const seq = ++add.seq;
-  const select = $('#account-number');
-  fillSelect(select, [['', 'Loading numbers…', true]], '');
-  select.disabled = true;
-  $('#account-number-hint').textContent = '';
+  const input = $('#account-number');
+  add.list = [];
+  add.numbers = new Map();
+  choose('');
+  input.value = '';
+  input.disabled = true;
+  $('#account-number-progress').hidden = false;
+  $('#account-number-count').textContent = 'Loading the account’s numbers…';
+  $('#account-number-list').replaceChildren();
   try {
     const r = await api('GET', `/v1/twilio/accounts/${enc(sid)}/numbers`);
     if (seq !== add.seq) return; // another account was picked meanwhile
-    const numbers = r.numbers || [];
-    add.numbers = new Map(numbers.map((n) => [n.phone_number, n]));
-    const options = numbers.map((n) => {
-      let text = n.phone_number;
-      if (n.friendly_name && n.friendly_name !== n.phone_number) text += ` — ${n.friendly_name}`;
-      if (n.added) text += ' (already added)';
-      else if (!n.voice) text += ' (no voice)';
-      else if (n.in_use) text += ' (in use)';
-      return [n.phone_number, text, n.added || !n.voice];
-    });
-    const first = numbers.find((n) => !n.added && n.voice);
-    if (options.length === 0) options.push(['', 'This account has no numbers', true]);
-    else if (!first) options.unshift(['', 'Every number is added already or takes no voice calls', true]);
-    fillSelect(select, options, first ? first.phone_number : '');
-    describeAccountNumber();
+    add.list = r.numbers || [];
+    add.numbers = new Map(add.list.map((n) => [n.phone_number, n]));
+    renderPicker();
   } catch (e) {
     if (seq !== add.seq) return;
-    fillSelect(select, [['', 'Could not load the numbers', true]], '');
+    $('#account-number-count').textContent = 'Could not load the numbers.';
     showApiError(addForm, e, [[/Twilio account/i, 'account-select']]);
   } finally {
-    if (seq === add.seq) select.disabled = false;
+    if (seq === add.seq) {
+      input.disabled = false;
+      $('#account-number-progress').hidden = true;
+    }
   }
+}
+
+/** The digits of a query or a number, for matching "(415) 555-1037" against "+14155551037". */
+const digitsOf = (s) => s.replace(/\D/g, '');
+
+/** The numbers the query and the filter keep. */
+function pickerMatches() {
+  const q = $('#account-number').value.trim().toLowerCase();
+  const qDigits = digitsOf(q);
+  const filter = ($('input[name="number-filter"]:checked') || {}).value || 'all';
+  return add.list.filter((n) => {
+    if (filter === 'free' && (n.in_use || n.added || !n.voice)) return false;
+    if (filter === 'in-use' && !n.in_use) return false;
+    if (!q) return true;
+    return (qDigits && digitsOf(n.phone_number).includes(qDigits)) ||
+      (n.friendly_name || '').toLowerCase().includes(q);
+  });
+}
+
+/** Lists the first matches (PICKER_PAGE more with each "Show more") and says how many match. */
+function renderPicker(more = false) {
+  const matches = pickerMatches();
+  add.shown = more ? Math.min(matches.length, add.shown + PICKER_PAGE) : Math.min(matches.length, PICKER_PAGE);
+  const total = add.list.length;
+  const fmt = (x) => x.toLocaleString('en-US');
+  $('#account-number-count').textContent = total === 0 ? 'This account has no numbers.'
+    : `${fmt(matches.length)} of ${fmt(total)} numbers match` +
+      (matches.length > add.shown ? ` (showing the first ${fmt(add.shown)})` : '') + '.';
+  const items = matches.slice(0, add.shown).map((n) => {
+    const off = n.added || !n.voice;
+    let note = '';
+    if (n.added) note = 'already added';
+    else if (!n.voice) note = 'no voice';
+    else if (n.in_use) note = `in use: ${n.in_use_by}`;
+    return el('li', {
+      role: 'option', id: `pick-${digitsOf(n.phone_number)}`, className: 'picker-option',
+      dataset: { number: n.phone_number },
+      attrs: { 'aria-selected': String(n.phone_number === add.chosen), 'aria-disabled': off ? 'true' : null },
+      on: { click: () => { if (!off) choose(n.phone_number); } },
+    }, el('span', { className: 'number' }, n.phone_number),
+    n.friendly_name && n.friendly_name !== n.phone_number ? el('span', { className: 'name' }, n.friendly_name) : null,
+    note ? el('span', { className: 'note' }, note) : null);
+  });
+  $('#account-number-list').replaceChildren(...items);
+  const more_ = $('#account-number-more');
+  more_.hidden = matches.length <= add.shown;
+  more_.textContent = `Show ${fmt(Math.min(PICKER_PAGE, matches.length - add.shown))} more`;
+}
+
+/** Picks a number (or none, with ''), marks it in the list and says what answers it now. */
+function choose(number) {
+  add.chosen = number;
+  for (const li of $$('#account-number-list li')) li.setAttribute('aria-selected', String(li.dataset.number === number));
+  const input = $('#account-number');
+  const li = number && document.getElementById(`pick-${digitsOf(number)}`);
+  if (li) input.setAttribute('aria-activedescendant', li.id);
+  else input.removeAttribute('aria-activedescendant');
+  if (number) {
+    input.value = number;
+    input.removeAttribute('aria-invalid');
+    $('#account-number-error').textContent = '';
+  }
+  describeAccountNumber();
 }
 
 /** Says what answers the chosen number now (adding it takes that over; removing it puts it back). */
 function describeAccountNumber() {
-  const n = add.numbers.get($('#account-number').value);
-  $('#account-number-hint').textContent = n && n.in_use
-    ? `Now answered by ${n.in_use_by}. Adding it to vocals takes it over; removing it later puts that back.`
-    : '';
+  const n = add.numbers.get(add.chosen);
+  $('#account-number-hint').textContent = !n ? '' : n.in_use
+    ? `Chosen: ${n.phone_number}. Now answered by ${n.in_use_by}. Adding it to vocals takes it over; removing ` +
+      'it later puts that back.'
+    : `Chosen: ${n.phone_number}.`;
 }
-$('#account-number').addEventListener('change', describeAccountNumber);
+
+$('#account-number').addEventListener('input', () => {
+  // Typing again undoes a choice that no longer reads as the input.
+  if (add.chosen && $('#account-number').value !== add.chosen) choose('');
+  renderPicker();
+});
+$('#account-number').addEventListener('keydown', (ev) => {
+  const options = $$('#account-number-list li:not([aria-disabled="true"])');
+  if (!options.length || !['ArrowDown', 'ArrowUp', 'Enter'].includes(ev.key)) return;
+  const at = options.findIndex((li) => li.dataset.number === add.chosen);
+  if (ev.key === 'Enter') {
+    // Enter takes the only match, else (with a choice made) submits the form as usual.
+    if (!add.chosen && options.length === 1) {
+      ev.preventDefault();
+      choose(options[0].dataset.number);
+    }
+    return;
+  }
+  ev.preventDefault();
+  const next = ev.key === 'ArrowDown' ? Math.min(options.length - 1, at + 1) : Math.max(0, at - 1);
+  choose(options[next].dataset.number);
+  options[next].scrollIntoView({ block: 'nearest' });
+});
+for (const r of $$('input[name="number-filter"]')) r.addEventListener('change', () => renderPicker());
+$('#account-number-more').addEventListener('click', () => renderPicker(true));
 
 /** POST /v1/twilio/accounts {account_sid, auth_token, friendly_name}; then the account is picked. */
 async function linkAccount() {
@@ -610,14 +784,18 @@ async function saveNumber() {
   clearErrors(addForm);
   const manual = add.mode === 'manual';
   const field = manual ? 'manual-number' : 'account-number';
-  // Spaces, dashes, dots and brackets people type are not part of E.164.
-  const phone = manual ? $('#manual-number').value.replace(/[\s().-]/g, '') : $('#account-number').value;
+  // A typed number goes as typed: vocals reads national forms with the country of the numbers added.
+  const phone = manual ? $('#manual-number').value.trim() : add.chosen;
+  const agent = $('#number-agent').value;
   if (!phone) {
-    setFieldError(field, manual ? 'Enter the number in E.164, e.g. +14155550123.' : 'Choose a number.');
-    $(`#${field}`).focus();
+    setFieldError(field, manual ? 'Enter the phone number, e.g. +1 415 555 0123.' : 'Choose a number from the list.');
+  }
+  if (!agent) setFieldError('number-agent', 'Choose an agent, or “No agent (inactive)”.');
+  if (!phone || !agent) {
+    $(`#${phone ? 'number-agent' : field}`).focus();
     return;
   }
-  const body = { phone_number: phone, agent_id: $('#number-agent').value || null };
+  const body = { phone_number: phone, agent_id: agent === NO_AGENT_CHOSEN ? null : agent };
   if (!manual) body.twilio_account_sid = $('#account-select').value;
   try {
     const n = await withBusy($('#save-number'), async () => {
@@ -629,7 +807,8 @@ async function saveNumber() {
     $('#add-number-dialog').returnFocus = backTo(null, row, '#add-number');
     $('#add-number-dialog').close();
     if (n.status === 'error') notify(`Added ${n.phone_number}, but it is in error: ${n.status_detail}`, 'error');
-    else notify(`Added ${n.phone_number}: ${STATUS[n.status] ? STATUS[n.status][0] : n.status}.`);
+    else notify(`Added ${n.phone_number}: ${STATUS[n.status] ? STATUS[n.status][0] : n.status}.` +
+      (manual && phone !== n.phone_number ? ` (${phone} is written ${n.phone_number} in E.164.)` : ''));
   } catch (e) {
     showApiError(addForm, e, [
       [/phone_number|E\.164|already added|is not a number of|voice calls/i, field],
@@ -658,13 +837,92 @@ $('#link-fields').addEventListener('keydown', (ev) => {
 let changing = null; // the number whose agent is being changed
 let removing = null; // the number being removed
 
+/** A term and its description(s) for a `<dl>`. */
+const fact = (term, ...descs) => [el('dt', {}, term), ...descs.map((d) => el('dd', {}, d))];
+
+/** The number's detail: its status and health, its agent (changed here), and where Twilio sends its calls. */
 function openChangeAgent(n, opener) {
   changing = n;
-  $('#change-agent-text').textContent = `Number ${n.phone_number}`;
+  const [statusText] = STATUS[n.status] || [n.status];
+  $('#change-agent-title').textContent = n.phone_number;
+  $('#change-agent-text').textContent = n.health && n.health.ok
+    ? `${statusText}: calls to it reach its agent.` : `${statusText}.`;
+  const health = $('#number-health');
+  health.replaceChildren(...(n.health && !n.health.ok ? [problemList(n)] : []));
   fillSelect($('#change-agent-select'), agentOptions(data.agents), n.agent_id || '');
+  const account = n.twilio_account_sid && data.accounts.find((a) => a.account_sid === n.twilio_account_sid);
+  const r = n.routing;
+  const facts = [];
+  if (!n.twilio_number_sid) {
+    facts.push(...fact('Twilio', 'Added by hand: vocals does not manage its Twilio setup. Point your trunk’s ' +
+      'origination URI at this node (docs/telecom.md).'));
+  } else {
+    facts.push(...fact('Twilio account', account ? accountLabel(account) : n.twilio_account_sid));
+    if (r && r.trunk_domain) facts.push(...fact('Trunk', `vocals trunk, domain ${r.trunk_domain}`));
+    const urls = (r && r.origination) || [];
+    if (urls.length) {
+      facts.push(...fact('Origination URIs', ...urls.map((o) =>
+        `${o.sip_url} (priority ${o.priority}, weight ${o.weight}${o.enabled === false ? ', disabled' : ''})`)));
+    } else if (r && r.read_at) {
+      facts.push(...fact('Origination URIs', 'none: Twilio has nowhere to send calls'));
+    }
+    if (r && r.read_at) facts.push(...fact('Read from Twilio', timeEl(r.read_at)));
+  }
+  $('#number-routing-list').replaceChildren(...facts);
+  const sids = [];
+  if (n.twilio_number_sid) sids.push(...fact('Number SID', n.twilio_number_sid));
+  if (r && r.trunk_sid) sids.push(...fact('vocals trunk SID', r.trunk_sid));
+  const now = n.twilio_now || {};
+  if (now.read_at) {
+    sids.push(...fact('Twilio had, when last read', [
+      `trunk ${now.trunk_sid || 'none'}`, `voice URL ${now.voice_url || 'none'}`,
+      `application ${now.voice_application_sid || 'none'}`].join('; ')));
+  }
+  $('#number-sids').hidden = sids.length === 0;
+  $('#number-sids-list').replaceChildren(...sids);
   const row = `#numbers-table tr[data-number="${CSS.escape(n.phone_number)}"] button.change-agent`;
   openDialog($('#change-agent-dialog'), backTo(opener, row, '#add-number'));
+  if (opener && opener.classList.contains('change-agent')) $('#change-agent-select').focus();
 }
+
+/** Twilio as it is now for a number, and what Repair and Remove would do (GET /v1/numbers/{n}/twilio). */
+const twilioPreview = (n) => api('GET', `/v1/numbers/${enc(n.phone_number)}/twilio`);
+
+let repairing = null; // the number the Repair dialog is about
+
+/** Repair asks first, naming what it replaces: a deliberate change made in Twilio's console would be lost. */
+async function openRepair(n, opener) {
+  repairing = n;
+  const text = $('#repair-text');
+  text.textContent = 'Reading the number from Twilio…';
+  $('#repair-confirm').disabled = true;
+  openDialog($('#repair-dialog'), backTo(opener, null, '#add-number'));
+  try {
+    const p = await twilioPreview(n);
+    if (repairing !== n) return;
+    text.textContent = p.repair_replaces
+      ? `Twilio now sends ${n.phone_number} to ${p.repair_replaces}. Repair points it back to vocals, and that ` +
+        'will be lost (vocals keeps only the settings from before it took the number).'
+      : p.on_vocals
+        ? `Twilio sends ${n.phone_number} to the vocals trunk. Repair checks the trunk and adds this node’s ` +
+          'origination URI where it is missing; nothing else changes.'
+        : `Twilio now sends ${n.phone_number} to ${p.now}. Repair points it back to vocals.`;
+    $('#repair-confirm').disabled = false;
+    $('#repair-confirm').focus();
+  } catch (e) {
+    if (repairing !== n) return;
+    text.textContent = '';
+    showApiError($('#repair-form'), e);
+    $('#repair-confirm').disabled = false;
+  }
+}
+
+$('#repair-form').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  clearErrors(ev.target);
+  await configureTwilio(repairing, 'repair', $('#repair-confirm'));
+  $('#repair-dialog').close();
+});
 
 /** PATCH /v1/numbers/{n} {agent_id} (null unassigns). */
 $('#change-agent-form').addEventListener('submit', async (ev) => {
@@ -686,33 +944,63 @@ $('#change-agent-form').addEventListener('submit', async (ev) => {
   }
 });
 
-function openRemove(n, opener) {
+/** Remove says what it will restore in Twilio (read now), and offers to leave Twilio as it is instead. */
+async function openRemove(n, opener) {
   removing = n;
-  $('#remove-text').textContent = n.twilio_number_sid
-    ? `Remove ${n.phone_number} from vocals? The number stays in your Twilio account and is reset to the voice ` +
-      'settings it had before vocals took it.'
-    : `Remove ${n.phone_number} from vocals? vocals stops answering it. Nothing changes in Twilio: the number ` +
-      'stays there as it is.';
+  const text = $('#remove-text');
+  const leave = $('#remove-leave');
+  leave.hidden = !n.twilio_number_sid;
+  $('#remove-confirm').textContent = n.twilio_number_sid ? 'Remove and restore' : 'Remove';
   const row = `#numbers-table tr[data-number="${CSS.escape(n.phone_number)}"] button.remove`;
+  if (!n.twilio_number_sid) {
+    text.textContent = `Remove ${n.phone_number} from vocals? vocals stops answering it. Nothing changes in ` +
+      'Twilio: the number stays there as it is.';
+    openDialog($('#remove-dialog'), backTo(opener, row, '#add-number'));
+    return;
+  }
+  text.textContent = 'Reading the number from Twilio…';
+  $('#remove-confirm').disabled = true;
   openDialog($('#remove-dialog'), backTo(opener, row, '#add-number'));
+  try {
+    const p = await twilioPreview(n);
+    if (removing !== n) return;
+    text.textContent = `Remove ${n.phone_number} from vocals? It stays in your Twilio account. Twilio now sends ` +
+      `it to ${p.now}; removing it restores the settings it had before vocals: ${p.remove_restores}. ` +
+      'Or remove it from vocals only and leave Twilio as it is now.';
+  } catch (e) {
+    if (removing !== n) return;
+    text.textContent = `Remove ${n.phone_number} from vocals? It stays in your Twilio account and gets back the ` +
+      'voice settings it had before vocals. (Twilio could not be read just now.)';
+    if (isAuthError(e)) return;
+  } finally {
+    if (removing === n) $('#remove-confirm').disabled = false;
+  }
 }
 
-/** DELETE /v1/numbers/{n}: Twilio is put back first; if that fails the number stays, in error. */
-$('#remove-form').addEventListener('submit', async (ev) => {
-  ev.preventDefault();
-  const form = ev.target;
+/**
+ * DELETE /v1/numbers/{n} (Twilio put back first; if that fails the number stays, in error), or with
+ * ?twilio=leave (Twilio left as it is now).
+ */
+async function removeNumber(button, leave) {
+  const form = $('#remove-form');
   clearErrors(form);
   const num = removing.phone_number;
   try {
-    await withBusy($('#remove-confirm'), () => api('DELETE', `/v1/numbers/${enc(num)}`));
+    await withBusy(button, () => api('DELETE', `/v1/numbers/${enc(num)}${leave ? '?twilio=leave' : ''}`));
     await refreshNumbers();
     $('#remove-dialog').close();
-    notify(`Removed ${num}.`);
+    notify(leave ? `Removed ${num} from vocals; Twilio is left as it was.` : `Removed ${num}.`);
   } catch (e) {
     showApiError(form, e);
     if (!isAuthError(e)) refreshNumbers(); // a failed restore leaves the number in error: show it
   }
+}
+
+$('#remove-form').addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  removeNumber($('#remove-confirm'), false);
 });
+$('#remove-leave').addEventListener('click', (ev) => removeNumber(ev.currentTarget, true));
 
 // ---------------------------------------------------------------------------------------------------------
 // Agents
@@ -728,6 +1016,14 @@ async function refreshAgents() {
   }
 }
 
+/** Under an agent's URL: whether it answered the last check (made when it was saved). */
+function checkNote(a) {
+  if (!a.check) return null;
+  return a.check.ok
+    ? el('span', { className: 'check ok' }, 'Answered the check ', timeEl(a.check.checked_at))
+    : el('span', { className: 'check failed' }, `Does not answer: ${a.check.detail}`);
+}
+
 const numbersOf = (agentId) => data.numbers.filter((n) => n.agent_id === agentId).map((n) => n.phone_number);
 
 function renderAgents() {
@@ -736,7 +1032,7 @@ function renderAgents() {
     return el('tr', { dataset: { agentId: a.id, key: a.id } },
       el('th', { scope: 'row' }, a.name),
       el('td', {}, a.kind === 'echo' ? 'Echo' : a.kind === 'websocket' ? 'WebSocket' : a.kind),
-      el('td', { className: 'url' }, a.stream_url || dash()),
+      el('td', { className: 'url' }, a.stream_url || dash(), checkNote(a)),
       el('td', { className: 'count', title: used.join(', ') }, String(used.length)),
       el('td', {}, a.signed ? 'Yes' : 'No'),
       el('td', { className: 'actions' }, a.builtin
@@ -764,6 +1060,7 @@ function openAgentDialog(agent, opener) {
   $('#agent-system-prompt').value = agent ? agent.system_prompt : '';
   $('#agent-providers').value = agent ? jsonText(agent.providers) : '';
   $('#agent-settings').value = agent ? jsonText(agent.settings) : '';
+  showKindFields();
   $('#agent-signing-secret-hint').textContent = agent && agent.signed
     ? 'A secret is set. Leave this empty to keep it; type a new one to replace it. It is never shown.'
     : 'Signs the handshake (X-Twilio-Signature). Write-only: it is never shown.';
@@ -772,6 +1069,13 @@ function openAgentDialog(agent, opener) {
 }
 
 $('#new-agent').addEventListener('click', (ev) => openAgentDialog(null, ev.currentTarget));
+
+/** The echo kind has no stream, prompt, providers or secret: those fields are hidden for it. */
+function showKindFields() {
+  const echo = $('#agent-kind').value === 'echo';
+  for (const f of $$('#agent-form .websocket-only')) f.hidden = echo;
+}
+$('#agent-kind').addEventListener('change', showKindFields);
 
 /** A textarea's JSON object: {value} (null when empty) or {error}. */
 function parseObject(id) {
@@ -802,10 +1106,11 @@ $('#agent-form').addEventListener('submit', async (ev) => {
     $(providers.error ? '#agent-providers' : '#agent-settings').focus();
     return;
   }
+  const echo = $('#agent-kind').value === 'echo';
   const body = {
     name: $('#agent-name').value.trim(),
     kind: $('#agent-kind').value,
-    stream_url: $('#agent-stream-url').value.trim() || null,
+    stream_url: echo ? null : $('#agent-stream-url').value.trim() || null,
     system_prompt: $('#agent-system-prompt').value,
     // Creating: absent means {}. Editing: empty means clear it ({}).
     providers: providers.value || (editing ? {} : undefined),
@@ -827,7 +1132,10 @@ $('#agent-form').addEventListener('submit', async (ev) => {
       dialog.returnFocus = backTo(null, row, '#new-agent');
     }
     dialog.close();
-    notify(editing ? `Saved ${saved.name}; calls in progress keep the agent as it was.` : `Created ${saved.name}.`);
+    const check = saved.check && !saved.check.ok
+      ? ` But its stream URL does not answer (${saved.check.detail}): calls to it will be refused until it does.` : '';
+    notify((editing ? `Saved ${saved.name}; calls in progress keep the agent as it was.` : `Created ${saved.name}.`) +
+      check, check ? 'error' : 'ok');
   } catch (e) {
     showApiError(form, e, [
       [/stream_url/i, 'agent-stream-url'],
