@@ -377,9 +377,13 @@ fn the_cli_manages_agents_and_numbers_with_tables_json_and_clear_errors() {
     let (code, _, err) = cli(&server, &["agents", "delete", "cli-bot"], &[]);
     assert_eq!(code, 1);
     assert!(err.contains("409 agent_in_use") && err.contains("+14155550160"), "{err}");
-    let (code, _, err) = cli(&server, &["numbers", "add", "4155550161"], &[]);
+    // A national number takes the country of the numbers added (+1 here); one that is no number is refused.
+    let (code, out, err) = cli(&server, &["numbers", "add", "(415) 555-0161"], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("+14155550161"), "{out}");
+    let (code, _, err) = cli(&server, &["numbers", "add", "555-0161"], &[]);
     assert_eq!(code, 1);
-    assert!(err.contains("422 invalid: phone_number must be E.164"), "{err}");
+    assert!(err.contains("422 invalid: phone_number must be E.164 or a national number of country code +1"), "{err}");
     let (code, out, _) = cli(&server, &["numbers", "unassign", "+14155550160"], &[]);
     assert_eq!(code, 0);
     assert!(out.contains("\"status\": \"inactive\""), "{out}");
