@@ -1,13 +1,12 @@
 //! The SIP driver: one task owns the [`Endpoint`] and the call layer, and follows one loop shape: apply one
 //! input, drain every output, then await a datagram, a TCP message, an accept, a call task's request, an HTTP
-//! API command or the next deadline. Each
-//! TCP connection has a task that frames messages by Content-Length, answers double-CRLF keepalives, and
-//! closes when idle; responses and in-dialog requests go back over the connection the dialog came on. A
+//! API command or the next deadline. Each TCP connection has a task that frames messages by Content-Length,
+//! answers double-CRLF keepalives, and closes when idle. It only moves bytes: where a message goes, over which
+//! connection, and which connections are admitted is the transport layer's ([`crate::sip::transport`]). A
 //! connection from outside `sip.allow` is closed at accept, before any TLS handshake or read.
 
-use std::collections::HashMap;
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,8 +20,9 @@ use crate::admin::CallCommand;
 use crate::call::Calls;
 use crate::io::media::MediaEvent;
 use crate::sip::allow::AllowList;
-use crate::sip::endpoint::{Endpoint, Event, Output, Peer, Transport};
+use crate::sip::endpoint::{Endpoint, Event, Output};
 use crate::sip::message::{Limits, ParseError, StreamFrame, frame_stream};
+use crate::sip::transport::{ConnectionLimits, Connections, Peer, Route, Transport};
 
 /// The sockets the driver serves, bound by the caller (tests bind port 0).
 pub struct Listeners {
@@ -34,7 +34,8 @@ pub struct Listeners {
     pub admin: Option<TcpListener>,
 }
 
-/// Limits of the TCP side.
+/// Limits of the TCP side: the connection table's admission limits (see [`ConnectionLimits`]) and how long a
+/// connection may idle or take over a message.
 #[derive(Clone, Debug)]
 pub struct TcpLimits {
     /// Connections held at once; further ones are closed at accept.
@@ -53,112 +54,19 @@ pub struct TcpLimits {
     pub message_timeout: Duration,
 }
 
-/// What the per-source cap counts a peer address as: an IPv4 address (an IPv4-mapped IPv6 one as its IPv4
-/// address), or an IPv6 address's /64, the smallest block a host is given (its interface identifier is the low
-/// 64 bits, RFC 4291 §2.5.1, and it picks them itself), so a host cannot take more connections by using more of
-/// its addresses.
-fn source_of(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => IpAddr::V6((u128::from(v6) & !u128::from(u64::MAX)).into()),
-        },
-        v4 => v4,
+impl TcpLimits {
+    /// What the transport layer's connection table admits by.
+    fn connection_limits(&self) -> ConnectionLimits {
+        ConnectionLimits {
+            max_connections: self.max_connections,
+            max_per_source: self.max_per_source,
+            reserved_for_exempt: self.reserved_for_exempt,
+            exempt: self.exempt.clone(),
+        }
     }
 }
 
-/// One held connection: its queue to its task (`None` once the driver asked it to close), its peer address,
-/// whether that is an exempt source, and TCP or TLS.
-struct Conn {
-    tx: Option<mpsc::Sender<Bytes>>,
-    ip: IpAddr,
-    exempt: bool,
-    transport: Transport,
-}
-
-/// The TCP connections the driver holds, how many each source has, and how many are not exempt.
-#[derive(Default)]
-struct TcpTable {
-    conns: HashMap<u64, Conn>,
-    per_source: HashMap<IpAddr, usize>,
-    not_exempt: usize,
-    next: u64,
-}
-
-impl TcpTable {
-    /// Takes a new connection from `ip`, or says which limit refuses it.
-    fn admit(
-        &mut self,
-        ip: IpAddr,
-        transport: Transport,
-        limits: &TcpLimits,
-        tx: mpsc::Sender<Bytes>,
-    ) -> Result<u64, &'static str> {
-        if self.conns.len() >= limits.max_connections {
-            return Err("connection table full");
-        }
-        let exempt = limits.exempt.allows(ip);
-        let source = source_of(ip);
-        if !exempt {
-            if self.per_source.get(&source).copied().unwrap_or(0) >= limits.max_per_source {
-                return Err("too many connections from this source");
-            }
-            if self.not_exempt >= limits.max_connections.saturating_sub(limits.reserved_for_exempt) {
-                return Err("reserved for exempt sources");
-            }
-            self.not_exempt += 1;
-        }
-        self.next += 1;
-        self.conns.insert(self.next, Conn { tx: Some(tx), ip, exempt, transport });
-        *self.per_source.entry(source).or_default() += 1;
-        Ok(self.next)
-    }
-
-    /// The connection's task has ended: its slot is free.
-    fn remove(&mut self, conn: u64) {
-        let Some(c) = self.conns.remove(&conn) else { return };
-        if !c.exempt {
-            self.not_exempt -= 1;
-        }
-        let source = source_of(c.ip);
-        if let Some(n) = self.per_source.get_mut(&source) {
-            *n -= 1;
-            if *n == 0 {
-                self.per_source.remove(&source);
-            }
-        }
-    }
-
-    /// Asks the connection's task to close once it has written what is queued (its queue's sender is dropped).
-    /// The slot stays taken until the task has ended. Whether the connection was open.
-    fn close(&mut self, conn: u64) -> bool {
-        self.conns.get_mut(&conn).and_then(|c| c.tx.take()).is_some()
-    }
-
-    /// Closes every connection whose peer `allow` does not admit; their peers.
-    fn close_disallowed(&mut self, allow: &AllowList) -> Vec<IpAddr> {
-        let mut closed = Vec::new();
-        for c in self.conns.values_mut().filter(|c| c.tx.is_some() && !allow.allows(c.ip)) {
-            c.tx = None;
-            closed.push(c.ip);
-        }
-        closed
-    }
-
-    fn sender(&self, conn: u64) -> Option<&mpsc::Sender<Bytes>> {
-        self.conns.get(&conn).and_then(|c| c.tx.as_ref())
-    }
-
-    /// TCP or TLS (a connection already closed reads as TCP: its messages are answered nowhere anyway).
-    fn transport(&self, conn: u64) -> Transport {
-        self.conns.get(&conn).map_or(Transport::Tcp, |c| c.transport)
-    }
-
-    fn len(&self) -> usize {
-        self.conns.len()
-    }
-}
-
+/// What a connection task hands the driver.
 enum Inbound {
     Message {
         conn: u64,
@@ -298,7 +206,7 @@ pub async fn run(
     let udp_local = listeners.udp.as_ref().map(UdpSocket::local_addr).transpose()?;
     let (tls_listener, mut tls_config) = listeners.tls.map(|(l, c)| (Some(l), Some(c))).unwrap_or_default();
     let (inbound_tx, mut inbound) = mpsc::channel::<Inbound>(1024);
-    let mut conns = TcpTable::default();
+    let mut conns = Connections::new(tcp_limits.connection_limits());
     let mut buf = vec![0u8; 65_536];
     let mut manager = Manager::new();
     let mut check_in = tokio::time::interval(manager.interval());
@@ -394,7 +302,7 @@ pub async fn run(
                     continue;
                 }
                 let (tx, rx) = mpsc::channel(256);
-                match conns.admit(from.ip(), Transport::Tcp, &tcp_limits, tx) {
+                match conns.admit(from.ip(), Transport::Tcp, tx) {
                     Ok(conn) => {
                         let link = Link { conn, peer: from, limits, tcp: tcp_limits.clone(), to_driver: inbound_tx.clone() };
                         tokio::spawn(async move {
@@ -413,7 +321,7 @@ pub async fn run(
                     continue;
                 }
                 let (tx, rx) = mpsc::channel(256);
-                match conns.admit(from.ip(), Transport::Tls, &tcp_limits, tx) {
+                match conns.admit(from.ip(), Transport::Tls, tx) {
                     Ok(conn) => {
                         let link = Link { conn, peer: from, limits, tcp: tcp_limits.clone(), to_driver: inbound_tx.clone() };
                         tokio::spawn(tls_connection(link, stream, config, rx));
@@ -426,7 +334,7 @@ pub async fn run(
                     trace_in(&ep.config().allow, peer, &bytes);
                     let allowed = ep.config().allow.allows(peer.ip());
                     let from = peer;
-                    let peer = Peer { addr: peer, local, transport: conns.transport(conn), conn: Some(conn) };
+                    let peer = conns.peer(conn, from, local);
                     ep.handle(std::time::Instant::now(), peer, bytes);
                     // A message from outside the allowlist (it shrank since the accept): the endpoint dropped it
                     // (or answered 403, sent before the close), and the connection goes.
@@ -439,7 +347,7 @@ pub async fn run(
                 }
                 Inbound::Broken { conn, peer, local, bytes, error } => {
                     trace_in(&ep.config().allow, peer, &bytes);
-                    let peer = Peer { addr: peer, local, transport: conns.transport(conn), conn: Some(conn) };
+                    let peer = conns.peer(conn, peer, local);
                     ep.framing_error(peer, &bytes, &error);
                 }
                 Inbound::Closed { conn } => conns.remove(conn),
@@ -473,7 +381,7 @@ pub async fn run(
 
 /// Hands every pending output to the sockets (never waiting: a full socket or queue drops and logs) and every
 /// event to the call layer, until nothing is left.
-fn drain(ep: &mut Endpoint, calls: &mut Calls, udp: Option<&UdpSocket>, conns: &TcpTable) {
+fn drain(ep: &mut Endpoint, calls: &mut Calls, udp: Option<&UdpSocket>, conns: &Connections<mpsc::Sender<Bytes>>) {
     while let Some(out) = ep.poll_output() {
         match out {
             Output::Transmit { peer, bytes } => send(udp, conns, peer, bytes),
@@ -485,19 +393,25 @@ fn drain(ep: &mut Endpoint, calls: &mut Calls, udp: Option<&UdpSocket>, conns: &
     }
 }
 
-fn send(udp: Option<&UdpSocket>, conns: &TcpTable, peer: Peer, bytes: Bytes) {
+/// Sends what the endpoint routed to `peer` the way the transport layer says (a datagram, or the connection
+/// the peer is on); never waits.
+fn send(udp: Option<&UdpSocket>, conns: &Connections<mpsc::Sender<Bytes>>, peer: Peer, bytes: Bytes) {
     trace("out", peer.addr, &bytes);
-    match (peer.transport, peer.conn) {
-        (Transport::Udp, _) => {
-            if let Some(Err(e)) = udp.map(|s| s.try_send_to(&bytes, peer.addr)) {
-                tracing::warn!(to = %peer.addr, error = %e, "udp send failed");
+    match conns.route(&peer) {
+        Route::Datagram(to) => {
+            if let Some(Err(e)) = udp.map(|s| s.try_send_to(&bytes, to)) {
+                tracing::warn!(%to, error = %e, "udp send failed");
             }
         }
-        (Transport::Tcp | Transport::Tls, Some(conn)) => match conns.sender(conn).map(|tx| tx.try_send(bytes)) {
-            Some(Ok(())) => {}
-            _ => tracing::warn!(to = %peer.addr, conn, "tcp send dropped: connection gone or its queue full"),
-        },
-        (Transport::Tcp | Transport::Tls, None) => tracing::warn!(to = %peer.addr, "tcp send without a connection"),
+        Route::Connection(tx) => {
+            if tx.try_send(bytes).is_err() {
+                tracing::warn!(to = %peer.addr, conn = peer.conn, "tcp send dropped: connection gone or its queue full");
+            }
+        }
+        Route::Gone(conn) => {
+            tracing::warn!(to = %peer.addr, conn, "tcp send dropped: connection gone or its queue full")
+        }
+        Route::NoConnection => tracing::warn!(to = %peer.addr, "tcp send without a connection"),
     }
 }
 
@@ -678,104 +592,6 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn ip(s: &str) -> IpAddr {
-        s.parse().unwrap()
-    }
-
-    fn limits(max_connections: usize, max_per_source: usize, reserved_for_exempt: usize) -> TcpLimits {
-        TcpLimits {
-            max_connections,
-            max_per_source,
-            reserved_for_exempt,
-            exempt: AllowList::parse("54.172.60.0/30, 2001:db8:7::/48").unwrap(),
-            idle_timeout: Duration::from_secs(600),
-            message_timeout: Duration::from_secs(10),
-        }
-    }
-
-    fn admit(table: &mut TcpTable, from: &str, limits: &TcpLimits) -> Result<u64, &'static str> {
-        table.admit(ip(from), Transport::Tcp, limits, mpsc::channel(1).0)
-    }
-
-    #[test]
-    fn an_ipv6_source_is_its_64_and_an_ipv4_mapped_one_its_ipv4_address() {
-        assert_eq!(source_of(ip("2001:db8:1:2:aaaa:bbbb:cccc:dddd")), ip("2001:db8:1:2::"));
-        assert_eq!(source_of(ip("2001:db8:1:2::1")), source_of(ip("2001:db8:1:2:ffff:ffff:ffff:ffff")));
-        assert_ne!(source_of(ip("2001:db8:1:2::1")), source_of(ip("2001:db8:1:3::1")));
-        assert_eq!(source_of(ip("::1")), ip("::"));
-        // A dual-stack socket reports IPv4 peers as ::ffff:a.b.c.d, all inside ::/64: each stays its own source.
-        assert_eq!(source_of(ip("::ffff:192.0.2.7")), ip("192.0.2.7"));
-        assert_ne!(source_of(ip("::ffff:192.0.2.7")), source_of(ip("::ffff:192.0.2.8")));
-        assert_eq!(source_of(ip("192.0.2.7")), ip("192.0.2.7"));
-    }
-
-    #[test]
-    fn ipv6_connections_are_capped_per_64_not_per_address() {
-        let limits = limits(100, 4, 0);
-        let mut table = TcpTable::default();
-        // One host walking through the addresses of its /64: four connections, then none.
-        for n in 1..=4 {
-            assert!(admit(&mut table, &format!("2001:db8:1:2::{n:x}"), &limits).is_ok(), "connection {n}");
-        }
-        assert_eq!(admit(&mut table, "2001:db8:1:2::5", &limits), Err("too many connections from this source"));
-        assert_eq!(
-            admit(&mut table, "2001:db8:1:2:dead:beef:0:1", &limits),
-            Err("too many connections from this source")
-        );
-        // The next /64 is another source; IPv4-mapped sources (all inside ::/64) are per address.
-        assert!(admit(&mut table, "2001:db8:1:3::1", &limits).is_ok());
-        for n in 1..=6 {
-            assert!(admit(&mut table, &format!("::ffff:192.0.2.{n}"), &limits).is_ok());
-        }
-        // An exempt /48 has no per-source cap.
-        for n in 1..=10 {
-            assert!(admit(&mut table, &format!("2001:db8:7::{n:x}"), &limits).is_ok());
-        }
-        // A connection given back frees its /64.
-        let first = *table.conns.iter().find(|(_, c)| c.ip == ip("2001:db8:1:2::1")).unwrap().0;
-        table.remove(first);
-        assert!(admit(&mut table, "2001:db8:1:2::99", &limits).is_ok());
-    }
-
-    #[test]
-    fn non_exempt_sources_leave_the_reserved_slots_to_exempt_ones() {
-        let limits = limits(10, 2, 4);
-        let mut table = TcpTable::default();
-        let mut taken = Vec::new();
-        for n in 1..=6 {
-            taken.push(admit(&mut table, &format!("192.0.2.{n}"), &limits).unwrap());
-        }
-        assert_eq!(admit(&mut table, "192.0.2.7", &limits), Err("reserved for exempt sources"));
-        // Exempt sources take the rest, then the table is full for everyone.
-        for _ in 0..4 {
-            assert!(admit(&mut table, "54.172.60.1", &limits).is_ok());
-        }
-        assert_eq!(admit(&mut table, "54.172.60.2", &limits), Err("connection table full"));
-        // A non-exempt connection closed (its task gone) gives its place to another non-exempt source...
-        assert!(table.close(taken[0]));
-        assert!(!table.close(taken[0]), "closed once");
-        assert_eq!(table.len(), 10, "a closing connection keeps its slot until its task has ended");
-        table.remove(taken[0]);
-        assert_eq!(admit(&mut table, "192.0.2.8", &limits).map(|_| ()), Ok(()));
-        // ...but not an exempt connection's place.
-        let exempt = *table.conns.iter().find(|(_, c)| c.exempt).unwrap().0;
-        table.remove(exempt);
-        assert_eq!(admit(&mut table, "192.0.2.9", &limits), Err("reserved for exempt sources"));
-        assert!(admit(&mut table, "54.172.60.3", &limits).is_ok());
-    }
-
-    #[test]
-    fn a_shrunk_allowlist_closes_the_connections_it_leaves_out() {
-        let limits = limits(10, 5, 0);
-        let mut table = TcpTable::default();
-        let kept = admit(&mut table, "192.0.2.1", &limits).unwrap();
-        let gone = admit(&mut table, "192.0.2.2", &limits).unwrap();
-        let closed = table.close_disallowed(&AllowList::parse("192.0.2.1").unwrap());
-        assert_eq!(closed, vec![ip("192.0.2.2")]);
-        assert!(table.sender(kept).is_some() && table.sender(gone).is_none());
-        assert!(table.close_disallowed(&AllowList::parse("192.0.2.1").unwrap()).is_empty(), "closed once");
-    }
 
     #[test]
     fn traced_messages_escape_control_bytes_and_mask_sdes_keys() {

@@ -1,5 +1,5 @@
-//! SIP, sans-IO: the message layer (syntax), transactions (RFC 3261 §17 state machines) and dialogs (§12).
-//! Transports and the endpoint that drives them build on these.
+//! SIP, sans-IO: the message layer (syntax), the transport layer (RFC 3261 §18, RFC 3581), transactions
+//! (§17 state machines) and dialogs (§12). The endpoint builds on these.
 
 pub mod allow;
 pub mod dialog;
@@ -7,3 +7,4 @@ pub mod endpoint;
 pub mod message;
 pub mod ratelimit;
 pub mod transaction;
+pub mod transport;

@@ -20,42 +20,11 @@ use crate::sip::message::typed::Reason;
 use crate::sip::message::{Limits, Request, StatusCode};
 use crate::sip::ratelimit::{RateConfig, RateLimiter};
 use crate::sip::transaction::{ClientNonInvite, Machine, ServerInvite, ServerNonInvite, Timers, TransactionKey};
+use crate::sip::transport;
 
+pub use crate::sip::transport::{Peer, Transport};
 pub use ids::IdGen;
 use shards::ShardedMap;
-
-/// How a message travelled.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Transport {
-    Udp,
-    Tcp,
-    /// SIP over TLS (over TCP), RFC 3261 §26.2; `;transport=tls`, Twilio's Secure Trunking.
-    Tls,
-}
-
-impl Transport {
-    pub fn is_reliable(self) -> bool {
-        self != Transport::Udp
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Transport::Udp => "udp",
-            Transport::Tcp => "tcp",
-            Transport::Tls => "tls",
-        }
-    }
-}
-
-/// The other end of a message: its address, the transport and our listener's address it arrived on. For
-/// TCP, `conn` names the connection, so responses and in-dialog requests go back over it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Peer {
-    pub addr: SocketAddr,
-    pub local: SocketAddr,
-    pub transport: Transport,
-    pub conn: Option<u64>,
-}
 
 /// The endpoint's settings, parsed and valid.
 #[derive(Clone, Debug)]
@@ -518,13 +487,13 @@ impl Endpoint {
         let branch = self.ids.branch();
         let Some(c) = self.calls.get_mut(&call) else { return };
         let Some(dialog) = c.dialog.as_mut() else { return };
-        let via = uas::our_via(&self.config, &c.peer, &branch);
+        let via = transport::our_via(self.config.public_host.as_deref(), &c.peer, &branch);
         let mut bye = dialog.request(crate::sip::message::Method::Bye, &via);
         if let Some(r) = reason {
             bye.headers.push(crate::sip::message::HeaderName::Reason, r.to_bytes());
         }
         c.phase = Phase::Ending;
-        let peer = uas::next_hop_peer(dialog, c.peer);
+        let peer = transport::request_destination(&dialog.next_hop(), c.peer);
         let key = TransactionKey::Client { branch: Bytes::from(branch), method: crate::sip::message::Method::Bye };
         let tx = ClientNonInvite::new(now, bye.to_bytes(), peer.transport.is_reliable(), self.config.timers);
         let method = crate::sip::message::Method::Bye;
@@ -542,11 +511,11 @@ impl Endpoint {
             return;
         }
         let Some(dialog) = c.dialog.as_mut() else { return };
-        let via = uas::our_via(&self.config, &c.peer, &branch);
+        let via = transport::our_via(self.config.public_host.as_deref(), &c.peer, &branch);
         let mut refer = dialog.request(Method::Refer, &via);
         refer.headers.push(HeaderName::ReferTo, format!("<{target}>"));
-        refer.headers.push(HeaderName::Contact, uas::our_contact(&self.config, &c.peer));
-        let peer = uas::next_hop_peer(dialog, c.peer);
+        refer.headers.push(HeaderName::Contact, transport::our_contact(self.config.public_host.as_deref(), &c.peer));
+        let peer = transport::request_destination(&dialog.next_hop(), c.peer);
         let key = TransactionKey::Client { branch: Bytes::from(branch), method: Method::Refer };
         let tx = ClientNonInvite::new(now, refer.to_bytes(), peer.transport.is_reliable(), self.config.timers);
         self.clients.insert(key.clone(), ClientTx { tx, peer, call: Some(call), method: Method::Refer });

@@ -1,22 +1,19 @@
 //! The UAS rules: what each received request gets (RFC 3261 §8.2, §9.2, §12.2.2, §13.3, §15.1.2), and the
 //! call layer's commands (ring, answer, reject, hang up) turned into responses and requests.
 
-use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use bytes::Bytes;
 
-use super::{
-    Call, CallRef, DropReason, EndReason, Endpoint, EndpointConfig, Event, InviteTx, NonInviteTx, Peer, Phase,
-    Transport,
-};
+use super::{Call, CallRef, DropReason, EndReason, Endpoint, Event, InviteTx, NonInviteTx, Peer, Phase};
 use crate::sip::dialog::{Dialog, DialogId};
-use crate::sip::message::typed::{Reason, Transport as ViaTransport, Via};
+use crate::sip::message::typed::Reason;
 use crate::sip::message::{
-    Framing, HeaderName, Host, Message, Method, ParseError, Request, Response, StatusCode, Uri, error_response,
+    Framing, HeaderName, Message, Method, ParseError, Request, Response, StatusCode, Uri, error_response,
 };
 use crate::sip::ratelimit::Verdict;
 use crate::sip::transaction::{ServerInvite, ServerNonInvite, TransactionKey};
+use crate::sip::transport;
 
 /// Methods vocals answers (Allow).
 pub(crate) const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, NOTIFY";
@@ -32,8 +29,7 @@ impl Endpoint {
             self.not_allowed(now, peer, bytes);
             return;
         }
-        let framing = if peer.transport.is_reliable() { Framing::Stream } else { Framing::Datagram };
-        let parsed = match framing {
+        let parsed = match peer.transport.framing() {
             Framing::Datagram => Message::parse_datagram(bytes.clone(), &self.config.limits),
             Framing::Stream => Message::parse_stream(bytes.clone(), &self.config.limits),
         };
@@ -78,7 +74,7 @@ impl Endpoint {
     }
 
     fn on_request(&mut self, now: Instant, peer: Peer, mut req: Request) {
-        let peer = stamp_via(&mut req, peer);
+        let peer = transport::receive_request(&mut req, peer);
         let key = match TransactionKey::for_request(&req) {
             Ok(k) => k,
             Err(e) => return self.malformed(peer, &req.to_bytes(), &e),
@@ -482,7 +478,7 @@ impl Endpoint {
         let key = c.invite_key.clone();
         let mut res = self.response(&c.invite, &c.peer, status, Some(&c.to_tag));
         if status.as_u16() > 100 && status.as_u16() < 300 {
-            res.headers.push(HeaderName::Contact, our_contact(&self.config, &c.peer));
+            res.headers.push(HeaderName::Contact, transport::our_contact(self.config.public_host.as_deref(), &c.peer));
             res.headers.push(HeaderName::Allow, ALLOW);
         }
         for (name, value) in extra {
@@ -500,7 +496,7 @@ impl Endpoint {
         let peer = c.peer;
         let mut res = self.response(&req, &peer, status, None);
         if status.is_success() {
-            res.headers.push(HeaderName::Contact, our_contact(&self.config, &peer));
+            res.headers.push(HeaderName::Contact, transport::our_contact(self.config.public_host.as_deref(), &peer));
         }
         self.send_invite_response(now, &key, res, phrase, sdp);
     }
@@ -565,34 +561,6 @@ impl Endpoint {
     }
 }
 
-/// The server transport's duties for a received request (RFC 3261 §18.2.1, RFC 3581): `received` on the top
-/// Via when the source address differs from its sent-by (or `rport` was asked for), `rport=<source port>`
-/// when asked for. Returns where responses go (§18.2.2, RFC 3581 §4): the source port when `rport` was asked
-/// for, else the sent-by port (5060 when absent), at the source address; over TCP, the connection.
-fn stamp_via(req: &mut Request, peer: Peer) -> Peer {
-    let Ok(mut via) = req.headers.top_via() else { return peer };
-    let source = match peer.addr.ip() {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
-        v4 => v4,
-    };
-    let wants_rport = via.rport() == Some(None);
-    let differs = via.host.ip() != Some(source);
-    if differs || wants_rport {
-        via.params.set("received", Some(Bytes::from(source.to_string())));
-    }
-    if wants_rport {
-        via.params.set("rport", Some(Bytes::from(peer.addr.port().to_string())));
-    }
-    if differs || wants_rport {
-        req.headers.replace_first(&HeaderName::Via, via.to_bytes());
-    }
-    if peer.transport.is_reliable() || wants_rport {
-        return peer;
-    }
-    let default_port = if matches!(via.transport, ViaTransport::Tls) { 5061 } else { 5060 };
-    Peer { addr: SocketAddr::new(peer.addr.ip(), via.port.unwrap_or(default_port)), ..peer }
-}
-
 fn has_to_tag(req: &Request) -> bool {
     req.headers.to().is_ok_and(|to| to.tag().is_some())
 }
@@ -648,50 +616,4 @@ fn info_dtmf(req: &Request) -> Option<(char, Option<u32>)> {
     let signal = field("Signal")?;
     let digit = signal.chars().next().filter(|c| valid(*c))?;
     Some((digit.to_ascii_uppercase(), field("Duration").and_then(|d| d.parse().ok())))
-}
-
-/// The host vocals names itself by: the configured public host, else the listener's address.
-fn our_host(config: &EndpointConfig, peer: &Peer) -> String {
-    match &config.public_host {
-        Some(h) => h.clone(),
-        None => match peer.local.ip() {
-            IpAddr::V6(v6) => format!("[{v6}]"),
-            v4 => v4.to_string(),
-        },
-    }
-}
-
-/// `<sip:host:port;transport=udp|tcp|tls>`: where the peer sends in-dialog requests (§12.1.1); for TLS the
-/// port is our TLS listener's (the connection's local port).
-pub(crate) fn our_contact(config: &EndpointConfig, peer: &Peer) -> String {
-    format!("<sip:{}:{};transport={}>", our_host(config, peer), peer.local.port(), peer.transport.as_str())
-}
-
-/// Our Via for a request we send (§18.1.1), with `rport` (RFC 3581).
-pub(crate) fn our_via(config: &EndpointConfig, peer: &Peer, branch: &str) -> Via {
-    let transport = match peer.transport {
-        Transport::Udp => ViaTransport::Udp,
-        Transport::Tcp => ViaTransport::Tcp,
-        Transport::Tls => ViaTransport::Tls,
-    };
-    let host = match our_host(config, peer).parse::<IpAddr>() {
-        Ok(ip) => Host::from(ip),
-        Err(_) => Host::Name(Bytes::from(our_host(config, peer).trim_matches(['[', ']']).to_string())),
-    };
-    let mut via = Via::new(transport, host, Some(peer.local.port()), branch);
-    via.params.set("rport", None);
-    via
-}
-
-/// Where a request in the dialog goes: over the same connection for TCP (Twilio opens it, TWILIO.md §3);
-/// for UDP, to the next hop when it is an IP address (Twilio's edge), else back where the INVITE came from.
-pub(crate) fn next_hop_peer(dialog: &Dialog, invite_peer: Peer) -> Peer {
-    if invite_peer.transport.is_reliable() {
-        return invite_peer;
-    }
-    let addr = match dialog.next_hop() {
-        Uri::Sip(u) => u.host.ip().map(|ip| SocketAddr::new(ip, u.port.unwrap_or(5060))),
-        _ => None,
-    };
-    Peer { addr: addr.unwrap_or(invite_peer.addr), ..invite_peer }
 }
