@@ -7,6 +7,7 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -192,204 +193,340 @@ fn gauges(ep: &Endpoint, tcp: usize) {
     metrics::gauge!(crate::metrics::TCP_CONNECTIONS).set(tcp as f64);
 }
 
-/// Runs until told to stop, or until a drain is over.
+/// What the driver runs: the endpoint and call layer it owns, the sockets it serves and the channels it
+/// hears from.
+pub struct Driver {
+    pub endpoint: Endpoint,
+    pub calls: Calls,
+    pub listeners: Listeners,
+    pub tcp_limits: TcpLimits,
+    /// From the call tasks: media ready, failed or ended, a transfer asked for.
+    pub media_events: mpsc::Receiver<MediaEvent>,
+    /// From the HTTP API: hang up a call.
+    pub commands: mpsc::Receiver<CallCommand>,
+    /// From the daemon: drain, stop, a reload.
+    pub control: mpsc::Receiver<Control>,
+}
+
+/// Runs until told to stop, or until a drain is over: [`Driver::run`] with its parts as arguments.
 pub async fn run(
-    mut ep: Endpoint,
-    mut calls: Calls,
+    endpoint: Endpoint,
+    calls: Calls,
     listeners: Listeners,
     tcp_limits: TcpLimits,
-    mut media_events: mpsc::Receiver<MediaEvent>,
-    mut commands: mpsc::Receiver<CallCommand>,
-    mut control: mpsc::Receiver<Control>,
+    media_events: mpsc::Receiver<MediaEvent>,
+    commands: mpsc::Receiver<CallCommand>,
+    control: mpsc::Receiver<Control>,
 ) -> io::Result<()> {
-    let limits = ep.config().limits;
-    let udp_local = listeners.udp.as_ref().map(UdpSocket::local_addr).transpose()?;
-    let (tls_listener, mut tls_config) = listeners.tls.map(|(l, c)| (Some(l), Some(c))).unwrap_or_default();
-    let (inbound_tx, mut inbound) = mpsc::channel::<Inbound>(1024);
-    let mut conns = Connections::new(tcp_limits.connection_limits());
-    let mut buf = vec![0u8; 65_536];
-    let mut manager = Manager::new();
-    let mut check_in = tokio::time::interval(manager.interval());
-    check_in.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    // Draining: when the calls left get BYE, and (after that) when the driver gives up waiting.
-    let mut drain_until: Option<(std::time::Instant, bool)> = None;
-    // One timer for the loop's life, moved only when the earliest deadline changes (a new one per turn would
-    // cost a timer-wheel insert and removal per datagram).
-    let sleep = tokio::time::sleep_until(far_future());
-    tokio::pin!(sleep);
-    let mut armed: Option<Option<std::time::Instant>> = None;
-    loop {
-        drain(&mut ep, &mut calls, listeners.udp.as_ref(), &conns);
-        if let Some((until, hung_up)) = drain_until {
-            let sizes = ep.sizes();
-            // Our last BYEs' transactions may linger (Timer K) after their 200: not worth waiting for.
-            if calls.active() == 0 && sizes.calls == 0 {
-                tracing::info!("drained: no calls left");
+    Driver { endpoint, calls, listeners, tcp_limits, media_events, commands, control }.run().await
+}
+
+impl Driver {
+    /// Runs until told to stop, or until a drain is over. One loop shape: hand every output on, check the
+    /// drain, move the one timer if the earliest deadline moved, then await one input and apply it.
+    pub async fn run(self) -> io::Result<()> {
+        let Driver { endpoint, calls, listeners, tcp_limits, mut media_events, mut commands, mut control } = self;
+        // The HTTP API's listener is served beside the driver, not by it; it is held as long as before.
+        let Listeners { udp, tcp, tls, admin: _admin } = listeners;
+        let (tls_listener, tls_config) = tls.map(|(l, c)| (Some(l), Some(c))).unwrap_or_default();
+        let (to_driver, mut inbound) = mpsc::channel::<Inbound>(1024);
+        let mut shell = Shell::new(endpoint, calls, udp, tls_config, tcp_limits, to_driver)?;
+        let mut check_in = tokio::time::interval(shell.manager.interval());
+        check_in.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // One timer for the loop's life, moved only when the earliest deadline changes (a new one per turn would
+        // cost a timer-wheel insert and removal per datagram).
+        let sleep = tokio::time::sleep_until(far_future());
+        tokio::pin!(sleep);
+        let mut armed: Option<Option<std::time::Instant>> = None;
+        loop {
+            shell.drain();
+            match shell.drain_step() {
+                DrainStep::Over => return Ok(()),
+                DrainStep::HungUp => continue,
+                DrainStep::Waiting => {}
+            }
+            let deadline = shell.deadline();
+            if armed != Some(deadline) {
+                sleep.as_mut().reset(deadline.map(Instant::from_std).unwrap_or_else(far_future));
+                armed = Some(deadline);
+            }
+            let flow = tokio::select! {
+                Some(c) = control.recv() => shell.on_control(c),
+                _ = check_in.tick() => shell.check_in(),
+                r = recv(shell.udp.as_ref(), &mut shell.buf) => shell.on_datagrams(r),
+                r = accept(tcp.as_ref()) => shell.on_accept(r),
+                r = accept(tls_listener.as_ref()) => shell.on_tls_accept(r),
+                Some(msg) = inbound.recv() => shell.on_inbound(msg),
+                Some(event) = media_events.recv() => shell.on_media(event),
+                Some(command) = commands.recv() => shell.on_command(command),
+                _ = &mut sleep => {
+                    armed = None;
+                    shell.on_timeout()
+                }
+            };
+            if flow.is_break() {
                 return Ok(());
-            }
-            let now = std::time::Instant::now();
-            if now >= until && hung_up {
-                tracing::warn!(calls = calls.active(), "calls still up after the drain timeout and grace: stopping");
-                return Ok(());
-            }
-            if now >= until {
-                tracing::warn!(calls = calls.active(), "drain timeout: hanging up the calls left");
-                calls.hangup_all(now, &mut ep, "vocals is shutting down");
-                drain_until = Some((now + DRAIN_GRACE, true));
-                continue;
-            }
-        }
-        let deadline = [ep.poll_timeout(), calls.poll_timeout(), drain_until.map(|d| d.0)].into_iter().flatten().min();
-        if armed != Some(deadline) {
-            sleep.as_mut().reset(deadline.map(Instant::from_std).unwrap_or_else(far_future));
-            armed = Some(deadline);
-        }
-        tokio::select! {
-            Some(c) = control.recv() => match c {
-                Control::Stop => return Ok(()),
-                Control::Drain { timeout } => {
-                    if drain_until.is_none() {
-                        tracing::info!(calls = calls.active(), timeout_s = timeout.as_secs(), "draining: new calls get 503");
-                        ep.set_draining(true);
-                        let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
-                        manager.last_status = None;
-                        drain_until = Some((std::time::Instant::now() + timeout, false));
-                    }
-                }
-                Control::SetAllow { allow, reject_disallowed } => {
-                    // Connections from sources the new list leaves out are closed now, sending or not.
-                    for ip in conns.close_disallowed(&allow) {
-                        refused(SocketAddr::new(ip, 0), NO_LONGER_ALLOWED);
-                    }
-                    ep.set_allow(allow, reject_disallowed);
-                }
-                Control::SetTls(config) => {
-                    tracing::info!("TLS certificate reloaded: new connections use it");
-                    tls_config = Some(config);
-                }
-            },
-            _ = check_in.tick() => {
-                manager.tick(calls.active(), drain_until.is_some());
-                gauges(&ep, conns.len());
-            }
-            r = recv(listeners.udp.as_ref(), &mut buf) => {
-                // The datagram that woke us, then those already queued behind it (up to UDP_BATCH), before
-                // the loop turns again: under load a turn per datagram is most of the cost.
-                // A datagram is read only when there is room in the batch for it: one read past the end would
-                // be lost.
-                let mut r = r;
-                for taken in 1..=UDP_BATCH {
-                    let (n, from) = match r {
-                        Ok(v) => v,
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                        // ICMP port unreachable and the like surface here on some systems: not fatal.
-                        Err(e) => { tracing::debug!(error = %e, "udp receive error"); break }
-                    };
-                    if let (Some(local), true) = (udp_local, n > 0) {
-                        let peer = Peer { addr: from, local, transport: Transport::Udp, conn: None };
-                        trace_in(&ep.config().allow, from, &buf[..n]);
-                        ep.handle(std::time::Instant::now(), peer, Bytes::copy_from_slice(&buf[..n]));
-                    }
-                    let (Some(udp), true) = (listeners.udp.as_ref(), taken < UDP_BATCH) else { break };
-                    r = udp.try_recv_from(&mut buf);
-                }
-            }
-            r = accept(listeners.tcp.as_ref()) => {
-                let Ok((stream, from)) = r else { continue };
-                // A source outside the allowlist in force is closed here, before a byte is read.
-                if !ep.config().allow.allows(from.ip()) {
-                    refused(from, NOT_ALLOWED);
-                    continue;
-                }
-                let (tx, rx) = mpsc::channel(256);
-                match conns.admit(from.ip(), Transport::Tcp, tx) {
-                    Ok(conn) => {
-                        let link = Link { conn, peer: from, limits, tcp: tcp_limits.clone(), to_driver: inbound_tx.clone() };
-                        tokio::spawn(async move {
-                            let Ok(local) = stream.local_addr() else { return link.closed().await };
-                            connection(link, stream, local, rx).await
-                        });
-                    }
-                    Err(why) => refused(from, why),
-                }
-            }
-            r = accept(tls_listener.as_ref()) => {
-                let (Ok((stream, from)), Some(config)) = (r, tls_config.clone()) else { continue };
-                // Before the handshake: a source outside the allowlist costs no TLS work and holds no slot.
-                if !ep.config().allow.allows(from.ip()) {
-                    refused(from, NOT_ALLOWED);
-                    continue;
-                }
-                let (tx, rx) = mpsc::channel(256);
-                match conns.admit(from.ip(), Transport::Tls, tx) {
-                    Ok(conn) => {
-                        let link = Link { conn, peer: from, limits, tcp: tcp_limits.clone(), to_driver: inbound_tx.clone() };
-                        tokio::spawn(tls_connection(link, stream, config, rx));
-                    }
-                    Err(why) => refused(from, why),
-                }
-            }
-            Some(msg) = inbound.recv() => match msg {
-                Inbound::Message { conn, peer, local, bytes } => {
-                    trace_in(&ep.config().allow, peer, &bytes);
-                    let allowed = ep.config().allow.allows(peer.ip());
-                    let from = peer;
-                    let peer = conns.peer(conn, from, local);
-                    ep.handle(std::time::Instant::now(), peer, bytes);
-                    // A message from outside the allowlist (it shrank since the accept): the endpoint dropped it
-                    // (or answered 403, sent before the close), and the connection goes.
-                    if !allowed {
-                        drain(&mut ep, &mut calls, listeners.udp.as_ref(), &conns);
-                        if conns.close(conn) {
-                            refused(from, NO_LONGER_ALLOWED);
-                        }
-                    }
-                }
-                Inbound::Broken { conn, peer, local, bytes, error } => {
-                    trace_in(&ep.config().allow, peer, &bytes);
-                    let peer = conns.peer(conn, peer, local);
-                    ep.framing_error(peer, &bytes, &error);
-                }
-                Inbound::Closed { conn } => conns.remove(conn),
-            },
-            Some(event) = media_events.recv() => match event {
-                MediaEvent::Ready { call } => calls.media_ready(std::time::Instant::now(), &mut ep, call),
-                MediaEvent::Failed { call, why } => calls.media_failed(std::time::Instant::now(), &mut ep, call, &why),
-                MediaEvent::End { call, why } => calls.media_ended(std::time::Instant::now(), &mut ep, call, why),
-                MediaEvent::Transfer { call, target } => {
-                    calls.transfer(std::time::Instant::now(), &mut ep, call, &target)
-                }
-            },
-            Some(command) = commands.recv() => match command {
-                CallCommand::Hangup { request, reply } => {
-                    let outcome = calls.hangup_request(std::time::Instant::now(), &mut ep, &request);
-                    let _ = reply.send(outcome);
-                }
-                CallCommand::End { id, reply } => {
-                    let _ = reply.send(calls.end_call(std::time::Instant::now(), &mut ep, &id));
-                }
-            },
-            _ = &mut sleep => {
-                armed = None;
-                let now = std::time::Instant::now();
-                ep.handle_timeout(now);
-                calls.handle_timeout(now, &mut ep);
             }
         }
     }
 }
 
-/// Hands every pending output to the sockets (never waiting: a full socket or queue drops and logs) and every
-/// event to the call layer, until nothing is left.
-fn drain(ep: &mut Endpoint, calls: &mut Calls, udp: Option<&UdpSocket>, conns: &Connections<mpsc::Sender<Bytes>>) {
-    while let Some(out) = ep.poll_output() {
-        match out {
-            Output::Transmit { peer, bytes } => send(udp, conns, peer, bytes),
-            Output::Event(event) => {
-                log_event(&event);
-                calls.on_event(std::time::Instant::now(), ep, &event);
+/// What the loop does after a drain check.
+enum DrainStep {
+    /// Not draining, or waiting for the calls left to end.
+    Waiting,
+    /// The calls left were just hung up: hand their BYEs on before waiting.
+    HungUp,
+    /// The drain is over: return.
+    Over,
+}
+
+/// The driver's state between inputs, and what each input does to it. Every method applies one input; none
+/// awaits.
+struct Shell {
+    ep: Endpoint,
+    calls: Calls,
+    udp: Option<UdpSocket>,
+    udp_local: Option<SocketAddr>,
+    /// What TLS connections are accepted with (replaced on SIGHUP).
+    tls_config: Option<Arc<rustls::ServerConfig>>,
+    conns: Connections<mpsc::Sender<Bytes>>,
+    limits: Limits,
+    tcp_limits: TcpLimits,
+    /// Given to each connection task, for what it reads.
+    to_driver: mpsc::Sender<Inbound>,
+    /// One datagram's worth.
+    buf: Vec<u8>,
+    manager: Manager,
+    /// Draining: when the calls left get BYE, and (after that) when the driver gives up waiting.
+    drain_until: Option<(std::time::Instant, bool)>,
+}
+
+impl Shell {
+    fn new(
+        ep: Endpoint,
+        calls: Calls,
+        udp: Option<UdpSocket>,
+        tls_config: Option<Arc<rustls::ServerConfig>>,
+        tcp_limits: TcpLimits,
+        to_driver: mpsc::Sender<Inbound>,
+    ) -> io::Result<Shell> {
+        Ok(Shell {
+            limits: ep.config().limits,
+            udp_local: udp.as_ref().map(UdpSocket::local_addr).transpose()?,
+            conns: Connections::new(tcp_limits.connection_limits()),
+            ep,
+            calls,
+            udp,
+            tls_config,
+            tcp_limits,
+            to_driver,
+            buf: vec![0u8; 65_536],
+            manager: Manager::new(),
+            drain_until: None,
+        })
+    }
+
+    /// Hands every pending output to the sockets (never waiting: a full socket or queue drops and logs) and
+    /// every event to the call layer, until nothing is left.
+    fn drain(&mut self) {
+        while let Some(out) = self.ep.poll_output() {
+            match out {
+                Output::Transmit { peer, bytes } => send(self.udp.as_ref(), &self.conns, peer, bytes),
+                Output::Event(event) => {
+                    log_event(&event);
+                    self.calls.on_event(std::time::Instant::now(), &mut self.ep, &event);
+                }
             }
         }
+    }
+
+    /// While draining: whether the calls are all gone, the drain timeout has come (the calls left are hung up)
+    /// or the grace after it is over too.
+    fn drain_step(&mut self) -> DrainStep {
+        let Some((until, hung_up)) = self.drain_until else { return DrainStep::Waiting };
+        // Our last BYEs' transactions may linger (Timer K) after their 200: not worth waiting for.
+        if self.calls.active() == 0 && self.ep.sizes().calls == 0 {
+            tracing::info!("drained: no calls left");
+            return DrainStep::Over;
+        }
+        let now = std::time::Instant::now();
+        if now >= until && hung_up {
+            tracing::warn!(calls = self.calls.active(), "calls still up after the drain timeout and grace: stopping");
+            return DrainStep::Over;
+        }
+        if now >= until {
+            tracing::warn!(calls = self.calls.active(), "drain timeout: hanging up the calls left");
+            self.calls.hangup_all(now, &mut self.ep, "vocals is shutting down");
+            self.drain_until = Some((now + DRAIN_GRACE, true));
+            return DrainStep::HungUp;
+        }
+        DrainStep::Waiting
+    }
+
+    /// The earliest deadline of the endpoint, the call layer and the drain.
+    fn deadline(&self) -> Option<std::time::Instant> {
+        [self.ep.poll_timeout(), self.calls.poll_timeout(), self.drain_until.map(|d| d.0)].into_iter().flatten().min()
+    }
+
+    fn on_control(&mut self, control: Control) -> ControlFlow<()> {
+        match control {
+            Control::Stop => return ControlFlow::Break(()),
+            Control::Drain { timeout } => {
+                if self.drain_until.is_none() {
+                    let calls = self.calls.active();
+                    tracing::info!(calls, timeout_s = timeout.as_secs(), "draining: new calls get 503");
+                    self.ep.set_draining(true);
+                    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+                    self.manager.last_status = None;
+                    self.drain_until = Some((std::time::Instant::now() + timeout, false));
+                }
+            }
+            Control::SetAllow { allow, reject_disallowed } => {
+                // Connections from sources the new list leaves out are closed now, sending or not.
+                for ip in self.conns.close_disallowed(&allow) {
+                    refused(SocketAddr::new(ip, 0), NO_LONGER_ALLOWED);
+                }
+                self.ep.set_allow(allow, reject_disallowed);
+            }
+            Control::SetTls(config) => {
+                tracing::info!("TLS certificate reloaded: new connections use it");
+                self.tls_config = Some(config);
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn check_in(&mut self) -> ControlFlow<()> {
+        self.manager.tick(self.calls.active(), self.drain_until.is_some());
+        gauges(&self.ep, self.conns.len());
+        ControlFlow::Continue(())
+    }
+
+    /// The datagram that woke us, then those already queued behind it (up to UDP_BATCH), before the loop turns
+    /// again: under load a turn per datagram is most of the cost. A datagram is read only when there is room in
+    /// the batch for it: one read past the end would be lost.
+    fn on_datagrams(&mut self, first: io::Result<(usize, SocketAddr)>) -> ControlFlow<()> {
+        let mut r = first;
+        for taken in 1..=UDP_BATCH {
+            let (n, from) = match r {
+                Ok(v) => v,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                // ICMP port unreachable and the like surface here on some systems: not fatal.
+                Err(e) => {
+                    tracing::debug!(error = %e, "udp receive error");
+                    break;
+                }
+            };
+            if let (Some(local), true) = (self.udp_local, n > 0) {
+                let peer = Peer { addr: from, local, transport: Transport::Udp, conn: None };
+                trace_in(&self.ep.config().allow, from, &self.buf[..n]);
+                self.ep.handle(std::time::Instant::now(), peer, Bytes::copy_from_slice(&self.buf[..n]));
+            }
+            let (Some(udp), true) = (self.udp.as_ref(), taken < UDP_BATCH) else { break };
+            r = udp.try_recv_from(&mut self.buf);
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// A TCP connection: closed at once from a source outside the allowlist in force, before a byte is read;
+    /// else admitted (or refused by the table's limits) and given its task.
+    fn on_accept(&mut self, accepted: io::Result<(TcpStream, SocketAddr)>) -> ControlFlow<()> {
+        let Ok((stream, from)) = accepted else { return ControlFlow::Continue(()) };
+        let Some((link, rx)) = self.admit(from, Transport::Tcp) else { return ControlFlow::Continue(()) };
+        tokio::spawn(async move {
+            let Ok(local) = stream.local_addr() else { return link.closed().await };
+            connection(link, stream, local, rx).await
+        });
+        ControlFlow::Continue(())
+    }
+
+    /// A TLS connection: as a TCP one, checked before the handshake, so a source outside the allowlist costs
+    /// no TLS work and holds no slot.
+    fn on_tls_accept(&mut self, accepted: io::Result<(TcpStream, SocketAddr)>) -> ControlFlow<()> {
+        let (Ok((stream, from)), Some(config)) = (accepted, self.tls_config.clone()) else {
+            return ControlFlow::Continue(());
+        };
+        let Some((link, rx)) = self.admit(from, Transport::Tls) else { return ControlFlow::Continue(()) };
+        tokio::spawn(tls_connection(link, stream, config, rx));
+        ControlFlow::Continue(())
+    }
+
+    /// Takes a connection from `from` into the table, or refuses it (allowlist, then the table's limits).
+    fn admit(&mut self, from: SocketAddr, transport: Transport) -> Option<(Link, mpsc::Receiver<Bytes>)> {
+        if !self.ep.config().allow.allows(from.ip()) {
+            refused(from, NOT_ALLOWED);
+            return None;
+        }
+        let (tx, rx) = mpsc::channel(256);
+        match self.conns.admit(from.ip(), transport, tx) {
+            Ok(conn) => {
+                let to_driver = self.to_driver.clone();
+                Some((Link { conn, peer: from, limits: self.limits, tcp: self.tcp_limits.clone(), to_driver }, rx))
+            }
+            Err(why) => {
+                refused(from, why);
+                None
+            }
+        }
+    }
+
+    /// What a connection task read: a message, what was left of a stream that cannot be framed, or its end.
+    fn on_inbound(&mut self, msg: Inbound) -> ControlFlow<()> {
+        match msg {
+            Inbound::Message { conn, peer: from, local, bytes } => {
+                trace_in(&self.ep.config().allow, from, &bytes);
+                let allowed = self.ep.config().allow.allows(from.ip());
+                let peer = self.conns.peer(conn, from, local);
+                self.ep.handle(std::time::Instant::now(), peer, bytes);
+                // A message from outside the allowlist (it shrank since the accept): the endpoint dropped it
+                // (or answered 403, sent before the close), and the connection goes.
+                if !allowed {
+                    self.drain();
+                    if self.conns.close(conn) {
+                        refused(from, NO_LONGER_ALLOWED);
+                    }
+                }
+            }
+            Inbound::Broken { conn, peer: from, local, bytes, error } => {
+                trace_in(&self.ep.config().allow, from, &bytes);
+                let peer = self.conns.peer(conn, from, local);
+                self.ep.framing_error(peer, &bytes, &error);
+            }
+            Inbound::Closed { conn } => self.conns.remove(conn),
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn on_media(&mut self, event: MediaEvent) -> ControlFlow<()> {
+        let (now, ep) = (std::time::Instant::now(), &mut self.ep);
+        match event {
+            MediaEvent::Ready { call } => self.calls.media_ready(now, ep, call),
+            MediaEvent::Failed { call, why } => self.calls.media_failed(now, ep, call, &why),
+            MediaEvent::End { call, why } => self.calls.media_ended(now, ep, call, why),
+            MediaEvent::Transfer { call, target } => self.calls.transfer(now, ep, call, &target),
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn on_command(&mut self, command: CallCommand) -> ControlFlow<()> {
+        let (now, ep) = (std::time::Instant::now(), &mut self.ep);
+        match command {
+            CallCommand::Hangup { request, reply } => {
+                let _ = reply.send(self.calls.hangup_request(now, ep, &request));
+            }
+            CallCommand::End { id, reply } => {
+                let _ = reply.send(self.calls.end_call(now, ep, &id));
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn on_timeout(&mut self) -> ControlFlow<()> {
+        let now = std::time::Instant::now();
+        self.ep.handle_timeout(now);
+        self.calls.handle_timeout(now, &mut self.ep);
+        ControlFlow::Continue(())
     }
 }
 
