@@ -502,18 +502,23 @@ impl Endpoint {
     }
 
     /// A blind transfer (RFC 3515): REFER in the dialog with `Refer-To: <target>`. Its final response comes
-    /// back as [`Event::ReferAnswered`], the transfer's progress as [`Event::ReferNotify`].
+    /// back as [`Event::ReferAnswered`], the transfer's progress as [`Event::ReferNotify`]. A target that is not
+    /// a URI (the call layer's transfer policy never gives one) is refused here, as a 400 would be.
     pub fn refer(&mut self, now: Instant, call: CallRef, target: &str) {
-        use crate::sip::message::{HeaderName, Method};
+        use crate::sip::message::typed::ReferTo;
+        use crate::sip::message::{HeaderName, Method, Uri};
         let branch = self.ids.branch();
         let Some(c) = self.calls.get_mut(&call) else { return };
         if c.phase != Phase::Confirmed {
             return;
         }
         let Some(dialog) = c.dialog.as_mut() else { return };
+        let Ok(uri) = Uri::parse(&Bytes::copy_from_slice(target.as_bytes())) else {
+            return self.event(Event::ReferAnswered { call, status: StatusCode::BAD_REQUEST });
+        };
         let via = transport::our_via(self.config.public_host.as_deref(), &c.peer, &branch);
         let mut refer = dialog.request(Method::Refer, &via);
-        refer.headers.push(HeaderName::ReferTo, format!("<{target}>"));
+        refer.headers.push(HeaderName::ReferTo, ReferTo::new(uri).to_bytes());
         refer.headers.push(HeaderName::Contact, transport::our_contact(self.config.public_host.as_deref(), &c.peer));
         let peer = transport::request_destination(&dialog.next_hop(), c.peer);
         let key = TransactionKey::Client { branch: Bytes::from(branch), method: Method::Refer };

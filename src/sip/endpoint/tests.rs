@@ -420,6 +420,20 @@ fn info_with_dtmf_relay_or_dtmf_is_a_digit() {
     net.deliver(info(48072, "application/dtmf", "x"));
     assert_eq!(codes(&net.take_responses()), [200], "answered, but not a digit");
     assert_eq!(net.take_events(), vec![]);
+    // Some gateways write dtmf-relay lines under application/dtmf.
+    net.deliver(info(48073, "application/dtmf", "Signal=*\r\nDuration=250\r\n"));
+    assert_eq!(codes(&net.take_responses()), [200]);
+    assert_eq!(net.take_events(), vec![Event::Dtmf { call, digit: '*', duration_ms: Some(250) }]);
+    for (cseq, body) in [
+        (48074, "Duration=160\r\n"),
+        (48075, "Signal=10\r\n"),
+        (48076, "Signal=5\r\nSignal=6\r\n"),
+        (48077, "Signal=5\r\nDuration=fast\r\n"),
+    ] {
+        net.deliver(info(cseq, "application/dtmf-relay", body));
+        assert_eq!(codes(&net.take_responses()), [200], "{body:?} is answered");
+        assert_eq!(net.take_events(), vec![], "{body:?} is no digit");
+    }
 }
 
 #[test]
@@ -531,6 +545,61 @@ fn a_blind_transfer_sends_refer_and_reports_its_answer_and_notifies() {
         ]
     );
     assert_eq!(codes(&net.take_responses()), vec![200, 200], "each NOTIFY is answered 200");
+}
+
+#[test]
+fn notifies_that_are_not_about_a_refer_or_do_not_parse_are_answered_but_report_nothing() {
+    let mut net = Net::new(EndpointConfig::default());
+    let (call, ok) = answered_call(&mut net);
+    net.deliver(ack_for(&ok));
+    net.take_events();
+    let to_tag = header(&ok, "To").split("tag=").nth(1).unwrap().to_string();
+    let notify = |cseq: u32, event: &str, state: &str, frag: &str| {
+        twilio_bye(&to_tag)
+            .replace("BYE sip:", "NOTIFY sip:")
+            .replace("CSeq: 48064 BYE", &format!("CSeq: {cseq} NOTIFY"))
+            .replace(";branch=z9hG4bK", &format!(";branch=z9hG4bKx{cseq}"))
+            .replace(
+                "Content-Length: 0\r\n\r\n",
+                &format!("{event}{state}Content-Type: message/sipfrag\r\nContent-Length: {}\r\n\r\n{frag}", frag.len()),
+            )
+    };
+    let (refer, terminated) = ("Event: refer;id=48064\r\n", "Subscription-State: terminated;reason=noresource\r\n");
+    net.deliver(notify(48065, "Event: presence\r\n", terminated, "SIP/2.0 200 OK\r\n"));
+    net.deliver(notify(48066, "Event: refer junk\r\n", terminated, "SIP/2.0 200 OK\r\n"));
+    net.deliver(notify(48067, refer, terminated, "SIP/2.0 2000 OK\r\n"));
+    net.deliver(notify(48068, refer, terminated, "garbage"));
+    assert_eq!(net.take_events(), vec![], "another event, a bad Event, a bad sipfrag: nothing reported");
+    // A bare LF and a missing reason phrase are taken; a Subscription-State missing or garbled leaves it running.
+    net.deliver(notify(48069, refer, "", "SIP/2.0 180\n"));
+    net.deliver(notify(48070, refer, "Subscription-State: ;;\r\n", "SIP/2.0 183 Session Progress"));
+    net.deliver(notify(48071, refer, "Subscription-State: terminated;;\r\n", "SIP/2.0 200 OK\r\n"));
+    net.deliver(notify(48072, "o: REFER\r\n", terminated, "SIP/2.0 200 OK\r\n"));
+    assert_eq!(
+        net.take_events(),
+        vec![
+            Event::ReferNotify { call, status: 180, done: false },
+            Event::ReferNotify { call, status: 183, done: false },
+            Event::ReferNotify { call, status: 200, done: false },
+            Event::ReferNotify { call, status: 200, done: true },
+        ]
+    );
+    assert_eq!(codes(&net.take_responses()), [200; 8], "each NOTIFY is answered 200");
+}
+
+#[test]
+fn a_refer_to_a_target_that_is_not_a_uri_is_refused_without_sending() {
+    let mut net = Net::new(EndpointConfig::default());
+    let (call, ok) = answered_call(&mut net);
+    net.deliver(ack_for(&ok));
+    net.take_events();
+    net.ep.refer(net.now, call, "not a uri");
+    net.drain();
+    assert!(net.take_sent().is_empty());
+    assert_eq!(
+        net.take_events(),
+        vec![Event::ReferAnswered { call, status: crate::sip::message::StatusCode::BAD_REQUEST }]
+    );
 }
 
 /// An out-of-dialog request from `from` with a branch and Call-ID of its own and `pad` bytes in its From

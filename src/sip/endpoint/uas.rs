@@ -7,7 +7,7 @@ use bytes::Bytes;
 
 use super::{Call, CallRef, DropReason, EndReason, Endpoint, Event, InviteTx, NonInviteTx, Peer, Phase};
 use crate::sip::dialog::{Dialog, DialogId};
-use crate::sip::message::typed::Reason;
+use crate::sip::message::typed::{Dtmf, DtmfRelay, Reason, Sipfrag};
 use crate::sip::message::{
     Framing, HeaderName, Message, Method, ParseError, Request, Response, StatusCode, Uri, error_response,
 };
@@ -566,18 +566,17 @@ fn has_to_tag(req: &Request) -> bool {
 }
 
 /// A NOTIFY for a REFER subscription (RFC 3515 §2.4.5): the status code of its `message/sipfrag` body
-/// (`SIP/2.0 200 OK`) and whether `Subscription-State` is `terminated`.
+/// (`SIP/2.0 200 OK`, RFC 3420) and whether `Subscription-State` is `terminated` (RFC 6665 §8.2.3). A NOTIFY
+/// of another event, or whose Event or sipfrag does not parse, is none; a Subscription-State that is missing
+/// or does not parse leaves the subscription running.
 fn refer_progress(req: &Request) -> Option<(u16, bool)> {
-    let event = req.headers.get(&HeaderName::Event)?;
-    let name = event.split(|&b| b == b';').next().unwrap_or_default();
-    if !name.trim_ascii().eq_ignore_ascii_case(b"refer") {
+    let event = req.headers.event().ok()??;
+    if !event.is("refer") {
         return None;
     }
-    let line = req.body.split(|&b| b == b'\n').next()?;
-    let status = std::str::from_utf8(line).ok()?.strip_prefix("SIP/2.0 ")?.get(..3)?.parse().ok()?;
-    let state = req.headers.get(&HeaderName::SubscriptionState).unwrap_or_default();
-    let done = state.trim_ascii().get(..10).is_some_and(|s| s.eq_ignore_ascii_case(b"terminated"));
-    Some((status, done))
+    let status = Sipfrag::parse(&req.body).ok()?.status()?;
+    let done = req.headers.subscription_state().ok().flatten().is_some_and(|s| s.is_terminated());
+    Some((status.as_u16(), done))
 }
 
 /// Allow, Accept and Supported, for OPTIONS (§11.2).
@@ -592,28 +591,17 @@ fn allow(res: &mut Response) {
     res.headers.push(HeaderName::Allow, ALLOW);
 }
 
-/// The digit (and its duration in ms) of a DTMF INFO: `Signal=5` and `Duration=160` lines in an
-/// `application/dtmf-relay` body, or the digit alone in an `application/dtmf` body (some gateways write
-/// `Signal=` lines there too).
+/// The digit (and its duration in ms) of a DTMF INFO: an `application/dtmf-relay` body (`Signal=5`,
+/// `Duration=160`), or an `application/dtmf` body: the digit alone, or (as some gateways write it)
+/// dtmf-relay lines.
 fn info_dtmf(req: &Request) -> Option<(char, Option<u32>)> {
     let ct = req.headers.content_type().ok()??;
-    let relay = ct.is("application", "dtmf-relay");
-    if !relay && !ct.is("application", "dtmf") {
+    let relay = |body: &[u8]| DtmfRelay::parse(body).ok().map(|r| (r.signal, r.duration_ms));
+    if ct.is("application", "dtmf-relay") {
+        return relay(&req.body);
+    }
+    if !ct.is("application", "dtmf") {
         return None;
     }
-    let text = std::str::from_utf8(&req.body).ok()?;
-    let valid = |c: char| c.is_ascii_digit() || "*#ABCDabcd".contains(c);
-    let bare = text.trim();
-    if !relay && bare.len() == 1 {
-        return bare.chars().next().filter(|c| valid(*c)).map(|c| (c.to_ascii_uppercase(), None));
-    }
-    let field = |name: &str| {
-        text.lines().find_map(|l| {
-            let (k, v) = l.split_once('=')?;
-            k.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_string())
-        })
-    };
-    let signal = field("Signal")?;
-    let digit = signal.chars().next().filter(|c| valid(*c))?;
-    Some((digit.to_ascii_uppercase(), field("Duration").and_then(|d| d.parse().ok())))
+    Dtmf::parse(&req.body).ok().map(|d| (d.digit, None)).or_else(|| relay(&req.body))
 }

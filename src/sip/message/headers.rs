@@ -8,7 +8,10 @@ use bytes::Bytes;
 use super::error::ParseError;
 use super::header_name::HeaderName;
 use super::scan::elements;
-use super::typed::{CSeq, CallId, Contact, HeaderError, MaxForwards, MediaType, NameAddr, Reason, Via};
+use super::typed::{
+    CSeq, CallId, Contact, Event, HeaderError, MaxForwards, MediaType, NameAddr, Reason, ReferTo, SubscriptionState,
+    Via,
+};
 
 /// One header line as received (for a list header, possibly several comma-separated elements), as
 /// [`Headers::iter`] shows it.
@@ -254,6 +257,21 @@ impl Headers {
 
     pub fn reasons(&self) -> impl Iterator<Item = Result<Reason, ParseError>> + '_ {
         self.typed_all(HeaderName::Reason, "Reason", Reason::parse_in)
+    }
+
+    /// Event (RFC 6665 §8.2.1): what a NOTIFY is about.
+    pub fn event(&self) -> Result<Option<Event>, ParseError> {
+        self.typed_opt(HeaderName::Event, "Event", Event::parse_in)
+    }
+
+    /// Subscription-State (RFC 6665 §8.2.3): where the subscription a NOTIFY reports on stands.
+    pub fn subscription_state(&self) -> Result<Option<SubscriptionState>, ParseError> {
+        self.typed_opt(HeaderName::SubscriptionState, "Subscription-State", SubscriptionState::parse_in)
+    }
+
+    /// Refer-To (RFC 3515 §2.1): the target of a REFER.
+    pub fn refer_to(&self) -> Result<Option<ReferTo>, ParseError> {
+        self.typed_opt(HeaderName::ReferTo, "Refer-To", ReferTo::parse_in)
     }
 
     /// The elements of a token-list header (Allow, Supported, Require, Proxy-Require, Unsupported ...).
