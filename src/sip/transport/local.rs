@@ -25,10 +25,13 @@ pub fn our_via(public_host: Option<&str>, peer: &Peer, branch: &str) -> Via {
         Transport::Tcp => ViaTransport::Tcp,
         Transport::Tls => ViaTransport::Tls,
     };
+    // An IPv6 address is named in brackets (a URI's way); the Via's host is the address itself, which prints
+    // in brackets again. A name stays a name.
     let name = our_host(public_host, peer);
-    let host = match name.parse::<IpAddr>() {
+    let bare = name.trim_matches(['[', ']']);
+    let host = match bare.parse::<IpAddr>() {
         Ok(ip) => Host::from(ip),
-        Err(_) => Host::Name(Bytes::from(name.trim_matches(['[', ']']).to_string())),
+        Err(_) => Host::Name(Bytes::from(bare.to_string())),
     };
     let mut via = Via::new(transport, host, Some(peer.local.port()), branch);
     via.params.set("rport", None);
@@ -70,5 +73,17 @@ mod tests {
         assert_eq!(&via.to_bytes()[..], b"SIP/2.0/TCP 203.0.113.10:5060;branch=z9hG4bKvc1;rport");
         let named = our_via(Some("sip.example.com"), &tcp, "z9hG4bKvc1");
         assert_eq!(named.host, Host::Name(Bytes::from_static(b"sip.example.com")));
+    }
+
+    #[test]
+    fn our_via_from_an_ipv6_listener_or_public_host_names_an_ipv6_address_in_brackets() {
+        let udp = peer("[2001:db8::1]:5060", Transport::Udp, None);
+        let v6 = Peer { local: "[2001:db8::10]:5060".parse().unwrap(), ..udp };
+        let via = our_via(None, &v6, "z9hG4bKvc1");
+        assert_eq!(via.host, Host::V6("2001:db8::10".parse().unwrap()));
+        assert_eq!(&via.to_bytes()[..], b"SIP/2.0/UDP [2001:db8::10]:5060;branch=z9hG4bKvc1;rport");
+        assert_eq!(Via::parse(&via.to_bytes()).unwrap(), via, "a Via a peer can read");
+        assert_eq!(our_via(Some("[2001:db8::20]"), &udp, "b").host, Host::V6("2001:db8::20".parse().unwrap()));
+        assert_eq!(our_via(Some("2001:db8::20"), &udp, "b").host, Host::V6("2001:db8::20".parse().unwrap()));
     }
 }
