@@ -14,6 +14,42 @@ use serde_json::Value;
 use crate::e164::E164;
 use crate::sip::message::{Host, Uri};
 
+/// How an agent's transfer is going, as its stream is told (`transfer` events' `status`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TransferStatus {
+    /// The peer took our REFER (2xx).
+    Accepted,
+    /// The peer refused our REFER.
+    Refused,
+    /// A NOTIFY with a provisional status of the transfer target.
+    Progress,
+    /// The transfer target answered.
+    Completed,
+    /// The transfer target did not answer (a final non-2xx).
+    Failed,
+}
+
+impl TransferStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransferStatus::Accepted => "accepted",
+            TransferStatus::Refused => "refused",
+            TransferStatus::Progress => "progress",
+            TransferStatus::Completed => "completed",
+            TransferStatus::Failed => "failed",
+        }
+    }
+
+    /// What a NOTIFY's sipfrag status says of the transfer (RFC 3515 §2.4.5).
+    pub fn of_notify(sip_status: u16) -> TransferStatus {
+        match sip_status {
+            ..200 => TransferStatus::Progress,
+            200..300 => TransferStatus::Completed,
+            _ => TransferStatus::Failed,
+        }
+    }
+}
+
 /// The most transfers `max_per_call` may allow.
 pub const MAX_PER_CALL: u32 = 100;
 
