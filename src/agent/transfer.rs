@@ -96,6 +96,11 @@ impl Domain {
     }
 }
 
+/// `transfer.deny_prefixes`' default: NANP premium rate (900, 976), and the NANP countries outside the US and
+/// Canada, whose numbers are +1 but cost international rates: the classic toll-fraud destinations.
+pub const DEFAULT_DENY_PREFIXES: &str = "+1900,+1976,+1242,+1246,+1264,+1268,+1284,+1345,+1441,+1473,+1649,+1658,\
+                                         +1664,+1721,+1758,+1767,+1784,+1809,+1829,+1849,+1868,+1869,+1876";
+
 /// Which transfers a call's agent may make.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TransferPolicy {
@@ -115,11 +120,7 @@ impl Default for TransferPolicy {
     fn default() -> TransferPolicy {
         TransferPolicy {
             allow_prefixes: Vec::new(),
-            deny_prefixes: crate::config::KEYS
-                .iter()
-                .find(|(section, key, _)| *section == "transfer" && *key == "deny_prefixes")
-                .map(|(_, _, list)| list.split(',').map(|p| Prefix(p.trim().to_string())).collect())
-                .unwrap_or_default(),
+            deny_prefixes: DEFAULT_DENY_PREFIXES.split(',').map(|p| Prefix(p.trim().to_string())).collect(),
             allow_domains: Vec::new(),
             max_per_call: 3,
         }

@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use crate::agent::config::AgentConfig;
 use crate::agent::protocol::Violation;
 use crate::agent::transfer::{TransferPolicy, TransferStatus};
-use crate::config::AgentConfig;
 use crate::e164::E164;
 use crate::media::ports::PortPool;
 pub use crate::media::ports::PortRange;

@@ -14,11 +14,11 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
+use crate::agent::config::{AgentConfig, AgentKind};
 use crate::agent::protocol::{StartInfo, Violation};
 use crate::agent::session::{AgentStats, Refused};
 use crate::agent::transfer::TransferStatus;
 use crate::call::{CallInfo, Ending, MediaPlane, Readiness};
-use crate::config::{AgentConfig, AgentKind};
 use crate::io::agent::{AgentLink, FromAgent};
 use crate::media::histogram::DelayHistogram;
 use crate::media::playout::FRAME_BYTES;
