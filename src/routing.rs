@@ -8,7 +8,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 
-use crate::config::AgentConfig;
+use crate::agent::config::AgentConfig;
 use crate::e164::E164;
 use crate::sdp::SrtpPolicy;
 use crate::sip::message::{HeaderName, Request, StatusCode};

@@ -2,6 +2,7 @@
 //! transfers must follow, sans-IO. The WebSocket itself lives in `io::agent`, driven by each call's task in
 //! `io::media`.
 
+pub mod config;
 pub mod protocol;
 pub mod session;
 pub mod transfer;

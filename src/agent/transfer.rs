@@ -14,6 +14,42 @@ use serde_json::Value;
 use crate::e164::E164;
 use crate::sip::message::{Host, Uri};
 
+/// How an agent's transfer is going, as its stream is told (`transfer` events' `status`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TransferStatus {
+    /// The peer took our REFER (2xx).
+    Accepted,
+    /// The peer refused our REFER.
+    Refused,
+    /// A NOTIFY with a provisional status of the transfer target.
+    Progress,
+    /// The transfer target answered.
+    Completed,
+    /// The transfer target did not answer (a final non-2xx).
+    Failed,
+}
+
+impl TransferStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransferStatus::Accepted => "accepted",
+            TransferStatus::Refused => "refused",
+            TransferStatus::Progress => "progress",
+            TransferStatus::Completed => "completed",
+            TransferStatus::Failed => "failed",
+        }
+    }
+
+    /// What a NOTIFY's sipfrag status says of the transfer (RFC 3515 §2.4.5).
+    pub fn of_notify(sip_status: u16) -> TransferStatus {
+        match sip_status {
+            ..200 => TransferStatus::Progress,
+            200..300 => TransferStatus::Completed,
+            _ => TransferStatus::Failed,
+        }
+    }
+}
+
 /// The most transfers `max_per_call` may allow.
 pub const MAX_PER_CALL: u32 = 100;
 
@@ -60,6 +96,11 @@ impl Domain {
     }
 }
 
+/// `transfer.deny_prefixes`' default: NANP premium rate (900, 976), and the NANP countries outside the US and
+/// Canada, whose numbers are +1 but cost international rates: the classic toll-fraud destinations.
+pub const DEFAULT_DENY_PREFIXES: &str = "+1900,+1976,+1242,+1246,+1264,+1268,+1284,+1345,+1441,+1473,+1649,+1658,\
+                                         +1664,+1721,+1758,+1767,+1784,+1809,+1829,+1849,+1868,+1869,+1876";
+
 /// Which transfers a call's agent may make.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TransferPolicy {
@@ -79,11 +120,7 @@ impl Default for TransferPolicy {
     fn default() -> TransferPolicy {
         TransferPolicy {
             allow_prefixes: Vec::new(),
-            deny_prefixes: crate::config::KEYS
-                .iter()
-                .find(|(section, key, _)| *section == "transfer" && *key == "deny_prefixes")
-                .map(|(_, _, list)| list.split(',').map(|p| Prefix(p.trim().to_string())).collect())
-                .unwrap_or_default(),
+            deny_prefixes: DEFAULT_DENY_PREFIXES.split(',').map(|p| Prefix(p.trim().to_string())).collect(),
             allow_domains: Vec::new(),
             max_per_call: 3,
         }

@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use crate::agent::config::AgentConfig;
 use crate::agent::protocol::Violation;
-use crate::agent::transfer::TransferPolicy;
-use crate::config::AgentConfig;
+use crate::agent::transfer::{TransferPolicy, TransferStatus};
 use crate::e164::E164;
 use crate::media::ports::PortPool;
 pub use crate::media::ports::PortRange;
@@ -29,6 +29,9 @@ use crate::sip::message::typed::Reason;
 use crate::sip::message::{HeaderName, Request, StatusCode};
 use crate::store::catalog::{CallWrite, Recorder};
 use crate::store::{CallRecord, now_rfc3339};
+
+#[cfg(test)]
+mod tests;
 
 /// What the call layer needs to decide.
 #[derive(Clone)]
@@ -94,8 +97,8 @@ pub trait MediaPlane: Send {
     fn open(&mut self, call: CallRef, port: u16, info: &CallInfo, stream: Stream) -> io::Result<Readiness>;
     /// A new SDP exchange in the call (re-INVITE, the answer in the ACK).
     fn update(&mut self, call: CallRef, stream: Stream);
-    /// How the agent's transfer is going: `accepted`, `refused`, `progress`, `completed` or `failed`.
-    fn transfer_status(&mut self, call: CallRef, status: &'static str, sip_status: u16);
+    /// How the agent's transfer is going.
+    fn transfer_status(&mut self, call: CallRef, status: TransferStatus, sip_status: u16);
     /// The agent's transfer was refused by the transfer policy (no REFER sent), and why.
     fn transfer_refused(&mut self, call: CallRef, reason: String);
     /// A DTMF digit the caller signalled in SIP (INFO), for the agent as if it came in RTP (RFC 4733).
@@ -117,6 +120,119 @@ pub enum Ending {
     AgentStalled(std::time::Duration),
     /// The agent broke a limit of its stream (its stream was closed with 1008).
     AgentViolation(Violation),
+}
+
+impl Ending {
+    /// What happened, for the call record and the log (the agent's own error text included).
+    pub fn text(&self) -> String {
+        match self {
+            Ending::Media(MediaEnd::Timeout(after)) => format!("no RTP received for {} s", after.as_secs()),
+            Ending::AgentHungUp => "the agent hung up".to_string(),
+            Ending::AgentFailed(e) => format!("the agent's stream failed: {e}"),
+            Ending::AgentStalled(after) => stalled(*after),
+            Ending::AgentViolation(v) => violated(v),
+        }
+    }
+
+    /// The BYE's Reason: its cause and a text that names what happened, never the agent's internal error
+    /// (which the record keeps).
+    fn reason(&self) -> Reason {
+        match self {
+            Ending::Media(_) => Reason::new("SIP", 408, &self.text()),
+            Ending::AgentHungUp => Reason::new("SIP", 200, &self.text()),
+            Ending::AgentFailed(_) => Reason::new("SIP", 500, "the agent's stream failed"),
+            Ending::AgentStalled(_) | Ending::AgentViolation(_) => Reason::new("SIP", 500, &self.text()),
+        }
+    }
+}
+
+/// Why vocals ends a call: each way a call is ended on our side, with what the caller's side is told (a BYE's
+/// Reason once answered, a final response while it rings) and what the call record says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Hangup {
+    /// The agent's framework asked through the Twilio-compatible REST API.
+    Rest,
+    /// An admin, through the admin API or the dashboard.
+    Admin,
+    /// The server is shutting down (the drain timeout passed).
+    Shutdown(String),
+    /// `max_call_duration` passed.
+    MaxDuration,
+    /// The transfer target answered: our part of the call is over (RFC 5589 §6).
+    Transferred,
+    /// We offered in the 200 and the ACK brought no usable answer.
+    NoAnswer(String),
+    /// The agent could not be reached while the call rang.
+    AgentUnavailable(String),
+    /// The media or the agent asked.
+    Media(Ending),
+}
+
+impl Hangup {
+    /// The call record's ending.
+    pub fn text(&self) -> String {
+        match self {
+            Hangup::Rest => "the agent ended the call (REST)".into(),
+            Hangup::Admin => "an admin ended the call".into(),
+            Hangup::Shutdown(why) | Hangup::NoAnswer(why) => why.clone(),
+            Hangup::MaxDuration => "maximum call duration reached".into(),
+            Hangup::Transferred => "call transferred".into(),
+            Hangup::AgentUnavailable(why) => format!("agent unavailable: {why}"),
+            Hangup::Media(e) => e.text(),
+        }
+    }
+
+    /// The record's ending for a call ended while it rang.
+    fn text_ringing(&self) -> String {
+        match self {
+            Hangup::Rest => "the agent ended the call (REST) while it rang".into(),
+            other => other.text(),
+        }
+    }
+
+    /// The BYE's Reason once the call is answered.
+    fn reason(&self) -> Reason {
+        match self {
+            Hangup::Rest | Hangup::Admin | Hangup::MaxDuration | Hangup::Transferred => {
+                Reason::new("SIP", 200, &self.text())
+            }
+            Hangup::Shutdown(why) => Reason::new("SIP", 503, why),
+            Hangup::NoAnswer(why) => Reason::new("SIP", 488, why),
+            Hangup::AgentUnavailable(_) => Reason::new("SIP", 503, "the agent is unavailable"),
+            Hangup::Media(e) => e.reason(),
+        }
+    }
+
+    /// The final response while the call rings: status, phrase and headers.
+    fn refusal(&self) -> (StatusCode, &'static str, Vec<(HeaderName, String)>) {
+        let retry = || (HeaderName::RetryAfter, "5".to_string());
+        match self {
+            Hangup::Rest => (StatusCode::TEMPORARILY_UNAVAILABLE, "Call Ended By Agent", vec![]),
+            Hangup::Admin => (StatusCode::TEMPORARILY_UNAVAILABLE, "Call Ended By Admin", vec![]),
+            Hangup::Shutdown(_) => (StatusCode::SERVICE_UNAVAILABLE, "Shutting Down", vec![retry()]),
+            // The caller's side (any Twilio customer's trunk can send here) learns that the agent is
+            // unavailable, not why: the error stays in the log and the call record. Twilio tries the next
+            // origination URI on 503.
+            Hangup::AgentUnavailable(_) => {
+                let reason = String::from_utf8_lossy(&self.reason().to_bytes()).into_owned();
+                (StatusCode::SERVICE_UNAVAILABLE, "Agent Unavailable", vec![retry(), (HeaderName::Reason, reason)])
+            }
+            Hangup::MaxDuration | Hangup::Transferred | Hangup::NoAnswer(_) | Hangup::Media(_) => {
+                (StatusCode::TEMPORARILY_UNAVAILABLE, "Agent Hung Up", vec![])
+            }
+        }
+    }
+}
+
+/// Where a call is, as the call layer sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Phase {
+    /// Ringing while its agent is reached; our SDP waits for the 200.
+    Ringing { answer: Bytes },
+    /// Answered.
+    Answered { at: Instant },
+    /// vocals ended it (a BYE or a final response went out); the endpoint reports when it is over.
+    Ending,
 }
 
 /// Whether a call's media can be answered at once.
@@ -183,8 +299,7 @@ const BIND_ATTEMPTS: usize = 8;
 struct Active {
     port: u16,
     info: CallInfo,
-    /// Our SDP, while the call rings and its agent is being reached.
-    pending_answer: Option<Bytes>,
+    phase: Phase,
     deadline: Instant,
     /// We made the offer (the INVITE had none): the answer must come in the ACK.
     offered: bool,
@@ -193,9 +308,9 @@ struct Active {
     key: KeySalt,
     srtp: SrtpPolicy,
     codec: &'static str,
-    /// Why vocals ended the call, once it did (for the record).
-    ending: Option<String>,
-    /// When the INVITE came, and when the call was answered.
+    /// Why vocals ended the call, once it did (for the record), and whether it was ringing then.
+    ending: Option<(Hangup, bool)>,
+    /// When the INVITE came, and whether it was ever answered.
     invited: Instant,
     answered: Option<Instant>,
     /// REFERs sent for the agent's transfers.
@@ -243,7 +358,7 @@ impl Calls {
             Event::ReInvite { call, offer } => self.reinvite(ep, now, *call, offer.as_ref()),
             Event::CallConfirmed { call, answer } => self.confirmed(ep, now, *call, answer.as_ref()),
             Event::ReferAnswered { call, status } => {
-                let verdict = if status.is_success() { "accepted" } else { "refused" };
+                let verdict = if status.is_success() { TransferStatus::Accepted } else { TransferStatus::Refused };
                 self.media.transfer_status(*call, verdict, status.as_u16());
             }
             Event::ReferNotify { call, status, done } => self.transfer_progress(now, ep, *call, *status, *done),
@@ -321,11 +436,10 @@ impl Calls {
             None => sdp::offer(&local, offer_key(srtp, key)),
         };
         let deadline = now + self.config.max_call_duration;
-        let pending_answer = (readiness == Readiness::Later).then(|| sdp.clone());
         let active = Active {
             port,
             info,
-            pending_answer,
+            phase: Phase::Ringing { answer: sdp.clone() },
             deadline,
             offered,
             key,
@@ -343,7 +457,7 @@ impl Calls {
         self.gauge();
         ep.ringing(now, call);
         if readiness == Readiness::Now {
-            self.answer(now, ep, call, sdp);
+            self.media_ready(now, ep, call);
         }
     }
 
@@ -352,6 +466,7 @@ impl Calls {
         count_invite(200);
         ep.answer(now, call, sdp);
         let Some(a) = self.active.get_mut(&call) else { return };
+        a.phase = Phase::Answered { at: now };
         a.answered = Some(now);
         metrics::histogram!(crate::metrics::CALL_SETUP).record(now.duration_since(a.invited).as_secs_f64());
         tracing::info!(call = %a.info.id, agent = %a.info.agent.name, to = %a.info.to, "call answered");
@@ -396,12 +511,33 @@ impl Calls {
         }
     }
 
-    /// Our BYE, with a Reason that also goes in the call record.
-    fn bye(&mut self, now: Instant, ep: &mut Endpoint, call: CallRef, reason: Reason, why: String) {
-        if let Some(a) = self.active.get_mut(&call) {
-            a.ending.get_or_insert(why);
+    /// Ends a call on our side, the one way every cause takes: while it rings, the final response the cause
+    /// calls for; once answered, our BYE with the cause's Reason. The first cause is the one recorded; a call
+    /// already ending is left to end.
+    fn end(&mut self, now: Instant, ep: &mut Endpoint, call: CallRef, why: Hangup) {
+        let Some(a) = self.active.get_mut(&call) else { return };
+        let phase = std::mem::replace(&mut a.phase, Phase::Ending);
+        match phase {
+            Phase::Ending => {}
+            Phase::Ringing { .. } => {
+                let (status, phrase, headers) = why.refusal();
+                if matches!(why, Hangup::AgentUnavailable(_)) {
+                    count_invite(status.as_u16());
+                }
+                a.ending = Some((why, true));
+                ep.reject(now, call, status, phrase, &headers);
+            }
+            Phase::Answered { .. } => {
+                let reason = why.reason();
+                a.ending = Some((why, false));
+                ep.hangup(now, call, Some(reason));
+            }
         }
-        ep.hangup(now, call, Some(reason));
+    }
+
+    /// Whether the call rings (its agent is being reached).
+    pub fn is_ringing(&self, call: CallRef) -> bool {
+        self.active.get(&call).is_some_and(|a| matches!(a.phase, Phase::Ringing { .. }))
     }
 
     /// The call is over: its record says when and why.
@@ -409,12 +545,13 @@ impl Calls {
         if let Some(answered) = a.answered {
             metrics::histogram!(crate::metrics::CALL_DURATION).record(answered.elapsed().as_secs_f64());
         }
+        let ending = a.ending.as_ref().map(|(why, ringing)| if *ringing { why.text_ringing() } else { why.text() });
         let (reason, status) = match why {
             EndReason::Cancelled => ("the caller cancelled".to_string(), 487),
             EndReason::RemoteBye { reason: None } => ("the caller hung up".to_string(), 200),
             EndReason::RemoteBye { reason: Some(r) } => (format!("the caller hung up ({r})"), 200),
-            EndReason::LocalBye => (a.ending.clone().unwrap_or_else(|| "vocals hung up".into()), 200),
-            EndReason::Rejected(s) => (a.ending.clone().unwrap_or_else(|| "refused".into()), s.as_u16()),
+            EndReason::LocalBye => (ending.unwrap_or_else(|| "vocals hung up".into()), 200),
+            EndReason::Rejected(s) => (ending.unwrap_or_else(|| "refused".into()), s.as_u16()),
             EndReason::AckTimeout => ("no ACK came for the 200 OK: vocals hung up".to_string(), 200),
             EndReason::ResponseTimeout => ("the final response could not be delivered".to_string(), 408),
         };
@@ -423,7 +560,9 @@ impl Calls {
 
     /// The agent is reached: the ringing call is answered.
     pub fn media_ready(&mut self, now: Instant, ep: &mut Endpoint, call: CallRef) {
-        if let Some(sdp) = self.active.get_mut(&call).and_then(|a| a.pending_answer.take()) {
+        let Some(a) = self.active.get(&call) else { return };
+        if let Phase::Ringing { answer } = &a.phase {
+            let sdp = answer.clone();
             self.answer(now, ep, call, sdp);
         }
     }
@@ -431,17 +570,9 @@ impl Calls {
     /// The agent could not be reached: the ringing call is refused with 503 (Twilio tries the next
     /// origination URI), never answered into silence.
     pub fn media_failed(&mut self, now: Instant, ep: &mut Endpoint, call: CallRef, why: &str) {
-        let Some(a) = self.active.get_mut(&call).filter(|a| a.pending_answer.is_some()) else { return };
-        a.pending_answer = None;
-        a.ending = Some(format!("agent unavailable: {why}"));
+        let Some(a) = self.active.get(&call).filter(|a| matches!(a.phase, Phase::Ringing { .. })) else { return };
         tracing::warn!(call = %a.info.id, agent = %a.info.agent.name, %why, "refusing the call: agent unavailable");
-        count_invite(503);
-        // The caller's side (any Twilio customer's trunk can send here) learns that the agent is unavailable,
-        // not why: the error (an address refused, an HTTP status) stays in the log and the call record.
-        let reason =
-            String::from_utf8_lossy(&Reason::new("SIP", 503, "the agent is unavailable").to_bytes()).into_owned();
-        let headers = [(HeaderName::RetryAfter, "5".to_string()), (HeaderName::Reason, reason)];
-        ep.reject(now, call, StatusCode::SERVICE_UNAVAILABLE, "Agent Unavailable", &headers);
+        self.end(now, ep, call, Hangup::AgentUnavailable(why.to_string()));
     }
 
     /// Leases a port and opens the call's media on it, trying further ports while they are taken.
@@ -473,7 +604,7 @@ impl Calls {
         if req.user != account || token.is_none_or(|t| !constant_time_eq(t.as_bytes(), req.password.as_bytes())) {
             return HangupOutcome::Unauthorized;
         }
-        let ringing = active.pending_answer.is_some();
+        let ringing = matches!(active.phase, Phase::Ringing { .. });
         let summary = CallSummary {
             call_sid: req.call_sid.clone(),
             account_sid: account,
@@ -481,16 +612,7 @@ impl Calls {
             to: active.info.to.clone(),
             status: if ringing { "canceled" } else { "completed" },
         };
-        if ringing {
-            if let Some(a) = self.active.get_mut(&call) {
-                a.pending_answer = None;
-                a.ending = Some("the agent ended the call (REST) while it rang".into());
-            }
-            ep.reject(now, call, StatusCode::TEMPORARILY_UNAVAILABLE, "Call Ended By Agent", &[]);
-        } else {
-            let why = "the agent ended the call (REST)";
-            self.bye(now, ep, call, Reason::new("SIP", 200, why), why.into());
-        }
+        self.end(now, ep, call, Hangup::Rest);
         HangupOutcome::Done(summary)
     }
 
@@ -523,70 +645,36 @@ impl Calls {
     pub fn hangup_all(&mut self, now: Instant, ep: &mut Endpoint, why: &str) {
         let all: Vec<CallRef> = self.active.keys().copied().collect();
         for call in all {
-            if self.active.get(&call).is_some_and(|a| a.pending_answer.is_some()) {
-                if let Some(a) = self.active.get_mut(&call) {
-                    a.pending_answer = None;
-                    a.ending = Some(why.into());
-                }
-                let retry = [(HeaderName::RetryAfter, "5".to_string())];
-                ep.reject(now, call, StatusCode::SERVICE_UNAVAILABLE, "Shutting Down", &retry);
-            } else {
-                self.bye(now, ep, call, Reason::new("SIP", 503, why), why.into());
-            }
+            self.end(now, ep, call, Hangup::Shutdown(why.to_string()));
         }
     }
 
     /// The admin API's hang-up: the call whose vocals id or CallSid is `id` is ended (BYE when answered, 480
     /// while it rings). `false`: no such call here.
     pub fn end_call(&mut self, now: Instant, ep: &mut Endpoint, id: &str) -> bool {
-        let found = self.active.iter().find(|(_, a)| a.info.id == id || a.info.call_sid.as_deref() == Some(id));
-        let Some((&call, active)) = found else { return false };
-        let why = "an admin ended the call";
-        if active.pending_answer.is_some() {
-            if let Some(a) = self.active.get_mut(&call) {
-                a.pending_answer = None;
-                a.ending = Some(why.into());
-            }
-            ep.reject(now, call, StatusCode::TEMPORARILY_UNAVAILABLE, "Call Ended By Admin", &[]);
-        } else {
-            self.bye(now, ep, call, Reason::new("SIP", 200, why), why.into());
-        }
+        let found = self
+            .by_call_sid
+            .get(id)
+            .copied()
+            .or_else(|| self.active.iter().find(|(_, a)| a.info.id == id).map(|(call, _)| *call));
+        let Some(call) = found else { return false };
+        self.end(now, ep, call, Hangup::Admin);
         true
     }
 
     /// A NOTIFY about our REFER: progress for the agent; once the transfer target answered, our part of the
     /// call is over (RFC 5589 §6): BYE.
     fn transfer_progress(&mut self, now: Instant, ep: &mut Endpoint, call: CallRef, status: u16, done: bool) {
-        let verdict = match status {
-            ..200 => "progress",
-            200..300 => "completed",
-            _ => "failed",
-        };
+        let verdict = TransferStatus::of_notify(status);
         self.media.transfer_status(call, verdict, status);
-        if done && (200..300).contains(&status) {
-            self.bye(now, ep, call, Reason::new("SIP", 200, "call transferred"), "call transferred".into());
+        if done && verdict == TransferStatus::Completed {
+            self.end(now, ep, call, Hangup::Transferred);
         }
     }
 
     /// The media asks for the call to end: our BYE, with a Reason that says why.
     pub fn media_ended(&mut self, now: Instant, ep: &mut Endpoint, call: CallRef, why: Ending) {
-        if !self.active.contains_key(&call) {
-            return;
-        }
-        let (code, text) = match why {
-            Ending::Media(MediaEnd::Timeout(after)) => (408, format!("no RTP received for {} s", after.as_secs())),
-            Ending::AgentHungUp => (200, "the agent hung up".to_string()),
-            Ending::AgentFailed(e) => (500, format!("the agent's stream failed: {e}")),
-            Ending::AgentStalled(after) => (500, stalled(after)),
-            Ending::AgentViolation(v) => (500, violated(&v)),
-        };
-        // The Reason the caller's side sees names what happened, never the agent's internal error (which the
-        // record keeps).
-        let public = match text.split_once(": ") {
-            Some((what, _)) if code == 500 && text.starts_with("the agent's stream failed") => what.to_string(),
-            _ => text.clone(),
-        };
-        self.bye(now, ep, call, Reason::new("SIP", code, &public), text);
+        self.end(now, ep, call, Hangup::Media(why));
     }
 
     /// When we made the offer, the ACK must carry a usable answer; otherwise the session cannot start and the
@@ -601,7 +689,7 @@ impl Calls {
             Ok(neg) => self.media.update(call, Stream::from(&neg)),
             Err(why) => {
                 tracing::info!(call = call.0, %why, "ending the call: no usable answer");
-                self.bye(now, ep, call, Reason::new("SIP", 488, &why), why.clone());
+                self.end(now, ep, call, Hangup::NoAnswer(why));
             }
         }
     }
@@ -650,8 +738,7 @@ impl Calls {
                 // Not again, whatever the endpoint does with the hang-up.
                 a.deadline = now + Duration::from_secs(3600 * 24 * 365);
             }
-            let why = "maximum call duration reached";
-            self.bye(now, ep, call, Reason::new("SIP", 200, why), why.into());
+            self.end(now, ep, call, Hangup::MaxDuration);
         }
     }
 }

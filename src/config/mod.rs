@@ -9,10 +9,11 @@ use std::path::{Path, PathBuf};
 use std::net::IpAddr;
 use std::time::Duration;
 
+pub use crate::agent::config::{AgentConfig, AgentKind};
 use crate::agent::transfer::{self, TransferOverrides, TransferPolicy};
-use crate::call::PortRange;
 use crate::e164::E164;
 use crate::io::media::MediaSettings;
+use crate::media::ports::PortRange;
 use crate::sdp::SrtpPolicy;
 use crate::sip::allow::AllowList;
 use crate::sip::message::Limits;
@@ -74,28 +75,6 @@ impl DefaultAgent {
     }
 }
 
-/// An agent as calls use it: one `[[agents]]` entry, an agent from the store, or the built-in echo.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct AgentConfig {
-    /// The store's id (`ag_…`); config agents use their name.
-    pub id: String,
-    pub name: String,
-    pub kind: AgentKind,
-    /// `ws://` or `wss://`.
-    pub url: String,
-    /// Signs the handshake (`X-Twilio-Signature`) when set.
-    pub secret: Option<String>,
-    /// How long the WebSocket may take to open while the call rings; past it the INVITE gets 503.
-    pub connect_timeout: Duration,
-    /// Sent in `start.customParameters` (system prompt, providers, settings), all strings.
-    pub parameters: BTreeMap<String, String>,
-    /// The password the agent's framework uses (HTTP Basic, with the account id as the user) to hang up through
-    /// the Twilio-compatible REST endpoint; `None`: it cannot.
-    pub auth_token: Option<String>,
-    /// The agent's own transfer policy (`[agents.transfer]`, `settings.transfer`), over `[transfer]`.
-    pub transfer: TransferOverrides,
-}
-
 /// `[twilio]`: account linking.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TwilioConfig {
@@ -108,32 +87,6 @@ pub struct TwilioConfig {
     /// How often Twilio is compared with the store; `None`: only on demand.
     pub reconcile_interval: Option<Duration>,
     pub timeout: Duration,
-}
-
-/// How an agent is reached.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum AgentKind {
-    /// Over a Twilio Media Streams WebSocket at `url`.
-    #[default]
-    WebSocket,
-    /// Built in: plays the caller's audio back (for testing a trunk).
-    Echo,
-}
-
-impl AgentKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AgentKind::WebSocket => "websocket",
-            AgentKind::Echo => "echo",
-        }
-    }
-}
-
-impl AgentConfig {
-    /// The built-in `echo` agent.
-    pub fn echo() -> AgentConfig {
-        AgentConfig { id: "echo".into(), name: "echo".into(), kind: AgentKind::Echo, ..AgentConfig::default() }
-    }
 }
 
 /// `[media]`.
@@ -309,11 +262,7 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ("transfer", "allow_prefixes", ""),
     // NANP premium rate (900, 976), and the NANP countries outside the US and Canada, whose numbers are
     // +1 but cost international rates: the classic toll-fraud destinations.
-    (
-        "transfer",
-        "deny_prefixes",
-        "+1900,+1976,+1242,+1246,+1264,+1268,+1284,+1345,+1441,+1473,+1649,+1658,+1664,+1721,+1758,+1767,+1784,+1809,+1829,+1849,+1868,+1869,+1876",
-    ),
+    ("transfer", "deny_prefixes", transfer::DEFAULT_DENY_PREFIXES),
     ("transfer", "allow_domains", ""),
     ("transfer", "max_per_call", "3"),
     ("log", "level", "info"),

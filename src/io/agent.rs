@@ -23,9 +23,9 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
+use crate::agent::config::AgentConfig;
 use crate::agent::protocol::{MAX_MESSAGE, StartInfo, Violation};
 use crate::agent::session::AgentSession;
-use crate::config::AgentConfig;
 use crate::media::histogram::DelayHistogram;
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;

@@ -14,10 +14,11 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
+use crate::agent::config::{AgentConfig, AgentKind};
 use crate::agent::protocol::{StartInfo, Violation};
 use crate::agent::session::{AgentStats, Refused};
+use crate::agent::transfer::TransferStatus;
 use crate::call::{CallInfo, Ending, MediaPlane, Readiness};
-use crate::config::{AgentConfig, AgentKind};
 use crate::io::agent::{AgentLink, FromAgent};
 use crate::media::histogram::DelayHistogram;
 use crate::media::playout::FRAME_BYTES;
@@ -58,7 +59,7 @@ pub enum MediaEvent {
 enum Control {
     Update(Stream),
     /// Tell the agent how its transfer is going.
-    TransferStatus(&'static str, u16),
+    TransferStatus(TransferStatus, u16),
     /// Tell the agent its transfer was refused by the policy, and why.
     TransferRefused(String),
     /// A digit signalled in SIP (INFO): the agent gets its `dtmf` event.
@@ -211,7 +212,7 @@ impl MediaPlane for TokioMedia {
         }
     }
 
-    fn transfer_status(&mut self, call: CallRef, status: &'static str, sip_status: u16) {
+    fn transfer_status(&mut self, call: CallRef, status: TransferStatus, sip_status: u16) {
         if let Some(tx) = self.calls.get(&call)
             && tx.try_send(Control::TransferStatus(status, sip_status)).is_err()
         {
@@ -264,8 +265,9 @@ fn bind(port: u16) -> io::Result<UdpSocket> {
 
 struct CallMedia {
     call: CallRef,
-    /// Why the agent side ended, for the call record (`None`: the call ended first).
-    agent_ending: Option<String>,
+    /// Why the agent side asked to end the call, as reported to the call layer (`None`: the call ended first);
+    /// its text is [`Ending::text`], the same the call record gets.
+    agent_ending: Option<Ending>,
     record_id: String,
     records: Option<Recorder>,
     /// Exported histograms, resolved once per call (recording through a handle takes no lock).
@@ -298,9 +300,16 @@ impl CallMedia {
         let mut rtp_buf = [0u8; 2048];
         let mut rtcp_buf = [0u8; 2048];
         let mut out = [0u8; 1500];
+        // One timer for the call's life, moved only when the session's next deadline moves (most packets do
+        // not move it): not a timer-wheel registration and removal per packet.
+        let timer = tokio::time::sleep_until(tokio::time::Instant::from_std(self.session.poll_timeout()));
+        tokio::pin!(timer);
         loop {
             self.drain(&mut out);
             let deadline = tokio::time::Instant::from_std(self.session.poll_timeout());
+            if timer.deadline() != deadline {
+                timer.as_mut().reset(deadline);
+            }
             tokio::select! {
                 r = self.rtp.recv_from(&mut rtp_buf) => match r {
                     Ok((n, from)) => self.session.handle_rtp(Instant::now(), canonical(from), &rtp_buf[..n]),
@@ -315,7 +324,7 @@ impl CallMedia {
                     Some(Control::Update(stream)) => self.session.update(Instant::now(), stream),
                     Some(Control::TransferStatus(status, code)) => {
                         if let Agent::Socket { link, open: true, .. } = &mut self.agent {
-                            let text = link.session.transfer_status(status, code);
+                            let text = link.session.transfer_status(status.as_str(), code);
                             link.send(text, None);
                         }
                     }
@@ -333,7 +342,7 @@ impl CallMedia {
                     }
                     None => break,
                 },
-                _ = tokio::time::sleep_until(deadline) => self.session.handle_timeout(Instant::now()),
+                _ = &mut timer => self.session.handle_timeout(Instant::now()),
             }
         }
         let (agent_stats, latency) = match std::mem::replace(&mut self.agent, Agent::None) {
@@ -343,9 +352,9 @@ impl CallMedia {
             }
             _ => (None, None),
         };
-        let ending = self.agent_ending.as_deref().unwrap_or("the call ended first");
+        let ending = self.agent_ending.as_ref().map_or_else(|| "the call ended first".to_string(), Ending::text);
         let srtp = self.session.stream().srtp.is_some();
-        let stats = record(self.call, &self.session.stats(), agent_stats.as_ref(), latency.as_ref(), ending, srtp);
+        let stats = record(self.call, &self.session.stats(), agent_stats.as_ref(), latency.as_ref(), &ending, srtp);
         if let Some(records) = &self.records {
             records.send(CallWrite::Stats { id: self.record_id.clone(), stats });
         }
@@ -413,15 +422,13 @@ impl CallMedia {
             }
             FromAgent::Closed => {
                 *open = false;
-                self.agent_ending = Some("the agent closed its stream".into());
                 tracing::info!(call = self.call.0, "the agent closed its stream: hanging up");
-                self.report(MediaEvent::End { call: self.call, why: Ending::AgentHungUp });
+                self.end(Ending::AgentHungUp);
             }
             FromAgent::Failed(e) => {
                 *open = false;
-                self.agent_ending = Some(format!("the agent's stream failed: {e}"));
                 tracing::warn!(call = self.call.0, error = %e, "the agent's stream failed: hanging up");
-                self.report(MediaEvent::End { call: self.call, why: Ending::AgentFailed(e) });
+                self.end(Ending::AgentFailed(e));
             }
         }
     }
@@ -433,9 +440,14 @@ impl CallMedia {
         link.close_for(&v);
         *open = false;
         metrics::counter!(crate::metrics::AGENT_VIOLATIONS, "reason" => v.kind()).increment(1);
-        self.agent_ending = Some(crate::call::violated(&v));
         tracing::warn!(call = self.call.0, kind = v.kind(), violation = %v, "the agent broke a limit: hanging up");
-        self.report(MediaEvent::End { call: self.call, why: Ending::AgentViolation(v) });
+        self.end(Ending::AgentViolation(v));
+    }
+
+    /// The agent side asks the call layer to end the call (and remembers why, for the media record).
+    fn end(&mut self, why: Ending) {
+        self.agent_ending = Some(why.clone());
+        self.report(MediaEvent::End { call: self.call, why });
     }
 
     fn report(&self, event: MediaEvent) {
@@ -496,13 +508,12 @@ impl CallMedia {
             let stalled = link.stalled_for(now);
             if *open && self.agent_stall.is_some_and(|limit| stalled >= limit) {
                 *open = false;
-                self.agent_ending = Some(crate::call::stalled(stalled));
                 tracing::warn!(
                     call = self.call.0,
                     stalled_ms = stalled.as_millis() as u64,
                     "the agent stalled: hanging up"
                 );
-                self.report(MediaEvent::End { call: self.call, why: Ending::AgentStalled(stalled) });
+                self.end(Ending::AgentStalled(stalled));
             }
         }
         if let Some(why) = self.session.poll_end() {

@@ -15,8 +15,8 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{AnyPool, Row, SqlSafeStr};
 
+use crate::agent::config::{AgentConfig, AgentKind};
 use crate::agent::transfer::TransferOverrides;
-use crate::config::{AgentConfig, AgentKind};
 use crate::e164::E164;
 use crate::routing::NumberTable;
 use crate::sdp::SrtpPolicy;
