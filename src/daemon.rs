@@ -167,7 +167,8 @@ pub async fn run(source: ConfigSource, config: Config, log_level: LogReload) -> 
 /// its admin listener (each optional), until `shutdown` completes; then it drains (new calls 503, calls in
 /// progress go on until `sip.drain_timeout`, then BYE) and returns. The state directory is ready
 /// ([`prepare_state`]); `/metrics` is served from the process's recorder, installed by the first server
-/// ([`crate::metrics::handle`]). Nothing here reads the process's signals or its environment.
+/// ([`crate::metrics::handle`]). It reads no signal and no configuration of its own; the sd_notify messages go
+/// out only under a service manager (`NOTIFY_SOCKET`).
 pub async fn serve(listeners: Listeners, config: Config, shutdown: impl Future) -> std::io::Result<()> {
     let (tx, rx) = mpsc::channel(1);
     let server = serve_with(config, listeners, rx, None);
