@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Caller, Server, receive_all, rtp_packet};
+use common::{Caller, Server, Vocals, receive_all, rtp_packet};
 
 /// The README's SIPp call, word for word.
 const README_SIPP: &str = "sipp -sn uac -s +14155550123 127.0.0.1:5060 -m 1";
@@ -119,8 +119,8 @@ fn the_readmes_run_command_answers_a_call_in_an_empty_directory_on_the_default_p
     let log = log_path(&home);
     let child = start(serve(&home, &["serve"]), &log, "  Next: ");
     // The helpers of the other black-box tests, pointed at the default ports.
-    let server =
-        Server { child, udp: 5060, tcp: 5060, admin: 8080, dir: home.join("vocals-data"), host: "127.0.0.1".into() };
+    let vocals = Vocals { udp: 5060, tcp: 5060, admin: 8080, dir: home.join("vocals-data"), host: "127.0.0.1".into() };
+    let server = Server { child, vocals };
     let said = std::fs::read_to_string(&log).unwrap();
 
     // The ready block says where things are, never the token itself.
@@ -133,6 +133,7 @@ fn the_readmes_run_command_answers_a_call_in_an_empty_directory_on_the_default_p
     ] {
         assert!(said.contains(expected), "the ready block has no {expected:?}:\n{said}");
     }
+    assert!(said.contains("generated the admin API token"), "the first run says it made a token:\n{said}");
     assert!(!said.contains(&server.token()), "the admin token was logged");
 
     // The README's SIPp call, as written, is answered.

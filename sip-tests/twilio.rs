@@ -1,7 +1,7 @@
-//! Twilio account linking end to end: the real `vocals` against the local Twilio stand-in (`standin/`):
-//! credentials checked, numbers listed with what answers them, the add flow (trunk, origination URLs,
-//! attachment, read-back), removal putting Twilio back as it was (never releasing a number), failures
-//! half-way leaving a consistent, retryable state, and drift found by reconcile and repaired.
+//! Twilio account linking end to end: a whole vocals run in-process (`common::InProcess`) against the local
+//! Twilio stand-in (`standin/`): credentials checked, numbers listed with what answers them, the add flow
+//! (trunk, origination URLs, attachment, read-back), removal putting Twilio back as it was (never releasing a
+//! number), failures half-way leaving a consistent, retryable state, and drift found by reconcile and repaired.
 
 mod common;
 mod standin;
@@ -9,7 +9,8 @@ mod standin;
 use axum::http::Method;
 use serde_json::{Value, json};
 
-use common::{Server, cli};
+use common::inprocess::InProcess;
+use common::{Vocals, cli};
 use standin::Twilio;
 
 const AC: &str = "AC11111111111111111111111111111111";
@@ -18,11 +19,11 @@ const NODE_A: &str = "sip:vocals-a.example.com:5060";
 const NODE_B: &str = "sip:vocals-b.example.com:5060";
 
 /// A vocals pointed at the stand-in, with one linked account, and the stand-in.
-fn setup(name: &str) -> (Server, Twilio) {
+fn setup(name: &str) -> (InProcess, Twilio) {
     let twilio = Twilio::start();
     twilio.account(AC, TOKEN);
     let origination = format!("{NODE_A}, {NODE_B}");
-    let server = Server::start(
+    let server = InProcess::start(
         name,
         &[
             ("VOCALS_TWILIO_API_URL", &twilio.base),
@@ -35,23 +36,23 @@ fn setup(name: &str) -> (Server, Twilio) {
     (server, twilio)
 }
 
-fn link(server: &Server) {
+fn link(server: &Vocals) {
     let (status, body) =
         server.api("POST", "/v1/twilio/accounts", Some(json!({"account_sid": AC, "auth_token": TOKEN})));
     assert_eq!(status, 201, "{body}");
 }
 
-fn agent(server: &Server) -> String {
+fn agent(server: &Vocals) -> String {
     let (status, body) = server.api("POST", "/v1/agents", Some(json!({"name": "parrot", "kind": "echo"})));
     assert_eq!(status, 201, "{body}");
     body["id"].as_str().unwrap().to_string()
 }
 
-fn add(server: &Server, phone: &str, agent: Option<&str>) -> (u16, Value) {
+fn add(server: &Vocals, phone: &str, agent: Option<&str>) -> (u16, Value) {
     server.api("POST", "/v1/numbers", Some(json!({"phone_number": phone, "agent_id": agent, "twilio_account_sid": AC})))
 }
 
-fn number(server: &Server, phone: &str) -> Value {
+fn number(server: &Vocals, phone: &str) -> Value {
     let (status, body) = server.api("GET", &format!("/v1/numbers/{phone}"), None);
     assert_eq!(status, 200, "{body}");
     body
@@ -350,7 +351,7 @@ fn repair_and_remove_say_first_what_they_replace_and_restore_and_remove_can_leav
 fn a_loopback_origination_uri_makes_an_active_number_unhealthy() {
     let twilio = Twilio::start();
     twilio.account(AC, TOKEN);
-    let server = Server::start(
+    let server = InProcess::start(
         "twilio-loopback",
         &[
             ("VOCALS_TWILIO_API_URL", &twilio.base),
@@ -411,16 +412,15 @@ fn a_vocals_serving_tls_gets_a_secure_trunk_pointed_at_its_tls_listener() {
     let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
     std::fs::write(&cert, pair.cert.pem()).unwrap();
     std::fs::write(&key, pair.signing_key.serialize_pem()).unwrap();
-    let tls_port = common::free_tcp_port();
-    let (listen, cert, key) = (format!("127.0.0.1:{tls_port}"), cert.display().to_string(), key.display().to_string());
+    let (cert, key) = (cert.display().to_string(), key.display().to_string());
     // No origination URIs configured: this node's own, the TLS listener's.
-    let server = Server::start(
+    let server = InProcess::start(
         "twilio-tls",
         &[
             ("VOCALS_TWILIO_API_URL", &twilio.base),
             ("VOCALS_TWILIO_TRUNKING_URL", &twilio.base),
             ("VOCALS_TWILIO_RECONCILE_INTERVAL", "0"),
-            ("VOCALS_SIP_LISTEN_TLS", &listen),
+            ("VOCALS_SIP_LISTEN_TLS", "127.0.0.1:0"),
             ("VOCALS_SIP_TLS_CERT", &cert),
             ("VOCALS_SIP_TLS_KEY", &key),
         ],
@@ -433,6 +433,7 @@ fn a_vocals_serving_tls_gets_a_secure_trunk_pointed_at_its_tls_listener() {
     let trunk = state.trunks.values().next().expect("a trunk");
     assert!(trunk.secure, "Secure Trunking on: {trunk:?}");
     let urls: Vec<&str> = state.origination_urls.values().map(|o| o.sip_url.as_str()).collect();
+    let tls_port = server.tls.expect("the TLS listener");
     assert_eq!(urls, [format!("sip:127.0.0.1:{tls_port};transport=tls")]);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,8 +1,12 @@
 //! Wiring: prepares the state directory, binds the listeners, builds the endpoint and the call layer from the
-//! configuration, and runs the SIP driver until a drain ends or a stop signal comes. The binary's `serve`
-//! calls [`prepare_state`], [`bind`] and [`serve`]; the black-box tests in `sip-tests/` run that binary.
+//! configuration, and runs the SIP driver and the HTTP API until a drain ends or a stop comes. Two entry points:
+//! [`serve`], the library's, on listeners the caller bound (port 0 in tests: many servers in one process) until
+//! a shutdown future completes; and [`run`], the binary's, which binds what the configuration names (or takes
+//! systemd's sockets) and answers the process's signals: drain, stop, and reload on SIGHUP. It never parses the
+//! command line and never sets up logging: `main` does.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
 use std::net::{IpAddr, Ipv4Addr, UdpSocket as StdUdpSocket};
 use std::sync::Arc;
@@ -14,7 +18,7 @@ use tokio::sync::mpsc;
 
 use crate::admin::AppState;
 use crate::call::{CallConfig, Calls};
-use crate::config::{AgentConfig, Config, DefaultAgent};
+use crate::config::{AgentConfig, Config, DefaultAgent, LogFormat};
 use crate::io::media::TokioMedia;
 use crate::io::sip::{Control, Listeners, TcpLimits};
 use crate::routing::{Directory, NumberTable};
@@ -111,6 +115,72 @@ fn take_socket(fd: std::os::fd::RawFd, config: &Config, into: &mut Listeners) ->
     Ok(())
 }
 
+/// Where the configuration comes from, read at start and again on SIGHUP: the file, then the `VOCALS_*`
+/// environment, then the flags (`--log-format`).
+#[derive(Clone, Debug)]
+pub struct ConfigSource {
+    file: Option<PathBuf>,
+    log_format: Option<LogFormat>,
+}
+
+impl ConfigSource {
+    /// Reads the configuration the first time, `log_format` (the flag) parsed here, once; the source to read
+    /// again on SIGHUP with it. The error says what is wrong: the key, or the flag.
+    pub fn open(file: Option<PathBuf>, log_format: Option<&str>) -> Result<(ConfigSource, Config), String> {
+        let mut source = ConfigSource { file, log_format: None };
+        let mut config = source.load()?;
+        if let Some(flag) = log_format {
+            let format: LogFormat = flag
+                .parse()
+                .map_err(|_| format!("--log-format: {flag:?} is not valid: expected auto, pretty, plain or json"))?;
+            source.log_format = Some(format);
+            config.log.format = format;
+        }
+        Ok((source, config))
+    }
+
+    /// Reads the configuration again (SIGHUP).
+    pub fn load(&self) -> Result<Config, String> {
+        let mut config = Config::load(self.file.as_deref(), std::env::vars()).map_err(|e| e.to_string())?;
+        if let Some(format) = self.log_format {
+            config.log.format = format;
+        }
+        Ok(config)
+    }
+}
+
+/// The server as `vocals serve` runs it: binds the listeners `config` names (or takes systemd's), then serves
+/// until the process's signals end it. SIGTERM or SIGINT drains (a second one stops at once); SIGHUP reads
+/// `source` again and applies its allowlist, TLS certificate, numbers and log level (through `log_level`)
+/// without touching calls. The state directory is ready ([`prepare_state`]) and logging is set up.
+pub async fn run(source: ConfigSource, config: Config, log_level: LogReload) -> std::io::Result<()> {
+    let listeners = bind(&config).await?;
+    let (tx, rx) = mpsc::channel(8);
+    tokio::spawn(signals(tx, source));
+    // On a worker, like every call's media task: the SIP driver and the tasks it talks to then share the
+    // runtime's threads, instead of every message between them waking a thread of its own (block_on's).
+    let server = tokio::spawn(serve_with(config, listeners, rx, Some(log_level)));
+    server.await.map_err(|e| std::io::Error::other(format!("the server task failed: {e}")))?
+}
+
+/// The server on listeners the caller bound: SIP on `listeners`' UDP, TCP and TLS sockets and the HTTP API on
+/// its admin listener (each optional), until `shutdown` completes; then it drains (new calls 503, calls in
+/// progress go on until `sip.drain_timeout`, then BYE) and returns. The state directory is ready
+/// ([`prepare_state`]); `/metrics` is served from the process's recorder, installed by the first server
+/// ([`crate::metrics::handle`]). It reads no signal and no configuration of its own; the sd_notify messages go
+/// out only under a service manager (`NOTIFY_SOCKET`).
+pub async fn serve(listeners: Listeners, config: Config, shutdown: impl Future) -> std::io::Result<()> {
+    let (tx, rx) = mpsc::channel(1);
+    let server = serve_with(config, listeners, rx, None);
+    tokio::pin!(server);
+    tokio::select! {
+        result = &mut server => return result,
+        _ = shutdown => {}
+    }
+    let _ = tx.send(Signal::Drain).await;
+    server.await
+}
+
 /// What the process's signals ask of the server.
 #[derive(Debug)]
 pub enum Signal {
@@ -125,15 +195,15 @@ pub enum Signal {
 /// Sets the log filter (from `log.level`) while running.
 pub type LogReload = Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
 
-/// Serves SIP on `listeners` until a drain is over or `Signal::Stop`.
-/// `metrics` renders `/metrics` on the HTTP API (the recorder is installed once per process, by `main`).
-pub async fn serve(
+/// Serves SIP on `listeners` until a drain is over or `Signal::Stop`; `log_level` sets the log filter on a
+/// reload.
+async fn serve_with(
     config: Config,
     listeners: Listeners,
-    metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     mut signals: mpsc::Receiver<Signal>,
     log_level: Option<LogReload>,
 ) -> std::io::Result<()> {
+    let metrics = crate::metrics::handle();
     let media_ip = config.media.public_ip.unwrap_or_else(detect_public_ip);
     crate::io::sip::SIP_TRACE.store(config.log.sip_trace, Ordering::Relaxed);
     let base = config_numbers(&config);
@@ -267,6 +337,47 @@ pub async fn serve(
     // The call layer is gone: the writer drains what is queued (5 s at most), then stops.
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), writer).await;
     result
+}
+
+/// The process's signals as the server's: SIGTERM or SIGINT drains (a second one stops at once), SIGHUP
+/// reloads the configuration from `source` (a bad file is logged and ignored).
+async fn signals(tx: mpsc::Sender<Signal>, source: ConfigSource) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) =
+        (signal(SignalKind::terminate()), signal(SignalKind::interrupt()), signal(SignalKind::hangup()))
+    else {
+        tracing::error!("cannot listen for signals");
+        return;
+    };
+    let mut stopping = false;
+    loop {
+        let stop = tokio::select! {
+            _ = term.recv() => true,
+            _ = int.recv() => true,
+            _ = hup.recv() => false,
+        };
+        let signal = match (stop, stopping) {
+            (true, false) => {
+                stopping = true;
+                tracing::info!("SIGTERM: draining (a second signal stops at once)");
+                Signal::Drain
+            }
+            (true, true) => {
+                tracing::warn!("second signal: stopping now");
+                Signal::Stop
+            }
+            (false, _) => match source.load() {
+                Ok(config) => Signal::Reload(Box::new(config)),
+                Err(e) => {
+                    tracing::error!(error = %e, "SIGHUP: the configuration has an error; nothing reloaded");
+                    continue;
+                }
+            },
+        };
+        if tx.send(signal).await.is_err() {
+            return;
+        }
+    }
 }
 
 /// What a person starting the server needs to know, once it is ready: where SIP and media are, the
@@ -619,4 +730,53 @@ fn random_seed() -> u64 {
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u64(std::process::id().into());
     h.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream, UdpSocket};
+
+    use super::*;
+
+    /// A whole server on sockets the caller bound to port 0: the HTTP API and SIP answer, and `serve` returns
+    /// once its shutdown future completes (no call in progress: the drain is over at once).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_server_on_port_0_answers_and_returns_once_shut_down() {
+        let dir = std::env::temp_dir().join(format!("vocals-daemon-serve-{}", std::process::id()));
+        let env = [("VOCALS_STATE_DIR", dir.display().to_string()), ("VOCALS_MEDIA_PUBLIC_IP", "127.0.0.1".into())];
+        let config = Config::load(None, env.map(|(k, v)| (k.to_string(), v))).unwrap();
+        prepare_state(&config).unwrap();
+        let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (sip, http) = (udp.local_addr().unwrap(), admin.local_addr().unwrap());
+        let listeners = Listeners { udp: Some(udp), tcp: None, tls: None, admin: Some(admin) };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve(listeners, config, stopped));
+
+        let mut conn = TcpStream::connect(http).await.unwrap();
+        conn.write_all(b"GET /healthz HTTP/1.1\r\nHost: vocals\r\nConnection: close\r\n\r\n").await.unwrap();
+        let mut response = String::new();
+        conn.read_to_string(&mut response).await.unwrap();
+        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+
+        let caller = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let me = caller.local_addr().unwrap();
+        let options = format!(
+            "OPTIONS sip:{sip} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-serve-1\r\nFrom: <sip:t@{me}>;tag=1\r\n\
+             To: <sip:{sip}>\r\nCall-ID: serve-1\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+        );
+        caller.send_to(options.as_bytes(), sip).await.unwrap();
+        let mut buf = [0u8; 2048];
+        let (n, _) = tokio::time::timeout(Duration::from_secs(5), caller.recv_from(&mut buf)).await.unwrap().unwrap();
+        let answer = String::from_utf8_lossy(&buf[..n]);
+        assert!(answer.starts_with("SIP/2.0 200"), "{answer}");
+
+        stop.send(()).unwrap();
+        let result = tokio::time::timeout(Duration::from_secs(10), server).await.expect("serve returned");
+        assert!(matches!(result, Ok(Ok(()))), "{result:?}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

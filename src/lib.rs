@@ -4,12 +4,14 @@
 //! first: `sip` (message syntax, transactions, dialogs, allowlist), `sdp` (offer/answer), `media` (RTP, jitter
 //! buffer, G.711, DTMF, playout, RTCP), `agent` (the Twilio Media Streams protocol), `routing` (dialed number to
 //! agent), `call` (the call layer); then `io` (the tokio shell: SIP driver, call tasks, agent WebSockets),
-//! `config` and `daemon` (wiring).
+//! `config` and `daemon` (wiring), and `cli` (the command line and its admin API client).
+//!
+//! [`daemon::serve`] runs a whole server on listeners the caller bound, until a shutdown future completes.
 
 pub mod admin;
 pub mod agent;
 pub mod call;
-pub mod client;
+pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod e164;

@@ -90,6 +90,20 @@ pub fn install() -> Result<PrometheusHandle, BuildError> {
     Ok(handle)
 }
 
+/// The process's recorder, installed by the first caller ([`install`]): every server in the process renders
+/// `/metrics` from it. `None` (logged once) when it could not be installed, another recorder being first.
+pub fn handle() -> Option<PrometheusHandle> {
+    static HANDLE: std::sync::OnceLock<Option<PrometheusHandle>> = std::sync::OnceLock::new();
+    let handle = HANDLE.get_or_init(|| match install() {
+        Ok(handle) => Some(handle),
+        Err(e) => {
+            tracing::warn!(error = %e, "metrics disabled: the recorder could not be installed");
+            None
+        }
+    });
+    handle.clone()
+}
+
 fn recorder() -> Result<PrometheusHandle, BuildError> {
     PrometheusBuilder::new()
         .set_buckets(BUCKETS)?

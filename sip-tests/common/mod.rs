@@ -1,6 +1,9 @@
-//! What the black-box tests share: a running `vocals` binary with its own configuration on free loopback
-//! ports, its log, and free ports for the test's own sockets.
+//! What the black-box tests share: a `vocals` binary running with its own configuration on free loopback ports
+//! ([`Server`], for what needs a process: signals, sd_notify, first run), a whole vocals inside the test's
+//! process on sockets bound to port 0 ([`inprocess::InProcess`]), and the clients that talk to either.
 #![allow(dead_code)]
+
+pub mod inprocess;
 
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener, UdpSocket};
@@ -12,9 +15,10 @@ pub const NUMBER: &str = "+14155550123";
 pub const NO_AGENT: &str = "+14155550124";
 pub const UNKNOWN: &str = "+14155550199";
 
-/// A running vocals with its own config, killed on drop.
-pub struct Server {
-    pub child: Child,
+/// Where a running vocals is, however it runs: its SIP and HTTP ports, its state directory (with its
+/// `vocals.toml` and the admin token it generated) and its listen host. [`Server`] and [`inprocess::InProcess`]
+/// deref to it, so every helper taking `&Vocals` takes either.
+pub struct Vocals {
     pub udp: u16,
     pub tcp: u16,
     /// The HTTP API's port.
@@ -24,7 +28,35 @@ pub struct Server {
     pub host: String,
 }
 
+/// A running vocals process with its own config, killed on drop.
+pub struct Server {
+    pub child: Child,
+    pub vocals: Vocals,
+}
+
+impl std::ops::Deref for Server {
+    type Target = Vocals;
+
+    fn deref(&self) -> &Vocals {
+        &self.vocals
+    }
+}
+
 static RTP_RANGES: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// The configuration the test servers share: SIP on `host`'s `udp` and `tcp` ports, the HTTP API on loopback's
+/// `admin`, RTP on 400 ports from `rtp`, no rate limits, [`NUMBER`] answered by the echo agent and [`NO_AGENT`]
+/// with none, and `extra` appended (e.g. `[[agents]]` tables).
+pub fn config_text(host: &str, udp: u16, tcp: u16, admin: u16, rtp: u16, extra: &str) -> String {
+    format!(
+        "default_agent = \"\"\n[sip]\ninvite_rate = 0\nrequest_rate = 0\nlisten_udp = \"{host}:{udp}\"\nlisten_tcp = \"{host}:{tcp}\"\nmax_call_duration = 60\n\
+         [media]\npublic_ip = \"127.0.0.1\"\nrtp_ports = \"{rtp}-{}\"\n\
+         [admin]\nlisten = \"127.0.0.1:{admin}\"\n[log]\nlevel = \"info\"\n\
+         [[numbers]]\nnumber = \"{NUMBER}\"\nagent = \"echo\"\naccount_sid = \"ACbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\"\n\
+         [[numbers]]\nnumber = \"{NO_AGENT}\"\n{extra}",
+        rtp + 399
+    )
+}
 
 impl Server {
     /// Starts vocals; `env` overrides settings the way a sysadmin would (`VOCALS_<SECTION>_<KEY>`).
@@ -43,7 +75,7 @@ impl Server {
     }
 
     /// Free ports are picked, released, then bound by vocals: another test can take one in between. Then the
-    /// server says so and exits, and it is started again on new ports.
+    /// server says so and exits, and it is started again on new ports. ([`inprocess::InProcess`] binds its own.)
     fn start_full(name: &str, host: &str, extra: &str, env: &[(&str, &str)]) -> Server {
         for _ in 0..4 {
             if let Some(server) = Server::try_start(name, host, extra, env) {
@@ -61,14 +93,7 @@ impl Server {
         let host = host.to_string();
         // Each server its own RTP range, so servers running side by side do not contend for ports.
         let rtp = 20_000 + 400 * RTP_RANGES.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 40_000;
-        let config = format!(
-            "default_agent = \"\"\n[sip]\ninvite_rate = 0\nrequest_rate = 0\nlisten_udp = \"{host}:{udp}\"\nlisten_tcp = \"{host}:{tcp}\"\nmax_call_duration = 60\n\
-             [media]\npublic_ip = \"127.0.0.1\"\nrtp_ports = \"{rtp}-{}\"\n\
-             [admin]\nlisten = \"127.0.0.1:{admin}\"\n[log]\nlevel = \"info\"\n\
-             [[numbers]]\nnumber = \"{NUMBER}\"\nagent = \"echo\"\naccount_sid = \"ACbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\"\n\
-             [[numbers]]\nnumber = \"{NO_AGENT}\"\n{extra}",
-            rtp + 399
-        );
+        let config = config_text(&host, udp, tcp, admin, rtp as u16, extra);
         std::fs::write(dir.join("vocals.toml"), config).unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_vocals"))
             .args(["serve", "--config"])
@@ -93,7 +118,7 @@ impl Server {
                 }
             }
         });
-        let server = Server { child, udp, tcp, admin, dir, host };
+        let server = Server { child, vocals: Vocals { udp, tcp, admin, dir, host } };
         if rx.recv_timeout(Duration::from_secs(20)).is_err() {
             // Dropping the server stops the process.
             let log = server.log();
@@ -102,7 +127,9 @@ impl Server {
         }
         Some(server)
     }
+}
 
+impl Vocals {
     /// A `key=value` figure from the first log line containing `record` (e.g. "call media record"), waiting up
     /// to 5 s for the line to be written.
     pub fn figure(&self, record: &str, key: &str) -> u64 {
@@ -182,12 +209,12 @@ pub struct Caller {
 }
 
 impl Caller {
-    pub fn invite(server: &Server, rtp: &UdpSocket, call_id: &str) -> (Caller, SocketAddr) {
+    pub fn invite(server: &Vocals, rtp: &UdpSocket, call_id: &str) -> (Caller, SocketAddr) {
         Caller::invite_to(server, rtp, call_id, NUMBER)
     }
 
     /// Places a call to `number`, answered; sends the ACK; returns vocals' RTP address.
-    pub fn invite_to(server: &Server, rtp: &UdpSocket, call_id: &str, number: &str) -> (Caller, SocketAddr) {
+    pub fn invite_to(server: &Vocals, rtp: &UdpSocket, call_id: &str, number: &str) -> (Caller, SocketAddr) {
         let (mut caller, answer) = Caller::send_invite_to(server, rtp, call_id, number);
         assert!(answer.starts_with("SIP/2.0 200"), "unexpected answer to the INVITE:\n{answer}");
         caller.to = header(&answer, "To").to_string();
@@ -197,17 +224,17 @@ impl Caller {
     }
 
     /// Sends the INVITE and returns its final answer.
-    pub fn send_invite(server: &Server, rtp: &UdpSocket, call_id: &str) -> (Caller, String) {
+    pub fn send_invite(server: &Vocals, rtp: &UdpSocket, call_id: &str) -> (Caller, String) {
         Caller::send_invite_to(server, rtp, call_id, NUMBER)
     }
 
-    pub fn send_invite_to(server: &Server, rtp: &UdpSocket, call_id: &str, number: &str) -> (Caller, String) {
+    pub fn send_invite_to(server: &Vocals, rtp: &UdpSocket, call_id: &str, number: &str) -> (Caller, String) {
         Caller::send_invite_from(server, rtp, call_id, number, "127.0.0.1")
     }
 
     /// Sends the INVITE from a socket bound to `source` (another loopback address, say).
     pub fn send_invite_from(
-        server: &Server,
+        server: &Vocals,
         rtp: &UdpSocket,
         call_id: &str,
         number: &str,
@@ -223,13 +250,13 @@ impl Caller {
     }
 
     /// Sends an INVITE with `sdp` as its offer from a socket bound to `source`; returns its final answer.
-    pub fn send_invite_sdp(server: &Server, call_id: &str, number: &str, source: &str, sdp: &str) -> (Caller, String) {
+    pub fn send_invite_sdp(server: &Vocals, call_id: &str, number: &str, source: &str, sdp: &str) -> (Caller, String) {
         Caller::send_invite_account(server, call_id, number, source, sdp, Some("ACbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"))
     }
 
     /// Sends an INVITE naming `account` in X-Twilio-AccountSid (none: no such header); its final answer.
     pub fn send_invite_account(
-        server: &Server,
+        server: &Vocals,
         call_id: &str,
         number: &str,
         source: &str,
@@ -316,7 +343,7 @@ pub enum Via {
 
 /// Runs one SIPp scenario against the server and returns its output; panics with SIPp's error log when it
 /// does not exit 0.
-pub fn sipp(server: &Server, via: Via, file: &str, service: &str, calls: u32, extra: &[&str]) -> String {
+pub fn sipp(server: &Vocals, via: Via, file: &str, service: &str, calls: u32, extra: &[&str]) -> String {
     let (transport, port) = match via {
         Via::Udp => ("u1", server.udp),
         Via::Tcp => ("t1", server.tcp),
@@ -357,7 +384,7 @@ pub fn sipp(server: &Server, via: Via, file: &str, service: &str, calls: u32, ex
 }
 
 /// Runs the `vocals` CLI against `server`; exit code, stdout, stderr.
-pub fn cli(server: &Server, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+pub fn cli(server: &Vocals, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_vocals"))
         .args(args)
         .arg("--config")

@@ -182,6 +182,21 @@ pub enum LogFormat {
     Json,
 }
 
+impl std::str::FromStr for LogFormat {
+    type Err = ();
+
+    /// `log.format` and `--log-format` alike: auto, pretty, plain or json.
+    fn from_str(s: &str) -> Result<LogFormat, ()> {
+        match s {
+            "auto" => Ok(LogFormat::Auto),
+            "pretty" => Ok(LogFormat::Pretty),
+            "plain" => Ok(LogFormat::Plain),
+            "json" => Ok(LogFormat::Json),
+            _ => Err(()),
+        }
+    }
+}
+
 /// A configuration error, naming the key.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -401,13 +416,9 @@ impl Config {
             "" => DefaultAgent::Refuse,
             name => DefaultAgent::Agent(name.to_string()),
         };
-        let format = match v["log.format"].as_str() {
-            "auto" => LogFormat::Auto,
-            "pretty" => LogFormat::Pretty,
-            "plain" => LogFormat::Plain,
-            "json" => LogFormat::Json,
-            other => return Err(bad("log.format", other, "one of auto, pretty, plain, json")),
-        };
+        let format = v["log.format"]
+            .parse()
+            .map_err(|_| bad("log.format", &v["log.format"], "one of auto, pretty, plain, json"))?;
         let log = LogConfig { level: v["log.level"].clone(), format, sip_trace: boolean(v, "log.sip_trace")? };
         let admin_listen = listen(v, "admin.listen")?;
         let admin_token = Some(v["admin.token"].trim().to_string()).filter(|t| !t.is_empty());

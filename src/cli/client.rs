@@ -1,4 +1,4 @@
-//! The admin API's client, for the `vocals agents|numbers|calls` commands: a small blocking HTTP/1.1 client
+//! The admin API's client, for the `vocals agents|numbers|twilio|calls` commands: a small blocking HTTP/1.1 client
 //! (the admin listener is plain HTTP, on loopback by default) and the table output a sysadmin reads. The
 //! address and token come from the same configuration the server reads.
 
