@@ -325,7 +325,16 @@ async fn serve_with(
     let admin_addr = http.as_ref().and(config.admin_listen);
     tracing::info!("{}", ready_block(&config, &sip, media_ip, admin_addr));
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status("0 calls")]);
-    let result = crate::io::sip::run(endpoint, calls, sip, tcp_limits, media_rx, command_rx, control_rx).await;
+    let driver = crate::io::sip::Driver {
+        endpoint,
+        calls,
+        listeners: sip,
+        tcp_limits,
+        media_events: media_rx,
+        commands: command_rx,
+        control: control_rx,
+    };
+    let result = driver.run().await;
     signal_task.abort();
     if let Some(http) = http {
         http.abort();

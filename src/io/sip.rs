@@ -208,19 +208,6 @@ pub struct Driver {
     pub control: mpsc::Receiver<Control>,
 }
 
-/// Runs until told to stop, or until a drain is over: [`Driver::run`] with its parts as arguments.
-pub async fn run(
-    endpoint: Endpoint,
-    calls: Calls,
-    listeners: Listeners,
-    tcp_limits: TcpLimits,
-    media_events: mpsc::Receiver<MediaEvent>,
-    commands: mpsc::Receiver<CallCommand>,
-    control: mpsc::Receiver<Control>,
-) -> io::Result<()> {
-    Driver { endpoint, calls, listeners, tcp_limits, media_events, commands, control }.run().await
-}
-
 impl Driver {
     /// Runs until told to stop, or until a drain is over. One loop shape: hand every output on, check the
     /// drain, move the one timer if the earliest deadline moved, then await one input and apply it.
