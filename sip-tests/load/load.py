@@ -34,6 +34,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 RELEASE = REPO / "target" / "release"
+# The vocals binary under test: the release build, or another one for an A/B (VOCALS_LOAD_BIN=path).
+VOCALS_BIN = Path(os.environ.get("VOCALS_LOAD_BIN", str(RELEASE / "vocals")))
 CLK = os.sysconf("SC_CLK_TCK")
 SERVER_CPU, GEN_CPU = 0, 1
 DIALED = "+15550100200"
@@ -209,7 +211,7 @@ def start_vocals(work, port, extra_config="", env=None):
         f'[media]\npublic_ip = "127.0.0.1"\nrtp_ports = "20000-59999"\n'
         f'[admin]\nlisten = "127.0.0.1:{admin}"\ntoken = "load-token-0123456789"\n'
         '[log]\nlevel = "warn"\n')
-    proc = Proc("vocals", [RELEASE / "vocals", "serve", "--config", config], SERVER_CPU, work, env)
+    proc = Proc("vocals", [VOCALS_BIN, "serve", "--config", config], SERVER_CPU, work, env)
     proc.admin = f"http://127.0.0.1:{admin}"
     wait_udp_listener(port)
     return proc
@@ -568,6 +570,89 @@ def media(work, args):
     return results
 
 
+def metric(proc, name):
+    """One unlabelled gauge or counter from vocals' /metrics (NaN when absent)."""
+    with urllib.request.urlopen(proc.admin + "/metrics", timeout=10) as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+    return float("nan")
+
+
+def soak(work, args):
+    """`--calls` calls held for the whole run, each lasting `--hold` seconds (new calls replace ended ones, so
+    thousands of calls pass through), RTP both ways (SIPp's tone and the echo of the agent simulator's audio)
+    and the WebSocket both ways. Samples the server's RSS and its tables every `--sample` seconds; after the
+    warm-up (`--warmup` seconds) RSS may drift at most 5% and the tables may not grow past the call count."""
+    write_tone(work / "tone.ulaw")
+    calls, hold = args.calls[0], args.hold
+    port = free_port()
+    agent_port = free_port(socket.SOCK_STREAM)
+    agent = Proc("agent-soak", [RELEASE / "examples" / "load_agent", f"127.0.0.1:{agent_port}"], GEN_CPU, work)
+    server = start_vocals(work, port, extra_config=(
+        f'default_agent = "load"\n[[agents]]\nname = "load"\nurl = "ws://127.0.0.1:{agent_port}/stream"\n'))
+    try:
+        time.sleep(1)
+        seconds = args.minutes * 60
+        cps = max(1, round(calls / hold))
+        total = cps * seconds
+        runner = subprocess.Popen([sys.executable, __file__, "_sipp", str(work), "uac_media.xml", str(port),
+                                   str(cps), str(total), str(hold * 1000), str(calls)],
+                                  stdout=subprocess.PIPE, text=True)
+        samples = []
+        started = time.time()
+        while runner.poll() is None:
+            time.sleep(args.sample)
+            try:
+                samples.append({
+                    "t": round(time.time() - started), "rss_kib": rss_kib(server.pid),
+                    "active": metric(server, "vocals_calls_active"),
+                    "dialogs": metric(server, "vocals_sip_dialogs"),
+                    "transactions": metric(server, "vocals_sip_transactions"),
+                    "ports": metric(server, "vocals_rtp_ports_in_use"),
+                })
+            except OSError as e:
+                log(f"soak: sample failed: {e}")
+            s = samples[-1] if samples else {}
+            log(f"soak t={s.get('t')} s rss {s.get('rss_kib')} KiB active {s.get('active')} dialogs "
+                f"{s.get('dialogs')} transactions {s.get('transactions')} ports {s.get('ports')}")
+        sipp_f = json.loads(runner.communicate()[0])
+        time.sleep(3)
+        agent.stop(signal.SIGINT)
+        text = (work / "agent-soak.log").read_text().strip().splitlines()
+        summary = json.loads(text[-1]) if text else {}
+        recent = all_calls(server)
+        rtp = [(c.get("stats") or {}).get("rtp") or {} for c in recent]
+        agents = [(c.get("stats") or {}).get("agent") or {} for c in recent]
+        warm = [x for x in samples if x["t"] >= args.warmup]
+        base = warm[0]["rss_kib"] if warm else float("nan")
+        peak = max((x["rss_kib"] for x in warm), default=float("nan"))
+        last = warm[-1]["rss_kib"] if warm else float("nan")
+        out = {
+            "calls": calls, "hold_s": hold, "minutes": args.minutes, "cps": cps, "sipp": sipp_f,
+            "samples": samples, "rss_after_warmup_kib": base, "rss_peak_kib": peak, "rss_end_kib": last,
+            "rss_drift_pct": 100 * (last - base) / base if warm else float("nan"),
+            "rss_peak_drift_pct": 100 * (peak - base) / base if warm else float("nan"),
+            "max_dialogs": max((x["dialogs"] for x in samples), default=0),
+            "max_transactions": max((x["transactions"] for x in samples), default=0),
+            "max_active": max((x["active"] for x in samples), default=0),
+            "records": len(recent),
+            "rtp_received": sum(r.get("received") or 0 for r in rtp),
+            "rtp_lost": sum((r.get("lost_concealed") or 0) + (r.get("late") or 0) for r in rtp),
+            "uplink_dropped": sum(a.get("uplink_dropped") or 0 for a in agents),
+            "ended": sorted({c.get("end_reason") or "none" for c in recent}),
+            "agent": summary,
+        }
+        log(f"soak: {sipp_f.get('ok')} calls ok, {sipp_f.get('failed')} failed; RSS after warm-up {base} KiB, "
+            f"end {last} KiB ({out['rss_drift_pct']:.2f}%), peak {peak} KiB ({out['rss_peak_drift_pct']:.2f}%); "
+            f"max dialogs {out['max_dialogs']}, transactions {out['max_transactions']}; RTP lost {out['rtp_lost']}, "
+            f"uplink dropped {out['uplink_dropped']}")
+        return out
+    finally:
+        server.stop()
+        agent.stop(signal.SIGINT)
+
+
 # ---------------------------------------------------------------- the report
 
 def markdown(results, machine):
@@ -596,6 +681,15 @@ def markdown(results, machine):
                 lines.append(f"| {peer} | {r['calls']} | {r['core_pct_per_call']:.3f}% | {100 * r['server_core']:.0f}% "
                              f"| {r['rss_kib_per_call']:.1f} | {r['egress_p99_ms']:.2f} ms | {r['caller_p99_ms']:.2f} ms | {gap} ms | "
                              f"{r.get('rtp_lost', '—')} | {r['sipp']['failed']} | {100 * r['sipp']['gen_core']:.0f}% |")
+    soak = results.get("soak")
+    if soak:
+        lines += ["", "| soak | calls passed | failed | RSS after warm-up | end (drift) | peak (drift) | max dialogs | "
+                  "max transactions | RTP lost | uplink dropped |", "|---|---|---|---|---|---|---|---|---|---|",
+                  f"| {soak['calls']} calls x {soak['minutes']:g} min, {soak['hold_s']} s each | "
+                  f"{soak['sipp'].get('ok')} | {soak['sipp'].get('failed')} | {soak['rss_after_warmup_kib']} KiB | "
+                  f"{soak['rss_end_kib']} KiB ({soak['rss_drift_pct']:+.2f}%) | {soak['rss_peak_kib']} KiB "
+                  f"({soak['rss_peak_drift_pct']:+.2f}%) | {soak['max_dialogs']:.0f} | {soak['max_transactions']:.0f} | "
+                  f"{soak['rtp_lost']} | {soak['uplink_dropped']} |"]
     return "\n".join(lines)
 
 
@@ -614,13 +708,15 @@ def main():
     if len(sys.argv) > 1 and sys.argv[1] == "_sipp":
         # A SIPp client in the background of a media run; prints its figures as JSON.
         work, scenario, port, cps, calls, hold = sys.argv[2:8]
+        # The soak caps concurrency below its total; the media runs' total is their concurrency.
+        limit = int(sys.argv[8]) if len(sys.argv) > 8 else int(calls)
         work = Path(work)
-        f = sipp(work, HERE / scenario, int(port), int(cps), int(calls), limit=int(calls), hold_ms=int(hold),
+        f = sipp(work, HERE / scenario, int(port), int(cps), int(calls), limit=limit, hold_ms=int(hold),
                  extra=["-rtp_threadtasks", "200"], timeout_s=int(hold) // 1000 + 120)
         print(json.dumps(f))
         return
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("part", choices=["signalling", "media", "all"], nargs="?", default="all")
+    ap.add_argument("part", choices=["signalling", "media", "soak", "all"], nargs="?", default="all")
     ap.add_argument("--peers", default="vocals,kamailio,sipp-uas,rtpengine",
                     help="servers to measure (vocals, kamailio, sipp-uas for signalling; vocals, rtpengine for media)")
     ap.add_argument("--rates", default="1000,2000,3000,4000,5000,6000,7000,8000,9000,10000,12000")
@@ -629,6 +725,10 @@ def main():
     ap.add_argument("--cps", type=int, default=50, help="call rate while a media run ramps up")
     ap.add_argument("--settle", type=float, default=5.0)
     ap.add_argument("--window", type=float, default=20.0, help="seconds of the steady CPU window")
+    ap.add_argument("--minutes", type=float, default=30.0, help="length of the soak")
+    ap.add_argument("--hold", type=int, default=60, help="seconds each soak call lasts")
+    ap.add_argument("--warmup", type=float, default=300.0, help="soak seconds before RSS is the baseline")
+    ap.add_argument("--sample", type=float, default=30.0, help="seconds between soak samples")
     ap.add_argument("--out", default=str(REPO / "target" / "load"))
     args = ap.parse_args()
     import atexit
@@ -649,6 +749,8 @@ def main():
     if args.part in ("media", "all"):
         med_peers = [p for p in args.peers if p in ("vocals", "rtpengine")]
         results["media"] = media(work, argparse.Namespace(**{**vars(args), "peers": med_peers}))
+    if args.part == "soak":
+        results["soak"] = soak(work, args)
     stamp = time.strftime("%Y%m%dT%H%M%S")
     (out / f"load-{args.part}-{stamp}.json").write_text(json.dumps(results, indent=1))
     report = markdown(results, results["machine"])
