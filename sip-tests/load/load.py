@@ -34,8 +34,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 RELEASE = REPO / "target" / "release"
-# The vocals binary under test: the release build, or another one for an A/B (VOCALS_LOAD_BIN=path).
-VOCALS_BIN = Path(os.environ.get("VOCALS_LOAD_BIN", str(RELEASE / "vocals")))
+# The vocals binary under test: the release build, or another one for an A/B (LOAD_VOCALS_BIN=path).
+VOCALS_BIN = Path(os.environ.get("LOAD_VOCALS_BIN", str(RELEASE / "vocals")))
 CLK = os.sysconf("SC_CLK_TCK")
 SERVER_CPU, GEN_CPU = 0, 1
 DIALED = "+15550100200"
@@ -571,12 +571,13 @@ def media(work, args):
 
 
 def metric(proc, name):
-    """One unlabelled gauge or counter from vocals' /metrics (NaN when absent)."""
+    """A gauge or counter from vocals' /metrics, summed over its labels (0 before it is first set)."""
+    total = 0.0
     with urllib.request.urlopen(proc.admin + "/metrics", timeout=10) as r:
         for line in r.read().decode().splitlines():
-            if line.startswith(name + " "):
-                return float(line.split()[1])
-    return float("nan")
+            if line.startswith(name + " ") or line.startswith(name + "{"):
+                total += float(line.rsplit(None, 1)[1])
+    return total
 
 
 def soak(work, args):
@@ -593,9 +594,9 @@ def soak(work, args):
         f'default_agent = "load"\n[[agents]]\nname = "load"\nurl = "ws://127.0.0.1:{agent_port}/stream"\n'))
     try:
         time.sleep(1)
-        seconds = args.minutes * 60
+        seconds = int(args.minutes * 60)
         cps = max(1, round(calls / hold))
-        total = cps * seconds
+        total = int(cps * seconds)
         runner = subprocess.Popen([sys.executable, __file__, "_sipp", str(work), "uac_media.xml", str(port),
                                    str(cps), str(total), str(hold * 1000), str(calls)],
                                   stdout=subprocess.PIPE, text=True)
