@@ -598,7 +598,7 @@ def soak(work, args):
         cps = max(1, round(calls / hold))
         total = int(cps * seconds)
         runner = subprocess.Popen([sys.executable, __file__, "_sipp", str(work), "uac_media.xml", str(port),
-                                   str(cps), str(total), str(hold * 1000), str(calls)],
+                                   str(cps), str(total), str(hold * 1000), str(calls), str(seconds + hold + 120)],
                                   stdout=subprocess.PIPE, text=True)
         samples = []
         started = time.time()
@@ -711,9 +711,11 @@ def main():
         work, scenario, port, cps, calls, hold = sys.argv[2:8]
         # The soak caps concurrency below its total; the media runs' total is their concurrency.
         limit = int(sys.argv[8]) if len(sys.argv) > 8 else int(calls)
+        # SIPp's -timeout bounds its whole run: the soak gives its length.
+        timeout_s = int(sys.argv[9]) if len(sys.argv) > 9 else int(hold) // 1000 + 120
         work = Path(work)
         f = sipp(work, HERE / scenario, int(port), int(cps), int(calls), limit=limit, hold_ms=int(hold),
-                 extra=["-rtp_threadtasks", "200"], timeout_s=int(hold) // 1000 + 120)
+                 extra=["-rtp_threadtasks", "200"], timeout_s=timeout_s)
         print(json.dumps(f))
         return
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
