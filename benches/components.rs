@@ -20,6 +20,7 @@ use vocals::sdp::SrtpKeys;
 use vocals::sdp::sdes::{KEY_SALT_LEN, KeySalt, Suite};
 use vocals::sip::endpoint::{Endpoint, EndpointConfig, Event, IdGen, Output, Peer, Transport};
 use vocals::sip::message::StatusCode;
+use vocals::sip::ratelimit::RateConfig;
 
 const INVITE: &[u8] = include_bytes!("../sip-tests/vectors/twilio/twilio-invite-udp.sip");
 
@@ -47,7 +48,14 @@ fn endpoint(c: &mut Criterion) {
         }
         (ep, sent)
     };
-    let fresh = || Endpoint::new(EndpointConfig::default(), IdGen::new(7));
+    // `[sip]`'s defaults without the per-source rate limits.
+    let unlimited = RateConfig::default();
+    let config = EndpointConfig {
+        rate: unlimited.clone(),
+        request_rate: unlimited,
+        ..vocals::config::SipConfig::default().endpoint()
+    };
+    let fresh = || Endpoint::new(config.clone(), IdGen::new(7));
     let (_, sent) = run(fresh());
     let statuses: Vec<&[u8]> = sent.iter().map(|b| &b[..11]).collect();
     assert_eq!(statuses, [&b"SIP/2.0 100"[..], b"SIP/2.0 404"], "the benched path answers");

@@ -22,7 +22,7 @@ use crate::config::{AgentConfig, Config, DefaultAgent, LogFormat};
 use crate::io::media::TokioMedia;
 use crate::io::sip::{Control, Listeners, TcpLimits};
 use crate::routing::{Directory, NumberTable};
-use crate::sip::endpoint::{Endpoint, EndpointConfig, IdGen};
+use crate::sip::endpoint::{Endpoint, IdGen};
 use crate::store::catalog::{Catalog, Recorder};
 use crate::store::secret::SecretKey;
 use crate::store::{Store, StoreError};
@@ -233,19 +233,7 @@ async fn serve_with(
         (Some(p), Some(every)) => Some(spawn_reconcile(p.clone(), every)),
         _ => None,
     };
-    let ep_config = EndpointConfig {
-        timers: config.sip.timers,
-        limits: config.sip.limits,
-        allow: config.sip.allow.clone(),
-        reject_disallowed: config.sip.reject_disallowed,
-        public_host: config.sip.public_host.clone(),
-        max_calls: config.sip.max_calls,
-        max_transactions: config.sip.max_transactions,
-        rate: config.sip.rate.clone(),
-        request_rate: config.sip.request_rate.clone(),
-        max_transaction_bytes: config.sip.max_transaction_bytes,
-        ..EndpointConfig::default()
-    };
+    let ep_config = config.sip.endpoint();
     let (media_tx, media_rx) = tokio::sync::mpsc::channel(1024);
     let (command_tx, command_rx) = tokio::sync::mpsc::channel(256);
     let media = TokioMedia::new(config.media.settings.clone(), media_tx, Some(records.clone()), random_seed());

@@ -96,6 +96,12 @@ impl Domain {
     }
 }
 
+impl fmt::Display for Domain {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// `transfer.deny_prefixes`' default: NANP premium rate (900, 976), and the NANP countries outside the US and
 /// Canada, whose numbers are +1 but cost international rates: the classic toll-fraud destinations.
 pub const DEFAULT_DENY_PREFIXES: &str = "+1900,+1976,+1242,+1246,+1264,+1268,+1284,+1345,+1441,+1473,+1649,+1658,\

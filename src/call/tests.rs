@@ -112,7 +112,14 @@ impl Rig {
         let media = Recording { readiness: Some(readiness), ..Recording::default() };
         let calls = Calls::new(config, Box::new(media.clone()));
         let start = Instant::now();
-        let ep = Endpoint::new(EndpointConfig::default(), IdGen::new(7));
+        // `[sip]`'s defaults without the per-source rate limits.
+        let unlimited = crate::sip::ratelimit::RateConfig::default();
+        let ep_config = EndpointConfig {
+            rate: unlimited.clone(),
+            request_rate: unlimited,
+            ..crate::config::SipConfig::default().endpoint()
+        };
+        let ep = Endpoint::new(ep_config, IdGen::new(7));
         Rig { ep, calls, media, records, start, now: start, sent: Vec::new() }
     }
 

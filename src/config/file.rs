@@ -1,13 +1,20 @@
-//! The configuration file: its `[section]` keys into the value table, its `[[numbers]]` and `[[agents]]`
-//! entries (with `[agents.parameters]` and `[agents.transfer]`), each checked with the key path it came from.
+//! The configuration file: its keys (top-level and `[section]` ones) into the keys given, its `[[numbers]]`
+//! and `[[agents]]` entries (with `[agents.parameters]` and `[agents.transfer]`), each checked with the key path
+//! it came from.
 
-use super::*;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
 
-/// Reads the file's keys into `values` (naming each in `explicit`), its `[[numbers]]` and `[[agents]]`.
+use super::de::{Keys, Raw};
+use super::{AgentConfig, AgentKind, ConfigError, NumberConfig, bad, srtp_policy};
+use crate::agent::transfer::TransferOverrides;
+use crate::e164::E164;
+
+/// Reads the file's keys into `given`, its `[[numbers]]` and `[[agents]]`.
 pub(super) fn read_file(
     file: &Path,
-    values: &mut BTreeMap<String, String>,
-    explicit: &mut std::collections::BTreeSet<String>,
+    given: &mut Keys,
     numbers: &mut Vec<NumberConfig>,
     agents: &mut Vec<AgentConfig>,
 ) -> Result<(), ConfigError> {
@@ -28,14 +35,10 @@ pub(super) fn read_file(
             }
             toml::Value::Table(section) => {
                 for (key, value) in section {
-                    explicit.insert(format!("{name}.{key}"));
-                    set(values, format!("{name}.{key}"), value)?;
+                    given.set(&name, &key, raw(value), format!("{name}.{key}"));
                 }
             }
-            value => {
-                explicit.insert(name.clone());
-                set(values, name, value)?
-            }
+            value => given.set("", &name, raw(value), name.clone()),
         }
     }
     Ok(())
@@ -160,16 +163,12 @@ fn unknown_key(key: &str, a: &str, b: &str) -> ConfigError {
     ConfigError::Value { key: key.to_string(), message: format!("unknown key; known keys: {a}, {b}") }
 }
 
-pub(super) fn set(values: &mut BTreeMap<String, String>, key: String, value: toml::Value) -> Result<(), ConfigError> {
-    if !values.contains_key(&key) {
-        return Err(unknown(&key, &key));
+/// A value as text: a string, a number or a boolean; anything else by its type.
+fn raw(value: toml::Value) -> Raw {
+    match value {
+        toml::Value::String(s) => Raw::Text(s),
+        toml::Value::Integer(i) => Raw::Text(i.to_string()),
+        toml::Value::Boolean(b) => Raw::Text(b.to_string()),
+        other => Raw::Other(other.type_str()),
     }
-    let text = match value {
-        toml::Value::String(s) => s,
-        toml::Value::Integer(i) => i.to_string(),
-        toml::Value::Boolean(b) => b.to_string(),
-        other => return Err(bad(&key, other.type_str(), "a string or a number")),
-    };
-    values.insert(key, text);
-    Ok(())
 }

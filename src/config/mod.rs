@@ -1,21 +1,25 @@
-//! Configuration: built-in defaults < TOML file < environment (`VOCALS_<SECTION>_<KEY>`) < CLI flags, parsed
-//! once into typed sub-configs. A bad value is reported with its key path and what is allowed. Nothing else
-//! reads the environment or the file.
+//! Configuration: built-in defaults < TOML file < environment (`VOCALS_<SECTION>_<KEY>`) < CLI flags. The file's
+//! keys and the environment's are read into one serde struct per section ([`sections`], each with its
+//! `Default`), each value into its type; then the keys that depend on one another are put together into the
+//! typed sub-configs the components take. A bad value is reported with its key path and what is allowed, an
+//! unknown key with the keys there are. Nothing else reads the environment or the file.
 
-use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
-
-use std::net::IpAddr;
+use std::sync::LazyLock;
 use std::time::Duration;
 
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
 pub use crate::agent::config::{AgentConfig, AgentKind};
-use crate::agent::transfer::{self, TransferOverrides, TransferPolicy};
+use crate::agent::transfer::TransferPolicy;
 use crate::e164::E164;
 use crate::io::media::MediaSettings;
 use crate::media::ports::PortRange;
 use crate::sdp::SrtpPolicy;
 use crate::sip::allow::AllowList;
+use crate::sip::endpoint::{self, EndpointConfig};
 use crate::sip::message::Limits;
 use crate::sip::ratelimit::RateConfig;
 use crate::sip::transaction::Timers;
@@ -182,6 +186,17 @@ pub enum LogFormat {
     Json,
 }
 
+impl LogFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogFormat::Auto => "auto",
+            LogFormat::Pretty => "pretty",
+            LogFormat::Plain => "plain",
+            LogFormat::Json => "json",
+        }
+    }
+}
+
 impl std::str::FromStr for LogFormat {
     type Err = ();
 
@@ -208,109 +223,73 @@ pub enum ConfigError {
     Value { key: String, message: String },
 }
 
-/// Every key, with its default, in file order. The single source for defaults, unknown-key checks and
-/// `config/vocals.toml` (a test checks that file against this list).
-pub const KEYS: &[(&str, &str, &str)] = &[
-    ("", "state_dir", ""),
-    ("", "default_agent", "echo"),
-    ("", "node", ""),
-    ("sip", "listen_udp", "0.0.0.0:5060"),
-    ("sip", "listen_tcp", "0.0.0.0:5060"),
-    ("sip", "listen_tls", "0.0.0.0:5061"),
-    ("sip", "tls_cert", ""),
-    ("sip", "tls_key", ""),
-    ("sip", "public_host", ""),
-    ("sip", "max_message_size", "65536"),
-    ("sip", "max_headers", "256"),
-    ("sip", "max_header_line", "16384"),
-    (
-        "sip",
-        "allow",
-        "54.172.60.0/30, 54.244.51.0/30, 54.171.127.192/30, 35.156.191.128/30, 54.65.63.192/30, \
-         54.169.127.128/30, 54.252.254.64/30, 177.71.206.192/30, 127.0.0.0/8, ::1",
-    ),
-    ("sip", "reject_disallowed", "false"),
-    ("sip", "accounts", ""),
-    ("sip", "max_calls", "1000"),
-    ("sip", "max_transactions", "400000"),
-    ("sip", "max_transaction_memory_mb", "64"),
-    ("sip", "max_call_duration", "14400"),
-    ("sip", "t1_ms", "500"),
-    ("sip", "tcp_max_connections", "1024"),
-    ("sip", "tcp_max_per_source", "32"),
-    ("sip", "tcp_reserved_for_exempt", "64"),
-    ("sip", "tcp_idle_timeout", "600"),
-    ("sip", "tcp_message_timeout", "10"),
-    ("sip", "drain_timeout", "300"),
-    ("sip", "invite_rate", "10"),
-    ("sip", "invite_burst", "20"),
-    ("sip", "request_rate", "100"),
-    ("sip", "request_burst", "200"),
-    (
-        "sip",
-        "rate_exempt",
-        "54.172.60.0/30, 54.244.51.0/30, 54.171.127.192/30, 35.156.191.128/30, 54.65.63.192/30, \
-         54.169.127.128/30, 54.252.254.64/30, 177.71.206.192/30",
-    ),
-    ("media", "public_ip", ""),
-    ("media", "rtp_ports", "10000-20000"),
-    ("media", "srtp", "allowed"),
-    ("media", "symmetric_rtp", "true"),
-    ("media", "timeout", "30"),
-    ("media", "send_silence", "true"),
-    ("media", "rtcp_interval", "5"),
-    ("media", "jitter_max_ms", "60"),
-    ("media", "agent_stall_timeout", "5"),
-    ("media", "latch", "sdp-ip"),
-    ("media", "allow", ""),
-    ("admin", "listen", "127.0.0.1:8080"),
-    ("admin", "token", ""),
-    ("store", "url", ""),
-    ("store", "secret_key", ""),
-    ("twilio", "api_url", "https://api.twilio.com"),
-    ("twilio", "trunking_url", "https://trunking.twilio.com"),
-    ("twilio", "origination_uris", ""),
-    ("twilio", "priority", "10"),
-    ("twilio", "weight", "10"),
-    ("twilio", "reconcile_interval", "300"),
-    ("twilio", "timeout_ms", "10000"),
-    ("transfer", "allow_prefixes", ""),
-    // NANP premium rate (900, 976), and the NANP countries outside the US and Canada, whose numbers are
-    // +1 but cost international rates: the classic toll-fraud destinations.
-    ("transfer", "deny_prefixes", transfer::DEFAULT_DENY_PREFIXES),
-    ("transfer", "allow_domains", ""),
-    ("transfer", "max_per_call", "3"),
-    ("log", "level", "info"),
-    ("log", "format", "auto"),
-    ("log", "sip_trace", "false"),
-];
+/// Every key, with its default as text, in file order: `(section, key, default)`, the section `""` for the
+/// keys outside any. Read off the section structs (their fields and their `Default`), for unknown-key
+/// messages, the environment's names and `config/vocals.toml` (a test checks that file against this list).
+pub static KEYS: LazyLock<Vec<(&'static str, &'static str, String)>> = LazyLock::new(|| {
+    let mut keys = Vec::new();
+    section_keys::<sections::Top>("", &mut keys);
+    section_keys::<sections::Sip>("sip", &mut keys);
+    section_keys::<sections::Media>("media", &mut keys);
+    section_keys::<sections::Admin>("admin", &mut keys);
+    section_keys::<sections::Store>("store", &mut keys);
+    section_keys::<sections::Twilio>("twilio", &mut keys);
+    section_keys::<sections::Transfer>("transfer", &mut keys);
+    section_keys::<sections::Log>("log", &mut keys);
+    keys
+});
+
+/// The sections as given: every key read into its type, before the keys that depend on one another are put
+/// together into [`Config`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Sections {
+    pub top: sections::Top,
+    pub sip: sections::Sip,
+    pub media: sections::Media,
+    pub admin: sections::Admin,
+    pub store: sections::Store,
+    pub twilio: sections::Twilio,
+    pub transfer: sections::Transfer,
+    pub log: sections::Log,
+}
+
+impl Sections {
+    /// Each section from the keys given to it (the defaults for the others); a key of no section is unknown.
+    fn read(mut given: de::Keys) -> Result<Sections, ConfigError> {
+        let sections = Sections {
+            top: given.section("")?,
+            sip: given.section("sip")?,
+            media: given.section("media")?,
+            admin: given.section("admin")?,
+            store: given.section("store")?,
+            twilio: given.section("twilio")?,
+            transfer: given.section("transfer")?,
+            log: given.section("log")?,
+        };
+        match given.unknown() {
+            Some(e) => Err(e),
+            None => Ok(sections),
+        }
+    }
+}
 
 impl Config {
     /// Loads defaults, then `file` (if given), then the `VOCALS_*` variables in `env`.
     pub fn load(file: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Config, ConfigError> {
-        let mut values: BTreeMap<String, String> =
-            KEYS.iter().map(|(section, key, default)| (path(section, key), (*default).to_string())).collect();
+        let mut given = de::Keys::default();
         let mut numbers = Vec::new();
         let mut agents = Vec::new();
-        let mut explicit = std::collections::BTreeSet::new();
         if let Some(file) = file {
-            file::read_file(file, &mut values, &mut explicit, &mut numbers, &mut agents)?;
+            file::read_file(file, &mut given, &mut numbers, &mut agents)?;
         }
         let env: Vec<(String, String)> = env.into_iter().collect();
         for (name, value) in &env {
-            if let Some(key) = env_key(name) {
-                if !values.contains_key(&key) {
-                    return Err(unknown(&key, name));
-                }
-                explicit.insert(key.clone());
-                values.insert(key, value.clone());
+            if let Some((section, key)) = env_key(name) {
+                given.set(&section, &key, de::Raw::Text(value.clone()), name.clone());
             }
         }
         let systemd = env.iter().any(|(k, _)| k == "STATE_DIRECTORY");
-        let mut config = Self::from_values(&values, systemd)?;
-        if !explicit.contains("default_agent") {
-            config.default_agent = DefaultAgent::Demo;
-        }
+        let mut config = Self::from_sections(Sections::read(given)?, systemd)?;
         config.numbers = numbers;
         config.agents = agents;
         config.check_agents()?;
@@ -337,95 +316,19 @@ impl Config {
         Ok(())
     }
 
-    fn from_values(v: &BTreeMap<String, String>, systemd: bool) -> Result<Config, ConfigError> {
-        let state_dir = match v["state_dir"].as_str() {
-            "" if systemd => PathBuf::from("/var/lib/vocals"),
-            "" => PathBuf::from("./vocals-data"),
-            dir => PathBuf::from(dir),
+    /// The configuration the sections make, the keys that depend on one another put together and checked.
+    fn from_sections(s: Sections, systemd: bool) -> Result<Config, ConfigError> {
+        let sip = SipConfig::from_section(s.sip)?;
+        let state_dir = match s.top.state_dir {
+            None if systemd => PathBuf::from("/var/lib/vocals"),
+            None => PathBuf::from("./vocals-data"),
+            Some(dir) => dir,
         };
-        let limits = Limits {
-            max_message: number(v, "sip.max_message_size", 1500, 1 << 20)?,
-            max_headers: number(v, "sip.max_headers", 16, 4096)?,
-            max_header_line: number(v, "sip.max_header_line", 256, 1 << 20)?,
-        };
-        let allow = AllowList::parse(&v["sip.allow"]).map_err(|e| bad("sip.allow", &v["sip.allow"], &e.to_string()))?;
-        let t1 = Duration::from_millis(number(v, "sip.t1_ms", 10, 10_000)? as u64);
-        let sip = SipConfig {
-            listen_udp: listen(v, "sip.listen_udp")?,
-            listen_tcp: listen(v, "sip.listen_tcp")?,
-            listen_tls: listen(v, "sip.listen_tls")?,
-            tls: match (v["sip.tls_cert"].trim(), v["sip.tls_key"].trim()) {
-                ("", "") => None,
-                ("", _) => return Err(bad("sip.tls_cert", "", "a certificate file, since sip.tls_key is set")),
-                (_, "") => return Err(bad("sip.tls_key", "", "a key file, since sip.tls_cert is set")),
-                (cert, key) => Some((PathBuf::from(cert), PathBuf::from(key))),
-            },
-            public_host: Some(v["sip.public_host"].clone()).filter(|h| !h.is_empty()),
-            limits,
-            allow,
-            reject_disallowed: boolean(v, "sip.reject_disallowed")?,
-            max_calls: number(v, "sip.max_calls", 1, 1_000_000)?,
-            max_transactions: number(v, "sip.max_transactions", 1024, 16_777_216)?,
-            max_call_duration: Duration::from_secs(number(v, "sip.max_call_duration", 1, 7 * 86_400)? as u64),
-            timers: Timers { t1, t2: t1 * 8, t4: t1 * 10 },
-            tcp_max_connections: number(v, "sip.tcp_max_connections", 1, 1_000_000)?,
-            tcp_max_per_source: number(v, "sip.tcp_max_per_source", 1, 1_000_000)?,
-            tcp_reserved_for_exempt: tcp_reserve(v)?,
-            tcp_idle_timeout: Duration::from_secs(number(v, "sip.tcp_idle_timeout", 1, 86_400)? as u64),
-            tcp_message_timeout: Duration::from_secs(number(v, "sip.tcp_message_timeout", 1, 600)? as u64),
-            drain_timeout: Duration::from_secs(number(v, "sip.drain_timeout", 0, 86_400)? as u64),
-            rate: rate_config(v, "sip.invite_rate", "sip.invite_burst")?,
-            request_rate: rate_config(v, "sip.request_rate", "sip.request_burst")?,
-            max_transaction_bytes: number(v, "sip.max_transaction_memory_mb", 1, 65_536)? << 20,
-            accounts: account_policy(v["sip.accounts"].trim())?,
-        };
-        let public_ip = match v["media.public_ip"].trim() {
-            "" => None,
-            s => {
-                let ip: IpAddr =
-                    s.parse().map_err(|_| bad("media.public_ip", s, "an IP address, or \"\" to detect it"))?;
-                if ip.is_unspecified() {
-                    return Err(bad("media.public_ip", s, "an address peers can reach, not 0.0.0.0 or ::"));
-                }
-                Some(ip)
-            }
-        };
-        let rtp_ports =
-            v["media.rtp_ports"].parse().map_err(|e: String| bad("media.rtp_ports", &v["media.rtp_ports"], &e))?;
-        let timeout = number(v, "media.timeout", 0, 86_400)? as u64;
-        let settings = MediaSettings {
-            symmetric_rtp: boolean(v, "media.symmetric_rtp")?,
-            timeout: (timeout > 0).then(|| Duration::from_secs(timeout)),
-            send_silence: boolean(v, "media.send_silence")?,
-            rtcp_interval: Duration::from_secs(number(v, "media.rtcp_interval", 1, 60)? as u64),
-            jitter_max_wait: Duration::from_millis(number(v, "media.jitter_max_ms", 10, 1000)? as u64),
-            agent_stall: Some(number(v, "media.agent_stall_timeout", 0, 3600)? as u64)
-                .filter(|s| *s > 0)
-                .map(Duration::from_secs),
-            latch: match v["media.latch"].trim() {
-                "sdp-ip" => crate::media::session::Latch::SdpIp,
-                "any" => crate::media::session::Latch::Any,
-                other => return Err(bad("media.latch", other, "sdp-ip or any")),
-            },
-            latch_allow: AllowList::parse(&v["media.allow"])
-                .map_err(|e| bad("media.allow", &v["media.allow"], &e.to_string()))?,
-        };
-        let srtp = srtp_policy("media.srtp", v["media.srtp"].trim())?;
-        let media = MediaConfig { public_ip, rtp_ports, settings, srtp };
-        let default_agent = match v["default_agent"].trim() {
-            "" => DefaultAgent::Refuse,
-            name => DefaultAgent::Agent(name.to_string()),
-        };
-        let format = v["log.format"]
-            .parse()
-            .map_err(|_| bad("log.format", &v["log.format"], "one of auto, pretty, plain, json"))?;
-        let log = LogConfig { level: v["log.level"].clone(), format, sip_trace: boolean(v, "log.sip_trace")? };
-        let admin_listen = listen(v, "admin.listen")?;
-        let admin_token = Some(v["admin.token"].trim().to_string()).filter(|t| !t.is_empty());
+        let admin_token = s.admin.token.as_deref().map(str::trim).filter(|t| !t.is_empty()).map(str::to_string);
         if let Some(t) = admin_token.as_deref().filter(|t| t.len() < 16) {
             return Err(bad("admin.token", &"*".repeat(t.len()), "at least 16 characters"));
         }
-        let store_url = match v["store.url"].trim() {
+        let store_url = match s.store.url.as_deref().map(str::trim).unwrap_or_default() {
             "" => format!("sqlite://{}", state_dir.join("vocals.db").display()),
             url if url.starts_with("sqlite://")
                 || url.starts_with("postgres://")
@@ -435,66 +338,160 @@ impl Config {
             }
             url => return Err(bad("store.url", url, "sqlite://PATH or postgres://USER:PASSWORD@HOST/DATABASE")),
         };
-        let url = |key: &str| -> Result<String, ConfigError> {
-            let u = v[key].trim();
-            if u.starts_with("https://") || u.starts_with("http://") {
-                Ok(u.trim_end_matches('/').to_string())
-            } else {
-                Err(bad(key, u, "an http:// or https:// base URL"))
-            }
-        };
-        let mut origination_uris = Vec::new();
-        for uri in v["twilio.origination_uris"].split(',').map(str::trim).filter(|u| !u.is_empty()) {
-            if !uri.starts_with("sip:") {
-                return Err(bad(
-                    "twilio.origination_uris",
-                    uri,
-                    "sip: URIs separated by commas, e.g. sip:vocals.example.com:5060",
-                ));
-            }
-            origination_uris.push(uri.to_string());
-        }
-        let reconcile = number(v, "twilio.reconcile_interval", 0, 86_400)? as u64;
-        let twilio = TwilioConfig {
-            endpoints: crate::twilio::Endpoints { api: url("twilio.api_url")?, trunking: url("twilio.trunking_url")? },
-            origination_uris,
-            priority: number(v, "twilio.priority", 0, 65_535)? as u32,
-            weight: number(v, "twilio.weight", 0, 65_535)? as u32,
-            reconcile_interval: (reconcile > 0).then(|| Duration::from_secs(reconcile)),
-            timeout: Duration::from_millis(number(v, "twilio.timeout_ms", 100, 120_000)? as u64),
-        };
-        let prefixes = |key: &str| transfer::parse_prefixes(&v[key]).map_err(|e| bad_list(key, &e));
-        let transfer = TransferPolicy {
-            allow_prefixes: prefixes("transfer.allow_prefixes")?,
-            deny_prefixes: prefixes("transfer.deny_prefixes")?,
-            allow_domains: transfer::parse_domains(&v["transfer.allow_domains"])
-                .map_err(|e| bad_list("transfer.allow_domains", &e))?,
-            max_per_call: number(v, "transfer.max_per_call", 0, transfer::MAX_PER_CALL as usize)? as u32,
-        };
-        let store_secret_key = Some(v["store.secret_key"].trim().to_string()).filter(|k| !k.is_empty());
-        if let Some(k) = &store_secret_key {
+        let store_secret_key = s.store.secret_key.as_deref().map(str::trim).filter(|k| !k.is_empty());
+        if let Some(k) = store_secret_key {
             crate::store::secret::SecretKey::from_base64(k)
                 .map_err(|e| bad("store.secret_key", "(hidden)", &e.to_string()))?;
         }
-        let node = match v["node"].trim() {
+        let node = match s.top.node.as_deref().map(str::trim).unwrap_or_default() {
             "" => host_name(),
             name => name.to_string(),
         };
         Ok(Config {
             state_dir,
             sip,
-            media,
-            log,
-            default_agent,
+            media: MediaConfig::from(s.media),
+            log: LogConfig { level: s.log.level, format: s.log.format, sip_trace: s.log.sip_trace },
+            default_agent: s.top.default_agent,
             numbers: Vec::new(),
             agents: Vec::new(),
-            admin_listen,
+            admin_listen: s.admin.listen,
             admin_token,
             store_url,
-            store_secret_key,
-            twilio,
-            transfer,
+            store_secret_key: store_secret_key.map(str::to_string),
+            twilio: TwilioConfig::from_section(s.twilio)?,
+            transfer: s.transfer.into(),
             node,
+        })
+    }
+}
+
+impl SipConfig {
+    /// `[sip]` with its TLS files paired, its timers and rate limits put together, and the TCP reserve checked
+    /// against the connections.
+    fn from_section(s: sections::Sip) -> Result<SipConfig, ConfigError> {
+        let (cert, key) = (s.tls_cert.as_deref().unwrap_or_default(), s.tls_key.as_deref().unwrap_or_default());
+        let tls = match (cert.trim(), key.trim()) {
+            ("", "") => None,
+            ("", _) => return Err(bad("sip.tls_cert", "", "a certificate file, since sip.tls_key is set")),
+            (_, "") => return Err(bad("sip.tls_key", "", "a key file, since sip.tls_cert is set")),
+            (cert, key) => Some((PathBuf::from(cert), PathBuf::from(key))),
+        };
+        // The other allowed sources keep a slot: the reserve is less than the connections.
+        if s.tcp_reserved_for_exempt >= s.tcp_max_connections {
+            let max = s.tcp_max_connections;
+            let allowed = format!("a whole number from 0 to {} (less than sip.tcp_max_connections, {max})", max - 1);
+            return Err(bad("sip.tcp_reserved_for_exempt", &s.tcp_reserved_for_exempt.to_string(), &allowed));
+        }
+        let t1 = Duration::from_millis(s.t1_ms as u64);
+        let rate = |per_second: usize, burst: usize| RateConfig {
+            per_second: per_second as u32,
+            burst: burst as u32,
+            exempt: s.rate_exempt.clone(),
+            ..RateConfig::default()
+        };
+        Ok(SipConfig {
+            listen_udp: s.listen_udp,
+            listen_tcp: s.listen_tcp,
+            listen_tls: s.listen_tls,
+            tls,
+            public_host: s.public_host,
+            limits: Limits {
+                max_message: s.max_message_size,
+                max_headers: s.max_headers,
+                max_header_line: s.max_header_line,
+            },
+            allow: s.allow,
+            reject_disallowed: s.reject_disallowed,
+            max_calls: s.max_calls,
+            max_transactions: s.max_transactions,
+            max_call_duration: Duration::from_secs(s.max_call_duration as u64),
+            timers: Timers { t1, t2: t1 * 8, t4: t1 * 10 },
+            tcp_max_connections: s.tcp_max_connections,
+            tcp_max_per_source: s.tcp_max_per_source,
+            tcp_reserved_for_exempt: s.tcp_reserved_for_exempt,
+            tcp_idle_timeout: Duration::from_secs(s.tcp_idle_timeout as u64),
+            tcp_message_timeout: Duration::from_secs(s.tcp_message_timeout as u64),
+            drain_timeout: Duration::from_secs(s.drain_timeout as u64),
+            rate: rate(s.invite_rate, s.invite_burst),
+            request_rate: rate(s.request_rate, s.request_burst),
+            max_transaction_bytes: s.max_transaction_memory_mb << 20,
+            accounts: s.accounts,
+        })
+    }
+
+    /// The SIP endpoint's settings: these, and the endpoint's own limits on a request's Call-ID, tags and Vias.
+    pub fn endpoint(&self) -> EndpointConfig {
+        EndpointConfig {
+            timers: self.timers,
+            limits: self.limits,
+            allow: self.allow.clone(),
+            reject_disallowed: self.reject_disallowed,
+            public_host: self.public_host.clone(),
+            max_transactions: self.max_transactions,
+            max_calls: self.max_calls,
+            user_agent: endpoint::USER_AGENT.to_string(),
+            rate: self.rate.clone(),
+            request_rate: self.request_rate.clone(),
+            max_transaction_bytes: self.max_transaction_bytes,
+            max_call_id: endpoint::MAX_CALL_ID,
+            max_tag: endpoint::MAX_TAG,
+            max_via: endpoint::MAX_VIA,
+        }
+    }
+}
+
+impl Default for SipConfig {
+    /// `[sip]`'s defaults.
+    fn default() -> SipConfig {
+        // The defaults are valid: `the_components_take_the_sections_defaults` checks them.
+        SipConfig::from_section(sections::Sip::default()).expect("[sip]'s defaults are valid")
+    }
+}
+
+impl From<sections::Media> for MediaConfig {
+    fn from(s: sections::Media) -> MediaConfig {
+        let seconds = |s: usize| Some(Duration::from_secs(s as u64)).filter(|d| !d.is_zero());
+        MediaConfig {
+            public_ip: s.public_ip,
+            rtp_ports: s.rtp_ports,
+            settings: MediaSettings {
+                symmetric_rtp: s.symmetric_rtp,
+                timeout: seconds(s.timeout),
+                send_silence: s.send_silence,
+                rtcp_interval: Duration::from_secs(s.rtcp_interval as u64),
+                jitter_max_wait: Duration::from_millis(s.jitter_max_ms as u64),
+                agent_stall: seconds(s.agent_stall_timeout),
+                latch: s.latch,
+                latch_allow: s.allow,
+            },
+            srtp: s.srtp,
+        }
+    }
+}
+
+impl TwilioConfig {
+    /// `[twilio]` with its base URLs checked (and their trailing `/` cut).
+    fn from_section(s: sections::Twilio) -> Result<TwilioConfig, ConfigError> {
+        let url = |key: &str, u: &str| -> Result<String, ConfigError> {
+            let u = u.trim();
+            if u.starts_with("https://") || u.starts_with("http://") {
+                Ok(u.trim_end_matches('/').to_string())
+            } else {
+                Err(bad(key, u, "an http:// or https:// base URL"))
+            }
+        };
+        Ok(TwilioConfig {
+            endpoints: crate::twilio::Endpoints {
+                api: url("twilio.api_url", &s.api_url)?,
+                trunking: url("twilio.trunking_url", &s.trunking_url)?,
+            },
+            origination_uris: s.origination_uris,
+            // At most 65535 (the keys' range).
+            priority: s.priority as u32,
+            weight: s.weight as u32,
+            reconcile_interval: Some(Duration::from_secs(s.reconcile_interval as u64)).filter(|d| !d.is_zero()),
+            timeout: Duration::from_millis(s.timeout_ms as u64),
         })
     }
 }
@@ -569,105 +566,46 @@ fn path(section: &str, key: &str) -> String {
     if section.is_empty() { key.to_string() } else { format!("{section}.{key}") }
 }
 
-/// `VOCALS_SIP_LISTEN_UDP` -> `sip.listen_udp`; `VOCALS_STATE_DIR` -> `state_dir`. `VOCALS_CONFIG` (the file
-/// path, read by the CLI) is not a key.
-fn env_key(name: &str) -> Option<String> {
+/// A section's keys and their defaults' text, in order, onto `keys`.
+fn section_keys<T: DeserializeOwned + Serialize + Default>(
+    section: &'static str,
+    keys: &mut Vec<(&'static str, &'static str, String)>,
+) {
+    // Every field is written as text (`text::serialize`), so the defaults are a table of strings.
+    let defaults = match toml::Value::try_from(T::default()) {
+        Ok(toml::Value::Table(table)) => table,
+        _ => toml::Table::new(),
+    };
+    for key in de::fields::<T>() {
+        let default = match defaults.get(*key) {
+            Some(toml::Value::String(s)) => s.clone(),
+            _ => String::new(),
+        };
+        keys.push((section, *key, default));
+    }
+}
+
+/// `VOCALS_SIP_LISTEN_UDP` -> (`sip`, `listen_udp`); `VOCALS_STATE_DIR` -> ("", `state_dir`). `VOCALS_CONFIG`
+/// (the file path, read by the CLI) is not a key.
+fn env_key(name: &str) -> Option<(String, String)> {
     let rest = name.strip_prefix("VOCALS_")?.to_ascii_lowercase();
     if rest == "config" {
         return None;
     }
     if KEYS.iter().any(|(s, k, _)| s.is_empty() && *k == rest) {
-        return Some(rest);
+        return Some((String::new(), rest));
     }
     let (section, key) = rest.split_once('_')?;
-    Some(format!("{section}.{key}"))
-}
-
-/// A per-source token bucket from its rate and burst keys; its exempt sources are `sip.rate_exempt`.
-fn rate_config(v: &BTreeMap<String, String>, rate: &str, burst: &str) -> Result<RateConfig, ConfigError> {
-    Ok(RateConfig {
-        per_second: number(v, rate, 0, 1_000_000)? as u32,
-        burst: number(v, burst, 1, 1_000_000)? as u32,
-        exempt: AllowList::parse(&v["sip.rate_exempt"])
-            .map_err(|e| bad("sip.rate_exempt", &v["sip.rate_exempt"], &e.to_string()))?,
-        max_sources: 65_536,
-    })
-}
-
-/// `sip.accounts`: "" (the accounts vocals knows), "any", or Twilio account SIDs separated by commas.
-fn account_policy(value: &str) -> Result<crate::routing::AccountPolicy, ConfigError> {
-    use crate::routing::AccountPolicy;
-    match value {
-        "" => Ok(AccountPolicy::Known),
-        "any" => Ok(AccountPolicy::Any),
-        list => {
-            let mut set = std::collections::HashSet::new();
-            for sid in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-                let valid = sid.len() == 34 && sid.starts_with("AC") && sid[2..].bytes().all(|b| b.is_ascii_hexdigit());
-                if !valid {
-                    return Err(bad(
-                        "sip.accounts",
-                        sid,
-                        "\"\", \"any\", or account SIDs (AC and 32 hex digits) separated by commas",
-                    ));
-                }
-                set.insert(sid.to_string());
-            }
-            Ok(AccountPolicy::Only(set))
-        }
-    }
+    Some((section.to_string(), key.to_string()))
 }
 
 /// An SRTP policy value (`media.srtp`, a number's `srtp`).
 fn srtp_policy(key: &str, value: &str) -> Result<SrtpPolicy, ConfigError> {
-    SrtpPolicy::parse(value).ok_or_else(|| bad(key, value, "one of off, allowed, required"))
-}
-
-fn listen(v: &BTreeMap<String, String>, key: &str) -> Result<Option<SocketAddr>, ConfigError> {
-    match v[key].trim() {
-        "" => Ok(None),
-        s => s
-            .parse()
-            .map(Some)
-            .map_err(|_| bad(key, s, "an address like 0.0.0.0:5060 or [::]:5060, or \"\" to turn it off")),
-    }
-}
-
-/// `sip.tcp_reserved_for_exempt`: less than `sip.tcp_max_connections`, so other allowed sources keep a slot.
-fn tcp_reserve(v: &BTreeMap<String, String>) -> Result<usize, ConfigError> {
-    let max = number(v, "sip.tcp_max_connections", 1, 1_000_000)?;
-    let key = "sip.tcp_reserved_for_exempt";
-    let reserve = number(v, key, 0, 1_000_000)?;
-    if reserve >= max {
-        let allowed = format!("a whole number from 0 to {} (less than sip.tcp_max_connections, {max})", max - 1);
-        return Err(bad(key, v[key].trim(), &allowed));
-    }
-    Ok(reserve)
-}
-
-fn boolean(v: &BTreeMap<String, String>, key: &str) -> Result<bool, ConfigError> {
-    match v[key].trim() {
-        "true" => Ok(true),
-        "false" => Ok(false),
-        other => Err(bad(key, other, "true or false")),
-    }
-}
-
-fn number(v: &BTreeMap<String, String>, key: &str, min: usize, max: usize) -> Result<usize, ConfigError> {
-    let s = v[key].trim();
-    s.parse::<usize>()
-        .ok()
-        .filter(|n| (min..=max).contains(n))
-        .ok_or_else(|| bad(key, s, &format!("a whole number from {min} to {max}")))
-}
-
-/// A list key whose item `message` says what is wrong.
-fn bad_list(key: &str, message: &str) -> ConfigError {
-    ConfigError::Value { key: key.to_string(), message: message.to_string() }
+    <SrtpPolicy as text::Text>::parse(value).map_err(|message| ConfigError::Value { key: key.to_string(), message })
 }
 
 fn bad(key: &str, value: &str, allowed: &str) -> ConfigError {
-    ConfigError::Value { key: key.to_string(), message: format!("{value:?} is not valid: expected {allowed}") }
+    ConfigError::Value { key: key.to_string(), message: text::invalid(value, allowed) }
 }
 
 fn unknown(key: &str, source: &str) -> ConfigError {
@@ -678,7 +616,10 @@ fn unknown(key: &str, source: &str) -> ConfigError {
     }
 }
 
+mod de;
 mod file;
+pub mod sections;
+mod text;
 
 #[cfg(test)]
 mod tests;

@@ -185,6 +185,40 @@ fn the_default_allowlist_is_twilios_edges_and_loopback() {
 }
 
 #[test]
+fn every_key_is_a_section_field_and_its_default_reads_back_as_the_default() {
+    let defaults = Config::load(None, env(&[])).unwrap();
+    let mut seen = std::collections::BTreeSet::new();
+    for (section, key, default) in KEYS.iter() {
+        assert!(seen.insert(path(section, key)), "{section}.{key} twice");
+        let name = format!("VOCALS_{}", path(section, key).replace('.', "_").to_ascii_uppercase());
+        let c = Config::load(None, env(&[(&name, default)])).unwrap_or_else(|e| panic!("{name}={default:?}: {e}"));
+        if *key == "default_agent" {
+            // Set explicitly, "echo" answers always; the default is the demo (echo while no number exists).
+            assert_eq!(c.default_agent, DefaultAgent::Agent("echo".into()));
+            continue;
+        }
+        assert_eq!(c, defaults, "{name}={default:?}");
+    }
+    assert_eq!(seen.len(), 60, "the keys of config/vocals.toml");
+    let first: Vec<String> = KEYS.iter().take(5).map(|(s, k, _)| path(s, k)).collect();
+    assert_eq!(first, ["state_dir", "default_agent", "node", "sip.listen_udp", "sip.listen_tcp"]);
+    // A key the section does not have is refused by its struct, and named with the keys there are.
+    let e = Config::load(None, env(&[("VOCALS_MEDIA_LATCHES", "any")])).unwrap_err().to_string();
+    assert!(e.starts_with("media.latches: unknown key (from VOCALS_MEDIA_LATCHES); known keys: state_dir, "), "{e}");
+}
+
+#[test]
+fn the_components_take_the_sections_defaults() {
+    let sip = SipConfig::default();
+    assert_eq!(sip, Config::load(None, env(&[])).unwrap().sip);
+    let endpoint = sip.endpoint();
+    assert_eq!((endpoint.max_calls, endpoint.max_transactions, endpoint.limits), (1000, 400_000, Limits::default()));
+    assert_eq!((endpoint.max_transaction_bytes, endpoint.timers), (64 << 20, Timers::default()));
+    assert_eq!(sip.rate.exempt, AllowList::twilio());
+    assert_eq!(sections::Sip::default().allow, AllowList::default());
+}
+
+#[test]
 fn syntax_errors_name_the_file() {
     let f = file("[sip\n");
     let e = Config::load(Some(f.path()), env(&[])).unwrap_err().to_string();
@@ -216,7 +250,7 @@ fn the_store_admin_token_and_node_come_from_the_environment_with_defaults() {
 #[test]
 fn the_shipped_config_file_documents_every_key_with_its_default() {
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/vocals.toml")).unwrap();
-    for (section, key, default) in KEYS {
+    for (section, key, default) in KEYS.iter() {
         let line = format!("# {key} = \"{default}\"");
         let number_line = format!("# {key} = {default}");
         assert!(text.contains(&line) || text.contains(&number_line), "config/vocals.toml lacks {section}.{key}");

@@ -65,8 +65,9 @@ impl fmt::Display for Cidr {
     }
 }
 
-/// Twilio's signalling IP blocks (all edges) and loopback: the default allowlist.
-pub const DEFAULT_ALLOW: &[&str] = &[
+/// Twilio's signalling IP blocks, every edge (the one copy of the list: `sip.rate_exempt`'s default, and with
+/// [`LOOPBACK`] `sip.allow`'s).
+pub const TWILIO_SIGNALLING: &[&str] = &[
     "54.172.60.0/30",
     "54.244.51.0/30",
     "54.171.127.192/30",
@@ -75,9 +76,10 @@ pub const DEFAULT_ALLOW: &[&str] = &[
     "54.169.127.128/30",
     "54.252.254.64/30",
     "177.71.206.192/30",
-    "127.0.0.0/8",
-    "::1/128",
 ];
+
+/// Loopback, IPv4 and IPv6.
+pub const LOOPBACK: &[&str] = &["127.0.0.0/8", "::1/128"];
 
 /// A list of blocks; a source is allowed when any block contains it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -100,12 +102,22 @@ impl AllowList {
     pub fn blocks(&self) -> &[Cidr] {
         &self.0
     }
+
+    /// Twilio's signalling edges.
+    pub fn twilio() -> AllowList {
+        AllowList::of(TWILIO_SIGNALLING)
+    }
+
+    /// Blocks written as literals (checked by a test).
+    fn of(blocks: &[&str]) -> AllowList {
+        AllowList(blocks.iter().filter_map(|s| s.parse().ok()).collect())
+    }
 }
 
 impl Default for AllowList {
+    /// Twilio's signalling edges and loopback: the default allowlist.
     fn default() -> Self {
-        // The defaults are literals checked by a test.
-        AllowList(DEFAULT_ALLOW.iter().filter_map(|s| s.parse().ok()).collect())
+        AllowList::of(&[TWILIO_SIGNALLING, LOOPBACK].concat())
     }
 }
 
@@ -120,7 +132,8 @@ mod tests {
     #[test]
     fn the_default_admits_every_twilio_edge_and_loopback_only() {
         let allow = AllowList::default();
-        assert_eq!(allow.blocks().len(), DEFAULT_ALLOW.len(), "every default parses");
+        assert_eq!(allow.blocks().len(), TWILIO_SIGNALLING.len() + LOOPBACK.len(), "every default parses");
+        assert_eq!(AllowList::twilio().blocks(), &allow.blocks()[..TWILIO_SIGNALLING.len()]);
         for edge in ["54.172.60.0", "54.172.60.3", "54.244.51.1", "177.71.206.195", "127.0.0.2", "::1"] {
             assert!(allow.allows(ip(edge)), "{edge}");
         }

@@ -26,7 +26,8 @@ pub use crate::sip::transport::{Peer, Transport};
 pub use ids::IdGen;
 use shards::ShardedMap;
 
-/// The endpoint's settings, parsed and valid.
+/// The endpoint's settings, parsed and valid: the configuration's `[sip]` makes them (`config::SipConfig::endpoint`,
+/// with the limits below), so their defaults are its.
 #[derive(Clone, Debug)]
 pub struct EndpointConfig {
     pub timers: Timers,
@@ -55,28 +56,14 @@ pub struct EndpointConfig {
     pub max_via: usize,
 }
 
-impl Default for EndpointConfig {
-    fn default() -> Self {
-        EndpointConfig {
-            timers: Timers::default(),
-            limits: Limits::default(),
-            allow: AllowList::default(),
-            reject_disallowed: false,
-            public_host: None,
-            max_transactions: 400_000,
-            max_calls: 1_000,
-            user_agent: concat!("vocals/", env!("CARGO_PKG_VERSION")).to_string(),
-            rate: RateConfig::default(),
-            request_rate: RateConfig::default(),
-            max_transaction_bytes: 64 << 20,
-            // Past RFC 4475 §3.1.1.4's long values (a 501-byte Call-ID, a 735-byte tag, 40 Vias in 3,660
-            // bytes), which a UAS must take.
-            max_call_id: 1024,
-            max_tag: 1024,
-            max_via: 8192,
-        }
-    }
-}
+/// Longest Call-ID, From/To tag and Via a request may carry: past RFC 4475 §3.1.1.4's long values (a 501-byte
+/// Call-ID, a 735-byte tag, 40 Vias in 3,660 bytes), which a UAS must take.
+pub const MAX_CALL_ID: usize = 1024;
+pub const MAX_TAG: usize = 1024;
+pub const MAX_VIA: usize = 8192;
+
+/// Our User-Agent (and Server) header.
+pub const USER_AGENT: &str = concat!("vocals/", env!("CARGO_PKG_VERSION"));
 
 /// A call as the endpoint and the call layer name it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -16,6 +16,16 @@ const SDP: &[u8] = b"v=0\r\no=vocals 1 1 IN IP4 203.0.113.10\r\ns=vocals\r\nc=IN
 const EDGE: &str = "54.244.51.1:5060";
 const LOCAL: &str = "203.0.113.10:5060";
 
+/// `[sip]`'s defaults without the per-source rate limits (the tests of those set them).
+fn default_config() -> EndpointConfig {
+    let unlimited = RateConfig::default();
+    EndpointConfig {
+        rate: unlimited.clone(),
+        request_rate: unlimited,
+        ..crate::config::SipConfig::default().endpoint()
+    }
+}
+
 struct Net {
     ep: Endpoint,
     start: Instant,
@@ -125,7 +135,7 @@ fn answered_call(net: &mut Net) -> (CallRef, Response) {
 
 #[test]
 fn a_twilio_call_is_answered_confirmed_and_hung_up_by_the_caller() {
-    let mut net = Net::new(EndpointConfig::default());
+    let mut net = Net::new(default_config());
     net.deliver(INVITE);
     let sent = net.take_sent();
     assert_eq!(sent.len(), 1, "100 Trying at once");
@@ -166,7 +176,7 @@ fn a_twilio_call_is_answered_confirmed_and_hung_up_by_the_caller() {
 
 #[test]
 fn invite_retransmissions_get_the_last_response_again() {
-    let mut net = Net::new(EndpointConfig::default());
+    let mut net = Net::new(default_config());
     net.deliver(INVITE);
     let call = net.incoming_call();
     net.deliver(INVITE);
@@ -180,7 +190,7 @@ fn invite_retransmissions_get_the_last_response_again() {
 
 #[test]
 fn a_lost_ack_means_200_retransmissions_then_our_bye_through_the_route_set() {
-    let mut net = Net::new(EndpointConfig::default());
+    let mut net = Net::new(default_config());
     let (call, _) = answered_call(&mut net);
     net.advance_to(31_999);
     let retransmits = net.take_responses();
@@ -199,7 +209,7 @@ fn a_lost_ack_means_200_retransmissions_then_our_bye_through_the_route_set() {
 
 #[test]
 fn our_hangup_sends_a_bye_that_is_retransmitted_until_answered() {
-    let mut net = Net::new(EndpointConfig::default());
+    let mut net = Net::new(default_config());
     let (call, ok) = answered_call(&mut net);
     net.deliver(ack_for(&ok));
     net.take_events();
@@ -222,7 +232,7 @@ fn our_hangup_sends_a_bye_that_is_retransmitted_until_answered() {
 
 #[test]
 fn cancel_before_the_answer_gets_200_and_the_invite_487() {
-    let mut net = Net::new(EndpointConfig::default());
+    let mut net = Net::new(default_config());
     net.deliver(INVITE);
     let call = net.incoming_call();
     net.take_sent();
@@ -255,7 +265,7 @@ fn cancel_before_the_answer_gets_200_and_the_invite_487() {
 
 #[test]
 fn options_in_or_out_of_a_dialog_get_200_with_capabilities() {
-    let mut net = Net::new(EndpointConfig::default());
+    let mut net = Net::new(default_config());
     let options = "OPTIONS sip:203.0.113.10 SIP/2.0\r\nVia: SIP/2.0/UDP 54.244.51.1:5060;branch=z9hG4bKo1\r\n\
                    From: <sip:ping@twilio.com>;tag=p1\r\nTo: <sip:203.0.113.10>\r\nCall-ID: opt1\r\nCSeq: 1 OPTIONS\r\n\
                    Max-Forwards: 0\r\nContent-Length: 0\r\n\r\n";
@@ -269,7 +279,7 @@ fn options_in_or_out_of_a_dialog_get_200_with_capabilities() {
 
 #[test]
 fn requests_for_unknown_dialogs_get_481() {
-    let mut net = Net::new(EndpointConfig::default());
+    let mut net = Net::new(default_config());
     net.deliver(twilio_bye("no-such-tag"));
     let res = net.take_responses();
     assert_eq!(codes(&res), [481]);
@@ -277,7 +287,7 @@ fn requests_for_unknown_dialogs_get_481() {
 
 #[test]
 fn unsupported_things_are_refused_with_the_headers_that_say_why() {
-    let mut net = Net::new(EndpointConfig::default());
+    let mut net = Net::new(default_config());
     let register = "REGISTER sip:203.0.113.10 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKr1\r\n\
                     From: <sip:a@b>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: r1\r\nCSeq: 1 REGISTER\r\nContent-Length: 0\r\n\r\n";
     net.deliver_from("127.0.0.1:5070", register);
@@ -306,7 +316,7 @@ fn unsupported_things_are_refused_with_the_headers_that_say_why() {
 
 #[test]
 fn malformed_requests_get_400_with_the_reason_and_garbage_is_dropped() {
-    let mut net = Net::new(EndpointConfig::default());
+    let mut net = Net::new(default_config());
     let bad = INVITE.replace("CSeq: 48063 INVITE", "CSeq: 48063 BYE");
     net.deliver(bad);
     let res = &net.take_responses()[0];
@@ -325,26 +335,26 @@ fn malformed_requests_get_400_with_the_reason_and_garbage_is_dropped() {
 
 #[test]
 fn sources_outside_the_allowlist_are_dropped_or_refused() {
-    let mut net = Net::new(EndpointConfig::default());
+    let mut net = Net::new(default_config());
     net.deliver_from("198.51.100.7:5060", INVITE);
     assert!(net.take_sent().is_empty(), "silently dropped by default");
     assert_eq!(
         net.take_events(),
         vec![Event::Dropped { why: DropReason::NotAllowed, from: "198.51.100.7:5060".parse().unwrap() }]
     );
-    let mut net = Net::new(EndpointConfig { reject_disallowed: true, ..EndpointConfig::default() });
+    let mut net = Net::new(EndpointConfig { reject_disallowed: true, ..default_config() });
     net.deliver_from("198.51.100.7:5060", INVITE);
     assert_eq!(codes(&net.take_responses()), [403]);
 }
 
 #[test]
 fn a_draining_or_full_endpoint_answers_503_with_retry_after() {
-    let mut net = Net::new(EndpointConfig::default());
+    let mut net = Net::new(default_config());
     net.ep.set_draining(true);
     net.deliver(INVITE);
     let res = &net.take_responses()[0];
     assert_eq!((res.status.as_u16(), header(res, "Retry-After")), (503, "5".to_string()));
-    let mut net = Net::new(EndpointConfig { max_calls: 1, ..EndpointConfig::default() });
+    let mut net = Net::new(EndpointConfig { max_calls: 1, ..default_config() });
     net.deliver(INVITE);
     net.deliver(INVITE.replace("branch=z9hG4bKaa5f", "branch=z9hG4bKsecond").replace("Call-ID: 4fcf", "Call-ID: 5fcf"));
     assert_eq!(codes(&net.take_responses()), [100, 503]);
@@ -352,7 +362,7 @@ fn a_draining_or_full_endpoint_answers_503_with_retry_after() {
 
 #[test]
 fn a_rejected_call_ends_at_once_and_its_final_response_waits_for_the_ack() {
-    let mut net = Net::new(EndpointConfig::default());
+    let mut net = Net::new(default_config());
     net.deliver(INVITE);
     let call = net.incoming_call();
     net.ep.reject(net.now, call, crate::sip::message::StatusCode::NOT_FOUND, "Number Not Assigned", &[]);
@@ -370,7 +380,7 @@ fn a_rejected_call_ends_at_once_and_its_final_response_waits_for_the_ack() {
 
 #[test]
 fn a_hold_re_invite_is_offered_to_the_call_layer_and_answered() {
-    let mut net = Net::new(EndpointConfig::default());
+    let mut net = Net::new(default_config());
     let (call, ok) = answered_call(&mut net);
     net.deliver(ack_for(&ok));
     net.take_events();
@@ -396,7 +406,7 @@ fn a_hold_re_invite_is_offered_to_the_call_layer_and_answered() {
 
 #[test]
 fn info_with_dtmf_relay_or_dtmf_is_a_digit() {
-    let mut net = Net::new(EndpointConfig::default());
+    let mut net = Net::new(default_config());
     let (call, ok) = answered_call(&mut net);
     net.deliver(ack_for(&ok));
     net.take_events();
@@ -438,7 +448,7 @@ fn info_with_dtmf_relay_or_dtmf_is_a_digit() {
 
 #[test]
 fn tables_are_reaped_after_their_terminal_timers() {
-    let mut net = Net::new(EndpointConfig::default());
+    let mut net = Net::new(default_config());
     let (_, ok) = answered_call(&mut net);
     net.deliver(ack_for(&ok));
     let tag = ok.headers.to().unwrap().tag().unwrap().clone();
@@ -450,7 +460,7 @@ fn tables_are_reaped_after_their_terminal_timers() {
 
 #[test]
 fn the_top_via_is_stamped_with_received_and_rport_and_replies_follow_rfc_3581() {
-    let mut net = Net::new(EndpointConfig::default());
+    let mut net = Net::new(default_config());
     // The INVITE's top Via names 54.244.51.1:5060, but it arrives from 127.0.0.9:40000 (a NAT, say).
     net.deliver_from("127.0.0.9:40000", INVITE);
     let (peer, trying) = net.take_sent().remove(0);
@@ -477,7 +487,7 @@ fn the_top_via_is_stamped_with_received_and_rport_and_replies_follow_rfc_3581() 
 
 #[test]
 fn update_without_sdp_gets_200_and_with_sdp_points_to_re_invite() {
-    let mut net = Net::new(EndpointConfig::default());
+    let mut net = Net::new(default_config());
     let (_, ok) = answered_call(&mut net);
     net.deliver(ack_for(&ok));
     let update = |cseq: u32, body: &str, ct: &str| {
@@ -500,7 +510,7 @@ fn update_without_sdp_gets_200_and_with_sdp_points_to_re_invite() {
 
 #[test]
 fn a_blind_transfer_sends_refer_and_reports_its_answer_and_notifies() {
-    let mut net = Net::new(EndpointConfig::default());
+    let mut net = Net::new(default_config());
     let (call, ok) = answered_call(&mut net);
     net.deliver(ack_for(&ok));
     net.take_events();
@@ -549,7 +559,7 @@ fn a_blind_transfer_sends_refer_and_reports_its_answer_and_notifies() {
 
 #[test]
 fn notifies_that_are_not_about_a_refer_or_do_not_parse_are_answered_but_report_nothing() {
-    let mut net = Net::new(EndpointConfig::default());
+    let mut net = Net::new(default_config());
     let (call, ok) = answered_call(&mut net);
     net.deliver(ack_for(&ok));
     net.take_events();
@@ -589,7 +599,7 @@ fn notifies_that_are_not_about_a_refer_or_do_not_parse_are_answered_but_report_n
 
 #[test]
 fn a_refer_to_a_target_that_is_not_a_uri_is_refused_without_sending() {
-    let mut net = Net::new(EndpointConfig::default());
+    let mut net = Net::new(default_config());
     let (call, ok) = answered_call(&mut net);
     net.deliver(ack_for(&ok));
     net.take_events();
@@ -615,7 +625,7 @@ fn padded(method: &str, n: usize, pad: usize) -> String {
 
 #[test]
 fn options_out_of_a_dialog_is_answered_statelessly_and_keeps_nothing() {
-    let mut net = Net::new(EndpointConfig::default());
+    let mut net = Net::new(default_config());
     for n in 0..100 {
         net.deliver_from("127.0.0.9:5060", padded("OPTIONS", n, 8_000));
     }
@@ -628,7 +638,7 @@ fn options_out_of_a_dialog_is_answered_statelessly_and_keeps_nothing() {
 
 #[test]
 fn retained_transactions_have_a_byte_budget_past_which_requests_get_a_stateless_503() {
-    let mut net = Net::new(EndpointConfig { max_transaction_bytes: 100_000, ..EndpointConfig::default() });
+    let mut net = Net::new(EndpointConfig { max_transaction_bytes: 100_000, ..default_config() });
     // An unknown method keeps its 405 (which echoes the padded From) for Timer J.
     for n in 0..40 {
         net.deliver_from("127.0.0.9:5060", padded("PUBLISH", n, 8_000));
@@ -652,7 +662,7 @@ fn retained_transactions_have_a_byte_budget_past_which_requests_get_a_stateless_
 
 #[test]
 fn an_oversized_call_id_tag_or_via_gets_a_stateless_400_saying_which() {
-    let mut net = Net::new(EndpointConfig::default());
+    let mut net = Net::new(default_config());
     let base = padded("OPTIONS", 1, 0);
     let cases = [
         (
@@ -675,7 +685,7 @@ fn an_oversized_call_id_tag_or_via_gets_a_stateless_400_saying_which() {
 fn every_method_is_rate_limited_per_source_but_twilios_edges_are_not() {
     let exempt = crate::sip::allow::AllowList::parse("54.244.51.0/30").unwrap();
     let rate = RateConfig { per_second: 10, burst: 5, exempt, max_sources: 100 };
-    let mut net = Net::new(EndpointConfig { request_rate: rate, ..EndpointConfig::default() });
+    let mut net = Net::new(EndpointConfig { request_rate: rate, ..default_config() });
     for n in 0..20 {
         net.deliver_from("127.0.0.9:5060", padded("OPTIONS", n, 0));
     }
@@ -698,7 +708,7 @@ fn every_method_is_rate_limited_per_source_but_twilios_edges_are_not() {
 /// often the call layer asks to hang up.
 #[test]
 fn a_bye_nobody_answers_follows_timer_e_stops_at_timer_f_and_is_not_repeated() {
-    let mut net = Net::new(EndpointConfig::default());
+    let mut net = Net::new(default_config());
     let (call, ok) = answered_call(&mut net);
     net.deliver(ack_for(&ok));
     net.take_events();
