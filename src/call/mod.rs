@@ -229,8 +229,8 @@ impl Hangup {
 enum Phase {
     /// Ringing while its agent is reached; our SDP waits for the 200.
     Ringing { answer: Bytes },
-    /// Answered.
-    Answered { at: Instant },
+    /// Answered (when: `Active::answered`, kept after the phase moves on, for the call's duration).
+    Answered,
     /// vocals ended it (a BYE or a final response went out); the endpoint reports when it is over.
     Ending,
 }
@@ -466,7 +466,7 @@ impl Calls {
         count_invite(200);
         ep.answer(now, call, sdp);
         let Some(a) = self.active.get_mut(&call) else { return };
-        a.phase = Phase::Answered { at: now };
+        a.phase = Phase::Answered;
         a.answered = Some(now);
         metrics::histogram!(crate::metrics::CALL_SETUP).record(now.duration_since(a.invited).as_secs_f64());
         tracing::info!(call = %a.info.id, agent = %a.info.agent.name, to = %a.info.to, "call answered");
@@ -527,7 +527,7 @@ impl Calls {
                 a.ending = Some((why, true));
                 ep.reject(now, call, status, phrase, &headers);
             }
-            Phase::Answered { .. } => {
+            Phase::Answered => {
                 let reason = why.reason();
                 a.ending = Some((why, false));
                 ep.hangup(now, call, Some(reason));

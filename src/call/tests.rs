@@ -219,6 +219,17 @@ impl Rig {
         rig
     }
 
+    /// The agent's REST hang-up of the call, with the agent's token or another password.
+    fn rest_hangup(&mut self, password: &str) -> HangupOutcome {
+        let req = HangupRequest {
+            account_sid: ACCOUNT.into(),
+            call_sid: CALL_SID.into(),
+            user: ACCOUNT.into(),
+            password: password.into(),
+        };
+        self.calls.hangup_request(self.now, &mut self.ep, &req)
+    }
+
     fn bye(&mut self) -> Request {
         let byes = self.requests(Method::Bye);
         assert_eq!(byes.len(), 1, "one BYE: {byes:?}");
@@ -337,13 +348,7 @@ fn every_hang_up_of_an_answered_call_sends_one_bye_with_its_reason_and_records_w
         (
             "REST",
             |rig, _| {
-                let req = HangupRequest {
-                    account_sid: ACCOUNT.into(),
-                    call_sid: CALL_SID.into(),
-                    user: ACCOUNT.into(),
-                    password: TOKEN.into(),
-                };
-                let out = rig.calls.hangup_request(rig.now, &mut rig.ep, &req);
+                let out = rig.rest_hangup(TOKEN);
                 assert!(matches!(out, HangupOutcome::Done(CallSummary { status: "completed", .. })), "{out:?}");
             },
             "cause=200;text=\"the agent ended the call (REST)\"",
@@ -450,13 +455,7 @@ fn every_hang_up_of_a_ringing_call_is_a_final_response_saying_who() {
         (
             "REST",
             |rig, _| {
-                let req = HangupRequest {
-                    account_sid: ACCOUNT.into(),
-                    call_sid: CALL_SID.into(),
-                    user: ACCOUNT.into(),
-                    password: TOKEN.into(),
-                };
-                let out = rig.calls.hangup_request(rig.now, &mut rig.ep, &req);
+                let out = rig.rest_hangup(TOKEN);
                 assert!(matches!(out, HangupOutcome::Done(CallSummary { status: "canceled", .. })), "{out:?}");
             },
             (480, "Call Ended By Agent"),
