@@ -295,14 +295,16 @@ impl Provisioner {
     /// Every configured SIP URI is an origination URL of the trunk; the trunk as it then is is kept in the store.
     async fn ensure_origination(&self, creds: &Credentials, trunk: &Trunk) -> Result<(), FlowError> {
         let mut present = self.twilio.origination_urls(creds, &trunk.sid).await?;
-        let before = present.len();
+        let mut created = false;
         for url in &self.origination.sip_urls {
             if !present.iter().any(|o| &o.sip_url == url) {
                 let (priority, weight) = (self.origination.priority, self.origination.weight);
                 self.twilio.create_origination_url(creds, &trunk.sid, url, priority, weight).await?;
+                created = true;
             }
         }
-        if present.len() != before || before < self.origination.sip_urls.len() {
+        // Read back only what changed, so the kept view is Twilio's (its SIDs, its enabled flags).
+        if created {
             present = self.twilio.origination_urls(creds, &trunk.sid).await?;
         }
         self.keep_trunk_view(&creds.account_sid, trunk, &present).await
