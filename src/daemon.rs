@@ -237,22 +237,19 @@ async fn serve_with(
     let (media_tx, media_rx) = tokio::sync::mpsc::channel(1024);
     let (command_tx, command_rx) = tokio::sync::mpsc::channel(256);
     let media = TokioMedia::new(config.media.settings.clone(), media_tx, Some(records.clone()), random_seed());
-    let calls = Calls::new(
-        CallConfig {
-            numbers: directory,
-            media_ip,
-            rtp_ports: config.media.rtp_ports,
-            max_call_duration: config.sip.max_call_duration,
-            srtp: config.media.srtp,
-            srtp_keys: crate::media::srtp::fresh_key,
-            default_account_sid: format!("AC{}", "0".repeat(32)),
-            seed: random_seed(),
-            node: config.node.clone(),
-            records: Some(records),
-            transfer: config.transfer.clone(),
-        },
-        Box::new(media),
-    );
+    let calls = Calls::new(CallConfig {
+        numbers: directory,
+        media_ip,
+        rtp_ports: config.media.rtp_ports,
+        max_call_duration: config.sip.max_call_duration,
+        srtp: config.media.srtp,
+        srtp_keys: crate::media::srtp::fresh_key,
+        default_account_sid: format!("AC{}", "0".repeat(32)),
+        seed: random_seed(),
+        node: config.node.clone(),
+        records: Some(records),
+        transfer: config.transfer.clone(),
+    });
     let udp = listeners.udp.as_ref().map(|s| s.local_addr()).transpose()?;
     let tcp = listeners.tcp.as_ref().map(|s| s.local_addr()).transpose()?;
     let tls = listeners.tls.as_ref().map(|s| s.0.local_addr()).transpose()?;
@@ -316,6 +313,7 @@ async fn serve_with(
     let driver = crate::io::sip::Driver {
         endpoint,
         calls,
+        media: Box::new(media),
         listeners: sip,
         tcp_limits,
         media_events: media_rx,

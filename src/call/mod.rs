@@ -1,13 +1,17 @@
-//! The call layer: routes each incoming call to its agent (404, 480, 403 otherwise), negotiates SDP (488 with
-//! a Warning when nothing fits), leases an RTP port and opens the call's media on it (503 when no port can be
-//! had), rings and answers, follows re-INVITEs and the ACK's answer into the media, and ends calls that outlive
-//! `max_call_duration` or that the media gave up on with our BYE and a Reason. Synchronous, and no sockets:
-//! the driver calls it with each endpoint event and its `now`, and runs its deadline; the media runs behind
-//! [`MediaPlane`]. It is not wholly sans-IO: call records are stamped with the wall clock (`now_rfc3339`) and
-//! sent to the store's writer, and counters go to the metrics recorder.
+//! The call: one owner per call. Each call's phase, negotiated media, agent link, ending and record live in
+//! one [`Call`] here, for calls in either direction, and one function ends a call ([`Calls::end`]). The layer is
+//! a state machine driven by `now`, like the endpoint: typed [`Input`]s go in (SIP events, media, the agent, an
+//! admin, its timer) and typed [`Command`]s come out (to the endpoint and the media plane), which the shell
+//! applies ([`run_commands`]). What it decides: the route to an agent (404, 480, 403 otherwise), the SDP
+//! (RFC 3264; 488 with a Warning when nothing fits), an RTP port (503 when none can be had), ringing and the
+//! answer once the agent is reached, re-INVITEs and the ACK's answer (RFC 3261 §13.2.1), blind transfers by
+//! REFER (RFC 3515, RFC 5589 §6) within the transfer policy, and the end of calls that outlive
+//! `max_call_duration`, that the media or agent gave up on, or that an admin, the REST API or the drain ends.
+//!
+//! No sockets, no tasks, no clock reads for timing; only two side effects: call records (stamped with the wall
+//! clock, `now_rfc3339`) go to the store's writer, and counters to the metrics recorder.
 
-use std::collections::HashMap;
-use std::io;
+use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,23 +19,28 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use crate::agent::config::AgentConfig;
-use crate::agent::protocol::Violation;
 use crate::agent::transfer::{TransferPolicy, TransferStatus};
 use crate::e164::E164;
 use crate::media::ports::PortPool;
 pub use crate::media::ports::PortRange;
-use crate::media::session::{MediaEnd, Stream};
+use crate::media::session::Stream;
 use crate::routing::{NumberLookup, dialed_number, route};
 use crate::sdp::sdes::KeySalt;
 use crate::sdp::{self, Codec, Direction, Local, Offer, SrtpPolicy};
-use crate::sip::endpoint::{CallRef, EndReason, Endpoint, Event};
-use crate::sip::message::typed::Reason;
+use crate::sip::endpoint::{CallRef, EndReason, Event};
 use crate::sip::message::{HeaderName, Request, StatusCode};
 use crate::store::catalog::{CallWrite, Recorder};
 use crate::store::{CallRecord, now_rfc3339};
 
+mod ending;
+mod events;
 #[cfg(test)]
 mod tests;
+
+pub use ending::{Ending, Hangup, stalled, violated};
+pub use events::{
+    AdminInput, AgentInput, Command, Input, MediaCommand, MediaInput, MediaPlane, Reply, SipCommand, run_commands,
+};
 
 /// What the call layer needs to decide.
 #[derive(Clone)]
@@ -88,151 +97,30 @@ pub struct CallSummary {
     pub status: &'static str,
 }
 
-/// Where each call's media runs: the tokio shell binds sockets and spawns a task per call; tests record.
-pub trait MediaPlane: Send {
-    /// Opens the call's RTP and RTCP sockets on `port` and `port + 1` and starts its media towards its agent.
-    /// An error (the port is taken by another program) makes the caller try another port. `Later` means the
-    /// agent is being reached (its WebSocket opened while the call rings): the call is answered when the media
-    /// reports ready, and refused with 503 when it reports failure.
-    fn open(&mut self, call: CallRef, port: u16, info: &CallInfo, stream: Stream) -> io::Result<Readiness>;
-    /// A new SDP exchange in the call (re-INVITE, the answer in the ACK).
-    fn update(&mut self, call: CallRef, stream: Stream);
-    /// How the agent's transfer is going.
-    fn transfer_status(&mut self, call: CallRef, status: TransferStatus, sip_status: u16);
-    /// The agent's transfer was refused by the transfer policy (no REFER sent), and why.
-    fn transfer_refused(&mut self, call: CallRef, reason: String);
-    /// A DTMF digit the caller signalled in SIP (INFO), for the agent as if it came in RTP (RFC 4733).
-    fn dtmf(&mut self, call: CallRef, digit: char);
-    /// The call is over: stop its media and write its record.
-    fn close(&mut self, call: CallRef);
-}
-
-/// Why the media side asks for a call to end.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Ending {
-    /// The RTP session gave up (no RTP for the media timeout).
-    Media(MediaEnd),
-    /// The agent closed its stream.
-    AgentHungUp,
-    /// The agent's stream failed mid-call.
-    AgentFailed(String),
-    /// The agent took no audio for this long (its socket accepted nothing).
-    AgentStalled(std::time::Duration),
-    /// The agent broke a limit of its stream (its stream was closed with 1008).
-    AgentViolation(Violation),
-}
-
-impl Ending {
-    /// What happened, for the call record and the log (the agent's own error text included).
-    pub fn text(&self) -> String {
-        match self {
-            Ending::Media(MediaEnd::Timeout(after)) => format!("no RTP received for {} s", after.as_secs()),
-            Ending::AgentHungUp => "the agent hung up".to_string(),
-            Ending::AgentFailed(e) => format!("the agent's stream failed: {e}"),
-            Ending::AgentStalled(after) => stalled(*after),
-            Ending::AgentViolation(v) => violated(v),
-        }
-    }
-
-    /// The BYE's Reason: its cause and a text that names what happened, never the agent's internal error
-    /// (which the record keeps).
-    fn reason(&self) -> Reason {
-        match self {
-            Ending::Media(_) => Reason::new("SIP", 408, &self.text()),
-            Ending::AgentHungUp => Reason::new("SIP", 200, &self.text()),
-            Ending::AgentFailed(_) => Reason::new("SIP", 500, "the agent's stream failed"),
-            Ending::AgentStalled(_) | Ending::AgentViolation(_) => Reason::new("SIP", 500, &self.text()),
-        }
-    }
-}
-
-/// Why vocals ends a call: each way a call is ended on our side, with what the caller's side is told (a BYE's
-/// Reason once answered, a final response while it rings) and what the call record says.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Hangup {
-    /// The agent's framework asked through the Twilio-compatible REST API.
-    Rest,
-    /// An admin, through the admin API or the dashboard.
-    Admin,
-    /// The server is shutting down (the drain timeout passed).
-    Shutdown(String),
-    /// `max_call_duration` passed.
-    MaxDuration,
-    /// The transfer target answered: our part of the call is over (RFC 5589 §6).
-    Transferred,
-    /// We offered in the 200 and the ACK brought no usable answer.
-    NoAnswer(String),
-    /// The agent could not be reached while the call rang.
-    AgentUnavailable(String),
-    /// The media or the agent asked.
-    Media(Ending),
-}
-
-impl Hangup {
-    /// The call record's ending.
-    pub fn text(&self) -> String {
-        match self {
-            Hangup::Rest => "the agent ended the call (REST)".into(),
-            Hangup::Admin => "an admin ended the call".into(),
-            Hangup::Shutdown(why) | Hangup::NoAnswer(why) => why.clone(),
-            Hangup::MaxDuration => "maximum call duration reached".into(),
-            Hangup::Transferred => "call transferred".into(),
-            Hangup::AgentUnavailable(why) => format!("agent unavailable: {why}"),
-            Hangup::Media(e) => e.text(),
-        }
-    }
-
-    /// The record's ending for a call ended while it rang.
-    fn text_ringing(&self) -> String {
-        match self {
-            Hangup::Rest => "the agent ended the call (REST) while it rang".into(),
-            other => other.text(),
-        }
-    }
-
-    /// The BYE's Reason once the call is answered.
-    fn reason(&self) -> Reason {
-        match self {
-            Hangup::Rest | Hangup::Admin | Hangup::MaxDuration | Hangup::Transferred => {
-                Reason::new("SIP", 200, &self.text())
-            }
-            Hangup::Shutdown(why) => Reason::new("SIP", 503, why),
-            Hangup::NoAnswer(why) => Reason::new("SIP", 488, why),
-            Hangup::AgentUnavailable(_) => Reason::new("SIP", 503, "the agent is unavailable"),
-            Hangup::Media(e) => e.reason(),
-        }
-    }
-
-    /// The final response while the call rings: status, phrase and headers.
-    fn refusal(&self) -> (StatusCode, &'static str, Vec<(HeaderName, String)>) {
-        let retry = || (HeaderName::RetryAfter, "5".to_string());
-        match self {
-            Hangup::Rest => (StatusCode::TEMPORARILY_UNAVAILABLE, "Call Ended By Agent", vec![]),
-            Hangup::Admin => (StatusCode::TEMPORARILY_UNAVAILABLE, "Call Ended By Admin", vec![]),
-            Hangup::Shutdown(_) => (StatusCode::SERVICE_UNAVAILABLE, "Shutting Down", vec![retry()]),
-            // The caller's side (any Twilio customer's trunk can send here) learns that the agent is
-            // unavailable, not why: the error stays in the log and the call record. Twilio tries the next
-            // origination URI on 503.
-            Hangup::AgentUnavailable(_) => {
-                let reason = String::from_utf8_lossy(&self.reason().to_bytes()).into_owned();
-                (StatusCode::SERVICE_UNAVAILABLE, "Agent Unavailable", vec![retry(), (HeaderName::Reason, reason)])
-            }
-            Hangup::MaxDuration | Hangup::Transferred | Hangup::NoAnswer(_) | Hangup::Media(_) => {
-                (StatusCode::TEMPORARILY_UNAVAILABLE, "Agent Hung Up", vec![])
-            }
-        }
-    }
-}
-
 /// Where a call is, as the call layer sees it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 enum Phase {
+    /// Its media is being opened on `port` (attempt `tries` of [`BIND_ATTEMPTS`]); its record waits.
+    Opening { tries: usize, record: Box<CallRecord> },
     /// Ringing while its agent is reached; our SDP waits for the 200.
     Ringing { answer: Bytes },
-    /// Answered (when: `Active::answered`, kept after the phase moves on, for the call's duration).
+    /// Answered (when: `Call::answered`, kept after the phase moves on, for the call's duration).
     Answered,
     /// vocals ended it (a BYE or a final response went out); the endpoint reports when it is over.
     Ending,
+}
+
+/// How the call's agent link stands, as the media plane reported it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AgentLink {
+    /// Being reached (its WebSocket opens while the call rings).
+    Connecting,
+    /// Reached: audio flows to it.
+    Connected,
+    /// Could not be reached, and why.
+    Failed(String),
+    /// The media or the agent ended the call.
+    Ended(Ending),
 }
 
 /// Whether a call's media can be answered at once.
@@ -296,18 +184,21 @@ fn caller(invite: &Request) -> String {
 /// Ports tried for one call before it is refused with 503 (others may be bound by other programs).
 const BIND_ATTEMPTS: usize = 8;
 
-struct Active {
+/// One call, and everything vocals keeps about it.
+struct Call {
     port: u16,
     info: CallInfo,
     phase: Phase,
     deadline: Instant,
-    /// We made the offer (the INVITE had none): the answer must come in the ACK.
-    offered: bool,
+    /// The SDP exchange that set the call's media up (`None`: we offered in the 200 and the ACK's answer is
+    /// awaited), and the stream as it stands now (updated by each re-INVITE and by the ACK's answer).
+    negotiated: Option<sdp::Negotiated>,
+    stream: Stream,
     /// Our SRTP key for this call (used only when the stream is SRTP), kept across re-INVITEs, and the
     /// number's SRTP policy as it was when the call came.
     key: KeySalt,
     srtp: SrtpPolicy,
-    codec: &'static str,
+    agent: AgentLink,
     /// Why vocals ended the call, once it did (for the record), and whether it was ringing then.
     ending: Option<(Hangup, bool)>,
     /// When the INVITE came, and whether it was ever answered.
@@ -317,70 +208,144 @@ struct Active {
     transfers: u32,
 }
 
-/// The calls in progress, as signalling sees them.
+impl Call {
+    /// We made the offer (the INVITE had none): the answer must come in the ACK.
+    fn offered(&self) -> bool {
+        self.negotiated.is_none()
+    }
+}
+
+/// The calls in progress.
 pub struct Calls {
     config: CallConfig,
-    media: Box<dyn MediaPlane>,
     ports: PortPool,
-    active: HashMap<CallRef, Active>,
+    calls: HashMap<CallRef, Call>,
     /// The live calls by CallSid (the REST hang-up finds calls by it, and one is never live twice).
     by_call_sid: HashMap<String, CallRef>,
+    /// Commands not yet taken by the shell.
+    commands: VecDeque<Command>,
     session_ids: u64,
     call_ids: u64,
 }
 
 impl Calls {
-    pub fn new(config: CallConfig, media: Box<dyn MediaPlane>) -> Calls {
+    pub fn new(config: CallConfig) -> Calls {
         // A port rests 2 s after its call, past any late packet of that call.
         let ports = PortPool::new(config.rtp_ports, Duration::from_secs(2));
-        Calls { config, media, ports, active: HashMap::new(), by_call_sid: HashMap::new(), session_ids: 0, call_ids: 0 }
+        Calls {
+            config,
+            ports,
+            calls: HashMap::new(),
+            by_call_sid: HashMap::new(),
+            commands: VecDeque::new(),
+            session_ids: 0,
+            call_ids: 0,
+        }
     }
 
     pub fn active(&self) -> usize {
-        self.active.len()
+        self.calls.len()
     }
 
-    /// Reacts to one endpoint event.
-    pub fn on_event(&mut self, now: Instant, ep: &mut Endpoint, event: &Event) {
+    /// The next command for the endpoint or the media plane, in the order they were decided.
+    pub fn poll_command(&mut self) -> Option<Command> {
+        self.commands.pop_front()
+    }
+
+    fn sip(&mut self, command: SipCommand) {
+        self.commands.push_back(Command::Sip(command));
+    }
+
+    fn media(&mut self, command: MediaCommand) {
+        self.commands.push_back(Command::Media(command));
+    }
+
+    /// Reacts to one input; the commands it gives wait in [`Calls::poll_command`].
+    pub fn handle(&mut self, now: Instant, input: Input<'_>) -> Reply {
+        match input {
+            Input::Sip(event) => self.on_sip(now, event),
+            Input::Media(call, event) => self.on_media(now, call, event),
+            Input::Agent(call, AgentInput::Transfer(target)) => self.transfer(now, call, &target),
+            Input::Admin(AdminInput::Rest(req)) => return Reply::Rest(self.hangup_request(now, &req)),
+            Input::Admin(AdminInput::End(id)) => return Reply::Ended(self.end_call(now, &id)),
+            Input::Admin(AdminInput::EndAll(why)) => {
+                let all: Vec<CallRef> = self.calls.keys().copied().collect();
+                for call in all {
+                    self.end(now, call, Hangup::Shutdown(why.clone()));
+                }
+            }
+            Input::Timer => self.handle_timeout(now),
+        }
+        Reply::None
+    }
+
+    fn on_sip(&mut self, now: Instant, event: &Event) {
         match event {
-            Event::IncomingCall { call, invite, .. } => self.incoming(now, ep, *call, invite),
+            Event::IncomingCall { call, invite, .. } => self.incoming(now, *call, invite),
             Event::CallEnded { call, why } => {
-                if let Some(a) = self.active.remove(call) {
-                    if let Some(sid) = &a.info.call_sid {
+                if let Some(c) = self.calls.remove(call) {
+                    if let Some(sid) = &c.info.call_sid {
                         self.by_call_sid.remove(sid);
                     }
-                    self.ended(&a, why);
-                    self.media.close(*call);
-                    self.ports.release(now, a.port);
+                    self.ended(&c, why);
+                    self.media(MediaCommand::Close(*call));
+                    self.ports.release(now, c.port);
                     self.gauge();
                 }
             }
-            Event::ReInvite { call, offer } => self.reinvite(ep, now, *call, offer.as_ref()),
-            Event::CallConfirmed { call, answer } => self.confirmed(ep, now, *call, answer.as_ref()),
+            Event::ReInvite { call, offer } => self.reinvite(now, *call, offer.as_ref()),
+            Event::CallConfirmed { call, answer } => self.confirmed(now, *call, answer.as_ref()),
             Event::ReferAnswered { call, status } => {
                 let verdict = if status.is_success() { TransferStatus::Accepted } else { TransferStatus::Refused };
-                self.media.transfer_status(*call, verdict, status.as_u16());
+                self.media(MediaCommand::TransferStatus(*call, verdict, status.as_u16()));
             }
-            Event::ReferNotify { call, status, done } => self.transfer_progress(now, ep, *call, *status, *done),
+            Event::ReferNotify { call, status, done } => self.transfer_progress(now, *call, *status, *done),
             Event::Dtmf { call, digit, duration_ms } => {
-                if let Some(a) = self.active.get(call) {
-                    tracing::info!(call = %a.info.id, %digit, ?duration_ms, "DTMF (SIP INFO)");
-                    self.media.dtmf(*call, *digit);
+                if let Some(c) = self.calls.get(call) {
+                    tracing::info!(call = %c.info.id, %digit, ?duration_ms, "DTMF (SIP INFO)");
+                    self.media(MediaCommand::Dtmf(*call, *digit));
                 }
             }
             _ => {}
         }
     }
 
-    fn incoming(&mut self, now: Instant, ep: &mut Endpoint, call: CallRef, invite: &Request) {
+    fn on_media(&mut self, now: Instant, call: CallRef, event: MediaInput) {
+        match event {
+            MediaInput::Opened(readiness) => self.opened(now, call, readiness),
+            MediaInput::OpenFailed(why) => self.open_failed(now, call, &why),
+            MediaInput::Ready => {
+                let Some(c) = self.calls.get_mut(&call) else { return };
+                c.agent = AgentLink::Connected;
+                if let Phase::Ringing { answer } = &c.phase {
+                    let sdp = answer.clone();
+                    self.answer(now, call, sdp);
+                }
+            }
+            MediaInput::Failed(why) => {
+                let Some(c) = self.calls.get_mut(&call) else { return };
+                c.agent = AgentLink::Failed(why.clone());
+                if matches!(c.phase, Phase::Ringing { .. }) {
+                    tracing::warn!(call = %c.info.id, agent = %c.info.agent.name, %why, "refusing the call: agent unavailable");
+                    self.end(now, call, Hangup::AgentUnavailable(why));
+                }
+            }
+            MediaInput::Ended(why) => {
+                if let Some(c) = self.calls.get_mut(&call) {
+                    c.agent = AgentLink::Ended(why.clone());
+                }
+                self.end(now, call, Hangup::Media(why));
+            }
+        }
+    }
+
+    fn incoming(&mut self, now: Instant, call: CallRef, invite: &Request) {
         let routed = match route(invite, self.config.numbers.as_ref()) {
             Ok(r) => r,
             Err(reject) => {
-                count_invite(reject.status().as_u16());
                 let to = dialed_number(invite).map_or_else(|| invite.uri.to_string(), |n| n.to_string());
-                let mut record = self.new_record(invite, None, to);
-                self.refused(&mut record, reject.status(), &reject.to_string());
-                return ep.reject(now, call, reject.status(), &reject.to_string(), &[]);
+                let record = self.new_record(invite, None, to);
+                return self.refuse(call, record, reject.status(), &reject.to_string(), reject.to_string(), vec![]);
             }
         };
         // A CallSid names one live call (the REST hang-up finds calls by it): a second INVITE carrying one in
@@ -390,87 +355,142 @@ impl Calls {
             && self.by_call_sid.contains_key(sid)
         {
             let status = StatusCode::new(482).unwrap_or(StatusCode::FORBIDDEN);
-            count_invite(status.as_u16());
-            let to = routed.dialed.to_string();
-            let mut record = self.new_record(invite, None, to);
+            let mut record = self.new_record(invite, None, routed.dialed.to_string());
             record.call_sid = None;
-            self.refused(&mut record, status, "the CallSid is already in use by a call in progress");
-            return ep.reject(now, call, status, "CallSid Already In Use", &[]);
+            let why = "the CallSid is already in use by a call in progress";
+            return self.refuse(call, record, status, why, "CallSid Already In Use".into(), vec![]);
         }
         let srtp = routed.srtp.unwrap_or(self.config.srtp);
         let mut info = CallInfo::from_invite(invite, routed.agent, routed.dialed.to_string());
-        let mut record = self.new_record(invite, Some(&info), info.to.clone());
+        let record = self.new_record(invite, Some(&info), info.to.clone());
         info.id = record.id.clone();
         info.call_sid = record.call_sid.clone();
         info.account_sid.get_or_insert_with(|| self.config.default_account_sid.clone());
-        let offered = invite.body.is_empty();
         let key = (self.config.srtp_keys)();
-        let negotiated = if offered {
+        let negotiated = if invite.body.is_empty() {
             None
         } else {
             match Offer::parse(&invite.body).and_then(|o| sdp::negotiate(&o, srtp, key)) {
                 Ok(neg) => Some(neg),
                 Err(e) => {
-                    let warning = [(HeaderName::Warning, e.warning("vocals"))];
+                    let warning = vec![(HeaderName::Warning, e.warning("vocals"))];
                     let status = StatusCode::new(e.status()).unwrap_or(StatusCode::NOT_ACCEPTABLE_HERE);
-                    count_invite(status.as_u16());
-                    self.refused(&mut record, status, &e.to_string());
-                    return ep.reject(now, call, status, &e.to_string(), &warning);
+                    return self.refuse(call, record, status, &e.to_string(), e.to_string(), warning);
                 }
             }
         };
         // No offer: ours goes in the 200 and the answer comes in the ACK (RFC 3261 §13.2.1); until then the
         // stream is what we offered, with no remote address.
         let stream = negotiated.as_ref().map_or_else(our_offer, Stream::from);
-        let codec = negotiated.as_ref().map_or(Codec::Pcmu, |n| n.codec).name();
-        let Some((port, readiness)) = self.open_media(now, call, &info, stream) else {
-            count_invite(503);
-            self.refused(&mut record, StatusCode::SERVICE_UNAVAILABLE, "no RTP port available");
-            let retry = [(HeaderName::RetryAfter, "5".to_string())];
-            return ep.reject(now, call, StatusCode::SERVICE_UNAVAILABLE, "No RTP Port Available", &retry);
+        let Some(port) = self.ports.lease(now, crate::media::srtp::os_random_u64()) else {
+            return self.no_port(call, record);
         };
-        self.write(CallWrite::Start(Box::new(record)));
-        let local = self.local(port);
-        let sdp = match &negotiated {
-            Some(neg) => sdp::answer(neg, &local),
-            None => sdp::offer(&local, offer_key(srtp, key)),
-        };
-        let deadline = now + self.config.max_call_duration;
-        let active = Active {
+        let c = Call {
             port,
             info,
-            phase: Phase::Ringing { answer: sdp.clone() },
-            deadline,
-            offered,
+            phase: Phase::Opening { tries: 1, record: Box::new(record) },
+            deadline: now + self.config.max_call_duration,
+            negotiated,
+            stream,
             key,
             srtp,
-            codec,
+            agent: AgentLink::Connecting,
             ending: None,
             invited: now,
             answered: None,
             transfers: 0,
         };
-        if let Some(sid) = &active.info.call_sid {
+        if let Some(sid) = &c.info.call_sid {
             self.by_call_sid.insert(sid.clone(), call);
         }
-        self.active.insert(call, active);
+        let open = MediaCommand::Open { call, port, info: Box::new(c.info.clone()), stream: c.stream };
+        self.calls.insert(call, c);
+        self.media(open);
         self.gauge();
-        ep.ringing(now, call);
+    }
+
+    /// The call's media is open: its record starts, it rings, and it is answered now when its agent is.
+    fn opened(&mut self, now: Instant, call: CallRef, readiness: Readiness) {
+        let Some(c) = self.calls.get(&call) else { return };
+        let Phase::Opening { record, .. } = &c.phase else { return };
+        let record = record.clone();
+        let (port, srtp, key) = (c.port, c.srtp, c.key);
+        let local = self.local(port);
+        let Some(c) = self.calls.get_mut(&call) else { return };
+        let sdp = match &c.negotiated {
+            Some(neg) => sdp::answer(neg, &local),
+            None => sdp::offer(&local, offer_key(srtp, key)),
+        };
+        c.phase = Phase::Ringing { answer: sdp.clone() };
         if readiness == Readiness::Now {
-            self.media_ready(now, ep, call);
+            c.agent = AgentLink::Connected;
+        }
+        self.write(CallWrite::Start(record));
+        self.sip(SipCommand::Ring(call));
+        if readiness == Readiness::Now {
+            self.answer(now, call, sdp);
         }
     }
 
+    /// The port could not be bound: another is tried, up to [`BIND_ATTEMPTS`], then the call gets 503.
+    fn open_failed(&mut self, now: Instant, call: CallRef, why: &str) {
+        let Some(c) = self.calls.get_mut(&call) else { return };
+        let Phase::Opening { tries, .. } = &mut c.phase else { return };
+        tracing::warn!(port = c.port, error = %why, "RTP port unusable; trying another");
+        self.ports.release(now, c.port);
+        *tries += 1;
+        let next =
+            if *tries <= BIND_ATTEMPTS { self.ports.lease(now, crate::media::srtp::os_random_u64()) } else { None };
+        let Some(port) = next else {
+            let Some(c) = self.calls.remove(&call) else { return };
+            if let Some(sid) = &c.info.call_sid {
+                self.by_call_sid.remove(sid);
+            }
+            self.gauge();
+            let Phase::Opening { record, .. } = c.phase else { return };
+            return self.no_port(call, *record);
+        };
+        c.port = port;
+        let open = MediaCommand::Open { call, port, info: Box::new(c.info.clone()), stream: c.stream };
+        self.media(open);
+    }
+
+    /// No RTP port could be had: 503, which Twilio takes as "try the next origination URI".
+    fn no_port(&mut self, call: CallRef, record: CallRecord) {
+        let retry = vec![(HeaderName::RetryAfter, "5".to_string())];
+        let why = "no RTP port available";
+        self.refuse(call, record, StatusCode::SERVICE_UNAVAILABLE, why, "No RTP Port Available".into(), retry);
+    }
+
+    /// Refuses an INVITE before its call started, and records it.
+    fn refuse(
+        &mut self,
+        call: CallRef,
+        mut record: CallRecord,
+        status: StatusCode,
+        why: &str,
+        phrase: String,
+        headers: Vec<(HeaderName, String)>,
+    ) {
+        count_invite(status.as_u16());
+        record.end_at = Some(now_rfc3339());
+        record.end_reason = Some(why.to_string());
+        record.sip_status = Some(status.as_u16());
+        self.write(CallWrite::Start(Box::new(record)));
+        self.sip(SipCommand::Refuse { call, status, phrase, headers });
+    }
+
     /// Answers a ringing call and records it.
-    fn answer(&mut self, now: Instant, ep: &mut Endpoint, call: CallRef, sdp: Bytes) {
+    fn answer(&mut self, now: Instant, call: CallRef, sdp: Bytes) {
         count_invite(200);
-        ep.answer(now, call, sdp);
-        let Some(a) = self.active.get_mut(&call) else { return };
-        a.phase = Phase::Answered;
-        a.answered = Some(now);
-        metrics::histogram!(crate::metrics::CALL_SETUP).record(now.duration_since(a.invited).as_secs_f64());
-        tracing::info!(call = %a.info.id, agent = %a.info.agent.name, to = %a.info.to, "call answered");
-        let write = CallWrite::Answered { id: a.info.id.clone(), at: now_rfc3339(), codec: a.codec.to_string() };
+        self.sip(SipCommand::Answer(call, sdp));
+        let Some(c) = self.calls.get_mut(&call) else { return };
+        c.phase = Phase::Answered;
+        c.answered = Some(now);
+        metrics::histogram!(crate::metrics::CALL_SETUP).record(now.duration_since(c.invited).as_secs_f64());
+        tracing::info!(call = %c.info.id, agent = %c.info.agent.name, to = %c.info.to, "call answered");
+        let codec = c.negotiated.as_ref().map_or(Codec::Pcmu, |n| n.codec).name().to_string();
+        let write = CallWrite::Answered { id: c.info.id.clone(), at: now_rfc3339(), codec };
         self.write(write);
     }
 
@@ -497,14 +517,6 @@ impl Calls {
         }
     }
 
-    /// Records a call refused before it started.
-    fn refused(&self, record: &mut CallRecord, status: StatusCode, why: &str) {
-        record.end_at = Some(now_rfc3339());
-        record.end_reason = Some(why.to_string());
-        record.sip_status = Some(status.as_u16());
-        self.write(CallWrite::Start(Box::new(std::mem::take(record))));
-    }
-
     fn write(&self, write: CallWrite) {
         if let Some(records) = &self.config.records {
             records.send(write);
@@ -514,38 +526,45 @@ impl Calls {
     /// Ends a call on our side, the one way every cause takes: while it rings, the final response the cause
     /// calls for; once answered, our BYE with the cause's Reason. The first cause is the one recorded; a call
     /// already ending is left to end.
-    fn end(&mut self, now: Instant, ep: &mut Endpoint, call: CallRef, why: Hangup) {
-        let Some(a) = self.active.get_mut(&call) else { return };
-        let phase = std::mem::replace(&mut a.phase, Phase::Ending);
+    fn end(&mut self, now: Instant, call: CallRef, why: Hangup) {
+        let _ = now;
+        let Some(c) = self.calls.get_mut(&call) else { return };
+        let phase = std::mem::replace(&mut c.phase, Phase::Ending);
         match phase {
-            Phase::Ending => {}
+            // Opening is decided within the same turn (the plane answers at once); never seen here.
+            Phase::Ending | Phase::Opening { .. } => c.phase = phase,
             Phase::Ringing { .. } => {
                 let (status, phrase, headers) = why.refusal();
                 if matches!(why, Hangup::AgentUnavailable(_)) {
                     count_invite(status.as_u16());
                 }
-                a.ending = Some((why, true));
-                ep.reject(now, call, status, phrase, &headers);
+                c.ending = Some((why, true));
+                self.sip(SipCommand::Refuse { call, status, phrase: phrase.to_string(), headers });
             }
             Phase::Answered => {
                 let reason = why.reason();
-                a.ending = Some((why, false));
-                ep.hangup(now, call, Some(reason));
+                c.ending = Some((why, false));
+                self.sip(SipCommand::Bye(call, reason));
             }
         }
     }
 
     /// Whether the call rings (its agent is being reached).
     pub fn is_ringing(&self, call: CallRef) -> bool {
-        self.active.get(&call).is_some_and(|a| matches!(a.phase, Phase::Ringing { .. }))
+        self.calls.get(&call).is_some_and(|c| matches!(c.phase, Phase::Ringing { .. }))
+    }
+
+    /// How the call's agent link stands.
+    pub fn agent_link(&self, call: CallRef) -> Option<&AgentLink> {
+        self.calls.get(&call).map(|c| &c.agent)
     }
 
     /// The call is over: its record says when and why.
-    fn ended(&mut self, a: &Active, why: &EndReason) {
-        if let Some(answered) = a.answered {
+    fn ended(&mut self, c: &Call, why: &EndReason) {
+        if let Some(answered) = c.answered {
             metrics::histogram!(crate::metrics::CALL_DURATION).record(answered.elapsed().as_secs_f64());
         }
-        let ending = a.ending.as_ref().map(|(why, ringing)| if *ringing { why.text_ringing() } else { why.text() });
+        let ending = c.ending.as_ref().map(|(why, ringing)| if *ringing { why.text_ringing() } else { why.text() });
         let (reason, status) = match why {
             EndReason::Cancelled => ("the caller cancelled".to_string(), 487),
             EndReason::RemoteBye { reason: None } => ("the caller hung up".to_string(), 200),
@@ -555,163 +574,129 @@ impl Calls {
             EndReason::AckTimeout => ("no ACK came for the 200 OK: vocals hung up".to_string(), 200),
             EndReason::ResponseTimeout => ("the final response could not be delivered".to_string(), 408),
         };
-        self.write(CallWrite::Ended { id: a.info.id.clone(), at: now_rfc3339(), reason, sip_status: status });
-    }
-
-    /// The agent is reached: the ringing call is answered.
-    pub fn media_ready(&mut self, now: Instant, ep: &mut Endpoint, call: CallRef) {
-        let Some(a) = self.active.get(&call) else { return };
-        if let Phase::Ringing { answer } = &a.phase {
-            let sdp = answer.clone();
-            self.answer(now, ep, call, sdp);
-        }
-    }
-
-    /// The agent could not be reached: the ringing call is refused with 503 (Twilio tries the next
-    /// origination URI), never answered into silence.
-    pub fn media_failed(&mut self, now: Instant, ep: &mut Endpoint, call: CallRef, why: &str) {
-        let Some(a) = self.active.get(&call).filter(|a| matches!(a.phase, Phase::Ringing { .. })) else { return };
-        tracing::warn!(call = %a.info.id, agent = %a.info.agent.name, %why, "refusing the call: agent unavailable");
-        self.end(now, ep, call, Hangup::AgentUnavailable(why.to_string()));
-    }
-
-    /// Leases a port and opens the call's media on it, trying further ports while they are taken.
-    fn open_media(&mut self, now: Instant, call: CallRef, info: &CallInfo, stream: Stream) -> Option<(u16, Readiness)> {
-        for _ in 0..BIND_ATTEMPTS {
-            let port = self.ports.lease(now, crate::media::srtp::os_random_u64())?;
-            match self.media.open(call, port, info, stream) {
-                Ok(readiness) => return Some((port, readiness)),
-                Err(e) => {
-                    tracing::warn!(port, error = %e, "RTP port unusable; trying another");
-                    self.ports.release(now, port);
-                }
-            }
-        }
-        None
+        self.write(CallWrite::Ended { id: c.info.id.clone(), at: now_rfc3339(), reason, sip_status: status });
     }
 
     /// The Twilio-compatible REST hang-up: checks the account in the path and the Basic credentials (the
     /// account id and the auth token configured for the call's agent), then ends the call: BYE when it was
     /// answered, 487-style refusal while it rings.
-    pub fn hangup_request(&mut self, now: Instant, ep: &mut Endpoint, req: &HangupRequest) -> HangupOutcome {
-        let found = self.by_call_sid.get(&req.call_sid).and_then(|call| Some((*call, self.active.get(call)?)));
-        let Some((call, active)) = found else { return HangupOutcome::UnknownCall };
-        let account = active.info.account_sid.clone().unwrap_or_default();
+    fn hangup_request(&mut self, now: Instant, req: &HangupRequest) -> HangupOutcome {
+        let found = self.by_call_sid.get(&req.call_sid).and_then(|call| Some((*call, self.calls.get(call)?)));
+        let Some((call, c)) = found else { return HangupOutcome::UnknownCall };
+        let account = c.info.account_sid.clone().unwrap_or_default();
         if account != req.account_sid {
             return HangupOutcome::UnknownCall;
         }
-        let token = active.info.agent.auth_token.as_ref();
+        let token = c.info.agent.auth_token.as_ref();
         if req.user != account || token.is_none_or(|t| !constant_time_eq(t.as_bytes(), req.password.as_bytes())) {
             return HangupOutcome::Unauthorized;
         }
-        let ringing = matches!(active.phase, Phase::Ringing { .. });
+        let ringing = matches!(c.phase, Phase::Ringing { .. });
         let summary = CallSummary {
             call_sid: req.call_sid.clone(),
             account_sid: account,
-            from: active.info.from.clone(),
-            to: active.info.to.clone(),
+            from: c.info.from.clone(),
+            to: c.info.to.clone(),
             status: if ringing { "canceled" } else { "completed" },
         };
-        self.end(now, ep, call, Hangup::Rest);
+        self.end(now, call, Hangup::Rest);
         HangupOutcome::Done(summary)
     }
 
     /// The agent asks for a blind transfer (RFC 3515): REFER to `target`, a `+E.164` number (sent as
     /// `tel:+E164`, as Twilio requires) or a `sip:`/`tel:` URI, if the transfer policy (the agent's own, over
     /// the server's) allows it; otherwise no REFER, and the agent hears why.
-    pub fn transfer(&mut self, now: Instant, ep: &mut Endpoint, call: CallRef, target: &str) {
-        let Some(a) = self.active.get_mut(&call) else { return };
-        let policy = a.info.agent.transfer.over(&self.config.transfer);
-        let caller = E164::parse(&a.info.from).ok();
-        match policy.check(target, caller.as_ref(), a.transfers) {
+    fn transfer(&mut self, _now: Instant, call: CallRef, target: &str) {
+        let Some(c) = self.calls.get_mut(&call) else { return };
+        let policy = c.info.agent.transfer.over(&self.config.transfer);
+        let caller = E164::parse(&c.info.from).ok();
+        match policy.check(target, caller.as_ref(), c.transfers) {
             Ok(uri) => {
-                a.transfers += 1;
+                c.transfers += 1;
                 metrics::counter!(crate::metrics::TRANSFERS, "result" => "refer").increment(1);
-                tracing::info!(call = %a.info.id, %uri, "blind transfer (REFER)");
-                ep.refer(now, call, &uri);
+                tracing::info!(call = %c.info.id, %uri, "blind transfer (REFER)");
+                self.sip(SipCommand::Refer(call, uri));
             }
             Err(refusal) => {
                 let kind = refusal.kind();
                 metrics::counter!(crate::metrics::TRANSFERS, "result" => "refused", "reason" => kind).increment(1);
                 let shown: String = target.chars().take(256).collect();
-                let (id, agent) = (&a.info.id, &a.info.agent.name);
+                let (id, agent) = (&c.info.id, &c.info.agent.name);
                 tracing::warn!(call = %id, %agent, target = ?shown, kind, reason = %refusal, "transfer refused");
-                self.media.transfer_refused(call, refusal.to_string());
+                self.media(MediaCommand::TransferRefused(call, refusal.to_string()));
             }
-        }
-    }
-
-    /// Ends every call (the drain timeout passed): BYE with `why`, or a refusal while ringing.
-    pub fn hangup_all(&mut self, now: Instant, ep: &mut Endpoint, why: &str) {
-        let all: Vec<CallRef> = self.active.keys().copied().collect();
-        for call in all {
-            self.end(now, ep, call, Hangup::Shutdown(why.to_string()));
         }
     }
 
     /// The admin API's hang-up: the call whose vocals id or CallSid is `id` is ended (BYE when answered, 480
     /// while it rings). `false`: no such call here.
-    pub fn end_call(&mut self, now: Instant, ep: &mut Endpoint, id: &str) -> bool {
+    fn end_call(&mut self, now: Instant, id: &str) -> bool {
         let found = self
             .by_call_sid
             .get(id)
             .copied()
-            .or_else(|| self.active.iter().find(|(_, a)| a.info.id == id).map(|(call, _)| *call));
+            .or_else(|| self.calls.iter().find(|(_, c)| c.info.id == id).map(|(call, _)| *call));
         let Some(call) = found else { return false };
-        self.end(now, ep, call, Hangup::Admin);
+        self.end(now, call, Hangup::Admin);
         true
     }
 
     /// A NOTIFY about our REFER: progress for the agent; once the transfer target answered, our part of the
     /// call is over (RFC 5589 §6): BYE.
-    fn transfer_progress(&mut self, now: Instant, ep: &mut Endpoint, call: CallRef, status: u16, done: bool) {
+    fn transfer_progress(&mut self, now: Instant, call: CallRef, status: u16, done: bool) {
         let verdict = TransferStatus::of_notify(status);
-        self.media.transfer_status(call, verdict, status);
+        self.media(MediaCommand::TransferStatus(call, verdict, status));
         if done && verdict == TransferStatus::Completed {
-            self.end(now, ep, call, Hangup::Transferred);
+            self.end(now, call, Hangup::Transferred);
         }
-    }
-
-    /// The media asks for the call to end: our BYE, with a Reason that says why.
-    pub fn media_ended(&mut self, now: Instant, ep: &mut Endpoint, call: CallRef, why: Ending) {
-        self.end(now, ep, call, Hangup::Media(why));
     }
 
     /// When we made the offer, the ACK must carry a usable answer; otherwise the session cannot start and the
     /// call is ended with a BYE saying why.
-    fn confirmed(&mut self, ep: &mut Endpoint, now: Instant, call: CallRef, answer: Option<&Bytes>) {
-        let Some((key, srtp)) = self.active.get(&call).filter(|a| a.offered).map(|a| (a.key, a.srtp)) else { return };
+    fn confirmed(&mut self, now: Instant, call: CallRef, answer: Option<&Bytes>) {
+        let Some(c) = self.calls.get_mut(&call).filter(|c| c.offered()) else { return };
         let outcome = match answer {
             None => Err("the ACK carried no SDP answer to our offer".to_string()),
-            Some(body) => Offer::parse(body).and_then(|a| sdp::negotiate(&a, srtp, key)).map_err(|e| e.to_string()),
+            Some(body) => Offer::parse(body).and_then(|a| sdp::negotiate(&a, c.srtp, c.key)).map_err(|e| e.to_string()),
         };
         match outcome {
-            Ok(neg) => self.media.update(call, Stream::from(&neg)),
+            Ok(neg) => {
+                c.stream = Stream::from(&neg);
+                c.negotiated = Some(neg);
+                let stream = c.stream;
+                self.media(MediaCommand::Update(call, stream));
+            }
             Err(why) => {
                 tracing::info!(call = call.0, %why, "ending the call: no usable answer");
-                self.end(now, ep, call, Hangup::NoAnswer(why));
+                self.end(now, call, Hangup::NoAnswer(why));
             }
         }
     }
 
     /// Hold, resume or a new offer: answered on the same port with the RFC 3264 direction.
-    fn reinvite(&mut self, ep: &mut Endpoint, now: Instant, call: CallRef, offer: Option<&Bytes>) {
-        let Some((port, key, srtp)) = self.active.get(&call).map(|a| (a.port, a.key, a.srtp)) else { return };
+    fn reinvite(&mut self, _now: Instant, call: CallRef, offer: Option<&Bytes>) {
+        let Some((port, key, srtp)) = self.calls.get(&call).map(|c| (c.port, c.key, c.srtp)) else { return };
         let local = self.local(port);
         let sdp = match offer {
             None => sdp::offer(&local, offer_key(srtp, key)),
             Some(body) => match Offer::parse(body).and_then(|o| sdp::negotiate(&o, srtp, key)) {
                 Ok(neg) => {
-                    self.media.update(call, Stream::from(&neg));
-                    sdp::answer(&neg, &local)
+                    let stream = Stream::from(&neg);
+                    let answer = sdp::answer(&neg, &local);
+                    if let Some(c) = self.calls.get_mut(&call) {
+                        c.stream = stream;
+                    }
+                    self.media(MediaCommand::Update(call, stream));
+                    answer
                 }
                 Err(e) => {
                     let status = StatusCode::new(e.status()).unwrap_or(StatusCode::NOT_ACCEPTABLE_HERE);
-                    return ep.reject(now, call, status, &e.to_string(), &[]);
+                    let phrase = e.to_string();
+                    return self.sip(SipCommand::Refuse { call, status, phrase, headers: vec![] });
                 }
             },
         };
-        ep.answer_reinvite(now, call, sdp);
+        self.sip(SipCommand::AnswerReinvite(call, sdp));
     }
 
     fn local(&mut self, port: u16) -> Local {
@@ -720,25 +705,31 @@ impl Calls {
     }
 
     fn gauge(&self) {
-        metrics::gauge!(crate::metrics::CALLS_ACTIVE).set(self.active.len() as f64);
+        metrics::gauge!(crate::metrics::CALLS_ACTIVE).set(self.calls.len() as f64);
         metrics::gauge!(crate::metrics::RTP_PORTS_IN_USE).set(self.ports.in_use() as f64);
         metrics::gauge!(crate::metrics::RTP_PORTS).set(self.ports.size() as f64);
     }
 
-    /// When the next call reaches its maximum duration.
+    /// The next deadline: a call reaching its maximum duration, or a resting port coming back to the pool (the
+    /// ports-in-use gauge then falls).
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.active.values().map(|a| a.deadline).min()
+        let calls = self.calls.values().map(|c| c.deadline).min();
+        [calls, self.ports.next_return()].into_iter().flatten().min()
     }
 
-    /// Hangs up calls past their maximum duration (the first way vocals ends a call itself).
-    pub fn handle_timeout(&mut self, now: Instant, ep: &mut Endpoint) {
-        let due: Vec<CallRef> = self.active.iter().filter(|(_, a)| a.deadline <= now).map(|(c, _)| *c).collect();
+    /// Hangs up calls past their maximum duration (the first way vocals ends a call itself), and takes rested
+    /// ports back.
+    fn handle_timeout(&mut self, now: Instant) {
+        if self.ports.settle(now) {
+            self.gauge();
+        }
+        let due: Vec<CallRef> = self.calls.iter().filter(|(_, c)| c.deadline <= now).map(|(c, _)| *c).collect();
         for call in due {
-            if let Some(a) = self.active.get_mut(&call) {
+            if let Some(c) = self.calls.get_mut(&call) {
                 // Not again, whatever the endpoint does with the hang-up.
-                a.deadline = now + Duration::from_secs(3600 * 24 * 365);
+                c.deadline = now + Duration::from_secs(3600 * 24 * 365);
             }
-            self.end(now, ep, call, Hangup::MaxDuration);
+            self.end(now, call, Hangup::MaxDuration);
         }
     }
 }
@@ -771,14 +762,4 @@ fn count_invite(status: u16) {
 /// Equal bytes, compared in time that does not depend on where they differ.
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-/// The Reason text, and the call record's ending, of a call whose agent broke a limit.
-pub fn violated(v: &Violation) -> String {
-    format!("the agent broke a limit: {v}")
-}
-
-/// The Reason text, and the call record's ending, of a call whose agent stalled.
-pub fn stalled(after: std::time::Duration) -> String {
-    format!("the agent stalled: it took no audio for {} s", after.as_secs())
 }

@@ -3,16 +3,19 @@
 //! and answered) and every transfer outcome, checked on the wire and in the record.
 
 use std::collections::HashSet;
+use std::io;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
 
 use super::*;
+use crate::agent::protocol::Violation;
 use crate::agent::transfer::TransferOverrides;
 use crate::config::{AgentConfig, AgentKind};
+use crate::media::session::MediaEnd;
 use crate::routing::{AccountPolicy, NumberTable};
-use crate::sip::endpoint::{EndpointConfig, IdGen, Output, Peer, Transport};
+use crate::sip::endpoint::{Endpoint, EndpointConfig, IdGen, Output, Peer, Transport};
 use crate::sip::message::{Message, Method, Response};
 
 const INVITE: &str = include_str!("../../sip-tests/vectors/twilio/twilio-invite-udp.sip");
@@ -110,7 +113,7 @@ impl Rig {
             transfer: TransferPolicy::default(),
         };
         let media = Recording { readiness: Some(readiness), ..Recording::default() };
-        let calls = Calls::new(config, Box::new(media.clone()));
+        let calls = Calls::new(config);
         let start = Instant::now();
         // `[sip]`'s defaults without the per-source rate limits.
         let unlimited = crate::sip::ratelimit::RateConfig::default();
@@ -137,12 +140,23 @@ impl Rig {
 
     /// Endpoint outputs: transmissions kept, events handed to the call layer (which may cause more).
     fn pump(&mut self) {
-        while let Some(o) = self.ep.poll_output() {
+        loop {
+            run_commands(&mut self.calls, self.now, &mut self.ep, &mut self.media);
+            let Some(o) = self.ep.poll_output() else { break };
             match o {
                 Output::Transmit { bytes, .. } => self.sent.push(Message::parse(bytes).unwrap()),
-                Output::Event(e) => self.calls.on_event(self.now, &mut self.ep, &e),
+                Output::Event(e) => {
+                    self.calls.handle(self.now, Input::Sip(&e));
+                }
             }
         }
+    }
+
+    /// One input to the call layer, then what follows from it.
+    fn input(&mut self, input: Input<'_>) -> Reply {
+        let reply = self.calls.handle(self.now, input);
+        self.pump();
+        reply
     }
 
     /// Runs both machines' deadlines up to `ms` after the start.
@@ -154,8 +168,7 @@ impl Rig {
             self.now = self.now.max(t);
             self.ep.handle_timeout(self.now);
             self.pump();
-            self.calls.handle_timeout(self.now, &mut self.ep);
-            self.pump();
+            self.input(Input::Timer);
         }
         self.now = end;
     }
@@ -183,7 +196,7 @@ impl Rig {
 
     /// The call's one CallRef (the rig carries one call at a time).
     fn call(&self) -> CallRef {
-        *self.calls.active.keys().next().expect("a call in progress")
+        *self.calls.calls.keys().next().expect("a call in progress")
     }
 
     fn asked(&self) -> Vec<Asked> {
@@ -211,7 +224,7 @@ impl Rig {
         rig.deliver(INVITE);
         if readiness == Readiness::Later {
             let call = rig.call();
-            rig.calls.media_ready(rig.now, &mut rig.ep, call);
+            rig.input(Input::Media(call, MediaInput::Ready));
             rig.pump();
         }
         let ok = rig.ok();
@@ -227,7 +240,10 @@ impl Rig {
             user: ACCOUNT.into(),
             password: password.into(),
         };
-        self.calls.hangup_request(self.now, &mut self.ep, &req)
+        match self.input(Input::Admin(AdminInput::Rest(req))) {
+            Reply::Rest(outcome) => outcome,
+            other => panic!("not a REST reply: {other:?}"),
+        }
     }
 
     fn bye(&mut self) -> Request {
@@ -292,12 +308,14 @@ fn a_call_rings_while_its_agent_is_reached_then_is_answered_and_the_caller_hangs
     assert_eq!(rig.codes(), [100, 180], "ringing, not answered, while the agent is reached");
     let call = rig.call();
     assert!(rig.calls.is_ringing(call));
-    rig.calls.media_ready(rig.now, &mut rig.ep, call);
+    assert_eq!(rig.calls.agent_link(call), Some(&AgentLink::Connecting));
+    rig.input(Input::Media(call, MediaInput::Ready));
     rig.pump();
     assert_eq!(rig.codes(), [100, 180, 200]);
     assert!(!rig.calls.is_ringing(call));
+    assert_eq!(rig.calls.agent_link(call), Some(&AgentLink::Connected));
     // A second "ready" answers nothing twice.
-    rig.calls.media_ready(rig.now, &mut rig.ep, call);
+    rig.input(Input::Media(call, MediaInput::Ready));
     rig.pump();
     assert_eq!(rig.codes(), [100, 180, 200]);
     let ok = rig.ok();
@@ -309,6 +327,13 @@ fn a_call_rings_while_its_agent_is_reached_then_is_answered_and_the_caller_hangs
     let (why, status) = rig.ended();
     assert!(why.starts_with("the caller hung up"), "{why}");
     assert_eq!(status, 200);
+    // The port rests 2 s, then comes back (the ports-in-use gauge falls with it, not at the next call).
+    assert_eq!(rig.calls.ports.in_use(), 1);
+    let back = rig.calls.poll_timeout().expect("the port's return is a deadline");
+    assert_eq!(back, rig.now + Duration::from_secs(2));
+    let at = (rig.now - rig.start + Duration::from_secs(2)).as_millis() as u64;
+    rig.advance_to(at);
+    assert_eq!((rig.calls.ports.in_use(), rig.calls.poll_timeout()), (0, None));
 }
 
 #[test]
@@ -326,7 +351,7 @@ fn an_agent_that_cannot_be_reached_gets_the_call_refused_with_503_and_a_generic_
     let mut rig = Rig::new(Readiness::Later);
     rig.deliver(INVITE);
     let call = rig.call();
-    rig.calls.media_failed(rig.now, &mut rig.ep, call, "connection refused (os error 111)");
+    rig.input(Input::Media(call, MediaInput::Failed("connection refused (os error 111)".into())));
     rig.pump();
     let last = rig.responses().pop().unwrap();
     assert_eq!((last.status.as_u16(), &last.reason[..]), (503, &b"Agent Unavailable"[..]));
@@ -334,7 +359,7 @@ fn an_agent_that_cannot_be_reached_gets_the_call_refused_with_503_and_a_generic_
     let why = header(&last.headers, "Reason");
     assert!(why.contains("the agent is unavailable") && !why.contains("refused"), "{why}");
     // A failure reported twice (or after the call ended) changes nothing.
-    rig.calls.media_failed(rig.now, &mut rig.ep, call, "again");
+    rig.input(Input::Media(call, MediaInput::Failed("again".into())));
     rig.advance_to(40_000);
     assert_eq!(rig.calls.active(), 0);
     assert_eq!(rig.ended(), ("agent unavailable: connection refused (os error 111)".to_string(), 503));
@@ -356,13 +381,15 @@ fn every_hang_up_of_an_answered_call_sends_one_bye_with_its_reason_and_records_w
         ),
         (
             "admin",
-            |rig, _| assert!(rig.calls.end_call(rig.now, &mut rig.ep, CALL_SID)),
+            |rig, _| assert_eq!(rig.input(Input::Admin(AdminInput::End(CALL_SID.into()))), Reply::Ended(true)),
             "cause=200;text=\"an admin ended the call\"",
             "an admin ended the call",
         ),
         (
             "shutdown",
-            |rig, _| rig.calls.hangup_all(rig.now, &mut rig.ep, "the server is shutting down"),
+            |rig, _| {
+                rig.input(Input::Admin(AdminInput::EndAll("the server is shutting down".into())));
+            },
             "cause=503;text=\"the server is shutting down\"",
             "the server is shutting down",
         ),
@@ -370,14 +397,16 @@ fn every_hang_up_of_an_answered_call_sends_one_bye_with_its_reason_and_records_w
             "media timeout",
             |rig, call| {
                 let why = Ending::Media(MediaEnd::Timeout(Duration::from_secs(30)));
-                rig.calls.media_ended(rig.now, &mut rig.ep, call, why);
+                rig.input(Input::Media(call, MediaInput::Ended(why)));
             },
             "cause=408;text=\"no RTP received for 30 s\"",
             "no RTP received for 30 s",
         ),
         (
             "agent hung up",
-            |rig, call| rig.calls.media_ended(rig.now, &mut rig.ep, call, Ending::AgentHungUp),
+            |rig, call| {
+                rig.input(Input::Media(call, MediaInput::Ended(Ending::AgentHungUp)));
+            },
             "cause=200;text=\"the agent hung up\"",
             "the agent hung up",
         ),
@@ -385,7 +414,7 @@ fn every_hang_up_of_an_answered_call_sends_one_bye_with_its_reason_and_records_w
             "agent failed",
             |rig, call| {
                 let why = Ending::AgentFailed("IO error: Connection reset by peer".into());
-                rig.calls.media_ended(rig.now, &mut rig.ep, call, why);
+                rig.input(Input::Media(call, MediaInput::Ended(why)));
             },
             "cause=500;text=\"the agent's stream failed\"",
             "the agent's stream failed: IO error: Connection reset by peer",
@@ -394,7 +423,7 @@ fn every_hang_up_of_an_answered_call_sends_one_bye_with_its_reason_and_records_w
             "agent stalled",
             |rig, call| {
                 let why = Ending::AgentStalled(Duration::from_secs(3));
-                rig.calls.media_ended(rig.now, &mut rig.ep, call, why);
+                rig.input(Input::Media(call, MediaInput::Ended(why)));
             },
             "cause=500;text=\"the agent stalled: it took no audio for 3 s\"",
             "the agent stalled: it took no audio for 3 s",
@@ -403,7 +432,7 @@ fn every_hang_up_of_an_answered_call_sends_one_bye_with_its_reason_and_records_w
             "agent violation",
             |rig, call| {
                 let why = Ending::AgentViolation(Violation::MarkName);
-                rig.calls.media_ended(rig.now, &mut rig.ep, call, why);
+                rig.input(Input::Media(call, MediaInput::Ended(why)));
             },
             "cause=500;text=\"the agent broke a limit",
             "the agent broke a limit",
@@ -412,7 +441,7 @@ fn every_hang_up_of_an_answered_call_sends_one_bye_with_its_reason_and_records_w
             "transferred",
             |rig, call| {
                 let e = Event::ReferNotify { call, status: 200, done: true };
-                rig.calls.on_event(rig.now, &mut rig.ep, &e);
+                rig.input(Input::Sip(&e));
             },
             "cause=200;text=\"call transferred\"",
             "call transferred",
@@ -426,7 +455,7 @@ fn every_hang_up_of_an_answered_call_sends_one_bye_with_its_reason_and_records_w
         let bye = rig.bye();
         assert!(reason(&bye).contains(bye_reason), "{name}: {}", reason(&bye));
         // A second cause while the first BYE is out neither sends another nor changes the record.
-        rig.calls.media_ended(rig.now, &mut rig.ep, call, Ending::AgentHungUp);
+        rig.input(Input::Media(call, MediaInput::Ended(Ending::AgentHungUp)));
         rig.pump();
         rig.answer_bye();
         assert_eq!(rig.calls.active(), 0, "{name}");
@@ -463,19 +492,23 @@ fn every_hang_up_of_a_ringing_call_is_a_final_response_saying_who() {
         ),
         (
             "admin",
-            |rig, _| assert!(rig.calls.end_call(rig.now, &mut rig.ep, CALL_SID)),
+            |rig, _| assert_eq!(rig.input(Input::Admin(AdminInput::End(CALL_SID.into()))), Reply::Ended(true)),
             (480, "Call Ended By Admin"),
             "an admin ended the call",
         ),
         (
             "shutdown",
-            |rig, _| rig.calls.hangup_all(rig.now, &mut rig.ep, "the server is shutting down"),
+            |rig, _| {
+                rig.input(Input::Admin(AdminInput::EndAll("the server is shutting down".into())));
+            },
             (503, "Shutting Down"),
             "the server is shutting down",
         ),
         (
             "agent hung up before the answer",
-            |rig, call| rig.calls.media_ended(rig.now, &mut rig.ep, call, Ending::AgentHungUp),
+            |rig, call| {
+                rig.input(Input::Media(call, MediaInput::Ended(Ending::AgentHungUp)));
+            },
             (480, "Agent Hung Up"),
             "the agent hung up",
         ),
@@ -490,7 +523,7 @@ fn every_hang_up_of_a_ringing_call_is_a_final_response_saying_who() {
         assert_eq!((last.status.as_u16(), &last.reason[..]), (code, phrase.as_bytes()), "{name}");
         assert!(rig.requests(Method::Bye).is_empty(), "{name}: no BYE before an answer");
         // The agent being reached afterwards does not answer a refused call.
-        rig.calls.media_ready(rig.now, &mut rig.ep, call);
+        rig.input(Input::Media(call, MediaInput::Ready));
         rig.pump();
         assert!(!rig.codes().contains(&200), "{name}: answered after its refusal");
         rig.advance_to(40_000);
@@ -508,14 +541,14 @@ fn the_rest_hang_up_refuses_a_wrong_password_and_an_unknown_call() {
         user: ACCOUNT.into(),
         password: "x".into(),
     };
-    assert_eq!(rig.calls.hangup_request(rig.now, &mut rig.ep, &req), HangupOutcome::Unauthorized);
+    assert_eq!(rig.input(Input::Admin(AdminInput::Rest(req.clone()))), Reply::Rest(HangupOutcome::Unauthorized));
     req.call_sid = "CA0".into();
-    assert_eq!(rig.calls.hangup_request(rig.now, &mut rig.ep, &req), HangupOutcome::UnknownCall);
+    assert_eq!(rig.input(Input::Admin(AdminInput::Rest(req.clone()))), Reply::Rest(HangupOutcome::UnknownCall));
     req.call_sid = CALL_SID.into();
     req.account_sid = "AC0".into();
-    assert_eq!(rig.calls.hangup_request(rig.now, &mut rig.ep, &req), HangupOutcome::UnknownCall);
+    assert_eq!(rig.input(Input::Admin(AdminInput::Rest(req.clone()))), Reply::Rest(HangupOutcome::UnknownCall));
     assert!(rig.requests(Method::Bye).is_empty());
-    assert!(!rig.calls.end_call(rig.now, &mut rig.ep, "vc_none"));
+    assert_eq!(rig.input(Input::Admin(AdminInput::End("vc_none".into()))), Reply::Ended(false));
 }
 
 #[test]
@@ -523,12 +556,12 @@ fn transfers_refer_when_the_policy_allows_and_report_every_outcome_to_the_agent(
     let mut rig = Rig::answered(Readiness::Now);
     let call = rig.call();
     // Refused by the policy (premium rate): no REFER, the agent told why.
-    rig.calls.transfer(rig.now, &mut rig.ep, call, "+19005550100");
+    rig.input(Input::Agent(call, AgentInput::Transfer("+19005550100".into())));
     rig.pump();
     assert!(rig.requests(Method::Refer).is_empty());
     assert_eq!(rig.asked().last(), Some(&Asked::TransferRefused));
     // Allowed: REFER to tel:+E164; the peer refuses it.
-    rig.calls.transfer(rig.now, &mut rig.ep, call, "+14155550100");
+    rig.input(Input::Agent(call, AgentInput::Transfer("+14155550100".into())));
     rig.pump();
     let refers = rig.requests(Method::Refer);
     assert_eq!(refers.len(), 1);
@@ -541,13 +574,13 @@ fn transfers_refer_when_the_policy_allows_and_report_every_outcome_to_the_agent(
         (Event::ReferNotify { call, status: 180, done: false }, TransferStatus::Progress),
         (Event::ReferNotify { call, status: 486, done: true }, TransferStatus::Failed),
     ] {
-        rig.calls.on_event(rig.now, &mut rig.ep, &event);
+        rig.input(Input::Sip(&event));
         rig.pump();
         assert!(matches!(rig.asked().last(), Some(Asked::Transfer(s, _)) if *s == expect), "{:?}", rig.asked());
     }
     assert!(rig.requests(Method::Bye).is_empty(), "a failed transfer leaves the call up");
     // A completed one ends our part with a BYE (covered with its Reason above).
-    rig.calls.on_event(rig.now, &mut rig.ep, &Event::ReferNotify { call, status: 200, done: true });
+    rig.input(Input::Sip(&Event::ReferNotify { call, status: 200, done: true }));
     rig.pump();
     let asked = rig.asked();
     assert_eq!(asked[asked.len() - 2..], [Asked::Transfer(TransferStatus::Completed, 200), Asked::Close]);
@@ -559,9 +592,9 @@ fn the_transfer_limit_refuses_the_next_one() {
     let mut rig = Rig::answered(Readiness::Now);
     let call = rig.call();
     for _ in 0..3 {
-        rig.calls.transfer(rig.now, &mut rig.ep, call, "+14155550100");
+        rig.input(Input::Agent(call, AgentInput::Transfer("+14155550100".into())));
     }
-    rig.calls.transfer(rig.now, &mut rig.ep, call, "+14155550100");
+    rig.input(Input::Agent(call, AgentInput::Transfer("+14155550100".into())));
     rig.pump();
     assert_eq!(rig.requests(Method::Refer).len(), 3, "3 a call by default");
     assert_eq!(rig.asked().last(), Some(&Asked::TransferRefused));
@@ -592,6 +625,9 @@ fn hold_and_resume_reinvites_update_the_media_and_are_answered_on_the_same_port(
     assert!(body.contains(&format!("m=audio {port} ")), "{body}");
     assert!(body.contains("a=recvonly"), "hold answered recvonly (RFC 3264 §6.1): {body}");
     assert_eq!(rig.calls.active(), 1);
+    // The call holds its media as it now stands.
+    let call = rig.call();
+    assert_eq!(rig.calls.calls[&call].stream.direction, Direction::RecvOnly);
 }
 
 #[test]
@@ -629,9 +665,9 @@ fn regex_content_length(head: &str) -> String {
 fn dtmf_in_sip_info_reaches_the_media_of_a_live_call_only() {
     let mut rig = Rig::answered(Readiness::Now);
     let call = rig.call();
-    rig.calls.on_event(rig.now, &mut rig.ep, &Event::Dtmf { call, digit: '5', duration_ms: Some(160) });
+    rig.input(Input::Sip(&Event::Dtmf { call, digit: '5', duration_ms: Some(160) }));
     assert_eq!(rig.asked().last(), Some(&Asked::Dtmf('5')));
-    rig.calls.on_event(rig.now, &mut rig.ep, &Event::Dtmf { call: CallRef(999), digit: '6', duration_ms: None });
+    rig.input(Input::Sip(&Event::Dtmf { call: CallRef(999), digit: '6', duration_ms: None }));
     assert_eq!(rig.asked().last(), Some(&Asked::Dtmf('5')));
 }
 

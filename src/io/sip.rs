@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::admin::CallCommand;
-use crate::call::Calls;
+use crate::call::{AdminInput, AgentInput, Calls, Input, MediaInput, MediaPlane, Reply, run_commands};
 use crate::io::media::MediaEvent;
 use crate::sip::allow::AllowList;
 use crate::sip::endpoint::{Endpoint, Event, Output};
@@ -198,6 +198,8 @@ fn gauges(ep: &Endpoint, tcp: usize) {
 pub struct Driver {
     pub endpoint: Endpoint,
     pub calls: Calls,
+    /// Where the calls' media runs: the call layer's media commands go here.
+    pub media: Box<dyn MediaPlane>,
     pub listeners: Listeners,
     pub tcp_limits: TcpLimits,
     /// From the call tasks: media ready, failed or ended, a transfer asked for.
@@ -212,12 +214,13 @@ impl Driver {
     /// Runs until told to stop, or until a drain is over. One loop shape: hand every output on, check the
     /// drain, move the one timer if the earliest deadline moved, then await one input and apply it.
     pub async fn run(self) -> io::Result<()> {
-        let Driver { endpoint, calls, listeners, tcp_limits, mut media_events, mut commands, mut control } = self;
+        let Driver { endpoint, calls, media, listeners, tcp_limits, mut media_events, mut commands, mut control } =
+            self;
         // The HTTP API's listener is served beside the driver, not by it; it is held as long as before.
         let Listeners { udp, tcp, tls, admin: _admin } = listeners;
         let (tls_listener, tls_config) = tls.map(|(l, c)| (Some(l), Some(c))).unwrap_or_default();
         let (to_driver, mut inbound) = mpsc::channel::<Inbound>(1024);
-        let mut shell = Shell::new(endpoint, calls, udp, tls_config, tcp_limits, to_driver)?;
+        let mut shell = Shell::new(endpoint, calls, media, udp, tls_config, tcp_limits, to_driver)?;
         let mut check_in = tokio::time::interval(shell.manager.interval());
         check_in.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // One timer for the loop's life, moved only when the earliest deadline changes (a new one per turn would
@@ -273,6 +276,7 @@ enum DrainStep {
 struct Shell {
     ep: Endpoint,
     calls: Calls,
+    media: Box<dyn MediaPlane>,
     udp: Option<UdpSocket>,
     udp_local: Option<SocketAddr>,
     /// What TLS connections are accepted with (replaced on SIGHUP).
@@ -293,6 +297,7 @@ impl Shell {
     fn new(
         ep: Endpoint,
         calls: Calls,
+        media: Box<dyn MediaPlane>,
         udp: Option<UdpSocket>,
         tls_config: Option<Arc<rustls::ServerConfig>>,
         tcp_limits: TcpLimits,
@@ -304,6 +309,7 @@ impl Shell {
             conns: Connections::new(tcp_limits.connection_limits()),
             ep,
             calls,
+            media,
             udp,
             tls_config,
             tcp_limits,
@@ -317,12 +323,14 @@ impl Shell {
     /// Hands every pending output to the sockets (never waiting: a full socket or queue drops and logs) and
     /// every event to the call layer, until nothing is left.
     fn drain(&mut self) {
-        while let Some(out) = self.ep.poll_output() {
+        loop {
+            run_commands(&mut self.calls, std::time::Instant::now(), &mut self.ep, self.media.as_mut());
+            let Some(out) = self.ep.poll_output() else { break };
             match out {
                 Output::Transmit { peer, bytes } => send(self.udp.as_ref(), &self.conns, peer, bytes),
                 Output::Event(event) => {
                     log_event(&event);
-                    self.calls.on_event(std::time::Instant::now(), &mut self.ep, &event);
+                    self.calls.handle(std::time::Instant::now(), Input::Sip(&event));
                 }
             }
         }
@@ -344,7 +352,7 @@ impl Shell {
         }
         if now >= until {
             tracing::warn!(calls = self.calls.active(), "drain timeout: hanging up the calls left");
-            self.calls.hangup_all(now, &mut self.ep, "vocals is shutting down");
+            self.calls.handle(now, Input::Admin(AdminInput::EndAll("vocals is shutting down".into())));
             self.drain_until = Some((now + DRAIN_GRACE, true));
             return DrainStep::HungUp;
         }
@@ -486,24 +494,27 @@ impl Shell {
     }
 
     fn on_media(&mut self, event: MediaEvent) -> ControlFlow<()> {
-        let (now, ep) = (std::time::Instant::now(), &mut self.ep);
-        match event {
-            MediaEvent::Ready { call } => self.calls.media_ready(now, ep, call),
-            MediaEvent::Failed { call, why } => self.calls.media_failed(now, ep, call, &why),
-            MediaEvent::End { call, why } => self.calls.media_ended(now, ep, call, why),
-            MediaEvent::Transfer { call, target } => self.calls.transfer(now, ep, call, &target),
-        }
+        let input = match event {
+            MediaEvent::Ready { call } => Input::Media(call, MediaInput::Ready),
+            MediaEvent::Failed { call, why } => Input::Media(call, MediaInput::Failed(why)),
+            MediaEvent::End { call, why } => Input::Media(call, MediaInput::Ended(why)),
+            MediaEvent::Transfer { call, target } => Input::Agent(call, AgentInput::Transfer(target)),
+        };
+        self.calls.handle(std::time::Instant::now(), input);
         ControlFlow::Continue(())
     }
 
     fn on_command(&mut self, command: CallCommand) -> ControlFlow<()> {
-        let (now, ep) = (std::time::Instant::now(), &mut self.ep);
+        let now = std::time::Instant::now();
         match command {
             CallCommand::Hangup { request, reply } => {
-                let _ = reply.send(self.calls.hangup_request(now, ep, &request));
+                if let Reply::Rest(outcome) = self.calls.handle(now, Input::Admin(AdminInput::Rest(request))) {
+                    let _ = reply.send(outcome);
+                }
             }
             CallCommand::End { id, reply } => {
-                let _ = reply.send(self.calls.end_call(now, ep, &id));
+                let found = self.calls.handle(now, Input::Admin(AdminInput::End(id)));
+                let _ = reply.send(found == Reply::Ended(true));
             }
         }
         ControlFlow::Continue(())
@@ -512,7 +523,7 @@ impl Shell {
     fn on_timeout(&mut self) -> ControlFlow<()> {
         let now = std::time::Instant::now();
         self.ep.handle_timeout(now);
-        self.calls.handle_timeout(now, &mut self.ep);
+        self.calls.handle(now, Input::Timer);
         ControlFlow::Continue(())
     }
 }

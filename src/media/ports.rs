@@ -49,16 +49,28 @@ impl PortPool {
     /// round; every port whose quarantine is over is returned first. `None` when exhausted (the INVITE then gets
     /// 503).
     pub fn lease(&mut self, now: Instant, pick: u64) -> Option<u16> {
-        while self.resting.front().is_some_and(|(since, _)| now >= *since + self.quarantine) {
-            if let Some((_, port)) = self.resting.pop_front() {
-                self.free.insert(port);
-            }
-        }
+        self.settle(now);
         let slots = self.size.max(1) as u64;
         let from = self.first.saturating_add(2 * (pick % slots) as u16);
         let port = self.free.range(from..).next().or_else(|| self.free.first()).copied()?;
         self.free.remove(&port);
         Some(port)
+    }
+
+    /// Takes back the ports whose quarantine is over; whether there were any.
+    pub fn settle(&mut self, now: Instant) -> bool {
+        let before = self.free.len();
+        while self.resting.front().is_some_and(|(since, _)| now >= *since + self.quarantine) {
+            if let Some((_, port)) = self.resting.pop_front() {
+                self.free.insert(port);
+            }
+        }
+        self.free.len() != before
+    }
+
+    /// When the next resting port's quarantine is over.
+    pub fn next_return(&self) -> Option<Instant> {
+        self.resting.front().map(|(since, _)| *since + self.quarantine)
     }
 
     /// Gives a port back; it rests in quarantine first.
@@ -95,6 +107,19 @@ mod tests {
         assert_eq!(pool.size(), 2, "10002 and 10004 (10006 would put RTCP outside the range)");
         assert_eq!((pool.lease(now, 1), pool.lease(now, 1), pool.lease(now, 1)), (Some(10004), Some(10002), None));
         assert_eq!(pool.in_use(), 2);
+    }
+
+    #[test]
+    fn a_released_port_comes_back_when_its_quarantine_is_over() {
+        let now = Instant::now();
+        let mut pool = PortPool::new("10000-10004".parse().unwrap(), Duration::from_secs(2));
+        let port = pool.lease(now, 0).unwrap();
+        assert_eq!(pool.next_return(), None);
+        pool.release(now, port);
+        assert_eq!((pool.in_use(), pool.next_return()), (1, Some(now + Duration::from_secs(2))));
+        assert!(!pool.settle(now + Duration::from_millis(1999)), "still resting");
+        assert!(pool.settle(now + Duration::from_secs(2)));
+        assert_eq!((pool.in_use(), pool.next_return()), (0, None));
     }
 
     #[test]

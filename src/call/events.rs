@@ -1,0 +1,178 @@
+//! What goes into the call layer and what comes out of it. Inputs are typed events from each side of a call:
+//! the endpoint (SIP), the media plane, the agent, an admin, a timer. Outputs are typed commands: to the
+//! endpoint (ring, answer, refuse, BYE, REFER) and to the media plane (open, update, tell the agent, close).
+//! The shell that owns the sockets applies the commands in order ([`run_commands`]); nothing here does I/O.
+
+use std::io;
+
+use bytes::Bytes;
+
+use super::{CallInfo, Calls, Ending, HangupOutcome, HangupRequest, Readiness};
+use crate::agent::transfer::TransferStatus;
+use crate::media::session::Stream;
+use crate::sip::endpoint::{CallRef, Endpoint, Event};
+use crate::sip::message::typed::Reason;
+use crate::sip::message::{HeaderName, StatusCode};
+
+/// An event for the call layer.
+#[derive(Debug)]
+pub enum Input<'a> {
+    /// The endpoint reported something about a call: a new INVITE, its ACK, a re-INVITE, a REFER's progress,
+    /// DTMF in an INFO, the call's end.
+    Sip(&'a Event),
+    /// The media plane, about one call.
+    Media(CallRef, MediaInput),
+    /// The call's agent, through its stream.
+    Agent(CallRef, AgentInput),
+    /// An admin, the agent's framework through the REST API, or the drain.
+    Admin(AdminInput),
+    /// A deadline the call layer asked for ([`Calls::poll_timeout`]) came.
+    Timer,
+}
+
+/// What the media plane reports about a call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MediaInput {
+    /// The call's sockets are bound on the port asked for; `Later`: its agent is being reached.
+    Opened(Readiness),
+    /// The port asked for could not be bound (another program holds it), and why.
+    OpenFailed(String),
+    /// The agent is reached: a ringing call is answered.
+    Ready,
+    /// The agent could not be reached: a ringing call is refused.
+    Failed(String),
+    /// The media or the agent asks for the call to end.
+    Ended(Ending),
+}
+
+/// What an agent asks of its call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AgentInput {
+    /// A blind transfer of the caller to this target (`+E.164`, `sip:` or `tel:`).
+    Transfer(String),
+}
+
+/// What an admin, the REST API or the drain asks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AdminInput {
+    /// The Twilio-compatible REST hang-up.
+    Rest(HangupRequest),
+    /// The admin API's hang-up of the call with this vocals id or CallSid.
+    End(String),
+    /// Every call, for this reason (the drain timeout passed).
+    EndAll(String),
+}
+
+/// The call layer's answer to an input: only admin inputs have one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reply {
+    None,
+    Rest(HangupOutcome),
+    /// Whether the call asked for was found.
+    Ended(bool),
+}
+
+/// What the call layer asks of the endpoint or the media plane.
+#[derive(Clone, Debug)]
+pub enum Command {
+    Sip(SipCommand),
+    Media(MediaCommand),
+}
+
+/// What the call layer asks of the SIP endpoint.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SipCommand {
+    /// 180 Ringing.
+    Ring(CallRef),
+    /// 200 OK with our SDP.
+    Answer(CallRef, Bytes),
+    /// A final response refusing the INVITE (or the pending re-INVITE).
+    Refuse { call: CallRef, status: StatusCode, phrase: String, headers: Vec<(HeaderName, String)> },
+    /// Our BYE with a Reason (RFC 3326).
+    Bye(CallRef, Reason),
+    /// A REFER to this URI (RFC 3515).
+    Refer(CallRef, String),
+    /// 200 OK to the pending re-INVITE with our SDP.
+    AnswerReinvite(CallRef, Bytes),
+}
+
+impl SipCommand {
+    pub fn apply(self, now: std::time::Instant, ep: &mut Endpoint) {
+        match self {
+            SipCommand::Ring(call) => ep.ringing(now, call),
+            SipCommand::Answer(call, sdp) => ep.answer(now, call, sdp),
+            SipCommand::Refuse { call, status, phrase, headers } => ep.reject(now, call, status, &phrase, &headers),
+            SipCommand::Bye(call, reason) => ep.hangup(now, call, Some(reason)),
+            SipCommand::Refer(call, uri) => ep.refer(now, call, &uri),
+            SipCommand::AnswerReinvite(call, sdp) => ep.answer_reinvite(now, call, sdp),
+        }
+    }
+}
+
+/// What the call layer asks of the media plane.
+#[derive(Clone, Debug)]
+pub enum MediaCommand {
+    /// Bind the call's RTP and RTCP sockets on `port` and `port + 1` and start its media towards its agent.
+    /// Answered with [`MediaInput::Opened`] or [`MediaInput::OpenFailed`].
+    Open { call: CallRef, port: u16, info: Box<CallInfo>, stream: Stream },
+    /// A new SDP exchange in the call (re-INVITE, the answer in the ACK).
+    Update(CallRef, Stream),
+    /// Tell the agent how its transfer is going (and the SIP status that says so).
+    TransferStatus(CallRef, TransferStatus, u16),
+    /// Tell the agent its transfer was refused by the transfer policy (no REFER sent), and why.
+    TransferRefused(CallRef, String),
+    /// A DTMF digit the caller signalled in SIP (INFO), for the agent as if it came in RTP (RFC 4733).
+    Dtmf(CallRef, char),
+    /// The call is over: stop its media and write its media record.
+    Close(CallRef),
+}
+
+/// Where each call's media runs: the tokio shell binds sockets and spawns a task per call; tests record.
+pub trait MediaPlane: Send {
+    /// Opens the call's RTP and RTCP sockets on `port` and `port + 1` and starts its media towards its agent.
+    /// An error (the port is taken by another program) makes the call layer try another port. `Later` means
+    /// the agent is being reached (its WebSocket opened while the call rings): the plane reports
+    /// [`MediaInput::Ready`] or [`MediaInput::Failed`] when it knows.
+    fn open(&mut self, call: CallRef, port: u16, info: &CallInfo, stream: Stream) -> io::Result<Readiness>;
+    fn update(&mut self, call: CallRef, stream: Stream);
+    fn transfer_status(&mut self, call: CallRef, status: TransferStatus, sip_status: u16);
+    fn transfer_refused(&mut self, call: CallRef, reason: String);
+    fn dtmf(&mut self, call: CallRef, digit: char);
+    fn close(&mut self, call: CallRef);
+}
+
+impl MediaCommand {
+    /// Carries the command out; an open's outcome is the input it gives back.
+    pub fn apply(self, plane: &mut dyn MediaPlane) -> Option<(CallRef, MediaInput)> {
+        match self {
+            MediaCommand::Open { call, port, info, stream } => {
+                let outcome = match plane.open(call, port, &info, stream) {
+                    Ok(readiness) => MediaInput::Opened(readiness),
+                    Err(e) => MediaInput::OpenFailed(e.to_string()),
+                };
+                return Some((call, outcome));
+            }
+            MediaCommand::Update(call, stream) => plane.update(call, stream),
+            MediaCommand::TransferStatus(call, status, sip) => plane.transfer_status(call, status, sip),
+            MediaCommand::TransferRefused(call, reason) => plane.transfer_refused(call, reason),
+            MediaCommand::Dtmf(call, digit) => plane.dtmf(call, digit),
+            MediaCommand::Close(call) => plane.close(call),
+        }
+        None
+    }
+}
+
+/// Applies the call layer's commands in order until none is left: SIP ones to the endpoint (whose outputs the
+/// caller then hands on), media ones to the plane, whose answers go back in as inputs.
+pub fn run_commands(calls: &mut Calls, now: std::time::Instant, ep: &mut Endpoint, plane: &mut dyn MediaPlane) {
+    while let Some(command) = calls.poll_command() {
+        match command {
+            Command::Sip(c) => c.apply(now, ep),
+            Command::Media(c) => {
+                if let Some((call, back)) = c.apply(plane) {
+                    calls.handle(now, Input::Media(call, back));
+                }
+            }
+        }
+    }
+}
