@@ -123,8 +123,8 @@ pub enum MediaCommand {
     TransferRefused(CallRef, String),
     /// A DTMF digit the caller signalled in SIP (INFO), for the agent as if it came in RTP (RFC 4733).
     Dtmf(CallRef, char),
-    /// The call is over: stop its media and write its media record.
-    Close(CallRef),
+    /// The call is over: stop its media and write its media record, which says how its agent link ended.
+    Close(CallRef, String),
 }
 
 /// Where each call's media runs: the tokio shell binds sockets and spawns a task per call; tests record.
@@ -138,7 +138,8 @@ pub trait MediaPlane: Send {
     fn transfer_status(&mut self, call: CallRef, status: TransferStatus, sip_status: u16);
     fn transfer_refused(&mut self, call: CallRef, reason: String);
     fn dtmf(&mut self, call: CallRef, digit: char);
-    fn close(&mut self, call: CallRef);
+    /// The call is over: `agent` says how its agent link ended, for the media record.
+    fn close(&mut self, call: CallRef, agent: &str);
 }
 
 impl MediaCommand {
@@ -156,7 +157,7 @@ impl MediaCommand {
             MediaCommand::TransferStatus(call, status, sip) => plane.transfer_status(call, status, sip),
             MediaCommand::TransferRefused(call, reason) => plane.transfer_refused(call, reason),
             MediaCommand::Dtmf(call, digit) => plane.dtmf(call, digit),
-            MediaCommand::Close(call) => plane.close(call),
+            MediaCommand::Close(call, agent) => plane.close(call, &agent),
         }
         None
     }

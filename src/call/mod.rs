@@ -123,6 +123,18 @@ pub enum AgentLink {
     Ended(Ending),
 }
 
+impl AgentLink {
+    /// How the link ended, for the media record.
+    pub fn text(&self) -> String {
+        match self {
+            AgentLink::Connecting => "the call ended before the agent was reached".into(),
+            AgentLink::Connected => "the call ended first".into(),
+            AgentLink::Failed(why) => format!("the agent could not be reached: {why}"),
+            AgentLink::Ended(e) => e.text(),
+        }
+    }
+}
+
 /// Whether a call's media can be answered at once.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Readiness {
@@ -288,7 +300,7 @@ impl Calls {
                         self.by_call_sid.remove(sid);
                     }
                     self.ended(&c, why);
-                    self.media(MediaCommand::Close(*call));
+                    self.media(MediaCommand::Close(*call, c.agent.text()));
                     self.ports.release(now, c.port);
                     self.gauge();
                 }
@@ -331,7 +343,8 @@ impl Calls {
                 }
             }
             MediaInput::Ended(why) => {
-                if let Some(c) = self.calls.get_mut(&call) {
+                // The first ending is the link's (a second one comes while the first BYE is out).
+                if let Some(c) = self.calls.get_mut(&call).filter(|c| !matches!(c.agent, AgentLink::Ended(_))) {
                     c.agent = AgentLink::Ended(why.clone());
                 }
                 self.end(now, call, Hangup::Media(why));

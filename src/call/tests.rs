@@ -42,6 +42,8 @@ enum Asked {
 struct Recording {
     asked: Arc<Mutex<Vec<Asked>>>,
     readiness: Option<Readiness>,
+    /// How the last call's agent link ended, as the close said.
+    agent_ending: Arc<Mutex<Option<String>>>,
     /// Ports whose bind fails (another program has them).
     taken: Arc<Mutex<HashSet<u16>>>,
 }
@@ -66,8 +68,9 @@ impl MediaPlane for Recording {
     fn dtmf(&mut self, _: CallRef, digit: char) {
         self.asked.lock().unwrap().push(Asked::Dtmf(digit));
     }
-    fn close(&mut self, _: CallRef) {
+    fn close(&mut self, _: CallRef, agent: &str) {
         self.asked.lock().unwrap().push(Asked::Close);
+        *self.agent_ending.lock().unwrap() = Some(agent.to_string());
     }
 }
 
@@ -463,6 +466,13 @@ fn every_hang_up_of_an_answered_call_sends_one_bye_with_its_reason_and_records_w
         assert!(why.starts_with(record), "{name}: {why}");
         assert_eq!(status, 200, "{name}");
         assert_eq!(rig.asked().last(), Some(&Asked::Close), "{name}");
+        // The media record's agent ending is the call's: the media's or the agent's own cause when it was one.
+        let link = rig.media.agent_ending.lock().unwrap().clone().unwrap();
+        if name.starts_with("agent") || name == "media timeout" {
+            assert_eq!(link, why, "{name}");
+        } else {
+            assert_eq!(link, "the call ended first", "{name}");
+        }
     }
 }
 

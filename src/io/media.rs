@@ -64,6 +64,8 @@ enum Control {
     TransferRefused(String),
     /// A digit signalled in SIP (INFO): the agent gets its `dtmf` event.
     Dtmf(char),
+    /// The call is over; how its agent link ended, as the call layer has it (for the media record).
+    Close(String),
 }
 
 /// Where a call's audio goes.
@@ -184,7 +186,6 @@ impl MediaPlane for TokioMedia {
         let v6 = rtp.local_addr()?.is_ipv6();
         let task = CallMedia {
             call,
-            agent_ending: None,
             record_id: info.id.clone(),
             records: self.records.clone(),
             handoff_metric: metrics::histogram!(crate::metrics::JITTER_HANDOFF),
@@ -236,9 +237,12 @@ impl MediaPlane for TokioMedia {
         }
     }
 
-    fn close(&mut self, call: CallRef) {
-        // Dropping the sender ends the task, which writes the call's media record.
-        self.calls.remove(&call);
+    fn close(&mut self, call: CallRef, agent: &str) {
+        // The task writes the call's media record with how its agent link ended; dropping the sender ends it
+        // even if that message found no room.
+        if let Some(tx) = self.calls.remove(&call) {
+            let _ = tx.try_send(Control::Close(agent.to_string()));
+        }
     }
 }
 
@@ -265,9 +269,6 @@ fn bind(port: u16) -> io::Result<UdpSocket> {
 
 struct CallMedia {
     call: CallRef,
-    /// Why the agent side asked to end the call, as reported to the call layer (`None`: the call ended first);
-    /// its text is [`Ending::text`], the same the call record gets.
-    agent_ending: Option<Ending>,
     record_id: String,
     records: Option<Recorder>,
     /// Exported histograms, resolved once per call (recording through a handle takes no lock).
@@ -297,6 +298,7 @@ impl CallMedia {
         }
         // Answered (the agent is reached): the caller's audio is expected from here.
         self.session.answered(Instant::now());
+        let mut ending = "the call ended first".to_string();
         let mut rtp_buf = [0u8; 2048];
         let mut rtcp_buf = [0u8; 2048];
         let mut out = [0u8; 1500];
@@ -340,6 +342,10 @@ impl CallMedia {
                             link.send(text, None);
                         }
                     }
+                    Some(Control::Close(why)) => {
+                        ending = why;
+                        break;
+                    }
                     None => break,
                 },
                 _ = &mut timer => self.session.handle_timeout(Instant::now()),
@@ -352,7 +358,6 @@ impl CallMedia {
             }
             _ => (None, None),
         };
-        let ending = self.agent_ending.as_ref().map_or_else(|| "the call ended first".to_string(), Ending::text);
         let srtp = self.session.stream().srtp.is_some();
         let stats = record(self.call, &self.session.stats(), agent_stats.as_ref(), latency.as_ref(), &ending, srtp);
         if let Some(records) = &self.records {
@@ -444,9 +449,8 @@ impl CallMedia {
         self.end(Ending::AgentViolation(v));
     }
 
-    /// The agent side asks the call layer to end the call (and remembers why, for the media record).
+    /// The agent side asks the call layer to end the call (which keeps why).
     fn end(&mut self, why: Ending) {
-        self.agent_ending = Some(why.clone());
         self.report(MediaEvent::End { call: self.call, why });
     }
 
