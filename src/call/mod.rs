@@ -1,5 +1,5 @@
 //! The call: one owner per call. Each call's phase, negotiated media, agent link, ending and record live in
-//! one [`Call`] here, for calls in either direction, and one function ends a call ([`Calls::end`]). The layer is
+//! one `Call` here, for calls in either direction, and one function ends a call (`Calls::end`). The layer is
 //! a state machine driven by `now`, like the endpoint: typed [`Input`]s go in (SIP events, media, the agent, an
 //! admin, its timer) and typed [`Command`]s come out (to the endpoint and the media plane), which the shell
 //! applies ([`run_commands`]). What it decides: the route to an agent (404, 480, 403 otherwise), the SDP

@@ -1,9 +1,11 @@
-//! The tokio shell of each call's media: binds the call's RTP and RTCP sockets (dual-stack, on the leased port
-//! and the next), and runs one task per call that owns its sockets, its [`Session`] and its agent (the built-in
-//! echo, or a WebSocket opened while the call rings). The task follows the driver loop shape: apply one input,
-//! drain every output, await a datagram, an agent frame, a command or the next deadline. Nothing is shared with
+//! The tokio shell of each call's media, the call layer's [`MediaPlane`]: binds the call's RTP and RTCP sockets
+//! (dual-stack, on the leased port and the next), and runs one task per call that owns its sockets, its
+//! [`Session`] (RFC 3550 RTP/RTCP, RFC 3711 SRTP, RFC 4733 DTMF, the jitter buffer and G.711, all sans-IO in
+//! [`crate::media`]) and its agent (the built-in echo, or a WebSocket opened while the call rings, speaking Twilio
+//! Media Streams through [`crate::agent`]). The task follows the driver loop shape: apply one input, drain every
+//! output, await a datagram, an agent frame, a command or the next deadline. What happens to the call (answer,
+//! end, transfer) is reported back as a [`MediaEvent`] and decided by the call layer. Nothing is shared with
 //! other tasks: the per-packet path takes no lock.
-
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};

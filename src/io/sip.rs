@@ -1,10 +1,11 @@
-//! The SIP driver: one task owns the [`Endpoint`] and the call layer, and follows one loop shape: apply one
-//! input, drain every output, then await a datagram, a TCP message, an accept, a call task's request, an HTTP
-//! API command or the next deadline. Each TCP connection has a task that frames messages by Content-Length,
-//! answers double-CRLF keepalives, and closes when idle. It only moves bytes: where a message goes, over which
-//! connection, and which connections are admitted is the transport layer's ([`crate::sip::transport`]). A
-//! connection from outside `sip.allow` is closed at accept, before any TLS handshake or read.
-
+//! The SIP driver: one task owns the [`Endpoint`], the call layer ([`crate::call`]) and the media plane, and
+//! follows one loop shape: apply one input, drain every output (the endpoint's datagrams and events, the call
+//! layer's commands to the endpoint and the media plane), then await a datagram, a TCP message, an accept, a
+//! call task's report, an HTTP API command or the next deadline. Each TCP connection has a task that frames
+//! messages by Content-Length (RFC 3261 §18.3), answers double-CRLF keepalives (RFC 5626 §3.5.1), and closes
+//! when idle. It only moves bytes and applies decisions: where a message goes, over which connection, and which
+//! connections are admitted is the transport layer's ([`crate::sip::transport`]); what a call does is the call
+//! layer's. A connection from outside `sip.allow` is closed at accept, before any TLS handshake or read.
 use std::io;
 use std::net::SocketAddr;
 use std::ops::ControlFlow;
