@@ -34,6 +34,7 @@ use crate::store::{CallRecord, now_rfc3339};
 
 mod ending;
 mod events;
+pub mod outbound;
 #[cfg(test)]
 mod tests;
 

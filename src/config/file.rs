@@ -1,6 +1,6 @@
-//! The configuration file: its keys (top-level and `[section]` ones) into the keys given, its `[[numbers]]`
-//! and `[[agents]]` entries (with `[agents.parameters]` and `[agents.transfer]`), each checked with the key path
-//! it came from.
+//! The configuration file: its keys (top-level and `[section]` ones) into the keys given, its `[[numbers]]`,
+//! `[[agents]]` (with `[agents.parameters]` and `[agents.transfer]`) and `[[trunks]]` entries, each checked
+//! with the key path it came from.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -9,6 +9,7 @@ use std::time::Duration;
 use super::de::{Keys, Raw};
 use super::{AgentConfig, AgentKind, ConfigError, NumberConfig, bad, srtp_policy};
 use crate::agent::transfer::TransferOverrides;
+use crate::call::outbound::{Hop, Trunk};
 use crate::e164::E164;
 
 /// Reads the file's keys into `given`, its `[[numbers]]` and `[[agents]]`.
@@ -17,6 +18,7 @@ pub(super) fn read_file(
     given: &mut Keys,
     numbers: &mut Vec<NumberConfig>,
     agents: &mut Vec<AgentConfig>,
+    trunks: &mut Vec<Trunk>,
 ) -> Result<(), ConfigError> {
     let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Read { path: file.into(), source })?;
     let table: toml::Table =
@@ -31,6 +33,19 @@ pub(super) fn read_file(
             toml::Value::Array(entries) if name == "agents" => {
                 for (i, entry) in entries.into_iter().enumerate() {
                     agents.push(agent_entry(i, entry)?);
+                }
+            }
+            toml::Value::Array(entries) if name == "trunks" => {
+                for (i, entry) in entries.into_iter().enumerate() {
+                    let trunk = trunk_entry(i, entry)?;
+                    if trunks.iter().any(|t: &Trunk| t.account_sid == trunk.account_sid) {
+                        return Err(bad(
+                            &format!("trunks[{i}].account_sid"),
+                            &trunk.account_sid,
+                            "an account not given a trunk before",
+                        ));
+                    }
+                    trunks.push(trunk);
                 }
             }
             toml::Value::Table(section) => {
@@ -157,6 +172,51 @@ fn agent_entry(i: usize, entry: toml::Value) -> Result<AgentConfig, ConfigError>
         auth_token,
         transfer,
     })
+}
+
+/// One `[[trunks]]` table: `account_sid` (AC…), `auth_token` (what that account's `Calls.json` requests
+/// carry), `termination_uri` (`sip:{domain}.pstn.twilio.com`, `;transport=tls` for Secure Trunking), and the
+/// digest `username` and `password` of the trunk's credential list (both or neither).
+fn trunk_entry(i: usize, entry: toml::Value) -> Result<Trunk, ConfigError> {
+    let key = |k: &str| format!("trunks[{i}].{k}");
+    let toml::Value::Table(mut t) = entry else {
+        return Err(ConfigError::Value { key: format!("trunks[{i}]"), message: "must be a table".into() });
+    };
+    let mut text = |k: &str| -> Result<Option<String>, ConfigError> {
+        match t.remove(k) {
+            None => Ok(None),
+            Some(toml::Value::String(s)) => Ok(Some(s.trim().to_string()).filter(|s| !s.is_empty())),
+            Some(other) => Err(bad(&key(k), other.type_str(), "a string")),
+        }
+    };
+    let account_sid = text("account_sid")?.unwrap_or_default();
+    if !(account_sid.len() == 34
+        && account_sid.starts_with("AC")
+        && account_sid[2..].bytes().all(|b| b.is_ascii_hexdigit()))
+    {
+        return Err(bad(&key("account_sid"), &account_sid, "a Twilio account SID: AC and 32 hex digits"));
+    }
+    let auth_token = text("auth_token")?.unwrap_or_default();
+    if auth_token.chars().count() < crate::store::MIN_SIGNING_SECRET {
+        let message = format!(
+            "{} characters is too short: at least {} (it is the password of the account's Calls.json requests)",
+            auth_token.chars().count(),
+            crate::store::MIN_SIGNING_SECRET
+        );
+        return Err(ConfigError::Value { key: key("auth_token"), message });
+    }
+    let uri = text("termination_uri")?
+        .ok_or_else(|| bad(&key("termination_uri"), "missing", "e.g. \"sip:example.pstn.twilio.com\""))?;
+    let termination = Hop::parse(&uri).map_err(|e| ConfigError::Value { key: key("termination_uri"), message: e })?;
+    let (username, password) = (text("username")?, text("password")?);
+    if username.is_some() != password.is_some() {
+        let missing = if username.is_none() { "username" } else { "password" };
+        return Err(bad(&key(missing), "missing", "both username and password, or neither"));
+    }
+    if let Some(unknown) = t.keys().next() {
+        return Err(unknown_key(&key(unknown), "account_sid, auth_token, termination_uri", "username, password"));
+    }
+    Ok(Trunk { account_sid, auth_token, termination, username, password })
 }
 
 fn unknown_key(key: &str, a: &str, b: &str) -> ConfigError {

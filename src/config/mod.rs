@@ -14,6 +14,7 @@ use serde::de::DeserializeOwned;
 
 pub use crate::agent::config::{AgentConfig, AgentKind};
 use crate::agent::transfer::TransferPolicy;
+use crate::call::outbound::{Hop, OutboundSettings, Trunk};
 use crate::e164::E164;
 use crate::io::media::MediaSettings;
 use crate::media::ports::PortRange;
@@ -53,6 +54,10 @@ pub struct Config {
     pub twilio: TwilioConfig,
     /// `[transfer]`: where agents may transfer callers (each agent's own settings win, field by field).
     pub transfer: TransferPolicy,
+    /// `[outbound]`: how calls vocals places are paced and routed.
+    pub outbound: OutboundSettings,
+    /// `[[trunks]]`: the trunks outbound calls leave on, by account, until linked accounts hold them.
+    pub trunks: Vec<Trunk>,
     /// This node's name in call records (several nodes may share one PostgreSQL); default the host name.
     pub node: String,
 }
@@ -234,6 +239,7 @@ pub static KEYS: LazyLock<Vec<(&'static str, &'static str, String)>> = LazyLock:
     section_keys::<sections::Admin>("admin", &mut keys);
     section_keys::<sections::Store>("store", &mut keys);
     section_keys::<sections::Twilio>("twilio", &mut keys);
+    section_keys::<sections::Outbound>("outbound", &mut keys);
     section_keys::<sections::Transfer>("transfer", &mut keys);
     section_keys::<sections::Log>("log", &mut keys);
     keys
@@ -249,6 +255,7 @@ pub struct Sections {
     pub admin: sections::Admin,
     pub store: sections::Store,
     pub twilio: sections::Twilio,
+    pub outbound: sections::Outbound,
     pub transfer: sections::Transfer,
     pub log: sections::Log,
 }
@@ -263,6 +270,7 @@ impl Sections {
             admin: given.section("admin")?,
             store: given.section("store")?,
             twilio: given.section("twilio")?,
+            outbound: given.section("outbound")?,
             transfer: given.section("transfer")?,
             log: given.section("log")?,
         };
@@ -279,8 +287,9 @@ impl Config {
         let mut given = de::Keys::default();
         let mut numbers = Vec::new();
         let mut agents = Vec::new();
+        let mut trunks = Vec::new();
         if let Some(file) = file {
-            file::read_file(file, &mut given, &mut numbers, &mut agents)?;
+            file::read_file(file, &mut given, &mut numbers, &mut agents, &mut trunks)?;
         }
         let env: Vec<(String, String)> = env.into_iter().collect();
         for (name, value) in &env {
@@ -292,6 +301,7 @@ impl Config {
         let mut config = Self::from_sections(Sections::read(given)?, systemd)?;
         config.numbers = numbers;
         config.agents = agents;
+        config.trunks = trunks;
         config.check_agents()?;
         Ok(config)
     }
@@ -361,9 +371,32 @@ impl Config {
             store_secret_key: store_secret_key.map(str::to_string),
             twilio: TwilioConfig::from_section(s.twilio)?,
             transfer: s.transfer.into(),
+            outbound: outbound(s.outbound)?,
+            trunks: Vec::new(),
             node,
         })
     }
+}
+
+/// `[outbound]`: its proxy parsed, its times as durations.
+fn outbound(o: sections::Outbound) -> Result<OutboundSettings, ConfigError> {
+    let text = |v: Option<String>| v.map(|t| t.trim().to_string()).filter(|t| !t.is_empty());
+    let proxy = match text(o.proxy) {
+        None => None,
+        Some(p) => Some(Hop::parse(&p).map_err(|e| ConfigError::Value { key: "outbound.proxy".into(), message: e })?),
+    };
+    let edge = text(o.edge);
+    if let Some(e) = edge.as_deref().filter(|e| !e.chars().all(|c| c.is_ascii_lowercase() || c == '-')) {
+        return Err(bad("outbound.edge", e, "a Twilio edge location, e.g. ashburn, dublin, sydney"));
+    }
+    Ok(OutboundSettings {
+        proxy,
+        edge,
+        cps: o.cps as u32,
+        ring_timeout: Duration::from_secs(o.ring_timeout as u64),
+        queue: o.queue,
+        max_per_account: o.max_per_account,
+    })
 }
 
 impl SipConfig {

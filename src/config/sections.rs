@@ -257,6 +257,36 @@ impl Default for Twilio {
     }
 }
 
+/// `[outbound]`: calls vocals places through a trunk's termination.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Outbound {
+    /// An outbound proxy every outbound INVITE goes through (RFC 3261 §8.1.2), `host[:port]`; empty: none.
+    #[serde(with = "text")]
+    pub proxy: Option<String>,
+    /// Twilio's edge location for termination (`{domain}.pstn.{edge}.twilio.com`); empty: the global one.
+    #[serde(with = "text")]
+    pub edge: Option<String>,
+    /// New INVITEs per second per trunk.
+    #[serde(deserialize_with = "text::whole::<1, 30, _>", serialize_with = "text::serialize")]
+    pub cps: usize,
+    /// Seconds before an unanswered call is cancelled, unless the request says (Twilio's `Timeout`).
+    #[serde(deserialize_with = "text::whole::<5, 600, _>", serialize_with = "text::serialize")]
+    pub ring_timeout: usize,
+    /// Call requests waiting for their turn (the pace), per trunk; beyond it 429.
+    #[serde(deserialize_with = "text::whole::<1, 100_000, _>", serialize_with = "text::serialize")]
+    pub queue: usize,
+    /// Outbound calls at once per account; 0: no limit but `sip.max_calls`.
+    #[serde(deserialize_with = "text::whole::<0, 1_000_000, _>", serialize_with = "text::serialize")]
+    pub max_per_account: usize,
+}
+
+impl Default for Outbound {
+    fn default() -> Outbound {
+        Outbound { proxy: None, edge: None, cps: 1, ring_timeout: 60, queue: 100, max_per_account: 0 }
+    }
+}
+
 /// `[transfer]`: the server's transfer policy, whose defaults are the policy's own.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]

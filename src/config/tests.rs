@@ -199,7 +199,7 @@ fn every_key_is_a_section_field_and_its_default_reads_back_as_the_default() {
         }
         assert_eq!(c, defaults, "{name}={default:?}");
     }
-    assert_eq!(seen.len(), 60, "the keys of config/vocals.toml");
+    assert_eq!(seen.len(), 66, "the keys of config/vocals.toml");
     let first: Vec<String> = KEYS.iter().take(5).map(|(s, k, _)| path(s, k)).collect();
     assert_eq!(first, ["state_dir", "default_agent", "node", "sip.listen_udp", "sip.listen_tcp"]);
     // A key the section does not have is refused by its struct, and named with the keys there are.
@@ -335,4 +335,58 @@ fn urls_are_shown_with_their_secrets_hidden() {
     let f = file("[[agents]]\nname = \"bot\"\nurl = \"wss://a.example/s\"\nsecret = \"short\"\n");
     let e = Config::load(Some(f.path()), env(&[])).unwrap_err().to_string();
     assert!(e.starts_with("agents[0].secret: 5 characters is too short"), "{e}");
+}
+
+#[test]
+fn outbound_keys_and_trunks_read_into_their_types_and_say_what_is_wrong() {
+    let c = Config::load(
+        None,
+        env(&[
+            ("VOCALS_OUTBOUND_PROXY", "127.0.0.1:5080"),
+            ("VOCALS_OUTBOUND_CPS", "5"),
+            ("VOCALS_OUTBOUND_EDGE", "dublin"),
+        ]),
+    )
+    .unwrap();
+    let proxy = c.outbound.proxy.as_ref().unwrap();
+    assert_eq!((proxy.host.as_str(), proxy.port, c.outbound.cps), ("127.0.0.1", Some(5080), 5));
+    assert_eq!(c.outbound.edge.as_deref(), Some("dublin"));
+    assert_eq!(c.outbound.ring_timeout, Duration::from_secs(60));
+    for (name, value, says) in [
+        ("VOCALS_OUTBOUND_CPS", "31", "outbound.cps"),
+        ("VOCALS_OUTBOUND_PROXY", "sip:x;transport=sctp", "outbound.proxy"),
+        ("VOCALS_OUTBOUND_EDGE", "Dublin!", "outbound.edge"),
+        ("VOCALS_OUTBOUND_RING_TIMEOUT", "1", "outbound.ring_timeout"),
+    ] {
+        let e = Config::load(None, env(&[(name, value)])).unwrap_err().to_string();
+        assert!(e.starts_with(says), "{name}={value}: {e}");
+    }
+    let dir = std::env::temp_dir().join(format!("vocals-trunks-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("vocals.toml");
+    let trunk = |extra: &str| {
+        format!(
+            "[[trunks]]\naccount_sid = \"AC0123456789abcdef0123456789abcdef\"\nauth_token = \"0123456789abcdef0123\"\n\
+             termination_uri = \"sip:acme.pstn.twilio.com;transport=tls\"\n{extra}"
+        )
+    };
+    std::fs::write(&file, trunk("username = \"vocals\"\npassword = \"s3cret-s3cret\"\n")).unwrap();
+    let c = Config::load(Some(&file), env(&[])).unwrap();
+    assert_eq!(c.trunks.len(), 1);
+    assert_eq!(c.trunks[0].termination.transport, crate::sip::endpoint::Transport::Tls);
+    assert!(!format!("{:?}", c.trunks[0]).contains("s3cret"), "the password stays out of logs");
+    for (extra, says) in
+        [("username = \"vocals\"\n", "trunks[0].password"), ("region = \"us1\"\n", "trunks[0].region: unknown key")]
+    {
+        std::fs::write(&file, trunk(extra)).unwrap();
+        let e = Config::load(Some(&file), env(&[])).unwrap_err().to_string();
+        assert!(e.starts_with(says), "{extra}: {e}");
+    }
+    std::fs::write(&file, trunk("").replace("AC0123456789abcdef0123456789abcdef", "AC12")).unwrap();
+    let e = Config::load(Some(&file), env(&[])).unwrap_err().to_string();
+    assert!(e.starts_with("trunks[0].account_sid"), "{e}");
+    std::fs::write(&file, format!("{}{}", trunk(""), trunk(""))).unwrap();
+    let e = Config::load(Some(&file), env(&[])).unwrap_err().to_string();
+    assert!(e.starts_with("trunks[1].account_sid"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
