@@ -1,9 +1,9 @@
-//! Which agent answers a call. The dialed number is the Request-URI user when it is a phone number, else the
-//! To user, else the Diversion user (TWILIO.md §1: a trunk's origination URI may carry a fixed user part),
-//! normalised to E.164. Numbers are looked up through [`NumberLookup`]: a [`NumberTable`] is built from the
-//! config file's `[[numbers]]` and the store's numbers, and the [`Directory`] holds the current one, replaced
-//! whole after every change. A lookup never waits on a database, and a call keeps the agent it was routed to
-//! (its `Arc`) whatever later changes say: a reassignment takes effect on the next call.
+//! Which agent answers a call. The dialed number is the Request-URI user when it is a phone number, else the To user,
+//! else the Diversion user (a trunk's origination URI may carry a fixed user part: `docs/telecom.md`, Which number was
+//! dialed), normalised to E.164. Numbers are looked up through [`NumberLookup`]: a [`NumberTable`] is built from the
+//! config file's `[[numbers]]` and the store's numbers, and the [`Directory`] holds the current one, replaced whole
+//! after every change. A lookup never waits on a database, and a call keeps the agent it was routed to (its `Arc`)
+//! whatever later changes say: a reassignment takes effect on the next call.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
@@ -98,7 +98,7 @@ pub fn dialed_number(invite: &Request) -> Option<E164> {
 }
 
 /// Routes an INVITE: finds the dialed number, looks it up, and checks the Twilio account the call names
-/// (every Twilio customer shares the signalling edges and can point a trunk at us, TWILIO.md §3), failing
+/// (every Twilio customer shares the signalling edges and can point a trunk at us), failing
 /// closed: a number bound to an account takes only calls naming that account (a call naming none is refused
 /// too), and any other number, the fallback included, only calls the account policy allows.
 pub fn route(invite: &Request, numbers: &dyn NumberLookup) -> Result<Routed, Reject> {

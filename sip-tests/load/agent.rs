@@ -25,6 +25,9 @@ struct Totals {
     streams_stopped: AtomicU64,
     media_in: AtomicU64,
     media_out: AtomicU64,
+    /// Echoes the socket refused (vocals had closed the connection): reading goes on, so a `stop` already
+    /// received is still counted.
+    echoes_failed: AtomicU64,
     bad_frames: AtomicU64,
     connections: AtomicU64,
 }
@@ -62,6 +65,7 @@ impl Totals {
             "streams_stopped": self.streams_stopped.load(Ordering::Relaxed),
             "media_in": self.media_in.load(Ordering::Relaxed),
             "media_out": self.media_out.load(Ordering::Relaxed),
+            "echoes_failed": self.echoes_failed.load(Ordering::Relaxed),
             "bad_frames": self.bad_frames.load(Ordering::Relaxed),
             "gaps": total,
             "gap_p50_ms": self.quantile(&counts, 0.50),
@@ -79,6 +83,9 @@ async fn serve(tcp: tokio::net::TcpStream, totals: Arc<Totals>) {
     let (mut tx, mut rx) = ws.split();
     let mut stream_sid = String::new();
     let mut last: Option<Instant> = None;
+    // Cleared when an echo fails: the frames vocals sent before it closed (its `stop` among them) may still be
+    // waiting to be read, so the loop reads on, echoing nothing more.
+    let mut echo = true;
     while let Some(Ok(message)) = rx.next().await {
         let text = match message {
             Message::Text(text) => text,
@@ -104,9 +111,14 @@ async fn serve(tcp: tokio::net::TcpStream, totals: Arc<Totals>) {
                     totals.bad_frames.fetch_add(1, Ordering::Relaxed);
                     continue;
                 };
+                if !echo {
+                    continue;
+                }
                 let reply = json!({"event": "media", "streamSid": stream_sid, "media": {"payload": payload}});
                 if tx.send(Message::text(reply.to_string())).await.is_err() {
-                    break;
+                    echo = false;
+                    totals.echoes_failed.fetch_add(1, Ordering::Relaxed);
+                    continue;
                 }
                 totals.media_out.fetch_add(1, Ordering::Relaxed);
             }
@@ -145,6 +157,7 @@ fn main() {
             streams_stopped: AtomicU64::new(0),
             media_in: AtomicU64::new(0),
             media_out: AtomicU64::new(0),
+            echoes_failed: AtomicU64::new(0),
             bad_frames: AtomicU64::new(0),
             connections: AtomicU64::new(0),
         });

@@ -5,6 +5,11 @@
 //! backlog, retried on every pass of the loop (at least every 20 ms tick), and past one second of audio the
 //! oldest are dropped and counted. Messages and frames past [`MAX_MESSAGE`] are refused before they are read; an
 //! agent that breaks a limit has its stream closed with 1008 (policy violation) and the limit as the reason.
+//! A call that ends on vocals' side sends `stop` and the close frame, then keeps the connection open, reading
+//! and dropping, until the agent closes it (RFC 6455 §7.1.1), 2 s at most, on a task of its own.
+//!
+//! The frames' contents, their numbering and the stream's limits are `agent::protocol` and `agent::session`'s
+//! (sans-IO); the call task that drives this link is `io::media`'s.
 
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -197,35 +202,56 @@ impl AgentLink {
         self.flush();
     }
 
-    /// Sends `stop` (when the call ends on our side), closes the socket, and returns the uplink delays. After
-    /// [`AgentLink::close_for`], the close frame is flushed and what the agent still sends is read and dropped
-    /// until it closes (2 s at most): closing with unread data would reset the connection, and the agent could
-    /// lose the close frame and its reason.
+    /// Sends `stop` (when the call ends on our side) and the close frame, and returns the uplink delays. After
+    /// [`AgentLink::close_for`] no `stop` is sent: the close frame (1008) is flushed. Either way the socket is
+    /// then handed to `linger`, which keeps it open until the agent closes it: the client does not close the
+    /// connection first (RFC 6455 §7.1.1). When the agent closed or failed first, or a write failed, the socket
+    /// is simply dropped. Waits `CLOSE_WAIT` (2 s) at most for the socket to take the last frames.
     pub async fn finish(mut self, send_stop: bool) -> DelayHistogram {
-        if self.closing && self.failed.is_none() {
-            let drain = async {
-                self.ws.flush().await?;
-                let mut sink = [0u8; 4096];
-                while tokio::io::AsyncReadExt::read(self.ws.get_mut(), &mut sink).await? > 0 {}
-                Ok::<(), WsError>(())
-            };
-            if let Ok(Err(e)) = tokio::time::timeout(Duration::from_secs(2), drain).await {
-                tracing::debug!(error = %e, "agent stream did not close cleanly");
-            }
-        } else if send_stop && self.failed.is_none() {
+        if self.failed.is_some() || !(send_stop || self.closing) {
+            return self.uplink;
+        }
+        if !self.closing {
             let stop = self.session.stop();
             self.backlog.push_back((Message::text(stop), None));
-            let drain = async {
-                for (msg, _) in self.backlog.drain(..) {
-                    self.ws.feed(msg).await?;
-                }
-                self.ws.close(None).await
-            };
-            if let Ok(Err(e)) = tokio::time::timeout(Duration::from_secs(2), drain).await {
-                tracing::debug!(error = %e, "agent stream did not close cleanly");
-            }
         }
-        self.uplink
+        let AgentLink { mut ws, backlog, uplink, .. } = self;
+        let last = async {
+            for (msg, _) in backlog {
+                ws.feed(msg).await?;
+            }
+            // Sends the close frame (or, after `close_for`, flushes it) without waiting for the agent's.
+            ws.close(None).await
+        };
+        match tokio::time::timeout(CLOSE_WAIT, last).await {
+            Ok(Ok(())) => {
+                tokio::spawn(linger(ws));
+            }
+            Ok(Err(e)) => tracing::debug!(error = %e, "agent stream did not close cleanly"),
+            Err(_) => tracing::debug!("agent stream did not take its last frames in time"),
+        }
+        uplink
+    }
+}
+
+/// How long the end of an agent stream may take: the last frames (`stop`, the close frame) taken by the socket,
+/// then, in [`linger`], the agent closing the connection.
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
+
+/// After vocals' close frame: reads and drops what the agent still sends until it closes the connection
+/// ([`CLOSE_WAIT`] at most), on a task of its own so the call's task ends at once. RFC 6455 §7.1.1: the server
+/// closes the TCP connection first. Closing it right after the close frame resets it under the agent's
+/// replies to audio sent before `stop` (an agent reading a little behind writes them after vocals closed):
+/// the agent's write fails, and an agent that gives up on a failed write never reads the `stop` waiting in
+/// its buffer. Reading raw bytes rather than frames: nothing the agent sends now can be refused or kept.
+async fn linger(mut ws: Ws) {
+    let drain = async {
+        let mut sink = [0u8; 4096];
+        while tokio::io::AsyncReadExt::read(ws.get_mut(), &mut sink).await? > 0 {}
+        Ok::<(), std::io::Error>(())
+    };
+    if let Ok(Err(e)) = tokio::time::timeout(CLOSE_WAIT, drain).await {
+        tracing::debug!(error = %e, "agent stream did not close cleanly");
     }
 }
 
@@ -320,6 +346,58 @@ pub fn tls_config() -> Result<Arc<rustls::ClientConfig>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An agent reading a little behind (as the load runs' simulator does, beside SIPp on one core) still reads
+    /// every frame through `stop`, and can answer the audio it reads until then: vocals leaves the closing of
+    /// the connection to the agent. Closing it right after the close frame made the agent's next write fail
+    /// (a reset), and the simulator, which gives up on a failed write, missed 31 `stop`s in 5,400 streams.
+    #[tokio::test]
+    async fn an_agent_reading_behind_reads_every_frame_through_stop_and_can_answer_them() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("ws://{}/stream", listener.local_addr().unwrap());
+        let (ended, call_ended) = tokio::sync::oneshot::channel::<()>();
+        let agent = tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+            // Behind: nothing is read before the call has ended on vocals' side.
+            call_ended.await.unwrap();
+            let mut events = Vec::new();
+            while let Some(message) = ws.next().await {
+                let Message::Text(text) = message.map_err(|e| format!("read after {events:?}: {e}"))? else {
+                    continue;
+                };
+                let frame: serde_json::Value = serde_json::from_str(text.as_str()).unwrap();
+                let event = frame["event"].as_str().unwrap().to_string();
+                if event == "media" {
+                    // The reply a real agent writes to audio it has read.
+                    let reply = serde_json::json!({"event": "media", "streamSid": "MZ1", "media": {"payload": "/w=="}});
+                    ws.send(Message::text(reply.to_string()))
+                        .await
+                        .map_err(|e| format!("reply after {} frames: {e}", events.len()))?;
+                    // Time for a reset, if vocals' side is gone, to come back before the next write.
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                let stop = event == "stop";
+                events.push(event);
+                if stop {
+                    break;
+                }
+            }
+            Ok::<_, String>(events)
+        });
+        let config =
+            AgentConfig { name: "behind".into(), url, connect_timeout: Duration::from_secs(5), ..Default::default() };
+        let info = StartInfo { stream_sid: "MZ1".into(), ..Default::default() };
+        let mut link = AgentLink::connect(&config, info, None).await.unwrap();
+        for _ in 0..5 {
+            let text = link.session.frame(Instant::now(), &[0xff; 160]);
+            link.send(text, None);
+        }
+        link.finish(true).await;
+        ended.send(()).unwrap();
+        let events = agent.await.unwrap().unwrap();
+        assert_eq!(events, ["connected", "start", "media", "media", "media", "media", "media", "stop"]);
+    }
 
     #[test]
     fn the_handshake_signature_is_hmac_sha1_of_the_url_in_base64() {

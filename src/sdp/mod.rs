@@ -1,7 +1,10 @@
-//! SDP for one audio stream: RFC 4566 offers read with `rtc-sdp` (syntax only), RFC 3264 offer/answer here.
-//! vocals chooses PCMU, else PCMA, at 20 ms, plus telephone-event (RFC 4733) with the payload type the offer
-//! used; answers the direction table of RFC 3264 §6.1; rejects what it cannot do with a reason for 488.
-//! Never puts an unspecified or private address in what it prints: the caller gives the public one.
+//! SDP for one audio stream: RFC 4566 offers read with `rtc-sdp` (syntax only), RFC 3264 offer/answer here. vocals
+//! chooses PCMU, else PCMA, at 20 ms, plus telephone-event (RFC 4733) with the payload type the offer used; answers the
+//! direction table of RFC 3264 §6.1; rejects what it cannot do with a reason for 488. Never puts an unspecified or
+//! private address in what it prints: the caller gives the public one. SDES keys for SRTP (RFC 4568) are [`sdes`]'s.
+//!
+//! Not here: the SIP message that carries the SDP and when an offer is made ([`crate::sip::endpoint`] and the call
+//! layer); the RTP the answer describes ([`crate::media`]).
 
 mod negotiate;
 pub mod sdes;

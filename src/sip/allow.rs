@@ -1,6 +1,6 @@
-//! The source allowlist for SIP: CIDR blocks parsed once at the edge. The default admits Twilio's signalling
-//! edges (TWILIO.md §3: eight /30s, all regions) and loopback; anything else is dropped (or refused, by
-//! configuration) before a transaction is made.
+//! The source allowlist for SIP: CIDR blocks parsed once at the edge. The default admits Twilio's signalling edges
+//! (eight /30s, all regions: `docs/telecom.md`, Twilio's address ranges) and loopback; anything else is dropped (or
+//! refused, by configuration) before a transaction is made.
 
 use std::fmt;
 use std::net::IpAddr;

@@ -1,4 +1,4 @@
-//! The store: agents and phone numbers here, call records in [`calls`], linked Twilio accounts in [`twilio`],
+//! The store: agents and phone numbers here, call records in `calls`, linked Twilio accounts in `twilio`,
 //! in SQLite (the embedded default) or PostgreSQL (several nodes sharing one configuration), through sqlx's
 //! `AnyPool` with runtime queries, so building needs no database. Every SQL string of vocals lives in this
 //! module and its children; the schema is the embedded, portable `migrations/`. Routing never queries it at

@@ -1,4 +1,4 @@
-//! Twilio's REST APIs, the subset vocals uses (TWILIO.md §4): the 2010-04-01 API (IncomingPhoneNumbers) and
+//! Twilio's REST APIs, the subset vocals uses: the 2010-04-01 API (IncomingPhoneNumbers) and
 //! trunking v1 (Trunks, OriginationUrls, trunk PhoneNumbers). One shared reqwest client (rustls on ring, the
 //! system's roots); every request has a timeout; 429 (20429) and 5xx are retried with backoff (honouring
 //! `Retry-After`); both base URLs are configurable so tests point them at a local stand-in.

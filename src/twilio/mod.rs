@@ -1,10 +1,9 @@
-//! Twilio account linking (TWILIO.md §4–5): verify an account's credentials, list its numbers, and configure
-//! Twilio so calls to a number reach vocals — one vocals trunk per account, its origination URLs pointing at
-//! the configured SIP URIs, the number attached — and put the number back as it was when it is removed. The
-//! number's voice settings are snapshotted before anything changes and kept until Twilio confirms the
-//! restore; any failure leaves the number in the store in `error` with Twilio's code and message, retryable.
-//! A reconcile compares Twilio with the store and flags drift. Never DELETE an IncomingPhoneNumber (that
-//! releases it from the account).
+//! Twilio account linking (`docs/admin.md`, Twilio account linking): verify an account's credentials, list its numbers,
+//! and configure Twilio so calls to a number reach vocals — one vocals trunk per account, its origination URLs pointing
+//! at the configured SIP URIs, the number attached — and put the number back as it was when it is removed. The number's
+//! voice settings are snapshotted before anything changes and kept until Twilio confirms the restore; any failure
+//! leaves the number in the store in `error` with Twilio's code and message, retryable. A reconcile compares Twilio
+//! with the store and flags drift. Never DELETE an IncomingPhoneNumber (that releases it from the account).
 
 pub mod client;
 
@@ -87,7 +86,7 @@ fn used_by(n: &IncomingNumber, our_trunk: Option<&str>) -> Option<String> {
     }
 }
 
-/// Where Twilio sends a number's calls, in words, with no SIDs (they are in [`now_of`] for whoever expands
+/// Where Twilio sends a number's calls, in words, with no SIDs (they are in `now_of` for whoever expands
 /// the details).
 pub fn destination(n: &IncomingNumber, our_trunk: Option<&str>) -> String {
     let some = |s: &Option<String>| s.as_deref().filter(|s| !s.is_empty()).map(str::to_string);

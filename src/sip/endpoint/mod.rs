@@ -1,7 +1,13 @@
-//! The SIP endpoint, sans-IO: one UAS that turns received bytes into transactions, dialogs and call events,
-//! and the call layer's decisions (ring, answer, reject, hang up) into messages on the wire. It owns every
-//! transaction and dialog table (bounded, sizes observable); it never touches sockets, clocks or randomness:
-//! the driver feeds `handle(now, ...)`, drains `poll_output()` and sleeps until `poll_timeout()`.
+//! The SIP endpoint, sans-IO: one UAS that turns received bytes into transactions, dialogs and call events, and the
+//! call layer's decisions (ring, answer, reject, hang up, transfer) into messages on the wire. It owns every
+//! transaction and dialog table (bounded, sizes observable); it never touches sockets, clocks or randomness: the driver
+//! feeds `handle(now, ...)`, drains `poll_output()` and sleeps until `poll_timeout()`.
+//!
+//! The UAS core of RFC 3261: §8.2 (every request's checks), §9.2 (CANCEL), §12 (through [`crate::sip::dialog`]), §13.3
+//! (INVITE), §14 (re-INVITE), §15 (BYE), with RFC 3515 (the REFER vocals sends, the NOTIFYs it receives), and INFO
+//! DTMF. Sources are checked against [`crate::sip::allow`] and [`crate::sip::ratelimit`] before a transaction is made.
+//! Not here: routing, SDP and media decisions are the call layer's ([`crate::call`]); the bytes are the transport
+//! layer's to route and the driver's to move ([`crate::io::sip`]).
 
 mod ids;
 mod shards;

@@ -284,7 +284,7 @@ impl Headers {
         self.get_all(name).any(|v| v.eq_ignore_ascii_case(token.as_bytes()))
     }
 
-    /// `X-*` extension headers, in order (passed on to agents, TWILIO.md §1).
+    /// `X-*` extension headers, in order (passed on to agents: `docs/telecom.md`, What the agent is told).
     pub fn x_headers(&self) -> impl Iterator<Item = Header<'_>> + '_ {
         self.iter().filter(|h| h.name.is_x_header())
     }

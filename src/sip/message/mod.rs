@@ -1,6 +1,9 @@
-//! SIP message syntax (RFC 3261 §7, §20, §25): requests, responses, headers and URIs; parsing from bytes and
-//! printing to bytes. Sans-IO: no sockets, no clocks. Hostile input never panics: it becomes a
-//! [`ParseError`] that says what was wrong and which status answers it.
+//! SIP message syntax (RFC 3261 §7, §19, §20, §25): requests, responses, headers and URIs; parsing from bytes and
+//! printing to bytes. Sans-IO: no sockets, no clocks. Hostile input never panics: it becomes a [`ParseError`] that says
+//! what was wrong and which status answers it.
+//!
+//! Not here: what a request gets ([`crate::sip::endpoint`]), where a message goes ([`crate::sip::transport`]), SDP
+//! bodies ([`crate::sdp`]).
 
 mod error;
 mod header_name;

@@ -1,6 +1,5 @@
-//! The non-INVITE client transaction (RFC 3261 §17.1.2, figure 6), for the BYE, REFER and NOTIFY vocals
-//! sends. Timer E retransmits (unreliable transports only), Timer F gives up after 64·T1, Timer K absorbs
-//! response retransmissions.
+//! The non-INVITE client transaction (RFC 3261 §17.1.2, figure 6), for the BYE and REFER vocals sends. Timer E
+//! retransmits (unreliable transports only), Timer F gives up after 64·T1, Timer K absorbs response retransmissions.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};

@@ -1,7 +1,9 @@
-//! RFC 3261 §17 transactions, as updated by RFC 6026: the INVITE server, non-INVITE server and non-INVITE
-//! client state machines, and the key that matches requests to them (§17.2.3). Sans-IO: every method takes
-//! `now`, output is drained with `poll_output`, and `poll_timeout` says when to call `handle_timeout` next.
-//! Never touches sockets or clocks.
+//! RFC 3261 §17 transactions, as updated by RFC 6026: the INVITE server, non-INVITE server and non-INVITE client state
+//! machines, and the key that matches requests to them (§17.2.3). Sans-IO: every method takes `now`, output is drained
+//! with `poll_output`, and `poll_timeout` says when to call `handle_timeout` next. Never touches sockets or clocks.
+//!
+//! Not here: what a request is answered with ([`crate::sip::endpoint`]'s UAS rules), where the bytes go
+//! ([`crate::sip::transport`]). vocals places no calls: there is no INVITE client transaction.
 
 mod client_non_invite;
 mod key;

@@ -1,5 +1,5 @@
-//! Where a request vocals sends inside a dialog (BYE, REFER) goes, and over which connection (RFC 3261
-//! §18.1.1 with §12.2.1.1's next hop; connection reuse as Twilio wants it, TWILIO.md §3).
+//! Where a request vocals sends inside a dialog (BYE, REFER) goes, and over which connection (RFC 3261 §18.1.1 with
+//! §12.2.1.1's next hop; connection reuse: back over the connection the peer opened, as Twilio's edges expect).
 
 use std::net::SocketAddr;
 
