@@ -2,6 +2,9 @@
 //! timeout, exit 0; a second signal stops at once), sd_notify against a socket standing in for systemd's
 //! NOTIFY_SOCKET (READY, STATUS, WATCHDOG from the driver loop, STOPPING), SIGHUP reloading the allowlist,
 //! the log level and the numbers without touching calls, a metrics scrape, and check-config.
+//!
+//! These run the real binary (`common::Server`), not an in-process server: what they check is the process
+//! itself (its signals, its exit status, its sd_notify messages, its log, its command line).
 
 mod common;
 

@@ -5,7 +5,8 @@
 //! code 2 at once.
 //!
 //! These tests need 5060 (UDP and TCP) and 8080 free: where one is taken they fail and say which, rather than
-//! moving to another port, since the README's commands would meet the same port.
+//! moving to another port, since the README's commands would meet the same port. They run the built binary,
+//! never an in-process server: the binary, as a newcomer starts it, is what they check.
 
 mod common;
 

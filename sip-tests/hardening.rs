@@ -3,6 +3,13 @@
 //! answers, a byte budget on what transactions keep); TCP connections capped per source and in total, sources
 //! outside the allowlist closed at accept (before TLS), slots reserved for exempt sources; a trickled message
 //! (slowloris) closed; an oversized SDP offer refused.
+//!
+//! Most tests run a whole vocals in-process (`common::inprocess::InProcess`, on ports bound to 0) and take
+//! turns, so what they count on `/metrics` (the test process's recorder, shared by its servers) is their own.
+//! Some run the real binary (`Server`), for what needs a process of its own: the flood tests measure the
+//! server process's resident memory, the burst is queued while the process is stopped (SIGSTOP), a call is cut
+//! by kill -9 and the server started again, a reload is SIGHUP (answered by `vocals serve`'s own handler), and
+//! the SIP trace is the server's log output itself.
 
 mod common;
 
@@ -11,7 +18,15 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
-use common::{Caller, NUMBER, Server, header};
+use common::inprocess::InProcess;
+use common::{Caller, NUMBER, Server, Vocals, header};
+
+/// The in-process tests take turns: each counts on the metrics the test process's servers share.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn turn() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// The status line and Call-ID of a response.
 fn answer(bytes: &[u8]) -> (String, String) {
@@ -148,7 +163,9 @@ fn sipvicious(tool: &str, args: &[&str]) -> String {
 
 #[test]
 fn scanners_outside_the_allowlist_get_no_answer_at_all() {
-    let server = Server::start("scanners", &[("VOCALS_SIP_ALLOW", "127.0.0.1")]);
+    let _turn = turn();
+    let server = InProcess::start("scanners", &[("VOCALS_SIP_ALLOW", "127.0.0.1")]);
+    let before = server.metrics();
     let port = server.udp.to_string();
     // From outside the allowlist: nothing found.
     let outside = sipvicious("svmap", &["-b", "127.0.0.9", "-p", &port, "127.0.0.1"]);
@@ -157,14 +174,8 @@ fn scanners_outside_the_allowlist_get_no_answer_at_all() {
     // The control: from the allowed address, svmap finds vocals (so the scans above did reach it).
     let inside = sipvicious("svmap", &["-b", "127.0.0.1", "-p", &port, "127.0.0.1"]);
     assert!(inside.contains("vocals/"), "svmap from inside:\n{inside}");
-    let metrics = server.http_get("/metrics");
-    let dropped = metrics
-        .lines()
-        .find(|l| l.starts_with("vocals_sip_dropped_total{reason=\"not_allowed\"}"))
-        .and_then(|l| l.split_whitespace().last())
-        .and_then(|v| v.parse::<u64>().ok())
-        .unwrap_or(0);
-    assert!(dropped >= 1, "the scan was dropped and counted: {dropped}");
+    let dropped = server.metrics().delta(&before, "vocals_sip_dropped_total{reason=\"not_allowed\"}");
+    assert!(dropped >= 1.0, "the scan was dropped and counted: {dropped}");
 }
 
 #[test]
@@ -213,7 +224,7 @@ fn a_call_cut_by_kill_9_is_closed_as_interrupted_at_the_next_start() {
 }
 
 /// A TCP connection to the server from `source` (a loopback address).
-fn tcp_from(server: &Server, source: &str) -> TcpStream {
+fn tcp_from(server: &Vocals, source: &str) -> TcpStream {
     connect_from(source, server.tcp)
 }
 
@@ -270,16 +281,6 @@ fn closed_within(conn: &mut TcpStream, wait: Duration) -> bool {
     closed
 }
 
-/// The value of a counter line in /metrics (`name{labels}`), 0 when absent.
-fn counter(metrics: &str, series: &str) -> u64 {
-    metrics
-        .lines()
-        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
-        .and_then(|l| l.split_whitespace().last())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
 fn options(conn: &TcpStream, n: u32) -> Vec<u8> {
     options_from("TCP", conn.local_addr().unwrap(), n)
 }
@@ -330,7 +331,9 @@ fn tcp_connections_are_capped_per_source_and_in_total() {
         ("VOCALS_SIP_TCP_MAX_CONNECTIONS", "6"),
         ("VOCALS_SIP_TCP_RESERVED_FOR_EXEMPT", "0"),
     ];
-    let server = Server::start("tcp-caps", &env);
+    let _turn = turn();
+    let server = InProcess::start("tcp-caps", &env);
+    let before = server.metrics();
     let mut held: Vec<TcpStream> = (0..4).map(|_| tcp_from(&server, "127.0.0.2")).collect();
     for (n, conn) in held.iter_mut().enumerate() {
         assert_eq!(ask(conn, n as u32), "SIP/2.0 200 OK", "connection {n} from 127.0.0.2");
@@ -358,10 +361,10 @@ fn tcp_connections_are_capped_per_source_and_in_total() {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    let metrics = server.http_get("/metrics");
+    let after = server.metrics();
     for why in ["too many connections from this source", "connection table full"] {
-        let line = metrics.lines().find(|l| l.contains("vocals_sip_tcp_refused_total") && l.contains(why));
-        assert!(line.is_some_and(|l| !l.ends_with(" 0")), "{why} not counted:\n{metrics}");
+        let series = format!("vocals_sip_tcp_refused_total{{reason=\"{why}\"}}");
+        assert!(after.delta(&before, &series) >= 1.0, "{why} not counted:\n{after:#?}");
     }
 }
 
@@ -375,16 +378,18 @@ fn tcp_allowlist_at_accept_disallowed_sources_cannot_fill_the_slots() {
     let dir = std::env::temp_dir().join(format!("vocals-tls-allow-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let cert = certificate(&dir);
-    let tls_port = common::free_tcp_port();
     let env = [
         ("VOCALS_SIP_ALLOW", "127.0.0.1/32".to_string()),
         ("VOCALS_SIP_TCP_MAX_CONNECTIONS", "100".to_string()),
-        ("VOCALS_SIP_LISTEN_TLS", format!("127.0.0.1:{tls_port}")),
+        ("VOCALS_SIP_LISTEN_TLS", "127.0.0.1:0".to_string()),
         ("VOCALS_SIP_TLS_CERT", dir.join("cert.pem").display().to_string()),
         ("VOCALS_SIP_TLS_KEY", dir.join("key.pem").display().to_string()),
     ];
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let server = Server::start("tcp-allow", &env);
+    let _turn = turn();
+    let server = InProcess::start("tcp-allow", &env);
+    let tls_port = server.tls.expect("the TLS listener");
+    let before = server.metrics();
     // From each of 127.0.0.2 to 127.0.0.41: two TCP connections and a TLS one, all kept open by the client.
     let (mut attempts, mut held, mut handshakes, mut slowest) = (0, 0, 0, Duration::ZERO);
     let mut kept_tcp = Vec::new();
@@ -429,8 +434,8 @@ fn tcp_allowlist_at_accept_disallowed_sources_cannot_fill_the_slots() {
         }
         Err(e) => format!("TLS handshake failed: {e}"),
     };
-    let metrics = server.http_get("/metrics");
-    let refused = counter(&metrics, "vocals_sip_tcp_refused_total{reason=\"source not allowed\"}");
+    let after = server.metrics();
+    let refused = after.delta(&before, "vocals_sip_tcp_refused_total{reason=\"source not allowed\"}") as u64;
     println!(
         "{attempts} connections from 40 sources outside sip.allow in {flood:?}: {held} TCP held open, {handshakes} TLS \
          handshakes completed, each refused one closed within {slowest:?}, {refused} counted; the allowed source: \
@@ -440,7 +445,7 @@ fn tcp_allowlist_at_accept_disallowed_sources_cannot_fill_the_slots() {
     assert!(slowest < Duration::from_millis(500), "closed within {slowest:?}");
     assert_eq!(over_tcp, "SIP/2.0 200 OK", "the allowed source over TCP");
     assert_eq!(over_tls, "SIP/2.0 200 OK", "the allowed source over TLS");
-    assert_eq!(refused, attempts, "every refusal counted:\n{metrics}");
+    assert_eq!(refused, attempts, "every refusal counted:\n{after:#?}");
     drop((kept_tcp, kept_tls));
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -455,7 +460,9 @@ fn tcp_slots_reserved_for_exempt_sources_are_left_to_them_when_allowed_sources_f
         ("VOCALS_SIP_TCP_MAX_PER_SOURCE", "2"),
         ("VOCALS_SIP_RATE_EXEMPT", "127.0.0.100"),
     ];
-    let server = Server::start("tcp-reserve", &env);
+    let _turn = turn();
+    let server = InProcess::start("tcp-reserve", &env);
+    let before = server.metrics();
     // Ten allowed, non-exempt sources, two connections each (their per-source cap): 70 - 64 = 6 get in.
     let (mut admitted, mut refused) = (Vec::new(), 0);
     let mut n = 0;
@@ -481,9 +488,9 @@ fn tcp_slots_reserved_for_exempt_sources_are_left_to_them_when_allowed_sources_f
     }
     let mut past = tcp_from(&server, "127.0.0.100");
     assert_eq!(ask(&mut past, 2000), "closed", "the 71st connection");
-    let metrics = server.http_get("/metrics");
-    assert_eq!(counter(&metrics, "vocals_sip_tcp_refused_total{reason=\"reserved for exempt sources\"}"), 14);
-    assert_eq!(counter(&metrics, "vocals_sip_tcp_refused_total{reason=\"connection table full\"}"), 1);
+    let after = server.metrics();
+    assert_eq!(after.delta(&before, "vocals_sip_tcp_refused_total{reason=\"reserved for exempt sources\"}"), 14.0);
+    assert_eq!(after.delta(&before, "vocals_sip_tcp_refused_total{reason=\"connection table full\"}"), 1.0);
 }
 
 /// A reload (SIGHUP) that takes a source out of `sip.allow` closes the connections it holds, whether or not they
@@ -519,7 +526,9 @@ fn tcp_connections_of_a_source_a_reload_disallows_are_closed() {
 
 #[test]
 fn a_message_trickled_over_tcp_is_closed_after_the_message_timeout() {
-    let server = Server::start("slowloris", &[("VOCALS_SIP_TCP_MESSAGE_TIMEOUT", "1")]);
+    let _turn = turn();
+    let server = InProcess::start("slowloris", &[("VOCALS_SIP_TCP_MESSAGE_TIMEOUT", "1")]);
+    let before = server.metrics();
     // A message sent in two halves within the timeout is answered...
     let mut quick = tcp_from(&server, "127.0.0.2");
     let msg = options(&quick, 1);
@@ -548,13 +557,14 @@ fn a_message_trickled_over_tcp_is_closed_after_the_message_timeout() {
     }
     let took = started.elapsed();
     assert!(took >= Duration::from_millis(900) && took < Duration::from_secs(4), "closed after {took:?}");
-    let metrics = server.http_get("/metrics");
-    assert!(metrics.contains("vocals_sip_tcp_refused_total{reason=\"message timeout\"} 1"), "{metrics}");
+    let timed_out = server.metrics().delta(&before, "vocals_sip_tcp_refused_total{reason=\"message timeout\"}");
+    assert_eq!(timed_out, 1.0, "the trickled message counted once");
 }
 
 #[test]
 fn an_sdp_offer_larger_than_vocals_reads_gets_413() {
-    let server = Server::start("big-sdp", &[]);
+    let _turn = turn();
+    let server = InProcess::start("big-sdp", &[]);
     let mut conn = tcp_from(&server, "127.0.0.2");
     let me = conn.local_addr().unwrap();
     let mut sdp = String::from(
@@ -735,7 +745,8 @@ fn options_memory_blow_up_a_10_s_flood_of_60_kb_options_keeps_rss_bounded_and_ca
 /// calls (every Twilio customer shares the signalling edges). The four cases, on the wire.
 #[test]
 fn account_binding_fails_closed_for_bound_added_and_fallback_numbers() {
-    let server = Server::start("accounts", &[("VOCALS_DEFAULT_AGENT", "echo")]);
+    let _turn = turn();
+    let server = InProcess::start("accounts", &[("VOCALS_DEFAULT_AGENT", "echo")]);
     let (status, _) = server.api(
         "POST",
         "/v1/numbers",

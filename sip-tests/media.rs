@@ -1,6 +1,6 @@
-//! The RTP test client: a real `vocals` answers a call for the echo agent; this client sends 5 s of known
+//! The RTP test client: a whole vocals run in-process (`common::inprocess::InProcess`, on ports bound to 0) answers a call for the echo agent; this client sends 5 s of known
 //! μ-law audio at 20 ms, checks that every frame comes back exactly, in order, on a 20 ms clock (intervals
-//! within 1 ms of 20 ms at the median, 4 ms at p99), and reads the jitter buffer's hand-off delay from the call's media record. Then a
+//! within 1 ms of 20 ms at the median, 4 ms at p99), and reads the jitter buffer's hand-off delay from the call's record (`/v1/calls`). Then a
 //! call that sends no RTP is ended by vocals with a BYE that says why, a call whose port is flooded with
 //! garbage and foreign RTP keeps its audio whole (the flood dropped and counted), a server out of RTP
 //! ports refuses the next call with 503 and Retry-After, and an attacker flooding every RTP port from another
@@ -11,11 +11,13 @@ mod common;
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
-use common::{Caller, Server, header};
+use common::inprocess::InProcess;
+use common::{Caller, header};
 
 const FRAMES: usize = 250;
 
-/// The tests take turns, so nothing else runs while pacing is measured.
+/// The tests take turns, so nothing else runs while pacing is measured (and the metrics the servers of this
+/// test binary share count one test's calls at a time).
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Frame `k` of the test signal: a 437 Hz tone whose level changes every frame, so no two frames are alike.
@@ -46,7 +48,8 @@ fn percentile(sorted: &[Duration], q: usize) -> Duration {
 #[test]
 fn the_echo_agent_returns_every_frame_on_a_steady_20_ms_clock_and_silence_ends_a_call() {
     let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let server = Server::start("media", &[("VOCALS_MEDIA_TIMEOUT", "2")]);
+    let server = InProcess::start("media", &[("VOCALS_MEDIA_TIMEOUT", "2")]);
+    let before = server.metrics();
     // This VM's neighbours sometimes steal the CPU for milliseconds: the pacing is judged on the best of up to
     // three calls (a broken pacer fails all three); everything else is checked on every call.
     let mut best = Duration::MAX;
@@ -112,10 +115,11 @@ fn the_echo_agent_returns_every_frame_on_a_steady_20_ms_clock_and_silence_ends_a
     }
     assert!(best < Duration::from_millis(10), "pacing off (p99, or 10 x median) by {best:?} on three calls");
 
-    // The call's media record: everything received, and how long the jitter buffer held each frame.
-    let record = "call media record";
-    assert_eq!(server.figure(record, "rtp_received"), FRAMES as u64);
-    let (h50, h99) = (server.figure(record, "handoff_p50_us"), server.figure(record, "handoff_p99_us"));
+    // The call's record: everything received, and how long the jitter buffer held each frame.
+    let record = server.call_stats("echo-call-1");
+    let rtp = &record["stats"]["rtp"];
+    assert_eq!(rtp["received"].as_u64(), Some(FRAMES as u64), "{rtp:#}");
+    let (h50, h99) = (rtp["handoff_p50_us"].as_u64().unwrap(), rtp["handoff_p99_us"].as_u64().unwrap());
     println!("jitter buffer hand-off delay (arrival to frame): median {h50} us, p99 {h99} us (100 us bins)");
     assert!(h50 <= 1_000 && h99 <= 5_000, "hand-off delay median {h50} us, p99 {h99} us");
 
@@ -131,30 +135,29 @@ fn the_echo_agent_returns_every_frame_on_a_steady_20_ms_clock_and_silence_ends_a
     };
     assert!(began.elapsed() >= Duration::from_millis(1900), "ended after {:?}", began.elapsed());
     assert!(header(&bye, "Reason").contains("no RTP"), "the BYE says why:\n{bye}");
-    // The echo calls had audio both ways; the silent one is flagged as one-way, with its fix, in the record,
-    // the log and the metrics.
-    let _ = server.figure(record, "rtp_received");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !server.log().contains("audio_path=\"no_audio_from_caller\"") && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
+    // The echo calls had audio both ways; the silent one is flagged as one-way, with its fix, in the records
+    // and the metrics.
+    let silent = server.call_stats("silent-call");
+    assert_eq!(silent["stats"]["audio"]["path"], "no_audio_from_caller", "{silent:#}");
+    let fix = silent["stats"]["audio"]["fix"].as_str().unwrap_or_default();
+    assert!(fix.contains("media.public_ip"), "{silent:#}");
+    let calls = server.calls();
+    let echoes: Vec<&serde_json::Value> = calls.iter().filter(|c| c["sip_call_id"] != "silent-call").collect();
+    assert!(!echoes.is_empty(), "{calls:#?}");
+    for call in echoes {
+        let call = server.call_stats(call["sip_call_id"].as_str().unwrap());
+        assert_eq!(call["stats"]["audio"]["path"], "two_way", "{call:#}");
     }
-    let log = server.log();
-    assert!(log.contains("audio_path=\"two_way\""), "{log}");
-    assert_eq!(log.matches("audio_path=").count(), log.matches("audio_path=\"two_way\"").count() + 1, "{log}");
-    assert!(log.contains("audio_path=\"no_audio_from_caller\""), "{log}");
-    assert!(log.contains("one-way or no audio") && log.contains("media.public_ip"), "{log}");
-    let metrics = server.http_get("/metrics");
-    assert!(
-        metrics.lines().any(|l| l == "vocals_calls_audio_problems_total{problem=\"no_audio_from_caller\"} 1"),
-        "{metrics}"
-    );
+    let problems = "vocals_calls_audio_problems_total{problem=\"no_audio_from_caller\"}";
+    let after = server.metrics();
+    assert_eq!(after.delta(&before, problems), 1.0, "{after:#?}");
 }
 
 #[test]
 fn a_server_out_of_rtp_ports_refuses_the_next_call_with_503() {
     let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     // Two ports: one RTP/RTCP pair, so one call at a time.
-    let server = Server::start("ports", &[("VOCALS_MEDIA_RTP_PORTS", "39990-39991")]);
+    let server = InProcess::start("ports", &[("VOCALS_MEDIA_RTP_PORTS", "39990-39991")]);
     let rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
     let (_first, _) = Caller::invite(&server, &rtp, "first-call");
     let (_, answer) = Caller::send_invite(&server, &rtp, "second-call");
@@ -165,7 +168,7 @@ fn a_server_out_of_rtp_ports_refuses_the_next_call_with_503() {
 #[test]
 fn garbage_and_foreign_rtp_flooding_a_calls_port_are_dropped_counted_and_leave_the_call_alone() {
     let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let server = Server::start("media-flood", &[]);
+    let server = InProcess::start("media-flood", &[]);
     let rtp_socket = UdpSocket::bind("127.0.0.1:0").unwrap();
     let (caller, remote) = Caller::invite(&server, &rtp_socket, "flooded-call");
     let receiver = common::receive_all(&rtp_socket);
@@ -202,9 +205,10 @@ fn garbage_and_foreign_rtp_flooding_a_calls_port_are_dropped_counted_and_leave_t
     for (k, p) in audio.iter().enumerate() {
         assert_eq!(p.as_slice(), frame(k).as_slice(), "frame {k} came back changed");
     }
-    let record = "call media record";
-    assert_eq!(server.figure(record, "rtp_received"), frames as u64);
-    let counted = server.figure(record, "foreign") + server.figure(record, "malformed");
+    let record = server.call_stats("flooded-call");
+    let rtp = &record["stats"]["rtp"];
+    assert_eq!(rtp["received"].as_u64(), Some(frames as u64), "{rtp:#}");
+    let counted = rtp["foreign"].as_u64().unwrap() + rtp["malformed"].as_u64().unwrap();
     println!("flood: {garbage} garbage + {foreign} foreign datagrams sent, {counted} dropped and counted");
     assert_eq!(counted, garbage + foreign, "every datagram of the flood is dropped and counted");
 }
@@ -218,7 +222,8 @@ fn garbage_and_foreign_rtp_flooding_a_calls_port_are_dropped_counted_and_leave_t
 #[test]
 fn rtp_hijack_an_attacker_flooding_the_rtp_ports_gets_nothing_and_the_echo_stays_whole() {
     let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let server = Server::start("media-hijack", &[]);
+    let server = InProcess::start("media-hijack", &[]);
+    let before = server.metrics();
     let config = std::fs::read_to_string(server.dir.join("vocals.toml")).unwrap();
     let range = config.split("rtp_ports = \"").nth(1).and_then(|r| r.split('"').next()).unwrap();
     let (first, last) = range.split_once('-').unwrap();
@@ -270,13 +275,15 @@ fn rtp_hijack_an_attacker_flooding_the_rtp_ports_gets_nothing_and_the_echo_stays
         assert_eq!(p.as_slice(), frame(k).as_slice(), "frame {k} came back changed");
     }
     assert_eq!(heard, 0, "the attacker received {heard} datagrams of the call");
-    let refused = server.figure("call media record", "refused_source");
-    let foreign = server.figure("call media record", "foreign");
+    let record = server.call_stats("hijacked-call");
+    let refused = record["stats"]["rtp"]["refused_source"].as_u64().unwrap();
+    let foreign = record["stats"]["rtp"]["foreign"].as_u64().unwrap();
     println!(
         "hijack: {sent} datagrams flooded over ports {first}-{last}; on the call's port {refused} refused before \
          the caller's first packet, {foreign} dropped as foreign after it"
     );
     assert!(refused > 0, "the attempts before the latch are refused and counted");
     assert!(foreign > 0, "the attempts after it are dropped and counted");
-    assert!(server.http_get("/metrics").lines().any(|l| l.starts_with("vocals_rtp_refused_source_total ")));
+    let counted = server.metrics().delta(&before, "vocals_rtp_refused_source_total");
+    assert_eq!(counted, refused as f64, "the refusals are on /metrics too");
 }

@@ -1,7 +1,10 @@
-//! Secure trunking against the real `vocals`: an `RTP/SAVP` offer shaped like Twilio's (one SDES
+//! Secure trunking against a whole vocals run in-process (`common::inprocess::InProcess`, on ports bound to 0): an `RTP/SAVP` offer shaped like Twilio's (one SDES
 //! `AES_CM_128_HMAC_SHA1_80` line) is answered with SRTP and vocals' own key; a test client protecting its audio
 //! with webrtc-rs's SRTP contexts (not vocals' wrapper) hears every frame back from the echo agent exactly;
 //! tampered and replayed packets are dropped and counted; the SRTP policy refuses what it must with 488.
+//!
+//! The TLS test runs the real binary (`Server`): it reloads the certificate with SIGHUP, a signal only the
+//! process's own handler (`vocals serve`) answers; `daemon::serve` in a test's process has none.
 
 mod common;
 
@@ -10,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use common::inprocess::InProcess;
 use common::{Caller, NUMBER, Server, header};
 use rtc_srtp::context::Context;
 use rtc_srtp::crypto::providers::RingCrypto;
@@ -54,7 +58,7 @@ fn rtp(seq: u16, payload: &[u8]) -> Vec<u8> {
 
 #[test]
 fn an_srtp_call_is_answered_with_our_own_key_and_the_echo_comes_back_exact_and_encrypted() {
-    let server = Server::start("srtp", &[]);
+    let server = InProcess::start("srtp", &[]);
     let rtp_socket = UdpSocket::bind("127.0.0.1:0").unwrap();
     let sdp = offer(&rtp_socket, "RTP/SAVP", Some(&twilio_crypto()));
     let (mut caller, answer) = Caller::send_invite_sdp(&server, "srtp-call", NUMBER, "127.0.0.1", &sdp);
@@ -109,31 +113,32 @@ fn an_srtp_call_is_answered_with_our_own_key_and_the_echo_comes_back_exact_and_e
     for (k, p) in audio.iter().enumerate() {
         assert_eq!(p, &frame(k), "frame {k} came back changed");
     }
-    let record = "call media record";
-    assert_eq!(server.figure(record, "rtp_received"), frames as u64);
-    assert_eq!(server.figure(record, "srtp_replayed"), 1);
-    assert_eq!(server.figure(record, "srtp_rejected"), 1);
-    assert!(server.log().contains("srtp=true"), "{}", server.log());
+    let record = server.call_stats("srtp-call");
+    let rtp = &record["stats"]["rtp"];
+    assert_eq!(rtp["received"].as_u64(), Some(frames as u64), "{rtp:#}");
+    assert_eq!(rtp["srtp_replayed"].as_u64(), Some(1), "{rtp:#}");
+    assert_eq!(rtp["srtp_rejected"].as_u64(), Some(1), "{rtp:#}");
+    assert_eq!(rtp["srtp"], true, "{rtp:#}");
 }
 
 #[test]
 fn the_srtp_policy_refuses_what_it_must_with_488() {
     let rtp_socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let required = Server::start("srtp-required", &[("VOCALS_MEDIA_SRTP", "required")]);
+    let required = InProcess::start("srtp-required", &[("VOCALS_MEDIA_SRTP", "required")]);
     let plain = offer(&rtp_socket, "RTP/AVP", None);
     let (_, answer) = Caller::send_invite_sdp(&required, "srtp-required", NUMBER, "127.0.0.1", &plain);
     assert!(answer.starts_with("SIP/2.0 488 "), "{answer}");
     assert!(header(&answer, "Warning").contains("requires SRTP"), "{answer}");
     drop(required);
 
-    let off = Server::start("srtp-off", &[("VOCALS_MEDIA_SRTP", "off")]);
+    let off = InProcess::start("srtp-off", &[("VOCALS_MEDIA_SRTP", "off")]);
     let secure = offer(&rtp_socket, "RTP/SAVP", Some(&twilio_crypto()));
     let (_, answer) = Caller::send_invite_sdp(&off, "srtp-off", NUMBER, "127.0.0.1", &secure);
     assert!(answer.starts_with("SIP/2.0 488 "), "{answer}");
 
     // Allowed (the default): an SRTP offer with no usable key is refused too, saying why.
     let strict = "[[numbers]]\nnumber = \"+14155550130\"\nagent = \"echo\"\nsrtp = \"required\"\n";
-    let allowed = Server::start_with("srtp-allowed", strict, &[]);
+    let allowed = InProcess::start_with("srtp-allowed", strict, &[]);
     let bad = offer(&rtp_socket, "RTP/SAVP", Some("1 AES_CM_128_HMAC_SHA1_80 inline:c2hvcnQ="));
     let (_, answer) = Caller::send_invite_sdp(&allowed, "srtp-bad-key", NUMBER, "127.0.0.1", &bad);
     assert!(answer.starts_with("SIP/2.0 488 "), "{answer}");

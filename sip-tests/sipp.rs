@@ -1,15 +1,19 @@
-//! Black-box signalling tests: the real `vocals` binary on free loopback ports, driven by SIPp scenarios
-//! (`sip-tests/scenarios/*.xml`) over UDP and over TCP. A scenario passes when SIPp exits 0 (every call
+//! Black-box signalling tests: a whole vocals run in-process (`common::inprocess::InProcess`, on ports bound to
+//! 0), driven by SIPp scenarios (`sip-tests/scenarios/*.xml`) over UDP and over TCP. A scenario passes when SIPp exits 0 (every call
 //! successful, every regular-expression check matched). SIPp must be installed (`apt-get install sip-tester`;
-//! the README's test command does it); a missing SIPp fails these tests, it never skips them.
+//! the README's test command does it); a missing SIPp fails these tests, it never skips them. The tests assert on
+//! the wire, the call records (`/v1/calls`) and `/metrics`. One test still runs the real binary (`Server`): the
+//! RTP stream's check that no packet had a payload type other than the one negotiated reads the log's media
+//! record, the one place that figure is written (the call record's `stats.rtp` has no `wrong_payload_type`).
 
 use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{NO_AGENT, NUMBER, Server, UNKNOWN, Via, free_udp_port, sipp};
+use common::inprocess::InProcess;
+use common::{NO_AGENT, NUMBER, Server, UNKNOWN, Via, Vocals, free_udp_port, sipp};
 
-fn both(server: &Server, file: &str, service: &str) {
+fn both(server: &Vocals, file: &str, service: &str) {
     for via in [Via::Udp, Via::Tcp] {
         sipp(server, via, file, service, 1, &[]);
     }
@@ -17,7 +21,7 @@ fn both(server: &Server, file: &str, service: &str) {
 
 #[test]
 fn calls_are_answered_refused_and_negotiated_as_twilio_expects() {
-    let server = Server::start("default", &[]);
+    let server = InProcess::start("default", &[]);
     both(&server, "twilio_call.xml", NUMBER);
     both(&server, "options.xml", NUMBER);
     both(&server, "unknown_number.xml", UNKNOWN);
@@ -27,16 +31,23 @@ fn calls_are_answered_refused_and_negotiated_as_twilio_expects() {
     let out = sipp(&server, Via::Udp, "invite_retransmission.xml", NUMBER, 1, &[]);
     assert!(retransmissions_of_200(&out) >= 1, "the repeated INVITE got the 200 again:\n{out}");
     sipp(&server, Via::Tcp, "invite_retransmission_tcp.xml", NUMBER, 1, &[]);
-    // Every call offered has ended: the retransmission made no second call (the log may lag a moment).
+    // Every call offered has ended, and the retransmission made no second call: one record per Call-ID (the
+    // records may lag a moment).
     let balanced = || {
-        let log = server.log();
-        log.matches("incoming call").count() == log.matches("call ended").count()
+        let calls = server.calls();
+        let ended = calls.iter().all(|c| !c["end_at"].is_null());
+        let mut ids: Vec<&str> = calls.iter().filter_map(|c| c["sip_call_id"].as_str()).collect();
+        let all = ids.len();
+        ids.sort();
+        ids.dedup();
+        (ended && ids.len() == all && calls.iter().any(|c| c["sip_status"] == 200), calls)
     };
     let deadline = Instant::now() + Duration::from_secs(3);
-    while !balanced() && Instant::now() < deadline {
+    while !balanced().0 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert!(balanced(), "{}", server.log());
+    let (ok, calls) = balanced();
+    assert!(ok, "{calls:#?}");
     both(&server, "hold_resume.xml", NUMBER);
     both(&server, "no_sdp_offer.xml", NUMBER);
     both(&server, "no_sdp_no_answer.xml", NUMBER);
@@ -44,14 +55,14 @@ fn calls_are_answered_refused_and_negotiated_as_twilio_expects() {
 
 #[test]
 fn vocals_hangs_up_calls_that_reach_max_call_duration() {
-    let server = Server::start("duration", &[("VOCALS_SIP_MAX_CALL_DURATION", "1")]);
+    let server = InProcess::start("duration", &[("VOCALS_SIP_MAX_CALL_DURATION", "1")]);
     both(&server, "vocals_hangs_up.xml", NUMBER);
 }
 
 #[test]
 fn a_lost_ack_gets_200_retransmissions_then_a_bye() {
     // T1 = 50 ms: retransmissions at 50, 150, 350, 750 ms then every T2 = 400 ms until 64*T1 = 3.2 s.
-    let server = Server::start("lost-ack", &[("VOCALS_SIP_T1_MS", "50")]);
+    let server = InProcess::start("lost-ack", &[("VOCALS_SIP_T1_MS", "50")]);
     let out = sipp(&server, Via::Udp, "lost_ack.xml", NUMBER, 1, &[]);
     let retransmitted = retransmissions_of_200(&out);
     assert!((8..=11).contains(&retransmitted), "{retransmitted} retransmissions of the 200 over UDP:\n{out}");
@@ -71,7 +82,7 @@ fn retransmissions_of_200(out: &str) -> u32 {
 #[test]
 fn sources_outside_the_allowlist_get_no_answer() {
     use std::io::{Read, Write};
-    let server = Server::start("allowlist", &[("VOCALS_SIP_ALLOW", "127.0.0.2/32")]);
+    let server = InProcess::start("allowlist", &[("VOCALS_SIP_ALLOW", "127.0.0.2/32")]);
     sipp(&server, Via::Udp, "no_answer.xml", NUMBER, 1, &[]);
     // Over TCP the connection is closed at accept, before the INVITE is read (SIPp reports it as a broken pipe).
     let mut conn = std::net::TcpStream::connect(("127.0.0.1", server.tcp)).unwrap();
@@ -83,12 +94,13 @@ fn sources_outside_the_allowlist_get_no_answer() {
         Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
         other => panic!("the TCP connection was not closed at once: {other:?}"),
     }
-    assert!(!server.log().contains("incoming call"), "no call was offered");
+    let calls = server.calls();
+    assert!(calls.is_empty(), "no call was offered: {calls:#?}");
 }
 
 #[test]
 fn a_smoke_load_of_100_concurrent_calls_at_10_per_second_has_no_failure() {
-    let server = Server::start("load", &[]);
+    let server = InProcess::start("load", &[]);
     for via in [Via::Udp, Via::Tcp] {
         let out = sipp(&server, via, "twilio_call.xml", NUMBER, 100, &["-r", "10", "-l", "100"]);
         assert!(out.contains("Successful call"), "{out}");
@@ -97,7 +109,7 @@ fn a_smoke_load_of_100_concurrent_calls_at_10_per_second_has_no_failure() {
 
 #[test]
 fn calls_over_ipv6_are_answered_on_udp_and_tcp() {
-    let server = Server::start_on("ipv6", "[::1]", &[]);
+    let server = InProcess::start_on("ipv6", "[::1]", &[]);
     both(&server, "twilio_call.xml", NUMBER);
     both(&server, "options.xml", NUMBER);
 }
@@ -105,7 +117,7 @@ fn calls_over_ipv6_are_answered_on_udp_and_tcp() {
 #[test]
 fn a_double_crlf_keepalive_on_tcp_gets_a_crlf_pong() {
     use std::io::{Read, Write};
-    let server = Server::start("keepalive", &[]);
+    let server = InProcess::start("keepalive", &[]);
     let mut conn = std::net::TcpStream::connect(("127.0.0.1", server.tcp)).unwrap();
     conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     conn.write_all(b"\r\n\r\n").unwrap();
@@ -127,7 +139,7 @@ fn a_double_crlf_keepalive_on_tcp_gets_a_crlf_pong() {
 #[test]
 fn idle_and_misbehaving_tcp_connections_are_closed() {
     use std::io::{Read, Write};
-    let server = Server::start("tcp-limits", &[("VOCALS_SIP_TCP_IDLE_TIMEOUT", "1")]);
+    let server = InProcess::start("tcp-limits", &[("VOCALS_SIP_TCP_IDLE_TIMEOUT", "1")]);
     // Idle: nothing complete arrives (half a message, slowloris style), so the connection is closed.
     let mut idle = std::net::TcpStream::connect(("127.0.0.1", server.tcp)).unwrap();
     idle.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
@@ -150,6 +162,7 @@ fn idle_and_misbehaving_tcp_connections_are_closed() {
 
 #[test]
 fn a_sipp_call_streaming_rtp_reaches_the_echo_agent_and_gets_audio_back() {
+    // The real binary: `wrong_payload_type` is read from its log's media record (see the top of the file).
     let server = Server::start("rtp", &[]);
     let work = server.dir.join("rtp_echo.xml-Udp");
     std::fs::create_dir_all(&work).unwrap();
@@ -182,10 +195,16 @@ fn a_cancel_while_the_agent_is_being_reached_gets_200_and_487() {
         }
     });
     let agent = format!("[[agents]]\nname = \"slow\"\nurl = \"{url}\"\nconnect_timeout_ms = 5000\n");
-    let server = Server::start_with("cancel", &agent, &[("VOCALS_DEFAULT_AGENT", "slow")]);
+    let server = InProcess::start_with("cancel", &agent, &[("VOCALS_DEFAULT_AGENT", "slow")]);
     both(&server, "cancel_while_ringing.xml", UNKNOWN);
-    // Both calls ended as cancelled, and nothing was answered.
-    let log = server.log();
-    assert_eq!(log.matches("Cancelled").count(), 2, "{log}");
-    assert!(!log.contains("agent stream started"), "{log}");
+    // Both calls ended as cancelled, and nothing was answered: no agent stream, no media.
+    let calls = server.calls();
+    assert_eq!(calls.len(), 2, "{calls:#?}");
+    for call in &calls {
+        assert_eq!(
+            (call["end_reason"].as_str(), call["sip_status"].as_u64()),
+            (Some("the caller cancelled"), Some(487))
+        );
+        assert!(call["answer_at"].is_null() && call["stats"]["agent"].is_null(), "{call:#}");
+    }
 }

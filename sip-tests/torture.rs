@@ -1,7 +1,7 @@
 //! The wire torture runner: every request in `sip-tests/vectors/MANIFEST` (RFC 4475 and RFC 5118 shapes, the
-//! Twilio fixtures, our own) is sent as raw bytes to the real `vocals`, over UDP and over TCP, and the answer is
-//! classified — the final status code, `1xx` when only provisional answers came, or `drop` when nothing came —
-//! against `sip-tests/torture/EXPECTED`. After every vector the server must still answer OPTIONS.
+//! Twilio fixtures, our own) is sent as raw bytes to a whole vocals run in-process (`common::inprocess::InProcess`,
+//! on ports bound to 0), over UDP and over TCP, and the answer is classified — the final status code, `1xx` when
+//! only provisional answers came, or `drop` when nothing came — against `sip-tests/torture/EXPECTED`. After every vector the server must still answer OPTIONS.
 //!
 //! Over UDP, answers go to the source address at the top Via's port (RFC 3261 §18.2.2), so each vector is sent
 //! from a loopback address of its own (127.0.1.x) on that port. Set `TORTURE_PRINT=1` to print the table of answers.
@@ -14,7 +14,8 @@ use std::net::{TcpStream, UdpSocket};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::Server;
+use common::Vocals;
+use common::inprocess::InProcess;
 
 /// The source address of the n-th UDP vector: answers go to the source address at the Via's port, so each
 /// vector has an address of its own (and the retransmitted answers of earlier ones cannot be mistaken).
@@ -118,7 +119,7 @@ fn classify(answers: &[String]) -> String {
     }
 }
 
-fn over_udp(server: &Server, bytes: &[u8], n: usize) -> String {
+fn over_udp(server: &Vocals, bytes: &[u8], n: usize) -> String {
     let source = source(n);
     let socket = UdpSocket::bind((source.as_str(), via_port(bytes)))
         .unwrap_or_else(|e| panic!("bind {source}:{}: {e} (is something on that port?)", via_port(bytes)));
@@ -139,7 +140,7 @@ fn over_udp(server: &Server, bytes: &[u8], n: usize) -> String {
     classify(&answers)
 }
 
-fn over_tcp(server: &Server, bytes: &[u8]) -> String {
+fn over_tcp(server: &Vocals, bytes: &[u8]) -> String {
     let mut conn = TcpStream::connect(("127.0.0.1", server.tcp)).unwrap();
     conn.set_read_timeout(Some(Duration::from_millis(400))).unwrap();
     conn.write_all(bytes).unwrap();
@@ -161,7 +162,7 @@ fn over_tcp(server: &Server, bytes: &[u8]) -> String {
 }
 
 /// The server still answers OPTIONS from an ordinary client.
-fn alive(server: &Server) -> bool {
+fn alive(server: &Vocals) -> bool {
     let s = UdpSocket::bind("127.0.0.1:0").unwrap();
     s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
     let me = s.local_addr().unwrap();
@@ -192,8 +193,8 @@ fn expected() -> BTreeMap<String, (String, String)> {
 #[test]
 fn every_torture_vector_gets_the_answer_a_uas_owes_over_udp_and_tcp_and_the_server_lives() {
     // Two servers: the same bytes over TCP after UDP would be a retransmission of the UDP request.
-    let server = Server::start("torture-udp", &[]);
-    let tcp_server = Server::start("torture-tcp", &[]);
+    let server = InProcess::start("torture-udp", &[]);
+    let tcp_server = InProcess::start("torture-tcp", &[]);
     let expected = expected();
     let mut wrong = Vec::new();
     let mut table = String::new();
@@ -207,8 +208,8 @@ fn every_torture_vector_gets_the_answer_a_uas_owes_over_udp_and_tcp_and_the_serv
             Some((u, t)) => wrong.push(format!("{path}: expected udp {u} tcp {t}, got udp {udp} tcp {tcp}")),
             None => wrong.push(format!("{path}: not in EXPECTED (got udp {udp} tcp {tcp})")),
         }
-        assert!(alive(&server), "the server stopped answering after {path} (UDP):\n{}", server.log());
-        assert!(alive(&tcp_server), "the server stopped answering after {path} (TCP):\n{}", tcp_server.log());
+        assert!(alive(&server), "the server stopped answering after {path} (UDP)");
+        assert!(alive(&tcp_server), "the server stopped answering after {path} (TCP)");
     }
     if std::env::var_os("TORTURE_PRINT").is_some() {
         print!("{table}");

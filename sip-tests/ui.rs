@@ -1,10 +1,10 @@
 //! The Phone Numbers dashboard end to end, in headless Chromium (Debian's `chromium` driven through
-//! `chromedriver`) against the real `vocals` and the local Twilio stand-in: sign in with the admin token,
-//! create agents, link an account (a wrong token first: the error sits under its field), add a number and see
-//! it Active, take a real call and hang it up from the Calls page, reassign the number, see an Error state
-//! when Twilio fails and repair it with Retry, remove a number with its confirmation; keyboard use, labels and
-//! the phone layout checked on the way; a screenshot of each page (`VOCALS_UI_SCREENSHOTS=dir` keeps them,
-//! default `target/ui-screenshots`).
+//! `chromedriver`) against a whole vocals run in-process (`common::inprocess::InProcess`, on ports bound to 0)
+//! and the local Twilio stand-in: sign in with the admin token, create agents, link an account (a wrong token
+//! first: the error sits under its field), add a number and see it Active, take a real call and hang it up from
+//! the Calls page, reassign the number, see an Error state when Twilio fails and repair it with Retry, remove a
+//! number with its confirmation; keyboard use, labels and the phone layout checked on the way; a screenshot of
+//! each page (`VOCALS_UI_SCREENSHOTS=dir` keeps them, default `target/ui-screenshots`).
 
 mod browser;
 mod common;
@@ -17,7 +17,8 @@ use std::time::Duration;
 use axum::http::Method;
 
 use browser::{Browser, ENTER, ESCAPE};
-use common::{Caller, Server, header};
+use common::inprocess::InProcess;
+use common::{Caller, header};
 use standin::Twilio;
 
 /// The account the test caller's INVITEs name (X-Twilio-AccountSid).
@@ -59,7 +60,7 @@ fn the_dashboard_adds_assigns_shows_errors_and_removes_numbers_in_a_real_browser
     let first_sid = twilio.number(AC, FIRST);
     twilio.number(AC, SECOND);
     let before = twilio.get(&first_sid);
-    let server = Server::start(
+    let server = InProcess::start(
         "ui",
         &[
             ("VOCALS_TWILIO_API_URL", &twilio.base),
@@ -230,7 +231,7 @@ fn the_dashboard_shows_number_health_finds_numbers_among_a_thousand_and_repairs_
     }
     let target = "+14155551037";
     let target_sid = sids[37].clone();
-    let server = Server::start(
+    let server = InProcess::start(
         "ui-health",
         &[
             ("VOCALS_TWILIO_API_URL", &twilio.base),

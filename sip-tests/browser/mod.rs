@@ -166,8 +166,15 @@ impl Browser {
         self.call("POST", &self.s(&format!("/element/{id}/click")), Some(json!({})));
     }
 
-    /// Replaces a field's text by typing.
+    /// Replaces a field's text by typing, once the field can take it (shown and enabled, as [`Browser::click`]
+    /// waits for: a dialog's field is disabled while what it offers loads).
     pub fn fill(&self, css: &str, text: &str) {
+        self.wait(
+            &format!(
+                "{{const e = document.querySelector({css:?}); return !!e && !e.disabled && e.offsetParent !== null}}"
+            ),
+            css,
+        );
         let id = self.find(css);
         self.call("POST", &self.s(&format!("/element/{id}/clear")), Some(json!({})));
         self.call("POST", &self.s(&format!("/element/{id}/value")), Some(json!({"text": text})));

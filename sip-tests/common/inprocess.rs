@@ -40,6 +40,16 @@ impl InProcess {
 
     /// Serves the shared test configuration with `extra` appended (e.g. `[[agents]]` tables).
     pub fn start_with(name: &str, extra: &str, env: &[(&str, &str)]) -> InProcess {
+        InProcess::start_full(name, "127.0.0.1", extra, env)
+    }
+
+    /// Serves SIP on `host` (an IPv4 or bracketed IPv6 loopback address; the API stays on 127.0.0.1).
+    pub fn start_on(name: &str, host: &str, env: &[(&str, &str)]) -> InProcess {
+        InProcess::start_full(name, host, "", env)
+    }
+
+    /// Serves the shared test configuration with SIP on `host` and `extra` appended.
+    pub fn start_full(name: &str, host: &str, extra: &str, env: &[(&str, &str)]) -> InProcess {
         // What the binary does first: one TLS provider for the process (ring).
         let _ = rustls::crypto::ring::default_provider().install_default();
         let dir = std::env::temp_dir().join(format!("vocals-inproc-{}-{name}", std::process::id()));
@@ -47,8 +57,8 @@ impl InProcess {
         std::fs::create_dir_all(&dir).unwrap();
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         let (udp, tcp, admin) = runtime.block_on(async {
-            let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-            let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let udp = tokio::net::UdpSocket::bind(format!("{host}:0")).await.unwrap();
+            let tcp = tokio::net::TcpListener::bind(format!("{host}:0")).await.unwrap();
             let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             (udp, tcp, admin)
         });
@@ -56,8 +66,8 @@ impl InProcess {
         let ports = (port(udp.local_addr()), port(tcp.local_addr()), port(admin.local_addr()));
         // The file names the ports bound, so the `vocals` CLI pointed at it (`common::cli`) finds the API.
         let file = dir.join("vocals.toml");
-        std::fs::write(&file, config_text("127.0.0.1", ports.0, ports.1, ports.2, rtp_range(), extra)).unwrap();
-        let config = load(&file, &dir, env);
+        std::fs::write(&file, config_text(host, ports.0, ports.1, ports.2, rtp_range(), extra)).unwrap();
+        let mut config = load(&file, &dir, env);
         vocals::daemon::prepare_state(&config).unwrap();
         let tls = match (config.sip.listen_tls, &config.sip.tls) {
             (Some(addr), Some((cert, key))) => {
@@ -66,6 +76,10 @@ impl InProcess {
             }
             _ => None,
         };
+        // The port bound, for what vocals says of itself (its Contact over TLS), when port 0 was asked for.
+        if let Some((listener, _)) = &tls {
+            config.sip.listen_tls = Some(listener.local_addr().unwrap());
+        }
         let tls_port = tls.as_ref().map(|(l, _)| port(l.local_addr()));
         let listeners = Listeners { udp: Some(udp), tcp: Some(tcp), tls, admin: Some(admin) };
         runtime.spawn(async move {
@@ -73,7 +87,7 @@ impl InProcess {
                 eprintln!("the in-process vocals stopped: {e}");
             }
         });
-        let vocals = Vocals { udp: ports.0, tcp: ports.1, admin: ports.2, dir, host: "127.0.0.1".into() };
+        let vocals = Vocals { udp: ports.0, tcp: ports.1, admin: ports.2, dir, host: host.into() };
         let server = InProcess { vocals, tls: tls_port, runtime: Some(runtime) };
         // Served once the API answers (the store opened, the admin token written); a request sent earlier
         // waits in the listener's queue, so this is one request, not a poll.

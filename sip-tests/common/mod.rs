@@ -180,6 +180,41 @@ impl Vocals {
         (status, json.unwrap_or(serde_json::Value::Null))
     }
 
+    /// `/metrics` now, parsed: every series with its value.
+    pub fn metrics(&self) -> Metrics {
+        Metrics::parse(&self.http_get("/metrics"))
+    }
+
+    /// Every call record this server has (up to 500, newest first).
+    pub fn calls(&self) -> Vec<serde_json::Value> {
+        let (status, body) = self.api("GET", "/v1/calls?limit=500", None);
+        assert_eq!(status, 200, "GET /v1/calls: {body}");
+        body["calls"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// The record of the call with this SIP Call-ID once its media has ended (its `stats` written: `{}` until
+    /// then), waiting up to 5 s for it.
+    pub fn call_stats(&self, call_id: &str) -> serde_json::Value {
+        self.call_when(call_id, "stats", |c| !c["stats"]["rtp"].is_null())
+    }
+
+    /// The record of the call with this SIP Call-ID once it has ended, waiting up to 5 s for it.
+    pub fn ended_call(&self, call_id: &str) -> serde_json::Value {
+        self.call_when(call_id, "an end", |c| !c["end_at"].is_null())
+    }
+
+    fn call_when(&self, call_id: &str, what: &str, ready: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let calls = self.calls();
+            match calls.iter().find(|c| c["sip_call_id"] == call_id && ready(c)) {
+                Some(call) => return call.clone(),
+                None if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+                None => panic!("no call record with {what} for Call-ID {call_id}: {calls:#?}"),
+            }
+        }
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
     }
@@ -198,6 +233,34 @@ pub fn free_udp_port() -> u16 {
 
 pub fn free_tcp_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A `/metrics` scrape: each series (`name{labels}`) with its value. In-process servers share the test
+/// process's recorder, so a test that counts compares two scrapes ([`Metrics::delta`]) taken while nothing else
+/// in its test binary runs (its tests take turns).
+#[derive(Clone, Debug, Default)]
+pub struct Metrics(pub std::collections::BTreeMap<String, f64>);
+
+impl Metrics {
+    pub fn parse(text: &str) -> Metrics {
+        let series = text
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.rsplit_once(' '))
+            .filter_map(|(series, value)| Some((series.to_string(), value.parse().ok()?)))
+            .collect();
+        Metrics(series)
+    }
+
+    /// A series' value; 0 when it is not there (not recorded yet).
+    pub fn get(&self, series: &str) -> f64 {
+        self.0.get(series).copied().unwrap_or(0.0)
+    }
+
+    /// How much a series grew since `before`.
+    pub fn delta(&self, before: &Metrics, series: &str) -> f64 {
+        self.get(series) - before.get(series)
+    }
 }
 
 /// A minimal SIP UAC over UDP: enough to place, confirm and end one call.
@@ -356,8 +419,7 @@ pub fn sipp(server: &Vocals, via: Via, file: &str, service: &str, calls: u32, ex
         .args(["-sf"])
         .arg(scenario(file))
         .args(["-s", service, "-t", transport, "-i", server.host.trim_matches(['[', ']']), "-m", &calls.to_string()])
-        // A local port of its own, so concurrent runs never hear each other.
-        .args(["-p", &free_udp_port().to_string()])
+        // No -p: SIPp binds a port the system picks, so concurrent runs never hear each other.
         .args(["-timeout", "60", "-timeout_error", "-nostdin", "-trace_err", "-trace_stat", "-fd", "1"])
         .args(extra)
         .arg(format!("{}:{port}", server.host))
