@@ -587,6 +587,10 @@ impl Calls {
             EndReason::Rejected(s) => (ending.unwrap_or_else(|| "refused".into()), s.as_u16()),
             EndReason::AckTimeout => ("no ACK came for the 200 OK: vocals hung up".to_string(), 200),
             EndReason::ResponseTimeout => ("the final response could not be delivered".to_string(), 408),
+            // Outbound calls (issue 22), which this call layer does not place yet: a placeholder for the build.
+            EndReason::Failed { status, phrase } => (format!("the callee refused: {phrase}"), status.as_u16()),
+            EndReason::NoResponse => ("no response to the INVITE".to_string(), 408),
+            EndReason::NotDialed { why } => (format!("not dialed: {why}"), 503),
         };
         self.write(CallWrite::Ended { id: c.info.id.clone(), at: now_rfc3339(), reason, sip_status: status });
     }

@@ -1,12 +1,13 @@
-//! RFC 3261 §12 dialogs, UAS side: created from an INVITE and our 2xx (§12.1.1), identified by Call-ID and
-//! both tags, carrying the route set from Record-Route and the remote target from Contact. Builds our
+//! RFC 3261 §12 dialogs: as UAS created from an INVITE and our 2xx (§12.1.1), as UAC from our INVITE and its
+//! 2xx (§12.1.2); identified by Call-ID and both tags, carrying the route set from Record-Route and the remote
+//! target from Contact. Builds the ACK for a 2xx (§13.2.2.4). Builds our
 //! in-dialog requests (§12.2.1.1, loose and strict routing) and checks the peer's (§12.2.2). Sans-IO: tags,
 //! branches and the first CSeq come from the caller; nothing here is random or touches a socket.
 
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::sip::message::typed::{CSeq, Contact, NameAddr, Via};
-use crate::sip::message::{HeaderName, Headers, Method, ParseError, Request, Uri};
+use crate::sip::message::{HeaderName, Headers, Method, ParseError, Request, Response, Uri};
 
 /// Call-ID, local tag, remote tag (§12).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -37,7 +38,7 @@ pub enum DialogError {
     Parse(#[from] ParseError),
 }
 
-/// A confirmed or early dialog, as the UAS of an INVITE.
+/// A confirmed or early dialog, as the UAS or the UAC of an INVITE.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Dialog {
     pub id: DialogId,
@@ -82,6 +83,53 @@ impl Dialog {
             local_cseq: first_cseq.saturating_sub(1),
             remote_cseq: h.cseq()?.seq,
         })
+    }
+
+    /// The dialog our INVITE and its 2xx create (§12.1.2): the route set is the 2xx's Record-Route in reverse,
+    /// the remote target its Contact (the INVITE's Request-URI when it has none: lenient, a 2xx must carry one),
+    /// our tag the From tag, the peer's the To tag; our CSeq continues from the INVITE's. No remote CSeq yet:
+    /// the peer's first request sets it.
+    pub fn uac(invite: &Request, response: &Response) -> Result<Dialog, ParseError> {
+        let (q, r) = (&invite.headers, &response.headers);
+        let local_tag = q.from()?.tag().cloned().unwrap_or_default();
+        let remote_tag = r.to()?.tag().cloned().unwrap_or_default();
+        let remote_target = match r.contacts().next() {
+            Some(Ok(Contact::Addr(addr))) => addr.uri,
+            Some(Ok(Contact::Star)) => return Err(bad("Contact", "'*' is not a target")),
+            Some(Err(e)) => return Err(e),
+            None => invite.uri.clone(),
+        };
+        for rr in r.record_routes() {
+            rr?;
+        }
+        let mut route_set: Vec<Bytes> = r.get_all(&HeaderName::RecordRoute).map(Bytes::copy_from_slice).collect();
+        route_set.reverse();
+        Ok(Dialog {
+            id: DialogId { call_id: Bytes::copy_from_slice(&q.call_id()?.0), local_tag, remote_tag },
+            local: Bytes::copy_from_slice(q.get(&HeaderName::From).ok_or(ParseError::MissingHeader("From"))?),
+            remote: Bytes::copy_from_slice(r.get(&HeaderName::To).ok_or(ParseError::MissingHeader("To"))?),
+            remote_target,
+            route_set,
+            local_cseq: q.cseq()?.seq,
+            remote_cseq: 0,
+        })
+    }
+
+    /// The ACK for the 2xx to our INVITE whose CSeq number was `invite_cseq` (§13.2.2.4): a request of the
+    /// dialog with that CSeq number (not a new one), routed like any other; `via` carries a new branch.
+    pub fn ack(&self, invite_cseq: u32, via: &Via) -> Request {
+        let (uri, routes) = self.routing();
+        let mut headers = Headers::new();
+        headers.push(HeaderName::Via, via.to_bytes());
+        headers.push(HeaderName::MaxForwards, Bytes::from_static(b"70"));
+        headers.push(HeaderName::From, self.local.clone());
+        headers.push(HeaderName::To, self.remote.clone());
+        headers.push(HeaderName::CallId, self.id.call_id.clone());
+        headers.push(HeaderName::CSeq, CSeq { seq: invite_cseq, method: Method::Ack }.to_bytes());
+        for route in routes {
+            headers.push(HeaderName::Route, route);
+        }
+        Request { method: Method::Ack, uri, headers, body: Bytes::new() }
     }
 
     pub fn remote_target(&self) -> &Uri {
@@ -267,5 +315,69 @@ mod tests {
         assert_eq!(Dialog::uas(&request(no_contact.as_bytes()), "t", 1), Err(ParseError::MissingHeader("Contact")));
         let star = text.replace("Contact: <sip:+12125550100@172.25.90.229:5060;transport=udp>", "Contact: *");
         assert!(Dialog::uas(&request(star.as_bytes()), "t", 1).is_err());
+    }
+
+    const OUR_INVITE: &str = "INVITE sip:+14155550123@example.pstn.twilio.com SIP/2.0\r\n\
+        Via: SIP/2.0/UDP 203.0.113.10:5060;branch=z9hG4bKvc1;rport\r\nMax-Forwards: 70\r\n\
+        From: <sip:+12125550100@203.0.113.10>;tag=vcf1\r\nTo: <sip:+14155550123@example.pstn.twilio.com>\r\n\
+        Call-ID: out1@203.0.113.10\r\nCSeq: 20 INVITE\r\nContact: <sip:203.0.113.10:5060;transport=udp>\r\n\
+        Content-Length: 0\r\n\r\n";
+
+    fn ok_for(invite: &Request, extra: &str) -> Response {
+        let mut res = Response::to_request(invite, crate::sip::message::StatusCode::OK, Some("far9"));
+        for line in extra.split("\r\n").filter(|l| !l.is_empty()) {
+            let (name, value) = line.split_once(": ").unwrap();
+            res.headers.push(HeaderName::new(name), value.to_string());
+        }
+        Message::parse(res.to_bytes()).unwrap().as_response().unwrap().clone()
+    }
+
+    #[test]
+    fn a_uac_dialog_reverses_the_record_route_and_targets_the_2xx_contact() {
+        let invite = request(OUR_INVITE.as_bytes());
+        let ok = ok_for(
+            &invite,
+            "Record-Route: <sip:54.172.60.2;lr>, <sip:54.172.60.1;lr>\r\nContact: <sip:+14155550123@198.51.100.7:5080>",
+        );
+        let mut d = Dialog::uac(&invite, &ok).unwrap();
+        assert_eq!(d.id.call_id, "out1@203.0.113.10");
+        assert_eq!((d.id.local_tag.as_ref(), d.id.remote_tag.as_ref()), (&b"vcf1"[..], &b"far9"[..]));
+        assert_eq!(
+            d.route_set(),
+            [Bytes::from_static(b"<sip:54.172.60.1;lr>"), Bytes::from_static(b"<sip:54.172.60.2;lr>")]
+        );
+        assert_eq!(d.remote_target().to_string(), "sip:+14155550123@198.51.100.7:5080");
+        let ack = d.ack(20, &our_via());
+        assert_eq!(ack.uri.to_string(), "sip:+14155550123@198.51.100.7:5080");
+        assert_eq!(ack.headers.cseq().unwrap(), CSeq { seq: 20, method: Method::Ack }, "the INVITE's number");
+        let routes: Vec<_> = ack.headers.get_all(&HeaderName::Route).collect();
+        assert_eq!(routes, [&b"<sip:54.172.60.1;lr>"[..], b"<sip:54.172.60.2;lr>"]);
+        assert_eq!(ack.headers.to().unwrap().tag().unwrap(), "far9");
+        assert_eq!(ack.headers.from().unwrap().tag().unwrap(), "vcf1");
+        let bye = d.request(Method::Bye, &our_via());
+        assert_eq!(bye.headers.cseq().unwrap().seq, 21, "our CSeq continues from the INVITE's");
+        // The peer's requests: any CSeq to start with, then never backwards.
+        let theirs = |cseq: u32| {
+            request(
+                format!(
+                    "BYE sip:x@203.0.113.10 SIP/2.0\r\nVia: SIP/2.0/UDP 54.172.60.1;branch=z9hG4bKb{cseq}\r\n\
+                     From: <sip:a@b>;tag=far9\r\nTo: <sip:c@d>;tag=vcf1\r\nCall-ID: out1@203.0.113.10\r\n\
+                     CSeq: {cseq} BYE\r\nContent-Length: 0\r\n\r\n"
+                )
+                .as_bytes(),
+            )
+        };
+        assert_eq!(DialogId::of_request(&theirs(5)).unwrap(), Some(d.id.clone()));
+        assert_eq!(d.on_request(&theirs(5)), Ok(()));
+        assert!(d.on_request(&theirs(4)).is_err());
+    }
+
+    #[test]
+    fn a_uac_dialog_without_a_contact_targets_the_request_uri() {
+        let invite = request(OUR_INVITE.as_bytes());
+        let d = Dialog::uac(&invite, &ok_for(&invite, "")).unwrap();
+        assert_eq!(d.remote_target(), &invite.uri);
+        assert!(d.route_set().is_empty());
+        assert_eq!(d.next_hop(), invite.uri);
     }
 }

@@ -38,6 +38,16 @@ impl IdGen {
         (self.next() % (1 << 30)) as u32 + 1
     }
 
+    /// The local part of a Call-ID (§8.1.1.4): 128 bits.
+    pub fn call_id(&mut self) -> String {
+        format!("vc{:016x}{:016x}", self.next(), self.next())
+    }
+
+    /// A client nonce for digest authentication (RFC 7616 §3.4): 64 bits.
+    pub fn cnonce(&mut self) -> String {
+        format!("{:016x}", self.next())
+    }
+
     pub fn call(&mut self) -> CallRef {
         self.counter += 1;
         CallRef(self.counter)

@@ -1,5 +1,6 @@
-//! The SIP endpoint, sans-IO: one UAS that turns received bytes into transactions, dialogs and call events, and the
-//! call layer's decisions (ring, answer, reject, hang up, transfer) into messages on the wire. It owns every
+//! The SIP endpoint, sans-IO: a UAS that turns received bytes into transactions, dialogs and call events, and the
+//! call layer's decisions (ring, answer, reject, hang up, transfer) into messages on the wire (`uas.rs`); and a UAC
+//! that places outbound calls (`dial`, `cancel`: RFC 3261 §8.1, §9.1, §13.2, §22; `uac.rs`). It owns every
 //! transaction and dialog table (bounded, sizes observable); it never touches sockets, clocks or randomness: the driver
 //! feeds `handle(now, ...)`, drains `poll_output()` and sleeps until `poll_timeout()`.
 //!
@@ -11,6 +12,7 @@
 
 mod ids;
 mod shards;
+mod uac;
 mod uas;
 
 use std::cmp::{Ordering, Reverse};
@@ -28,9 +30,12 @@ use crate::sip::ratelimit::{RateConfig, RateLimiter};
 use crate::sip::transaction::{ClientNonInvite, Machine, ServerInvite, ServerNonInvite, Timers, TransactionKey};
 use crate::sip::transport;
 
+pub use crate::sip::auth::Credentials;
 pub use crate::sip::transport::{Peer, Transport};
 pub use ids::IdGen;
 use shards::ShardedMap;
+pub use uac::Dial;
+use uac::{InviteClientTx, Outbound};
 
 /// The endpoint's settings, parsed and valid: the configuration's `[sip]` makes them (`config::SipConfig::endpoint`,
 /// with the limits below), so their defaults are its.
@@ -100,6 +105,11 @@ pub enum Event {
     /// A NOTIFY about our REFER: the status line of its `message/sipfrag` body, and whether the subscription
     /// is over (`Subscription-State: terminated`).
     ReferNotify { call: CallRef, status: u16, done: bool },
+    /// Our outbound INVITE got a provisional response other than 100 (180, 183 ...); `sdp` is its body when it
+    /// has one (early media).
+    Progress { call: CallRef, status: StatusCode, sdp: Option<Bytes> },
+    /// Our outbound INVITE got its first 2xx: the dialog is made and the ACK sent; `sdp` is the answer.
+    Answered { call: CallRef, sdp: Option<Bytes> },
     /// DTMF signalled by SIP INFO (`application/dtmf-relay`).
     Dtmf { call: CallRef, digit: char, duration_ms: Option<u32> },
     /// A datagram or request that was not processed, and why (for counters and logs).
@@ -109,7 +119,8 @@ pub enum Event {
 /// Why a call ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum EndReason {
-    /// The caller cancelled before the answer (CANCEL, then 487).
+    /// The caller cancelled before the answer (CANCEL, then 487); for an outbound call, our `cancel` (or
+    /// `hangup`) before the answer.
     Cancelled,
     /// The caller hung up (BYE), with its Reason header if any.
     RemoteBye { reason: Option<String> },
@@ -121,6 +132,13 @@ pub enum EndReason {
     AckTimeout,
     /// A final response to the INVITE could not be delivered (Timer H).
     ResponseTimeout,
+    /// Our outbound INVITE got this 300–699 final response (after the one retry with credentials for a
+    /// 401/407), with its reason phrase.
+    Failed { status: StatusCode, phrase: String },
+    /// Our outbound INVITE got no response in time (Timer B) or could not be sent.
+    NoResponse,
+    /// The outbound call was never sent: why (draining, too many calls, a Dial that cannot be written).
+    NotDialed { why: &'static str },
 }
 
 /// Why something was not processed.
@@ -173,6 +191,8 @@ pub struct Endpoint {
     invites: ShardedMap<TransactionKey, InviteTx>,
     non_invites: ShardedMap<TransactionKey, NonInviteTx>,
     clients: HashMap<TransactionKey, ClientTx>,
+    /// Our INVITEs' client transactions.
+    client_invites: HashMap<TransactionKey, InviteClientTx>,
     dialogs: HashMap<DialogId, CallRef>,
     calls: HashMap<CallRef, Call>,
     draining: bool,
@@ -195,6 +215,7 @@ enum Table {
     Invite,
     NonInvite,
     Client,
+    ClientInvite,
 }
 
 /// A transaction's deadline as the timer heap holds it.
@@ -242,7 +263,7 @@ struct NonInviteTx {
     bytes: usize,
 }
 
-/// A client transaction (our BYE) and the call it belongs to.
+/// A non-INVITE client transaction (our BYE, REFER, CANCEL) and the call it belongs to.
 struct ClientTx {
     tx: ClientNonInvite,
     peer: Peer,
@@ -261,6 +282,9 @@ struct Call {
     dialog: Option<Dialog>,
     /// The pending re-INVITE's transaction key, while the call layer prepares its answer.
     reinvite: Option<(TransactionKey, Request)>,
+    /// An outbound call's UAC state: `invite` is then ours, `invite_key` its client transaction, `peer` the
+    /// dial's next hop and `to_tag` our From tag.
+    outbound: Option<Box<Outbound>>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -281,6 +305,7 @@ impl Endpoint {
             invites: ShardedMap::new(),
             non_invites: ShardedMap::new(),
             clients: HashMap::new(),
+            client_invites: HashMap::new(),
             dialogs: HashMap::new(),
             calls: HashMap::new(),
             draining: false,
@@ -313,7 +338,7 @@ impl Endpoint {
         Sizes {
             server_transactions: self.invites.len() + self.non_invites.len(),
             retained_bytes: self.retained,
-            client_transactions: self.clients.len(),
+            client_transactions: self.clients.len() + self.client_invites.len(),
             dialogs: self.dialogs.len(),
             calls: self.calls.len(),
         }
@@ -358,6 +383,13 @@ impl Endpoint {
                     let Some(t) = self.clients.get_mut(&key).filter(|t| ripe(t.tx.poll_timeout())) else { continue };
                     t.tx.handle_timeout(now);
                     self.drain_client(&key);
+                }
+                Table::ClientInvite => {
+                    let Some(t) = self.client_invites.get_mut(&key).filter(|t| ripe(t.tx.poll_timeout())) else {
+                        continue;
+                    };
+                    t.tx.handle_timeout(now);
+                    self.drain_client_invite(&key);
                 }
             }
         }
@@ -486,7 +518,7 @@ impl Endpoint {
             bye.headers.push(crate::sip::message::HeaderName::Reason, r.to_bytes());
         }
         c.phase = Phase::Ending;
-        let peer = transport::request_destination(&dialog.next_hop(), c.peer);
+        let peer = dialog_destination(dialog, c.outbound.is_some(), c.peer);
         let key = TransactionKey::Client { branch: Bytes::from(branch), method: crate::sip::message::Method::Bye };
         let tx = ClientNonInvite::new(now, bye.to_bytes(), peer.transport.is_reliable(), self.config.timers);
         let method = crate::sip::message::Method::Bye;
@@ -513,7 +545,7 @@ impl Endpoint {
         let mut refer = dialog.request(Method::Refer, &via);
         refer.headers.push(HeaderName::ReferTo, ReferTo::new(uri).to_bytes());
         refer.headers.push(HeaderName::Contact, transport::our_contact(self.config.public_host.as_deref(), &c.peer));
-        let peer = transport::request_destination(&dialog.next_hop(), c.peer);
+        let peer = dialog_destination(dialog, c.outbound.is_some(), c.peer);
         let key = TransactionKey::Client { branch: Bytes::from(branch), method: Method::Refer };
         let tx = ClientNonInvite::new(now, refer.to_bytes(), peer.transport.is_reliable(), self.config.timers);
         self.clients.insert(key.clone(), ClientTx { tx, peer, call: Some(call), method: Method::Refer });
@@ -521,5 +553,15 @@ impl Endpoint {
     }
 }
 
+/// Where a request in a call's dialog goes, given the call's `peer`: for an outbound call that peer, the dial's
+/// next hop (the proxy or trunk the INVITE went to); for an inbound one the dialog's next hop as the transport
+/// layer resolves it.
+fn dialog_destination(dialog: &Dialog, outbound: bool, peer: Peer) -> Peer {
+    if outbound { peer } else { transport::request_destination(&dialog.next_hop(), peer) }
+}
+
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod uac_tests;

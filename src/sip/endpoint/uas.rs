@@ -273,6 +273,7 @@ impl Endpoint {
                 phase: Phase::Early,
                 dialog: None,
                 reinvite: None,
+                outbound: None,
             },
         );
         self.drain_invite(now, &key);
@@ -389,6 +390,9 @@ impl Endpoint {
         let Ok(key) = TransactionKey::for_response(&res) else {
             return self.event(Event::Dropped { why: DropReason::StrayResponse, from: peer.addr });
         };
+        if self.client_invites.contains_key(&key) {
+            return self.on_invite_response(now, key, res);
+        }
         let Some(t) = self.clients.get_mut(&key) else {
             return self.event(Event::Dropped { why: DropReason::StrayResponse, from: peer.addr });
         };
@@ -411,7 +415,7 @@ impl Endpoint {
     pub fn answer(&mut self, now: Instant, call: CallRef, sdp: Bytes) {
         let first_cseq = self.ids.cseq();
         let Some(c) = self.calls.get_mut(&call) else { return };
-        if c.phase != Phase::Early {
+        if c.phase != Phase::Early || c.outbound.is_some() {
             return;
         }
         let Ok(dialog) = Dialog::uas(&c.invite, &c.to_tag, first_cseq) else { return };
@@ -435,7 +439,7 @@ impl Endpoint {
             self.respond_reinvite(now, call, status, None, phrase);
             return;
         }
-        if !self.calls.get(&call).is_some_and(|c| c.phase == Phase::Early) {
+        if !self.calls.get(&call).is_some_and(|c| c.phase == Phase::Early && c.outbound.is_none()) {
             return;
         }
         let extra: Vec<(HeaderName, String)> = extra.to_vec();
@@ -448,10 +452,12 @@ impl Endpoint {
         self.respond_reinvite(now, call, StatusCode::OK, Some(sdp), "");
     }
 
-    /// Ends the call from our side: BYE once answered (with a Reason, RFC 3326), 480 before.
+    /// Ends the call from our side: BYE once answered (with a Reason, RFC 3326), 480 before (for an outbound
+    /// call, [`Endpoint::cancel`] before).
     pub fn hangup(&mut self, now: Instant, call: CallRef, reason: Option<Reason>) {
-        let Some(phase) = self.calls.get(&call).map(|c| c.phase) else { return };
+        let Some((phase, outbound)) = self.calls.get(&call).map(|c| (c.phase, c.outbound.is_some())) else { return };
         match phase {
+            Phase::Early if outbound => self.cancel(now, call),
             Phase::Early => self.reject(now, call, StatusCode::TEMPORARILY_UNAVAILABLE, "Agent Hung Up", &[]),
             Phase::Answered | Phase::Confirmed => {
                 self.send_bye(now, call, reason);

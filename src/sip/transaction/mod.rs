@@ -1,10 +1,12 @@
-//! RFC 3261 §17 transactions, as updated by RFC 6026: the INVITE server, non-INVITE server and non-INVITE client state
-//! machines, and the key that matches requests to them (§17.2.3). Sans-IO: every method takes `now`, output is drained
-//! with `poll_output`, and `poll_timeout` says when to call `handle_timeout` next. Never touches sockets or clocks.
+//! RFC 3261 §17 transactions, as updated by RFC 6026: the INVITE client (§17.1.1, RFC 6026 §7.2), non-INVITE
+//! client (§17.1.2), INVITE server and non-INVITE server state machines, and the key that matches requests to
+//! them (§17.2.3). Sans-IO: every method takes `now`, output is drained with `poll_output`, and `poll_timeout`
+//! says when to call `handle_timeout` next. Never touches sockets or clocks.
 //!
 //! Not here: what a request is answered with ([`crate::sip::endpoint`]'s UAS rules), where the bytes go
-//! ([`crate::sip::transport`]). vocals places no calls: there is no INVITE client transaction.
+//! ([`crate::sip::transport`]).
 
+mod client_invite;
 mod client_non_invite;
 mod key;
 mod server_invite;
@@ -14,6 +16,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+pub use client_invite::{ClientInvite, ClientInviteState};
 pub use client_non_invite::{ClientNonInvite, ClientNonInviteState};
 pub use key::{Rfc2543Key, TransactionKey};
 pub use server_invite::{ServerInvite, ServerInviteState};
@@ -55,8 +58,8 @@ pub enum Output {
 /// What a transaction tells its user.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TransactionEvent {
-    /// No answer in time: Timer F (our request got no final response) or Timer H (our non-2xx final response got
-    /// no ACK).
+    /// No answer in time: Timer B or F (our request got no final response), the give-up after our CANCEL
+    /// (RFC 3261 §9.1), or Timer H (our non-2xx final response got no ACK).
     Timeout,
     /// Our 2xx to an INVITE was retransmitted for 64·T1 without an ACK (RFC 3261 §13.3.1.4): the session
     /// should be ended with a BYE.

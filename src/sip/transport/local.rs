@@ -40,7 +40,7 @@ pub fn our_via(public_host: Option<&str>, peer: &Peer, branch: &str) -> Via {
 
 /// The host vocals names itself by: the configured public host, else the listener's address (an IPv6 one in
 /// brackets, as a URI writes it).
-fn our_host(public_host: Option<&str>, peer: &Peer) -> String {
+pub fn our_host(public_host: Option<&str>, peer: &Peer) -> String {
     match public_host {
         Some(h) => h.to_string(),
         None => match peer.local.ip() {

@@ -22,7 +22,7 @@ use std::net::SocketAddr;
 use crate::sip::message::Framing;
 
 pub use connections::{ConnectionLimits, Connections, Route};
-pub use local::{our_contact, our_via};
+pub use local::{our_contact, our_host, our_via};
 pub use received::{StampedVia, stamp_received};
 pub use request::request_destination;
 pub use response::response_destination;
