@@ -5,8 +5,12 @@
 //! restore; any failure leaves the number in the store in `error` with Twilio's code and message, retryable.
 //! A reconcile compares Twilio with the store and flags drift. Never DELETE an IncomingPhoneNumber (that
 //! releases it from the account).
+//!
+//! Beside them, the Twilio-compatible pieces of outbound calls, sans IO: `twiml` (the `<Connect><Stream>` /
+//! `<Hangup/>` subset vocals runs).
 
 pub mod client;
+pub mod twiml;
 
 use std::sync::Arc;
 
