@@ -7,9 +7,10 @@
 //! releases it from the account).
 //!
 //! Beside them, the Twilio-compatible pieces of outbound calls, sans IO: `twiml` (the `<Connect><Stream>` /
-//! `<Hangup/>` subset vocals runs).
+//! `<Hangup/>` subset vocals runs) and `signature` (`X-Twilio-Signature`, HMAC-SHA1).
 
 pub mod client;
+pub mod signature;
 pub mod twiml;
 
 use std::sync::Arc;
