@@ -7,8 +7,10 @@
 //! releases it from the account).
 //!
 //! Beside them, the Twilio-compatible pieces of outbound calls, sans IO: `twiml` (the `<Connect><Stream>` /
-//! `<Hangup/>` subset vocals runs) and `signature` (`X-Twilio-Signature`, HMAC-SHA1).
+//! `<Hangup/>` subset vocals runs), `signature` (`X-Twilio-Signature`, HMAC-SHA1) and `calls` (the Create Call
+//! request, the Call resource, the status callbacks' parameters).
 
+pub mod calls;
 pub mod client;
 pub mod signature;
 pub mod twiml;
