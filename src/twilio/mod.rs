@@ -4,8 +4,15 @@
 //! voice settings are snapshotted before anything changes and kept until Twilio confirms the restore; any failure
 //! leaves the number in the store in `error` with Twilio's code and message, retryable. A reconcile compares Twilio
 //! with the store and flags drift. Never DELETE an IncomingPhoneNumber (that releases it from the account).
+//!
+//! Beside them, the Twilio-compatible pieces of outbound calls, sans IO: `twiml` (the `<Connect><Stream>` /
+//! `<Hangup/>` subset vocals runs), `signature` (`X-Twilio-Signature`, HMAC-SHA1) and `calls` (the Create Call
+//! request, the Call resource, the status callbacks' parameters).
 
+pub mod calls;
 pub mod client;
+pub mod signature;
+pub mod twiml;
 
 use std::sync::Arc;
 
