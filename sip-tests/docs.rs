@@ -13,7 +13,7 @@ use vocals::config::KEYS;
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
 /// Tables a config file may have besides `KEYS`' sections: the entries `config/file.rs` reads.
-const ENTRY_TABLES: &[&str] = &["[[numbers]]", "[[agents]]", "[agents.parameters]", "[agents.transfer]"];
+const ENTRY_TABLES: &[&str] = &["[[numbers]]", "[[agents]]", "[agents.parameters]", "[agents.transfer]", "[[trunks]]"];
 
 /// Code-block languages whose lines are shell commands.
 const SHELL: &[&str] = &["", "sh", "bash", "shell", "console"];

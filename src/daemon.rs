@@ -228,7 +228,15 @@ async fn serve_with(
     let token = admin_token(&config)?;
     let sip_port = listeners.udp.as_ref().map(|s| s.local_addr()).transpose()?.map(|a| a.port());
     let tls_port = listeners.tls.as_ref().and_then(|t| t.0.local_addr().ok()).map(|a| a.port());
-    let twilio = provisioner(&config, store.clone(), media_ip, sip_port, tls_port);
+    // The one HTTP client of the process: Twilio's APIs, status callbacks, TwiML fetches.
+    let client = match Twilio::new(config.twilio.endpoints.clone(), config.twilio.timeout) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            tracing::error!(error = %e, "no HTTP client: Twilio linking, status callbacks and TwiML fetches are off");
+            None
+        }
+    };
+    let twilio = client.clone().and_then(|c| provisioner(c, &config, store.clone(), media_ip, sip_port, tls_port));
     let reconcile = match (&twilio, config.twilio.reconcile_interval) {
         (Some(p), Some(every)) => Some(spawn_reconcile(p.clone(), every)),
         _ => None,
@@ -249,6 +257,17 @@ async fn serve_with(
         node: config.node.clone(),
         records: Some(records),
         transfer: config.transfer.clone(),
+        outbound: config.outbound.clone(),
+        trunks: Arc::new(config.trunks.clone()),
+        sip_local: listeners.udp.as_ref().and_then(|s| s.local_addr().ok()),
+    });
+    let callbacks = client.as_ref().map(|c| crate::io::callbacks::spawn(c.http().clone()));
+    let outbound = client.as_ref().map(|c| {
+        Arc::new(crate::admin::placing::Outbound {
+            settings: config.outbound.clone(),
+            trunks: Arc::new(config.trunks.clone()),
+            http: c.http().clone(),
+        })
     });
     let udp = listeners.udp.as_ref().map(|s| s.local_addr()).transpose()?;
     let tcp = listeners.tcp.as_ref().map(|s| s.local_addr()).transpose()?;
@@ -297,6 +316,7 @@ async fn serve_with(
                 catalog: Some(catalog.clone()),
                 token: Some(token),
                 twilio,
+                outbound,
                 draining: draining.clone(),
                 ..AppState::default()
             };
@@ -314,6 +334,7 @@ async fn serve_with(
         endpoint,
         calls,
         media: Box::new(media),
+        callbacks,
         listeners: sip,
         tcp_limits,
         media_events: media_rx,
@@ -518,19 +539,13 @@ pub fn fallback_rule(default: &DefaultAgent) -> String {
 
 /// The Twilio linking flows over one shared client; `None` (logged) when the client cannot be built.
 fn provisioner(
+    client: Twilio,
     config: &Config,
     store: Arc<Store>,
     media_ip: IpAddr,
     sip_port: Option<u16>,
     tls_port: Option<u16>,
 ) -> Option<Arc<Provisioner>> {
-    let client = match Twilio::new(config.twilio.endpoints.clone(), config.twilio.timeout) {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!(error = %e, "Twilio linking is off: no HTTP client");
-            return None;
-        }
-    };
     let mut sip_urls = config.twilio.origination_uris.clone();
     if sip_urls.is_empty() {
         let host = config.sip.public_host.clone().unwrap_or_else(|| match media_ip {

@@ -20,6 +20,10 @@ pub const AGENT_UPLINK_DROPPED: &str = "vocals_agent_uplink_dropped_total";
 /// Agents' transfer requests: `result` = refer (a REFER was sent), or refused (by the transfer policy, before
 /// any REFER) with its `reason`.
 pub const TRANSFERS: &str = "vocals_transfers_total";
+/// Status callbacks of outbound calls, by result (`sent`, `failed`, `dropped`).
+pub const CALLBACKS: &str = "vocals_status_callbacks_total";
+/// Outbound calls, by final Twilio status.
+pub const OUTBOUND_CALLS: &str = "vocals_outbound_calls_total";
 /// RTP arrival -> frame handed to the agent (the jitter buffer's hold).
 pub const JITTER_HANDOFF: &str = "vocals_jitter_handoff_seconds";
 /// RTP packets, `direction` = in | out.

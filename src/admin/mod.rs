@@ -7,6 +7,7 @@
 
 pub mod health;
 pub mod openapi;
+pub mod placing;
 pub mod twilio;
 pub mod ui;
 pub mod v1;
@@ -36,6 +37,13 @@ pub enum CallCommand {
     Hangup { request: HangupRequest, reply: oneshot::Sender<HangupOutcome> },
     /// The admin API's hang-up, by vocals call id or CallSid; `false`: no such call in progress here.
     End { id: String, reply: oneshot::Sender<bool> },
+    /// Place a call: queued behind its trunk's pace, or refused.
+    Dial {
+        request: Box<crate::call::DialRequest>,
+        reply: oneshot::Sender<Result<crate::twilio::calls::CallView, crate::call::outbound::Refusal>>,
+    },
+    /// An outbound call's status (live, queued or recently ended).
+    View { sid: String, reply: oneshot::Sender<Option<crate::twilio::calls::CallView>> },
 }
 
 /// What every handler shares.
@@ -55,6 +63,8 @@ pub struct AppState {
     /// Failed REST hang-ups per source address in the current minute (guessing a CallSid and its
     /// credentials is slowed down to [`HANGUP_FAILURES`] tries a minute).
     pub hangup_failures: Arc<std::sync::Mutex<HashMap<std::net::IpAddr, (u32, std::time::Instant)>>>,
+    /// Placing calls (`None`: the Calls.json create answers 503).
+    pub outbound: Option<Arc<placing::Outbound>>,
     /// The TLS client configuration agent checks use for `wss://` URLs, built at the first.
     pub agent_tls: Arc<std::sync::OnceLock<Option<Arc<rustls::ClientConfig>>>>,
 }
@@ -75,7 +85,8 @@ pub fn app(state: AppState) -> Router {
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), v1::require_token))
         .route("/v1/openapi.json", get(|| async { Json(openapi::document()) }));
     Router::new()
-        .route("/2010-04-01/Accounts/{account}/Calls/{call}", post(update_call))
+        .route("/2010-04-01/Accounts/{account}/Calls.json", post(placing::create_call))
+        .route("/2010-04-01/Accounts/{account}/Calls/{call}", post(update_call).get(placing::get_call))
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))

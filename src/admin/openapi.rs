@@ -88,6 +88,14 @@ pub const OPERATIONS: &[Operation] = &[
         200,
         Some("CallList"),
     ),
+    op(
+        "post",
+        "/v1/calls",
+        "Place a call from a number of a trunk's account; the agent answers once the callee picks up",
+        Some("Dial"),
+        201,
+        Some("Placed"),
+    ),
     op("get", "/v1/calls/{id}", "Get a call with its stats (vocals id or CallSid)", None, 200, Some("Call")),
     op("post", "/v1/calls/{id}/hangup", "End a call in progress on this node", None, 202, None),
     op(
@@ -245,6 +253,19 @@ fn components() -> Value {
                 "srtp": {"enum": ["off", "allowed", "required", null],
                     "description": "SRTP policy for the number's calls; null or absent: the server's media.srtp"}
             }
+        },
+        "Dial": {
+            "type": "object",
+            "required": ["agent_id", "to", "from"],
+            "properties": {
+                "agent_id": string,
+                "to": {"type": "string", "pattern": "^\\+[1-9][0-9]{1,14}$"},
+                "from": {"type": "string", "pattern": "^\\+[1-9][0-9]{1,14}$"}
+            }
+        },
+        "Placed": {
+            "type": "object",
+            "properties": {"sid": string, "to": string, "from": string, "status": string, "direction": string}
         },
         "TwilioLink": {
             "type": "object",

@@ -61,7 +61,7 @@ impl ApiError {
         ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
     }
 
-    fn unavailable(message: impl Into<String>) -> ApiError {
+    pub fn unavailable(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
     }
 }
@@ -171,7 +171,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/v1/agents/{id}/check", post(recheck_agent))
         .route("/v1/numbers", post(add_number).get(list_numbers))
         .route("/v1/numbers/{number}", get(get_number).patch(update_number).delete(delete_number))
-        .route("/v1/calls", get(list_calls))
+        .route("/v1/calls", get(list_calls).post(super::placing::dial))
         .route("/v1/calls/{id}", get(get_call))
         .route("/v1/calls/{id}/hangup", post(hangup_call))
 }

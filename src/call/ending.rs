@@ -62,8 +62,12 @@ pub enum Hangup {
     Transferred,
     /// We offered in the 200 and the ACK brought no usable answer.
     NoAnswer(String),
-    /// The agent could not be reached while the call rang.
+    /// The agent could not be reached while the call rang (or, for a call vocals placed, once answered).
     AgentUnavailable(String),
+    /// A call vocals placed whose TwiML was `<Hangup/>`, hung up once answered.
+    Twiml,
+    /// The call's media could not be set up (its RTP port could not be bound), and why.
+    NoMedia(String),
     /// The media or the agent asked.
     Media(Ending),
 }
@@ -74,9 +78,10 @@ impl Hangup {
         match self {
             Hangup::Rest => "the agent ended the call (REST)".into(),
             Hangup::Admin => "an admin ended the call".into(),
-            Hangup::Shutdown(why) | Hangup::NoAnswer(why) => why.clone(),
+            Hangup::Shutdown(why) | Hangup::NoAnswer(why) | Hangup::NoMedia(why) => why.clone(),
             Hangup::MaxDuration => "maximum call duration reached".into(),
             Hangup::Transferred => "call transferred".into(),
+            Hangup::Twiml => "hung up by its TwiML (<Hangup/>)".into(),
             Hangup::AgentUnavailable(why) => format!("agent unavailable: {why}"),
             Hangup::Media(e) => e.text(),
         }
@@ -93,10 +98,11 @@ impl Hangup {
     /// The BYE's Reason once the call is answered.
     pub(super) fn reason(&self) -> Reason {
         match self {
-            Hangup::Rest | Hangup::Admin | Hangup::MaxDuration | Hangup::Transferred => {
+            Hangup::Rest | Hangup::Admin | Hangup::MaxDuration | Hangup::Transferred | Hangup::Twiml => {
                 Reason::new("SIP", 200, &self.text())
             }
             Hangup::Shutdown(why) => Reason::new("SIP", 503, why),
+            Hangup::NoMedia(_) => Reason::new("SIP", 503, "no RTP port available"),
             Hangup::NoAnswer(why) => Reason::new("SIP", 488, why),
             Hangup::AgentUnavailable(_) => Reason::new("SIP", 503, "the agent is unavailable"),
             Hangup::Media(e) => e.reason(),
@@ -117,9 +123,12 @@ impl Hangup {
                 let reason = String::from_utf8_lossy(&self.reason().to_bytes()).into_owned();
                 (StatusCode::SERVICE_UNAVAILABLE, "Agent Unavailable", vec![retry(), (HeaderName::Reason, reason)])
             }
-            Hangup::MaxDuration | Hangup::Transferred | Hangup::NoAnswer(_) | Hangup::Media(_) => {
-                (StatusCode::TEMPORARILY_UNAVAILABLE, "Agent Hung Up", vec![])
-            }
+            Hangup::MaxDuration
+            | Hangup::Transferred
+            | Hangup::NoAnswer(_)
+            | Hangup::NoMedia(_)
+            | Hangup::Twiml
+            | Hangup::Media(_) => (StatusCode::TEMPORARILY_UNAVAILABLE, "Agent Hung Up", vec![]),
         }
     }
 }

@@ -7,12 +7,14 @@ use std::io;
 
 use bytes::Bytes;
 
-use super::{CallInfo, Calls, Ending, HangupOutcome, HangupRequest, Readiness};
+use super::outbound::Refusal;
+use super::{CallInfo, Callback, Calls, DialRequest, Ending, HangupOutcome, HangupRequest, Readiness};
 use crate::agent::transfer::TransferStatus;
 use crate::media::session::Stream;
-use crate::sip::endpoint::{CallRef, Endpoint, Event};
+use crate::sip::endpoint::{CallRef, Dial, Endpoint, Event};
 use crate::sip::message::typed::Reason;
 use crate::sip::message::{HeaderName, StatusCode};
+use crate::twilio::calls::CallView;
 
 /// An event for the call layer.
 #[derive(Debug)]
@@ -28,6 +30,8 @@ pub enum Input<'a> {
     Admin(AdminInput),
     /// A deadline the call layer asked for ([`Calls::poll_timeout`]) came.
     Timer,
+    /// The endpoint took the call layer's last [`SipCommand::Dial`] under this call.
+    Dialed(CallRef),
 }
 
 /// What the media plane reports about a call.
@@ -53,7 +57,7 @@ pub enum AgentInput {
 }
 
 /// What an admin, the REST API or the drain asks.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub enum AdminInput {
     /// The Twilio-compatible REST hang-up.
     Rest(HangupRequest),
@@ -61,6 +65,10 @@ pub enum AdminInput {
     End(String),
     /// Every call, for this reason (the drain timeout passed).
     EndAll(String),
+    /// Place a call (the Twilio-compatible `Calls.json` or the admin API).
+    Dial(Box<DialRequest>),
+    /// An outbound call's status, by CallSid.
+    View(String),
 }
 
 /// The call layer's answer to an input: only admin inputs have one.
@@ -70,6 +78,9 @@ pub enum Reply {
     Rest(HangupOutcome),
     /// Whether the call asked for was found.
     Ended(bool),
+    /// The call placed (queued), or why not.
+    Dial(Result<CallView, Refusal>),
+    View(Option<CallView>),
 }
 
 /// What the call layer asks of the endpoint or the media plane.
@@ -77,11 +88,17 @@ pub enum Reply {
 pub enum Command {
     Sip(SipCommand),
     Media(MediaCommand),
+    /// A status callback to post (a call vocals placed).
+    Callback(Callback),
 }
 
 /// What the call layer asks of the SIP endpoint.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub enum SipCommand {
+    /// Send an INVITE (a call vocals places); the endpoint's name for it comes back as [`Input::Dialed`].
+    Dial(Box<Dial>),
+    /// Withdraw a call not answered yet (CANCEL).
+    Cancel(CallRef),
     /// 180 Ringing.
     Ring(CallRef),
     /// 200 OK with our SDP.
@@ -97,8 +114,11 @@ pub enum SipCommand {
 }
 
 impl SipCommand {
-    pub fn apply(self, now: std::time::Instant, ep: &mut Endpoint) {
+    /// Carries the command out; a dial's call is what it gives back.
+    pub fn apply(self, now: std::time::Instant, ep: &mut Endpoint) -> Option<CallRef> {
         match self {
+            SipCommand::Dial(dial) => return Some(ep.dial(now, *dial)),
+            SipCommand::Cancel(call) => ep.cancel(now, call),
             SipCommand::Ring(call) => ep.ringing(now, call),
             SipCommand::Answer(call, sdp) => ep.answer(now, call, sdp),
             SipCommand::Refuse { call, status, phrase, headers } => ep.reject(now, call, status, &phrase, &headers),
@@ -106,6 +126,7 @@ impl SipCommand {
             SipCommand::Refer(call, uri) => ep.refer(now, call, &uri),
             SipCommand::AnswerReinvite(call, sdp) => ep.answer_reinvite(now, call, sdp),
         }
+        None
     }
 }
 
@@ -164,11 +185,23 @@ impl MediaCommand {
 }
 
 /// Applies the call layer's commands in order until none is left: SIP ones to the endpoint (whose outputs the
-/// caller then hands on), media ones to the plane, whose answers go back in as inputs.
-pub fn run_commands(calls: &mut Calls, now: std::time::Instant, ep: &mut Endpoint, plane: &mut dyn MediaPlane) {
+/// caller then hands on), media ones to the plane, whose answers go back in as inputs; status callbacks go to
+/// `callbacks`.
+pub fn run_commands(
+    calls: &mut Calls,
+    now: std::time::Instant,
+    ep: &mut Endpoint,
+    plane: &mut dyn MediaPlane,
+    callbacks: &mut dyn FnMut(Callback),
+) {
     while let Some(command) = calls.poll_command() {
         match command {
-            Command::Sip(c) => c.apply(now, ep),
+            Command::Callback(cb) => callbacks(cb),
+            Command::Sip(c) => {
+                if let Some(call) = c.apply(now, ep) {
+                    calls.handle(now, Input::Dialed(call));
+                }
+            }
             Command::Media(c) => {
                 if let Some((call, back)) = c.apply(plane) {
                     calls.handle(now, Input::Media(call, back));

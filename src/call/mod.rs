@@ -35,6 +35,7 @@ use crate::store::{CallRecord, now_rfc3339};
 mod ending;
 mod events;
 pub mod outbound;
+mod placing;
 #[cfg(test)]
 mod tests;
 
@@ -42,6 +43,7 @@ pub use ending::{Ending, Hangup, stalled, violated};
 pub use events::{
     AdminInput, AgentInput, Command, Input, MediaCommand, MediaInput, MediaPlane, Reply, SipCommand, run_commands,
 };
+pub use placing::{Callback, DialRequest, StatusCallback};
 
 /// What the call layer needs to decide.
 #[derive(Clone)]
@@ -65,6 +67,11 @@ pub struct CallConfig {
     pub records: Option<Recorder>,
     /// `[transfer]`: the transfers agents may make, unless their own settings say otherwise.
     pub transfer: TransferPolicy,
+    /// `[outbound]` and the trunks outbound calls leave on.
+    pub outbound: outbound::OutboundSettings,
+    pub trunks: Arc<Vec<outbound::Trunk>>,
+    /// Our UDP listener's address (outbound INVITEs leave from it).
+    pub sip_local: Option<std::net::SocketAddr>,
 }
 
 /// A Twilio-style REST request to end a call (`POST .../Accounts/{AC}/Calls/{CA}.json`, `Status=completed`).
@@ -105,6 +112,8 @@ enum Phase {
     Opening { tries: usize, record: Box<CallRecord> },
     /// Ringing while its agent is reached; our SDP waits for the 200.
     Ringing { answer: Bytes },
+    /// Our INVITE is out (an outbound call): no final answer yet.
+    Dialing,
     /// Answered (when: `Call::answered`, kept after the phase moves on, for the call's duration).
     Answered,
     /// vocals ended it (a BYE or a final response went out); the endpoint reports when it is over.
@@ -157,7 +166,8 @@ pub struct CallInfo {
     /// `X-Twilio-CallSid` and `X-Twilio-AccountSid` when the call came from Twilio.
     pub call_sid: Option<String>,
     pub account_sid: Option<String>,
-    /// Headers passed on to the agent (TWILIO.md §1): `X-*`, `P-Asserted-Identity`, `Diversion`.
+    /// Headers passed on to the agent (as Twilio passes them to a `<Stream>`): `X-*`, `P-Asserted-Identity`,
+    /// `Diversion`; for a call vocals placed, its TwiML `<Parameter>`s.
     pub headers: Vec<(String, String)>,
 }
 
@@ -219,6 +229,8 @@ struct Call {
     answered: Option<Instant>,
     /// REFERs sent for the agent's transfers.
     transfers: u32,
+    /// A call vocals placed: its Twilio status and request (`None`: a call it answered).
+    placed: Option<Box<placing::Placed>>,
 }
 
 impl Call {
@@ -237,6 +249,11 @@ pub struct Calls {
     by_call_sid: HashMap<String, CallRef>,
     /// Commands not yet taken by the shell.
     commands: VecDeque<Command>,
+    /// Outbound requests waiting for their turn, and those dialled whose CallRef the endpoint has yet to give.
+    pacer: outbound::Pacer<placing::Pending>,
+    dialing: VecDeque<Box<Call>>,
+    /// Recently ended outbound calls, for their status.
+    kept: placing::Kept,
     session_ids: u64,
     call_ids: u64,
 }
@@ -245,7 +262,11 @@ impl Calls {
     pub fn new(config: CallConfig) -> Calls {
         // A port rests 2 s after its call, past any late packet of that call.
         let ports = PortPool::new(config.rtp_ports, Duration::from_secs(2));
+        let pacer = outbound::Pacer::new(config.outbound.cps, config.outbound.queue);
         Calls {
+            pacer,
+            dialing: VecDeque::new(),
+            kept: VecDeque::new(),
             config,
             ports,
             calls: HashMap::new(),
@@ -281,6 +302,9 @@ impl Calls {
             Input::Agent(call, AgentInput::Transfer(target)) => self.transfer(now, call, &target),
             Input::Admin(AdminInput::Rest(req)) => return Reply::Rest(self.hangup_request(now, &req)),
             Input::Admin(AdminInput::End(id)) => return Reply::Ended(self.end_call(now, &id)),
+            Input::Admin(AdminInput::Dial(req)) => return Reply::Dial(self.dial(now, *req)),
+            Input::Admin(AdminInput::View(sid)) => return Reply::View(self.view(&sid)),
+            Input::Dialed(call) => self.dialed(call),
             Input::Admin(AdminInput::EndAll(why)) => {
                 let all: Vec<CallRef> = self.calls.keys().copied().collect();
                 for call in all {
@@ -296,17 +320,20 @@ impl Calls {
         match event {
             Event::IncomingCall { call, invite, .. } => self.incoming(now, *call, invite),
             Event::CallEnded { call, why } => {
-                if let Some(c) = self.calls.remove(call) {
+                if let Some(mut c) = self.calls.remove(call) {
                     if let Some(sid) = &c.info.call_sid {
                         self.by_call_sid.remove(sid);
                     }
                     self.ended(&c, why);
+                    self.placed_ended(&mut c, why);
                     self.media(MediaCommand::Close(*call, c.agent.text()));
                     self.ports.release(now, c.port);
                     self.gauge();
                 }
             }
             Event::ReInvite { call, offer } => self.reinvite(now, *call, offer.as_ref()),
+            Event::Progress { call, status, sdp } => self.progress(*call, *status, sdp.as_ref()),
+            Event::Answered { call, sdp } => self.answered(now, *call, sdp.as_ref()),
             Event::CallConfirmed { call, answer } => self.confirmed(now, *call, answer.as_ref()),
             Event::ReferAnswered { call, status } => {
                 let verdict = if status.is_success() { TransferStatus::Accepted } else { TransferStatus::Refused };
@@ -338,7 +365,8 @@ impl Calls {
             MediaInput::Failed(why) => {
                 let Some(c) = self.calls.get_mut(&call) else { return };
                 c.agent = AgentLink::Failed(why.clone());
-                if matches!(c.phase, Phase::Ringing { .. }) {
+                // A call we placed has no one else to talk to: its agent unreachable, it is hung up.
+                if matches!(c.phase, Phase::Ringing { .. }) || (c.placed.is_some() && c.phase == Phase::Answered) {
                     tracing::warn!(call = %c.info.id, agent = %c.info.agent.name, %why, "refusing the call: agent unavailable");
                     self.end(now, call, Hangup::AgentUnavailable(why));
                 }
@@ -413,6 +441,7 @@ impl Calls {
             invited: now,
             answered: None,
             transfers: 0,
+            placed: None,
         };
         if let Some(sid) = &c.info.call_sid {
             self.by_call_sid.insert(sid.clone(), call);
@@ -425,6 +454,9 @@ impl Calls {
 
     /// The call's media is open: its record starts, it rings, and it is answered now when its agent is.
     fn opened(&mut self, now: Instant, call: CallRef, readiness: Readiness) {
+        if let Some(c) = self.calls.get_mut(&call).filter(|c| c.placed.is_some() && readiness == Readiness::Now) {
+            c.agent = AgentLink::Connected;
+        }
         let Some(c) = self.calls.get(&call) else { return };
         let Phase::Opening { record, .. } = &c.phase else { return };
         let record = record.clone();
@@ -448,6 +480,10 @@ impl Calls {
 
     /// The port could not be bound: another is tried, up to [`BIND_ATTEMPTS`], then the call gets 503.
     fn open_failed(&mut self, now: Instant, call: CallRef, why: &str) {
+        if self.calls.get(&call).is_some_and(|c| c.placed.is_some()) {
+            // Our offer named this port: no other can be tried.
+            return self.end(now, call, Hangup::NoMedia(format!("the RTP port could not be bound: {why}")));
+        }
         let Some(c) = self.calls.get_mut(&call) else { return };
         let Phase::Opening { tries, .. } = &mut c.phase else { return };
         tracing::warn!(port = c.port, error = %why, "RTP port unusable; trying another");
@@ -514,9 +550,7 @@ impl Calls {
         let mut call_sid = invite.headers.get(&HeaderName::new("X-Twilio-CallSid")).map(text);
         self.call_ids += 1;
         if call_sid.is_none() {
-            // Random (the OS CSPRNG), not a counter: a CallSid names a call to the REST hang-up.
-            let (a, b) = (crate::media::srtp::os_random_u64(), crate::media::srtp::os_random_u64());
-            call_sid = Some(format!("CA{a:016x}{b:016x}"));
+            call_sid = Some(self.fresh_call_sid());
         }
         CallRecord {
             id: format!("vc_{:016x}{:08x}", self.config.seed, self.call_ids),
@@ -529,6 +563,13 @@ impl Calls {
             invite_at: now_rfc3339(),
             ..CallRecord::default()
         }
+    }
+
+    /// A CallSid for a call vocals names: random (the OS CSPRNG), not a counter, since a CallSid names a call
+    /// to the REST hang-up.
+    fn fresh_call_sid(&self) -> String {
+        let (a, b) = (crate::media::srtp::os_random_u64(), crate::media::srtp::os_random_u64());
+        format!("CA{a:016x}{b:016x}")
     }
 
     fn write(&self, write: CallWrite) {
@@ -547,6 +588,11 @@ impl Calls {
         match phase {
             // Opening is decided within the same turn (the plane answers at once); never seen here.
             Phase::Ending | Phase::Opening { .. } => c.phase = phase,
+            Phase::Dialing => {
+                c.phase = Phase::Dialing;
+                c.ending = Some((why, true));
+                self.cancel(call);
+            }
             Phase::Ringing { .. } => {
                 let (status, phrase, headers) = why.refusal();
                 if matches!(why, Hangup::AgentUnavailable(_)) {
@@ -579,18 +625,20 @@ impl Calls {
             metrics::histogram!(crate::metrics::CALL_DURATION).record(answered.elapsed().as_secs_f64());
         }
         let ending = c.ending.as_ref().map(|(why, ringing)| if *ringing { why.text_ringing() } else { why.text() });
-        let (reason, status) = match why {
-            EndReason::Cancelled => ("the caller cancelled".to_string(), 487),
-            EndReason::RemoteBye { reason: None } => ("the caller hung up".to_string(), 200),
-            EndReason::RemoteBye { reason: Some(r) } => (format!("the caller hung up ({r})"), 200),
-            EndReason::LocalBye => (ending.unwrap_or_else(|| "vocals hung up".into()), 200),
-            EndReason::Rejected(s) => (ending.unwrap_or_else(|| "refused".into()), s.as_u16()),
-            EndReason::AckTimeout => ("no ACK came for the 200 OK: vocals hung up".to_string(), 200),
-            EndReason::ResponseTimeout => ("the final response could not be delivered".to_string(), 408),
-            // Outbound calls (issue 22), which this call layer does not place yet: a placeholder for the build.
-            EndReason::Failed { status, phrase } => (format!("the callee refused: {phrase}"), status.as_u16()),
-            EndReason::NoResponse => ("no response to the INVITE".to_string(), 408),
-            EndReason::NotDialed { why } => (format!("not dialed: {why}"), 503),
+        let (reason, status) = match Calls::placed_reason(c, why) {
+            Some(placed) => placed,
+            None => match why {
+                EndReason::Cancelled => ("the caller cancelled".to_string(), 487),
+                EndReason::RemoteBye { reason: None } => ("the caller hung up".to_string(), 200),
+                EndReason::RemoteBye { reason: Some(r) } => (format!("the caller hung up ({r})"), 200),
+                EndReason::LocalBye => (ending.unwrap_or_else(|| "vocals hung up".into()), 200),
+                EndReason::Rejected(s) => (ending.unwrap_or_else(|| "refused".into()), s.as_u16()),
+                EndReason::AckTimeout => ("no ACK came for the 200 OK: vocals hung up".to_string(), 200),
+                EndReason::ResponseTimeout => ("the final response could not be delivered".to_string(), 408),
+                EndReason::Failed { status, phrase } => (format!("{} {phrase}", status.as_u16()), status.as_u16()),
+                EndReason::NoResponse => ("no response".to_string(), 408),
+                EndReason::NotDialed { why } => (format!("not dialed: {why}"), 503),
+            },
         };
         self.write(CallWrite::Ended { id: c.info.id.clone(), at: now_rfc3339(), reason, sip_status: status });
     }
@@ -600,7 +648,7 @@ impl Calls {
     /// answered, 487-style refusal while it rings.
     fn hangup_request(&mut self, now: Instant, req: &HangupRequest) -> HangupOutcome {
         let found = self.by_call_sid.get(&req.call_sid).and_then(|call| Some((*call, self.calls.get(call)?)));
-        let Some((call, c)) = found else { return HangupOutcome::UnknownCall };
+        let Some((call, c)) = found else { return self.withdraw_request(req) };
         let account = c.info.account_sid.clone().unwrap_or_default();
         if account != req.account_sid {
             return HangupOutcome::UnknownCall;
@@ -609,7 +657,7 @@ impl Calls {
         if req.user != account || token.is_none_or(|t| !constant_time_eq(t.as_bytes(), req.password.as_bytes())) {
             return HangupOutcome::Unauthorized;
         }
-        let ringing = matches!(c.phase, Phase::Ringing { .. });
+        let ringing = matches!(c.phase, Phase::Ringing { .. } | Phase::Dialing);
         let summary = CallSummary {
             call_sid: req.call_sid.clone(),
             account_sid: account,
@@ -619,6 +667,27 @@ impl Calls {
         };
         self.end(now, call, Hangup::Rest);
         HangupOutcome::Done(summary)
+    }
+
+    /// The REST hang-up of an outbound call still queued: withdrawn, with the same checks.
+    fn withdraw_request(&mut self, req: &HangupRequest) -> HangupOutcome {
+        let Some((account, token)) = self.queued_token(&req.call_sid) else { return HangupOutcome::UnknownCall };
+        if account != req.account_sid {
+            return HangupOutcome::UnknownCall;
+        }
+        if req.user != account || !constant_time_eq(token.as_bytes(), req.password.as_bytes()) {
+            return HangupOutcome::Unauthorized;
+        }
+        match self.withdraw(&req.call_sid) {
+            Some(view) => HangupOutcome::Done(CallSummary {
+                call_sid: view.sid,
+                account_sid: view.account_sid,
+                from: view.from,
+                to: view.to,
+                status: "canceled",
+            }),
+            None => HangupOutcome::UnknownCall,
+        }
     }
 
     /// The agent asks for a blind transfer (RFC 3515): REFER to `target`, a `+E.164` number (sent as
@@ -732,7 +801,8 @@ impl Calls {
     /// ports-in-use gauge then falls).
     pub fn poll_timeout(&self) -> Option<Instant> {
         let calls = self.calls.values().map(|c| c.deadline).min();
-        [calls, self.ports.next_return()].into_iter().flatten().min()
+        let placing = [self.pacer.poll_timeout(), self.next_ring_timeout()];
+        [calls, self.ports.next_return()].into_iter().chain(placing).flatten().min()
     }
 
     /// Hangs up calls past their maximum duration (the first way vocals ends a call itself), and takes rested
@@ -741,6 +811,8 @@ impl Calls {
         if self.ports.settle(now) {
             self.gauge();
         }
+        self.ring_timeouts(now);
+        self.dial_due(now);
         let due: Vec<CallRef> = self.calls.iter().filter(|(_, c)| c.deadline <= now).map(|(c, _)| *c).collect();
         for call in due {
             if let Some(c) = self.calls.get_mut(&call) {

@@ -148,6 +148,8 @@ impl OutboundSettings {
 /// Why a call request is not taken.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Refusal {
+    /// The account has no trunk to place calls on.
+    NoTrunk,
     /// The trunk's queue is full (HTTP 429).
     QueueFull,
     /// The account has as many calls as it may (HTTP 429).
@@ -159,6 +161,9 @@ pub enum Refusal {
 impl std::fmt::Display for Refusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            Refusal::NoTrunk => {
+                write!(f, "the account has no trunk for outbound calls ([[trunks]] or a linked account)")
+            }
             Refusal::QueueFull => write!(f, "too many calls are waiting to be placed on this trunk; try again later"),
             Refusal::AccountLimit(n) => write!(f, "the account already has {n} outbound calls, its most"),
             Refusal::Busy => write!(f, "the server is at its call limit"),
@@ -201,6 +206,13 @@ impl<T> Pacer<T> {
     /// Calls waiting, all trunks.
     pub fn waiting(&self) -> usize {
         self.trunks.values().map(|l| l.waiting.len()).sum()
+    }
+
+    /// Looks at every queued call.
+    pub fn for_each(&self, mut f: impl FnMut(&T)) {
+        for lane in self.trunks.values() {
+            lane.waiting.iter().for_each(|(_, item)| f(item));
+        }
     }
 
     /// Takes out every queued call whose `keep` is false (withdrawn before its turn).

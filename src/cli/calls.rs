@@ -1,4 +1,5 @@
-//! `vocals calls`: list and show call records, and hang up a call in progress, through `/v1/calls`.
+//! `vocals calls`: list and show call records, place a call, and hang up a call in progress, through
+//! `/v1/calls`.
 
 use clap::Subcommand;
 
@@ -30,6 +31,18 @@ pub enum CallCommand {
         /// The call's vocals id (vc_…) or CallSid (CA…).
         call: String,
     },
+    /// Place a call through the From number's trunk; the agent answers once the callee picks up.
+    Dial {
+        /// The agent's id (ag_…).
+        #[arg(long)]
+        agent: String,
+        /// The number to call, E.164 (+14155550123).
+        #[arg(long)]
+        to: String,
+        /// The caller ID: a number of the trunk's account, E.164.
+        #[arg(long)]
+        from: String,
+    },
     /// End a call in progress.
     Hangup {
         /// The call's vocals id (vc_…) or CallSid (CA…).
@@ -54,6 +67,13 @@ pub fn run(c: &Client, command: CallCommand) -> Result<Shown, ClientError> {
             Shown::List(c.request("GET", &url, None)?, "calls", client::CALL_COLUMNS)
         }
         CallCommand::Show { call } => Shown::One(c.request("GET", &format!("/v1/calls/{}", segment(&call)), None)?),
+        CallCommand::Dial { agent, to, from } => {
+            let body = serde_json::json!({"agent_id": agent, "to": to, "from": from});
+            let placed = c.request("POST", "/v1/calls", Some(&body))?;
+            let sid = placed["sid"].as_str().unwrap_or_default();
+            let status = placed["status"].as_str().unwrap_or_default();
+            Shown::Line(format!("calling {to} from {from}: {sid} ({status})"))
+        }
         CallCommand::Hangup { call } => {
             c.request("POST", &format!("/v1/calls/{}/hangup", segment(&call)), None)?;
             Shown::Line(format!("ending call {call}"))

@@ -11,6 +11,7 @@
 //! means ([`crate::media`]), what the agent is sent ([`crate::agent`]).
 
 pub mod agent;
+pub mod callbacks;
 pub mod media;
 pub mod sip;
 pub mod tls;

@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::admin::CallCommand;
-use crate::call::{AdminInput, AgentInput, Calls, Input, MediaInput, MediaPlane, Reply, run_commands};
+use crate::call::{AdminInput, AgentInput, Callback, Calls, Input, MediaInput, MediaPlane, Reply, run_commands};
 use crate::io::media::MediaEvent;
 use crate::sip::allow::AllowList;
 use crate::sip::endpoint::{Endpoint, Event, Output};
@@ -201,6 +201,8 @@ pub struct Driver {
     pub calls: Calls,
     /// Where the calls' media runs: the call layer's media commands go here.
     pub media: Box<dyn MediaPlane>,
+    /// Where status callbacks of calls vocals placed go (`None`: dropped).
+    pub callbacks: Option<mpsc::Sender<Callback>>,
     pub listeners: Listeners,
     pub tcp_limits: TcpLimits,
     /// From the call tasks: media ready, failed or ended, a transfer asked for.
@@ -215,13 +217,23 @@ impl Driver {
     /// Runs until told to stop, or until a drain is over. One loop shape: hand every output on, check the
     /// drain, move the one timer if the earliest deadline moved, then await one input and apply it.
     pub async fn run(self) -> io::Result<()> {
-        let Driver { endpoint, calls, media, listeners, tcp_limits, mut media_events, mut commands, mut control } =
-            self;
+        let Driver {
+            endpoint,
+            calls,
+            media,
+            callbacks,
+            listeners,
+            tcp_limits,
+            mut media_events,
+            mut commands,
+            mut control,
+        } = self;
         // The HTTP API's listener is served beside the driver, not by it; it is held as long as before.
         let Listeners { udp, tcp, tls, admin: _admin } = listeners;
         let (tls_listener, tls_config) = tls.map(|(l, c)| (Some(l), Some(c))).unwrap_or_default();
         let (to_driver, mut inbound) = mpsc::channel::<Inbound>(1024);
         let mut shell = Shell::new(endpoint, calls, media, udp, tls_config, tcp_limits, to_driver)?;
+        shell.callbacks = callbacks;
         let mut check_in = tokio::time::interval(shell.manager.interval());
         check_in.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // One timer for the loop's life, moved only when the earliest deadline changes (a new one per turn would
@@ -278,6 +290,7 @@ struct Shell {
     ep: Endpoint,
     calls: Calls,
     media: Box<dyn MediaPlane>,
+    callbacks: Option<mpsc::Sender<Callback>>,
     udp: Option<UdpSocket>,
     udp_local: Option<SocketAddr>,
     /// What TLS connections are accepted with (replaced on SIGHUP).
@@ -311,6 +324,7 @@ impl Shell {
             ep,
             calls,
             media,
+            callbacks: None,
             udp,
             tls_config,
             tcp_limits,
@@ -325,7 +339,15 @@ impl Shell {
     /// every event to the call layer, until nothing is left.
     fn drain(&mut self) {
         loop {
-            run_commands(&mut self.calls, std::time::Instant::now(), &mut self.ep, self.media.as_mut());
+            let callbacks = &self.callbacks;
+            let mut post = |cb: Callback| match callbacks {
+                Some(tx) if tx.try_send(cb).is_ok() => {}
+                _ => {
+                    metrics::counter!(crate::metrics::CALLBACKS, "result" => "dropped").increment(1);
+                    tracing::warn!("status callback dropped: the sender is gone or its queue is full");
+                }
+            };
+            run_commands(&mut self.calls, std::time::Instant::now(), &mut self.ep, self.media.as_mut(), &mut post);
             let Some(out) = self.ep.poll_output() else { break };
             match out {
                 Output::Transmit { peer, bytes } => send(self.udp.as_ref(), &self.conns, peer, bytes),
@@ -515,7 +537,17 @@ impl Shell {
             }
             CallCommand::End { id, reply } => {
                 let found = self.calls.handle(now, Input::Admin(AdminInput::End(id)));
-                let _ = reply.send(found == Reply::Ended(true));
+                let _ = reply.send(matches!(found, Reply::Ended(true)));
+            }
+            CallCommand::Dial { request, reply } => {
+                if let Reply::Dial(outcome) = self.calls.handle(now, Input::Admin(AdminInput::Dial(request))) {
+                    let _ = reply.send(outcome);
+                }
+            }
+            CallCommand::View { sid, reply } => {
+                if let Reply::View(view) = self.calls.handle(now, Input::Admin(AdminInput::View(sid))) {
+                    let _ = reply.send(view);
+                }
             }
         }
         ControlFlow::Continue(())

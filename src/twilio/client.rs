@@ -120,6 +120,11 @@ impl Twilio {
         Ok(Twilio { http, endpoints: endpoints.trim(), attempts: 4 })
     }
 
+    /// The process's one HTTP client (status callbacks and TwiML fetches use it too).
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
     fn v2010(&self, creds: &Credentials, rest: &str) -> String {
         format!("{}/2010-04-01/Accounts/{}/{rest}", self.endpoints.api, creds.account_sid)
     }
