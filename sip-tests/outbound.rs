@@ -44,7 +44,10 @@ fn termination(file: &str, port: u16, dir: &std::path::Path) -> std::thread::Joi
         for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
             if name.ends_with("errors.log") || name.ends_with("messages.log") {
-                text.push_str(&format!("\n--- {name} ---\n{}", std::fs::read_to_string(entry.path()).unwrap_or_default()));
+                text.push_str(&format!(
+                    "\n--- {name} ---\n{}",
+                    std::fs::read_to_string(entry.path()).unwrap_or_default()
+                ));
             }
         }
         (out.status.success(), text)
@@ -81,7 +84,8 @@ fn agent() -> (String, mpsc::Receiver<Seen>, tokio::runtime::Runtime) {
                     // 50 frames of 20 ms of a tone: SIPp echoes them back, and vocals sends them on to us.
                     let payload = base64::engine::general_purpose::STANDARD.encode([0x55u8; 160]);
                     for _ in 0..50 {
-                        let frame = serde_json::json!({"event": "media", "streamSid": sid, "media": {"payload": payload}});
+                        let frame =
+                            serde_json::json!({"event": "media", "streamSid": sid, "media": {"payload": payload}});
                         let _ = sink.send(Message::Text(frame.to_string().into())).await;
                     }
                 }
@@ -174,6 +178,27 @@ fn twilio_api(server: &InProcess, method: &str, path: &str, form: &[(&str, &str)
     (status, json.unwrap_or(serde_json::Value::Null))
 }
 
+/// The retried INVITE's `Proxy-Authorization` (from SIPp's message log) answers the 407's challenge with the
+/// trunk's credentials: RFC 2617 §3.2.2 computed here, independently of vocals' own digest code.
+fn digest_is_right(log: &str, username: &str, password: &str) {
+    use md5::{Digest, Md5};
+    let line = log.lines().find(|l| l.starts_with("Proxy-Authorization: Digest ")).expect("a Proxy-Authorization");
+    let param = |name: &str| {
+        let rest = line.split(&format!("{name}=")).nth(1).unwrap_or_else(|| panic!("no {name} in {line}"));
+        let value = rest
+            .strip_prefix('"')
+            .map_or_else(|| rest.split([',', ' ']).next().unwrap(), |q| q.split('"').next().unwrap());
+        value.to_string()
+    };
+    let hex = |s: String| Md5::digest(s.as_bytes()).iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let ha1 = hex(format!("{username}:{}:{password}", param("realm")));
+    let ha2 = hex(format!("INVITE:{}", param("uri")));
+    let (nonce, nc, cnonce, qop) = (param("nonce"), param("nc"), param("cnonce"), param("qop"));
+    assert_eq!(qop, "auth", "{line}");
+    let expected = hex(format!("{ha1}:{nonce}:{nc}:{cnonce}:{qop}:{ha2}"));
+    assert_eq!(param("response"), expected, "{line}");
+}
+
 fn trunk(port: u16) -> String {
     format!(
         "[[trunks]]\naccount_sid = \"{ACCOUNT}\"\nauth_token = \"{TOKEN}\"\n\
@@ -218,8 +243,15 @@ fn an_agent_written_for_twilio_places_a_call_through_the_trunk_and_hears_the_cal
     assert_eq!((call["to"].as_str(), call["from"].as_str()), (Some(CALLEE), Some(NUMBER)));
 
     let (ok, out) = far_end.join().unwrap();
-    assert!(ok, "the termination side's scenario failed (the digest, the ACK or the BYE):\n{out}");
-    let seen = seen.recv_timeout(Duration::from_secs(10)).expect("the agent's stream ended");
+    assert!(
+        ok,
+        "the termination side's scenario failed (the digest, the ACK or the BYE):\n{out}\n{:#?}",
+        server.calls()
+    );
+    digest_is_right(&out, "vocals-trunk", "termination-secret-1");
+    let seen = seen
+        .recv_timeout(Duration::from_secs(10))
+        .unwrap_or_else(|_| panic!("the agent's stream never ended; calls: {:#?}", server.calls()));
     assert_eq!(seen.events.first().map(String::as_str), Some("connected"), "{seen:?}");
     assert!(seen.events.contains(&"start".to_string()) && seen.events.contains(&"stop".to_string()), "{seen:?}");
     let start = &seen.start["start"];
@@ -257,7 +289,8 @@ fn requests_that_cannot_be_placed_get_twilios_errors() {
     let path = format!("/2010-04-01/Accounts/{ACCOUNT}/Calls.json");
     let twiml = "<Response><Connect><Stream url=\"ws://127.0.0.1:9/s\"/></Connect></Response>";
     // A From number that is not the account's.
-    let (status, body) = twilio_api(&server, "POST", &path, &[("To", CALLEE), ("From", "+14155550999"), ("Twiml", twiml)]);
+    let (status, body) =
+        twilio_api(&server, "POST", &path, &[("To", CALLEE), ("From", "+14155550999"), ("Twiml", twiml)]);
     assert_eq!((status, body["code"].as_u64()), (400, Some(21210)), "{body}");
     // TwiML vocals cannot run names the element.
     let say = "<Response><Say>Hello</Say></Response>";

@@ -258,7 +258,6 @@ async fn serve_with(
         records: Some(records),
         transfer: config.transfer.clone(),
         outbound: config.outbound.clone(),
-        trunks: Arc::new(config.trunks.clone()),
         sip_local: listeners.udp.as_ref().and_then(|s| s.local_addr().ok()),
     });
     let callbacks = client.as_ref().map(|c| crate::io::callbacks::spawn(c.http().clone()));

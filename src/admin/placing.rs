@@ -34,6 +34,10 @@ pub struct Outbound {
     pub http: reqwest::Client,
 }
 
+/// How long a `<Stream>`'s WebSocket may take to open once the call is answered (the callee hears silence
+/// meanwhile); past it the call is hung up.
+const STREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Largest TwiML document fetched from a `Url`.
 const MAX_TWIML: usize = 64 * 1024;
 
@@ -80,6 +84,7 @@ pub async fn create_call(
                 url: stream.url.clone(),
                 // The account's token: the agent's REST hang-up of this call carries it.
                 auth_token: Some(trunk.auth_token.clone()),
+                connect_timeout: STREAM_CONNECT_TIMEOUT,
                 ..AgentConfig::default()
             };
             (Some(Arc::new(agent)), stream.parameters.clone())
@@ -91,7 +96,9 @@ pub async fn create_call(
         method: create.status_method,
         events: create.status_events.clone(),
     });
+    let trunk = Arc::new(trunk);
     let request = |next_hop| DialRequest {
+        trunk: trunk.clone(),
         sid: sid.clone(),
         account_sid: account.clone(),
         to: create.to.clone(),
@@ -168,7 +175,9 @@ async fn dial_inner(state: &Arc<AppState>, body: &serde_json::Value) -> Result<C
     let mut config = agent.to_config();
     config.auth_token = Some(trunk.auth_token.clone());
     let sid = fresh_sid();
+    let shared = Arc::new(trunk.clone());
     let request = |next_hop| DialRequest {
+        trunk: shared.clone(),
         sid: sid.clone(),
         account_sid: trunk.account_sid.clone(),
         to: to.clone(),

@@ -67,9 +67,8 @@ pub struct CallConfig {
     pub records: Option<Recorder>,
     /// `[transfer]`: the transfers agents may make, unless their own settings say otherwise.
     pub transfer: TransferPolicy,
-    /// `[outbound]` and the trunks outbound calls leave on.
+    /// `[outbound]`: the pace of calls vocals places, their ring timeout, their edge.
     pub outbound: outbound::OutboundSettings,
-    pub trunks: Arc<Vec<outbound::Trunk>>,
     /// Our UDP listener's address (outbound INVITEs leave from it).
     pub sip_local: Option<std::net::SocketAddr>,
 }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 
-use super::outbound::Refusal;
+use super::outbound::{Refusal, Trunk};
 use super::{AgentLink, Call, CallInfo, Calls, Command, Hangup, MediaCommand, Phase, SipCommand, offer_key, our_offer};
 use crate::agent::config::AgentConfig;
 use crate::e164::E164;
@@ -31,6 +31,8 @@ const KEPT: usize = 10_000;
 /// A call to place, checked by the API that took it.
 #[derive(Clone, Debug)]
 pub struct DialRequest {
+    /// The trunk the call leaves on (the account's: `[[trunks]]`, or the one vocals made for a linked account).
+    pub trunk: Arc<Trunk>,
     /// The call's CallSid, made by the API (a `Url` is fetched with it before the call is queued).
     pub sid: String,
     pub account_sid: String,
@@ -91,10 +93,10 @@ pub(super) struct Pending {
 impl Calls {
     /// Takes a call request: it is queued (status `queued`) behind its trunk's pace, or refused.
     pub(super) fn dial(&mut self, now: Instant, req: DialRequest) -> Result<CallView, Refusal> {
-        let Some(trunk) = self.config.trunks.iter().find(|t| t.account_sid == req.account_sid) else {
+        if req.trunk.account_sid != req.account_sid {
             return Err(Refusal::NoTrunk);
-        };
-        let auth_token = trunk.auth_token.clone();
+        }
+        let auth_token = req.trunk.auth_token.clone();
         let limit = self.config.outbound.max_per_account;
         if limit > 0 {
             let live = self
@@ -168,9 +170,7 @@ impl Calls {
     /// The INVITE for one request: a leased port in our offer, the trunk's credentials.
     fn place(&mut self, now: Instant, hop: SocketAddr, p: Pending) {
         let Pending { request, mut placed, record_id } = p;
-        let Some(trunk) = self.config.trunks.iter().find(|t| t.account_sid == request.account_sid).cloned() else {
-            return self.not_placed(placed, &record_id, 0, "the account's trunk is gone");
-        };
+        let trunk = request.trunk.clone();
         let Some(port) = self.ports.lease(now, crate::media::srtp::os_random_u64()) else {
             return self.not_placed(placed, &record_id, 503, "no RTP port available");
         };
@@ -178,7 +178,13 @@ impl Calls {
         let key = (self.config.srtp_keys)();
         let local = self.local(port);
         let offer = sdp::offer(&local, offer_key(srtp, key));
-        let host = self.config.outbound.trunk_host(&trunk.termination);
+        let mut host = self.config.outbound.trunk_host(&trunk.termination);
+        if host.contains(':') {
+            host = format!("[{host}]");
+        }
+        if let Some(port) = trunk.termination.port {
+            host = format!("{host}:{port}");
+        }
         let target = format!("sip:{}@{host}", request.to);
         let Ok(target) = Uri::parse(&Bytes::from(target)) else {
             self.ports.release(now, port);

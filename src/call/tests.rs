@@ -123,13 +123,6 @@ impl Rig {
                 queue: 2,
                 ..OutboundSettings::default()
             },
-            trunks: Arc::new(vec![Trunk {
-                account_sid: ACCOUNT.into(),
-                auth_token: TOKEN.into(),
-                termination: Hop::parse("sip:acme.pstn.twilio.com").unwrap(),
-                username: Some("vocals".into()),
-                password: Some("trunk-secret".into()),
-            }]),
             sip_local: Some(LOCAL.parse().unwrap()),
         };
         let media = Recording { readiness: Some(readiness), ..Recording::default() };
@@ -730,6 +723,13 @@ impl Rig {
     /// `agent` is false), with every status callback.
     fn dial(&mut self, to: &str, agent_too: bool) -> Result<CallView, outbound::Refusal> {
         let request = DialRequest {
+            trunk: Arc::new(Trunk {
+                account_sid: ACCOUNT.into(),
+                auth_token: TOKEN.into(),
+                termination: Hop::parse("sip:acme.pstn.twilio.com").unwrap(),
+                username: Some("vocals".into()),
+                password: Some("trunk-secret".into()),
+            }),
             sid: format!("CA{:032x}", {
                 static SIDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
                 SIDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
