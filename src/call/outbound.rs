@@ -87,7 +87,7 @@ pub struct Trunk {
     pub account_sid: String,
     /// What those requests' Basic auth must carry (and what signs their status callbacks).
     pub auth_token: String,
-    /// `sip:{domain}.pstn.twilio.com` (`;transport=tls` for Secure Trunking): the Request-URI's host.
+    /// `sip:{domain}.pstn.twilio.com`: the Request-URI's host (over UDP: TCP and TLS toward a trunk are not yet).
     pub termination: Hop,
     /// Digest credentials of the trunk's credential list.
     pub username: Option<String>,

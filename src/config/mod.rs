@@ -385,6 +385,9 @@ fn outbound(o: sections::Outbound) -> Result<OutboundSettings, ConfigError> {
         None => None,
         Some(p) => Some(Hop::parse(&p).map_err(|e| ConfigError::Value { key: "outbound.proxy".into(), message: e })?),
     };
+    if let Some(p) = &proxy {
+        file::udp_only("outbound.proxy", p)?;
+    }
     let edge = text(o.edge);
     if let Some(e) = edge.as_deref().filter(|e| !e.chars().all(|c| c.is_ascii_lowercase() || c == '-')) {
         return Err(bad("outbound.edge", e, "a Twilio edge location, e.g. ashburn, dublin, sydney"));

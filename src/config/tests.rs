@@ -367,13 +367,13 @@ fn outbound_keys_and_trunks_read_into_their_types_and_say_what_is_wrong() {
     let trunk = |extra: &str| {
         format!(
             "[[trunks]]\naccount_sid = \"AC0123456789abcdef0123456789abcdef\"\nauth_token = \"0123456789abcdef0123\"\n\
-             termination_uri = \"sip:acme.pstn.twilio.com;transport=tls\"\n{extra}"
+             termination_uri = \"sip:acme.pstn.twilio.com\"\n{extra}"
         )
     };
     std::fs::write(&file, trunk("username = \"vocals\"\npassword = \"s3cret-s3cret\"\n")).unwrap();
     let c = Config::load(Some(&file), env(&[])).unwrap();
     assert_eq!(c.trunks.len(), 1);
-    assert_eq!(c.trunks[0].termination.transport, crate::sip::endpoint::Transport::Tls);
+    assert_eq!(c.trunks[0].termination.host, "acme.pstn.twilio.com");
     assert!(!format!("{:?}", c.trunks[0]).contains("s3cret"), "the password stays out of logs");
     for (extra, says) in
         [("username = \"vocals\"\n", "trunks[0].password"), ("region = \"us1\"\n", "trunks[0].region: unknown key")]
@@ -382,6 +382,10 @@ fn outbound_keys_and_trunks_read_into_their_types_and_say_what_is_wrong() {
         let e = Config::load(Some(&file), env(&[])).unwrap_err().to_string();
         assert!(e.starts_with(says), "{extra}: {e}");
     }
+    // TLS toward the trunk is not supported yet: refused at start, not at each call.
+    std::fs::write(&file, trunk("").replace("twilio.com\"", "twilio.com;transport=tls\"")).unwrap();
+    let e = Config::load(Some(&file), env(&[])).unwrap_err().to_string();
+    assert!(e.starts_with("trunks[0].termination_uri") && e.contains("UDP only"), "{e}");
     std::fs::write(&file, trunk("").replace("AC0123456789abcdef0123456789abcdef", "AC12")).unwrap();
     let e = Config::load(Some(&file), env(&[])).unwrap_err().to_string();
     assert!(e.starts_with("trunks[0].account_sid"), "{e}");
