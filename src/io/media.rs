@@ -647,6 +647,7 @@ fn record(
             "foreign": s.foreign,
             "refused_source": s.refused_source,
             "malformed": s.malformed,
+            "wrong_payload_type": s.wrong_payload_type,
             "srtp": srtp,
             "srtp_rejected": s.srtp_rejected,
             "srtp_replayed": s.srtp_replayed,
