@@ -280,6 +280,7 @@ fn an_agent_written_for_twilio_places_a_call_through_the_trunk_and_hears_the_cal
     assert_eq!((status, view["status"].as_str()), (200, Some("completed")), "{view}");
     let record = server.calls().into_iter().find(|c| c["call_sid"] == sid.as_str()).expect("a call record");
     assert_eq!(record["sip_status"], 200, "{record}");
+    assert!(record["sip_call_id"].as_str().is_some_and(|id| id.starts_with("vc") && id.contains('@')), "{record}");
     assert!(!record["answer_at"].is_null(), "{record}");
 }
 

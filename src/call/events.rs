@@ -30,8 +30,8 @@ pub enum Input<'a> {
     Admin(AdminInput),
     /// A deadline the call layer asked for ([`Calls::poll_timeout`]) came.
     Timer,
-    /// The endpoint took the call layer's last [`SipCommand::Dial`] under this call.
-    Dialed(CallRef),
+    /// The endpoint took the call layer's last [`SipCommand::Dial`] under this call, with this SIP Call-ID.
+    Dialed(CallRef, Option<String>),
 }
 
 /// What the media plane reports about a call.
@@ -199,7 +199,8 @@ pub fn run_commands(
             Command::Callback(cb) => callbacks(cb),
             Command::Sip(c) => {
                 if let Some(call) = c.apply(now, ep) {
-                    calls.handle(now, Input::Dialed(call));
+                    let call_id = ep.call_id(call);
+                    calls.handle(now, Input::Dialed(call, call_id));
                 }
             }
             Command::Media(c) => {

@@ -303,7 +303,7 @@ impl Calls {
             Input::Admin(AdminInput::End(id)) => return Reply::Ended(self.end_call(now, &id)),
             Input::Admin(AdminInput::Dial(req)) => return Reply::Dial(self.dial(now, *req)),
             Input::Admin(AdminInput::View(sid)) => return Reply::View(self.view(&sid)),
-            Input::Dialed(call) => self.dialed(call),
+            Input::Dialed(call, call_id) => self.dialed(call, call_id),
             Input::Admin(AdminInput::EndAll(why)) => {
                 let all: Vec<CallRef> = self.calls.keys().copied().collect();
                 for call in all {

@@ -237,8 +237,11 @@ impl Calls {
     }
 
     /// The endpoint took our INVITE under `call` (INVITEs are dialled and named in order).
-    pub(super) fn dialed(&mut self, call: CallRef) {
+    pub(super) fn dialed(&mut self, call: CallRef, sip_call_id: Option<String>) {
         let Some(mut c) = self.dialing.pop_front() else { return };
+        if let Some(sip_call_id) = sip_call_id {
+            self.write(CallWrite::Dialed { id: c.info.id.clone(), sip_call_id });
+        }
         if let Some(sid) = &c.info.call_sid {
             self.by_call_sid.insert(sid.clone(), call);
         }

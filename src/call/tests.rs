@@ -805,6 +805,11 @@ fn a_placed_call_is_queued_dialled_with_the_trunks_credentials_rung_answered_and
     let body = String::from_utf8_lossy(&invite.body).into_owned();
     assert!(body.contains("m=audio 2000") && body.contains("RTP/AVP 0 8 101"), "our offer on a leased port: {body}");
     assert!(header(&invite.headers, "From").contains(NUMBER), "{invite:?}");
+    let dialed = std::iter::from_fn(|| rig.records.try_recv().ok()).find_map(|w| match w {
+        CallWrite::Dialed { sip_call_id, .. } => Some(sip_call_id),
+        _ => None,
+    });
+    assert_eq!(dialed, Some(header(&invite.headers, "Call-ID")), "the record learns the INVITE's Call-ID");
     rig.trunk_answers(
         &invite,
         407,

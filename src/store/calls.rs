@@ -116,6 +116,16 @@ pub(crate) mod on {
         Ok(())
     }
 
+    /// The SIP Call-ID of a call vocals placed, known once its INVITE is made.
+    pub async fn call_dialed<'e>(
+        e: impl sqlx::Executor<'e, Database = sqlx::Any>,
+        id: &str,
+        sip_call_id: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE calls SET sip_call_id = $1 WHERE id = $2").bind(sip_call_id).bind(id).execute(e).await?;
+        Ok(())
+    }
+
     pub async fn call_answered<'e>(
         e: impl sqlx::Executor<'e, Database = sqlx::Any>,
         id: &str,

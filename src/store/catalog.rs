@@ -138,6 +138,11 @@ impl Catalog {
 pub enum CallWrite {
     /// The call arrived (or was refused: the record then has its end).
     Start(Box<CallRecord>),
+    /// A call vocals placed has its INVITE: its SIP Call-ID.
+    Dialed {
+        id: String,
+        sip_call_id: String,
+    },
     Answered {
         id: String,
         at: String,
@@ -246,13 +251,17 @@ fn fold(batch: &mut Vec<CallWrite>) {
                 kept.push(write);
                 continue;
             }
-            CallWrite::Answered { id, .. } | CallWrite::Ended { id, .. } | CallWrite::Stats { id, .. } => id,
+            CallWrite::Dialed { id, .. }
+            | CallWrite::Answered { id, .. }
+            | CallWrite::Ended { id, .. }
+            | CallWrite::Stats { id, .. } => id,
         };
         let Some(CallWrite::Start(record)) = started.get(id).map(|&i| &mut kept[i]) else {
             kept.push(write);
             continue;
         };
         match write {
+            CallWrite::Dialed { sip_call_id, .. } => record.sip_call_id = sip_call_id,
             CallWrite::Answered { at, codec, .. } => {
                 record.answer_at = Some(at);
                 record.sip_status = Some(200);
@@ -304,6 +313,7 @@ async fn apply_on<'e>(e: impl sqlx::Executor<'e, Database = sqlx::Any>, write: &
     use crate::store::calls::on;
     match write {
         CallWrite::Start(record) => on::insert_call(e, record).await,
+        CallWrite::Dialed { id, sip_call_id } => on::call_dialed(e, id, sip_call_id).await,
         CallWrite::Answered { id, at, codec } => on::call_answered(e, id, at, codec).await,
         CallWrite::Ended { id, at, reason, sip_status } => on::call_ended(e, id, at, reason, *sip_status).await,
         CallWrite::Stats { id, stats } => on::call_stats(e, id, stats).await,

@@ -319,6 +319,12 @@ impl Endpoint {
         }
     }
 
+    /// The SIP Call-ID of a call in progress.
+    pub fn call_id(&self, call: CallRef) -> Option<String> {
+        let c = self.calls.get(&call)?;
+        c.invite.headers.get(&crate::sip::message::HeaderName::CallId).map(|v| String::from_utf8_lossy(v).into_owned())
+    }
+
     pub fn config(&self) -> &EndpointConfig {
         &self.config
     }
