@@ -221,6 +221,7 @@ fn an_agent_written_for_twilio_places_a_call_through_the_trunk_and_hears_the_cal
          <Parameter name=\"campaign\" value=\"spring\"/></Stream></Connect></Response>"
     );
     let path = format!("/2010-04-01/Accounts/{ACCOUNT}/Calls.json");
+    let before = server.metrics();
     let (status, call) = twilio_api(
         &server,
         "POST",
@@ -278,6 +279,8 @@ fn an_agent_written_for_twilio_places_a_call_through_the_trunk_and_hears_the_cal
 
     let (status, view) = twilio_api(&server, "GET", &format!("/2010-04-01/Accounts/{ACCOUNT}/Calls/{sid}.json"), &[]);
     assert_eq!((status, view["status"].as_str()), (200, Some("completed")), "{view}");
+    let completed = r#"vocals_outbound_calls_total{status="completed"}"#;
+    assert_eq!(server.metrics().delta(&before, completed), 1.0, "{completed}");
     let record = server.calls().into_iter().find(|c| c["call_sid"] == sid.as_str()).expect("a call record");
     assert_eq!(record["sip_status"], 200, "{record}");
     assert!(record["sip_call_id"].as_str().is_some_and(|id| id.starts_with("vc") && id.contains('@')), "{record}");

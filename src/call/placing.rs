@@ -263,6 +263,7 @@ impl Calls {
             CallWrite::Ended { id: record_id.to_string(), at: now_rfc3339(), reason: why.into(), sip_status: status };
         self.write(write);
         let note = note(&mut placed, StatusEvent::Completed);
+        finished(&placed.view);
         self.keep(placed.view.clone());
         if let Some(cb) = note {
             self.commands.push_back(Command::Callback(cb));
@@ -338,6 +339,7 @@ impl Calls {
         p.view.sip_response_code = Some(code);
         p.view.ended = Some(SystemTime::now());
         let cb = note(p, StatusEvent::Completed);
+        finished(&p.view);
         let view = p.view.clone();
         self.keep(view);
         if let Some(cb) = cb {
@@ -421,6 +423,7 @@ impl Calls {
         };
         self.write(write);
         let cb = note(&mut placed, StatusEvent::Completed);
+        finished(&placed.view);
         self.keep(placed.view.clone());
         if let Some(cb) = cb {
             self.commands.push_back(Command::Callback(cb));
@@ -462,6 +465,12 @@ impl Calls {
             self.commands.push_back(Command::Callback(cb));
         }
     }
+}
+
+/// Counts an outbound call by its final status (`vocals_outbound_calls_total{status}`).
+fn finished(view: &CallView) {
+    metrics::counter!(crate::metrics::OUTBOUND_CALLS, "status" => view.status.as_str()).increment(1);
+    tracing::info!(sid = %view.sid, status = view.status.as_str(), sip = ?view.sip_response_code, "outbound call over");
 }
 
 /// The status callback for `event`, if the request asked for it; each call's callbacks are numbered from 0.
