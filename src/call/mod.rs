@@ -305,6 +305,7 @@ impl Calls {
             Input::Admin(AdminInput::View(sid)) => return Reply::View(self.view(&sid)),
             Input::Dialed(call, call_id) => self.dialed(call, call_id),
             Input::Admin(AdminInput::EndAll(why)) => {
+                self.withdraw_all();
                 let all: Vec<CallRef> = self.calls.keys().copied().collect();
                 for call in all {
                     self.end(now, call, Hangup::Shutdown(why.clone()));

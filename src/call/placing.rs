@@ -333,6 +333,7 @@ impl Calls {
                 _ => (CallStatus::from_sip(status.as_u16()), status.as_u16()),
             },
             EndReason::NoResponse => (CallStatus::Failed, 408),
+            EndReason::NotDialed { .. } => (CallStatus::Failed, 503),
             _ => (p.cancelled.unwrap_or(CallStatus::Failed), 487),
         };
         p.view.status = status;
@@ -360,6 +361,7 @@ impl Calls {
                 (format!("the far end answered {} {phrase}", status.as_u16()), status.as_u16())
             }
             (EndReason::NoResponse, None) => ("no response from the trunk".into(), 408),
+            (EndReason::NotDialed { why }, None) => (format!("not dialled: {why}"), 503),
             (other, None) => (format!("ended before the answer ({other:?})"), 500),
         })
     }
@@ -429,6 +431,15 @@ impl Calls {
             self.commands.push_back(Command::Callback(cb));
         }
         Some(placed.view)
+    }
+
+    /// Withdraws every request still queued (the server is shutting down).
+    pub(super) fn withdraw_all(&mut self) {
+        let mut sids = Vec::new();
+        self.pacer.for_each(|p: &Pending| sids.push(p.placed.view.sid.clone()));
+        for sid in sids {
+            self.withdraw(&sid);
+        }
     }
 
     /// A queued request's auth token, for the REST API's check.

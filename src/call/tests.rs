@@ -923,6 +923,20 @@ fn requests_wait_their_turn_and_can_be_withdrawn_and_a_full_queue_refuses() {
     assert_eq!(rig.input(Input::Admin(AdminInput::End(first.sid.clone()))), Reply::Ended(true));
     assert_eq!(rig.requests(Method::Cancel).len(), 1);
     assert_eq!(rig.view(&first.sid).status, CallStatus::Canceled);
+    // Shutting down withdraws what still waits: it is never dialled.
+    let third = rig.dial("+14155550103", true).unwrap();
+    rig.input(Input::Admin(AdminInput::EndAll("vocals is shutting down".into())));
+    assert_eq!(rig.view(&third.sid).status, CallStatus::Canceled);
+    rig.advance_to(10_000);
+    assert_eq!(dialled(&rig), 1, "nothing dialled after the shutdown");
+    // A call the endpoint refuses to send (here: it is draining) fails with 503, and the record says why.
+    let mut rig = Rig::new(Readiness::Later);
+    rig.ep.set_draining(true);
+    let refused = rig.dial(CALLEE, true).unwrap();
+    rig.advance_to(0);
+    let view = rig.view(&refused.sid);
+    assert_eq!((view.status, view.sip_response_code), (CallStatus::Failed, Some(503)));
+    assert!(rig.ended().0.starts_with("not dialled: "));
 }
 
 #[test]
