@@ -1,5 +1,6 @@
 //! Placing calls over HTTP: Twilio's own `POST /2010-04-01/Accounts/{AC}/Calls.json` (Basic auth
-//! `{AC}:{auth_token}` of the account's trunk; `To`, `From`, `Twiml` or `Url`, `Timeout`, `StatusCallback…`),
+//! `{AC}:{auth_token}` of the account's trunk — a `[[trunks]]` entry, or a linked account's, whose auth token is
+//! its Twilio one; `To`, `From`, `Twiml` or `Url`, `Timeout`, `StatusCallback…`),
 //! answered 201 with Twilio's Call resource, `GET …/Calls/{CA}.json` for its status, and the admin API's
 //! `POST /v1/calls {agent_id, to, from}`. The request is checked here (the From number must be one of the
 //! account's, the TwiML must be the supported subset), the trunk's host resolved, and the call layer queues it
@@ -19,7 +20,7 @@ use tokio::sync::oneshot;
 use super::v1::ApiError;
 use super::{AppState, CallCommand, basic_auth, twilio_error};
 use crate::agent::config::{AgentConfig, AgentKind};
-use crate::call::outbound::{OutboundSettings, Refusal, Trunk};
+use crate::call::outbound::{Hop, OutboundSettings, Refusal, Trunk};
 use crate::call::{DialRequest, StatusCallback, constant_time_eq};
 use crate::e164::E164;
 use crate::routing::{Lookup, NumberLookup};
@@ -51,7 +52,7 @@ pub async fn create_call(
     let Some(out) = state.outbound.clone() else {
         return twilio_error(StatusCode::SERVICE_UNAVAILABLE, 20503, "Outbound calls are not configured");
     };
-    let trunk = match authorised(&out, &account, &headers) {
+    let trunk = match authorised(&state, &out, &account, &headers).await {
         Ok(t) => t,
         Err(r) => return r.into_response(),
     };
@@ -125,7 +126,7 @@ pub async fn get_call(
     let not_found =
         || twilio_error(StatusCode::NOT_FOUND, 20404, &format!("The requested resource {resource} was not found"));
     let Some(out) = state.outbound.clone() else { return not_found() };
-    if let Err(r) = authorised(&out, &account, &headers) {
+    if let Err(r) = authorised(&state, &out, &account, &headers).await {
         return r.into_response();
     }
     let Some(sid) = call.strip_suffix(".json") else { return not_found() };
@@ -165,12 +166,25 @@ async fn dial_inner(state: &Arc<AppState>, body: &serde_json::Value) -> Result<C
         _ => None,
     };
     let trunk = match account {
-        Some(a) => out.trunks.iter().find(|t| t.account_sid == a),
-        None if out.trunks.len() == 1 => out.trunks.first(),
+        Some(a) => match out.trunks.iter().find(|t| t.account_sid == a) {
+            Some(t) => Some(t.clone()),
+            None => match linked(state, &a).await {
+                Ok(Some((_, Ok(t)))) => Some(t),
+                Ok(_) => None,
+                Err(Refused(_, _, message)) => return Err(ApiError::unavailable(message)),
+            },
+        },
+        None if out.trunks.len() == 1 => out.trunks.first().cloned(),
         None => None,
     };
-    let trunk = trunk.cloned().ok_or_else(|| {
-        invalid("from", format!("{from} belongs to no account with a trunk for outbound calls ([[trunks]])"))
+    let trunk = trunk.ok_or_else(|| {
+        invalid(
+            "from",
+            format!(
+                "{from} belongs to no account with a trunk for outbound calls ([[trunks]], or a linked account \
+                 once one of its numbers is added)"
+            ),
+        )
     })?;
     let mut config = agent.to_config();
     config.auth_token = Some(trunk.auth_token.clone());
@@ -244,15 +258,60 @@ impl IntoResponse for Refused {
     }
 }
 
-/// The trunk of `account`, if the request's Basic auth is `{account}:{its auth token}`.
-fn authorised(out: &Outbound, account: &str, headers: &HeaderMap) -> Result<Trunk, Refused> {
+/// The trunk of `account` — its `[[trunks]]` entry, else the linked account's — if the request's Basic auth is
+/// `{account}:{its auth token}` (a linked account's: its Twilio auth token).
+async fn authorised(state: &AppState, out: &Outbound, account: &str, headers: &HeaderMap) -> Result<Trunk, Refused> {
     let unauthorised = || Refused(StatusCode::UNAUTHORIZED, 20003, "Authenticate: wrong or missing credentials".into());
     let (user, password) = basic_auth(headers).ok_or_else(unauthorised)?;
-    let trunk = out.trunks.iter().find(|t| t.account_sid == account).ok_or_else(unauthorised)?;
-    if user != account || !constant_time_eq(trunk.auth_token.as_bytes(), password.as_bytes()) {
+    let (token, trunk) = match out.trunks.iter().find(|t| t.account_sid == account) {
+        Some(t) => (t.auth_token.clone(), Ok(t.clone())),
+        None => linked(state, account).await?.ok_or_else(unauthorised)?,
+    };
+    if user != account || !constant_time_eq(token.as_bytes(), password.as_bytes()) {
         return Err(unauthorised());
     }
-    Ok(trunk.clone())
+    trunk
+}
+
+/// A linked account's auth token, and its trunk or why it has none yet.
+type Linked = (String, Result<Trunk, Refused>);
+
+/// A linked account as an outbound trunk, from the store: its auth token, and the trunk (termination
+/// `sip:{domain}`, `;transport=tls` when vocals makes its trunks secure, and the credential vocals created) or
+/// why it has none yet. `None`: not a linked account.
+async fn linked(state: &AppState, account: &str) -> Result<Option<Linked>, Refused> {
+    let Some(catalog) = &state.catalog else { return Ok(None) };
+    let found = catalog.store().twilio_termination(account).await.map_err(|e| {
+        tracing::warn!(%account, error = %e, "reading the linked account's trunk");
+        Refused(StatusCode::SERVICE_UNAVAILABLE, 20503, "The account's trunk could not be read; try again".into())
+    })?;
+    let Some(t) = found else { return Ok(None) };
+    let secure = state.twilio.as_ref().is_some_and(|p| p.origination().secure);
+    let none_yet = || {
+        let message = "The account has no trunk for outbound calls yet: add one of its numbers to vocals (or \
+                       retry one in error)";
+        Refused(StatusCode::FORBIDDEN, 20003, message.into())
+    };
+    // Only a trunk vocals finished setting up: its domain and the credential it signs in with.
+    let trunk = match (&t.domain, &t.username, &t.password) {
+        (Some(domain), Some(_), Some(_)) => {
+            let uri = format!("sip:{domain}{}", if secure { ";transport=tls" } else { "" });
+            Hop::parse(&uri)
+                .map(|termination| Trunk {
+                    account_sid: t.account_sid.clone(),
+                    auth_token: t.auth_token.clone(),
+                    termination,
+                    username: t.username.clone(),
+                    password: t.password.clone(),
+                })
+                .map_err(|e| {
+                    tracing::warn!(%account, error = %e, "the linked account's trunk domain is not a SIP host");
+                    none_yet()
+                })
+        }
+        _ => Err(none_yet()),
+    };
+    Ok(Some((t.auth_token, trunk)))
 }
 
 /// The From number must be one of the account's (Twilio requires a number or verified caller ID it has).

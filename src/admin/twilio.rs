@@ -64,13 +64,17 @@ async fn accounts(State(state): State<Arc<AppState>>) -> Result<Json<Value>, Api
     Ok(Json(json!({ "accounts": store.twilio_accounts().await? })))
 }
 
-/// Unlinks an account no number uses (409 names them).
+/// Unlinks an account no number uses (409 names them), removing the credential list vocals created on its
+/// trunk first (502 with Twilio's message when Twilio fails; the account then stays linked).
 async fn unlink(
     State(state): State<Arc<AppState>>,
     sid: Result<Path<String>, PathRejection>,
 ) -> Result<StatusCode, ApiError> {
     let sid = path(sid)?;
-    super::v1::catalog(&state)?.store().delete_twilio_account(&sid).await?;
+    match &state.twilio {
+        Some(p) => p.unlink(&sid).await?,
+        None => super::v1::catalog(&state)?.store().delete_twilio_account(&sid).await?,
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 

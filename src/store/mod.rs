@@ -27,7 +27,7 @@ pub mod secret;
 mod twilio;
 
 pub use calls::{CallQuery, CallRecord};
-pub use twilio::TwilioAccount;
+pub use twilio::{Termination, TwilioAccount};
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -174,12 +174,20 @@ fn migrator() -> Migrator {
     let trunks = include_str!("../../migrations/0003_twilio_trunks.sql");
     let srtp = include_str!("../../migrations/0004_number_srtp.sql");
     let health = include_str!("../../migrations/0005_health.sql");
+    let termination = include_str!("../../migrations/0006_twilio_termination.sql");
     Migrator::with_migrations(vec![
         Migration::new(1, Cow::Borrowed("init"), MigrationType::Simple, init.into_sql_str(), false),
         Migration::new(2, Cow::Borrowed("twilio accounts"), MigrationType::Simple, accounts.into_sql_str(), false),
         Migration::new(3, Cow::Borrowed("twilio trunks"), MigrationType::Simple, trunks.into_sql_str(), false),
         Migration::new(4, Cow::Borrowed("number srtp"), MigrationType::Simple, srtp.into_sql_str(), false),
         Migration::new(5, Cow::Borrowed("health"), MigrationType::Simple, health.into_sql_str(), false),
+        Migration::new(
+            6,
+            Cow::Borrowed("twilio termination"),
+            MigrationType::Simple,
+            termination.into_sql_str(),
+            false,
+        ),
     ])
 }
 

@@ -276,6 +276,48 @@ async fn twilio_tokens_are_sealed_at_rest_and_an_account_numbers_use_stays() {
 }
 
 #[tokio::test]
+async fn an_accounts_termination_credential_is_kept_sealed_and_opens_only_for_its_account() {
+    const SID: &str = "ACcccccccccccccccccccccccccccccccc";
+    const OTHER: &str = "ACdddddddddddddddddddddddddddddddd";
+    for (db, store) in stores().await {
+        assert_eq!(store.twilio_termination(SID).await.unwrap(), None, "{db}: not linked");
+        store.put_twilio_account(SID, "tok-1", "").await.unwrap();
+        let t = store.twilio_termination(SID).await.unwrap().unwrap();
+        assert_eq!((t.auth_token.as_str(), t.domain, t.credential_list_sid, t.password), ("tok-1", None, None, None));
+        store.set_account_trunk(SID, Some("TK1")).await.unwrap();
+        store.set_trunk_view(SID, Some("vocals-1.pstn.twilio.com"), &serde_json::json!([])).await.unwrap();
+        store.set_account_credential(SID, Some(("CL1", "vocals-user", "Secret-Passw0rd"))).await.unwrap();
+        let t = store.twilio_termination(SID).await.unwrap().unwrap();
+        assert_eq!(t.trunk_sid.as_deref(), Some("TK1"), "{db}");
+        assert_eq!(t.domain.as_deref(), Some("vocals-1.pstn.twilio.com"), "{db}");
+        assert_eq!(t.credential_list_sid.as_deref(), Some("CL1"), "{db}");
+        assert_eq!(t.username.as_deref(), Some("vocals-user"), "{db}");
+        assert_eq!(t.password.as_deref(), Some("Secret-Passw0rd"), "{db}");
+        assert!(!format!("{t:?}").contains("Secret-Passw0rd") && !format!("{t:?}").contains("tok-1"), "{db}: {t:?}");
+        let raw: String =
+            sqlx::query("SELECT sealed_sip_password FROM twilio_accounts").fetch_one(&store.pool).await.unwrap().get(0);
+        assert!(raw.starts_with("v1:") && !raw.contains("Secret"), "{db}: stored sealed: {raw}");
+        // Moved to another account's row, it does not open.
+        store.put_twilio_account(OTHER, "tok-2", "").await.unwrap();
+        sqlx::query("UPDATE twilio_accounts SET sealed_sip_password = $1 WHERE account_sid = $2")
+            .bind(&raw)
+            .bind(OTHER)
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        assert!(matches!(store.twilio_termination(OTHER).await, Err(StoreError::Secret(_))), "{db}");
+        // Re-linking with a new token keeps the credential; forgetting it clears all three.
+        store.put_twilio_account(SID, "tok-3", "").await.unwrap();
+        let t = store.twilio_termination(SID).await.unwrap().unwrap();
+        assert_eq!((t.auth_token.as_str(), t.password.as_deref()), ("tok-3", Some("Secret-Passw0rd")), "{db}");
+        store.set_account_credential(SID, None).await.unwrap();
+        let t = store.twilio_termination(SID).await.unwrap().unwrap();
+        assert_eq!((t.credential_list_sid, t.username, t.password), (None, None, None), "{db}");
+        assert!(matches!(store.set_account_credential("ACnone", None).await, Err(StoreError::NotFound(_))), "{db}");
+    }
+}
+
+#[tokio::test]
 async fn a_twilio_number_starts_in_error_until_configured_and_keeps_its_snapshot() {
     const SID: &str = "ACbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
     for (db, store) in stores().await {

@@ -26,6 +26,38 @@ pub struct TwilioAccount {
     pub updated_at: String,
 }
 
+/// What an account's trunk needs to place calls (its termination side), unsealed: the account's auth token
+/// (what `Calls.json` requests for it must carry), the trunk's domain, and the credential vocals created.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Termination {
+    pub account_sid: String,
+    pub auth_token: String,
+    pub trunk_sid: Option<String>,
+    /// `….pstn.twilio.com`, as last read from Twilio.
+    pub domain: Option<String>,
+    pub credential_list_sid: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+}
+
+impl std::fmt::Debug for Termination {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Termination")
+            .field("account_sid", &self.account_sid)
+            .field("trunk_sid", &self.trunk_sid)
+            .field("domain", &self.domain)
+            .field("credential_list_sid", &self.credential_list_sid)
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a credential's password is sealed against: its account and purpose (a sealed auth token does not open
+/// as a password, nor one account's password as another's).
+fn sip_password_context(account: &str) -> String {
+    format!("sip-credential:{account}")
+}
+
 impl Store {
     /// The key Twilio auth tokens are sealed with (every node sharing a database needs the same one).
     pub fn with_secret(mut self, key: secret::SecretKey) -> Store {
@@ -113,6 +145,61 @@ impl Store {
         }
     }
 
+    /// The account's termination side, unsealed (`None`: not linked).
+    pub async fn twilio_termination(&self, sid: &str) -> Result<Option<Termination>, StoreError> {
+        let row = sqlx::query(
+            "SELECT sealed_token, trunk_sid, trunk_domain, credential_list_sid, sip_username, sealed_sip_password \
+             FROM twilio_accounts WHERE account_sid = $1",
+        )
+        .bind(sid)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(r) = row else { return Ok(None) };
+        let key = self.secret()?;
+        let sealed_password: Option<String> = r.try_get(5)?;
+        Ok(Some(Termination {
+            account_sid: sid.to_string(),
+            auth_token: key.open(sid, &r.try_get::<String, _>(0)?)?,
+            trunk_sid: r.try_get(1)?,
+            domain: r.try_get::<Option<String>, _>(2)?.filter(|d| !d.is_empty()),
+            credential_list_sid: r.try_get(3)?,
+            username: r.try_get(4)?,
+            password: sealed_password.map(|p| key.open(&sip_password_context(sid), &p)).transpose()?,
+        }))
+    }
+
+    /// Keeps the credential list vocals created for the account's trunk and its one credential (the password
+    /// sealed), or forgets them (`None`).
+    pub async fn set_account_credential(
+        &self,
+        sid: &str,
+        credential: Option<(&str, &str, &str)>,
+    ) -> Result<(), StoreError> {
+        let (list, username, sealed) = match credential {
+            Some((list, username, password)) => (
+                Some(list.to_string()),
+                Some(username.to_string()),
+                Some(self.secret()?.seal(&sip_password_context(sid), password)?),
+            ),
+            None => (None, None, None),
+        };
+        let done = sqlx::query(
+            "UPDATE twilio_accounts SET credential_list_sid = $1, sip_username = $2, sealed_sip_password = $3, \
+             updated_at = $4 WHERE account_sid = $5",
+        )
+        .bind(list)
+        .bind(username)
+        .bind(sealed)
+        .bind(now_rfc3339())
+        .bind(sid)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("Twilio account {sid}")));
+        }
+        Ok(())
+    }
+
     pub async fn set_account_trunk(&self, sid: &str, trunk: Option<&str>) -> Result<(), StoreError> {
         sqlx::query("UPDATE twilio_accounts SET trunk_sid = $1, updated_at = $2 WHERE account_sid = $3")
             .bind(trunk.map(str::to_string))
@@ -194,8 +281,8 @@ impl Store {
         self.number(e164).await?.ok_or_else(|| StoreError::NotFound(e164.to_string()))
     }
 
-    /// Unlinks an account no number uses; otherwise [`StoreError::InUse`] names the numbers.
-    pub async fn delete_twilio_account(&self, sid: &str) -> Result<(), StoreError> {
+    /// [`StoreError::InUse`], naming them, when numbers still use the account.
+    pub async fn twilio_account_unused(&self, sid: &str) -> Result<(), StoreError> {
         let rows = sqlx::query("SELECT e164 FROM phone_numbers WHERE twilio_account_sid = $1 ORDER BY e164")
             .bind(sid)
             .fetch_all(&self.pool)
@@ -204,6 +291,12 @@ impl Store {
         if !numbers.is_empty() {
             return Err(StoreError::InUse { what: format!("Twilio account {sid}"), numbers });
         }
+        Ok(())
+    }
+
+    /// Unlinks an account no number uses; otherwise [`StoreError::InUse`] names the numbers.
+    pub async fn delete_twilio_account(&self, sid: &str) -> Result<(), StoreError> {
+        self.twilio_account_unused(sid).await?;
         let done =
             sqlx::query("DELETE FROM twilio_accounts WHERE account_sid = $1").bind(sid).execute(&self.pool).await?;
         if done.rows_affected() == 0 {

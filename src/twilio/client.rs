@@ -1,5 +1,5 @@
-//! Twilio's REST APIs, the subset vocals uses: the 2010-04-01 API (IncomingPhoneNumbers) and
-//! trunking v1 (Trunks, OriginationUrls, trunk PhoneNumbers). One shared reqwest client (rustls on ring, the
+//! Twilio's REST APIs, the subset vocals uses: the 2010-04-01 API (IncomingPhoneNumbers, SIP CredentialLists and
+//! their Credentials) and trunking v1 (Trunks, OriginationUrls, trunk PhoneNumbers, trunk CredentialLists). One shared reqwest client (rustls on ring, the
 //! system's roots); every request has a timeout; 429 (20429) and 5xx are retried with backoff (honouring
 //! `Retry-After`); both base URLs are configurable so tests point them at a local stand-in.
 
@@ -85,6 +85,22 @@ pub struct OriginationUrl {
     pub priority: u32,
     pub weight: u32,
     pub enabled: bool,
+}
+
+/// A SIP CredentialList (2010-04-01 `SIP/CredentialLists`), or one associated with a trunk (trunking v1
+/// `Trunks/{TK}/CredentialLists`): the same SID.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+pub struct CredentialList {
+    pub sid: String,
+    #[serde(default)]
+    pub friendly_name: String,
+}
+
+/// A credential of a CredentialList: Twilio never answers its password.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+pub struct SipCredential {
+    pub sid: String,
+    pub username: String,
 }
 
 /// Where the two APIs are.
@@ -237,6 +253,27 @@ impl Twilio {
         Self::parse(self.send(creds, reqwest::Method::POST, &url, Some(fields)).await?)
     }
 
+    /// A 2010-04-01 list, following `next_page_uri`.
+    async fn list_v2010<T: serde::de::DeserializeOwned>(
+        &self,
+        creds: &Credentials,
+        path: &str,
+        key: &str,
+    ) -> Result<Vec<T>, TwilioError> {
+        let mut url = self.v2010(creds, &format!("{path}?PageSize=1000"));
+        let mut all = Vec::new();
+        for _ in 0..1000 {
+            let page = self.send(creds, reqwest::Method::GET, &url, None).await?;
+            let items: Vec<T> = Self::parse(page[key].clone())?;
+            all.extend(items);
+            match page["next_page_uri"].as_str() {
+                Some(next) if !next.is_empty() => url = format!("{}{next}", self.endpoints.api),
+                _ => return Ok(all),
+            }
+        }
+        Err(TwilioError::Transport(format!("more than 1000 pages of {key}")))
+    }
+
     /// A trunking v1 list, following `meta.next_page_url`.
     async fn list<T: serde::de::DeserializeOwned>(
         &self,
@@ -273,6 +310,75 @@ impl Twilio {
         let secure = if secure { "true" } else { "false" };
         let form = [("FriendlyName", name), ("DomainName", domain), ("TransferMode", "enable-all"), ("Secure", secure)];
         Self::parse(self.send(creds, reqwest::Method::POST, &self.trunking("Trunks"), Some(&form)).await?)
+    }
+
+    /// Sets a trunk's termination domain name (`….pstn.twilio.com`, unique across Twilio).
+    pub async fn set_trunk_domain(&self, creds: &Credentials, trunk: &str, domain: &str) -> Result<Trunk, TwilioError> {
+        let url = self.trunking(&format!("Trunks/{trunk}"));
+        Self::parse(self.send(creds, reqwest::Method::POST, &url, Some(&[("DomainName", domain)])).await?)
+    }
+
+    pub async fn credential_list(&self, creds: &Credentials, list: &str) -> Result<CredentialList, TwilioError> {
+        let url = self.v2010(creds, &format!("SIP/CredentialLists/{list}.json"));
+        Self::parse(self.send(creds, reqwest::Method::GET, &url, None).await?)
+    }
+
+    pub async fn create_credential_list(&self, creds: &Credentials, name: &str) -> Result<CredentialList, TwilioError> {
+        let url = self.v2010(creds, "SIP/CredentialLists.json");
+        Self::parse(self.send(creds, reqwest::Method::POST, &url, Some(&[("FriendlyName", name)])).await?)
+    }
+
+    /// Deletes a credential list and its credentials.
+    pub async fn delete_credential_list(&self, creds: &Credentials, list: &str) -> Result<(), TwilioError> {
+        let url = self.v2010(creds, &format!("SIP/CredentialLists/{list}.json"));
+        self.send(creds, reqwest::Method::DELETE, &url, None).await.map(|_| ())
+    }
+
+    pub async fn sip_credentials(&self, creds: &Credentials, list: &str) -> Result<Vec<SipCredential>, TwilioError> {
+        self.list_v2010(creds, &format!("SIP/CredentialLists/{list}/Credentials.json"), "credentials").await
+    }
+
+    /// A credential in a list; Twilio wants the password at least 12 characters with a digit and mixed case.
+    pub async fn create_sip_credential(
+        &self,
+        creds: &Credentials,
+        list: &str,
+        username: &str,
+        password: &str,
+    ) -> Result<SipCredential, TwilioError> {
+        let url = self.v2010(creds, &format!("SIP/CredentialLists/{list}/Credentials.json"));
+        let form = [("Username", username), ("Password", password)];
+        Self::parse(self.send(creds, reqwest::Method::POST, &url, Some(&form)).await?)
+    }
+
+    /// The credential lists a trunk authenticates termination (calls to it) against.
+    pub async fn trunk_credential_lists(
+        &self,
+        creds: &Credentials,
+        trunk: &str,
+    ) -> Result<Vec<CredentialList>, TwilioError> {
+        self.list(creds, &format!("Trunks/{trunk}/CredentialLists"), "credential_lists").await
+    }
+
+    pub async fn associate_credential_list(
+        &self,
+        creds: &Credentials,
+        trunk: &str,
+        list: &str,
+    ) -> Result<(), TwilioError> {
+        let url = self.trunking(&format!("Trunks/{trunk}/CredentialLists"));
+        self.send(creds, reqwest::Method::POST, &url, Some(&[("CredentialListSid", list)])).await.map(|_| ())
+    }
+
+    /// Takes a credential list off a trunk (the list stays in the account).
+    pub async fn disassociate_credential_list(
+        &self,
+        creds: &Credentials,
+        trunk: &str,
+        list: &str,
+    ) -> Result<(), TwilioError> {
+        let url = self.trunking(&format!("Trunks/{trunk}/CredentialLists/{list}"));
+        self.send(creds, reqwest::Method::DELETE, &url, None).await.map(|_| ())
     }
 
     pub async fn origination_urls(&self, creds: &Credentials, trunk: &str) -> Result<Vec<OriginationUrl>, TwilioError> {

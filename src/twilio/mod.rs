@@ -4,6 +4,8 @@
 //! voice settings are snapshotted before anything changes and kept until Twilio confirms the restore; any failure
 //! leaves the number in the store in `error` with Twilio's code and message, retryable. A reconcile compares Twilio
 //! with the store and flags drift. Never DELETE an IncomingPhoneNumber (that releases it from the account).
+//! The trunk's termination side — its domain name, vocals' credential list and credential, so linked accounts
+//! place calls on it — is `termination`'s.
 //!
 //! Beside them, the Twilio-compatible pieces of outbound calls, sans IO: `twiml` (the `<Connect><Stream>` /
 //! `<Hangup/>` subset vocals runs), `signature` (`X-Twilio-Signature`, HMAC-SHA1) and `calls` (the Create Call
@@ -12,6 +14,7 @@
 pub mod calls;
 pub mod client;
 pub mod signature;
+pub mod termination;
 pub mod twiml;
 
 use std::sync::Arc;
@@ -19,7 +22,9 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-pub use client::{Credentials, Endpoints, IncomingNumber, OriginationUrl, Trunk, Twilio, TwilioError};
+pub use client::{
+    CredentialList, Credentials, Endpoints, IncomingNumber, OriginationUrl, SipCredential, Trunk, Twilio, TwilioError,
+};
 
 use crate::e164::E164;
 use crate::store::{PhoneNumber, Store, StoreError, TwilioAccount};
@@ -131,6 +136,16 @@ fn now_of(n: &IncomingNumber) -> Value {
     })
 }
 
+/// A fresh trunk domain name: `vocals-<12 hex digits>.pstn.twilio.com`.
+fn fresh_domain() -> String {
+    format!("vocals-{}.pstn.twilio.com", &crate::store::new_id("")[..12])
+}
+
+/// Twilio refused a domain name as taken (they are unique across Twilio).
+fn domain_taken(e: &TwilioError) -> bool {
+    matches!(e, TwilioError::Api { status: 400 | 409, .. }) && e.to_string().to_lowercase().contains("domain")
+}
+
 /// An account's vocals trunk as read: its SID and origination URLs.
 type VocalsTrunk = (String, Vec<OriginationUrl>);
 
@@ -225,8 +240,9 @@ impl Provisioner {
         self.configure(e164).await
     }
 
-    /// Configures Twilio for a stored number (again): the trunk, its origination URLs, the attachment, read back.
-    /// Used by add, retry and repair; the number's status says how it went.
+    /// Configures Twilio for a stored number (again): the trunk (with a termination domain), its origination
+    /// URLs, the attachment, read back, then the trunk's termination side (vocals' credential list). Used by
+    /// add, retry and repair; the number's status says how it went.
     pub async fn configure(&self, e164: &E164) -> Result<PhoneNumber, FlowError> {
         let n = self.linked(e164).await?;
         let (account, pn) =
@@ -245,6 +261,11 @@ impl Provisioner {
                     back.trunk_sid
                 )));
             }
+            // Calls to the number work from here; what follows lets vocals place calls on the trunk.
+            self.ensure_termination(&creds, &trunk).await.map_err(|e| match e {
+                FlowError::Twilio(e) => FlowError::Invalid(format!("the trunk's termination side: {e}")),
+                other => other,
+            })?;
             Ok::<_, FlowError>(())
         }
         .await;
@@ -267,12 +288,12 @@ impl Provisioner {
     }
 
     /// The account's vocals trunk, created (with a fresh DomainName, another on collision) when it has none or
-    /// it was deleted.
+    /// it was deleted; one without a DomainName gets one.
     async fn ensure_trunk(&self, creds: &Credentials) -> Result<Trunk, FlowError> {
         let account = self.store.twilio_account(&creds.account_sid).await?;
         if let Some(sid) = account.and_then(|a| a.trunk_sid) {
             match self.twilio.trunk(creds, &sid).await {
-                Ok(t) => return Ok(t),
+                Ok(t) => return self.ensure_domain(creds, t).await,
                 Err(e) if e.is_not_found() => {
                     tracing::warn!(trunk = %sid, "the vocals trunk is gone from Twilio; creating another");
                 }
@@ -281,17 +302,13 @@ impl Provisioner {
         }
         let mut last = None;
         for _ in 0..5 {
-            let domain = format!("vocals-{}.pstn.twilio.com", &crate::store::new_id("")[..12]);
+            let domain = fresh_domain();
             match self.twilio.create_trunk(creds, "vocals", &domain, self.origination.secure).await {
                 Ok(t) => {
                     self.store.set_account_trunk(&creds.account_sid, Some(&t.sid)).await?;
                     return Ok(t);
                 }
-                Err(e @ TwilioError::Api { status: 400 | 409, .. })
-                    if e.to_string().to_lowercase().contains("domain") =>
-                {
-                    last = Some(e);
-                }
+                Err(e) if domain_taken(&e) => last = Some(e),
                 Err(e) => return Err(e.into()),
             }
         }
