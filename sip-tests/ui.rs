@@ -3,8 +3,9 @@
 //! and the local Twilio stand-in: sign in with the admin token, create agents, link an account (a wrong token
 //! first: the error sits under its field), add a number and see it Active, take a real call and hang it up from
 //! the Calls page, reassign the number, see an Error state when Twilio fails and repair it with Retry, remove a
-//! number with its confirmation; keyboard use, labels and the phone layout checked on the way; a screenshot of
-//! each page (`VOCALS_UI_SCREENSHOTS=dir` keeps them, default `target/ui-screenshots`).
+//! number with its confirmation; place a call with Dial, the test's UDP socket being the trunk; keyboard use,
+//! labels and the phone layout checked on the way; a screenshot of each page (`VOCALS_UI_SCREENSHOTS=dir` keeps
+//! them, default `target/ui-screenshots`).
 
 mod browser;
 mod common;
@@ -385,4 +386,134 @@ fn the_dashboard_shows_number_health_finds_numbers_among_a_thousand_and_repairs_
     b.click("#save-number");
     b.wait_text("#notice", "is written +14155550199 in E.164");
     b.wait_text("#numbers-table", "+14155550199");
+}
+
+/// Issue 22: Dial on the Calls page places a call through the trunk. The trunk's termination is a UDP socket of
+/// this test. Dial opens by keyboard with nothing chosen, Call is refused until an agent, a number and a caller
+/// ID are given (each missing one said under its field), an invalid number's error sits under "Number to call"
+/// in those words, and Escape closes the dialog and gives the focus back to Dial. Then the echo agent calls
+/// (415) 555-0100 (read as +14155550100 with a North American caller ID) from +14155550123: the status line says
+/// "Calling …", the call is listed as ringing, and the INVITE for that number reaches the socket. A server with
+/// no trunk says outbound calls are not set up, and where that is explained.
+#[test]
+fn the_dashboard_dials_out_through_the_trunk_and_says_what_is_missing() {
+    const CALLER_ID: &str = "+14155550123";
+    const INACTIVE: &str = "+14155550124";
+    const CALLEE: &str = "+14155550100";
+    let trunk = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = trunk.local_addr().unwrap().port();
+    let extra = format!(
+        "[[trunks]]\naccount_sid = \"{AC}\"\nauth_token = \"ui-dial-auth-token-0123\"\n\
+         termination_uri = \"sip:127.0.0.1:{port}\"\n"
+    );
+    let server = InProcess::start_with("ui-dial", &extra, &[]);
+    for (number, agent) in [(CALLER_ID, serde_json::json!("echo")), (INACTIVE, serde_json::Value::Null)] {
+        let body = serde_json::json!({"phone_number": number, "agent_id": agent});
+        let (status, added) = server.api("POST", "/v1/numbers", Some(body));
+        assert_eq!(status, 201, "{added}");
+    }
+    let b = Browser::start();
+    b.resize(1280, 800);
+    let sign_in = |server: &InProcess| {
+        b.goto(&format!("http://127.0.0.1:{}/", server.admin));
+        b.fill("#token", &server.token());
+        b.keys(ENTER);
+        b.wait("return !document.querySelector('#numbers-view').hidden", "the numbers page");
+        b.click("a[href=\"#/calls\"]");
+        b.wait("return !document.querySelector('#calls-view').hidden", "the calls page");
+    };
+    sign_in(&server);
+
+    // Dial by keyboard: the dialog opens on its first field with nothing chosen; every caller ID is offered.
+    b.js("document.querySelector('#dial').focus()");
+    b.keys(ENTER);
+    b.wait("return document.querySelector('#dial-dialog').open", "the dial dialog open");
+    b.wait("return document.activeElement.id === 'dial-agent'", "the focus on the agent");
+    assert_eq!(b.js("return document.querySelector('#dial-agent').value"), "", "no agent chosen for the user");
+    assert_eq!(b.js("return document.querySelector('#dial-from').value"), "", "no caller ID chosen for the user");
+    b.wait_text("#dial-from", CALLER_ID);
+    b.wait_text("#dial-from", &format!("{INACTIVE} (inactive)"));
+    b.wait_text("#dial-agent", "echo (built in, echo)");
+    let unlabelled = b.js("return [...document.querySelectorAll('#dial-dialog input, #dial-dialog select')]
+           .filter(e => !(e.labels && e.labels.length)).map(e => e.id)");
+    assert_eq!(unlabelled, serde_json::json!([]), "fields without a label");
+
+    // Call with nothing chosen: refused, each missing thing said under its field.
+    b.click("#dial-call");
+    b.wait_text("#dial-agent-error", "Choose the agent");
+    b.wait_text("#dial-to-error", "Enter the number to call");
+    b.wait_text("#dial-from-error", "Choose the caller ID");
+    assert_eq!(b.js("return document.activeElement.id"), "dial-agent");
+    assert_eq!(b.js("return document.querySelector('#dial-dialog').open"), true);
+
+    // An invalid number: the API's error under the field, named as it is labelled.
+    b.select("#dial-agent", "echo");
+    b.fill("#dial-to", "555 01");
+    b.select("#dial-from", CALLER_ID);
+    b.click("#dial-call");
+    b.wait_text("#dial-to-error", "Number to call: ");
+    assert!(b.text("#dial-to-error").contains("E.164"), "{}", b.text("#dial-to-error"));
+    assert!(!b.text("#dial-to-error").contains("to:"), "the API's field name shown: {}", b.text("#dial-to-error"));
+    assert_eq!(b.js("return document.querySelector('#dial-to').getAttribute('aria-invalid')"), "true");
+    assert_eq!(b.js("return document.querySelector('#dial-agent-error').textContent"), "", "old errors kept");
+    assert_eq!(b.js("return document.querySelector('#dial-dialog').open"), true);
+    trunk.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    let mut buf = [0u8; 4096];
+    assert!(trunk.recv(&mut buf).is_err(), "an invalid number was dialled");
+
+    // Escape closes it and the focus goes back to Dial; opened again, it starts afresh.
+    b.keys(ESCAPE);
+    b.wait("return !document.querySelector('#dial-dialog').open", "the dialog closed");
+    assert_eq!(b.js("return document.activeElement.id"), "dial");
+    b.click("#dial");
+    b.wait("return document.querySelector('#dial-dialog').open", "the dial dialog open");
+    assert_eq!(b.js("return document.querySelector('#dial-to').value"), "");
+    assert_eq!(b.js("return document.querySelector('#dial-to-error').textContent"), "");
+
+    // The call: national form with a North American caller ID, placed, said, listed; the trunk gets the INVITE.
+    b.select("#dial-agent", "echo");
+    b.fill("#dial-to", "(415) 555-0100");
+    b.select("#dial-from", CALLER_ID);
+    doc_shot(&b, "dial.png");
+    b.click("#dial-call");
+    b.wait_text("#notice", &format!("Calling {CALLEE} from {CALLER_ID} (queued)"));
+    b.wait("return !document.querySelector('#dial-dialog').open", "the dialog closed");
+    assert_eq!(b.js("return document.activeElement.id"), "dial", "the focus back on Dial");
+    trunk.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let (n, from) = trunk.recv_from(&mut buf).expect("the trunk got no INVITE within 10 s");
+    let invite = String::from_utf8_lossy(&buf[..n]).into_owned();
+    assert!(invite.starts_with(&format!("INVITE sip:{CALLEE}@127.0.0.1:{port}")), "{invite}");
+    assert!(header(&invite, "From").contains(CALLER_ID), "{invite}");
+    b.wait_text("#active-calls", CALLEE);
+    b.wait_text("#active-calls", "Ringing");
+
+    // The callee is busy: the call ends, and the page moves it to the recent ones.
+    let mut busy = String::from("SIP/2.0 486 Busy Here\r\n");
+    for name in ["Via", "From", "Call-ID", "CSeq"] {
+        for line in invite.lines().filter(|l| l.starts_with(&format!("{name}: "))) {
+            busy.push_str(line);
+            busy.push_str("\r\n");
+        }
+    }
+    busy.push_str(&format!("To: {};tag=ui-busy\r\nContent-Length: 0\r\n\r\n", header(&invite, "To")));
+    trunk.send_to(busy.as_bytes(), from).unwrap();
+    b.wait("return document.querySelectorAll('#active-calls tr[data-call-id]').length == 0", "the call gone");
+    b.wait_text("#recent-calls", CALLEE);
+
+    // A server with no trunk: the dialog says outbound calls are not set up, and where that is explained.
+    let bare = InProcess::start("ui-dial-bare", &[]);
+    let (status, added) =
+        bare.api("POST", "/v1/numbers", Some(serde_json::json!({"phone_number": CALLER_ID, "agent_id": "echo"})));
+    assert_eq!(status, 201, "{added}");
+    sign_in(&bare);
+    b.click("#dial");
+    b.select("#dial-agent", "echo");
+    b.fill("#dial-to", CALLEE);
+    b.select("#dial-from", CALLER_ID);
+    b.click("#dial-call");
+    b.wait_text("#dial-form-error", "Outbound calls are not set up");
+    b.wait("return !document.querySelector('#dial-setup').hidden", "the set-up note");
+    b.wait_text("#dial-setup", "docs/admin.md#placing-a-call");
+    b.wait_text("#dial-from-error", &format!("Caller ID: {CALLER_ID} belongs to no account with a trunk"));
+    assert_eq!(b.js("return document.querySelector('#dial-dialog').open"), true);
 }

@@ -1267,6 +1267,115 @@ $('#hangup-form').addEventListener('submit', async (ev) => {
   }
 });
 
+// --- Dial: place a call --------------------------------------------------------------------------------
+
+const dialForm = $('#dial-form');
+
+/** The dial dialog's fields by the API's field names (its errors' `field`). */
+const DIAL_FIELDS = { agent_id: 'dial-agent', to: 'dial-to', from: 'dial-from' };
+
+/** The number's status, said after it in the caller ID select when it is not plain Active. */
+const fromLabel = (n) => (n.status === 'active' ? n.phone_number
+  : `${n.phone_number} (${STATUS[n.status] ? STATUS[n.status][0].toLowerCase() : n.status})`);
+
+/** Opens the dial dialog with the agents and the server's numbers (active or not); nothing chosen for the user. */
+$('#dial').addEventListener('click', async (ev) => {
+  const opener = ev.currentTarget;
+  let numbers;
+  try {
+    numbers = await withBusy(opener, async () => {
+      const [agents, nums] = await Promise.all([api('GET', '/v1/agents'), api('GET', '/v1/numbers')]);
+      data.agents = agents.agents || [];
+      return nums.numbers || [];
+    });
+  } catch (e) {
+    noticeError(e);
+    return;
+  }
+  dialForm.reset();
+  $('#dial-setup').hidden = true;
+  fillSelect($('#dial-agent'), [['', 'Choose an agent…'], ...data.agents.map((a) => [a.id, agentLabel(a)])], '');
+  fillSelect($('#dial-from'), [['', 'Choose a caller ID…'],
+    ...numbers.map((n) => [n.phone_number, fromLabel(n)])], '');
+  $('#dial-from-hint').textContent = numbers.length
+    ? 'One of this server’s numbers; its Twilio account needs a trunk for outbound calls.'
+    : 'This server has no numbers yet: add one on Phone Numbers first (the caller ID must be one of them).';
+  openDialog($('#dial-dialog'), backTo(opener, null, '#dial'));
+});
+
+/**
+ * The number to call as the API takes it (E.164): separators dropped, 00 read as +, and with a North American
+ * caller ID a national number (10 digits, 11 with the leading 1, 011 for international) read as Add number reads
+ * national forms. Anything else goes as typed, and the API says what is wrong with it.
+ */
+function dialNumber(typed, from) {
+  const t = typed.trim();
+  const compact = t.replace(/[\s\-.()\/]/g, '');
+  if (/^\+\d+$/.test(compact)) return compact;
+  if (/^00\d+$/.test(compact)) return `+${compact.slice(2)}`;
+  if (/^\d+$/.test(compact) && from.startsWith('+1')) {
+    if (compact.startsWith('011')) return `+${compact.slice(3)}`;
+    if (compact.length === 10) return `+1${compact}`;
+    if (compact.length === 11 && compact.startsWith('1')) return `+${compact}`;
+  }
+  return t;
+}
+
+/** An API message about a dial field, named as labelled: "to: phone number must…" reads "Number to call: …". */
+function dialMessage(field, message) {
+  const label = labelOf(DIAL_FIELDS[field]);
+  const rest = message.replace(new RegExp(`^${field}\\s*:\\s*`), '');
+  return label ? `${label}: ${rest}` : message;
+}
+
+/** Outbound calls are not configured: no trunk at all (503), or none for the caller ID's account (422 on from). */
+const notConfigured = (e) => (e.code === 'unavailable' && /outbound/i.test(e.message)) ||
+  (e.field === 'from' && /trunk/i.test(e.message));
+
+/** POST /v1/calls {agent_id, to, from}: 201 {sid, to, from, status, direction}, queued behind the trunk's pace. */
+dialForm.addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  clearErrors(dialForm);
+  $('#dial-setup').hidden = true;
+  const agent = $('#dial-agent').value;
+  const from = $('#dial-from').value;
+  const typed = $('#dial-to').value;
+  if (!agent) setFieldError('dial-agent', 'Choose the agent that takes the call.');
+  if (!typed.trim()) setFieldError('dial-to', 'Enter the number to call, e.g. +1 415 555 0100.');
+  if (!from) setFieldError('dial-from', 'Choose the caller ID: one of this server’s numbers.');
+  if (!agent || !typed.trim() || !from) {
+    $(`#${!agent ? 'dial-agent' : !typed.trim() ? 'dial-to' : 'dial-from'}`).focus();
+    return;
+  }
+  const body = { agent_id: agent, to: dialNumber(typed, from), from };
+  try {
+    const call = await withBusy($('#dial-call'), () => api('POST', '/v1/calls', body));
+    $('#dial-dialog').close();
+    notify(`Calling ${call.to} from ${call.from} (${call.status}).`);
+    calls.last = '';
+    refreshCalls();
+  } catch (e) {
+    if (isAuthError(e)) return;
+    if (notConfigured(e)) {
+      // Said plainly, with what sets it up; the API's own words stay under the caller ID.
+      $('#dial-setup').hidden = false;
+      formError(dialForm, e.field === 'from'
+        ? `Outbound calls are not set up for ${from}: vocals has no trunk for its Twilio account.`
+        : 'Outbound calls are not set up on this server: vocals has no trunk to place them through.');
+      if (e.field === 'from') setFieldError('dial-from', dialMessage('from', e.message));
+      $('#dial-from').focus();
+      return;
+    }
+    const id = e.field && DIAL_FIELDS[e.field];
+    if (id) {
+      setFieldError(id, dialMessage(e.field, e.message));
+      $(`#${id}`).focus();
+      return;
+    }
+    formError(dialForm, e.message);
+  }
+});
+
 /** The quality figures of a finished call's `stats.rtp` (and the agent's downlink latency), as a short list. */
 function qualityCell(c) {
   const rtp = (c.stats && c.stats.rtp) || null;
