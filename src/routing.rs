@@ -227,6 +227,12 @@ impl NumberTable {
         self.numbers.len()
     }
 
+    /// The number's own entry, without the fallback for numbers not in the table: whether the server has it
+    /// (a caller ID for the calls it places must be one of them).
+    pub fn entry(&self, number: &E164) -> Option<Lookup> {
+        self.numbers.get(number).cloned()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.numbers.is_empty()
     }
@@ -266,6 +272,14 @@ impl Directory {
         match self.current.read() {
             Ok(current) => current.fallback_rule(),
             Err(poisoned) => poisoned.into_inner().fallback_rule(),
+        }
+    }
+
+    /// The number's own entry, without the fallback ([`NumberTable::entry`]).
+    pub fn entry(&self, number: &E164) -> Option<Lookup> {
+        match self.current.read() {
+            Ok(current) => current.entry(number),
+            Err(poisoned) => poisoned.into_inner().entry(number),
         }
     }
 

@@ -23,7 +23,7 @@ use crate::agent::config::{AgentConfig, AgentKind};
 use crate::call::outbound::{Hop, OutboundSettings, Refusal, Trunk};
 use crate::call::{DialRequest, StatusCallback, constant_time_eq};
 use crate::e164::E164;
-use crate::routing::{Lookup, NumberLookup};
+use crate::routing::Lookup;
 use crate::twilio::calls::{CallView, CreateCall, HttpMethod, call_resource, parse_create};
 use crate::twilio::twiml::{self, Twiml};
 
@@ -160,10 +160,13 @@ async fn dial_inner(state: &Arc<AppState>, body: &serde_json::Value) -> Result<C
     let catalog = state.catalog.clone().ok_or_else(|| ApiError::unavailable("the store is not available"))?;
     let agent = catalog.store().agent(&agent_id).await.map_err(|e| ApiError::unavailable(e.to_string()))?;
     let agent = agent.ok_or_else(|| invalid("agent_id", format!("agent {agent_id:?} not found")))?;
-    let account = match catalog.directory().lookup(&from) {
-        Lookup::Agent { account_sid: Some(a), .. } => Some(a),
-        Lookup::Unknown => return Err(invalid("from", format!("{from} is not a number of this server"))),
-        _ => None,
+    // Only the server's own numbers: the default agent's fallback for unknown numbers does not make one.
+    let account = match catalog.directory().entry(&from) {
+        Some(Lookup::Agent { account_sid: Some(a), .. }) => Some(a),
+        None | Some(Lookup::Unknown) => {
+            return Err(invalid("from", format!("{from} is not a number of this server")));
+        }
+        Some(_) => None,
     };
     let trunk = match account {
         Some(a) => match out.trunks.iter().find(|t| t.account_sid == a) {
@@ -317,10 +320,11 @@ async fn linked(state: &AppState, account: &str) -> Result<Option<Linked>, Refus
 /// The From number must be one of the account's (Twilio requires a number or verified caller ID it has).
 fn from_is_the_accounts(state: &AppState, account: &str, from: &E164) -> Result<(), Refused> {
     let Some(catalog) = &state.catalog else { return Ok(()) };
-    let ok = match catalog.directory().lookup(from) {
-        Lookup::Agent { account_sid, .. } => account_sid.as_deref().is_none_or(|a| a == account),
-        Lookup::Unassigned => true,
-        Lookup::Unknown => false,
+    // Only the server's own numbers: the default agent's fallback for unknown numbers does not make one.
+    let ok = match catalog.directory().entry(from) {
+        Some(Lookup::Agent { account_sid, .. }) => account_sid.as_deref().is_none_or(|a| a == account),
+        Some(Lookup::Unassigned) => true,
+        None | Some(Lookup::Unknown) => false,
     };
     if ok {
         return Ok(());
