@@ -226,7 +226,7 @@ fn call_resource(c: &CallSummary) -> serde_json::Value {
         "from": c.from,
         "to": c.to,
         "status": c.status,
-        "direction": "inbound",
+        "direction": c.direction,
         "api_version": "2010-04-01",
         "uri": format!("/2010-04-01/Accounts/{}/Calls/{}.json", c.account_sid, c.call_sid),
     })
@@ -270,6 +270,7 @@ mod tests {
                         from: "+12125550100".into(),
                         to: "+14155550123".into(),
                         status: "completed",
+                        direction: "inbound",
                     })
                 };
                 let _ = reply.send(outcome);

@@ -102,6 +102,8 @@ pub struct CallSummary {
     pub to: String,
     /// `completed` (it was answered) or `canceled` (it was ringing).
     pub status: &'static str,
+    /// Twilio's `direction`: `inbound`, or `outbound-api` for a call vocals placed.
+    pub direction: &'static str,
 }
 
 /// Where a call is, as the call layer sees it.
@@ -664,6 +666,7 @@ impl Calls {
             from: c.info.from.clone(),
             to: c.info.to.clone(),
             status: if ringing { "canceled" } else { "completed" },
+            direction: if c.placed.is_some() { "outbound-api" } else { "inbound" },
         };
         self.end(now, call, Hangup::Rest);
         HangupOutcome::Done(summary)
@@ -685,6 +688,7 @@ impl Calls {
                 from: view.from,
                 to: view.to,
                 status: "canceled",
+                direction: view.direction,
             }),
             None => HangupOutcome::UnknownCall,
         }

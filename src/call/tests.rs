@@ -388,7 +388,10 @@ fn every_hang_up_of_an_answered_call_sends_one_bye_with_its_reason_and_records_w
             "REST",
             |rig, _| {
                 let out = rig.rest_hangup(TOKEN);
-                assert!(matches!(out, HangupOutcome::Done(CallSummary { status: "completed", .. })), "{out:?}");
+                assert!(
+                    matches!(out, HangupOutcome::Done(CallSummary { status: "completed", direction: "inbound", .. })),
+                    "{out:?}"
+                );
             },
             "cause=200;text=\"the agent ended the call (REST)\"",
             "the agent ended the call (REST)",
@@ -506,7 +509,10 @@ fn every_hang_up_of_a_ringing_call_is_a_final_response_saying_who() {
             "REST",
             |rig, _| {
                 let out = rig.rest_hangup(TOKEN);
-                assert!(matches!(out, HangupOutcome::Done(CallSummary { status: "canceled", .. })), "{out:?}");
+                assert!(
+                    matches!(out, HangupOutcome::Done(CallSummary { status: "canceled", direction: "inbound", .. })),
+                    "{out:?}"
+                );
             },
             (480, "Call Ended By Agent"),
             "the agent ended the call (REST) while it rang",
@@ -913,7 +919,15 @@ fn requests_wait_their_turn_and_can_be_withdrawn_and_a_full_queue_refuses() {
         password: TOKEN.into(),
     };
     let out = rig.input(Input::Admin(AdminInput::Rest(req)));
-    assert!(matches!(out, Reply::Rest(HangupOutcome::Done(CallSummary { status: "canceled", .. }))), "{out:?}");
+    let done = Reply::Rest(HangupOutcome::Done(CallSummary {
+        call_sid: second.sid.clone(),
+        account_sid: ACCOUNT.into(),
+        from: NUMBER.into(),
+        to: "+14155550101".into(),
+        status: "canceled",
+        direction: "outbound-api",
+    }));
+    assert_eq!(out, done, "Twilio's Call resource of a call vocals placed says outbound-api");
     assert_eq!(rig.view(&second.sid).status, CallStatus::Canceled);
     rig.advance_to(2_000);
     assert_eq!(dialled(&rig), 1, "the withdrawn request is never dialled");
