@@ -151,6 +151,9 @@ impl Calls {
         self.write(CallWrite::Start(Box::new(record)));
         self.keep(view.clone());
         tracing::info!(sid = %view.sid, to = %view.to, from = %view.from, "outbound call queued");
+        // A request whose turn has come leaves the queue now, not at the next timer: requests arriving
+        // together count against the queue only for as long as they really wait.
+        self.dial_due(now);
         Ok(view)
     }
 

@@ -804,8 +804,6 @@ fn a_placed_call_is_queued_dialled_with_the_trunks_credentials_rung_answered_and
     let mut rig = Rig::new(Readiness::Later);
     let view = rig.dial(CALLEE, true).unwrap();
     assert_eq!(view.status, CallStatus::Queued);
-    assert!(rig.requests(Method::Invite).is_empty(), "nothing is sent before the call layer's timer runs");
-    rig.advance_to(0);
     let invite = rig.requests(Method::Invite).pop().expect("the INVITE, at once: the trunk's first turn");
     assert_eq!(invite.uri.to_string(), format!("sip:{CALLEE}@acme.pstn.twilio.com"));
     let body = String::from_utf8_lossy(&invite.body).into_owned();
@@ -902,8 +900,10 @@ fn busy_failed_and_unanswered_calls_end_with_twilios_statuses_and_records_that_s
 #[test]
 fn requests_wait_their_turn_and_can_be_withdrawn_and_a_full_queue_refuses() {
     let mut rig = Rig::new(Readiness::Later);
+    // The first is dialled at once (its turn has come); two more wait (outbound.queue = 2); a fourth is refused.
     let first = rig.dial(CALLEE, true).unwrap();
     let second = rig.dial("+14155550101", true).unwrap();
+    let _waiting = rig.dial("+14155550104", true).unwrap();
     assert_eq!(rig.dial("+14155550102", true).unwrap_err(), outbound::Refusal::QueueFull);
     rig.advance_to(0);
     let dialled = |rig: &Rig| {
@@ -930,19 +930,24 @@ fn requests_wait_their_turn_and_can_be_withdrawn_and_a_full_queue_refuses() {
     assert_eq!(out, done, "Twilio's Call resource of a call vocals placed says outbound-api");
     assert_eq!(rig.view(&second.sid).status, CallStatus::Canceled);
     rig.advance_to(2_000);
-    assert_eq!(dialled(&rig), 1, "the withdrawn request is never dialled");
+    assert_eq!(dialled(&rig), 2, "the first, then the one behind the withdrawn request, a second later");
+    let to = |rig: &Rig, n: &str| rig.requests(Method::Invite).iter().filter(|r| r.uri.to_string().contains(n)).count();
+    assert_eq!(to(&rig, "+14155550101"), 0, "the withdrawn request is never dialled");
     // The first, ringing, is cancelled by the admin API.
-    let invite = rig.requests(Method::Invite).pop().unwrap();
+    let invite = rig.requests(Method::Invite).into_iter().find(|r| r.uri.to_string().contains(CALLEE)).unwrap();
     rig.trunk_answers(&invite, 180, &[], None);
     assert_eq!(rig.input(Input::Admin(AdminInput::End(first.sid.clone()))), Reply::Ended(true));
     assert_eq!(rig.requests(Method::Cancel).len(), 1);
     assert_eq!(rig.view(&first.sid).status, CallStatus::Canceled);
     // Shutting down withdraws what still waits: it is never dialled.
+    let before = dialled(&rig);
+    let _ = rig.dial("+14155550105", true).unwrap();
     let third = rig.dial("+14155550103", true).unwrap();
     rig.input(Input::Admin(AdminInput::EndAll("vocals is shutting down".into())));
     assert_eq!(rig.view(&third.sid).status, CallStatus::Canceled);
     rig.advance_to(10_000);
-    assert_eq!(dialled(&rig), 1, "nothing dialled after the shutdown");
+    assert_eq!(to(&rig, "+14155550103"), 0, "nothing that waited is dialled after the shutdown");
+    assert!(dialled(&rig) <= before + 1, "only the one whose turn had come before the shutdown");
     // A call the endpoint refuses to send (here: it is draining) fails with 503, and the record says why.
     let mut rig = Rig::new(Readiness::Later);
     rig.ep.set_draining(true);
