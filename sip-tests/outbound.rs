@@ -6,177 +6,13 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, UdpSocket};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::io::{Read, Write};
+use std::time::Duration;
 
 use base64::Engine;
 use common::inprocess::InProcess;
-use common::{NUMBER, scenario};
-use futures_util::{SinkExt, StreamExt};
-use tokio_tungstenite::tungstenite::Message;
-
-const ACCOUNT: &str = "ACbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
-const TOKEN: &str = "outbound-auth-token-0123456789";
-const CALLEE: &str = "+14155550100";
-
-/// A port no one listens on now (SIPp is told to take it).
-fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// SIPp as Twilio's termination side on `port`, running `file` once; its output when it exits.
-fn termination(file: &str, port: u16, dir: &std::path::Path) -> std::thread::JoinHandle<(bool, String)> {
-    let (file, dir) = (file.to_string(), dir.to_path_buf());
-    std::thread::spawn(move || {
-        let out = Command::new("sipp")
-            .current_dir(&dir)
-            .arg("-sf")
-            .arg(scenario(&file))
-            .args(["-p", &port.to_string(), "-i", "127.0.0.1", "-m", "1", "-rtp_echo", "-mi", "127.0.0.1"])
-            .args(["-timeout", "40", "-timeout_error", "-nostdin", "-trace_err", "-trace_msg"])
-            .stdin(Stdio::null())
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run sipp ({e}): install it with `apt-get install -y sip-tester`"));
-        let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
-        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if name.ends_with("errors.log") || name.ends_with("messages.log") {
-                text.push_str(&format!(
-                    "\n--- {name} ---\n{}",
-                    std::fs::read_to_string(entry.path()).unwrap_or_default()
-                ));
-            }
-        }
-        (out.status.success(), text)
-    })
-}
-
-/// What the test agent saw of its stream: every event name, the `start` message, the media frames received.
-#[derive(Debug, Default)]
-struct Seen {
-    events: Vec<String>,
-    start: serde_json::Value,
-    media: usize,
-}
-
-/// A Media Streams agent on loopback that takes one stream, sends a second of audio, and reports what it saw.
-fn agent() -> (String, mpsc::Receiver<Seen>, tokio::runtime::Runtime) {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
-    let url = format!("ws://127.0.0.1:{}/stream", listener.local_addr().unwrap().port());
-    let (tx, rx) = mpsc::channel();
-    rt.spawn(async move {
-        let Ok((tcp, _)) = listener.accept().await else { return };
-        let Ok(ws) = tokio_tungstenite::accept_async(tcp).await else { return };
-        let (mut sink, mut stream) = ws.split();
-        let mut seen = Seen::default();
-        while let Some(Ok(msg)) = stream.next().await {
-            let Message::Text(text) = msg else { continue };
-            let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-            let event = v["event"].as_str().unwrap_or_default().to_string();
-            match event.as_str() {
-                "start" => {
-                    seen.start = v.clone();
-                    let sid = v["streamSid"].as_str().unwrap_or_default().to_string();
-                    // 50 frames of 20 ms of a tone: SIPp echoes them back, and vocals sends them on to us.
-                    let payload = base64::engine::general_purpose::STANDARD.encode([0x55u8; 160]);
-                    for _ in 0..50 {
-                        let frame =
-                            serde_json::json!({"event": "media", "streamSid": sid, "media": {"payload": payload}});
-                        let _ = sink.send(Message::Text(frame.to_string().into())).await;
-                    }
-                }
-                "media" => seen.media += 1,
-                _ => {}
-            }
-            if event != "media" {
-                seen.events.push(event.clone());
-            }
-            if event == "stop" {
-                break;
-            }
-        }
-        let _ = tx.send(seen);
-    });
-    (url, rx, rt)
-}
-
-/// One HTTP request as the callback server read it: its request line, headers and body.
-#[derive(Debug)]
-struct Posted {
-    line: String,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl Posted {
-    fn header(&self, name: &str) -> &str {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map_or("", |(_, v)| v.as_str())
-    }
-
-    fn form(&self) -> Vec<(String, String)> {
-        serde_urlencoded::from_str(&self.body).unwrap()
-    }
-}
-
-/// A status callback server: answers 204 to every request and hands each on.
-fn callback_server() -> (String, mpsc::Receiver<Posted>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://127.0.0.1:{}/status?call=1", listener.local_addr().unwrap().port());
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for conn in listener.incoming().flatten() {
-            let mut reader = BufReader::new(conn.try_clone().unwrap());
-            let mut line = String::new();
-            if reader.read_line(&mut line).is_err() {
-                continue;
-            }
-            let mut headers = Vec::new();
-            loop {
-                let mut h = String::new();
-                if reader.read_line(&mut h).is_err() || h.trim().is_empty() {
-                    break;
-                }
-                if let Some((n, v)) = h.trim().split_once(':') {
-                    headers.push((n.trim().to_string(), v.trim().to_string()));
-                }
-            }
-            let len = headers.iter().find(|(n, _)| n.eq_ignore_ascii_case("content-length"));
-            let len: usize = len.and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
-            let mut body = vec![0u8; len];
-            let _ = reader.read_exact(&mut body);
-            let mut conn = conn;
-            let _ = conn.write_all(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-            let posted = Posted { line: line.trim().to_string(), headers, body: String::from_utf8_lossy(&body).into() };
-            if tx.send(posted).is_err() {
-                return;
-            }
-        }
-    });
-    (url, rx)
-}
-
-/// A request to vocals' HTTP listener with Basic auth; the status and the JSON body.
-fn twilio_api(server: &InProcess, method: &str, path: &str, form: &[(&str, &str)]) -> (u16, serde_json::Value) {
-    let mut conn = std::net::TcpStream::connect(("127.0.0.1", server.admin)).unwrap();
-    let body = serde_urlencoded::to_string(form).unwrap();
-    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{ACCOUNT}:{TOKEN}"));
-    write!(
-        conn,
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nAuthorization: Basic {auth}\r\n\
-         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut response = String::new();
-    conn.read_to_string(&mut response).unwrap();
-    let status = response.get(9..12).and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("{response}"));
-    let json = response.split_once("\r\n\r\n").and_then(|(_, b)| serde_json::from_str(b).ok());
-    (status, json.unwrap_or(serde_json::Value::Null))
-}
+use common::outbound::*;
+use common::{NUMBER, free_udp_port};
 
 /// The retried INVITE's `Proxy-Authorization` (from SIPp's message log) answers the 407's challenge with the
 /// trunk's credentials: RFC 2617 §3.2.2 computed here, independently of vocals' own digest code.
@@ -199,21 +35,13 @@ fn digest_is_right(log: &str, username: &str, password: &str) {
     assert_eq!(param("response"), expected, "{line}");
 }
 
-fn trunk(port: u16) -> String {
-    format!(
-        "[[trunks]]\naccount_sid = \"{ACCOUNT}\"\nauth_token = \"{TOKEN}\"\n\
-         termination_uri = \"sip:127.0.0.1:{port}\"\nusername = \"vocals-trunk\"\npassword = \"termination-secret-1\"\n"
-    )
-}
-
 #[test]
 fn an_agent_written_for_twilio_places_a_call_through_the_trunk_and_hears_the_callee() {
     let sipp_port = free_udp_port();
     let server = InProcess::start_with("outbound", &trunk(sipp_port), &[]);
     let work = server.dir.join("termination");
     std::fs::create_dir_all(&work).unwrap();
-    let far_end = termination("termination_auth.xml", sipp_port, &work);
-    std::thread::sleep(Duration::from_millis(300));
+    let far_end = termination("termination_auth.xml", sipp_port, &work, 1);
     let (agent_url, seen, _agent_rt) = agent();
     let (callback_url, posted) = callback_server();
     let twiml = format!(
@@ -261,26 +89,10 @@ fn an_agent_written_for_twilio_places_a_call_through_the_trunk_and_hears_the_cal
     assert_eq!(start["customParameters"]["campaign"], "spring", "{start}");
     assert!(seen.media >= 25, "the callee's audio (our tone, echoed) reached the agent: {} frames", seen.media);
 
-    // Every callback asked for, numbered, signed with the account's auth token. Each is its own HTTP request,
-    // so they may arrive out of order: SequenceNumber orders them, as Twilio's do.
-    let mut numbered = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while numbered.len() < 4 && Instant::now() < deadline {
-        let Ok(p) = posted.recv_timeout(Duration::from_secs(5)) else { break };
-        assert!(p.line.starts_with("POST /status?call=1 "), "{p:?}");
-        let form = p.form();
-        let signature = vocals::twilio::signature::sign(TOKEN, &callback_url, &form);
-        assert_eq!(p.header("X-Twilio-Signature"), signature, "{p:?}");
-        let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).unwrap_or_default();
-        assert_eq!((get("CallSid"), get("AccountSid")), (sid.clone(), ACCOUNT.to_string()));
-        let sequence: u32 = get("SequenceNumber").parse().unwrap_or_else(|_| panic!("{form:?}"));
-        numbered.push((sequence, get("CallStatus")));
-    }
-    numbered.sort();
-    let sequence: Vec<u32> = numbered.iter().map(|(n, _)| *n).collect();
-    assert_eq!(sequence, [0, 1, 2, 3], "numbered from 0 without a gap");
-    let statuses: Vec<&str> = numbered.iter().map(|(_, s)| s.as_str()).collect();
-    assert_eq!(statuses, ["initiated", "ringing", "in-progress", "completed"]);
+    // Every callback asked for, signed with the account's auth token, numbered from 0 without a gap (each is
+    // its own HTTP request, so they may arrive out of order: SequenceNumber orders them, as Twilio's do).
+    let forms = callbacks(&posted, &callback_url, &sid, 0, 4, Duration::from_secs(10));
+    assert_eq!(statuses(&forms), ["initiated", "ringing", "in-progress", "completed"]);
 
     let (status, view) = twilio_api(&server, "GET", &format!("/2010-04-01/Accounts/{ACCOUNT}/Calls/{sid}.json"), &[]);
     assert_eq!((status, view["status"].as_str()), (200, Some("completed")), "{view}");

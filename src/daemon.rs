@@ -229,7 +229,10 @@ async fn serve_with(
     let sip_port = listeners.udp.as_ref().map(|s| s.local_addr()).transpose()?.map(|a| a.port());
     let tls_port = listeners.tls.as_ref().and_then(|t| t.0.local_addr().ok()).map(|a| a.port());
     // The one HTTP client of the process: Twilio's APIs, status callbacks, TwiML fetches.
-    let client = match Twilio::new(config.twilio.endpoints.clone(), config.twilio.timeout) {
+    let client = crate::io::agent::tls_config()
+        .map_err(crate::twilio::TwilioError::Transport)
+        .and_then(|tls| Twilio::new(config.twilio.endpoints.clone(), config.twilio.timeout, &tls));
+    let client = match client {
         Ok(c) => Some(c),
         Err(e) => {
             tracing::error!(error = %e, "no HTTP client: Twilio linking, status callbacks and TwiML fetches are off");

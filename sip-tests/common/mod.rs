@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod inprocess;
+pub mod outbound;
 
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener, UdpSocket};

@@ -122,9 +122,10 @@ pub struct Twilio {
 }
 
 impl Twilio {
-    pub fn new(endpoints: Endpoints, timeout: Duration) -> Result<Twilio, TwilioError> {
-        let tls = crate::io::agent::tls_config().map_err(TwilioError::Transport)?;
-        let mut tls = (*tls).clone();
+    /// The client over `tls`, the process's TLS client configuration (the daemon's, from the system's roots):
+    /// given, not built here, so this module needs nothing of the shell's.
+    pub fn new(endpoints: Endpoints, timeout: Duration, tls: &rustls::ClientConfig) -> Result<Twilio, TwilioError> {
+        let mut tls = tls.clone();
         tls.alpn_protocols = vec![b"http/1.1".to_vec()];
         let http = reqwest::Client::builder()
             .tls_backend_preconfigured(tls)
