@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use common::inprocess::InProcess;
 use common::outbound::*;
-use common::{NUMBER, cli, free_udp_port, scenario};
+use common::{NUMBER, cli, free_udp_port};
 
 /// TwiML for calls that are never answered: its stream is never opened.
 const NEVER_STREAMED: &str = "<Response><Connect><Stream url=\"ws://127.0.0.1:9/never\"/></Connect></Response>";
