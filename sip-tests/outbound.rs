@@ -130,3 +130,17 @@ fn requests_that_cannot_be_placed_get_twilios_errors() {
     let (status, _) = twilio_api(&server, "POST", other, &[("To", CALLEE), ("From", NUMBER), ("Twiml", twiml)]);
     assert_eq!(status, 401);
 }
+
+#[test]
+fn the_admin_api_says_why_a_call_could_not_be_placed() {
+    let trunk = format!(
+        "[[trunks]]\naccount_sid = \"{ACCOUNT}\"\nauth_token = \"{TOKEN}\"\ntermination_uri = \"sip:vocals-test.invalid\"\n"
+    );
+    let server = InProcess::start_with("outbound-unresolved", &trunk, &[]);
+    let body = serde_json::json!({"agent_id": "echo", "to": CALLEE, "from": NUMBER});
+    let (status, answer) = server.api("POST", "/v1/calls", Some(body));
+    assert_eq!(status, 503, "{answer}");
+    assert_eq!(answer["error"]["code"], "not_placed", "{answer}");
+    let message = answer["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("vocals-test.invalid") && message.contains("could not be resolved"), "{answer}");
+}

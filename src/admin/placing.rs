@@ -112,7 +112,7 @@ pub async fn create_call(
     };
     match place(&state, &out, &trunk, request).await {
         Ok(view) => (StatusCode::CREATED, Json(call_resource(&view))).into_response(),
-        Err(r) => r,
+        Err(r) => r.into_response(),
     }
 }
 
@@ -207,7 +207,8 @@ async fn dial_inner(state: &Arc<AppState>, body: &serde_json::Value) -> Result<C
     };
     place(state, &out, &trunk, request)
         .await
-        .map_err(|r| ApiError::new(r.status(), "not_placed", "the call could not be placed; see the server's log"))
+        // The call layer's reason, as the Twilio-compatible answer gives it (queue full, account limit, …).
+        .map_err(|Refused(status, _, message)| ApiError::new(status, "not_placed", message))
 }
 
 /// The admin API's view of a placed call.
@@ -221,7 +222,7 @@ async fn place(
     out: &Outbound,
     trunk: &Trunk,
     request: impl Fn(SocketAddr) -> DialRequest,
-) -> Result<CallView, Response> {
+) -> Result<CallView, Refused> {
     let hop = out.settings.proxy.clone().unwrap_or_else(|| {
         let mut h = trunk.termination.clone();
         h.host = out.settings.trunk_host(&trunk.termination);
@@ -231,11 +232,11 @@ async fn place(
     let Some(next_hop) = resolved.ok().and_then(Result::ok).and_then(|mut a| a.next()) else {
         tracing::warn!(host = %hop.authority(), "outbound call: the trunk's host does not resolve");
         let message = format!("The trunk's host {} could not be resolved", hop.host);
-        return Err(twilio_error(StatusCode::SERVICE_UNAVAILABLE, 20503, &message));
+        return Err(Refused(StatusCode::SERVICE_UNAVAILABLE, 20503, message));
     };
     let (reply, answer) = oneshot::channel();
     if !state.send(CallCommand::Dial { request: Box::new(request(next_hop)), reply }) {
-        return Err(twilio_error(StatusCode::SERVICE_UNAVAILABLE, 20503, "The call layer is busy; try again"));
+        return Err(Refused(StatusCode::SERVICE_UNAVAILABLE, 20503, "The call layer is busy; try again".into()));
     }
     match tokio::time::timeout(Duration::from_secs(5), answer).await {
         Ok(Ok(Ok(view))) => Ok(view),
@@ -246,9 +247,9 @@ async fn place(
                 Refusal::QueueFull | Refusal::AccountLimit(_) => (StatusCode::TOO_MANY_REQUESTS, 20429),
                 Refusal::Busy => (StatusCode::SERVICE_UNAVAILABLE, 20503),
             };
-            Err(twilio_error(status, code, &why.to_string()))
+            Err(Refused(status, code, why.to_string()))
         }
-        _ => Err(twilio_error(StatusCode::SERVICE_UNAVAILABLE, 20503, "The call layer did not answer; try again")),
+        _ => Err(Refused(StatusCode::SERVICE_UNAVAILABLE, 20503, "The call layer did not answer; try again".into())),
     }
 }
 
