@@ -57,6 +57,13 @@ fn sources(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
     }
 }
 
+/// A file of test code (which may reach anywhere): `tests.rs`, `*_tests.rs`, or any file under a `tests/`
+/// folder.
+fn is_test_file(rel: &Path) -> bool {
+    let name = rel.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+    name == "tests.rs" || name.ends_with("_tests.rs") || rel.components().any(|c| c.as_os_str() == "tests")
+}
+
 /// Module -> the modules its non-test code names.
 fn graph(src: &Path) -> BTreeMap<String, BTreeSet<String>> {
     let mut files = Vec::new();
@@ -65,7 +72,7 @@ fn graph(src: &Path) -> BTreeMap<String, BTreeSet<String>> {
     for file in files {
         let rel = file.strip_prefix(src).unwrap();
         let top = rel.components().next().unwrap().as_os_str().to_string_lossy().trim_end_matches(".rs").to_string();
-        if !MODULES.contains(&top.as_str()) || rel.file_name().is_some_and(|f| f == "tests.rs") {
+        if !MODULES.contains(&top.as_str()) || is_test_file(rel) {
             continue;
         }
         let text = std::fs::read_to_string(&file).unwrap();

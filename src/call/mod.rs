@@ -34,6 +34,7 @@ use crate::store::{CallRecord, now_rfc3339};
 
 mod ending;
 mod events;
+mod hangup;
 pub mod outbound;
 mod placing;
 #[cfg(test)]
@@ -43,6 +44,7 @@ pub use ending::{Ending, Hangup, stalled, violated};
 pub use events::{
     AdminInput, AgentInput, Command, Input, MediaCommand, MediaInput, MediaPlane, Reply, SipCommand, run_commands,
 };
+pub use hangup::{CallSummary, HangupOutcome, HangupRequest, constant_time_eq};
 pub use placing::{Callback, DialRequest, StatusCallback};
 
 /// What the call layer needs to decide.
@@ -71,39 +73,6 @@ pub struct CallConfig {
     pub outbound: outbound::OutboundSettings,
     /// Our UDP listener's address (outbound INVITEs leave from it).
     pub sip_local: Option<std::net::SocketAddr>,
-}
-
-/// A Twilio-style REST request to end a call (`POST .../Accounts/{AC}/Calls/{CA}.json`, `Status=completed`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct HangupRequest {
-    pub account_sid: String,
-    pub call_sid: String,
-    /// HTTP Basic credentials.
-    pub user: String,
-    pub password: String,
-}
-
-/// What the REST layer answers.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum HangupOutcome {
-    /// The call is being ended; its description for the response body.
-    Done(CallSummary),
-    UnknownCall,
-    /// The credentials do not match this call's account and agent.
-    Unauthorized,
-}
-
-/// A call as the Twilio-compatible REST API describes it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CallSummary {
-    pub call_sid: String,
-    pub account_sid: String,
-    pub from: String,
-    pub to: String,
-    /// `completed` (it was answered) or `canceled` (it was ringing).
-    pub status: &'static str,
-    /// Twilio's `direction`: `inbound`, or `outbound-api` for a call vocals placed.
-    pub direction: &'static str,
 }
 
 /// Where a call is, as the call layer sees it.
@@ -645,55 +614,6 @@ impl Calls {
         self.write(CallWrite::Ended { id: c.info.id.clone(), at: now_rfc3339(), reason, sip_status: status });
     }
 
-    /// The Twilio-compatible REST hang-up: checks the account in the path and the Basic credentials (the
-    /// account id and the auth token configured for the call's agent), then ends the call: BYE when it was
-    /// answered, 487-style refusal while it rings.
-    fn hangup_request(&mut self, now: Instant, req: &HangupRequest) -> HangupOutcome {
-        let found = self.by_call_sid.get(&req.call_sid).and_then(|call| Some((*call, self.calls.get(call)?)));
-        let Some((call, c)) = found else { return self.withdraw_request(req) };
-        let account = c.info.account_sid.clone().unwrap_or_default();
-        if account != req.account_sid {
-            return HangupOutcome::UnknownCall;
-        }
-        let token = c.info.agent.auth_token.as_ref();
-        if req.user != account || token.is_none_or(|t| !constant_time_eq(t.as_bytes(), req.password.as_bytes())) {
-            return HangupOutcome::Unauthorized;
-        }
-        let ringing = matches!(c.phase, Phase::Ringing { .. } | Phase::Dialing);
-        let summary = CallSummary {
-            call_sid: req.call_sid.clone(),
-            account_sid: account,
-            from: c.info.from.clone(),
-            to: c.info.to.clone(),
-            status: if ringing { "canceled" } else { "completed" },
-            direction: if c.placed.is_some() { "outbound-api" } else { "inbound" },
-        };
-        self.end(now, call, Hangup::Rest);
-        HangupOutcome::Done(summary)
-    }
-
-    /// The REST hang-up of an outbound call still queued: withdrawn, with the same checks.
-    fn withdraw_request(&mut self, req: &HangupRequest) -> HangupOutcome {
-        let Some((account, token)) = self.queued_token(&req.call_sid) else { return HangupOutcome::UnknownCall };
-        if account != req.account_sid {
-            return HangupOutcome::UnknownCall;
-        }
-        if req.user != account || !constant_time_eq(token.as_bytes(), req.password.as_bytes()) {
-            return HangupOutcome::Unauthorized;
-        }
-        match self.withdraw(&req.call_sid) {
-            Some(view) => HangupOutcome::Done(CallSummary {
-                call_sid: view.sid,
-                account_sid: view.account_sid,
-                from: view.from,
-                to: view.to,
-                status: "canceled",
-                direction: view.direction,
-            }),
-            None => HangupOutcome::UnknownCall,
-        }
-    }
-
     /// The agent asks for a blind transfer (RFC 3515): REFER to `target`, a `+E.164` number (sent as
     /// `tel:+E164`, as Twilio requires) or a `sip:`/`tel:` URI, if the transfer policy (the agent's own, over
     /// the server's) allows it; otherwise no REFER, and the agent hears why.
@@ -717,19 +637,6 @@ impl Calls {
                 self.media(MediaCommand::TransferRefused(call, refusal.to_string()));
             }
         }
-    }
-
-    /// The admin API's hang-up: the call whose vocals id or CallSid is `id` is ended (BYE when answered, 480
-    /// while it rings). `false`: no such call here.
-    fn end_call(&mut self, now: Instant, id: &str) -> bool {
-        let found = self
-            .by_call_sid
-            .get(id)
-            .copied()
-            .or_else(|| self.calls.iter().find(|(_, c)| c.info.id == id).map(|(call, _)| *call));
-        let Some(call) = found else { return false };
-        self.end(now, call, Hangup::Admin);
-        true
     }
 
     /// A NOTIFY about our REFER: progress for the agent; once the transfer target answered, our part of the
@@ -804,9 +711,18 @@ impl Calls {
     /// The next deadline: a call reaching its maximum duration, or a resting port coming back to the pool (the
     /// ports-in-use gauge then falls).
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let calls = self.calls.values().map(|c| c.deadline).min();
-        let placing = [self.pacer.poll_timeout(), self.next_ring_timeout()];
-        [calls, self.ports.next_return()].into_iter().chain(placing).flatten().min()
+        // One pass over the calls: each one's maximum duration, and its ring timeout while it is dialled.
+        let calls = self
+            .calls
+            .values()
+            .map(|c| {
+                c.placed
+                    .as_ref()
+                    .filter(|_| c.phase == Phase::Dialing)
+                    .map_or(c.deadline, |p| c.deadline.min(p.ring_deadline))
+            })
+            .min();
+        [calls, self.ports.next_return(), self.pacer.poll_timeout()].into_iter().flatten().min()
     }
 
     /// Hangs up calls past their maximum duration (the first way vocals ends a call itself), and takes rested
@@ -851,9 +767,4 @@ fn our_offer() -> Stream {
 fn count_invite(status: u16) {
     let result = if status == 200 { "answered".to_string() } else { status.to_string() };
     metrics::counter!(crate::metrics::INVITES, "result" => result).increment(1);
-}
-
-/// Equal bytes, compared in time that does not depend on where they differ.
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

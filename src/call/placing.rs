@@ -75,7 +75,7 @@ pub(super) struct Placed {
     auth_token: String,
     callback: Option<StatusCallback>,
     sequence: u32,
-    ring_deadline: Instant,
+    pub(super) ring_deadline: Instant,
     /// The TwiML was `<Hangup/>`: hung up once answered.
     hang_up: bool,
     /// Why we cancelled it, if we did before the answer: `no-answer` (it rang too long) or `canceled`.
@@ -396,15 +396,6 @@ impl Calls {
             p.cancelled.get_or_insert(CallStatus::Canceled);
         }
         self.sip(SipCommand::Cancel(call));
-    }
-
-    /// The next ring timeout of a call being dialled.
-    pub(super) fn next_ring_timeout(&self) -> Option<Instant> {
-        self.calls
-            .values()
-            .filter(|c| c.phase == Phase::Dialing)
-            .filter_map(|c| c.placed.as_ref().map(|p| p.ring_deadline))
-            .min()
     }
 
     /// Withdraws a request still queued (the REST `Status=canceled`); whether it was there.
