@@ -333,3 +333,198 @@ fn twilios_secure_trunking_call_over_tls_with_srtp_end_to_end_and_a_certificate_
     send(&mut tls, &common::ok_to(&bye));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The stand-in trunk's master key and salt.
+const TRUNK_KEY: [u8; 30] = *b"fedcba9876543210-trunk-salt-14";
+
+type TrunkTls = rustls::StreamOwned<rustls::ServerConnection, std::net::TcpStream>;
+
+/// A TLS server configuration presenting a fresh self-signed certificate for localhost; the certificate's PEM.
+fn trunk_tls() -> (std::sync::Arc<rustls::ServerConfig>, String) {
+    let pair = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::try_from(pair.signing_key.serialize_der()).unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![pair.cert.der().clone()], key)
+        .unwrap();
+    (std::sync::Arc::new(config), pair.cert.pem())
+}
+
+fn trunk_send(tls: &mut TrunkTls, msg: &str) {
+    use std::io::Write;
+    tls.write_all(msg.as_bytes()).unwrap();
+    tls.flush().unwrap();
+}
+
+/// Our response to `req` with `code`, To tag `tag` (if the request had none), Contact and an optional SDP body.
+fn trunk_response(req: &str, code: &str, tag: &str, contact: &str, sdp: &str) -> String {
+    let mut out = format!("SIP/2.0 {code}\r\n");
+    for name in ["Via", "From", "Call-ID", "CSeq"] {
+        for line in req.lines().filter(|l| l.len() > name.len() && l[..name.len()].eq_ignore_ascii_case(name)) {
+            if line.as_bytes()[name.len()] == b':' {
+                out.push_str(&format!("{line}\r\n"));
+            }
+        }
+    }
+    let to = header(req, "To");
+    let to = if to.contains(";tag=") { to.to_string() } else { format!("{to};tag={tag}") };
+    out.push_str(&format!("To: {to}\r\nContact: {contact}\r\n"));
+    if sdp.is_empty() {
+        out.push_str("Content-Length: 0\r\n\r\n");
+    } else {
+        out.push_str(&format!("Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}", sdp.len()));
+    }
+    out
+}
+
+/// Twilio's termination side over TLS (Secure Trunking), played by this test: it takes vocals' INVITE on the
+/// connection vocals opens, checks the TLS Via and Contact and the `RTP/SAVP` offer, answers with its own key,
+/// echoes what it hears with SRTP both ways, then hangs up with a BYE down the same connection.
+#[test]
+fn a_call_placed_on_a_tls_trunk_goes_over_a_verified_connection_with_srtp_both_ways() {
+    let dir = std::env::temp_dir().join(format!("vocals-tls-out-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    certificate(&dir);
+    let (trusted, trusted_pem) = trunk_tls();
+    let (untrusted, _) = trunk_tls();
+    // The system's trust store, as a sysadmin points OpenSSL-style tools at one: the trunk's certificate only.
+    std::fs::write(dir.join("trust.pem"), &trusted_pem).unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let trunk_port = listener.local_addr().unwrap().port();
+    let tls_port = common::free_tcp_port();
+    let extra = format!(
+        "[[trunks]]\naccount_sid = \"ACbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\"\nauth_token = \"outbound-auth-token-0123456789\"\n\
+         termination_uri = \"sip:localhost:{trunk_port};transport=tls\"\n"
+    );
+    let env = [
+        ("VOCALS_SIP_LISTEN_TLS", format!("127.0.0.1:{tls_port}")),
+        ("VOCALS_SIP_TLS_CERT", dir.join("cert.pem").display().to_string()),
+        ("VOCALS_SIP_TLS_KEY", dir.join("key.pem").display().to_string()),
+        ("SSL_CERT_FILE", dir.join("trust.pem").display().to_string()),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let server = Server::start_with("tls-out", &extra, &env);
+
+    let far_end = std::thread::spawn(move || {
+        let (tcp, _) = listener.accept().unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut tls = rustls::StreamOwned::new(rustls::ServerConnection::new(trusted).unwrap(), tcp);
+        let mut pending = Vec::new();
+        let invite = common::read_stream_message(&mut tls, &mut pending).expect("vocals' INVITE over TLS");
+        let first_line = invite.lines().next().unwrap().to_string();
+        assert_eq!(first_line, format!("INVITE sip:+14155550100@localhost:{trunk_port};transport=tls SIP/2.0"));
+        assert!(header(&invite, "Via").starts_with(&format!("SIP/2.0/TLS 127.0.0.1:{tls_port};")), "{invite}");
+        assert_eq!(header(&invite, "Contact"), format!("<sip:127.0.0.1:{tls_port};transport=tls>"), "{invite}");
+        let (_, offer) = invite.split_once("\r\n\r\n").unwrap();
+        let m = offer.lines().find(|l| l.starts_with("m=audio ")).expect("an audio offer");
+        assert!(m.contains(" RTP/SAVP "), "SRTP is offered toward a TLS trunk: {offer}");
+        let their_key = offer
+            .lines()
+            .find_map(|l| l.strip_prefix("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:"))
+            .map(|k| STANDARD.decode(k.split('|').next().unwrap().trim()).unwrap())
+            .expect("an SDES key in the offer");
+        let vocals_rtp: SocketAddr = format!("127.0.0.1:{}", m.split(' ').nth(1).unwrap()).parse().unwrap();
+
+        let rtp_socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let answer = format!(
+            "v=0\r\no=trunk 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+             m=audio {} RTP/SAVP 0 101\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{}\r\n\
+             a=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n",
+            rtp_socket.local_addr().unwrap().port(),
+            STANDARD.encode(TRUNK_KEY)
+        );
+        let contact = format!("<sip:+14155550100@127.0.0.1:{trunk_port};transport=tls>");
+        trunk_send(&mut tls, &trunk_response(&invite, "100 Trying", "", &contact, ""));
+        trunk_send(&mut tls, &trunk_response(&invite, "180 Ringing", "callee", &contact, ""));
+        let ok = trunk_response(&invite, "200 OK", "callee", &contact, &answer);
+        trunk_send(&mut tls, &ok);
+        let ack = common::read_stream_message(&mut tls, &mut pending).expect("the ACK, down the same connection");
+        assert!(ack.starts_with("ACK sip:+14155550100@127.0.0.1:"), "{ack}");
+
+        // SRTP both ways: ours with our key; vocals' (the echo agent's) with the key of its offer.
+        let mut outbound = context(&TRUNK_KEY, false);
+        let mut inbound = context(&their_key, true);
+        rtp_socket.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+        let start = Instant::now();
+        for k in 0..50usize {
+            let due = start + Duration::from_millis(20 * k as u64);
+            std::thread::sleep(due.saturating_duration_since(Instant::now()));
+            rtp_socket.send_to(&outbound.encrypt_rtp(&rtp(k as u16, &frame(k))).unwrap(), vocals_rtp).unwrap();
+        }
+        let (mut echoed, mut buf) = (Vec::new(), [0u8; 1500]);
+        let until = Instant::now() + Duration::from_secs(3);
+        // vocals keeps sending (silence once the echo is over): read for a while, not until it stops.
+        while let Some(Ok(n)) = (Instant::now() < until).then(|| rtp_socket.recv(&mut buf)) {
+            let plain = inbound.decrypt_rtp(&buf[..n]).expect("SRTP from vocals authenticates with its offer's key");
+            if plain[12..].iter().any(|&b| b != 0xFF) {
+                echoed.push(plain[12..].to_vec());
+            }
+        }
+        assert_eq!(echoed.len(), 50, "echoed frames");
+        assert!(echoed.iter().enumerate().all(|(k, p)| p == &frame(k)), "the echo came back changed");
+
+        // The callee hangs up, down the connection vocals opened.
+        let bye = format!(
+            "BYE sip:127.0.0.1:{tls_port};transport=tls SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.1:{trunk_port};branch=z9hG4bK-trunk-bye\r\n\
+             Max-Forwards: 70\r\nFrom: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n",
+            header(&ok, "To"),
+            header(&invite, "From"),
+            header(&invite, "Call-ID")
+        );
+        trunk_send(&mut tls, &bye);
+        let answered = common::read_stream_message(&mut tls, &mut pending).expect("the BYE answered");
+        assert!(answered.starts_with("SIP/2.0 200"), "{answered}");
+        drop(tls);
+
+        // The next connection presents a certificate the trust store does not hold: vocals ends the handshake.
+        let (tcp, _) = listener.accept().unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut tls = rustls::StreamOwned::new(rustls::ServerConnection::new(untrusted).unwrap(), tcp);
+        let refused = common::read_stream_message(&mut tls, &mut Vec::new());
+        assert!(refused.is_err(), "no message crosses an unverified connection: {refused:?}");
+    });
+
+    let (_, agents) = server.api("GET", "/v1/agents", None);
+    let echo = agents["agents"].as_array().and_then(|a| a.iter().find(|a| a["kind"] == "echo")).cloned();
+    let echo = echo.unwrap_or_else(|| panic!("the built-in echo agent: {agents}"));
+    let body = serde_json::json!({"agent_id": echo["id"], "to": "+14155550100", "from": NUMBER});
+    let (status, placed) = server.api("POST", "/v1/calls", Some(body.clone()));
+    assert_eq!(status, 201, "{placed}");
+    let sid = placed["sid"].as_str().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let ended = |sid: &str| server.calls().into_iter().find(|c| c["call_sid"] == sid && !c["end_at"].is_null());
+    let record = loop {
+        if let Some(r) = ended(&sid) {
+            break r;
+        }
+        if far_end.is_finished() {
+            // The trunk's side gave up: its panic says why.
+            far_end.join().unwrap();
+            panic!("the trunk's side ended before the call did: {:#?}", server.calls());
+        }
+        assert!(Instant::now() < deadline, "the TLS call never ended: {:#?}\n{}", server.calls(), server.log());
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(record["sip_status"], 200, "{record}");
+    assert!(!record["answer_at"].is_null(), "{record}");
+
+    // The second call: the trunk's certificate is not trusted. It fails at once (no 32 s Timer B), saying why.
+    let (status, placed) = server.api("POST", "/v1/calls", Some(body));
+    assert_eq!(status, 201, "{placed}");
+    let sid = placed["sid"].as_str().unwrap().to_string();
+    let record = loop {
+        if let Some(r) = ended(&sid) {
+            break r;
+        }
+        assert!(Instant::now() < deadline, "the untrusted call never ended: {:#?}", server.calls());
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(record["sip_status"], 503, "{record}");
+    let reason = record["end_reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("unreachable") && reason.contains("TLS handshake"), "{record}");
+    far_end.join().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -261,7 +261,11 @@ async fn serve_with(
         records: Some(records),
         transfer: config.transfer.clone(),
         outbound: config.outbound.clone(),
-        sip_local: listeners.udp.as_ref().and_then(|s| s.local_addr().ok()),
+        sip_local: crate::call::outbound::Listening {
+            udp: listeners.udp.as_ref().and_then(|s| s.local_addr().ok()),
+            tcp: listeners.tcp.as_ref().and_then(|s| s.local_addr().ok()),
+            tls: listeners.tls.as_ref().and_then(|s| s.0.local_addr().ok()),
+        },
     });
     let callbacks = client.as_ref().map(|c| crate::io::callbacks::spawn(c.http().clone()));
     let outbound = client.as_ref().map(|c| {

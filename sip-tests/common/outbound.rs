@@ -33,17 +33,22 @@ pub fn free_media_port() -> u16 {
 /// Waits until something has bound UDP `port` on 127.0.0.1 (SIPp, started on a thread), reading
 /// `/proc/net/udp`: binding the port to find out would take it from SIPp.
 pub fn wait_bound(port: u16) {
+    wait_bound_in("/proc/net/udp", port)
+}
+
+/// Waits until a socket of the kernel's `table` (`/proc/net/udp`, `/proc/net/tcp`) has `port` as its local port.
+fn wait_bound_in(table: &str, port: u16) {
     let suffix = format!(":{port:04X}");
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
-        let table = std::fs::read_to_string("/proc/net/udp").unwrap_or_default();
+        let table = std::fs::read_to_string(table).unwrap_or_default();
         // Each socket's line: `sl local_address rem_address …`, addresses as hex `IP:PORT`.
         if table.lines().skip(1).any(|l| l.split_whitespace().nth(1).is_some_and(|local| local.ends_with(&suffix))) {
             return;
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    panic!("SIPp did not bind UDP port {port} within 10 s");
+    panic!("SIPp did not bind port {port} ({table}) within 10 s");
 }
 
 /// SIPp as Twilio's termination side on `port`, running `file` for `calls` calls; whether it passed, and its
@@ -54,6 +59,17 @@ pub fn termination(
     dir: &std::path::Path,
     calls: u32,
 ) -> std::thread::JoinHandle<(bool, String)> {
+    termination_over(file, port, dir, calls, false)
+}
+
+/// [`termination`] over UDP, or over TCP (`tcp`: SIPp's `-t t1`, a server taking the connection vocals opens).
+pub fn termination_over(
+    file: &str,
+    port: u16,
+    dir: &std::path::Path,
+    calls: u32,
+    tcp: bool,
+) -> std::thread::JoinHandle<(bool, String)> {
     std::fs::create_dir_all(dir).unwrap();
     let (file, dir) = (file.to_string(), dir.to_path_buf());
     let handle = std::thread::spawn(move || {
@@ -62,6 +78,7 @@ pub fn termination(
             .arg("-sf")
             .arg(scenario(&file))
             .args(["-p", &port.to_string(), "-i", "127.0.0.1", "-m", &calls.to_string(), "-rtp_echo"])
+            .args(if tcp { &["-t", "t1"][..] } else { &[][..] })
             .args(["-mi", "127.0.0.1", "-mp", &free_media_port().to_string()])
             .args(["-timeout", "40", "-timeout_error", "-nostdin", "-trace_err", "-trace_msg"])
             .stdin(Stdio::null())
@@ -79,7 +96,7 @@ pub fn termination(
         }
         (out.status.success(), text)
     });
-    wait_bound(port);
+    wait_bound_in(if tcp { "/proc/net/tcp" } else { "/proc/net/udp" }, port);
     handle
 }
 

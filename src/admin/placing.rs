@@ -223,11 +223,7 @@ async fn place(
     trunk: &Trunk,
     request: impl Fn(SocketAddr) -> DialRequest,
 ) -> Result<CallView, Refused> {
-    let hop = out.settings.proxy.clone().unwrap_or_else(|| {
-        let mut h = trunk.termination.clone();
-        h.host = out.settings.trunk_host(&trunk.termination);
-        h
-    });
+    let hop = out.settings.next_hop(trunk);
     let resolved = tokio::time::timeout(Duration::from_secs(5), tokio::net::lookup_host(hop.authority())).await;
     let Some(next_hop) = resolved.ok().and_then(Result::ok).and_then(|mut a| a.next()) else {
         tracing::warn!(host = %hop.authority(), "outbound call: the trunk's host does not resolve");

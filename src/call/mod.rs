@@ -71,8 +71,9 @@ pub struct CallConfig {
     pub transfer: TransferPolicy,
     /// `[outbound]`: the pace of calls vocals places, their ring timeout, their edge.
     pub outbound: outbound::OutboundSettings,
-    /// Our UDP listener's address (outbound INVITEs leave from it).
-    pub sip_local: Option<std::net::SocketAddr>,
+    /// Our SIP listeners' addresses: what an outbound call's Via and Contact name, for the transport it
+    /// leaves on.
+    pub sip_local: outbound::Listening,
 }
 
 /// Where a call is, as the call layer sees it.
@@ -245,6 +246,12 @@ impl Calls {
             session_ids: 0,
             call_ids: 0,
         }
+    }
+
+    /// `[outbound]` as the call layer places calls by it (the driver opens TLS connections to the same next
+    /// hop, verified against its host).
+    pub fn outbound(&self) -> &outbound::OutboundSettings {
+        &self.config.outbound
     }
 
     pub fn active(&self) -> usize {
@@ -609,6 +616,7 @@ impl Calls {
                 EndReason::Failed { status, phrase } => (format!("{} {phrase}", status.as_u16()), status.as_u16()),
                 EndReason::NoResponse => ("no response".to_string(), 408),
                 EndReason::NotDialed { why } => (format!("not dialed: {why}"), 503),
+                EndReason::Unreachable { why } => (format!("unreachable: {why}"), 503),
             },
         };
         self.write(CallWrite::Ended { id: c.info.id.clone(), at: now_rfc3339(), reason, sip_status: status });

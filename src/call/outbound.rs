@@ -80,6 +80,27 @@ impl Hop {
     }
 }
 
+/// The addresses of our SIP listeners, by transport: an outbound call names the one of its transport in its
+/// Via and Contact (RFC 3261 §18.1.1, §8.1.1.8), so the trunk's requests in the dialog reach a listener that
+/// speaks it, whatever local port the connection carrying the INVITE was opened from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Listening {
+    pub udp: Option<SocketAddr>,
+    pub tcp: Option<SocketAddr>,
+    pub tls: Option<SocketAddr>,
+}
+
+impl Listening {
+    /// The listener of `transport`, if vocals has one.
+    pub fn of(&self, transport: Transport) -> Option<SocketAddr> {
+        match transport {
+            Transport::Udp => self.udp,
+            Transport::Tcp => self.tcp,
+            Transport::Tls => self.tls,
+        }
+    }
+}
+
 /// A trunk's termination side: who may place calls on it and how vocals signs in.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Trunk {
@@ -87,7 +108,8 @@ pub struct Trunk {
     pub account_sid: String,
     /// What those requests' Basic auth must carry (and what signs their status callbacks).
     pub auth_token: String,
-    /// `sip:{domain}.pstn.twilio.com`: the Request-URI's host (over UDP: TCP and TLS toward a trunk are not yet).
+    /// `sip:{domain}.pstn.twilio.com`: the Request-URI's host, and the transport (`;transport=tls`: Twilio's
+    /// Secure Trunking, with SRTP).
     pub termination: Hop,
     /// Digest credentials of the trunk's credential list.
     pub username: Option<String>,
@@ -135,6 +157,16 @@ impl Default for OutboundSettings {
 }
 
 impl OutboundSettings {
+    /// Where a call on `trunk` is sent: the outbound proxy if there is one, else the trunk's termination host
+    /// (on its edge, see [`OutboundSettings::trunk_host`]). Its host is what a TLS connection to it verifies.
+    pub fn next_hop(&self, trunk: &Trunk) -> Hop {
+        self.proxy.clone().unwrap_or_else(|| {
+            let mut h = trunk.termination.clone();
+            h.host = self.trunk_host(&trunk.termination);
+            h
+        })
+    }
+
     /// The Request-URI host for a trunk: `{domain}.pstn.{edge}.twilio.com` when an edge is set and the trunk is
     /// Twilio's global `{domain}.pstn.twilio.com`.
     pub fn trunk_host(&self, trunk: &Hop) -> String {

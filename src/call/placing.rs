@@ -188,13 +188,29 @@ impl Calls {
         if let Some(port) = trunk.termination.port {
             host = format!("{host}:{port}");
         }
-        let target = format!("sip:{}@{host}", request.to);
+        // The trunk's transport, when not UDP, is part of its URI (RFC 3261 §19.1.1): a proxy in between sends
+        // it on the same way.
+        let transport_param = match trunk.termination.transport {
+            Transport::Udp => "",
+            Transport::Tcp => ";transport=tcp",
+            Transport::Tls => ";transport=tls",
+        };
+        let target = format!("sip:{}@{host}{transport_param}", request.to);
         let Ok(target) = Uri::parse(&Bytes::from(target)) else {
             self.ports.release(now, port);
             return self.not_placed(placed, &record_id, 0, "the trunk's termination URI makes no Request-URI");
         };
-        let transport = self.config.outbound.proxy.as_ref().map_or(trunk.termination.transport, |p| p.transport);
-        let next_hop = Peer { addr: hop, local: self.config.sip_local.unwrap_or(hop), transport, conn: None };
+        let transport = self.config.outbound.next_hop(&trunk).transport;
+        let Some(local) = self.config.sip_local.of(transport) else {
+            self.ports.release(now, port);
+            let why = format!("vocals has no {} listener to name in the INVITE's Via and Contact", transport.as_str());
+            return self.not_placed(placed, &record_id, 503, &why);
+        };
+        // A listener on every address (0.0.0.0, ::) is named by the address our SDP names, unless
+        // `sip.public_host` names us.
+        let local =
+            if local.ip().is_unspecified() { SocketAddr::new(self.config.media_ip, local.port()) } else { local };
+        let next_hop = Peer { addr: hop, local, transport, conn: None };
         let credentials = match (&trunk.username, &trunk.password) {
             (Some(username), Some(password)) => {
                 Some(Credentials { username: username.clone(), password: password.clone() })
@@ -336,7 +352,7 @@ impl Calls {
                 _ => (CallStatus::from_sip(status.as_u16()), status.as_u16()),
             },
             EndReason::NoResponse => (CallStatus::Failed, 408),
-            EndReason::NotDialed { .. } => (CallStatus::Failed, 503),
+            EndReason::NotDialed { .. } | EndReason::Unreachable { .. } => (CallStatus::Failed, 503),
             _ => (p.cancelled.unwrap_or(CallStatus::Failed), 487),
         };
         p.view.status = status;
@@ -365,6 +381,7 @@ impl Calls {
             }
             (EndReason::NoResponse, None) => ("no response from the trunk".into(), 408),
             (EndReason::NotDialed { why }, None) => (format!("not dialled: {why}"), 503),
+            (EndReason::Unreachable { why }, None) => (format!("the trunk is unreachable: {why}"), 503),
             (other, None) => (format!("ended before the answer ({other:?})"), 500),
         })
     }

@@ -208,7 +208,6 @@ fn trunk_entry(i: usize, entry: toml::Value) -> Result<Trunk, ConfigError> {
     let uri = text("termination_uri")?
         .ok_or_else(|| bad(&key("termination_uri"), "missing", "e.g. \"sip:example.pstn.twilio.com\""))?;
     let termination = Hop::parse(&uri).map_err(|e| ConfigError::Value { key: key("termination_uri"), message: e })?;
-    udp_only(&key("termination_uri"), &termination)?;
     let (username, password) = (text("username")?, text("password")?);
     if username.is_some() != password.is_some() {
         let missing = if username.is_none() { "username" } else { "password" };
@@ -218,17 +217,6 @@ fn trunk_entry(i: usize, entry: toml::Value) -> Result<Trunk, ConfigError> {
         return Err(unknown_key(&key(unknown), "account_sid, auth_token, termination_uri", "username, password"));
     }
     Ok(Trunk { account_sid, auth_token, termination, username, password })
-}
-
-/// Outbound calls leave over UDP for now: a TCP or TLS trunk is refused at start rather than failing each call.
-pub(super) fn udp_only(key: &str, hop: &Hop) -> Result<(), ConfigError> {
-    if hop.transport == crate::sip::endpoint::Transport::Udp {
-        return Ok(());
-    }
-    let message = "outbound calls leave over UDP only in this version (TCP and TLS toward the trunk are not \
-                   supported yet): use a sip: URI without ;transport"
-        .to_string();
-    Err(ConfigError::Value { key: key.to_string(), message })
 }
 
 fn unknown_key(key: &str, a: &str, b: &str) -> ConfigError {

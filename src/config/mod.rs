@@ -20,6 +20,7 @@ use crate::io::media::MediaSettings;
 use crate::media::ports::PortRange;
 use crate::sdp::SrtpPolicy;
 use crate::sip::allow::AllowList;
+use crate::sip::endpoint::Transport;
 use crate::sip::endpoint::{self, EndpointConfig};
 use crate::sip::message::Limits;
 use crate::sip::ratelimit::RateConfig;
@@ -303,7 +304,33 @@ impl Config {
         config.agents = agents;
         config.trunks = trunks;
         config.check_agents()?;
+        config.check_outbound_listeners()?;
         Ok(config)
+    }
+
+    /// A trunk or outbound proxy reached over TCP or TLS has a listener of ours of that transport: an outbound
+    /// call's Via and Contact name it, and the trunk sends its requests in the call (a BYE) there.
+    fn check_outbound_listeners(&self) -> Result<(), ConfigError> {
+        let hops = self.outbound.proxy.iter().map(|p| ("outbound.proxy".to_string(), p));
+        let trunks =
+            self.trunks.iter().enumerate().map(|(i, t)| (format!("trunks[{i}].termination_uri"), &t.termination));
+        for (key, hop) in hops.chain(trunks) {
+            let missing = match hop.transport {
+                Transport::Udp if self.sip.listen_udp.is_none() => "a UDP listener (sip.listen_udp)",
+                Transport::Tcp if self.sip.listen_tcp.is_none() => "a TCP listener (sip.listen_tcp)",
+                Transport::Tls if self.sip.tls.is_none() || self.sip.listen_tls.is_none() => {
+                    "the TLS listener (sip.listen_tls with sip.tls_cert and sip.tls_key)"
+                }
+                _ => continue,
+            };
+            let message = format!(
+                "calls over {} need {missing}: the INVITE names it in Via and Contact, and the trunk sends its \
+                 requests in the call there",
+                hop.transport.as_str().to_uppercase()
+            );
+            return Err(ConfigError::Value { key, message });
+        }
+        Ok(())
     }
 
     /// Every agent a number or `default_agent` names exists (or is the built-in `echo`), once.
@@ -385,9 +412,6 @@ fn outbound(o: sections::Outbound) -> Result<OutboundSettings, ConfigError> {
         None => None,
         Some(p) => Some(Hop::parse(&p).map_err(|e| ConfigError::Value { key: "outbound.proxy".into(), message: e })?),
     };
-    if let Some(p) = &proxy {
-        file::udp_only("outbound.proxy", p)?;
-    }
     let edge = text(o.edge);
     if let Some(e) = edge.as_deref().filter(|e| !e.chars().all(|c| c.is_ascii_lowercase() || c == '-')) {
         return Err(bad("outbound.edge", e, "a Twilio edge location, e.g. ashburn, dublin, sydney"));

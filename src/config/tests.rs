@@ -382,10 +382,24 @@ fn outbound_keys_and_trunks_read_into_their_types_and_say_what_is_wrong() {
         let e = Config::load(Some(&file), env(&[])).unwrap_err().to_string();
         assert!(e.starts_with(says), "{extra}: {e}");
     }
-    // TLS toward the trunk is not supported yet: refused at start, not at each call.
-    std::fs::write(&file, trunk("").replace("twilio.com\"", "twilio.com;transport=tls\"")).unwrap();
+    // A TLS trunk needs our TLS listener (its requests in the call come to it): refused at start without one,
+    // not at each call; with a certificate and key it is taken.
+    let tls_trunk = trunk("").replace("twilio.com\"", "twilio.com;transport=tls\"");
+    std::fs::write(&file, &tls_trunk).unwrap();
     let e = Config::load(Some(&file), env(&[])).unwrap_err().to_string();
-    assert!(e.starts_with("trunks[0].termination_uri") && e.contains("UDP only"), "{e}");
+    assert!(e.starts_with("trunks[0].termination_uri") && e.contains("sip.tls_cert"), "{e}");
+    let with_tls = [("VOCALS_SIP_TLS_CERT", "/etc/vocals/cert.pem"), ("VOCALS_SIP_TLS_KEY", "/etc/vocals/key.pem")];
+    let c = Config::load(Some(&file), env(&with_tls)).unwrap();
+    assert_eq!(c.trunks[0].termination.transport, Transport::Tls);
+    let no_listener = [with_tls[0], with_tls[1], ("VOCALS_SIP_LISTEN_TLS", "")];
+    let e = Config::load(Some(&file), env(&no_listener)).unwrap_err().to_string();
+    assert!(e.starts_with("trunks[0].termination_uri") && e.contains("sip.listen_tls"), "{e}");
+    // The same for an outbound proxy over TCP without our TCP listener.
+    std::fs::write(&file, trunk("")).unwrap();
+    let tcp_proxy = [("VOCALS_OUTBOUND_PROXY", "sip:sbc.example.com;transport=tcp"), ("VOCALS_SIP_LISTEN_TCP", "")];
+    let e = Config::load(Some(&file), env(&tcp_proxy)).unwrap_err().to_string();
+    assert!(e.starts_with("outbound.proxy") && e.contains("sip.listen_tcp"), "{e}");
+    assert!(Config::load(Some(&file), env(&tcp_proxy[..1])).is_ok());
     std::fs::write(&file, trunk("").replace("AC0123456789abcdef0123456789abcdef", "AC12")).unwrap();
     let e = Config::load(Some(&file), env(&[])).unwrap_err().to_string();
     assert!(e.starts_with("trunks[0].account_sid"), "{e}");

@@ -6,6 +6,10 @@
 //! when idle. It only moves bytes and applies decisions: where a message goes, over which connection, and which
 //! connections are admitted is the transport layer's ([`crate::sip::transport`]); what a call does is the call
 //! layer's. A connection from outside `sip.allow` is closed at accept, before any TLS handshake or read.
+//! Outbound calls toward a TCP or TLS trunk leave over a connection the driver opens when the transport layer
+//! asks for one ([`Route::Connect`]): the first message is queued on it while it connects (and, for TLS,
+//! verifies the trunk's certificate against the system's trust store and the trunk's host name); one that
+//! cannot be opened fails the requests waiting on it ([`Endpoint::transport_failed`]).
 use std::io;
 use std::net::SocketAddr;
 use std::ops::ControlFlow;
@@ -86,6 +90,13 @@ enum Inbound {
     },
     Closed {
         conn: u64,
+    },
+    /// A connection vocals opened could not be: the TCP connect or the TLS handshake failed, or timed out.
+    Unreachable {
+        conn: u64,
+        to: SocketAddr,
+        transport: Transport,
+        why: String,
     },
 }
 
@@ -295,6 +306,11 @@ struct Shell {
     udp_local: Option<SocketAddr>,
     /// What TLS connections are accepted with (replaced on SIGHUP).
     tls_config: Option<Arc<rustls::ServerConfig>>,
+    /// What TLS connections vocals opens are made with: the system's trust store, read at the first one.
+    tls_client: Option<Result<Arc<rustls::ClientConfig>, String>>,
+    /// The host names TLS connections to these addresses verify (the trunk's or the proxy's, as the calls
+    /// placed toward them named them).
+    tls_names: std::collections::HashMap<SocketAddr, String>,
     conns: Connections<mpsc::Sender<Bytes>>,
     limits: Limits,
     tcp_limits: TcpLimits,
@@ -327,6 +343,8 @@ impl Shell {
             callbacks: None,
             udp,
             tls_config,
+            tls_client: None,
+            tls_names: std::collections::HashMap::new(),
             tcp_limits,
             to_driver,
             buf: vec![0u8; 65_536],
@@ -350,7 +368,7 @@ impl Shell {
             run_commands(&mut self.calls, std::time::Instant::now(), &mut self.ep, self.media.as_mut(), &mut post);
             let Some(out) = self.ep.poll_output() else { break };
             match out {
-                Output::Transmit { peer, bytes } => send(self.udp.as_ref(), &self.conns, peer, bytes),
+                Output::Transmit { peer, bytes } => self.send(peer, bytes),
                 Output::Event(event) => {
                     log_event(&event);
                     self.calls.handle(std::time::Instant::now(), Input::Sip(&event));
@@ -512,6 +530,12 @@ impl Shell {
                 self.ep.framing_error(peer, &bytes, &error);
             }
             Inbound::Closed { conn } => self.conns.remove(conn),
+            Inbound::Unreachable { conn, to, transport, why } => {
+                self.conns.remove(conn);
+                metrics::counter!(crate::metrics::TCP_REFUSED, "reason" => "outbound connection failed").increment(1);
+                tracing::warn!(%to, transport = transport.as_str(), %why, "cannot open a connection to the next hop");
+                self.ep.transport_failed(to, transport, &why);
+            }
         }
         ControlFlow::Continue(())
     }
@@ -540,6 +564,13 @@ impl Shell {
                 let _ = reply.send(matches!(found, Reply::Ended(true)));
             }
             CallCommand::Dial { request, reply } => {
+                let hop = self.calls.outbound().next_hop(&request.trunk);
+                if hop.transport == Transport::Tls {
+                    if self.tls_names.len() >= MAX_TLS_NAMES {
+                        self.tls_names.clear();
+                    }
+                    self.tls_names.insert(request.next_hop, hop.host);
+                }
                 if let Reply::Dial(outcome) = self.calls.handle(now, Input::Admin(AdminInput::Dial(request))) {
                     let _ = reply.send(outcome);
                 }
@@ -561,27 +592,62 @@ impl Shell {
     }
 }
 
-/// Sends what the endpoint routed to `peer` the way the transport layer says (a datagram, or the connection
-/// the peer is on); never waits.
-fn send(udp: Option<&UdpSocket>, conns: &Connections<mpsc::Sender<Bytes>>, peer: Peer, bytes: Bytes) {
-    trace("out", peer.addr, &bytes);
-    match conns.route(&peer) {
-        Route::Datagram(to) => {
-            if let Some(Err(e)) = udp.map(|s| s.try_send_to(&bytes, to)) {
-                tracing::warn!(%to, error = %e, "udp send failed");
+impl Shell {
+    /// Sends what the endpoint routed to `peer` the way the transport layer says (a datagram, the connection
+    /// the peer is on, or a new connection of ours); never waits.
+    fn send(&mut self, peer: Peer, bytes: Bytes) {
+        trace("out", peer.addr, &bytes);
+        match self.conns.route(&peer) {
+            Route::Datagram(to) => {
+                if let Some(Err(e)) = self.udp.as_ref().map(|s| s.try_send_to(&bytes, to)) {
+                    tracing::warn!(%to, error = %e, "udp send failed");
+                }
             }
-        }
-        Route::Connection(tx) => {
-            if tx.try_send(bytes).is_err() {
-                tracing::warn!(to = %peer.addr, conn = peer.conn, "tcp send dropped: connection gone or its queue full");
+            Route::Connection(tx) => {
+                if tx.try_send(bytes).is_err() {
+                    tracing::warn!(to = %peer.addr, conn = peer.conn, "tcp send dropped: connection gone or its queue full");
+                }
             }
+            Route::Gone(conn) => {
+                tracing::warn!(to = %peer.addr, conn, "tcp send dropped: connection gone or its queue full")
+            }
+            Route::Connect => self.connect(peer, bytes),
         }
-        Route::Gone(conn) => {
-            tracing::warn!(to = %peer.addr, conn, "tcp send dropped: connection gone or its queue full")
-        }
-        Route::NoConnection => tracing::warn!(to = %peer.addr, "tcp send without a connection"),
+    }
+
+    /// Opens a connection to `peer` (TCP, or TLS verified against the name the call gave the address) with
+    /// `first` queued on it; a connection that cannot be taken fails the requests toward it at once.
+    fn connect(&mut self, peer: Peer, first: Bytes) {
+        let (tx, rx) = mpsc::channel(256);
+        let _ = tx.try_send(first);
+        let tls = match peer.transport {
+            Transport::Tls => {
+                let config = self.tls_client.get_or_insert_with(crate::io::agent::tls_config).clone();
+                let name = self.tls_names.get(&peer.addr).cloned().unwrap_or_else(|| peer.addr.ip().to_string());
+                Some((config, name))
+            }
+            _ => None,
+        };
+        let conn = match self.conns.open(peer.addr, peer.transport, tx) {
+            Ok(conn) => conn,
+            Err(why) => {
+                tracing::warn!(to = %peer.addr, why, "cannot open a connection to the next hop");
+                return self.ep.transport_failed(peer.addr, peer.transport, why);
+            }
+        };
+        let link = Link {
+            conn,
+            peer: peer.addr,
+            limits: self.limits,
+            tcp: self.tcp_limits.clone(),
+            to_driver: self.to_driver.clone(),
+        };
+        tokio::spawn(outbound_connection(link, peer, tls, rx));
     }
 }
+
+/// Most host names remembered for TLS connections to open (one per trunk or proxy address in use).
+const MAX_TLS_NAMES: usize = 1024;
 
 fn log_event(event: &Event) {
     match event {
@@ -673,6 +739,50 @@ async fn tls_connection(
             metrics::counter!(crate::metrics::TCP_REFUSED, "reason" => "TLS handshake timeout").increment(1);
             tracing::info!(peer = %link.peer, "TLS handshake not finished in time: closed");
             link.closed().await
+        }
+    }
+}
+
+/// A connection vocals opens to `peer` (a trunk or the outbound proxy): TCP connect, then for TLS the handshake
+/// verifying the certificate against the system's trust store and `name`, both within the message timeout;
+/// then the connection as any other, named by the listener `peer.local` our Via and Contact give (where the
+/// trunk's requests in the dialog are sent when this connection is gone).
+async fn outbound_connection(
+    link: Link,
+    peer: Peer,
+    tls: Option<(Result<Arc<rustls::ClientConfig>, String>, String)>,
+    from_driver: mpsc::Receiver<Bytes>,
+) {
+    let deadline = link.tcp.message_timeout;
+    let fail = |link: Link, why: String| async move {
+        let Link { conn, to_driver, .. } = link;
+        let _ = to_driver.send(Inbound::Unreachable { conn, to: peer.addr, transport: peer.transport, why }).await;
+    };
+    let stream = match tokio::time::timeout(deadline, TcpStream::connect(peer.addr)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(e)) => return fail(link, format!("TCP connect to {}: {e}", peer.addr)).await,
+        Err(_) => return fail(link, format!("TCP connect to {}: no answer within {deadline:?}", peer.addr)).await,
+    };
+    let _ = stream.set_nodelay(true);
+    let Some((config, name)) = tls else { return connection(link, stream, peer.local, from_driver).await };
+    let config = match config {
+        Ok(config) => config,
+        Err(why) => return fail(link, format!("no TLS client configuration: {why}")).await,
+    };
+    let server_name = match rustls::pki_types::ServerName::try_from(name.clone()) {
+        Ok(n) => n,
+        Err(e) => return fail(link, format!("{name:?} is not a name TLS can verify: {e}")).await,
+    };
+    let connector = tokio_rustls::TlsConnector::from(config);
+    match tokio::time::timeout(deadline, connector.connect(server_name, stream)).await {
+        Ok(Ok(tls)) => {
+            let version = tls.get_ref().1.protocol_version().map(|v| format!("{v:?}")).unwrap_or_default();
+            tracing::debug!(to = %peer.addr, %name, %version, "TLS connection opened");
+            connection(link, tls, peer.local, from_driver).await
+        }
+        Ok(Err(e)) => fail(link, format!("TLS handshake with {name} ({}): {e}", peer.addr)).await,
+        Err(_) => {
+            fail(link, format!("TLS handshake with {name} ({}): not finished within {deadline:?}", peer.addr)).await
         }
     }
 }

@@ -123,7 +123,11 @@ impl Rig {
                 queue: 2,
                 ..OutboundSettings::default()
             },
-            sip_local: Some(LOCAL.parse().unwrap()),
+            sip_local: crate::call::outbound::Listening {
+                udp: Some(LOCAL.parse().unwrap()),
+                tcp: Some(LOCAL.parse().unwrap()),
+                tls: None,
+            },
         };
         let media = Recording { readiness: Some(readiness), ..Recording::default() };
         let calls = Calls::new(config);

@@ -135,8 +135,11 @@ pub enum EndReason {
     /// Our outbound INVITE got this 300–699 final response (after the one retry with credentials for a
     /// 401/407), with its reason phrase.
     Failed { status: StatusCode, phrase: String },
-    /// Our outbound INVITE got no response in time (Timer B) or could not be sent.
+    /// Our outbound INVITE got no response in time (Timer B).
     NoResponse,
+    /// Our outbound INVITE could not be sent: the connection toward the next hop (a TCP or TLS trunk, or the
+    /// outbound proxy) could not be opened, and why (refused, timed out, the TLS handshake failed).
+    Unreachable { why: String },
     /// The outbound call was never sent: why (draining, too many calls, a Dial that cannot be written).
     NotDialed { why: &'static str },
 }

@@ -8,6 +8,7 @@
 //! routing, §12.2.1.1; a strict-routing first hop is still used as the next hop, not as the Request-URI's
 //! destination).
 
+use std::net::SocketAddr;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -173,6 +174,34 @@ impl Endpoint {
             ClientInviteState::Calling => t.cancel = Cancel::Wanted,
             ClientInviteState::Proceeding => self.send_cancel(now, &key),
             _ => {}
+        }
+    }
+
+    /// The driver could not open (or lost before it wrote anything) the connection toward `to` over
+    /// `transport` that our requests were queued for (§8.1.3.1, §17.1.4): an outbound INVITE still waiting on it
+    /// ends the call with [`EndReason::Unreachable`] (Twilio's `failed`, as a 503 would), and every other client
+    /// transaction toward it ends as timed out (a BYE's call is over all the same).
+    pub fn transport_failed(&mut self, to: SocketAddr, transport: transport::Transport, why: &str) {
+        let toward = |p: &Peer| p.addr == to && p.transport == transport && p.conn.is_none();
+        let invites: Vec<TransactionKey> =
+            self.client_invites.iter().filter(|(_, t)| toward(&t.peer)).map(|(k, _)| k.clone()).collect();
+        for key in invites {
+            let call = self.client_invites[&key].call;
+            if self.is_current(call, &key) {
+                self.end_call(call, EndReason::Unreachable { why: why.to_string() });
+            }
+            if let Some(t) = self.client_invites.get_mut(&key) {
+                t.tx.on_transport_error();
+            }
+            self.drain_client_invite(&key);
+        }
+        let others: Vec<TransactionKey> =
+            self.clients.iter().filter(|(_, t)| toward(&t.peer)).map(|(k, _)| k.clone()).collect();
+        for key in others {
+            if let Some(t) = self.clients.get_mut(&key) {
+                t.tx.on_transport_error();
+            }
+            self.drain_client(&key);
         }
     }
 

@@ -570,3 +570,42 @@ fn the_answer_and_reject_of_an_inbound_call_do_nothing_to_an_outbound_one() {
     assert!(net.sent.is_empty() && net.events().is_empty());
     assert_eq!(net.ep.sizes().calls, 1);
 }
+
+/// A TLS trunk the driver could not connect to: the INVITE queued for it fails the call at once, as a 503 would
+/// (§8.1.3.1), rather than after Timer B; a BYE waiting on a lost connection ends its transaction; calls
+/// toward other destinations are untouched.
+#[test]
+fn a_connection_that_cannot_be_opened_fails_the_requests_waiting_on_it() {
+    let mut net = Net::new(config());
+    let tls = Peer { transport: Transport::Tls, addr: "54.244.51.3:5061".parse().unwrap(), ..proxy() };
+    let call = net.ep.dial(net.now, Dial { next_hop: tls, ..dial_of(None) });
+    net.drain();
+    let (to, bytes) = net.sent.pop().expect("the INVITE is handed to the driver");
+    assert_eq!(to, tls, "toward the trunk over TLS, no connection named: the driver opens one");
+    let invite = match Message::parse(bytes).unwrap() {
+        Message::Request(r) => r,
+        Message::Response(_) => unreachable!(),
+    };
+    assert!(text(invite.headers.get(&HeaderName::Via)).starts_with("SIP/2.0/TLS "));
+    assert_eq!(text(invite.headers.get(&HeaderName::Contact)), "<sip:203.0.113.10:5060;transport=tls>");
+    let (other, _) = net.dial(None);
+    // The driver reports the UDP address over TCP failed: nothing of ours waits on that.
+    net.ep.transport_failed(tls.addr, Transport::Tcp, "refused");
+    net.drain();
+    assert!(net.events().is_empty());
+    net.ep.transport_failed(tls.addr, Transport::Tls, "TLS handshake: invalid peer certificate");
+    net.drain();
+    assert_eq!(
+        net.events(),
+        vec![Event::CallEnded {
+            call,
+            why: EndReason::Unreachable { why: "TLS handshake: invalid peer certificate".into() }
+        }]
+    );
+    assert_eq!(net.ep.sizes().client_transactions, 1, "the failed INVITE's transaction is gone; the other stays");
+    // Nothing is retransmitted toward the trunk afterwards, and Timer B never ends the call a second time.
+    net.advance_to(40_000);
+    assert!(net.sent.iter().all(|(p, _)| p.addr != tls.addr));
+    assert!(!net.events().iter().any(|e| matches!(e, Event::CallEnded { call: c, .. } if *c == call)));
+    let _ = other;
+}

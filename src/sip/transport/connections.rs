@@ -1,8 +1,10 @@
 //! The connections the transport holds (TCP and TLS, RFC 3261 §18 and §26.2): which are taken and by whom
 //! (admission limits per source, a reserve for exempt sources), which connection a message leaves on, and
-//! connection reuse: vocals opens no connection of its own, so everything it sends over a stream goes back
-//! over the connection its dialog or transaction came on. Each connection is known by its id and a handle
-//! (`H`) the driver writes through; the table never does I/O itself.
+//! connection reuse (§18.1.1, §18.2.2): what vocals answers over a stream goes back over the connection the
+//! request came on, and what it sends on its own (an outbound call's requests, toward a TCP or TLS trunk)
+//! goes over the connection vocals opened to that address, opened once and shared by every call toward it.
+//! Each connection is known by its id and a handle (`H`) the driver writes through; the table never does I/O
+//! itself.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -33,35 +35,62 @@ pub enum Route<'a, H> {
     Connection(&'a H),
     /// The connection the message belongs to has closed (or is closing). RFC 3261 §18.2.2 would have a
     /// response sent over a new connection to the `received` address and sent-by port; vocals opens no
-    /// connections (Twilio opens them, and retransmits over a new one), so the message is dropped.
+    /// connections to answer (Twilio opens them, and retransmits over a new one), so the message is dropped.
     Gone(u64),
-    /// A stream transport with no connection named: nothing to send it over.
-    NoConnection,
+    /// A request of ours toward an address vocals holds no connection to: the driver opens one
+    /// ([`Connections::open`]) and sends the message over it.
+    Connect,
 }
 
 /// One held connection: its handle (`None` once the driver asked it to close), its peer address, whether that
-/// is an exempt source, and TCP or TLS.
+/// is an exempt source, TCP or TLS, and (for one vocals opened) the address it was opened to.
 #[derive(Debug)]
 struct Conn<H> {
     handle: Option<H>,
     ip: IpAddr,
     exempt: bool,
     transport: Transport,
+    opened_to: Option<SocketAddr>,
 }
 
-/// The connections held, how many each source has, and how many are not exempt.
+/// The connections held, how many each source has, how many are not exempt, and the ones vocals opened by the
+/// address and transport they go to.
 #[derive(Debug)]
 pub struct Connections<H> {
     limits: ConnectionLimits,
     conns: HashMap<u64, Conn<H>>,
     per_source: HashMap<IpAddr, usize>,
     not_exempt: usize,
+    opened: HashMap<(SocketAddr, Transport), u64>,
     next: u64,
 }
 
 impl<H> Connections<H> {
     pub fn new(limits: ConnectionLimits) -> Connections<H> {
-        Connections { limits, conns: HashMap::new(), per_source: HashMap::new(), not_exempt: 0, next: 0 }
+        Connections {
+            limits,
+            conns: HashMap::new(),
+            per_source: HashMap::new(),
+            not_exempt: 0,
+            opened: HashMap::new(),
+            next: 0,
+        }
+    }
+
+    /// Takes a slot for a connection vocals opens to `to` (a trunk or an outbound proxy), written through
+    /// `handle`, and names it; refused only when the table is full (a destination of ours has no per-source
+    /// cap: every call toward it shares this one connection). Messages routed to `to` over `transport` go
+    /// over it from now on, while it is open.
+    pub fn open(&mut self, to: SocketAddr, transport: Transport, handle: H) -> Result<u64, &'static str> {
+        if self.conns.len() >= self.limits.max_connections {
+            return Err("connection table full");
+        }
+        self.next += 1;
+        let conn = Conn { handle: Some(handle), ip: to.ip(), exempt: true, transport, opened_to: Some(to) };
+        self.conns.insert(self.next, conn);
+        *self.per_source.entry(source_of(to.ip())).or_default() += 1;
+        self.opened.insert((to, transport), self.next);
+        Ok(self.next)
     }
 
     /// Takes a new connection from `ip`, written through `handle`, and names it; or says which limit refuses
@@ -83,7 +112,7 @@ impl<H> Connections<H> {
             self.not_exempt += 1;
         }
         self.next += 1;
-        self.conns.insert(self.next, Conn { handle: Some(handle), ip, exempt, transport });
+        self.conns.insert(self.next, Conn { handle: Some(handle), ip, exempt, transport, opened_to: None });
         *self.per_source.entry(source).or_default() += 1;
         Ok(self.next)
     }
@@ -91,6 +120,11 @@ impl<H> Connections<H> {
     /// The connection has ended (its task is gone): its slot is free.
     pub fn remove(&mut self, conn: u64) {
         let Some(c) = self.conns.remove(&conn) else { return };
+        if let Some(to) = c.opened_to
+            && self.opened.get(&(to, c.transport)) == Some(&conn)
+        {
+            self.opened.remove(&(to, c.transport));
+        }
         if !c.exempt {
             self.not_exempt -= 1;
         }
@@ -125,7 +159,8 @@ impl<H> Connections<H> {
     }
 
     /// How a message to `peer` leaves: a datagram for UDP; for TCP and TLS, the connection the peer is on
-    /// (see [`Route`] for one that has gone).
+    /// (see [`Route`] for one that has gone), or, for a request of ours (no connection named), the one vocals
+    /// opened to the peer's address, or a new one ([`Route::Connect`]).
     pub fn route(&self, peer: &Peer) -> Route<'_, H> {
         match (peer.transport, peer.conn) {
             (Transport::Udp, _) => Route::Datagram(peer.addr),
@@ -133,8 +168,18 @@ impl<H> Connections<H> {
                 Some(handle) => Route::Connection(handle),
                 None => Route::Gone(conn),
             },
-            (Transport::Tcp | Transport::Tls, None) => Route::NoConnection,
+            (transport @ (Transport::Tcp | Transport::Tls), None) => {
+                match self.opened.get(&(peer.addr, transport)).and_then(|&conn| self.handle(conn)) {
+                    Some(handle) => Route::Connection(handle),
+                    None => Route::Connect,
+                }
+            }
         }
+    }
+
+    /// The address a connection vocals opened goes to (`None` for one a peer opened, or one gone).
+    pub fn opened_to(&self, conn: u64) -> Option<SocketAddr> {
+        self.conns.get(&conn).and_then(|c| c.opened_to)
     }
 
     /// How many connections are held (closing ones included).
@@ -295,6 +340,37 @@ mod tests {
     }
 
     #[test]
+    fn our_requests_share_the_connection_vocals_opened_to_their_address_and_transport() {
+        let mut table: Connections<&'static str> = Connections::new(table(2, 1, 1).limits);
+        let trunk = peer("192.0.2.9:5061", Transport::Tls, None);
+        assert_eq!(table.route(&trunk), Route::Connect, "nothing open yet: the driver opens one");
+        let conn = table.open(trunk.addr, Transport::Tls, "to the trunk").unwrap();
+        assert_eq!(table.route(&trunk), Route::Connection(&"to the trunk"));
+        assert_eq!(table.opened_to(conn), Some(trunk.addr));
+        // The same address over TCP, or another address, is another connection.
+        assert_eq!(table.route(&peer("192.0.2.9:5061", Transport::Tcp, None)), Route::Connect);
+        assert_eq!(table.route(&peer("192.0.2.10:5061", Transport::Tls, None)), Route::Connect);
+        // Not capped per source, nor kept from the exempt reserve: only the table's size bounds it.
+        assert!(table.open("192.0.2.9:5062".parse().unwrap(), Transport::Tls, "second").is_ok());
+        assert_eq!(
+            table.open("192.0.2.9:5063".parse().unwrap(), Transport::Tls, "third"),
+            Err("connection table full")
+        );
+        // Closing, then gone: the next request opens a new one.
+        table.close(conn);
+        assert_eq!(table.route(&trunk), Route::Connect);
+        table.remove(conn);
+        assert_eq!(table.route(&trunk), Route::Connect);
+        assert_eq!(table.opened_to(conn), None);
+        let again = table.open(trunk.addr, Transport::Tls, "again").unwrap();
+        assert_eq!(table.route(&trunk), Route::Connection(&"again"));
+        // A connection the trunk opened to us is not one of ours.
+        let theirs = table.admit(ip("192.0.2.9"), Transport::Tls, "theirs");
+        assert!(theirs.is_err() || table.opened_to(theirs.unwrap()).is_none());
+        assert_ne!(again, conn);
+    }
+
+    #[test]
     fn a_response_whose_connection_is_gone_is_not_sent_elsewhere() {
         let mut table = table(10, 5, 0);
         let closing = admit(&mut table, "192.0.2.7").unwrap();
@@ -305,6 +381,6 @@ mod tests {
         // Today's behaviour: no new connection to the sent-by (RFC 3261 §18.2.2's SHOULD); the driver drops it.
         assert_eq!(table.route(&peer("192.0.2.7:40000", Transport::Tcp, Some(closing))), Route::Gone(closing));
         assert_eq!(table.route(&peer("192.0.2.7:40000", Transport::Tcp, Some(ended))), Route::Gone(ended));
-        assert_eq!(table.route(&peer("192.0.2.7:40000", Transport::Tls, None)), Route::NoConnection);
+        assert_eq!(table.route(&peer("192.0.2.7:40000", Transport::Tls, None)), Route::Connect);
     }
 }
