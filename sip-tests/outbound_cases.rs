@@ -116,6 +116,33 @@ fn a_busy_callee_ends_the_call_busy_and_the_completed_callback_says_486() {
     assert!(record["answer_at"].is_null(), "{record}");
 }
 
+/// `outbound.early_media`: the far end's 183 with SDP opens the agent's stream while the call rings; what the
+/// agent says is echoed back by the far end and reaches it before any answer; the call is then refused (486),
+/// so the stream closes with `stop`, the status is `busy` and was never `in-progress`.
+#[test]
+fn early_media_reaches_the_agent_before_the_answer() {
+    let mut case =
+        Case::start("cases-early", "termination_early_media.xml", 1, &[("VOCALS_OUTBOUND_EARLY_MEDIA", "true")]);
+    let (agent_url, seen, _agent_rt) = agent();
+    let twiml = format!("<Response><Connect><Stream url=\"{agent_url}\"/></Connect></Response>");
+    let url = case.callback_url.clone();
+    let events =
+        [("StatusCallbackEvent", "ringing"), ("StatusCallbackEvent", "answered"), ("StatusCallbackEvent", "completed")];
+    let mut form = vec![("Twiml", twiml.as_str()), ("StatusCallback", url.as_str())];
+    form.extend_from_slice(&events);
+    let sid = place(&case.server, &form);
+    case.termination_passed();
+    let seen = seen.recv_timeout(Duration::from_secs(10)).expect("the agent's stream opened and ended");
+    assert!(seen.events.contains(&"start".to_string()) && seen.events.contains(&"stop".to_string()), "{seen:?}");
+    assert_eq!(seen.start["start"]["callSid"], sid.as_str(), "{seen:?}");
+    assert!(seen.echoed >= 25, "the agent heard the far end's early media (its own audio echoed): {seen:?}");
+    let forms = callbacks(&case.posted, &url, &sid, 0, 2, Duration::from_secs(10));
+    assert_eq!(statuses(&forms), ["ringing", "busy"], "never in-progress: {forms:?}");
+    let record = ended_record(&case.server, &sid);
+    assert_eq!(record["sip_status"], 486, "{record}");
+    assert!(record["answer_at"].is_null(), "{record}");
+}
+
 #[test]
 fn a_call_nobody_answers_is_cancelled_at_its_timeout_as_no_answer() {
     let mut case = Case::start("cases-no-answer", "termination_ring_cancel.xml", 1, &[]);

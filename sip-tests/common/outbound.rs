@@ -106,6 +106,8 @@ pub struct Seen {
     pub events: Vec<String>,
     pub start: serde_json::Value,
     pub media: usize,
+    /// Media frames that are the agent's own audio come back (all 0x55: the far end echoed it).
+    pub echoed: usize,
 }
 
 /// A Media Streams agent on loopback that takes one stream, sends a second of audio, and reports what it saw.
@@ -134,7 +136,14 @@ pub fn agent() -> (String, mpsc::Receiver<Seen>, tokio::runtime::Runtime) {
                         let _ = sink.send(Message::Text(frame.to_string().into())).await;
                     }
                 }
-                "media" => seen.media += 1,
+                "media" => {
+                    seen.media += 1;
+                    let payload = v["media"]["payload"].as_str().unwrap_or_default();
+                    let decoded = base64::engine::general_purpose::STANDARD.decode(payload).unwrap_or_default();
+                    if !decoded.is_empty() && decoded.iter().all(|&b| b == 0x55) {
+                        seen.echoed += 1;
+                    }
+                }
                 _ => {}
             }
             if event != "media" {

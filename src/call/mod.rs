@@ -343,8 +343,10 @@ impl Calls {
             MediaInput::Failed(why) => {
                 let Some(c) = self.calls.get_mut(&call) else { return };
                 c.agent = AgentLink::Failed(why.clone());
-                // A call we placed has no one else to talk to: its agent unreachable, it is hung up.
-                if matches!(c.phase, Phase::Ringing { .. }) || (c.placed.is_some() && c.phase == Phase::Answered) {
+                // A call we placed has no one else to talk to: its agent unreachable (at the answer, or while
+                // early media plays), it is hung up or cancelled.
+                let placed = c.placed.is_some() && matches!(c.phase, Phase::Answered | Phase::Dialing);
+                if matches!(c.phase, Phase::Ringing { .. }) || placed {
                     tracing::warn!(call = %c.info.id, agent = %c.info.agent.name, %why, "refusing the call: agent unavailable");
                     self.end(now, call, Hangup::AgentUnavailable(why));
                 }

@@ -141,6 +141,8 @@ pub struct OutboundSettings {
     pub queue: usize,
     /// Outbound calls at once per account; 0: no limit of its own.
     pub max_per_account: usize,
+    /// The far end's early media (a 183 with SDP) reaches the agent: its stream opens then, not at the answer.
+    pub early_media: bool,
 }
 
 impl Default for OutboundSettings {
@@ -152,6 +154,7 @@ impl Default for OutboundSettings {
             ring_timeout: Duration::from_secs(60),
             queue: 100,
             max_per_account: 0,
+            early_media: false,
         }
     }
 }

@@ -290,7 +290,10 @@ impl Calls {
     }
 
     /// A provisional response to our INVITE: the first 180 or 183 makes the call `ringing`.
-    pub(super) fn progress(&mut self, call: CallRef, status: StatusCode, _sdp: Option<&Bytes>) {
+    pub(super) fn progress(&mut self, call: CallRef, status: StatusCode, sdp: Option<&Bytes>) {
+        if let Some(body) = sdp.filter(|_| self.config.outbound.early_media) {
+            self.early_media(call, body);
+        }
         let Some(p) = self.calls.get_mut(&call).and_then(|c| c.placed.as_mut()) else { return };
         if p.view.status != CallStatus::Initiated || !matches!(status.as_u16(), 180 | 183) {
             return;
@@ -300,22 +303,50 @@ impl Calls {
         self.status_changed(call, cb);
     }
 
-    /// The far end answered: the answer must fit our offer; the call is `in-progress` and its agent's stream
-    /// opens now.
+    /// A provisional response with SDP (`outbound.early_media`): the first one that fits our offer opens the
+    /// call's media and its agent's stream now, so the agent hears the far end before the answer (ringback, an
+    /// announcement). Later ones change nothing (the answer in the 200 does, RFC 3261 §13.2.1); one that does
+    /// not fit is ignored, as the call may still be answered with one that does.
+    fn early_media(&mut self, call: CallRef, body: &Bytes) {
+        let Some(c) = self.calls.get_mut(&call) else { return };
+        if c.phase != Phase::Dialing || c.negotiated.is_some() || c.placed.as_ref().is_some_and(|p| p.hang_up) {
+            return;
+        }
+        match Offer::parse(body).and_then(|a| sdp::negotiate(&a, c.srtp, c.key)) {
+            Ok(neg) => {
+                c.stream = Stream::from(&neg);
+                c.negotiated = Some(neg);
+                tracing::info!(call = %c.info.id, to = %c.info.to, "outbound call: early media reaches the agent");
+                let open = MediaCommand::Open { call, port: c.port, info: Box::new(c.info.clone()), stream: c.stream };
+                self.media(open);
+            }
+            Err(e) => {
+                tracing::info!(call = %c.info.id, error = %e, "early media ignored: its SDP does not fit our offer")
+            }
+        }
+    }
+
+    /// The far end answered: the answer must fit our offer (a 200 without SDP keeps the early media's); the call
+    /// is `in-progress` and its agent's stream opens now, or, opened for early media, follows the answer.
     pub(super) fn answered(&mut self, now: Instant, call: CallRef, sdp: Option<&Bytes>) {
         let Some(c) = self.calls.get_mut(&call) else { return };
         if c.phase != Phase::Dialing {
             return;
         }
-        let outcome = match sdp {
-            None => Err("the 200 OK carried no SDP answer to our offer".to_string()),
-            Some(body) => Offer::parse(body).and_then(|a| sdp::negotiate(&a, c.srtp, c.key)).map_err(|e| e.to_string()),
+        let early = c.negotiated.take();
+        let outcome = match (sdp, early.as_ref()) {
+            (None, Some(neg)) => Ok(neg.clone()),
+            (None, None) => Err("the 200 OK carried no SDP answer to our offer".to_string()),
+            (Some(body), _) => {
+                Offer::parse(body).and_then(|a| sdp::negotiate(&a, c.srtp, c.key)).map_err(|e| e.to_string())
+            }
         };
         c.phase = Phase::Answered;
         c.answered = Some(now);
         let neg = match outcome {
             Ok(neg) => neg,
             Err(why) => {
+                c.negotiated = early;
                 tracing::info!(call = %c.info.id, %why, "ending the outbound call: no usable answer");
                 return self.end(now, call, Hangup::NoAnswer(why));
             }
@@ -323,10 +354,16 @@ impl Calls {
         if c.placed.as_ref().is_some_and(|p| p.hang_up) {
             return self.end(now, call, Hangup::Twiml);
         }
-        c.stream = Stream::from(&neg);
+        let stream = Stream::from(&neg);
+        let moved = stream != c.stream;
+        c.stream = stream;
         let codec = neg.codec.name().to_string();
         c.negotiated = Some(neg);
-        let open = MediaCommand::Open { call, port: c.port, info: Box::new(c.info.clone()), stream: c.stream };
+        let media = match early {
+            None => Some(MediaCommand::Open { call, port: c.port, info: Box::new(c.info.clone()), stream }),
+            Some(_) if moved => Some(MediaCommand::Update(call, stream)),
+            Some(_) => None,
+        };
         let write = CallWrite::Answered { id: c.info.id.clone(), at: now_rfc3339(), codec };
         metrics::histogram!(crate::metrics::CALL_SETUP).record(now.duration_since(c.invited).as_secs_f64());
         tracing::info!(call = %c.info.id, to = %c.info.to, "outbound call answered");
@@ -336,7 +373,9 @@ impl Calls {
             note(p, StatusEvent::Answered)
         });
         self.write(write);
-        self.media(open);
+        if let Some(media) = media {
+            self.media(media);
+        }
         self.status_changed(call, cb);
     }
 

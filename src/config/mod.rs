@@ -423,6 +423,7 @@ fn outbound(o: sections::Outbound) -> Result<OutboundSettings, ConfigError> {
         ring_timeout: Duration::from_secs(o.ring_timeout as u64),
         queue: o.queue,
         max_per_account: o.max_per_account,
+        early_media: o.early_media,
     })
 }
 

@@ -279,11 +279,22 @@ pub struct Outbound {
     /// Outbound calls at once per account; 0: no limit but `sip.max_calls`.
     #[serde(deserialize_with = "text::whole::<0, 1_000_000, _>", serialize_with = "text::serialize")]
     pub max_per_account: usize,
+    /// Open the agent's stream at a 183 with SDP, so it hears the far end's early media.
+    #[serde(with = "text")]
+    pub early_media: bool,
 }
 
 impl Default for Outbound {
     fn default() -> Outbound {
-        Outbound { proxy: None, edge: None, cps: 1, ring_timeout: 60, queue: 100, max_per_account: 0 }
+        Outbound {
+            proxy: None,
+            edge: None,
+            cps: 1,
+            ring_timeout: 60,
+            queue: 100,
+            max_per_account: 0,
+            early_media: false,
+        }
     }
 }
 

@@ -262,3 +262,66 @@ fn hangup_twiml_hangs_up_at_the_answer_and_an_unreachable_agent_ends_the_call() 
     assert!(reason(&bye).contains("cause=503"), "{}", reason(&bye));
     assert_eq!(rig.view(&view.sid).status, CallStatus::Completed, "answered, then ended: completed, as Twilio says");
 }
+
+/// `outbound.early_media`: a 183 with SDP opens the media and the agent's stream while the call still rings;
+/// the answer then follows it (nothing more when it is the same, an update when it moved); a call that fails
+/// after its early media closes the stream. Off (the default), a 183's SDP opens nothing.
+#[test]
+fn early_media_opens_the_agents_stream_at_a_183_and_the_answer_follows_it() {
+    let moved = TRUNK_SDP.replace("m=audio 14000", "m=audio 14002");
+    for (answer, expect) in [(None, vec![]), (Some(TRUNK_SDP), vec![]), (Some(moved.as_str()), vec![Asked::Update])] {
+        let mut rig = Rig::new(Readiness::Later);
+        rig.calls.config.outbound.early_media = true;
+        let view = rig.dial(CALLEE, true).unwrap();
+        rig.advance_to(0);
+        let invite = rig.requests(Method::Invite).pop().unwrap();
+        rig.trunk_answers(&invite, 183, &[], Some(TRUNK_SDP));
+        let call = rig.call();
+        let port = match rig.asked()[..] {
+            [Asked::Open(p)] => p,
+            ref other => panic!("the stream opens at the 183: {other:?}"),
+        };
+        assert_eq!(rig.view(&view.sid).status, CallStatus::Ringing, "early media is not the answer");
+        assert_eq!(rig.calls.calls[&call].stream.remote_rtp, Some("54.172.60.9:14000".parse().unwrap()));
+        // A second 183 (its SDP again) opens nothing more.
+        rig.trunk_answers(&invite, 183, &[], Some(TRUNK_SDP));
+        assert_eq!(rig.asked().len(), 1);
+        rig.trunk_answers(&invite, 200, &[(HeaderName::Contact, "<sip:54.172.60.0:5060>")], answer);
+        let mut asked = vec![Asked::Open(port)];
+        asked.extend(expect.clone());
+        assert_eq!(rig.asked(), asked, "answer {answer:?}");
+        assert_eq!(rig.view(&view.sid).status, CallStatus::InProgress);
+        let remote = if expect.is_empty() { "54.172.60.9:14000" } else { "54.172.60.9:14002" };
+        assert_eq!(rig.calls.calls[&call].stream.remote_rtp, Some(remote.parse().unwrap()));
+    }
+
+    // Early media, then busy: the stream closes with the call.
+    let mut rig = Rig::new(Readiness::Later);
+    rig.calls.config.outbound.early_media = true;
+    let view = rig.dial(CALLEE, true).unwrap();
+    rig.advance_to(0);
+    let invite = rig.requests(Method::Invite).pop().unwrap();
+    rig.trunk_answers(&invite, 183, &[], Some(TRUNK_SDP));
+    rig.trunk_answers(&invite, 486, &[], None);
+    assert!(matches!(rig.asked()[..], [Asked::Open(_), Asked::Close]), "{:?}", rig.asked());
+    assert_eq!(rig.view(&view.sid).status, CallStatus::Busy);
+
+    // SDP that does not fit our offer is no early media; the answer may still fit.
+    let mut rig = Rig::new(Readiness::Later);
+    rig.calls.config.outbound.early_media = true;
+    rig.dial(CALLEE, true).unwrap();
+    rig.advance_to(0);
+    let invite = rig.requests(Method::Invite).pop().unwrap();
+    rig.trunk_answers(&invite, 183, &[], Some(&TRUNK_SDP.replace("RTP/AVP 0 101", "RTP/AVP 18")));
+    assert!(rig.asked().is_empty(), "{:?}", rig.asked());
+
+    // Off, the default: the 183's SDP opens nothing until the answer.
+    let mut rig = Rig::new(Readiness::Later);
+    rig.dial(CALLEE, true).unwrap();
+    rig.advance_to(0);
+    let invite = rig.requests(Method::Invite).pop().unwrap();
+    rig.trunk_answers(&invite, 183, &[], Some(TRUNK_SDP));
+    assert!(rig.asked().is_empty(), "{:?}", rig.asked());
+    rig.trunk_answers(&invite, 200, &[(HeaderName::Contact, "<sip:54.172.60.0:5060>")], Some(TRUNK_SDP));
+    assert!(matches!(rig.asked()[..], [Asked::Open(_)]), "{:?}", rig.asked());
+}
