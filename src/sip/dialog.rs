@@ -177,6 +177,12 @@ impl Dialog {
         Request { method, uri, headers, body: Bytes::new() }
     }
 
+    /// Takes our next CSeq in the dialog, for a request built again (one retried with credentials, §22.2).
+    pub fn next_cseq(&mut self) -> u32 {
+        self.local_cseq += 1;
+        self.local_cseq
+    }
+
     /// The Request-URI and Route values of our next request.
     fn routing(&self) -> (Uri, Vec<Bytes>) {
         let Some(first) = self.route_set.first() else { return (self.remote_target.clone(), Vec::new()) };

@@ -272,6 +272,9 @@ struct ClientTx {
     peer: Peer,
     call: Option<CallRef>,
     method: crate::sip::message::Method,
+    /// What answering a 401/407 to it takes, for a BYE or REFER of an outbound call whose trunk has
+    /// credentials: the retry is built from it, once.
+    retry: Option<Box<uac::Retry>>,
 }
 
 /// One call's signalling state.
@@ -531,7 +534,8 @@ impl Endpoint {
         let key = TransactionKey::Client { branch: Bytes::from(branch), method: crate::sip::message::Method::Bye };
         let tx = ClientNonInvite::new(now, bye.to_bytes(), peer.transport.is_reliable(), self.config.timers);
         let method = crate::sip::message::Method::Bye;
-        self.clients.insert(key.clone(), ClientTx { tx, peer, call: Some(call), method });
+        let retry = c.retry(&bye);
+        self.clients.insert(key.clone(), ClientTx { tx, peer, call: Some(call), method, retry });
         self.drain_client(&key);
     }
 
@@ -557,7 +561,8 @@ impl Endpoint {
         let peer = dialog_destination(dialog, c.outbound.is_some(), c.peer);
         let key = TransactionKey::Client { branch: Bytes::from(branch), method: Method::Refer };
         let tx = ClientNonInvite::new(now, refer.to_bytes(), peer.transport.is_reliable(), self.config.timers);
-        self.clients.insert(key.clone(), ClientTx { tx, peer, call: Some(call), method: Method::Refer });
+        let retry = c.retry(&refer);
+        self.clients.insert(key.clone(), ClientTx { tx, peer, call: Some(call), method: Method::Refer, retry });
         self.drain_client(&key);
     }
 }

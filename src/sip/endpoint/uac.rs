@@ -59,6 +59,42 @@ pub(super) struct Outbound {
     nonce: Option<(String, u32)>,
 }
 
+impl Outbound {
+    /// The nonce count for one more request answering `nonce` (RFC 7616 §3.4: `nc` counts the requests sent
+    /// with a nonce, from 1; a new nonce starts again).
+    fn nonce_count(&mut self, nonce: &str) -> u32 {
+        match &mut self.nonce {
+            Some((last, n)) if last == nonce => {
+                *n += 1;
+                *n
+            }
+            other => {
+                *other = Some((nonce.to_string(), 1));
+                1
+            }
+        }
+    }
+}
+
+/// A request of an outbound call's dialog as sent, with what answering a challenge to it takes: the call
+/// may be over by then (a BYE ends it at once).
+pub(super) struct Retry {
+    request: Request,
+    credentials: Credentials,
+    /// The call's nonce and count when the request left (a call gone keeps counting from here).
+    nonce: Option<(String, u32)>,
+}
+
+impl Call {
+    /// What a 401/407 to `request`, in this call's dialog, can be answered with: an outbound call whose trunk
+    /// gave credentials.
+    pub(super) fn retry(&self, request: &Request) -> Option<Box<Retry>> {
+        let out = self.outbound.as_ref()?;
+        let credentials = out.credentials.clone()?;
+        Some(Box::new(Retry { request: request.clone(), credentials, nonce: out.nonce.clone() }))
+    }
+}
+
 /// What a pending INVITE transaction does about a CANCEL.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Cancel {
@@ -241,7 +277,7 @@ impl Endpoint {
         self.drain_client_invite(key);
         let ckey = TransactionKey::Client { branch, method: Method::Cancel };
         let tx = ClientNonInvite::new(now, cancel.to_bytes(), peer.transport.is_reliable(), self.config.timers);
-        self.clients.insert(ckey.clone(), ClientTx { tx, peer, call: None, method: Method::Cancel });
+        self.clients.insert(ckey.clone(), ClientTx { tx, peer, call: None, method: Method::Cancel, retry: None });
         self.drain_client(&ckey);
     }
 
@@ -337,9 +373,55 @@ impl Endpoint {
             let bye = dialog.request(Method::Bye, &via);
             let bkey = TransactionKey::Client { branch: Bytes::from(branch), method: Method::Bye };
             let tx = ClientNonInvite::new(now, bye.to_bytes(), peer.transport.is_reliable(), self.config.timers);
-            self.clients.insert(bkey.clone(), ClientTx { tx, peer, call: None, method: Method::Bye });
+            self.clients.insert(bkey.clone(), ClientTx { tx, peer, call: None, method: Method::Bye, retry: None });
             self.drain_client(&bkey);
         }
+    }
+
+    /// A 401/407 to a request of an outbound call's dialog (our BYE or REFER, §22.2 applies to every request),
+    /// which went to `peer`: sent again there once, with credentials for the challenge, a new branch and the
+    /// next CSeq (the dialog's, or one up for a call already over), everything else as it was. False when the
+    /// challenge is not usable.
+    pub(super) fn retry_in_dialog(
+        &mut self,
+        now: Instant,
+        to: (Option<CallRef>, Peer),
+        retry: Retry,
+        res: &Response,
+    ) -> bool {
+        let (call, peer) = to;
+        let (challenge_header, answer_header) = if res.status.as_u16() == 401 {
+            (HeaderName::WwwAuthenticate, HeaderName::Authorization)
+        } else {
+            (HeaderName::ProxyAuthenticate, HeaderName::ProxyAuthorization)
+        };
+        let Ok(challenge) = Challenge::pick(res.headers.get_all(&challenge_header)) else { return false };
+        let Ok(sent) = retry.request.headers.cseq() else { return false };
+        let (cnonce, branch) = (self.ids.cnonce(), self.ids.branch());
+        let Retry { mut request, credentials, nonce } = retry;
+        let (nc, seq) = match call.and_then(|call| self.calls.get_mut(&call)) {
+            Some(c) => {
+                let nc = c.outbound.as_mut().map_or(1, |out| out.nonce_count(&challenge.nonce));
+                (nc, c.dialog.as_mut().map_or(sent.seq + 1, |d| d.next_cseq()))
+            }
+            None => {
+                let mut gone = Outbound { credentials: None, auth_retries: 0, auth: Vec::new(), nonce };
+                (gone.nonce_count(&challenge.nonce), sent.seq + 1)
+            }
+        };
+        let method = request.method.clone();
+        let value = challenge.respond(&credentials, &method.to_string(), &request.uri.to_string(), &cnonce, nc);
+        let h = &mut request.headers;
+        h.set(HeaderName::Via, transport::our_via(self.config.public_host.as_deref(), &peer, &branch).to_bytes());
+        h.set(HeaderName::CSeq, CSeq { seq, method: method.clone() }.to_bytes());
+        h.remove(&HeaderName::Authorization);
+        h.remove(&HeaderName::ProxyAuthorization);
+        h.push(answer_header, value);
+        let key = TransactionKey::Client { branch: Bytes::from(branch), method: method.clone() };
+        let tx = ClientNonInvite::new(now, request.to_bytes(), peer.transport.is_reliable(), self.config.timers);
+        self.clients.insert(key.clone(), ClientTx { tx, peer, call, method, retry: None });
+        self.drain_client(&key);
+        true
     }
 
     /// A 401/407 to the call's INVITE: the INVITE again with credentials (§22.2), CSeq one up, a new branch,
@@ -357,21 +439,15 @@ impl Endpoint {
         let public = self.config.public_host.as_deref();
         let Some(c) = self.calls.get_mut(&call) else { return false };
         let Some(out) = c.outbound.as_mut() else { return false };
-        let Some(creds) = out.credentials.as_ref() else { return false };
-        if out.auth_retries >= MAX_AUTH_RETRIES || (out.auth_retries > 0 && !challenge.stale) {
+        if out.credentials.is_none()
+            || out.auth_retries >= MAX_AUTH_RETRIES
+            || (out.auth_retries > 0 && !challenge.stale)
+        {
             return false;
         }
         out.auth_retries += 1;
-        let nc = match &mut out.nonce {
-            Some((nonce, n)) if *nonce == challenge.nonce => {
-                *n += 1;
-                *n
-            }
-            other => {
-                *other = Some((challenge.nonce.clone(), 1));
-                1
-            }
-        };
+        let nc = out.nonce_count(&challenge.nonce);
+        let Some(creds) = out.credentials.as_ref() else { return false };
         let value = challenge.respond(creds, "INVITE", &c.invite.uri.to_string(), &cnonce, nc);
         out.auth.retain(|(h, realm, _)| !(*h == answer_header && *realm == challenge.realm));
         out.auth.push((answer_header, challenge.realm.clone(), value));

@@ -609,3 +609,65 @@ fn a_connection_that_cannot_be_opened_fails_the_requests_waiting_on_it() {
     assert!(!net.events().iter().any(|e| matches!(e, Event::CallEnded { call: c, .. } if *c == call)));
     let _ = other;
 }
+
+/// A trunk that challenges our requests in the dialog too (§22.2 applies to every request): a BYE or REFER
+/// answered 407 is sent again once with credentials, the dialog's next CSeq and a new branch; the REFER's
+/// outcome is the retried one's; a second challenge is not answered again.
+#[test]
+fn a_challenged_bye_or_refer_of_an_outbound_call_is_sent_again_with_credentials() {
+    let challenge = [("Proxy-Authenticate", "Digest realm=\"sip.twilio.com\", nonce=\"n2\", qop=\"auth\"")];
+    let mut net = Net::new(config());
+    let (call, invite) = net.dial(Some(creds()));
+    let ok = answer(&invite, 200, "far1", &[], ANSWER);
+    net.respond(&ok);
+    assert_eq!(net.requests()[0].method, Method::Ack);
+    net.events();
+
+    net.ep.refer(net.now, call, "tel:+14155550111");
+    net.drain();
+    let refer = net.requests().pop().expect("a REFER");
+    net.respond(&answer(&refer, 407, "far1", &challenge, b""));
+    let sent = net.requests();
+    assert_eq!(sent.len(), 1, "the REFER once more: {sent:?}");
+    let again = &sent[0];
+    assert_eq!(again.method, Method::Refer);
+    assert!(net.events().is_empty(), "the first REFER's 407 is not the transfer's outcome");
+    let h = &again.headers;
+    assert_eq!(h.cseq().unwrap().seq, refer.headers.cseq().unwrap().seq + 1);
+    assert_ne!(branch(again), branch(&refer));
+    let auth = text(h.get(&HeaderName::ProxyAuthorization));
+    assert!(auth.contains("username=\"vocals\"") && auth.contains("nc=00000001"), "{auth}");
+    assert_eq!(text(h.get(&HeaderName::ReferTo)), text(refer.headers.get(&HeaderName::ReferTo)));
+    let expected = Challenge::pick([challenge[0].1.as_bytes()]).unwrap().respond(
+        &creds(),
+        "REFER",
+        &refer.uri.to_string(),
+        &auth.split("cnonce=\"").nth(1).unwrap().split('"').next().unwrap().to_string(),
+        1,
+    );
+    assert_eq!(auth, expected, "the digest is the REFER's");
+    net.respond(&answer(again, 202, "far1", &[], b""));
+    assert_eq!(net.events(), vec![Event::ReferAnswered { call, status: StatusCode::ACCEPTED }]);
+
+    net.ep.hangup(net.now, call, None);
+    net.drain();
+    let bye = net.requests().pop().expect("a BYE");
+    net.respond(&answer(&bye, 407, "far1", &challenge, b""));
+    let again = net.requests().pop().expect("the BYE once more, with credentials");
+    assert_eq!(again.method, Method::Bye);
+    assert_eq!(again.headers.cseq().unwrap().seq, bye.headers.cseq().unwrap().seq + 1);
+    let auth = text(again.headers.get(&HeaderName::ProxyAuthorization));
+    assert!(auth.contains("nc=00000002"), "the same nonce again counts on: {auth}");
+    // Challenged again: not answered a third time.
+    net.respond(&answer(&again, 407, "far1", &challenge, b""));
+    assert!(net.requests().is_empty());
+
+    // Without credentials there is nothing to answer with.
+    let mut net = Net::new(config());
+    let (call, _, _) = answered(&mut net);
+    net.ep.hangup(net.now, call, None);
+    net.drain();
+    let bye = net.requests().pop().unwrap();
+    net.respond(&answer(&bye, 407, "far1", &challenge, b""));
+    assert!(net.requests().is_empty());
+}

@@ -397,7 +397,14 @@ impl Endpoint {
             return self.event(Event::Dropped { why: DropReason::StrayResponse, from: peer.addr });
         };
         let pass = t.tx.on_response(now, res.status);
-        let (call, refer) = (t.call, t.method == Method::Refer);
+        let (call, refer, to) = (t.call, t.method == Method::Refer, t.peer);
+        let retry = if pass && matches!(res.status.as_u16(), 401 | 407) { t.retry.take() } else { None };
+        if let Some(retry) = retry
+            && self.retry_in_dialog(now, (call, to), *retry, &res)
+        {
+            // The retried request's answer is the one that counts.
+            return self.drain_client(&key);
+        }
         if let (true, true, Some(call)) = (pass && res.status.is_final(), refer, call) {
             self.event(Event::ReferAnswered { call, status: res.status });
         }
