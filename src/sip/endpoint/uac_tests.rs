@@ -642,7 +642,7 @@ fn a_challenged_bye_or_refer_of_an_outbound_call_is_sent_again_with_credentials(
         &creds(),
         "REFER",
         &refer.uri.to_string(),
-        &auth.split("cnonce=\"").nth(1).unwrap().split('"').next().unwrap(),
+        auth.split("cnonce=\"").nth(1).unwrap().split('"').next().unwrap(),
         1,
     );
     assert_eq!(auth, expected, "the digest is the REFER's");
