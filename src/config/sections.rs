@@ -18,6 +18,7 @@ use crate::sdp::SrtpPolicy;
 use crate::sip::allow::AllowList;
 use crate::sip::message::Limits;
 use crate::sip::transaction::Timers;
+use crate::twilio::Ipv4Block;
 
 /// The keys outside any section.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
@@ -279,12 +280,37 @@ pub struct Outbound {
     /// Outbound calls at once per account; 0: no limit but `sip.max_calls`.
     #[serde(deserialize_with = "text::whole::<0, 1_000_000, _>", serialize_with = "text::serialize")]
     pub max_per_account: usize,
+    /// How the trunks of linked accounts know the calls vocals places: a credential list, or the nodes' addresses.
+    #[serde(with = "text")]
+    pub termination_auth: TerminationKind,
+    /// With `termination_auth = "ip"`: the public IPv4 addresses or blocks the nodes place calls from.
+    #[serde(with = "text")]
+    pub termination_ips: Vec<Ipv4Block>,
 }
 
 impl Default for Outbound {
     fn default() -> Outbound {
-        Outbound { proxy: None, edge: None, cps: 1, ring_timeout: 60, queue: 100, max_per_account: 0 }
+        Outbound {
+            proxy: None,
+            edge: None,
+            cps: 1,
+            ring_timeout: 60,
+            queue: 100,
+            max_per_account: 0,
+            termination_auth: TerminationKind::Credentials,
+            termination_ips: Vec::new(),
+        }
     }
+}
+
+/// `outbound.termination_auth`: what vocals makes so a linked account's trunk knows the calls vocals places on it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TerminationKind {
+    /// A credential list with one generated credential (`credentials`).
+    #[default]
+    Credentials,
+    /// An IP access control list of `outbound.termination_ips` (`ip`).
+    Ip,
 }
 
 /// `[transfer]`: the server's transfer policy, whose defaults are the policy's own.
