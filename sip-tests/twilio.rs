@@ -497,7 +497,7 @@ fn adding_numbers_sets_up_the_trunks_termination_once_and_unlinking_removes_it()
         let c = s.sip_credentials.values().next().unwrap().clone();
         assert_eq!(c.credential_list_sid, list.sid);
         assert!(c.username.starts_with("vocals-") && c.username.len() <= 32, "{c:?}");
-        assert!(standin::meets_password_rules(&c.password) && c.password.len() >= 24, "{c:?}");
+        assert!(standin::credentials::meets_password_rules(&c.password) && c.password.len() >= 24, "{c:?}");
         let associated: Vec<_> = s.trunk_credential_lists.iter().cloned().collect();
         assert_eq!(associated, [(trunk.sid.clone(), list.sid.clone())], "the list is the trunk's");
         (trunk, list, c)
