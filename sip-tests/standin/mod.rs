@@ -1,7 +1,8 @@
 //! A local Twilio stand-in for the subset vocals uses (TWILIO.md §4): the 2010-04-01 API's
-//! IncomingPhoneNumbers and SIP CredentialLists with their Credentials, and the trunking v1 API's Trunks (created
-//! and updated), OriginationUrls, trunk PhoneNumbers and trunk CredentialLists, with each dialect's paths,
-//! envelopes, paging and errors (the lists' own in `credentials`); HTTP Basic auth (401/20003); 404/20404; `trunk_sid` and
+//! IncomingPhoneNumbers, SIP CredentialLists with their Credentials and SIP IpAccessControlLists with their
+//! IpAddresses, and the trunking v1 API's Trunks (created and updated), OriginationUrls, trunk PhoneNumbers, trunk
+//! CredentialLists and trunk IpAccessControlLists, with each dialect's paths, envelopes, paging and errors (the
+//! lists' own in `credentials` and `ip_acl`); HTTP Basic auth (401/20003); 404/20404; `trunk_sid` and
 //! `voice_application_sid` clearing each other; deleting a trunk detaching its numbers; a number attached to a
 //! second trunk moving silently; and injectable failures (429, 500, any status) and latency. It runs on its own
 //! runtime on a loopback port; tests read and change its state directly.
@@ -21,8 +22,10 @@ use base64::Engine;
 use serde_json::{Value, json};
 
 pub mod credentials;
+pub mod ip_acl;
 
 pub use credentials::{CredentialList, SipCredential};
+pub use ip_acl::{IpAccessControlList, IpAddress};
 
 /// An IncomingPhoneNumber.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -87,6 +90,10 @@ pub struct TwilioState {
     pub sip_credentials: BTreeMap<String, SipCredential>,
     /// (trunk SID, credential list SID): the lists each trunk authenticates termination against.
     pub trunk_credential_lists: BTreeSet<(String, String)>,
+    pub ip_acls: BTreeMap<String, IpAccessControlList>,
+    pub ip_addresses: BTreeMap<String, IpAddress>,
+    /// (trunk SID, IP access control list SID): the lists whose addresses each trunk takes termination from.
+    pub trunk_ip_acls: BTreeSet<(String, String)>,
     pub faults: Vec<Fault>,
     pub latency: Duration,
     /// Every request: method and path with query.
@@ -188,6 +195,7 @@ fn router(shared: Shared) -> Router {
         .route("/v1/Trunks/{trunk}/PhoneNumbers", get(list_trunk_numbers).post(attach))
         .route("/v1/Trunks/{trunk}/PhoneNumbers/{number}", axum::routing::delete(detach))
         .merge(credentials::routes())
+        .merge(ip_acl::routes())
         .layer(axum::middleware::from_fn_with_state(shared.clone(), gate))
         .with_state(shared)
 }
@@ -524,6 +532,7 @@ async fn delete_trunk(
     s.trunks.remove(&trunk);
     s.origination_urls.retain(|_, o| o.trunk_sid != trunk);
     s.trunk_credential_lists.retain(|(t, _)| *t != trunk);
+    s.trunk_ip_acls.retain(|(t, _)| *t != trunk);
     for n in s.numbers.values_mut().filter(|n| n.trunk_sid.as_deref() == Some(trunk.as_str())) {
         n.trunk_sid = None;
     }
