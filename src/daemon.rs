@@ -26,7 +26,7 @@ use crate::sip::endpoint::{Endpoint, IdGen};
 use crate::store::catalog::{Catalog, Recorder};
 use crate::store::secret::SecretKey;
 use crate::store::{Store, StoreError};
-use crate::twilio::{Origination, Provisioner, Twilio};
+use crate::twilio::{Origination, Provisioner, TerminationAuth, Twilio};
 
 /// Binds the SIP listeners the configuration names (an empty address turns one off). Sockets handed over by
 /// systemd (socket activation, `LISTEN_FDS`: `systemd/vocals.socket` binds 5060 so the service needs no
@@ -567,7 +567,11 @@ fn provisioner(
     tracing::info!(uris = ?sip_urls, "Twilio numbers added here are pointed at these origination URIs");
     let (priority, weight, secure) = (config.twilio.priority, config.twilio.weight, tls_port.is_some());
     let origination = Origination { sip_urls, priority, weight, secure };
-    Some(Arc::new(Provisioner::new(client, store, origination)))
+    if let TerminationAuth::Ip(blocks) = &config.termination {
+        let ips: Vec<String> = blocks.iter().map(ToString::to_string).collect();
+        tracing::info!(?ips, "the trunks of linked accounts take the calls placed here from these addresses");
+    }
+    Some(Arc::new(Provisioner::new(client, store, origination, config.termination.clone())))
 }
 
 /// Compares Twilio with the store every `every`.

@@ -277,8 +277,8 @@ async fn authorised(state: &AppState, out: &Outbound, account: &str, headers: &H
 type Linked = (String, Result<Trunk, Refused>);
 
 /// A linked account as an outbound trunk, from the store: its auth token, and the trunk (termination
-/// `sip:{domain}`, `;transport=tls` when vocals makes its trunks secure, and the credential vocals created) or
-/// why it has none yet. `None`: not a linked account.
+/// `sip:{domain}`, `;transport=tls` when vocals makes its trunks secure, and the credential vocals created, or none
+/// with `termination_auth = "ip"`) or why it has none yet. `None`: not a linked account.
 async fn linked(state: &AppState, account: &str) -> Result<Option<Linked>, Refused> {
     let Some(catalog) = &state.catalog else { return Ok(None) };
     let found = catalog.store().twilio_termination(account).await.map_err(|e| {
@@ -287,22 +287,29 @@ async fn linked(state: &AppState, account: &str) -> Result<Option<Linked>, Refus
     })?;
     let Some(t) = found else { return Ok(None) };
     let secure = state.twilio.as_ref().is_some_and(|p| p.origination().secure);
+    let by_address = state.twilio.as_ref().is_some_and(|p| p.termination().is_ip());
     let none_yet = || {
         let message = "The account has no trunk for outbound calls yet: add one of its numbers to vocals (or \
                        retry one in error)";
         Refused(StatusCode::FORBIDDEN, 20003, message.into())
     };
-    // Only a trunk vocals finished setting up: its domain and the credential it signs in with.
-    let trunk = match (&t.domain, &t.username, &t.password) {
-        (Some(domain), Some(_), Some(_)) => {
+    // Only a trunk vocals finished setting up: its domain, and the credential it signs in with or, when the trunk
+    // knows the nodes by their addresses, the IP access control list (and then no credentials).
+    let credentials = match (by_address, &t.ip_acl_sid, &t.username, &t.password) {
+        (true, Some(_), _, _) => Some((None, None)),
+        (false, _, Some(username), Some(password)) => Some((Some(username.clone()), Some(password.clone()))),
+        _ => None,
+    };
+    let trunk = match (&t.domain, credentials) {
+        (Some(domain), Some((username, password))) => {
             let uri = format!("sip:{domain}{}", if secure { ";transport=tls" } else { "" });
             Hop::parse(&uri)
                 .map(|termination| Trunk {
                     account_sid: t.account_sid.clone(),
                     auth_token: t.auth_token.clone(),
                     termination,
-                    username: t.username.clone(),
-                    password: t.password.clone(),
+                    username,
+                    password,
                 })
                 .map_err(|e| {
                     tracing::warn!(%account, error = %e, "the linked account's trunk domain is not a SIP host");

@@ -25,6 +25,7 @@ use crate::sip::endpoint::{self, EndpointConfig};
 use crate::sip::message::Limits;
 use crate::sip::ratelimit::RateConfig;
 use crate::sip::transaction::Timers;
+use crate::twilio::TerminationAuth;
 
 /// The whole configuration.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -59,6 +60,9 @@ pub struct Config {
     pub outbound: OutboundSettings,
     /// `[[trunks]]`: the trunks outbound calls leave on, by account, until linked accounts hold them.
     pub trunks: Vec<Trunk>,
+    /// `[outbound] termination_auth` and `termination_ips`: how the trunks of linked accounts know the calls vocals
+    /// places on them.
+    pub termination: TerminationAuth,
     /// This node's name in call records (several nodes may share one PostgreSQL); default the host name.
     pub node: String,
 }
@@ -398,11 +402,30 @@ impl Config {
             store_secret_key: store_secret_key.map(str::to_string),
             twilio: TwilioConfig::from_section(s.twilio)?,
             transfer: s.transfer.into(),
+            termination: termination(&s.outbound)?,
             outbound: outbound(s.outbound)?,
             trunks: Vec::new(),
             node,
         })
     }
+}
+
+/// `[outbound] termination_auth` with `termination_ips`: an IP access control list needs addresses, and
+/// addresses are for one only.
+fn termination(o: &sections::Outbound) -> Result<TerminationAuth, ConfigError> {
+    let message = match (o.termination_auth, o.termination_ips.is_empty()) {
+        (sections::TerminationKind::Credentials, true) => return Ok(TerminationAuth::Credentials),
+        (sections::TerminationKind::Ip, false) => return Ok(TerminationAuth::Ip(o.termination_ips.clone())),
+        (sections::TerminationKind::Ip, true) => {
+            "empty, but outbound.termination_auth is \"ip\": list the public IPv4 addresses (or blocks) the vocals \
+             nodes place calls from, e.g. \"203.0.113.10, 198.51.100.0/30\""
+        }
+        (sections::TerminationKind::Credentials, false) => {
+            "set, but outbound.termination_auth is \"credentials\" (the default): set termination_auth = \"ip\" for \
+             the trunks to take calls from these addresses, or leave termination_ips empty"
+        }
+    };
+    Err(ConfigError::Value { key: "outbound.termination_ips".into(), message: message.into() })
 }
 
 /// `[outbound]`: its proxy parsed, its times as durations.

@@ -18,6 +18,7 @@ use crate::sdp::SrtpPolicy;
 use crate::sip::allow::AllowList;
 use crate::sip::message::Limits;
 use crate::sip::transaction::Timers;
+use crate::twilio::Ipv4Block;
 
 /// The keys outside any section.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
@@ -282,6 +283,12 @@ pub struct Outbound {
     /// Open the agent's stream at a 183 with SDP, so it hears the far end's early media.
     #[serde(with = "text")]
     pub early_media: bool,
+    /// How the trunks of linked accounts know the calls vocals places: a credential list, or the nodes' addresses.
+    #[serde(with = "text")]
+    pub termination_auth: TerminationKind,
+    /// With `termination_auth = "ip"`: the public IPv4 addresses or blocks the nodes place calls from.
+    #[serde(with = "text")]
+    pub termination_ips: Vec<Ipv4Block>,
 }
 
 impl Default for Outbound {
@@ -294,8 +301,20 @@ impl Default for Outbound {
             queue: 100,
             max_per_account: 0,
             early_media: false,
+            termination_auth: TerminationKind::Credentials,
+            termination_ips: Vec::new(),
         }
     }
+}
+
+/// `outbound.termination_auth`: what vocals makes so a linked account's trunk knows the calls vocals places on it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TerminationKind {
+    /// A credential list with one generated credential (`credentials`).
+    #[default]
+    Credentials,
+    /// An IP access control list of `outbound.termination_ips` (`ip`).
+    Ip,
 }
 
 /// `[transfer]`: the server's transfer policy, whose defaults are the policy's own.

@@ -199,7 +199,7 @@ fn every_key_is_a_section_field_and_its_default_reads_back_as_the_default() {
         }
         assert_eq!(c, defaults, "{name}={default:?}");
     }
-    assert_eq!(seen.len(), 67, "the keys of config/vocals.toml");
+    assert_eq!(seen.len(), 69, "the keys of config/vocals.toml");
     let first: Vec<String> = KEYS.iter().take(5).map(|(s, k, _)| path(s, k)).collect();
     assert_eq!(first, ["state_dir", "default_agent", "node", "sip.listen_udp", "sip.listen_tcp"]);
     // A key the section does not have is refused by its struct, and named with the keys there are.
@@ -335,6 +335,75 @@ fn urls_are_shown_with_their_secrets_hidden() {
     let f = file("[[agents]]\nname = \"bot\"\nurl = \"wss://a.example/s\"\nsecret = \"short\"\n");
     let e = Config::load(Some(f.path()), env(&[])).unwrap_err().to_string();
     assert!(e.starts_with("agents[0].secret: 5 characters is too short"), "{e}");
+}
+
+#[test]
+fn the_termination_auth_keys_read_into_their_type_and_refuse_what_twilio_or_the_other_key_would_not_take() {
+    use crate::twilio::Ipv4Block;
+    assert_eq!(Config::load(None, env(&[])).unwrap().termination, TerminationAuth::Credentials);
+    let c = Config::load(
+        None,
+        env(&[
+            ("VOCALS_OUTBOUND_TERMINATION_AUTH", "ip"),
+            ("VOCALS_OUTBOUND_TERMINATION_IPS", "203.0.113.10, 198.51.100.0/30,"),
+        ]),
+    )
+    .unwrap();
+    let blocks = ["203.0.113.10", "198.51.100.0/30"].map(|b| Ipv4Block::parse(b).unwrap()).to_vec();
+    assert_eq!(c.termination, TerminationAuth::Ip(blocks.clone()));
+    // The file's form, the same.
+    let f = file("[outbound]\ntermination_auth = \"ip\"\ntermination_ips = \"203.0.113.10, 198.51.100.0/30\"\n");
+    assert_eq!(Config::load(Some(f.path()), env(&[])).unwrap().termination, TerminationAuth::Ip(blocks));
+    let many: Vec<String> = (1..=101).map(|i| format!("203.0.{}.{}", i / 200, i % 200 + 1)).collect();
+    let many = many.join(",");
+    for (pairs, says) in [
+        (
+            vec![("VOCALS_OUTBOUND_TERMINATION_AUTH", "ip")],
+            "outbound.termination_ips: empty, but outbound.termination_auth is \"ip\"",
+        ),
+        (
+            vec![("VOCALS_OUTBOUND_TERMINATION_IPS", "203.0.113.10")],
+            "outbound.termination_ips: set, but outbound.termination_auth is \"credentials\"",
+        ),
+        (
+            vec![("VOCALS_OUTBOUND_TERMINATION_AUTH", "digest")],
+            "outbound.termination_auth: \"digest\" is not valid: expected credentials or ip",
+        ),
+        (
+            vec![("VOCALS_OUTBOUND_TERMINATION_IPS", "203.0.113.10, 2001:db8::10")],
+            "outbound.termination_ips: \"2001:db8::10\" is not valid: expected an IPv4 address: Twilio's IP access control lists take IPv4 only",
+        ),
+        (
+            vec![("VOCALS_OUTBOUND_TERMINATION_IPS", "10.1.2.3")],
+            "outbound.termination_ips: \"10.1.2.3\" is not valid: expected a public address, not a private address",
+        ),
+        (
+            vec![("VOCALS_OUTBOUND_TERMINATION_IPS", "198.51.100.2/30")],
+            "outbound.termination_ips: \"198.51.100.2/30\" is not valid: expected the block's first address, 198.51.100.0/30",
+        ),
+        (
+            vec![("VOCALS_OUTBOUND_TERMINATION_IPS", "203.0.113.10, 203.0.113.10/32")],
+            "outbound.termination_ips: \"203.0.113.10/32\" is not valid: expected each address once",
+        ),
+        (
+            vec![("VOCALS_OUTBOUND_TERMINATION_IPS", many.as_str())],
+            "outbound.termination_ips: 101 addresses: at most 100",
+        ),
+    ] {
+        let e = Config::load(None, env(&pairs)).unwrap_err().to_string();
+        assert!(e.starts_with(says), "{pairs:?}: {e}");
+    }
+    // With termination_auth = "ip" the other refusals come first, naming their key.
+    let e = Config::load(
+        None,
+        env(&[("VOCALS_OUTBOUND_TERMINATION_AUTH", "ip"), ("VOCALS_OUTBOUND_TERMINATION_IPS", "[2001:db8::1]")]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.starts_with("outbound.termination_ips: \"[2001:db8::1]\" is not valid") && e.contains("IPv4 only"),
+        "{e}"
+    );
 }
 
 #[test]

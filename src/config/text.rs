@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serializer};
 
+use super::sections::TerminationKind;
 use super::{DefaultAgent, LogFormat};
 use crate::agent::transfer::{self, Domain, Prefix};
 use crate::media::ports::PortRange;
@@ -15,6 +16,7 @@ use crate::media::session::Latch;
 use crate::routing::AccountPolicy;
 use crate::sdp::SrtpPolicy;
 use crate::sip::allow::AllowList;
+use crate::twilio::ip_acl::{Ipv4Block, MAX_ADDRESSES};
 
 /// A value a key holds, read from and written as text.
 pub(super) trait Text: Sized {
@@ -292,5 +294,49 @@ impl Text for Vec<Domain> {
 
     fn text(&self) -> String {
         self.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")
+    }
+}
+
+impl Text for TerminationKind {
+    fn parse(text: &str) -> Result<TerminationKind, String> {
+        match text.trim() {
+            "credentials" => Ok(TerminationKind::Credentials),
+            "ip" => Ok(TerminationKind::Ip),
+            other => Err(invalid(other, "credentials or ip")),
+        }
+    }
+
+    fn text(&self) -> String {
+        match self {
+            TerminationKind::Credentials => "credentials",
+            TerminationKind::Ip => "ip",
+        }
+        .to_string()
+    }
+}
+
+/// `outbound.termination_ips`: IPv4 addresses or blocks separated by commas, each once, at most Twilio's
+/// limit for one IP access control list.
+impl Text for Vec<Ipv4Block> {
+    fn parse(text: &str) -> Result<Vec<Ipv4Block>, String> {
+        let mut blocks: Vec<Ipv4Block> = Vec::new();
+        for item in text.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+            let block = Ipv4Block::parse(item).map_err(|expected| invalid(item, &expected))?;
+            if blocks.contains(&block) {
+                return Err(invalid(item, "each address once"));
+            }
+            blocks.push(block);
+        }
+        if blocks.len() > MAX_ADDRESSES {
+            let count = blocks.len();
+            return Err(format!(
+                "{count} addresses: at most {MAX_ADDRESSES} (Twilio's limit for one IP access control list)"
+            ));
+        }
+        Ok(blocks)
+    }
+
+    fn text(&self) -> String {
+        self.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
     }
 }

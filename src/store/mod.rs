@@ -175,6 +175,7 @@ fn migrator() -> Migrator {
     let srtp = include_str!("../../migrations/0004_number_srtp.sql");
     let health = include_str!("../../migrations/0005_health.sql");
     let termination = include_str!("../../migrations/0006_twilio_termination.sql");
+    let ip_acl = include_str!("../../migrations/0007_twilio_ip_acl.sql");
     Migrator::with_migrations(vec![
         Migration::new(1, Cow::Borrowed("init"), MigrationType::Simple, init.into_sql_str(), false),
         Migration::new(2, Cow::Borrowed("twilio accounts"), MigrationType::Simple, accounts.into_sql_str(), false),
@@ -188,6 +189,7 @@ fn migrator() -> Migrator {
             termination.into_sql_str(),
             false,
         ),
+        Migration::new(7, Cow::Borrowed("twilio ip acl"), MigrationType::Simple, ip_acl.into_sql_str(), false),
     ])
 }
 

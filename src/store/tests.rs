@@ -314,6 +314,14 @@ async fn an_accounts_termination_credential_is_kept_sealed_and_opens_only_for_it
         let t = store.twilio_termination(SID).await.unwrap().unwrap();
         assert_eq!((t.credential_list_sid, t.username, t.password), (None, None, None), "{db}");
         assert!(matches!(store.set_account_credential("ACnone", None).await, Err(StoreError::NotFound(_))), "{db}");
+        // The IP access control list made instead of a credential list: kept, and forgotten, on its own.
+        assert_eq!(t.ip_acl_sid, None, "{db}");
+        store.set_account_ip_acl(SID, Some("AL1")).await.unwrap();
+        let t = store.twilio_termination(SID).await.unwrap().unwrap();
+        assert_eq!((t.ip_acl_sid.as_deref(), t.trunk_sid.as_deref()), (Some("AL1"), Some("TK1")), "{db}");
+        store.set_account_ip_acl(SID, None).await.unwrap();
+        assert_eq!(store.twilio_termination(SID).await.unwrap().unwrap().ip_acl_sid, None, "{db}");
+        assert!(matches!(store.set_account_ip_acl("ACnone", None).await, Err(StoreError::NotFound(_))), "{db}");
     }
 }
 

@@ -27,7 +27,8 @@ pub struct TwilioAccount {
 }
 
 /// What an account's trunk needs to place calls (its termination side), unsealed: the account's auth token
-/// (what `Calls.json` requests for it must carry), the trunk's domain, and the credential vocals created.
+/// (what `Calls.json` requests for it must carry), the trunk's domain, and the credential or the IP access control
+/// list vocals created.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Termination {
     pub account_sid: String,
@@ -38,6 +39,8 @@ pub struct Termination {
     pub credential_list_sid: Option<String>,
     pub username: Option<String>,
     pub password: Option<String>,
+    /// The IP access control list vocals made instead, when the nodes' addresses identify its calls.
+    pub ip_acl_sid: Option<String>,
 }
 
 impl std::fmt::Debug for Termination {
@@ -48,6 +51,7 @@ impl std::fmt::Debug for Termination {
             .field("domain", &self.domain)
             .field("credential_list_sid", &self.credential_list_sid)
             .field("username", &self.username)
+            .field("ip_acl_sid", &self.ip_acl_sid)
             .finish_non_exhaustive()
     }
 }
@@ -148,8 +152,8 @@ impl Store {
     /// The account's termination side, unsealed (`None`: not linked).
     pub async fn twilio_termination(&self, sid: &str) -> Result<Option<Termination>, StoreError> {
         let row = sqlx::query(
-            "SELECT sealed_token, trunk_sid, trunk_domain, credential_list_sid, sip_username, sealed_sip_password \
-             FROM twilio_accounts WHERE account_sid = $1",
+            "SELECT sealed_token, trunk_sid, trunk_domain, credential_list_sid, sip_username, sealed_sip_password, \
+             ip_acl_sid FROM twilio_accounts WHERE account_sid = $1",
         )
         .bind(sid)
         .fetch_optional(&self.pool)
@@ -165,6 +169,7 @@ impl Store {
             credential_list_sid: r.try_get(3)?,
             username: r.try_get(4)?,
             password: sealed_password.map(|p| key.open(&sip_password_context(sid), &p)).transpose()?,
+            ip_acl_sid: r.try_get(6)?,
         }))
     }
 
@@ -194,6 +199,20 @@ impl Store {
         .bind(sid)
         .execute(&self.pool)
         .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("Twilio account {sid}")));
+        }
+        Ok(())
+    }
+
+    /// Keeps the IP access control list vocals made for the account's trunk, or forgets it (`None`).
+    pub async fn set_account_ip_acl(&self, sid: &str, acl: Option<&str>) -> Result<(), StoreError> {
+        let done = sqlx::query("UPDATE twilio_accounts SET ip_acl_sid = $1, updated_at = $2 WHERE account_sid = $3")
+            .bind(acl.map(str::to_string))
+            .bind(now_rfc3339())
+            .bind(sid)
+            .execute(&self.pool)
+            .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("Twilio account {sid}")));
         }

@@ -1,6 +1,7 @@
 //! Twilio's REST APIs, the subset vocals uses: the 2010-04-01 API (IncomingPhoneNumbers, SIP CredentialLists and
-//! their Credentials) and trunking v1 (Trunks, OriginationUrls, trunk PhoneNumbers, trunk CredentialLists). One shared reqwest client (rustls on ring, the
-//! system's roots); every request has a timeout; 429 (20429) and 5xx are retried with backoff (honouring
+//! their Credentials, SIP IpAccessControlLists and their IpAddresses) and trunking v1 (Trunks, OriginationUrls,
+//! trunk PhoneNumbers, trunk CredentialLists and IpAccessControlLists). One shared reqwest client (rustls on ring,
+//! the system's roots); every request has a timeout; 429 (20429) and 5xx are retried with backoff (honouring
 //! `Retry-After`); both base URLs are configurable so tests point them at a local stand-in.
 
 use std::time::Duration;
@@ -101,6 +102,37 @@ pub struct CredentialList {
 pub struct SipCredential {
     pub sid: String,
     pub username: String,
+}
+
+/// A SIP IpAccessControlList (2010-04-01 `SIP/IpAccessControlLists`), or one associated with a trunk (trunking
+/// v1 `Trunks/{TK}/IpAccessControlLists`): the same SID (`AL…`).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+pub struct IpAccessControlList {
+    pub sid: String,
+    #[serde(default)]
+    pub friendly_name: String,
+}
+
+/// An IpAddress of an IpAccessControlList (`IP…`): an IPv4 address, and the length of the prefix Twilio accepts
+/// from (none or 0 as Twilio answers an address given without one: the whole address).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+pub struct IpAddress {
+    pub sid: String,
+    pub ip_address: String,
+    #[serde(default)]
+    pub cidr_prefix_length: Option<u8>,
+    #[serde(default)]
+    pub friendly_name: String,
+}
+
+impl IpAddress {
+    /// The prefix length Twilio applies: the whole address when none was given.
+    pub fn prefix(&self) -> u8 {
+        match self.cidr_prefix_length {
+            None | Some(0) => 32,
+            Some(p) => p,
+        }
+    }
 }
 
 /// Where the two APIs are.
@@ -379,6 +411,66 @@ impl Twilio {
         list: &str,
     ) -> Result<(), TwilioError> {
         let url = self.trunking(&format!("Trunks/{trunk}/CredentialLists/{list}"));
+        self.send(creds, reqwest::Method::DELETE, &url, None).await.map(|_| ())
+    }
+
+    pub async fn ip_acl(&self, creds: &Credentials, acl: &str) -> Result<IpAccessControlList, TwilioError> {
+        let url = self.v2010(creds, &format!("SIP/IpAccessControlLists/{acl}.json"));
+        Self::parse(self.send(creds, reqwest::Method::GET, &url, None).await?)
+    }
+
+    pub async fn create_ip_acl(&self, creds: &Credentials, name: &str) -> Result<IpAccessControlList, TwilioError> {
+        let url = self.v2010(creds, "SIP/IpAccessControlLists.json");
+        Self::parse(self.send(creds, reqwest::Method::POST, &url, Some(&[("FriendlyName", name)])).await?)
+    }
+
+    /// Deletes an IP access control list and its addresses.
+    pub async fn delete_ip_acl(&self, creds: &Credentials, acl: &str) -> Result<(), TwilioError> {
+        let url = self.v2010(creds, &format!("SIP/IpAccessControlLists/{acl}.json"));
+        self.send(creds, reqwest::Method::DELETE, &url, None).await.map(|_| ())
+    }
+
+    pub async fn ip_addresses(&self, creds: &Credentials, acl: &str) -> Result<Vec<IpAddress>, TwilioError> {
+        self.list_v2010(creds, &format!("SIP/IpAccessControlLists/{acl}/IpAddresses.json"), "ip_addresses").await
+    }
+
+    /// An address (IPv4, dotted) and its prefix length in a list; Twilio takes up to 100 per list.
+    pub async fn create_ip_address(
+        &self,
+        creds: &Credentials,
+        acl: &str,
+        name: &str,
+        address: &str,
+        prefix: u8,
+    ) -> Result<IpAddress, TwilioError> {
+        let url = self.v2010(creds, &format!("SIP/IpAccessControlLists/{acl}/IpAddresses.json"));
+        let prefix = prefix.to_string();
+        let form = [("FriendlyName", name), ("IpAddress", address), ("CidrPrefixLength", prefix.as_str())];
+        Self::parse(self.send(creds, reqwest::Method::POST, &url, Some(&form)).await?)
+    }
+
+    pub async fn delete_ip_address(&self, creds: &Credentials, acl: &str, address: &str) -> Result<(), TwilioError> {
+        let url = self.v2010(creds, &format!("SIP/IpAccessControlLists/{acl}/IpAddresses/{address}.json"));
+        self.send(creds, reqwest::Method::DELETE, &url, None).await.map(|_| ())
+    }
+
+    /// The IP access control lists a trunk accepts termination (calls to it) from.
+    pub async fn trunk_ip_acls(
+        &self,
+        creds: &Credentials,
+        trunk: &str,
+    ) -> Result<Vec<IpAccessControlList>, TwilioError> {
+        self.list(creds, &format!("Trunks/{trunk}/IpAccessControlLists"), "ip_access_control_lists").await
+    }
+
+    pub async fn associate_ip_acl(&self, creds: &Credentials, trunk: &str, acl: &str) -> Result<(), TwilioError> {
+        let url = self.trunking(&format!("Trunks/{trunk}/IpAccessControlLists"));
+        self.send(creds, reqwest::Method::POST, &url, Some(&[("IpAccessControlListSid", acl)])).await.map(|_| ())
+    }
+
+    /// Takes an IP access control list off a trunk (the list stays in the account).
+    pub async fn disassociate_ip_acl(&self, creds: &Credentials, trunk: &str, acl: &str) -> Result<(), TwilioError> {
+        let url = self.trunking(&format!("Trunks/{trunk}/IpAccessControlLists/{acl}"));
         self.send(creds, reqwest::Method::DELETE, &url, None).await.map(|_| ())
     }
 

@@ -4,8 +4,8 @@
 //! voice settings are snapshotted before anything changes and kept until Twilio confirms the restore; any failure
 //! leaves the number in the store in `error` with Twilio's code and message, retryable. A reconcile compares Twilio
 //! with the store and flags drift. Never DELETE an IncomingPhoneNumber (that releases it from the account).
-//! The trunk's termination side — its domain name, vocals' credential list and credential, so linked accounts
-//! place calls on it — is `termination`'s.
+//! The trunk's termination side — its domain name, and vocals' credential list and credential or (`ip_acl`) its IP
+//! access control list of the nodes' addresses, so linked accounts place calls on it — is `termination`'s.
 //!
 //! Beside them, the Twilio-compatible pieces of outbound calls, sans IO: `twiml` (the `<Connect><Stream>` /
 //! `<Hangup/>` subset vocals runs), `signature` (`X-Twilio-Signature`, HMAC-SHA1) and `calls` (the Create Call
@@ -13,6 +13,7 @@
 
 pub mod calls;
 pub mod client;
+pub mod ip_acl;
 pub mod signature;
 pub mod termination;
 pub mod twiml;
@@ -23,8 +24,11 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 pub use client::{
-    CredentialList, Credentials, Endpoints, IncomingNumber, OriginationUrl, SipCredential, Trunk, Twilio, TwilioError,
+    CredentialList, Credentials, Endpoints, IncomingNumber, IpAccessControlList, IpAddress, OriginationUrl,
+    SipCredential, Trunk, Twilio, TwilioError,
 };
+pub use ip_acl::Ipv4Block;
+pub use termination::TerminationAuth;
 
 use crate::e164::E164;
 use crate::store::{PhoneNumber, Store, StoreError, TwilioAccount};
@@ -167,16 +171,27 @@ pub struct Provisioner {
     twilio: Twilio,
     store: Arc<Store>,
     origination: Origination,
+    termination: TerminationAuth,
 }
 
 impl Provisioner {
-    pub fn new(twilio: Twilio, store: Arc<Store>, origination: Origination) -> Provisioner {
-        Provisioner { twilio, store, origination }
+    pub fn new(
+        twilio: Twilio,
+        store: Arc<Store>,
+        origination: Origination,
+        termination: TerminationAuth,
+    ) -> Provisioner {
+        Provisioner { twilio, store, origination, termination }
     }
 
     /// Where this node asks Twilio to send calls.
     pub fn origination(&self) -> &Origination {
         &self.origination
+    }
+
+    /// How the trunks this node configures know the calls it places.
+    pub fn termination(&self) -> &TerminationAuth {
+        &self.termination
     }
 
     async fn credentials(&self, account: &str) -> Result<Credentials, FlowError> {
@@ -241,7 +256,8 @@ impl Provisioner {
     }
 
     /// Configures Twilio for a stored number (again): the trunk (with a termination domain), its origination
-    /// URLs, the attachment, read back, then the trunk's termination side (vocals' credential list). Used by
+    /// URLs, the attachment, read back, then the trunk's termination side (vocals' credential list, or its IP
+    /// access control list). Used by
     /// add, retry and repair; the number's status says how it went.
     pub async fn configure(&self, e164: &E164) -> Result<PhoneNumber, FlowError> {
         let n = self.linked(e164).await?;

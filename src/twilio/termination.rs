@@ -1,14 +1,37 @@
 //! The termination side of a linked account's vocals trunk (issue 22): what Twilio needs so vocals can place
 //! calls on it. When vocals configures the trunk it makes sure the trunk has a termination domain name
-//! (`vocals-….pstn.twilio.com`, an existing one kept), creates one credential list (`vocals`) with one credential
-//! whose username and password it generates (the password from the OS CSPRNG, meeting Twilio's rules), and
-//! associates the list with the trunk. What it created is kept in the store (the password sealed), so a second
-//! number reuses it; Twilio is read to find what is missing (a list or credential deleted in the console, a
-//! new trunk) and only that is made again. Unlinking the account takes the list off the trunk and deletes it.
+//! (`vocals-….pstn.twilio.com`, an existing one kept), and then, as `[outbound] termination_auth` says, either
+//! (`credentials`, the default) creates one credential list (`vocals`) with one credential whose username and
+//! password it generates (the password from the OS CSPRNG, meeting Twilio's rules) and associates the list with
+//! the trunk, or (`ip`) an IP access control list of the nodes' addresses (`ip_acl`). What it created is kept in
+//! the store (the password sealed), so a second number reuses it; Twilio is read to find what is missing (a list
+//! or credential deleted in the console, a new trunk) and only that is made again. What vocals made for the other
+//! way (before the operator switched) is taken off the trunk and deleted, since Twilio would want calls to pass
+//! both. Unlinking the account takes whatever vocals made off the trunk and deletes it.
 
 use ring::rand::{SecureRandom, SystemRandom};
 
+use super::ip_acl::Ipv4Block;
 use super::{Credentials, FlowError, Provisioner, Trunk, TwilioError};
+use crate::store::Termination;
+
+/// How a linked account's trunk knows the calls vocals places on it (`[outbound] termination_auth` and
+/// `termination_ips`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum TerminationAuth {
+    /// A credential list holding one credential vocals generates; calls answer the trunk's digest challenge
+    /// with it.
+    #[default]
+    Credentials,
+    /// An IP access control list of the addresses the nodes place calls from; calls carry no credentials.
+    Ip(Vec<Ipv4Block>),
+}
+
+impl TerminationAuth {
+    pub fn is_ip(&self) -> bool {
+        matches!(self, TerminationAuth::Ip(_))
+    }
+}
 
 /// The credential list's name in the account.
 pub const CREDENTIAL_LIST_NAME: &str = "vocals";
@@ -64,7 +87,7 @@ pub fn generate_username() -> Result<String, FlowError> {
 }
 
 /// A 404 from Twilio is what was wanted when removing something.
-fn gone_is_fine(outcome: Result<(), TwilioError>) -> Result<(), TwilioError> {
+pub(super) fn gone_is_fine(outcome: Result<(), TwilioError>) -> Result<(), TwilioError> {
     match outcome {
         Err(e) if e.is_not_found() => Ok(()),
         other => other,
@@ -93,15 +116,45 @@ impl Provisioner {
         Err(last.map_or_else(|| FlowError::Invalid("no domain".into()), FlowError::Twilio))
     }
 
-    /// The trunk authenticates calls to it against vocals' credential list, which holds vocals' credential:
-    /// whatever of that is missing is created (the list and credential once per account, kept in the store).
+    /// The trunk knows vocals' calls as configured (vocals' credential list, or its IP access control list):
+    /// whatever of that is missing is made, and what vocals made for the other way is removed.
     pub(super) async fn ensure_termination(&self, creds: &Credentials, trunk: &str) -> Result<(), FlowError> {
         let account = creds.account_sid.as_str();
         let kept = self.store.twilio_termination(account).await?;
         let kept = kept.ok_or_else(|| FlowError::NotFound(format!("Twilio account {account}")))?;
-        let existing = match (kept.credential_list_sid, kept.username, kept.password) {
-            (Some(list), Some(username), Some(password)) => match self.twilio.credential_list(creds, &list).await {
-                Ok(_) => Some((list, username, password)),
+        match &self.termination {
+            TerminationAuth::Credentials => {
+                self.ensure_credential_list(creds, trunk, &kept).await?;
+                if let Some(acl) = &kept.ip_acl_sid {
+                    tracing::info!(%account, %acl, "termination_auth is credentials: removing vocals' IP access control list");
+                    self.remove_ip_acl(creds, Some(trunk), acl).await?;
+                    self.store.set_account_ip_acl(account, None).await?;
+                }
+            }
+            TerminationAuth::Ip(blocks) => {
+                self.ensure_ip_acl(creds, trunk, kept.ip_acl_sid.as_deref(), blocks).await?;
+                if let Some(list) = &kept.credential_list_sid {
+                    tracing::info!(%account, %list, "termination_auth is ip: removing vocals' credential list");
+                    self.remove_credential_list(creds, Some(trunk), list).await?;
+                    self.store.set_account_credential(account, None).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The trunk authenticates calls to it against vocals' credential list, which holds vocals' credential:
+    /// whatever of that is missing is created (the list and credential once per account, kept in the store).
+    async fn ensure_credential_list(
+        &self,
+        creds: &Credentials,
+        trunk: &str,
+        kept: &Termination,
+    ) -> Result<(), FlowError> {
+        let account = creds.account_sid.as_str();
+        let existing = match (&kept.credential_list_sid, &kept.username, &kept.password) {
+            (Some(list), Some(username), Some(password)) => match self.twilio.credential_list(creds, list).await {
+                Ok(_) => Some((list.clone(), username.clone(), password.clone())),
                 Err(e) if e.is_not_found() => {
                     tracing::warn!(%account, %list, "vocals' credential list is gone from Twilio; creating another");
                     None
@@ -135,34 +188,59 @@ impl Provisioner {
         Ok(())
     }
 
-    /// Unlinks an account no number uses ([`crate::store::StoreError::InUse`] names them otherwise): vocals'
-    /// credential list is taken off the trunk and deleted (with its credential) first. The trunk, with its
-    /// domain and origination URLs, stays in the account. When Twilio no longer accepts the account's
-    /// credentials (401/403) the account is unlinked anyway, the list left behind, saying so in the log.
+    /// Takes vocals' credential list off `trunk` and deletes it with its credential (either already gone is fine).
+    async fn remove_credential_list(
+        &self,
+        creds: &Credentials,
+        trunk: Option<&str>,
+        list: &str,
+    ) -> Result<(), TwilioError> {
+        if let Some(trunk) = trunk {
+            gone_is_fine(self.twilio.disassociate_credential_list(creds, trunk, list).await)?;
+        }
+        gone_is_fine(self.twilio.delete_credential_list(creds, list).await)
+    }
+
+    /// Unlinks an account no number uses ([`crate::store::StoreError::InUse`] names them otherwise): what vocals
+    /// made for the trunk's termination side (its credential list with its credential, its IP access control
+    /// list) is taken off the trunk and deleted first. The trunk, with its domain and origination URLs, stays in
+    /// the account. When Twilio no longer accepts the account's credentials (401/403) the account is unlinked
+    /// anyway, the lists left behind, saying so in the log.
     pub async fn unlink(&self, sid: &str) -> Result<(), FlowError> {
         self.store.twilio_account_unused(sid).await?;
         let kept = self.store.twilio_termination(sid).await?;
         let kept = kept.ok_or_else(|| FlowError::NotFound(format!("Twilio account {sid}")))?;
+        let creds = Credentials { account_sid: sid.to_string(), auth_token: kept.auth_token.clone() };
+        let trunk = kept.trunk_sid.as_deref();
         if let Some(list) = &kept.credential_list_sid {
-            let creds = Credentials { account_sid: sid.to_string(), auth_token: kept.auth_token.clone() };
-            let removed = async {
-                if let Some(trunk) = &kept.trunk_sid {
-                    gone_is_fine(self.twilio.disassociate_credential_list(&creds, trunk, list).await)?;
-                }
-                gone_is_fine(self.twilio.delete_credential_list(&creds, list).await)
+            let outcome = self.remove_credential_list(&creds, trunk, list).await;
+            if removed(sid, "credential list", list, outcome)? {
+                self.store.set_account_credential(sid, None).await?;
             }
-            .await;
-            match removed {
-                Ok(()) => self.store.set_account_credential(sid, None).await?,
-                Err(e @ TwilioError::Api { status: 401 | 403, .. }) => tracing::warn!(
-                    account = %sid, %list, error = %e,
-                    "Twilio refuses the account's credentials: unlinking it anyway; delete the credential list in \
-                     Twilio's console"
-                ),
-                Err(e) => return Err(e.into()),
+        }
+        if let Some(acl) = &kept.ip_acl_sid {
+            let outcome = self.remove_ip_acl(&creds, trunk, acl).await;
+            if removed(sid, "IP access control list", acl, outcome)? {
+                self.store.set_account_ip_acl(sid, None).await?;
             }
         }
         Ok(self.store.delete_twilio_account(sid).await?)
+    }
+}
+
+/// Whether what vocals made (`what`, `sid`) was removed from Twilio, or is left behind because Twilio refuses the
+/// account's credentials (401/403: said in the log, and unlinking goes on).
+fn removed(account: &str, what: &str, sid: &str, outcome: Result<(), TwilioError>) -> Result<bool, FlowError> {
+    match outcome {
+        Ok(()) => Ok(true),
+        Err(e @ TwilioError::Api { status: 401 | 403, .. }) => {
+            tracing::warn!(
+                %account, %sid, error = %e,
+                "Twilio refuses the account's credentials: unlinking it anyway; delete the {what} in Twilio's console"
+            );
+            Ok(false)
+        }
+        Err(e) => Err(e.into()),
     }
 }
 
