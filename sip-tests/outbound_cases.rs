@@ -9,7 +9,10 @@
 //! - the 487 race: a 2xx crossing our CANCEL is ACKed and ended with a BYE;
 //! - a forked 2xx: both ACKed, the second ended with a BYE at once, the first kept;
 //! - the unmodified `twilio` Python library places a call (`sip-tests/twilio_client/place_call.py`);
-//! - the admin API's `POST /v1/calls` and `vocals calls dial`.
+//! - the admin API's `POST /v1/calls` and `vocals calls dial`;
+//! - a trunk over TCP: the connection vocals opens carries the whole call (the TLS one, with SRTP, is in
+//!   `secure.rs`, which runs the binary for its trust store);
+//! - early media (`outbound.early_media`): a 183 with SDP reaches the agent before a busy end.
 //!
 //! SIPp and python3 with the `twilio` library must be installed (`bash sip-tests/run` installs them).
 
@@ -141,6 +144,44 @@ fn early_media_reaches_the_agent_before_the_answer() {
     let record = ended_record(&case.server, &sid);
     assert_eq!(record["sip_status"], 486, "{record}");
     assert!(record["answer_at"].is_null(), "{record}");
+}
+
+/// A trunk reached over TCP (`;transport=tcp`): vocals opens the connection, and everything of the call goes
+/// over it both ways — the 407 and its ACK, the retried INVITE with the digest, the 200 and its ACK, the
+/// callee's BYE and our 200 — with our TCP listener in Via and Contact.
+#[test]
+fn a_call_placed_on_a_tcp_trunk_goes_over_the_connection_vocals_opens() {
+    let sipp_port = common::free_tcp_port();
+    let tcp_trunk = trunk(sipp_port).replace(&format!(":{sipp_port}\""), &format!(":{sipp_port};transport=tcp\""));
+    let server = InProcess::start_with("outbound-tcp", &tcp_trunk, &[]);
+    let far_end = termination_over("termination_auth.xml", sipp_port, &server.dir.join("termination"), 1, true);
+    let (_, agents) = server.api("GET", "/v1/agents", None);
+    let echo = agents["agents"].as_array().and_then(|a| a.iter().find(|a| a["kind"] == "echo")).cloned().unwrap();
+    let body = serde_json::json!({"agent_id": echo["id"], "to": CALLEE, "from": NUMBER});
+    let (status, placed) = server.api("POST", "/v1/calls", Some(body));
+    assert_eq!(status, 201, "{placed}");
+    let sid = placed["sid"].as_str().unwrap().to_string();
+    let (ok, out) = far_end.join().unwrap();
+    assert!(ok, "the termination side's scenario failed over TCP:\n{out}\n{:#?}", server.calls());
+    digest_is_right(&out, "vocals-trunk", "termination-secret-1");
+    let invite = out.split("INVITE sip:").nth(1).expect("SIPp's message log holds the INVITE");
+    let uri = invite.lines().next().unwrap_or_default();
+    assert!(uri.contains(";transport=tcp SIP/2.0"), "the Request-URI keeps the trunk's transport: {uri}");
+    let via = invite.lines().find(|l| l.starts_with("Via: ")).unwrap_or_default();
+    assert!(via.starts_with(&format!("Via: SIP/2.0/TCP 127.0.0.1:{};", server.tcp)), "{via}");
+    let contact = invite.lines().find(|l| l.starts_with("Contact: ")).unwrap_or_default();
+    assert!(contact.ends_with(&format!(":{};transport=tcp>", server.tcp)), "{contact}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let record = loop {
+        let found = server.calls().into_iter().find(|c| c["call_sid"] == sid.as_str() && !c["end_at"].is_null());
+        if let Some(r) = found {
+            break r;
+        }
+        assert!(std::time::Instant::now() < deadline, "the call never ended: {:#?}", server.calls());
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(record["sip_status"], 200, "{record}");
+    assert!(!record["answer_at"].is_null(), "{record}");
 }
 
 #[test]

@@ -283,3 +283,24 @@ pub fn trunk(port: u16) -> String {
          termination_uri = \"sip:127.0.0.1:{port}\"\nusername = \"vocals-trunk\"\npassword = \"termination-secret-1\"\n"
     )
 }
+
+/// The retried INVITE's `Proxy-Authorization` (from SIPp's message log) answers the 407's challenge with the
+/// trunk's credentials: RFC 2617 §3.2.2 computed here, independently of vocals' own digest code.
+pub fn digest_is_right(log: &str, username: &str, password: &str) {
+    use md5::{Digest, Md5};
+    let line = log.lines().find(|l| l.starts_with("Proxy-Authorization: Digest ")).expect("a Proxy-Authorization");
+    let param = |name: &str| {
+        let rest = line.split(&format!("{name}=")).nth(1).unwrap_or_else(|| panic!("no {name} in {line}"));
+        let value = rest
+            .strip_prefix('"')
+            .map_or_else(|| rest.split([',', ' ']).next().unwrap(), |q| q.split('"').next().unwrap());
+        value.to_string()
+    };
+    let hex = |s: String| Md5::digest(s.as_bytes()).iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let ha1 = hex(format!("{username}:{}:{password}", param("realm")));
+    let ha2 = hex(format!("INVITE:{}", param("uri")));
+    let (nonce, nc, cnonce, qop) = (param("nonce"), param("nc"), param("cnonce"), param("qop"));
+    assert_eq!(qop, "auth", "{line}");
+    let expected = hex(format!("{ha1}:{nonce}:{nc}:{cnonce}:{qop}:{ha2}"));
+    assert_eq!(param("response"), expected, "{line}");
+}
