@@ -10,6 +10,7 @@
 //! - [`endpoint`]: the UAS core (§8.2, §9.2, §13.3, §14, §15; REFER out and NOTIFY in, RFC 3515) and the UAC
 //!   core (§8.1, §9.1, §13.2) over them: received bytes to call events, and the call layer's decisions to
 //!   messages. It owns every table.
+//! - [`session_timer`]: RFC 4028's rules (who refreshes, how often, 422), applied by the endpoint.
 //! - [`allow`] and [`ratelimit`]: which sources may send, and how fast, decided before a transaction is made.
 //!
 //! Not here: SDP bodies are [`crate::sdp`]'s; what to do with a call (route it, answer it, place it, end it)
@@ -22,5 +23,6 @@ pub mod dialog;
 pub mod endpoint;
 pub mod message;
 pub mod ratelimit;
+pub mod session_timer;
 pub mod transaction;
 pub mod transport;

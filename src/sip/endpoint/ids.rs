@@ -43,6 +43,11 @@ impl IdGen {
         format!("vc{:016x}{:016x}", self.next(), self.next())
     }
 
+    /// A number below 2^16, for random waits (RFC 3261 §14.1's after a 491).
+    pub fn small(&mut self) -> u16 {
+        (self.next() >> 48) as u16
+    }
+
     /// A client nonce for digest authentication (RFC 7616 §3.4): 64 bits.
     pub fn cnonce(&mut self) -> String {
         format!("{:016x}", self.next())

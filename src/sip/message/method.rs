@@ -101,10 +101,14 @@ impl StatusCode {
     pub const UNSUPPORTED_MEDIA_TYPE: StatusCode = StatusCode(415);
     pub const UNSUPPORTED_URI_SCHEME: StatusCode = StatusCode(416);
     pub const BAD_EXTENSION: StatusCode = StatusCode(420);
+    /// RFC 4028 §6.
+    pub const SESSION_INTERVAL_TOO_SMALL: StatusCode = StatusCode(422);
     pub const TEMPORARILY_UNAVAILABLE: StatusCode = StatusCode(480);
     pub const CALL_DOES_NOT_EXIST: StatusCode = StatusCode(481);
     pub const REQUEST_TERMINATED: StatusCode = StatusCode(487);
     pub const NOT_ACCEPTABLE_HERE: StatusCode = StatusCode(488);
+    /// RFC 3261 §14.2: glare.
+    pub const REQUEST_PENDING: StatusCode = StatusCode(491);
     pub const SERVER_INTERNAL_ERROR: StatusCode = StatusCode(500);
     pub const NOT_IMPLEMENTED: StatusCode = StatusCode(501);
     pub const SERVICE_UNAVAILABLE: StatusCode = StatusCode(503);

@@ -5,8 +5,9 @@
 //! so a parsed message's typed accessors do not fail.
 //!
 //! Headers: CSeq, Call-ID, Max-Forwards, Content-Type, name-addr headers, Reason, Via, Event and
-//! Subscription-State (RFC 6665), Refer-To (RFC 3515). Bodies: `message/sipfrag` (RFC 3420),
-//! `application/dtmf-relay` and `application/dtmf` (SIP INFO DTMF).
+//! Subscription-State (RFC 6665), Refer-To (RFC 3515), Session-Expires and Min-SE (RFC 4028).
+//! Bodies: `message/sipfrag` (RFC 3420), `application/dtmf-relay` and `application/dtmf` (SIP INFO
+//! DTMF).
 
 mod cseq;
 mod dtmf;
@@ -16,6 +17,7 @@ mod media_type;
 mod name_addr;
 mod reason;
 mod refer_to;
+mod session_expires;
 mod sipfrag;
 mod subscription_state;
 mod via;
@@ -29,6 +31,7 @@ pub use name_addr::{Contact, DisplayName, NameAddr};
 pub(crate) use name_addr::{NameAddrView, check_contact};
 pub use reason::Reason;
 pub use refer_to::ReferTo;
+pub use session_expires::{Refresher, SessionExpires, parse_min_se};
 pub use sipfrag::{MAX_SIPFRAG, MAX_SIPFRAG_HEADERS, Sipfrag, StartLine as SipfragStart};
 pub use subscription_state::{SubState, SubscriptionState};
 pub(crate) use via::ViaView;
