@@ -7,6 +7,7 @@
 //! asks.
 
 pub mod config;
+pub mod headers;
 pub mod protocol;
 pub mod session;
 pub mod transfer;

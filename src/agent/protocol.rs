@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
+
+use super::headers;
 
 /// The largest message (and frame) vocals reads from an agent: 256 KiB, some 24 s of μ-law in one `media`
 /// frame. Larger ones close the stream ([`Violation::TooLarge`]) before they are read.
@@ -95,6 +97,18 @@ pub fn transfer_status(seq: u64, stream_sid: &str, status: &str, sip_status: u16
     .to_string()
 }
 
+/// A vocals extension: one of the agent's events was refused (its headers cannot be sent), naming the event
+/// and why; nothing was done.
+pub fn error(seq: u64, stream_sid: &str, event: &str, message: &str) -> String {
+    json!({
+        "event": "error",
+        "sequenceNumber": seq.to_string(),
+        "streamSid": stream_sid,
+        "error": {"event": event, "message": message},
+    })
+    .to_string()
+}
+
 /// A vocals extension: the agent's `transfer` refused by the transfer policy before any REFER was sent, and
 /// why (`status` `refused`, a `reason` and no `sipStatus`).
 pub fn transfer_refused(seq: u64, stream_sid: &str, reason: &str) -> String {
@@ -137,8 +151,16 @@ pub enum Inbound {
     Media(Vec<u8>),
     Mark(String),
     Clear,
-    /// A vocals extension: blind-transfer the caller to this number or URI (SIP REFER).
-    Transfer(String),
+    /// A vocals extension: blind-transfer the caller to this number or URI (SIP REFER), with headers for the
+    /// REFER (checked: [`crate::agent::headers`]).
+    Transfer {
+        to: String,
+        headers: Vec<(String, String)>,
+    },
+    /// A vocals extension: hang up now (SIP BYE), with headers for the BYE.
+    Hangup {
+        headers: Vec<(String, String)>,
+    },
 }
 
 /// A limit the agent broke: vocals closes the stream with 1008 (policy violation) and this as the reason, and
@@ -180,6 +202,10 @@ pub enum Ignored {
     BadPayload,
     #[error("a binary frame")]
     Binary,
+    /// A `hangup` or `transfer` whose headers cannot be sent: the agent gets an `error` event saying why, and
+    /// the event is not carried out.
+    #[error("{event}: {why}")]
+    Headers { event: &'static str, why: String },
 }
 
 impl Ignored {
@@ -192,6 +218,7 @@ impl Ignored {
             Ignored::Incomplete(_) => "incomplete",
             Ignored::BadPayload => "bad_payload",
             Ignored::Binary => "binary",
+            Ignored::Headers { .. } => "headers",
         }
     }
 }
@@ -204,11 +231,20 @@ struct Frame {
     media: Option<MediaBody>,
     mark: Option<MarkBody>,
     transfer: Option<TransferBody>,
+    hangup: Option<HangupBody>,
 }
 
 #[derive(Deserialize)]
 struct TransferBody {
     to: String,
+    #[serde(default)]
+    headers: Map<String, Value>,
+}
+
+#[derive(Deserialize, Default)]
+struct HangupBody {
+    #[serde(default)]
+    headers: Map<String, Value>,
 }
 
 #[derive(Deserialize)]
@@ -241,7 +277,16 @@ pub fn parse(text: &str, stream_sid: &str) -> Result<Inbound, Ignored> {
             }))
         }
         "clear" => Ok(Inbound::Clear),
-        "transfer" => Ok(Inbound::Transfer(frame.transfer.ok_or(Ignored::Incomplete("transfer"))?.to)),
+        "transfer" => {
+            let body = frame.transfer.ok_or(Ignored::Incomplete("transfer"))?;
+            let headers = headers::check(&body.headers).map_err(|why| Ignored::Headers { event: "transfer", why })?;
+            Ok(Inbound::Transfer { to: body.to, headers })
+        }
+        "hangup" => {
+            let body = frame.hangup.unwrap_or_default();
+            let headers = headers::check(&body.headers).map_err(|why| Ignored::Headers { event: "hangup", why })?;
+            Ok(Inbound::Hangup { headers })
+        }
         other => Err(Ignored::UnknownEvent(other.to_string())),
     }
 }
@@ -292,7 +337,20 @@ mod tests {
         assert_eq!(parse(r#"{"event":"clear","streamSid":"MZ0123"}"#, "MZ0123"), Ok(Inbound::Clear));
         assert_eq!(parse(r#"{"event":"clear"}"#, "MZ0123"), Ok(Inbound::Clear), "streamSid may be left out");
         let transfer = r#"{"event":"transfer","streamSid":"MZ0123","transfer":{"to":"+14155550100"}}"#;
-        assert_eq!(parse(transfer, "MZ0123"), Ok(Inbound::Transfer("+14155550100".into())));
+        assert_eq!(parse(transfer, "MZ0123"), Ok(Inbound::Transfer { to: "+14155550100".into(), headers: vec![] }));
+        let with = r#"{"event":"transfer","transfer":{"to":"+14155550100","headers":{"X-Ticket":"4711"}}}"#;
+        let headers = vec![("X-Ticket".to_string(), "4711".to_string())];
+        assert_eq!(
+            parse(with, "MZ0123"),
+            Ok(Inbound::Transfer { to: "+14155550100".into(), headers: headers.clone() })
+        );
+        assert_eq!(parse(r#"{"event":"hangup"}"#, "MZ0123"), Ok(Inbound::Hangup { headers: vec![] }));
+        let hangup = r#"{"event":"hangup","hangup":{"headers":{"X-Ticket":"4711"}}}"#;
+        assert_eq!(parse(hangup, "MZ0123"), Ok(Inbound::Hangup { headers }));
+        let via = r#"{"event":"hangup","hangup":{"headers":{"Via":"SIP/2.0/UDP x"}}}"#;
+        assert!(
+            matches!(parse(via, "MZ0123"), Err(Ignored::Headers { event: "hangup", why }) if why.contains("\"Via\""))
+        );
         let v: Value = serde_json::from_str(&transfer_status(7, "MZ0123", "accepted", 202)).unwrap();
         assert_eq!(v["transfer"], json!({"status": "accepted", "sipStatus": "202"}));
         let v: Value = serde_json::from_str(&transfer_refused(8, "MZ0123", "at most 3 transfers per call")).unwrap();

@@ -35,6 +35,15 @@ pub enum Refused {
     Violation(#[from] Violation),
 }
 
+/// What an agent asks of its call, beyond its audio.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Blind-transfer the caller (SIP REFER), with headers for the REFER.
+    Transfer { to: String, headers: Vec<(String, String)> },
+    /// Hang up (SIP BYE), with headers for the BYE.
+    Hangup { headers: Vec<(String, String)> },
+}
+
 pub struct AgentSession {
     info: StartInfo,
     seq: u64,
@@ -95,15 +104,21 @@ impl AgentSession {
         protocol::transfer_status(seq, &self.info.stream_sid, status, sip_status)
     }
 
+    /// Tells the agent one of its events was refused (and not carried out), and why.
+    pub fn error(&mut self, event: &str, message: &str) -> String {
+        let seq = self.next_seq();
+        protocol::error(seq, &self.info.stream_sid, event, message)
+    }
+
     /// Tells the agent its transfer was refused before any REFER, and why.
     pub fn transfer_refused(&mut self, reason: &str) -> String {
         let seq = self.next_seq();
         protocol::transfer_refused(seq, &self.info.stream_sid, reason)
     }
 
-    /// Applies one text frame from the agent to the playout queue; a transfer request is returned for the call
-    /// layer to carry out.
-    pub fn on_text(&mut self, text: &str, playout: &mut PlayoutQueue) -> Result<Option<String>, Refused> {
+    /// Applies one text frame from the agent to the playout queue; a transfer or hang-up is returned for the
+    /// call layer to carry out.
+    pub fn on_text(&mut self, text: &str, playout: &mut PlayoutQueue) -> Result<Option<Action>, Refused> {
         match protocol::parse(text, &self.info.stream_sid) {
             Ok(Inbound::Media(audio)) => {
                 self.stats.media_received += 1;
@@ -123,7 +138,8 @@ impl AgentSession {
                 self.stats.clears += 1;
                 playout.clear();
             }
-            Ok(Inbound::Transfer(target)) => return Ok(Some(target)),
+            Ok(Inbound::Transfer { to, headers }) => return Ok(Some(Action::Transfer { to, headers })),
+            Ok(Inbound::Hangup { headers }) => return Ok(Some(Action::Hangup { headers })),
             Err(e) => {
                 self.stats.ignored += 1;
                 return Err(e.into());

@@ -14,6 +14,8 @@ pub enum Ending {
     Media(MediaEnd),
     /// The agent closed its stream.
     AgentHungUp,
+    /// The agent asked to hang up (its `hangup` event), with headers for the BYE.
+    AgentHangup(Vec<(String, String)>),
     /// The agent's stream failed mid-call.
     AgentFailed(String),
     /// The agent took no audio for this long (its socket accepted nothing).
@@ -27,7 +29,7 @@ impl Ending {
     pub fn text(&self) -> String {
         match self {
             Ending::Media(MediaEnd::Timeout(after)) => format!("no RTP received for {} s", after.as_secs()),
-            Ending::AgentHungUp => "the agent hung up".to_string(),
+            Ending::AgentHungUp | Ending::AgentHangup(_) => "the agent hung up".to_string(),
             Ending::AgentFailed(e) => format!("the agent's stream failed: {e}"),
             Ending::AgentStalled(after) => stalled(*after),
             Ending::AgentViolation(v) => violated(v),
@@ -39,7 +41,7 @@ impl Ending {
     pub(super) fn reason(&self) -> Reason {
         match self {
             Ending::Media(_) => Reason::new("SIP", 408, &self.text()),
-            Ending::AgentHungUp => Reason::new("SIP", 200, &self.text()),
+            Ending::AgentHungUp | Ending::AgentHangup(_) => Reason::new("SIP", 200, &self.text()),
             Ending::AgentFailed(_) => Reason::new("SIP", 500, "the agent's stream failed"),
             Ending::AgentStalled(_) | Ending::AgentViolation(_) => Reason::new("SIP", 500, &self.text()),
         }
@@ -70,6 +72,10 @@ pub enum Hangup {
     NoMedia(String),
     /// The media or the agent asked.
     Media(Ending),
+    /// The peer refreshes the session (RFC 4028) and stopped: no refresh within the interval.
+    SessionExpired,
+    /// Our session refresh was refused with this status (or had no answer: 408).
+    RefreshFailed(u16),
 }
 
 impl Hangup {
@@ -84,6 +90,8 @@ impl Hangup {
             Hangup::Twiml => "hung up by its TwiML (<Hangup/>)".into(),
             Hangup::AgentUnavailable(why) => format!("agent unavailable: {why}"),
             Hangup::Media(e) => e.text(),
+            Hangup::SessionExpired => "session timer expired: the peer stopped refreshing the session".into(),
+            Hangup::RefreshFailed(status) => format!("the session refresh failed ({status})"),
         }
     }
 
@@ -92,6 +100,16 @@ impl Hangup {
         match self {
             Hangup::Rest => "the agent ended the call (REST) while it rang".into(),
             other => other.text(),
+        }
+    }
+
+    /// Headers the agent asked the BYE to carry.
+    pub(super) fn headers(&self) -> Vec<(HeaderName, String)> {
+        match self {
+            Hangup::Media(Ending::AgentHangup(headers)) => {
+                headers.iter().map(|(n, v)| (HeaderName::new(n), v.clone())).collect()
+            }
+            _ => Vec::new(),
         }
     }
 
@@ -106,6 +124,8 @@ impl Hangup {
             Hangup::NoAnswer(why) => Reason::new("SIP", 488, why),
             Hangup::AgentUnavailable(_) => Reason::new("SIP", 503, "the agent is unavailable"),
             Hangup::Media(e) => e.reason(),
+            Hangup::SessionExpired => Reason::new("SIP", 408, "session timer expired"),
+            Hangup::RefreshFailed(_) => Reason::new("SIP", 408, "session refresh failed"),
         }
     }
 
@@ -128,7 +148,9 @@ impl Hangup {
             | Hangup::NoAnswer(_)
             | Hangup::NoMedia(_)
             | Hangup::Twiml
-            | Hangup::Media(_) => (StatusCode::TEMPORARILY_UNAVAILABLE, "Agent Hung Up", vec![]),
+            | Hangup::Media(_)
+            | Hangup::SessionExpired
+            | Hangup::RefreshFailed(_) => (StatusCode::TEMPORARILY_UNAVAILABLE, "Agent Hung Up", vec![]),
         }
     }
 }

@@ -52,8 +52,8 @@ pub enum MediaInput {
 /// What an agent asks of its call.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AgentInput {
-    /// A blind transfer of the caller to this target (`+E.164`, `sip:` or `tel:`).
-    Transfer(String),
+    /// A blind transfer of the caller to this target (`+E.164`, `sip:` or `tel:`), with headers for the REFER.
+    Transfer(String, Vec<(String, String)>),
 }
 
 /// What an admin, the REST API or the drain asks.
@@ -105,12 +105,14 @@ pub enum SipCommand {
     Answer(CallRef, Bytes),
     /// A final response refusing the INVITE (or the pending re-INVITE).
     Refuse { call: CallRef, status: StatusCode, phrase: String, headers: Vec<(HeaderName, String)> },
-    /// Our BYE with a Reason (RFC 3326).
-    Bye(CallRef, Reason),
-    /// A REFER to this URI (RFC 3515).
-    Refer(CallRef, String),
-    /// 200 OK to the pending re-INVITE with our SDP.
+    /// Our BYE with a Reason (RFC 3326), and headers the agent asked for.
+    Bye(CallRef, Reason, Vec<(HeaderName, String)>),
+    /// A REFER to this URI (RFC 3515), with headers the agent asked for.
+    Refer(CallRef, String, Vec<(HeaderName, String)>),
+    /// 200 OK to the pending re-INVITE (or UPDATE) with our SDP.
     AnswerReinvite(CallRef, Bytes),
+    /// Refresh the session (RFC 4028): UPDATE, or a re-INVITE with our SDP unchanged.
+    Refresh(CallRef),
 }
 
 impl SipCommand {
@@ -122,9 +124,10 @@ impl SipCommand {
             SipCommand::Ring(call) => ep.ringing(now, call),
             SipCommand::Answer(call, sdp) => ep.answer(now, call, sdp),
             SipCommand::Refuse { call, status, phrase, headers } => ep.reject(now, call, status, &phrase, &headers),
-            SipCommand::Bye(call, reason) => ep.hangup(now, call, Some(reason)),
-            SipCommand::Refer(call, uri) => ep.refer(now, call, &uri),
+            SipCommand::Bye(call, reason, headers) => ep.hangup_with(now, call, Some(reason), &headers),
+            SipCommand::Refer(call, uri, headers) => ep.refer_with(now, call, &uri, &headers),
             SipCommand::AnswerReinvite(call, sdp) => ep.answer_reinvite(now, call, sdp),
+            SipCommand::Refresh(call) => ep.refresh(now, call),
         }
         None
     }

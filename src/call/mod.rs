@@ -37,6 +37,7 @@ mod events;
 mod hangup;
 pub mod outbound;
 mod placing;
+mod session;
 #[cfg(test)]
 mod tests;
 
@@ -202,6 +203,8 @@ struct Call {
     transfers: u32,
     /// A call vocals placed: its Twilio status and request (`None`: a call it answered).
     placed: Option<Box<placing::Placed>>,
+    /// Its session timer (RFC 4028) and what the record says of it.
+    session: session::SessionClock,
 }
 
 impl Call {
@@ -276,7 +279,7 @@ impl Calls {
         match input {
             Input::Sip(event) => self.on_sip(now, event),
             Input::Media(call, event) => self.on_media(now, call, event),
-            Input::Agent(call, AgentInput::Transfer(target)) => self.transfer(now, call, &target),
+            Input::Agent(call, AgentInput::Transfer(target, headers)) => self.transfer(now, call, &target, headers),
             Input::Admin(AdminInput::Rest(req)) => return Reply::Rest(self.hangup_request(now, &req)),
             Input::Admin(AdminInput::End(id)) => return Reply::Ended(self.end_call(now, &id)),
             Input::Admin(AdminInput::Dial(req)) => return Reply::Dial(self.dial(now, *req)),
@@ -303,6 +306,7 @@ impl Calls {
                         self.by_call_sid.remove(sid);
                     }
                     self.ended(&c, why);
+                    self.session_record(&c.info.id, &c.session);
                     self.placed_ended(&mut c, why);
                     self.media(MediaCommand::Close(*call, c.agent.text()));
                     self.ports.release(now, c.port);
@@ -318,6 +322,9 @@ impl Calls {
                 self.media(MediaCommand::TransferStatus(*call, verdict, status.as_u16()));
             }
             Event::ReferNotify { call, status, done } => self.transfer_progress(now, *call, *status, *done),
+            Event::Session { call, timer } => self.session(now, *call, *timer),
+            Event::Glare { call } => self.glare(*call),
+            Event::RefreshFailed { call, outcome } => self.refresh_failed(now, *call, outcome),
             Event::Dtmf { call, digit, duration_ms } => {
                 if let Some(c) = self.calls.get(call) {
                     tracing::info!(call = %c.info.id, %digit, ?duration_ms, "DTMF (SIP INFO)");
@@ -422,6 +429,7 @@ impl Calls {
             answered: None,
             transfers: 0,
             placed: None,
+            session: Default::default(),
         };
         if let Some(sid) = &c.info.call_sid {
             self.by_call_sid.insert(sid.clone(), call);
@@ -582,9 +590,9 @@ impl Calls {
                 self.sip(SipCommand::Refuse { call, status, phrase: phrase.to_string(), headers });
             }
             Phase::Answered => {
-                let reason = why.reason();
+                let (reason, headers) = (why.reason(), why.headers());
                 c.ending = Some((why, false));
-                self.sip(SipCommand::Bye(call, reason));
+                self.sip(SipCommand::Bye(call, reason, headers));
             }
         }
     }
@@ -627,7 +635,7 @@ impl Calls {
     /// The agent asks for a blind transfer (RFC 3515): REFER to `target`, a `+E.164` number (sent as
     /// `tel:+E164`, as Twilio requires) or a `sip:`/`tel:` URI, if the transfer policy (the agent's own, over
     /// the server's) allows it; otherwise no REFER, and the agent hears why.
-    fn transfer(&mut self, _now: Instant, call: CallRef, target: &str) {
+    fn transfer(&mut self, _now: Instant, call: CallRef, target: &str, headers: Vec<(String, String)>) {
         let Some(c) = self.calls.get_mut(&call) else { return };
         let policy = c.info.agent.transfer.over(&self.config.transfer);
         let caller = E164::parse(&c.info.from).ok();
@@ -636,7 +644,8 @@ impl Calls {
                 c.transfers += 1;
                 metrics::counter!(crate::metrics::TRANSFERS, "result" => "refer").increment(1);
                 tracing::info!(call = %c.info.id, %uri, "blind transfer (REFER)");
-                self.sip(SipCommand::Refer(call, uri));
+                let headers = headers.into_iter().map(|(n, v)| (HeaderName::new(&n), v)).collect();
+                self.sip(SipCommand::Refer(call, uri, headers));
             }
             Err(refusal) => {
                 let kind = refusal.kind();
@@ -686,7 +695,13 @@ impl Calls {
         let Some((port, key, srtp)) = self.calls.get(&call).map(|c| (c.port, c.key, c.srtp)) else { return };
         let local = self.local(port);
         let sdp = match offer {
-            None => sdp::offer(&local, offer_key(srtp, key)),
+            // Our offer in the 200; the answer comes in the ACK (RFC 3261 §14.2), taken as the first call's is.
+            None => {
+                if let Some(c) = self.calls.get_mut(&call) {
+                    c.negotiated = None;
+                }
+                sdp::offer(&local, offer_key(srtp, key))
+            }
             Some(body) => match Offer::parse(body).and_then(|o| sdp::negotiate(&o, srtp, key)) {
                 Ok(neg) => {
                     let stream = Stream::from(&neg);
@@ -726,10 +741,15 @@ impl Calls {
             .calls
             .values()
             .map(|c| {
-                c.placed
+                let at = c
+                    .placed
                     .as_ref()
                     .filter(|_| c.phase == Phase::Dialing)
-                    .map_or(c.deadline, |p| c.deadline.min(p.ring_deadline))
+                    .map_or(c.deadline, |p| c.deadline.min(p.ring_deadline));
+                match c.session.next().filter(|_| c.phase == Phase::Answered) {
+                    Some(session) => at.min(session),
+                    None => at,
+                }
             })
             .min();
         [calls, self.ports.next_return(), self.pacer.poll_timeout()].into_iter().flatten().min()
@@ -743,6 +763,7 @@ impl Calls {
         }
         self.ring_timeouts(now);
         self.dial_due(now);
+        self.session_timeouts(now);
         let due: Vec<CallRef> = self.calls.iter().filter(|(_, c)| c.deadline <= now).map(|(c, _)| *c).collect();
         for call in due {
             if let Some(c) = self.calls.get_mut(&call) {

@@ -250,6 +250,7 @@ impl Calls {
             answered: None,
             transfers: 0,
             placed: Some(Box::new(placed)),
+            session: Default::default(),
         };
         self.dialing.push_back(Box::new(call));
         self.sip(SipCommand::Dial(Box::new(dial)));

@@ -152,6 +152,10 @@ pub struct SipConfig {
     pub max_transactions: usize,
     /// Calls longer than this are ended with our BYE.
     pub max_call_duration: Duration,
+    /// RFC 4028: the smallest session interval taken, seconds.
+    pub min_se: u32,
+    /// RFC 4028: the session interval asked for in our INVITEs, seconds (not below `min_se`).
+    pub session_expires: u32,
     /// Transaction timers (T1 shortened only in labs and tests).
     pub timers: Timers,
     /// TCP connections held at once.
@@ -490,6 +494,8 @@ impl SipConfig {
             max_calls: s.max_calls,
             max_transactions: s.max_transactions,
             max_call_duration: Duration::from_secs(s.max_call_duration as u64),
+            min_se: s.min_se as u32,
+            session_expires: s.session_expires.max(s.min_se) as u32,
             timers: Timers { t1, t2: t1 * 8, t4: t1 * 10 },
             tcp_max_connections: s.tcp_max_connections,
             tcp_max_per_source: s.tcp_max_per_source,
@@ -521,6 +527,8 @@ impl SipConfig {
             max_call_id: endpoint::MAX_CALL_ID,
             max_tag: endpoint::MAX_TAG,
             max_via: endpoint::MAX_VIA,
+            min_se: self.min_se,
+            session_expires: self.session_expires,
         }
     }
 }

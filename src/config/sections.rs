@@ -77,6 +77,12 @@ pub struct Sip {
     /// Seconds (a week at most).
     #[serde(deserialize_with = "text::whole::<1, 604_800, _>", serialize_with = "text::serialize")]
     pub max_call_duration: usize,
+    /// RFC 4028: the smallest session interval taken, seconds (90 is the RFC's floor).
+    #[serde(deserialize_with = "text::whole::<90, 86_400, _>", serialize_with = "text::serialize")]
+    pub min_se: usize,
+    /// RFC 4028: the session interval asked for in the INVITEs vocals sends, seconds.
+    #[serde(deserialize_with = "text::whole::<90, 86_400, _>", serialize_with = "text::serialize")]
+    pub session_expires: usize,
     #[serde(deserialize_with = "text::whole::<10, 10_000, _>", serialize_with = "text::serialize")]
     pub t1_ms: usize,
     #[serde(deserialize_with = "text::whole::<1, 1_000_000, _>", serialize_with = "text::serialize")]
@@ -128,6 +134,8 @@ impl Default for Sip {
             max_transactions: 400_000,
             max_transaction_memory_mb: 64,
             max_call_duration: 4 * 3600,
+            min_se: 90,
+            session_expires: 1800,
             t1_ms: Timers::default().t1.as_millis() as usize,
             tcp_max_connections: 1024,
             tcp_max_per_source: 32,

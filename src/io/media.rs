@@ -17,8 +17,8 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 use crate::agent::config::{AgentConfig, AgentKind};
-use crate::agent::protocol::{StartInfo, Violation};
-use crate::agent::session::{AgentStats, Refused};
+use crate::agent::protocol::{Ignored, StartInfo, Violation};
+use crate::agent::session::{Action, AgentStats, Refused};
 use crate::agent::transfer::TransferStatus;
 use crate::call::{CallInfo, Ending, MediaPlane, Readiness};
 use crate::io::agent::{AgentLink, FromAgent};
@@ -54,8 +54,8 @@ pub enum MediaEvent {
     Failed { call: CallRef, why: String },
     /// The media or the agent wants the call ended (the driver hangs up with a Reason).
     End { call: CallRef, why: Ending },
-    /// The agent asks for a blind transfer of the caller to `target` (SIP REFER).
-    Transfer { call: CallRef, target: String },
+    /// The agent asks for a blind transfer of the caller to `target` (SIP REFER), with headers for the REFER.
+    Transfer { call: CallRef, target: String, headers: Vec<(String, String)> },
 }
 
 enum Control {
@@ -410,10 +410,20 @@ impl CallMedia {
                     *reply_at = Some(Instant::now());
                 }
                 Ok(None) => {}
-                Ok(Some(target)) => {
+                Ok(Some(Action::Transfer { to: target, headers })) => {
                     let shown: String = target.chars().take(256).collect();
                     tracing::info!(call = self.call.0, target = ?shown, "the agent asks for a transfer");
-                    self.report(MediaEvent::Transfer { call: self.call, target });
+                    self.report(MediaEvent::Transfer { call: self.call, target, headers });
+                }
+                Ok(Some(Action::Hangup { headers })) => {
+                    tracing::info!(call = self.call.0, "the agent hangs up (hangup event)");
+                    self.end(Ending::AgentHangup(headers));
+                }
+                Err(Refused::Ignored(Ignored::Headers { event, why })) => {
+                    metrics::counter!(crate::metrics::AGENT_FRAMES_IGNORED).increment(1);
+                    tracing::info!(call = self.call.0, event, %why, "agent event refused: its headers");
+                    let text = link.session.error(event, &why);
+                    link.send(text, None);
                 }
                 Err(Refused::Ignored(e)) => {
                     metrics::counter!(crate::metrics::AGENT_FRAMES_IGNORED).increment(1);

@@ -545,7 +545,7 @@ impl Shell {
             MediaEvent::Ready { call } => Input::Media(call, MediaInput::Ready),
             MediaEvent::Failed { call, why } => Input::Media(call, MediaInput::Failed(why)),
             MediaEvent::End { call, why } => Input::Media(call, MediaInput::Ended(why)),
-            MediaEvent::Transfer { call, target } => Input::Agent(call, AgentInput::Transfer(target)),
+            MediaEvent::Transfer { call, target, headers } => Input::Agent(call, AgentInput::Transfer(target, headers)),
         };
         self.calls.handle(std::time::Instant::now(), input);
         ControlFlow::Continue(())

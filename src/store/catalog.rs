@@ -158,6 +158,11 @@ pub enum CallWrite {
         id: String,
         stats: Value,
     },
+    /// The call's session timer (RFC 4028): interval, refresher, refreshes, glare.
+    Session {
+        id: String,
+        session: Value,
+    },
 }
 
 /// Where the call layer and the media tasks send call records: a bounded queue in front of the one writer
@@ -254,7 +259,8 @@ fn fold(batch: &mut Vec<CallWrite>) {
             CallWrite::Dialed { id, .. }
             | CallWrite::Answered { id, .. }
             | CallWrite::Ended { id, .. }
-            | CallWrite::Stats { id, .. } => id,
+            | CallWrite::Stats { id, .. }
+            | CallWrite::Session { id, .. } => id,
         };
         let Some(CallWrite::Start(record)) = started.get(id).map(|&i| &mut kept[i]) else {
             kept.push(write);
@@ -273,6 +279,7 @@ fn fold(batch: &mut Vec<CallWrite>) {
                 record.sip_status = record.sip_status.or(Some(sip_status));
             }
             CallWrite::Stats { stats, .. } => record.stats = stats,
+            CallWrite::Session { session, .. } => record.session = session,
             CallWrite::Start(_) => {} // kept above
         }
     }
@@ -317,5 +324,6 @@ async fn apply_on<'e>(e: impl sqlx::Executor<'e, Database = sqlx::Any>, write: &
         CallWrite::Answered { id, at, codec } => on::call_answered(e, id, at, codec).await,
         CallWrite::Ended { id, at, reason, sip_status } => on::call_ended(e, id, at, reason, *sip_status).await,
         CallWrite::Stats { id, stats } => on::call_stats(e, id, stats).await,
+        CallWrite::Session { id, session } => on::call_session(e, id, session).await,
     }
 }

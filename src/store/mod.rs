@@ -176,6 +176,7 @@ fn migrator() -> Migrator {
     let health = include_str!("../../migrations/0005_health.sql");
     let termination = include_str!("../../migrations/0006_twilio_termination.sql");
     let ip_acl = include_str!("../../migrations/0007_twilio_ip_acl.sql");
+    let session = include_str!("../../migrations/0008_call_session.sql");
     Migrator::with_migrations(vec![
         Migration::new(1, Cow::Borrowed("init"), MigrationType::Simple, init.into_sql_str(), false),
         Migration::new(2, Cow::Borrowed("twilio accounts"), MigrationType::Simple, accounts.into_sql_str(), false),
@@ -190,6 +191,7 @@ fn migrator() -> Migrator {
             false,
         ),
         Migration::new(7, Cow::Borrowed("twilio ip acl"), MigrationType::Simple, ip_acl.into_sql_str(), false),
+        Migration::new(8, Cow::Borrowed("call session"), MigrationType::Simple, session.into_sql_str(), false),
     ])
 }
 
@@ -199,7 +201,7 @@ const AGENT_COLUMNS: &str =
 const NUMBER_COLUMNS: &str = "e164, agent_id, status, status_detail, twilio_account_sid, twilio_number_sid, \
                               created_at, updated_at, twilio_snapshot, srtp, twilio_now";
 const CALL_COLUMNS: &str = "id, call_sid, sip_call_id, from_number, to_number, agent, node, invite_at, answer_at, \
-                            end_at, end_reason, sip_status, codec, stats";
+                            end_at, end_reason, sip_status, codec, stats, session";
 
 /// The id (and name) of the built-in echo agent's row, which [`Store::open`] makes sure exists, so numbers can
 /// be assigned to it like to any agent.

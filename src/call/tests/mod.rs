@@ -587,12 +587,12 @@ fn transfers_refer_when_the_policy_allows_and_report_every_outcome_to_the_agent(
     let mut rig = Rig::answered(Readiness::Now);
     let call = rig.call();
     // Refused by the policy (premium rate): no REFER, the agent told why.
-    rig.input(Input::Agent(call, AgentInput::Transfer("+19005550100".into())));
+    rig.input(Input::Agent(call, AgentInput::Transfer("+19005550100".into(), vec![])));
     rig.pump();
     assert!(rig.requests(Method::Refer).is_empty());
     assert_eq!(rig.asked().last(), Some(&Asked::TransferRefused));
     // Allowed: REFER to tel:+E164; the peer refuses it.
-    rig.input(Input::Agent(call, AgentInput::Transfer("+14155550100".into())));
+    rig.input(Input::Agent(call, AgentInput::Transfer("+14155550100".into(), vec![])));
     rig.pump();
     let refers = rig.requests(Method::Refer);
     assert_eq!(refers.len(), 1);
@@ -623,9 +623,9 @@ fn the_transfer_limit_refuses_the_next_one() {
     let mut rig = Rig::answered(Readiness::Now);
     let call = rig.call();
     for _ in 0..3 {
-        rig.input(Input::Agent(call, AgentInput::Transfer("+14155550100".into())));
+        rig.input(Input::Agent(call, AgentInput::Transfer("+14155550100".into(), vec![])));
     }
-    rig.input(Input::Agent(call, AgentInput::Transfer("+14155550100".into())));
+    rig.input(Input::Agent(call, AgentInput::Transfer("+14155550100".into(), vec![])));
     rig.pump();
     assert_eq!(rig.requests(Method::Refer).len(), 3, "3 a call by default");
     assert_eq!(rig.asked().last(), Some(&Asked::TransferRefused));
@@ -724,3 +724,4 @@ fn a_second_invite_with_a_live_callsid_is_refused_482() {
 }
 
 mod placing;
+mod session;

@@ -11,6 +11,7 @@
 //! layer's to route and the driver's to move ([`crate::io::sip`]).
 
 mod ids;
+mod session;
 mod shards;
 mod uac;
 mod uas;
@@ -33,6 +34,7 @@ use crate::sip::transport;
 pub use crate::sip::auth::Credentials;
 pub use crate::sip::transport::{Peer, Transport};
 pub use ids::IdGen;
+pub use session::RefreshOutcome;
 use shards::ShardedMap;
 pub use uac::Dial;
 use uac::{InviteClientTx, Outbound};
@@ -65,6 +67,10 @@ pub struct EndpointConfig {
     pub max_call_id: usize,
     pub max_tag: usize,
     pub max_via: usize,
+    /// RFC 4028: the smallest session interval taken (seconds; a shorter one gets 422 with this Min-SE).
+    pub min_se: u32,
+    /// RFC 4028: the session interval asked for in the INVITEs vocals sends (seconds).
+    pub session_expires: u32,
 }
 
 /// Longest Call-ID, From/To tag and Via a request may carry: past RFC 4475 §3.1.1.4's long values (a 501-byte
@@ -114,6 +120,13 @@ pub enum Event {
     Dtmf { call: CallRef, digit: char, duration_ms: Option<u32> },
     /// A datagram or request that was not processed, and why (for counters and logs).
     Dropped { why: DropReason, from: SocketAddr },
+    /// A transaction of the dialog (the call's INVITE and its 2xx, a refresh either way) put this session timer
+    /// in force (RFC 4028), or none: the call layer's clock for it starts again now.
+    Session { call: CallRef, timer: Option<crate::sip::session_timer::SessionTimer> },
+    /// Offers crossed (glare): one of the peer's got our 491, or ours got theirs.
+    Glare { call: CallRef },
+    /// Our refresh was not taken: try again later (glare), or the session is over.
+    RefreshFailed { call: CallRef, outcome: RefreshOutcome },
 }
 
 /// Why a call ended.
@@ -291,6 +304,8 @@ struct Call {
     /// An outbound call's UAC state: `invite` is then ours, `invite_key` its client transaction, `peer` the
     /// dial's next hop and `to_tag` our From tag.
     outbound: Option<Box<Outbound>>,
+    /// The session timer and our offers in the dialog.
+    session: session::SessionState,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -490,6 +505,12 @@ impl Endpoint {
         for o in outs {
             match o {
                 TxOut::Transmit(bytes) => self.transmit(peer, bytes),
+                TxOut::Event(E::Timeout) if method == crate::sip::message::Method::Update => {
+                    if let Some(call) = call {
+                        let outcome = RefreshOutcome::Failed(StatusCode::REQUEST_TIMEOUT);
+                        self.event(Event::RefreshFailed { call, outcome });
+                    }
+                }
                 TxOut::Event(E::Timeout) if method == crate::sip::message::Method::Refer => {
                     if let Some(call) = call {
                         self.event(Event::ReferAnswered { call, status: StatusCode::REQUEST_TIMEOUT });
@@ -514,13 +535,19 @@ impl Endpoint {
     /// Our 2xx was never ACKed: end the session with a BYE (RFC 3261 §13.3.1.4).
     fn ack_timeout(&mut self, now: Instant, call: CallRef) {
         if self.calls.get(&call).is_some_and(|c| c.phase == Phase::Answered) {
-            self.send_bye(now, call, Some(Reason::new("SIP", 408, "ACK not received")));
+            self.send_bye(now, call, Some(Reason::new("SIP", 408, "ACK not received")), &[]);
         }
         self.end_call(call, EndReason::AckTimeout);
     }
 
     /// Ends a call from our side with a BYE through the dialog's route set, to the dialog's next hop.
-    fn send_bye(&mut self, now: Instant, call: CallRef, reason: Option<Reason>) {
+    fn send_bye(
+        &mut self,
+        now: Instant,
+        call: CallRef,
+        reason: Option<Reason>,
+        headers: &[(crate::sip::message::HeaderName, String)],
+    ) {
         let branch = self.ids.branch();
         let Some(c) = self.calls.get_mut(&call) else { return };
         let Some(dialog) = c.dialog.as_mut() else { return };
@@ -528,6 +555,9 @@ impl Endpoint {
         let mut bye = dialog.request(crate::sip::message::Method::Bye, &via);
         if let Some(r) = reason {
             bye.headers.push(crate::sip::message::HeaderName::Reason, r.to_bytes());
+        }
+        for (name, value) in headers {
+            bye.headers.push(name.clone(), value.clone());
         }
         c.phase = Phase::Ending;
         let peer = dialog_destination(dialog, c.outbound.is_some(), c.peer);
@@ -543,6 +573,17 @@ impl Endpoint {
     /// back as [`Event::ReferAnswered`], the transfer's progress as [`Event::ReferNotify`]. A target that is not
     /// a URI (the call layer's transfer policy never gives one) is refused here, as a 400 would be.
     pub fn refer(&mut self, now: Instant, call: CallRef, target: &str) {
+        self.refer_with(now, call, target, &[]);
+    }
+
+    /// [`Endpoint::refer`], the REFER carrying `headers` too (the agent's).
+    pub fn refer_with(
+        &mut self,
+        now: Instant,
+        call: CallRef,
+        target: &str,
+        headers: &[(crate::sip::message::HeaderName, String)],
+    ) {
         use crate::sip::message::typed::ReferTo;
         use crate::sip::message::{HeaderName, Method, Uri};
         let branch = self.ids.branch();
@@ -558,6 +599,9 @@ impl Endpoint {
         let mut refer = dialog.request(Method::Refer, &via);
         refer.headers.push(HeaderName::ReferTo, ReferTo::new(uri).to_bytes());
         refer.headers.push(HeaderName::Contact, transport::our_contact(self.config.public_host.as_deref(), &c.peer));
+        for (name, value) in headers {
+            refer.headers.push(name.clone(), value.clone());
+        }
         let peer = dialog_destination(dialog, c.outbound.is_some(), c.peer);
         let key = TransactionKey::Client { branch: Bytes::from(branch), method: Method::Refer };
         let tx = ClientNonInvite::new(now, refer.to_bytes(), peer.transport.is_reliable(), self.config.timers);
@@ -579,3 +623,6 @@ mod tests;
 
 #[cfg(test)]
 mod uac_tests;
+
+#[cfg(test)]
+mod session_tests;

@@ -114,6 +114,19 @@ pub(super) struct InviteClientTx {
     cancel: Cancel,
     /// The ACK sent for each 2xx To tag, for its retransmissions.
     acks: Vec<(Bytes, Bytes)>,
+    /// A re-INVITE refreshing the session (RFC 4028), not a call's first INVITE.
+    pub(super) refresh: bool,
+}
+
+impl InviteClientTx {
+    /// Our re-INVITE refreshing `call`'s session.
+    pub(super) fn refresh(tx: ClientInvite, peer: Peer, call: CallRef, invite: Request) -> InviteClientTx {
+        InviteClientTx { tx, peer, call, invite, cancel: Cancel::No, acks: Vec::new(), refresh: true }
+    }
+
+    pub(super) fn invite(&self) -> &Request {
+        &self.invite
+    }
 }
 
 /// Characters a From user may hold: RFC 3261's `user` (unreserved, escaped and user-unreserved), as the call
@@ -163,7 +176,8 @@ impl Endpoint {
         h.push(HeaderName::CSeq, CSeq { seq, method: Method::Invite }.to_bytes());
         h.push(HeaderName::Contact, transport::our_contact(public, &peer));
         h.push(HeaderName::Allow, ALLOW);
-        h.push(HeaderName::Supported, Bytes::new());
+        h.push(HeaderName::Supported, "timer");
+        h.push(HeaderName::SessionExpires, self.config.session_expires.to_string());
         h.push(HeaderName::UserAgent, self.config.user_agent.clone());
         for (name, value) in dial.headers {
             h.push(name, value);
@@ -174,6 +188,7 @@ impl Endpoint {
         let invite = Request { method: Method::Invite, uri: dial.target, headers: h, body: dial.sdp };
         let key = TransactionKey::Client { branch: Bytes::from(branch), method: Method::Invite };
         let outbound = Outbound { credentials: dial.credentials, auth_retries: 0, auth: Vec::new(), nonce: None };
+        let session = super::session::SessionState { local_sdp: invite.body.clone(), ..Default::default() };
         self.calls.insert(
             call,
             Call {
@@ -185,6 +200,7 @@ impl Endpoint {
                 dialog: None,
                 reinvite: None,
                 outbound: Some(Box::new(outbound)),
+                session,
             },
         );
         self.send_invite(now, call, key, invite);
@@ -245,7 +261,7 @@ impl Endpoint {
     fn send_invite(&mut self, now: Instant, call: CallRef, key: TransactionKey, invite: Request) {
         let peer = self.calls[&call].peer;
         let tx = ClientInvite::new(now, &invite, peer.transport.is_reliable(), self.config.timers);
-        let entry = InviteClientTx { tx, peer, call, invite, cancel: Cancel::No, acks: Vec::new() };
+        let entry = InviteClientTx { tx, peer, call, invite, cancel: Cancel::No, acks: Vec::new(), refresh: false };
         self.client_invites.insert(key.clone(), entry);
         self.drain_client_invite(&key);
     }
@@ -292,6 +308,12 @@ impl Endpoint {
                 TxOut::Event(E::Timeout) => {
                     if self.is_current(call, key) {
                         self.end_call(call, EndReason::NoResponse);
+                    } else if self.calls.get(&call).is_some_and(|c| c.session.reinviting.as_ref() == Some(key)) {
+                        if let Some(c) = self.calls.get_mut(&call) {
+                            c.session.reinviting = None;
+                        }
+                        let outcome = super::RefreshOutcome::Failed(StatusCode::REQUEST_TIMEOUT);
+                        self.event(Event::RefreshFailed { call, outcome });
                     }
                 }
                 TxOut::Event(E::Terminated) => {
@@ -313,6 +335,9 @@ impl Endpoint {
     /// A response to one of our INVITEs.
     pub(super) fn on_invite_response(&mut self, now: Instant, key: TransactionKey, res: Response) {
         let Some(t) = self.client_invites.get_mut(&key) else { return };
+        if t.refresh {
+            return self.on_refresh_invite_response(now, &key, &res);
+        }
         let pass = t.tx.on_response(now, &res);
         let (call, cancel) = (t.call, t.cancel);
         self.drain_client_invite(&key);
@@ -332,7 +357,10 @@ impl Endpoint {
             self.invite_2xx(now, &key, &res);
         } else if self.is_current(call, &key) {
             let challenged = matches!(status.as_u16(), 401 | 407);
-            if !(challenged && self.retry_with_credentials(now, call, &res)) {
+            let too_short = status.as_u16() == 422;
+            let retried = (challenged && self.retry_with_credentials(now, call, &res))
+                || (too_short && self.retry_with_longer_interval(now, call, &res));
+            if !retried {
                 let phrase = String::from_utf8_lossy(&res.reason).into_owned();
                 self.end_call(call, EndReason::Failed { status, phrase });
             }
@@ -367,6 +395,7 @@ impl Endpoint {
             c.phase = Phase::Confirmed;
             let sdp = (!res.body.is_empty()).then(|| res.body.clone());
             self.event(Event::Answered { call, sdp });
+            self.timer_confirmed(call, res);
         } else {
             let branch = self.ids.branch();
             let via = transport::our_via(self.config.public_host.as_deref(), &peer, &branch);
@@ -421,6 +450,28 @@ impl Endpoint {
         let tx = ClientNonInvite::new(now, request.to_bytes(), peer.transport.is_reliable(), self.config.timers);
         self.clients.insert(key.clone(), ClientTx { tx, peer, call, method, retry: None });
         self.drain_client(&key);
+        true
+    }
+
+    /// A 422 to the call's INVITE (RFC 4028 §7.4): the INVITE again, once, asking for the peer's Min-SE (and
+    /// saying it in our Min-SE), CSeq one up, a new branch.
+    fn retry_with_longer_interval(&mut self, now: Instant, call: CallRef, res: &Response) -> bool {
+        let Some(min_se) = crate::sip::session_timer::min_se_of(&res.headers) else { return false };
+        let branch = self.ids.branch();
+        let public = self.config.public_host.as_deref();
+        let Some(c) = self.calls.get_mut(&call).filter(|c| !c.session.raised) else { return false };
+        c.session.raised = true;
+        let mut invite = c.invite.clone();
+        let h = &mut invite.headers;
+        h.set(HeaderName::Via, transport::our_via(public, &c.peer, &branch).to_bytes());
+        let seq = h.cseq().map_or(1, |s| s.seq) + 1;
+        h.set(HeaderName::CSeq, CSeq { seq, method: Method::Invite }.to_bytes());
+        h.set(HeaderName::SessionExpires, min_se.to_string());
+        h.set(HeaderName::MinSe, min_se.to_string());
+        let key = TransactionKey::Client { branch: Bytes::from(branch), method: Method::Invite };
+        c.invite = invite.clone();
+        c.invite_key = key.clone();
+        self.send_invite(now, call, key, invite);
         true
     }
 

@@ -12,6 +12,7 @@ use crate::sip::message::{
     Framing, HeaderName, Message, Method, ParseError, Request, Response, StatusCode, Uri, error_response,
 };
 use crate::sip::ratelimit::Verdict;
+use crate::sip::session_timer::{self, UasTimer};
 use crate::sip::transaction::{ServerInvite, ServerNonInvite, TransactionKey};
 use crate::sip::transport;
 
@@ -144,7 +145,7 @@ impl Endpoint {
         if matches!(req.uri, Uri::Other(_)) {
             return Some((StatusCode::UNSUPPORTED_URI_SCHEME, "Unsupported URI Scheme"));
         }
-        if req.method != Method::Cancel && req.headers.tokens(&HeaderName::Require).next().is_some() {
+        if req.method != Method::Cancel && unsupported(req).next().is_some() {
             return Some((StatusCode::BAD_EXTENSION, "Bad Extension"));
         }
         if !req.body.is_empty() {
@@ -188,9 +189,14 @@ impl Endpoint {
         match status {
             StatusCode::BAD_EXTENSION => {
                 let unsupported: Vec<String> =
-                    req.headers.tokens(&HeaderName::Require).map(|t| String::from_utf8_lossy(t).into_owned()).collect();
+                    unsupported(req).map(|t| String::from_utf8_lossy(t).into_owned()).collect();
                 res.headers.push(HeaderName::Unsupported, unsupported.join(", "));
             }
+            // RFC 4028 §6: our smallest interval.
+            StatusCode::SESSION_INTERVAL_TOO_SMALL => {
+                res.headers.push(HeaderName::MinSe, self.config.min_se.to_string())
+            }
+            StatusCode::REQUEST_PENDING => res.headers.push(HeaderName::RetryAfter, "2"),
             StatusCode::UNSUPPORTED_MEDIA_TYPE => res.headers.push(HeaderName::Accept, ACCEPT),
             StatusCode::SERVICE_UNAVAILABLE => res.headers.push(HeaderName::RetryAfter, RETRY_AFTER),
             _ => {}
@@ -257,6 +263,9 @@ impl Endpoint {
             }
             Verdict::Drop => return self.event(Event::Dropped { why: DropReason::RateLimited, from: peer.addr }),
         }
+        if let UasTimer::TooSmall(_) = session_timer::as_uas(&invite.headers, self.config.min_se) {
+            return self.refuse(now, peer, key, &invite, too_small(), "Session Interval Too Small");
+        }
         let mut tx = ServerInvite::new(peer.transport.is_reliable(), self.config.timers);
         let trying = self.response(&invite, &peer, StatusCode::TRYING, None);
         tx.respond(now, StatusCode::TRYING, trying.to_bytes());
@@ -274,8 +283,10 @@ impl Endpoint {
                 dialog: None,
                 reinvite: None,
                 outbound: None,
+                session: Default::default(),
             },
         );
+        let _ = self.timer_asked(call, &invite.headers);
         self.drain_invite(now, &key);
         self.event(Event::IncomingCall { call, invite: Box::new(invite), peer });
     }
@@ -312,7 +323,8 @@ impl Endpoint {
             return self.event(Event::Dropped { why: DropReason::StrayAck, from: peer.addr });
         };
         let Some(c) = self.calls.get_mut(&call) else { return };
-        let awaited = c.reinvite.as_ref().map(|(k, _)| k.clone()).unwrap_or_else(|| c.invite_key.clone());
+        let reinvite = c.reinvite.take().filter(|(_, r)| r.method == Method::Invite);
+        let awaited = reinvite.as_ref().map_or_else(|| c.invite_key.clone(), |(k, _)| k.clone());
         let first = c.phase == Phase::Answered;
         if first {
             c.phase = Phase::Confirmed;
@@ -321,8 +333,9 @@ impl Endpoint {
             t.tx.on_ack(now);
             self.drain_invite(now, &awaited);
         }
-        if first {
-            let answer = (!ack.body.is_empty()).then(|| ack.body.clone());
+        let answer = (!ack.body.is_empty()).then(|| ack.body.clone());
+        // The ACK of a re-INVITE that had no offer carries the answer to ours (RFC 3261 §14.2, §13.2.1).
+        if first || (reinvite.is_some() && answer.is_some()) {
             self.event(Event::CallConfirmed { call, answer });
         }
     }
@@ -353,12 +366,7 @@ impl Endpoint {
                     self.event(Event::Dtmf { call, digit, duration_ms });
                 }
             }
-            Method::Update if !req.body.is_empty() => {
-                let status = StatusCode::NOT_ACCEPTABLE_HERE;
-                self.respond_non_invite(now, peer, key, &req, status, None, |r| {
-                    r.headers.push(HeaderName::Warning, "399 vocals \"change the session with a re-INVITE\"");
-                });
-            }
+            Method::Update => self.update(now, peer, key, call, req),
             Method::Options => self.respond_non_invite(now, peer, key, &req, StatusCode::OK, None, capabilities),
             Method::Notify => {
                 let progress = refer_progress(&req);
@@ -367,7 +375,6 @@ impl Endpoint {
                     self.event(Event::ReferNotify { call, status, done });
                 }
             }
-            Method::Update => self.respond_non_invite(now, peer, key, &req, StatusCode::OK, None, |_| {}),
             _ => self.respond_non_invite(now, peer, key, &req, StatusCode::METHOD_NOT_ALLOWED, None, allow),
         }
     }
@@ -375,6 +382,12 @@ impl Endpoint {
     /// A re-INVITE (hold, resume, new offer): 100 Trying, then the call layer answers with
     /// [`Endpoint::answer_reinvite`].
     fn reinvite(&mut self, now: Instant, peer: Peer, key: TransactionKey, call: CallRef, req: Request) {
+        if self.glare(call) {
+            return self.refuse(now, peer, key, &req, StatusCode::REQUEST_PENDING, "Request Pending");
+        }
+        if self.timer_asked(call, &req.headers).is_err() {
+            return self.refuse(now, peer, key, &req, too_small(), "Session Interval Too Small");
+        }
         let mut tx = ServerInvite::new(peer.transport.is_reliable(), self.config.timers);
         tx.respond(now, StatusCode::TRYING, self.response(&req, &peer, StatusCode::TRYING, None).to_bytes());
         self.invites.insert(key.clone(), InviteTx { tx, peer, call, bytes: 0 });
@@ -384,6 +397,62 @@ impl Endpoint {
             c.reinvite = Some((key, req));
         }
         self.event(Event::ReInvite { call, offer });
+    }
+
+    /// UPDATE (RFC 3311): with SDP, an offer the call layer answers as it does a re-INVITE's (491 while ours
+    /// is out); without, a session refresh (RFC 4028) or a target refresh, answered 200 at once. Either way
+    /// its session timer is negotiated as an INVITE's (422 below our Min-SE).
+    fn update(&mut self, now: Instant, peer: Peer, key: TransactionKey, call: CallRef, req: Request) {
+        let offer = !req.body.is_empty();
+        if offer && self.glare(call) {
+            let pending = StatusCode::REQUEST_PENDING;
+            return self.respond_non_invite(now, peer, key, &req, pending, None, |r| {
+                r.headers.push(HeaderName::RetryAfter, "2");
+            });
+        }
+        if self.timer_asked(call, &req.headers).is_err() {
+            let min_se = self.config.min_se.to_string();
+            return self.respond_non_invite(now, peer, key, &req, too_small(), None, |r| {
+                r.headers.push(HeaderName::MinSe, min_se);
+            });
+        }
+        if !offer {
+            return self.answer_update(now, call, (peer, key), &req, (StatusCode::OK, ""), None);
+        }
+        let sdp = req.body.clone();
+        if let Some(c) = self.calls.get_mut(&call) {
+            c.reinvite = Some((key, req));
+        }
+        self.event(Event::ReInvite { call, offer: Some(sdp) });
+    }
+
+    /// Our answer to an UPDATE: a 2xx carries our Contact, the session timer and our SDP answer if it had an
+    /// offer.
+    fn answer_update(
+        &mut self,
+        now: Instant,
+        call: CallRef,
+        (peer, key): (Peer, TransactionKey),
+        req: &Request,
+        (status, phrase): (StatusCode, &str),
+        sdp: Option<Bytes>,
+    ) {
+        let mut res = self.response(req, &peer, status, None);
+        if !phrase.is_empty() {
+            res = res.with_reason(phrase);
+        }
+        if status.is_success() {
+            res.headers.push(HeaderName::Contact, transport::our_contact(self.config.public_host.as_deref(), &peer));
+            self.timer_answered(call, &mut res, sdp.as_ref());
+        }
+        if let Some(sdp) = sdp {
+            res.headers.push(HeaderName::ContentType, "application/sdp");
+            res.body = sdp;
+        }
+        let mut tx = ServerNonInvite::new(peer.transport.is_reliable(), self.config.timers);
+        tx.respond(now, status, res.to_bytes());
+        self.non_invites.insert(key.clone(), NonInviteTx { tx, peer, bytes: 0 });
+        self.drain_non_invite(&key);
     }
 
     fn on_response(&mut self, now: Instant, peer: Peer, res: Response) {
@@ -397,7 +466,7 @@ impl Endpoint {
             return self.event(Event::Dropped { why: DropReason::StrayResponse, from: peer.addr });
         };
         let pass = t.tx.on_response(now, res.status);
-        let (call, refer, to) = (t.call, t.method == Method::Refer, t.peer);
+        let (call, refer, to, method) = (t.call, t.method == Method::Refer, t.peer, t.method.clone());
         let retry = if pass && matches!(res.status.as_u16(), 401 | 407) { t.retry.take() } else { None };
         if let Some(retry) = retry
             && self.retry_in_dialog(now, (call, to), *retry, &res)
@@ -407,6 +476,10 @@ impl Endpoint {
         }
         if let (true, true, Some(call)) = (pass && res.status.is_final(), refer, call) {
             self.event(Event::ReferAnswered { call, status: res.status });
+        }
+        if let (true, Method::Update, Some(call)) = (pass && res.status.is_final(), &method, call) {
+            self.drain_client(&key);
+            return self.refresh_answered(now, call, &Method::Update, &res);
         }
         self.drain_client(&key);
     }
@@ -462,12 +535,23 @@ impl Endpoint {
     /// Ends the call from our side: BYE once answered (with a Reason, RFC 3326), 480 before (for an outbound
     /// call, [`Endpoint::cancel`] before).
     pub fn hangup(&mut self, now: Instant, call: CallRef, reason: Option<Reason>) {
+        self.hangup_with(now, call, reason, &[]);
+    }
+
+    /// [`Endpoint::hangup`], the BYE carrying `headers` too (the agent's, checked by the call layer's side).
+    pub fn hangup_with(
+        &mut self,
+        now: Instant,
+        call: CallRef,
+        reason: Option<Reason>,
+        headers: &[(HeaderName, String)],
+    ) {
         let Some((phase, outbound)) = self.calls.get(&call).map(|c| (c.phase, c.outbound.is_some())) else { return };
         match phase {
             Phase::Early if outbound => self.cancel(now, call),
             Phase::Early => self.reject(now, call, StatusCode::TEMPORARILY_UNAVAILABLE, "Agent Hung Up", &[]),
             Phase::Answered | Phase::Confirmed => {
-                self.send_bye(now, call, reason);
+                self.send_bye(now, call, reason, headers);
                 self.end_call(call, EndReason::LocalBye);
             }
             Phase::Ending => {}
@@ -497,6 +581,9 @@ impl Endpoint {
         for (name, value) in extra {
             res.headers.push(name.clone(), value.clone());
         }
+        if status.is_success() {
+            self.timer_answered(call, &mut res, sdp.as_ref());
+        }
         self.send_invite_response(now, &key, res, phrase, sdp);
     }
 
@@ -507,9 +594,14 @@ impl Endpoint {
             c.reinvite = None;
         }
         let peer = c.peer;
+        if req.method == Method::Update {
+            c.reinvite = None;
+            return self.answer_update(now, call, (peer, key), &req, (status, phrase), sdp);
+        }
         let mut res = self.response(&req, &peer, status, None);
         if status.is_success() {
             res.headers.push(HeaderName::Contact, transport::our_contact(self.config.public_host.as_deref(), &peer));
+            self.timer_answered(call, &mut res, sdp.as_ref());
         }
         self.send_invite_response(now, &key, res, phrase, sdp);
     }
@@ -574,6 +666,16 @@ impl Endpoint {
     }
 }
 
+/// The Require tokens of a request vocals does not support (it supports `timer`, RFC 4028).
+fn unsupported(req: &Request) -> impl Iterator<Item = &[u8]> {
+    req.headers.tokens(&HeaderName::Require).filter(|t| !t.eq_ignore_ascii_case(b"timer"))
+}
+
+/// 422 Session Interval Too Small (RFC 4028 §6).
+fn too_small() -> StatusCode {
+    StatusCode::SESSION_INTERVAL_TOO_SMALL
+}
+
 fn has_to_tag(req: &Request) -> bool {
     req.headers.to().is_ok_and(|to| to.tag().is_some())
 }
@@ -596,7 +698,7 @@ fn refer_progress(req: &Request) -> Option<(u16, bool)> {
 fn capabilities(res: &mut Response) {
     res.headers.push(HeaderName::Allow, ALLOW);
     res.headers.push(HeaderName::Accept, ACCEPT);
-    res.headers.push(HeaderName::Supported, Bytes::new());
+    res.headers.push(HeaderName::Supported, "timer");
 }
 
 /// Allow, for 405 (§8.2.1).
