@@ -53,6 +53,11 @@ enum Mode {
     Stall,
     /// Asks for a blind transfer to this target 300 ms after `start` (the vocals `transfer` extension).
     Transfer(&'static str),
+    /// Asks for a blind transfer to this target with an `X-Ticket: 4711` header for the REFER.
+    TransferWith(&'static str),
+    /// Hangs up with the `hangup` event 300 ms after `start`: first with a `Via` header (refused with an
+    /// `error` event), then with an X- header and User-to-User for the BYE.
+    HangUpWith,
     /// Asks for a transfer to each target in turn, 100 ms apart, from 300 ms after `start`.
     TransferEach(&'static [&'static str]),
     /// Queues 20 s of audio, then floods marks with names of this many bytes (a malicious agent), until vocals
@@ -201,6 +206,23 @@ where
                         tokio::time::sleep(Duration::from_millis(300)).await;
                         let t = json!({"event": "transfer", "streamSid": stream_sid, "transfer": {"to": to}});
                         let _ = tx.send(Message::text(t.to_string())).await;
+                    }
+                    Mode::TransferWith(to) => {
+                        tokio::time::sleep(Duration::from_millis(300)).await;
+                        let headers = json!({"X-Ticket": "4711"});
+                        let t = json!({"event": "transfer", "streamSid": stream_sid, "transfer": {"to": to, "headers": headers}});
+                        let _ = tx.send(Message::text(t.to_string())).await;
+                    }
+                    Mode::HangUpWith => {
+                        tokio::time::sleep(Duration::from_millis(300)).await;
+                        let refused = json!({"Via": "SIP/2.0/UDP evil.example;branch=z9hG4bKevil"});
+                        let h = json!({"event": "hangup", "streamSid": stream_sid, "hangup": {"headers": refused}});
+                        let _ = tx.send(Message::text(h.to_string())).await;
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        let headers =
+                            json!({"X-Outcome": "booked", "User-to-User": "56a390f3d2b7310023a2;encoding=hex"});
+                        let h = json!({"event": "hangup", "streamSid": stream_sid, "hangup": {"headers": headers}});
+                        let _ = tx.send(Message::text(h.to_string())).await;
                     }
                     Mode::TransferEach(targets) => {
                         tokio::time::sleep(Duration::from_millis(300)).await;
@@ -727,6 +749,39 @@ fn an_agent_transfer_becomes_a_refer_whose_progress_the_agent_hears() {
         assert_eq!(statuses, expected.map(|(a, b)| (a.to_string(), b.to_string())), "{via:?}");
         assert_eq!(seen.frames.last().unwrap()["event"], "stop");
     }
+}
+
+#[test]
+fn the_agent_sets_x_headers_on_its_bye_and_refer_and_is_told_when_a_header_is_refused() {
+    let _turn = turn();
+    // The hang-up: the Via it tried is refused with an error event naming it, and nothing was done; the next
+    // hang-up's X- header and User-to-User are on the BYE (hangup_headers.xml checks the wire, the Via absent).
+    let agent = Agent::start(Mode::HangUpWith);
+    let server = InProcess::start_with("agent-headers", &agent.config(), &[("VOCALS_DEFAULT_AGENT", "bot")]);
+    sipp(&server, Via::Udp, "hangup_headers.xml", DIALED, 1, &[]);
+    let seen = agent.seen();
+    let errors: Vec<&Value> = seen.frames.iter().filter(|f| f["event"] == "error").collect();
+    assert_eq!(errors.len(), 1, "{:#?}", seen.frames);
+    assert_eq!(errors[0]["error"]["event"], "hangup");
+    let message = errors[0]["error"]["message"].as_str().unwrap();
+    assert!(message.contains("\"Via\"") && message.contains("only X- headers and User-to-User"), "{message}");
+    assert_eq!(seen.frames.last().unwrap()["event"], "stop");
+    let call_id = server.calls()[0]["sip_call_id"].as_str().unwrap().to_string();
+    let call = server.ended_call(&call_id);
+    assert_eq!(call["end_reason"], "the agent hung up", "{call:#}");
+
+    // The transfer: the REFER carries the agent's X-Ticket (transfer_headers.xml checks it).
+    let agent = Agent::start(Mode::TransferWith("+14155550100"));
+    let server = InProcess::start_with("agent-refer-headers", &agent.config(), &[("VOCALS_DEFAULT_AGENT", "bot")]);
+    sipp(&server, Via::Udp, "transfer_headers.xml", DIALED, 1, &[]);
+    let seen = agent.seen();
+    let statuses: Vec<&str> = seen
+        .frames
+        .iter()
+        .filter(|f| f["event"] == "transfer")
+        .filter_map(|f| f["transfer"]["status"].as_str())
+        .collect();
+    assert_eq!(statuses, ["accepted", "progress", "completed"], "{:#?}", seen.frames);
 }
 
 /// The resident memory of a process, in KiB (`VmRSS` in /proc).

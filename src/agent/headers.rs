@@ -16,7 +16,7 @@ pub const MAX_VALUE: usize = 512;
 /// Most bytes the names and values of one event add up to.
 pub const MAX_TOTAL: usize = 2048;
 
-/// The checked headers, in the order given; or why one is refused, naming it.
+/// The checked headers, in name order; or why one is refused, naming it.
 pub fn check(headers: &Map<String, Value>) -> Result<Vec<(String, String)>, String> {
     if headers.len() > MAX_HEADERS {
         return Err(format!("{} headers: at most {MAX_HEADERS}", headers.len()));

@@ -205,6 +205,17 @@ struct Call {
     placed: Option<Box<placing::Placed>>,
     /// Its session timer (RFC 4028) and what the record says of it.
     session: session::SessionClock,
+    /// The o= line of our SDP, and the last SDP we sent (RFC 3264 §8).
+    origin: SdpOrigin,
+}
+
+/// Our SDP's origin in one call (RFC 3264 §8): one session id for the whole call; the version goes up by one
+/// each time the description changes, and stays when it does not (a refresh re-offers it unchanged).
+#[derive(Debug)]
+struct SdpOrigin {
+    id: u64,
+    version: u64,
+    last: Option<Bytes>,
 }
 
 impl Call {
@@ -430,6 +441,7 @@ impl Calls {
             transfers: 0,
             placed: None,
             session: Default::default(),
+            origin: SdpOrigin { id: self.next_session_id(), version: 1, last: None },
         };
         if let Some(sid) = &c.info.call_sid {
             self.by_call_sid.insert(sid.clone(), call);
@@ -448,13 +460,14 @@ impl Calls {
         let Some(c) = self.calls.get(&call) else { return };
         let Phase::Opening { record, .. } = &c.phase else { return };
         let record = record.clone();
-        let (port, srtp, key) = (c.port, c.srtp, c.key);
-        let local = self.local(port);
-        let Some(c) = self.calls.get_mut(&call) else { return };
-        let sdp = match &c.negotiated {
-            Some(neg) => sdp::answer(neg, &local),
-            None => sdp::offer(&local, offer_key(srtp, key)),
+        let (srtp, key, negotiated) = (c.srtp, c.key, c.negotiated.clone());
+        let Some(sdp) = self.describe(call, |local| match &negotiated {
+            Some(neg) => sdp::answer(neg, local),
+            None => sdp::offer(local, offer_key(srtp, key)),
+        }) else {
+            return;
         };
+        let Some(c) = self.calls.get_mut(&call) else { return };
         c.phase = Phase::Ringing { answer: sdp.clone() };
         if readiness == Readiness::Now {
             c.agent = AgentLink::Connected;
@@ -692,20 +705,20 @@ impl Calls {
 
     /// Hold, resume or a new offer: answered on the same port with the RFC 3264 direction.
     fn reinvite(&mut self, _now: Instant, call: CallRef, offer: Option<&Bytes>) {
-        let Some((port, key, srtp)) = self.calls.get(&call).map(|c| (c.port, c.key, c.srtp)) else { return };
-        let local = self.local(port);
+        let Some((key, srtp)) = self.calls.get(&call).map(|c| (c.key, c.srtp)) else { return };
         let sdp = match offer {
             // Our offer in the 200; the answer comes in the ACK (RFC 3261 §14.2), taken as the first call's is.
             None => {
                 if let Some(c) = self.calls.get_mut(&call) {
                     c.negotiated = None;
                 }
-                sdp::offer(&local, offer_key(srtp, key))
+                let Some(sdp) = self.describe(call, |local| sdp::offer(local, offer_key(srtp, key))) else { return };
+                sdp
             }
             Some(body) => match Offer::parse(body).and_then(|o| sdp::negotiate(&o, srtp, key)) {
                 Ok(neg) => {
                     let stream = Stream::from(&neg);
-                    let answer = sdp::answer(&neg, &local);
+                    let Some(answer) = self.describe(call, |local| sdp::answer(&neg, local)) else { return };
                     if let Some(c) = self.calls.get_mut(&call) {
                         c.stream = stream;
                     }
@@ -722,9 +735,32 @@ impl Calls {
         self.sip(SipCommand::AnswerReinvite(call, sdp));
     }
 
-    fn local(&mut self, port: u16) -> Local {
+    fn next_session_id(&mut self) -> u64 {
         self.session_ids += 1;
-        Local { address: self.config.media_ip, port, session_id: self.session_ids, session_version: 1 }
+        self.session_ids
+    }
+
+    /// A new call's first description: a new session id, version 1.
+    fn local(&mut self, port: u16) -> Local {
+        let session_id = self.next_session_id();
+        Local { address: self.config.media_ip, port, session_id, session_version: 1 }
+    }
+
+    /// Our SDP for `call`, built by `build` on its origin (RFC 3264 §8): the same session id all along, and the
+    /// version one up from the last SDP sent when this one differs from it (the same when it does not).
+    fn describe(&mut self, call: CallRef, build: impl Fn(&Local) -> Bytes) -> Option<Bytes> {
+        let address = self.config.media_ip;
+        let c = self.calls.get_mut(&call)?;
+        let o = &mut c.origin;
+        let mut local = Local { address, port: c.port, session_id: o.id, session_version: o.version };
+        let mut sdp = build(&local);
+        if o.last.as_ref().is_some_and(|last| *last != sdp) {
+            o.version += 1;
+            local.session_version = o.version;
+            sdp = build(&local);
+        }
+        o.last = Some(sdp.clone());
+        Some(sdp)
     }
 
     fn gauge(&self) {

@@ -179,8 +179,9 @@ impl Calls {
         };
         let srtp = if trunk.termination.transport == Transport::Tls { SrtpPolicy::Required } else { self.config.srtp };
         let key = (self.config.srtp_keys)();
-        let local = self.local(port);
-        let offer = sdp::offer(&local, offer_key(srtp, key));
+        let description = self.local(port);
+        let offer = sdp::offer(&description, offer_key(srtp, key));
+        let origin = super::SdpOrigin { id: description.session_id, version: 1, last: Some(offer.clone()) };
         let mut host = self.config.outbound.trunk_host(&trunk.termination);
         if host.contains(':') {
             host = format!("[{host}]");
@@ -251,6 +252,7 @@ impl Calls {
             transfers: 0,
             placed: Some(Box::new(placed)),
             session: Default::default(),
+            origin,
         };
         self.dialing.push_back(Box::new(call));
         self.sip(SipCommand::Dial(Box::new(dial)));

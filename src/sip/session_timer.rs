@@ -4,9 +4,10 @@
 //! a refresh at half the interval, or ends a call whose peer stopped refreshing.
 //!
 //! The rules kept (§7–§10): no `Session-Expires` (or 0) means no timer; an interval below our Min-SE is
-//! refused with 422 and our Min-SE; the refresher is the one the request named, `uac` when it named none and
-//! its UAC supports `timer`, and `uas` when the UAC does not support it (it could not refresh); a 2xx naming
-//! the UAC as refresher carries `Require: timer`. The refresher refreshes at half the interval; the other side
+//! refused with 422 and our Min-SE, unless the UAC does not support `timer` (it could not retry: the interval
+//! is raised to our Min-SE, errata 1687); the refresher is the one the request named, `uac` when it named
+//! none and its UAC supports `timer`, and `uas` when the UAC does not support it (it could not refresh); the
+//! 2xx carries `Require: timer` whenever the UAC supports it (§9: MUST with `uac`, SHOULD with `uas`). The refresher refreshes at half the interval; the other side
 //! ends the session once the interval less min(32 s, a third of it) passed without a refresh (§10).
 
 use std::time::Duration;
@@ -62,19 +63,24 @@ pub fn as_uas(request: &Headers, min_se: u32) -> UasTimer {
     if asked.delta == 0 {
         return UasTimer::None;
     }
-    if asked.delta < min_se {
-        return UasTimer::TooSmall(min_se);
-    }
     let uac_supports = request.has_token(&HeaderName::Supported, "timer");
+    // A UAC that does not support timers cannot act on a 422 (a proxy put the header in): the call would fail,
+    // so the interval is raised to our Min-SE instead (RFC 4028 errata 1687, as §8.1 has a proxy do).
+    let interval = match (asked.delta < min_se, uac_supports) {
+        (true, true) => return UasTimer::TooSmall(min_se),
+        (true, false) => min_se,
+        (false, _) => asked.delta,
+    };
     let refresher = match (asked.refresher, uac_supports) {
         (_, false) => Refresher::Uas,
         (Some(r), true) => r,
         (None, true) => Refresher::Uac,
     };
     UasTimer::Timer {
-        header: SessionExpires::new(asked.delta, Some(refresher)),
-        require: refresher == Refresher::Uac,
-        timer: SessionTimer { interval: asked.delta, we_refresh: refresher == Refresher::Uas },
+        header: SessionExpires::new(interval, Some(refresher)),
+        // §9: MUST when the UAC refreshes (it has to act on the 2xx), SHOULD when we do and it supports timer.
+        require: uac_supports,
+        timer: SessionTimer { interval, we_refresh: refresher == Refresher::Uas },
     }
 }
 
@@ -114,7 +120,7 @@ mod tests {
             as_uas(&headers(&lines), 90)
         };
         let UasTimer::Timer { header, require, timer: t } = timer("1800;refresher=uas", true) else { panic!() };
-        assert_eq!((&header.to_bytes()[..], require), (&b"1800;refresher=uas"[..], false));
+        assert_eq!((&header.to_bytes()[..], require), (&b"1800;refresher=uas"[..], true));
         assert_eq!(t, SessionTimer { interval: 1800, we_refresh: true });
         let UasTimer::Timer { header, require, timer: t } = timer("1800", true) else { panic!() };
         assert_eq!((&header.to_bytes()[..], require, t.we_refresh), (&b"1800;refresher=uac"[..], true, false));
@@ -122,12 +128,16 @@ mod tests {
         let UasTimer::Timer { header, require, .. } = timer("600;refresher=uac", false) else { panic!() };
         assert_eq!((&header.to_bytes()[..], require), (&b"600;refresher=uas"[..], false));
         assert_eq!(timer("89", true), UasTimer::TooSmall(90));
+        // Too short from a UAC that could not act on a 422 (a proxy asked): raised to our Min-SE, we refresh.
+        let UasTimer::Timer { header, require, timer: t } = timer("60", false) else { panic!() };
+        assert_eq!((&header.to_bytes()[..], require), (&b"90;refresher=uas"[..], false));
+        assert_eq!(t, SessionTimer { interval: 90, we_refresh: true });
         assert_eq!(timer("0", true), UasTimer::None);
         assert_eq!(timer("soon", true), UasTimer::None);
         assert_eq!(as_uas(&headers(&[("Supported", "timer")]), 90), UasTimer::None);
         // The compact form.
         assert!(matches!(as_uas(&headers(&[("x", "120"), ("k", "timer")]), 90), UasTimer::Timer { .. }));
-        assert_eq!(as_uas(&headers(&[("x", "120")]), 300), UasTimer::TooSmall(300));
+        assert_eq!(as_uas(&headers(&[("x", "120"), ("k", "timer")]), 300), UasTimer::TooSmall(300));
     }
 
     #[test]

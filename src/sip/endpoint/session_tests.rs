@@ -84,15 +84,19 @@ fn an_invite_asking_for_a_timer_gets_it_in_the_2xx_with_its_refresher() {
     assert_eq!(header(&ok, "Require"), "timer");
     assert!(header(&ok, "Supported").contains("timer"));
     assert_eq!(session(&events), Some(Some(SessionTimer { interval: 1800, we_refresh: false })));
-    // The caller names us: no Require.
+    // The caller names us: Require: timer all the same, since it supports timers (RFC 4028 §9's SHOULD).
     let mut net = Net::new(default_config());
     let (_, ok, events) = answer(&mut net, "x: 90;refresher=uas\r\nk: timer\r\nRequire: timer", None);
-    assert_eq!((header(&ok, "Session-Expires"), header(&ok, "Require")), ("90;refresher=uas".into(), String::new()));
+    assert_eq!((header(&ok, "Session-Expires"), header(&ok, "Require")), ("90;refresher=uas".into(), "timer".into()));
     assert_eq!(session(&events), Some(Some(SessionTimer { interval: 90, we_refresh: true })));
     // A proxy asked for a timer the caller does not support: we refresh.
     let mut net = Net::new(default_config());
     let (_, ok, _) = answer(&mut net, "Session-Expires: 600;refresher=uac", None);
     assert_eq!(header(&ok, "Session-Expires"), "600;refresher=uas");
+    // … and too short a one: the caller could not act on a 422, so it is raised to our Min-SE, not refused.
+    let mut net = Net::new(default_config());
+    let (_, ok, _) = answer(&mut net, "Session-Expires: 60", None);
+    assert_eq!((ok.status.as_u16(), header(&ok, "Session-Expires")), (200, "90;refresher=uas".to_string()));
     // No Session-Expires: no timer, and we still say we support it.
     let mut net = Net::new(default_config());
     let (_, ok, events) = answer(&mut net, "Supported: timer", None);
@@ -225,7 +229,7 @@ fn update_with_sdp_is_an_offer_and_without_it_a_refresh_answered_with_the_timer(
     assert_eq!((res.status.as_u16(), header(&res, "Session-Expires")), (200, "90;refresher=uac".to_string()));
     assert_eq!(session(&net.take_events()), Some(Some(SessionTimer { interval: 90, we_refresh: false })));
     // Too short a refresh: 422.
-    net.deliver(theirs(&ok, "UPDATE", 48082, "Session-Expires: 30\r\n", b""));
+    net.deliver(theirs(&ok, "UPDATE", 48082, "Session-Expires: 30\r\nSupported: timer\r\n", b""));
     let res = net.take_responses().pop().unwrap();
     assert_eq!((res.status.as_u16(), header(&res, "Min-SE")), (422, "90".to_string()));
 }
