@@ -163,6 +163,17 @@ fn components() -> Value {
     let object = json!({"type": "object"});
     let nullable_object = json!({"type": ["object", "null"]});
     let name = json!({"type": "string", "minLength": 1, "maxLength": 100, "pattern": "\\S"});
+    // The call record's session timer summary (its own value: the schema is past json!'s recursion limit).
+    let session = json!({
+        "type": ["object", "null"],
+        "description": "the RFC 4028 session timer and glare: null when the call had neither",
+        "properties": {
+            "interval": {"type": ["integer", "null"], "description": "seconds"},
+            "refresher": {"enum": ["vocals", "peer", null]},
+            "refreshes": {"type": "integer"},
+            "glare": {"type": "integer", "description": "offers that crossed (491 either way)"}
+        }
+    });
     json!({
         "Error": {
             "type": "object",
@@ -308,7 +319,8 @@ fn components() -> Value {
                 "id": string, "call_sid": nullable_string, "sip_call_id": string, "from": string, "to": string,
                 "agent": nullable_string, "node": string, "invite_at": string, "answer_at": nullable_string,
                 "end_at": nullable_string, "end_reason": nullable_string, "sip_status": {"type": ["integer", "null"]},
-                "codec": nullable_string, "stats": object
+                "codec": nullable_string, "stats": object,
+                "session": session
             }
         },
         "CallList": {

@@ -1395,6 +1395,13 @@ function qualityCell(c) {
   if (agent && typeof agent.downlink_p50_us === 'number') {
     items.push(`agent reply p50 ${(agent.downlink_p50_us / 1000).toFixed(0)} ms`);
   }
+  // The session timer (RFC 4028), when the carrier asked for one, and any glare (offers that crossed).
+  const session = c.session || null;
+  if (session && typeof session.interval === 'number') {
+    const who = session.refresher === 'vocals' ? 'vocals refreshes' : 'carrier refreshes';
+    items.push(`session timer ${session.interval} s, ${who}, ${session.refreshes} refreshes`);
+  }
+  if (session && session.glare) items.push(`glare ${session.glare}`);
   if (items.length === 0) return el('td', { className: 'quality' }, dash());
   const list = el('ul', { className: 'stats' }, items.map((t) => el('li', {}, t)));
   // One-way or no audio (the NAT, firewall or media.public_ip mistake): said first, with its usual fix.

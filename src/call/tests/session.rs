@@ -101,3 +101,28 @@ fn no_session_expires_means_no_timer() {
     rig.advance_to(3599 * 1000);
     assert!(rig.requests(Method::Bye).is_empty() && rig.requests(Method::Invite).is_empty());
 }
+
+/// What `start.customParameters` carries of the carrier's INVITE (docs/telecom.md names them): every `X-`
+/// header (Twilio's CallSid, AccountSid and STIR/SHAKEN verstat, and any added to the origination URI),
+/// `P-Asserted-Identity` and `Diversion`, under their own names; nothing else (no Identity, no Via).
+#[test]
+fn the_agent_is_given_the_carriers_identity_and_x_headers_under_their_own_names() {
+    let bytes = include_bytes!("../../../sip-tests/vectors/twilio/twilio-invite-cnam-shaken.sip");
+    let Ok(crate::sip::message::Message::Request(invite)) =
+        crate::sip::message::Message::parse(Bytes::from_static(bytes))
+    else {
+        panic!("the vector parses")
+    };
+    let info = super::super::CallInfo::from_invite(&invite, Arc::new(AgentConfig::echo()), "+14155550123".into());
+    let names: Vec<&str> = info.headers.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        ["P-Asserted-Identity", "Diversion", "X-Twilio-AccountSid", "X-Twilio-CallSid", "X-Twilio-VerStat"],
+        "{:?}",
+        info.headers
+    );
+    let get = |n: &str| info.headers.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
+    assert_eq!(get("X-Twilio-VerStat"), Some("TN-Validation-Passed-A"));
+    assert_eq!(get("P-Asserted-Identity"), Some("<sip:+12125550100@206.147.76.45:5060>"));
+    assert_eq!(get("Diversion"), Some("<sip:+14155550123@twilio.com>;reason=unconditional"));
+}
