@@ -67,6 +67,10 @@ pub const TCP_CONNECTIONS: &str = "vocals_sip_tcp_connections";
 pub const TCP_REFUSED: &str = "vocals_sip_tcp_refused_total";
 /// Call-record writes dropped because the writer's queue was full.
 pub const CALL_RECORDS_DROPPED: &str = "vocals_call_records_dropped_total";
+/// Recording frames dropped because the recording writer's queue was full (those recordings are incomplete).
+pub const RECORDING_FRAMES_DROPPED: &str = "vocals_recording_frames_dropped_total";
+/// Recordings whose file could not be written (a full disk, a permission): each incomplete.
+pub const RECORDING_FAILURES: &str = "vocals_recording_failures_total";
 
 /// Latency buckets, in seconds: 100 µs to 5 s.
 const BUCKETS: &[f64] =

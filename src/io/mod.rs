@@ -13,5 +13,6 @@
 pub mod agent;
 pub mod callbacks;
 pub mod media;
+pub mod recording;
 pub mod sip;
 pub mod tls;

@@ -13,6 +13,7 @@ pub mod histogram;
 pub mod jitter;
 pub mod playout;
 pub mod ports;
+pub mod recording;
 pub mod rtcp;
 pub mod rtp;
 pub mod rtp_source;

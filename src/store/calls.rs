@@ -34,6 +34,9 @@ pub struct CallRecord {
     /// The session timer (RFC 4028), written when the call ends: `interval`, `refresher` (`vocals` or `peer`),
     /// `refreshes`, `glare`; `null` when none ran.
     pub session: Value,
+    /// The recording, if the call was recorded: `status`, `duration` (s), `bytes`, `channels`, `format`, `url`
+    /// (the API path that serves it), `file` (under `STATE_DIR/recordings`); `null` when not recorded.
+    pub recording: Value,
 }
 
 /// Which calls to list: newest first, `limit` at a time, after `cursor` (the last call of the page before).
@@ -60,9 +63,9 @@ pub(crate) mod on {
     }
 
     /// The columns a call record is inserted with, in the order of [`insert_calls`]' binds.
-    const INSERT_COLUMNS: usize = 15;
+    const INSERT_COLUMNS: usize = 16;
 
-    /// Most records in one INSERT: 128 x 15 parameters stays far below SQLite's 32,766 and PostgreSQL's
+    /// Most records in one INSERT: 128 x 16 parameters stays far below SQLite's 32,766 and PostgreSQL's
     /// 65,535.
     pub const INSERT_ROWS: usize = 128;
 
@@ -81,7 +84,7 @@ pub(crate) mod on {
         let mut sql = String::with_capacity(200 + records.len() * 80);
         sql.push_str(
             "INSERT INTO calls (id, call_sid, sip_call_id, from_number, to_number, agent, node, invite_at, \
-             answer_at, end_at, end_reason, sip_status, codec, stats, session) VALUES ",
+             answer_at, end_at, end_reason, sip_status, codec, stats, session, recording) VALUES ",
         );
         for row in 0..records.len() {
             sql.push_str(if row == 0 { "(" } else { ", (" });
@@ -114,7 +117,8 @@ pub(crate) mod on {
                 .bind(c.sip_status.map(i64::from))
                 .bind(c.codec.clone())
                 .bind(if c.stats.is_null() { "{}".to_string() } else { c.stats.to_string() })
-                .bind(if c.session.is_null() { "{}".to_string() } else { c.session.to_string() });
+                .bind(if c.session.is_null() { "{}".to_string() } else { c.session.to_string() })
+                .bind(if c.recording.is_null() { "{}".to_string() } else { c.recording.to_string() });
         }
         query.execute(e).await?;
         Ok(())
@@ -172,6 +176,19 @@ pub(crate) mod on {
     ) -> Result<(), StoreError> {
         sqlx::query("UPDATE calls SET session = $1 WHERE id = $2")
             .bind(session.to_string())
+            .bind(id)
+            .execute(e)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn call_recording<'e>(
+        e: impl sqlx::Executor<'e, Database = sqlx::Any>,
+        id: &str,
+        recording: &Value,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE calls SET recording = $1 WHERE id = $2")
+            .bind(recording.to_string())
             .bind(id)
             .execute(e)
             .await?;
@@ -286,6 +303,8 @@ fn call_from(r: &AnyRow) -> Result<CallRecord, StoreError> {
         codec: r.try_get(12)?,
         stats: json_column(r, 13)?,
         session: json_column(r, 14)
+            .map(|s| if s.as_object().is_some_and(|o| o.is_empty()) { Value::Null } else { s })?,
+        recording: json_column(r, 15)
             .map(|s| if s.as_object().is_some_and(|o| o.is_empty()) { Value::Null } else { s })?,
     })
 }

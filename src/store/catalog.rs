@@ -163,6 +163,11 @@ pub enum CallWrite {
         id: String,
         session: Value,
     },
+    /// The call's recording: started, completed, recovered after a crash, deleted or expired.
+    Recording {
+        id: String,
+        recording: Value,
+    },
 }
 
 /// Where the call layer and the media tasks send call records: a bounded queue in front of the one writer
@@ -260,7 +265,8 @@ fn fold(batch: &mut Vec<CallWrite>) {
             | CallWrite::Answered { id, .. }
             | CallWrite::Ended { id, .. }
             | CallWrite::Stats { id, .. }
-            | CallWrite::Session { id, .. } => id,
+            | CallWrite::Session { id, .. }
+            | CallWrite::Recording { id, .. } => id,
         };
         let Some(CallWrite::Start(record)) = started.get(id).map(|&i| &mut kept[i]) else {
             kept.push(write);
@@ -280,6 +286,7 @@ fn fold(batch: &mut Vec<CallWrite>) {
             }
             CallWrite::Stats { stats, .. } => record.stats = stats,
             CallWrite::Session { session, .. } => record.session = session,
+            CallWrite::Recording { recording, .. } => record.recording = recording,
             CallWrite::Start(_) => {} // kept above
         }
     }
@@ -325,5 +332,6 @@ async fn apply_on<'e>(e: impl sqlx::Executor<'e, Database = sqlx::Any>, write: &
         CallWrite::Ended { id, at, reason, sip_status } => on::call_ended(e, id, at, reason, *sip_status).await,
         CallWrite::Stats { id, stats } => on::call_stats(e, id, stats).await,
         CallWrite::Session { id, session } => on::call_session(e, id, session).await,
+        CallWrite::Recording { id, recording } => on::call_recording(e, id, recording).await,
     }
 }

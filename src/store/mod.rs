@@ -177,6 +177,7 @@ fn migrator() -> Migrator {
     let termination = include_str!("../../migrations/0006_twilio_termination.sql");
     let ip_acl = include_str!("../../migrations/0007_twilio_ip_acl.sql");
     let session = include_str!("../../migrations/0008_call_session.sql");
+    let recording = include_str!("../../migrations/0009_call_recording.sql");
     Migrator::with_migrations(vec![
         Migration::new(1, Cow::Borrowed("init"), MigrationType::Simple, init.into_sql_str(), false),
         Migration::new(2, Cow::Borrowed("twilio accounts"), MigrationType::Simple, accounts.into_sql_str(), false),
@@ -192,6 +193,7 @@ fn migrator() -> Migrator {
         ),
         Migration::new(7, Cow::Borrowed("twilio ip acl"), MigrationType::Simple, ip_acl.into_sql_str(), false),
         Migration::new(8, Cow::Borrowed("call session"), MigrationType::Simple, session.into_sql_str(), false),
+        Migration::new(9, Cow::Borrowed("call recording"), MigrationType::Simple, recording.into_sql_str(), false),
     ])
 }
 
@@ -201,7 +203,7 @@ const AGENT_COLUMNS: &str =
 const NUMBER_COLUMNS: &str = "e164, agent_id, status, status_detail, twilio_account_sid, twilio_number_sid, \
                               created_at, updated_at, twilio_snapshot, srtp, twilio_now";
 const CALL_COLUMNS: &str = "id, call_sid, sip_call_id, from_number, to_number, agent, node, invite_at, answer_at, \
-                            end_at, end_reason, sip_status, codec, stats, session";
+                            end_at, end_reason, sip_status, codec, stats, session, recording";
 
 /// The id (and name) of the built-in echo agent's row, which [`Store::open`] makes sure exists, so numbers can
 /// be assigned to it like to any agent.

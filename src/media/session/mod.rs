@@ -14,6 +14,7 @@ use super::g711;
 use super::histogram::DelayHistogram;
 use super::jitter::{JitterBuffer, JitterConfig, JitterStats, Packet, Popped, Pushed};
 use super::playout::{FRAME_BYTES, PlayoutQueue};
+use super::recording::{StereoFrame, Tape};
 use super::rtcp::{PeerView, Rtcp, Sending, ntp};
 use super::rtp::{self, RtpPacket};
 use super::srtp::{Srtp, SrtpError};
@@ -277,6 +278,8 @@ pub struct Session {
     stats: MediaStats,
     /// SRTP state, when the stream is SRTP.
     srtp: Option<Srtp>,
+    /// The recording tap, when the call is recorded (from the answer).
+    tape: Option<Box<Tape>>,
 }
 
 impl Session {
@@ -313,9 +316,28 @@ impl Session {
             delays: DelayHistogram::default(),
             stats: MediaStats::default(),
             srtp: stream.srtp.map(Srtp::new),
+            tape: None,
             config,
             stream,
         }
+    }
+
+    /// Records the call from now on (both parties, on the send clock): [`Session::poll_recorded`] gives the
+    /// stereo frames.
+    pub fn record(&mut self) {
+        if self.tape.is_none() {
+            self.tape = Some(Tape::new());
+        }
+    }
+
+    /// The next recorded stereo frame, when the call is recorded.
+    pub fn poll_recorded(&mut self, out: &mut StereoFrame) -> bool {
+        self.tape.as_mut().is_some_and(|t| t.poll(out))
+    }
+
+    /// The recording's frames made and overruns (misalignments), when the call is recorded.
+    pub fn recorded(&self) -> Option<(u64, u64)> {
+        self.tape.as_ref().map(|t| (t.frames, t.overruns))
     }
 
     /// A new SDP exchange (re-INVITE, or the answer in the ACK): new remote address, direction or payload
@@ -494,6 +516,9 @@ impl Session {
                 *b = g711::ulaw_encode(g711::alaw_decode(*b));
             }
         }
+        if let Some(tape) = self.tape.as_mut() {
+            tape.uplink(out);
+        }
         Some(popped)
     }
 
@@ -535,17 +560,12 @@ impl Session {
         let ts = self.tick_ts;
         self.next_tick += TICK;
         self.tick_ts = self.tick_ts.wrapping_add(FRAME_BYTES as u32);
-        let to = self.rtp_destination()?;
-        if !self.stream.direction.we_send() || (!f.audio && !self.config.send_silence) {
-            return None;
+        let to = self.sends(f.audio);
+        // What the caller hears this tick: the frame if it goes out, else silence.
+        if let Some(tape) = self.tape.as_mut() {
+            tape.tick(to.is_some().then_some(&frame));
         }
-        // Symmetric RTP before the caller's first packet: a few packets to the SDP address, then wait.
-        if self.config.symmetric && self.latched.is_none() {
-            if self.pre_latch_sent >= PRE_LATCH_PACKETS {
-                return None;
-            }
-            self.pre_latch_sent += 1;
-        }
+        let to = to?;
         if self.stream.codec == Codec::Pcma {
             for b in frame.iter_mut() {
                 *b = g711::alaw_encode(g711::ulaw_decode(*b));
@@ -568,6 +588,22 @@ impl Session {
         self.stats.sent_octets += FRAME_BYTES as u64;
         self.sent_since_report = true;
         Some(Transmit { to, len, rtcp: false, audio: f.audio })
+    }
+
+    /// Where this tick's frame goes, if it is sent: not on hold, not silence unless `send_silence`, and before
+    /// the latch only a few packets (symmetric RTP: to the SDP address, then wait for the caller's first).
+    fn sends(&mut self, audio: bool) -> Option<SocketAddr> {
+        let to = self.rtp_destination()?;
+        if !self.stream.direction.we_send() || (!audio && !self.config.send_silence) {
+            return None;
+        }
+        if self.config.symmetric && self.latched.is_none() {
+            if self.pre_latch_sent >= PRE_LATCH_PACKETS {
+                return None;
+            }
+            self.pre_latch_sent += 1;
+        }
+        Some(to)
     }
 
     fn report(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {

@@ -381,3 +381,62 @@ fn one_way_and_no_audio_are_told_apart_with_their_fix() {
     r.rtp(100, peer(), 0, 1, &[0x11; 160]);
     assert_eq!(AudioPath::of(&r.s.stats()), AudioPath::NoneToCaller);
 }
+
+/// Every recorded stereo frame so far: (left's first byte, right's first byte).
+fn recorded(r: &mut Run) -> Vec<(u8, u8)> {
+    let mut out = Vec::new();
+    let mut f = StereoFrame::default();
+    while r.s.poll_recorded(&mut f) {
+        assert!(f.left.iter().all(|b| *b == f.left[0]) && f.right.iter().all(|b| *b == f.right[0]), "whole frames");
+        out.push((f.left[0], f.right[0]));
+    }
+    out
+}
+
+#[test]
+fn a_recording_pairs_both_parties_on_the_send_clock_and_records_hold_and_clear_as_heard() {
+    let mut r = Run::new(config(), stream(Codec::Pcmu, Direction::SendRecv));
+    r.s.record();
+    r.latch();
+    r.sent(0);
+    // The caller says 0x11 then 0x22; the agent answers 0x33 for the next three ticks (20, 40, 60 ms).
+    r.rtp(20, peer(), 0, 1, &[0x11; 160]);
+    r.rtp(40, peer(), 0, 2, &[0x22; 160]);
+    r.frames(40);
+    r.s.playout().push(&[0x33; 480]);
+    r.sent(60);
+    let got = recorded(&mut r);
+    // One stereo frame a tick (0, 20, 40, 60 ms), from the first tick; the caller's frames in order beside
+    // what was sent at the same tick: within one frame of each other.
+    assert_eq!(got.len(), 4, "{got:x?}");
+    let lefts: Vec<u8> = got.iter().map(|g| g.0).filter(|b| *b != crate::media::recording::SILENCE).collect();
+    assert_eq!(lefts, [0x11, 0x22]);
+    assert_eq!(got.iter().map(|g| g.1).collect::<Vec<_>>(), [crate::media::recording::SILENCE, 0x33, 0x33, 0x33]);
+    // `clear` mid-utterance: what was never sent is never recorded.
+    r.s.playout().clear();
+    r.sent(120);
+    let after = recorded(&mut r);
+    assert_eq!(after.len(), 3);
+    assert!(
+        after.iter().all(|g| g.1 == crate::media::recording::SILENCE),
+        "the right channel stops where playout stopped: {after:x?}"
+    );
+    // On hold (we do not send): the agent's audio is not heard, so silence is recorded, and the clock runs on.
+    r.s.playout().push(&[0x44; 320]);
+    r.s.update(r.at(120), stream(Codec::Pcmu, Direction::RecvOnly));
+    r.sent(200);
+    let held = recorded(&mut r);
+    assert_eq!(held.len(), 4);
+    assert!(held.iter().all(|g| g.1 == crate::media::recording::SILENCE), "{held:x?}");
+    assert_eq!(r.s.recorded(), Some((11, 0)));
+}
+
+#[test]
+fn a_call_not_recorded_makes_no_tape() {
+    let mut r = Run::new(config(), stream(Codec::Pcmu, Direction::SendRecv));
+    r.latch();
+    r.s.playout().push(&[0x33; 320]);
+    r.sent(40);
+    assert!(recorded(&mut r).is_empty());
+    assert_eq!(r.s.recorded(), None);
+}
