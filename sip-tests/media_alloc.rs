@@ -169,3 +169,56 @@ fn a_calls_session_allocates_nothing_per_packet_in_steady_state() {
     assert_eq!(allocated, 0, "{allocated} allocations in 5,000 packets through a call's session");
     assert!(s.stats().sent_packets >= 5_900 && s.stats().jitter.concealed >= 100, "{:?}", s.stats());
 }
+
+#[test]
+fn a_recorded_calls_session_and_its_recording_allocate_nothing_per_packet() {
+    use vocals::io::recording::{QUEUE, Recordings};
+    use vocals::media::recording::{RecordFormat, StereoFrame};
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = std::env::temp_dir().join(format!("vocals-alloc-rec-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    // The writer thread (its own allocations are not counted: it is not the media path) and one recording.
+    let recordings = Recordings::start(dir.clone(), RecordFormat::Pcm16, None, QUEUE).unwrap();
+    let mut recording = recordings.open("vc_alloc").unwrap();
+    let peer: SocketAddr = "192.0.2.10:30000".parse().unwrap();
+    let config = SessionConfig { rtcp_interval: Duration::from_secs(86_400), ..SessionConfig::default() };
+    let start = Instant::now();
+    let mut s = Session::new(start, SystemTime::now(), config, Stream::sendrecv(Codec::Pcmu, peer));
+    s.record();
+    let payload: Vec<u8> = (0..FRAME_BYTES).map(|i| g711::ulaw_encode((i as i16 - 80) * 90)).collect();
+    let (mut datagram, mut out, mut frame) = ([0u8; 200], [0u8; 1500], [0u8; FRAME_BYTES]);
+    let mut stereo = StereoFrame::default();
+    let mut run = |from: u64, to: u64| {
+        for k in from..to {
+            let now = start + Duration::from_millis(20 * k);
+            let p = RtpPacket {
+                marker: false,
+                payload_type: 0,
+                seq: k as u16,
+                timestamp: (k * 160) as u32,
+                ssrc: 7,
+                payload: &payload,
+            };
+            let n = rtp::build(&p, &mut datagram).unwrap();
+            s.handle_rtp(now, peer, &datagram[..n]);
+            for t in [now, now + Duration::from_millis(15)] {
+                while s.poll_frame(t, &mut frame).is_some() {
+                    s.playout().push(&frame);
+                }
+            }
+            while s.poll_transmit(now, &mut out).is_some() {}
+            while s.poll_recorded(&mut stereo) {
+                recording.frame(&stereo);
+            }
+        }
+    };
+    run(0, 1_000);
+    count_this_thread();
+    let before = allocations();
+    run(1_000, 6_000);
+    let allocated = allocations() - before;
+    assert_eq!(allocated, 0, "{allocated} allocations in 5,000 packets of a recorded call");
+    assert_eq!(s.recorded().map(|(frames, _)| frames >= 5_900), Some(true), "{:?}", s.recorded());
+    recording.close();
+    let _ = std::fs::remove_dir_all(&dir);
+}

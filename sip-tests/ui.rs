@@ -517,3 +517,43 @@ fn the_dashboard_dials_out_through_the_trunk_and_says_what_is_missing() {
     b.wait_text("#dial-from-error", &format!("Caller ID: {CALLER_ID} belongs to no account with a trunk"));
     assert_eq!(b.js("return document.querySelector('#dial-dialog').open"), true);
 }
+
+#[test]
+fn a_recorded_call_plays_in_the_browser_and_downloads_through_the_api() {
+    let server = InProcess::start("ui-recording", &[("VOCALS_RECORDING_RECORD", "dual")]);
+    // A recorded echo call of a second of tone.
+    let rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let (caller, to) = Caller::invite(&server, &rtp, "ui-rec");
+    for seq in 0..50u16 {
+        let tone: Vec<u8> = (0..160)
+            .map(|i| {
+                let t = f64::from(seq) * 0.02 + f64::from(i) / 8000.0;
+                vocals::media::g711::ulaw_encode((6000.0 * (2.0 * std::f64::consts::PI * 440.0 * t).sin()) as i16)
+            })
+            .collect();
+        rtp.send_to(&common::rtp_packet(seq, 7, &tone), to).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    caller.request("BYE", 2);
+    assert!(caller.recv().starts_with("SIP/2.0 200"));
+    let b = Browser::start();
+    b.resize(1280, 800);
+    b.goto(&format!("http://127.0.0.1:{}/", server.admin));
+    b.fill("#token", &server.token());
+    b.keys(ENTER);
+    b.wait("return !document.querySelector('#numbers-view').hidden", "the numbers page");
+    b.click("a[href=\"#/calls\"]");
+    b.wait("return document.querySelector('#recent-calls button.play-recording') !== null", "a Play button");
+    // Play: the recording comes through the API (the token in a header) into an <audio> element that plays it.
+    b.click("#recent-calls button.play-recording");
+    b.wait(
+        "const a = document.querySelector('#recent-calls audio.recording-player'); \
+         return a !== null && a.readyState >= 1 && a.duration > 0.9 && a.duration < 2",
+        "the recording loaded in the player, a second or so long",
+    );
+    b.screenshot(&shots().join("recording.png"));
+    // The player survives the page's refresh of the table.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(b.js("return document.querySelectorAll('#recent-calls audio.recording-player').length"), 1);
+    assert!(b.text("#recent-calls").contains("Download"));
+}

@@ -225,6 +225,7 @@ async fn serve_with(
     warn_plain_agents(&config, &store).await;
     let watch = catalog.clone().spawn_watch();
     let (records, writer) = Recorder::spawn(store.clone(), 10_000);
+    let recordings = start_recordings(&config, &records)?;
     let token = admin_token(&config)?;
     let sip_port = listeners.udp.as_ref().map(|s| s.local_addr()).transpose()?.map(|a| a.port());
     let tls_port = listeners.tls.as_ref().and_then(|t| t.0.local_addr().ok()).map(|a| a.port());
@@ -247,7 +248,8 @@ async fn serve_with(
     let ep_config = config.sip.endpoint();
     let (media_tx, media_rx) = tokio::sync::mpsc::channel(1024);
     let (command_tx, command_rx) = tokio::sync::mpsc::channel(256);
-    let media = TokioMedia::new(config.media.settings.clone(), media_tx, Some(records.clone()), random_seed());
+    let media = TokioMedia::new(config.media.settings.clone(), media_tx, Some(records.clone()), random_seed())
+        .with_recordings(recordings);
     let calls = Calls::new(CallConfig {
         numbers: directory,
         media_ip,
@@ -258,6 +260,7 @@ async fn serve_with(
         default_account_sid: format!("AC{}", "0".repeat(32)),
         seed: random_seed(),
         node: config.node.clone(),
+        record: config.recording.record,
         records: Some(records),
         transfer: config.transfer.clone(),
         outbound: config.outbound.clone(),
@@ -324,6 +327,8 @@ async fn serve_with(
                 twilio,
                 outbound,
                 draining: draining.clone(),
+                recordings: Some(config.state_dir.join("recordings")),
+                node: config.node.clone(),
                 ..AppState::default()
             };
             let app = crate::admin::app(state);
@@ -522,6 +527,7 @@ fn config_numbers(config: &Config) -> NumberTable {
         let agent = n.agent.as_deref().and_then(|name| agents.get(name).cloned());
         table.insert(n.number.clone(), agent, n.account_sid.clone());
         table.set_srtp(&n.number, n.srtp);
+        table.set_record(&n.number, n.record);
     }
     table.set_account_policy(config.sip.accounts.clone());
     match &config.default_agent {
@@ -533,6 +539,39 @@ fn config_numbers(config: &Config) -> NumberTable {
 }
 
 /// What happens to calls to numbers not added, in words (logged at start, shown in the ready block).
+/// The recording writer over `STATE_DIR/recordings`, after repairing what a crash left there (each repaired
+/// recording's record says so); and, with `recording.retention_days`, an hourly sweep of the old ones.
+fn start_recordings(config: &Config, records: &Recorder) -> std::io::Result<crate::io::recording::Recordings> {
+    let dir = config.state_dir.join("recordings");
+    let recordings = crate::io::recording::Recordings::start(
+        dir.clone(),
+        config.recording.format,
+        Some(records.clone()),
+        crate::io::recording::QUEUE,
+    )?;
+    for (id, recording) in crate::io::recording::recover(&dir) {
+        records.send(crate::store::catalog::CallWrite::Recording { id, recording });
+    }
+    let days = config.recording.retention_days;
+    if days > 0 {
+        let records = records.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
+            loop {
+                every.tick().await;
+                let dir = dir.clone();
+                let now = std::time::SystemTime::now();
+                let swept = tokio::task::spawn_blocking(move || crate::io::recording::sweep(&dir, days, now)).await;
+                for id in swept.unwrap_or_default() {
+                    let recording = serde_json::json!({"status": "expired"});
+                    records.send(crate::store::catalog::CallWrite::Recording { id, recording });
+                }
+            }
+        });
+    }
+    Ok(recordings)
+}
+
 pub fn fallback_rule(default: &DefaultAgent) -> String {
     match default {
         DefaultAgent::Demo => "answered by the built-in echo agent while no number is added (the demo); \

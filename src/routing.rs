@@ -10,6 +10,7 @@ use std::sync::{Arc, RwLock};
 
 use crate::agent::config::AgentConfig;
 use crate::e164::E164;
+use crate::media::recording::RecordMode;
 use crate::sdp::SrtpPolicy;
 use crate::sip::message::{HeaderName, Request, StatusCode};
 
@@ -22,6 +23,8 @@ pub enum Lookup {
         account_sid: Option<String>,
         /// The number's own SRTP policy (`None`: the server's `media.srtp`).
         srtp: Option<SrtpPolicy>,
+        /// The number's own word on recording (`None`: its agent's, else the server's).
+        record: Option<RecordMode>,
     },
     /// Known, but no agent is assigned: calls are not answered.
     Unassigned,
@@ -59,6 +62,8 @@ pub struct Routed {
     pub agent: Arc<AgentConfig>,
     /// The number's own SRTP policy, if it has one.
     pub srtp: Option<SrtpPolicy>,
+    /// The number's own word on recording, if it has one.
+    pub record: Option<RecordMode>,
 }
 
 /// Why a call is not routed: the SIP status and a reason phrase for it.
@@ -106,7 +111,7 @@ pub fn route(invite: &Request, numbers: &dyn NumberLookup) -> Result<Routed, Rej
     match numbers.lookup(&dialed) {
         Lookup::Unknown => Err(Reject::UnknownNumber(dialed)),
         Lookup::Unassigned => Err(Reject::NoAgent(dialed)),
-        Lookup::Agent { agent, account_sid, srtp } => {
+        Lookup::Agent { agent, account_sid, srtp, record } => {
             let sent = invite.headers.get(&HeaderName::new("X-Twilio-AccountSid")).map(<[u8]>::trim_ascii);
             match (&account_sid, sent) {
                 (Some(owner), Some(sent)) if sent != owner.as_bytes() => return Err(Reject::WrongAccount),
@@ -117,7 +122,7 @@ pub fn route(invite: &Request, numbers: &dyn NumberLookup) -> Result<Routed, Rej
                 }
                 (None, _) => {}
             }
-            Ok(Routed { dialed, agent, srtp })
+            Ok(Routed { dialed, agent, srtp, record })
         }
     }
 }
@@ -146,7 +151,7 @@ impl NumberTable {
             self.known_accounts.insert(account.clone());
         }
         let entry = match agent {
-            Some(agent) => Lookup::Agent { agent, account_sid, srtp: None },
+            Some(agent) => Lookup::Agent { agent, account_sid, srtp: None, record: None },
             None => Lookup::Unassigned,
         };
         self.numbers.insert(number, entry);
@@ -156,6 +161,13 @@ impl NumberTable {
     pub fn set_srtp(&mut self, number: &E164, policy: Option<SrtpPolicy>) {
         if let Some(Lookup::Agent { srtp, .. }) = self.numbers.get_mut(number) {
             *srtp = policy;
+        }
+    }
+
+    /// Gives a number in the table its own word on recording (over its agent's and `[recording] record`).
+    pub fn set_record(&mut self, number: &E164, mode: Option<RecordMode>) {
+        if let Some(Lookup::Agent { record, .. }) = self.numbers.get_mut(number) {
+            *record = mode;
         }
     }
 
@@ -242,7 +254,7 @@ impl NumberLookup for NumberTable {
     fn lookup(&self, number: &E164) -> Lookup {
         match (self.numbers.get(number), self.fallback()) {
             (Some(entry), _) => entry.clone(),
-            (None, Some(agent)) => Lookup::Agent { agent: agent.clone(), account_sid: None, srtp: None },
+            (None, Some(agent)) => Lookup::Agent { agent: agent.clone(), account_sid: None, srtp: None, record: None },
             (None, None) => Lookup::Unknown,
         }
     }
@@ -342,7 +354,7 @@ mod tests {
     #[test]
     fn the_request_uri_user_is_the_dialed_number() {
         let routed = route(&request(UDP), &table()).unwrap();
-        assert_eq!(routed, Routed { dialed: number("+14155550123"), agent: echo(), srtp: None });
+        assert_eq!(routed, Routed { dialed: number("+14155550123"), agent: echo(), srtp: None, record: None });
     }
 
     #[test]
@@ -431,7 +443,10 @@ mod tests {
         numbers.insert(known.clone(), None, None);
         assert_eq!(numbers.lookup(&other), Lookup::Unknown);
         numbers.set_fallback(Some(echo()));
-        assert_eq!(numbers.lookup(&other), Lookup::Agent { agent: echo(), account_sid: None, srtp: None });
+        assert_eq!(
+            numbers.lookup(&other),
+            Lookup::Agent { agent: echo(), account_sid: None, srtp: None, record: None }
+        );
         assert_eq!(numbers.lookup(&known), Lookup::Unassigned);
     }
 
@@ -440,7 +455,7 @@ mod tests {
         let other: E164 = "+14155550199".parse().unwrap();
         let mut base = NumberTable::new();
         base.set_demo_fallback(echo());
-        assert_eq!(base.lookup(&other), Lookup::Agent { agent: echo(), account_sid: None, srtp: None });
+        assert_eq!(base.lookup(&other), Lookup::Agent { agent: echo(), account_sid: None, srtp: None, record: None });
         // The store's numbers overlaid on the config file's: one number, even unassigned, ends the demo.
         let mut store = NumberTable::new();
         store.insert("+14155550100".parse().unwrap(), None, None);
@@ -461,7 +476,7 @@ mod tests {
         let mut next = NumberTable::new();
         next.insert(n.clone(), Some(support.clone()), None);
         directory.replace(next);
-        assert_eq!(directory.lookup(&n), Lookup::Agent { agent: support, account_sid: None, srtp: None });
+        assert_eq!(directory.lookup(&n), Lookup::Agent { agent: support, account_sid: None, srtp: None, record: None });
         assert_eq!(before.name, "echo", "a call in progress keeps the agent it was routed to");
         let mut overlaid = table();
         let mut store = NumberTable::new();

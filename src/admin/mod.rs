@@ -8,6 +8,7 @@
 pub mod health;
 pub mod openapi;
 pub mod placing;
+pub mod recording;
 pub mod twilio;
 pub mod ui;
 pub mod v1;
@@ -67,6 +68,10 @@ pub struct AppState {
     pub outbound: Option<Arc<placing::Outbound>>,
     /// The TLS client configuration agent checks use for `wss://` URLs, built at the first.
     pub agent_tls: Arc<std::sync::OnceLock<Option<Arc<rustls::ClientConfig>>>>,
+    /// Where this node's recordings are (`STATE_DIR/recordings`; `None`: none are served).
+    pub recordings: Option<std::path::PathBuf>,
+    /// This node's name (a recording is on the node that recorded its call).
+    pub node: String,
 }
 
 /// Failed REST hang-ups a source may make in a minute; past it, 429 until the minute is over.

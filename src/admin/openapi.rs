@@ -99,6 +99,15 @@ pub const OPERATIONS: &[Operation] = &[
     op("get", "/v1/calls/{id}", "Get a call with its stats (vocals id or CallSid)", None, 200, Some("Call")),
     op("post", "/v1/calls/{id}/hangup", "End a call in progress on this node", None, 202, None),
     op(
+        "get",
+        "/v1/calls/{id}/recording",
+        "The call's recording (audio/wav; Range requests answered 206)",
+        None,
+        200,
+        None,
+    ),
+    op("delete", "/v1/calls/{id}/recording", "Delete the call's recording", None, 204, None),
+    op(
         "post",
         "/v1/twilio/accounts",
         "Link a Twilio account (credentials checked with Twilio)",

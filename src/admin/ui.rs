@@ -12,8 +12,9 @@ const INDEX: &str = include_str!("ui/index.html");
 const SCRIPT: &str = include_str!("ui/app.js");
 const STYLE: &str = include_str!("ui/style.css");
 
-/// Only this origin's scripts, styles, images and API; never framed.
-const CSP: &str = "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; \
+/// Only this origin's scripts, styles, images and API; never framed. Recordings play from `blob:` URLs: the page
+/// fetches them through the API with the token in a header, which an `<audio src>` could not send.
+const CSP: &str = "default-src 'self'; img-src 'self' data:; media-src 'self' blob:; object-src 'none'; base-uri 'none'; \
                    form-action 'self'; frame-ancestors 'none'";
 
 pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {

@@ -174,6 +174,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/v1/calls", get(list_calls).post(super::placing::dial))
         .route("/v1/calls/{id}", get(get_call))
         .route("/v1/calls/{id}/hangup", post(hangup_call))
+        .route("/v1/calls/{id}/recording", get(super::recording::get).delete(super::recording::delete))
 }
 
 /// Checks `Authorization: Bearer <token>` (constant time) on every `/v1` route but the OpenAPI document.

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::agent::transfer::TransferOverrides;
+use crate::media::recording::RecordMode;
 
 /// An agent as calls use it: one `[[agents]]` entry, an agent from the store, or the built-in echo.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -27,6 +28,9 @@ pub struct AgentConfig {
     pub auth_token: Option<String>,
     /// The agent's own transfer policy (`[agents.transfer]`, `settings.transfer`), over `[transfer]`.
     pub transfer: TransferOverrides,
+    /// Whether its calls are recorded (`[[agents]] record`, `settings.record`), over `[recording] record`; a
+    /// number's own `record` wins over it.
+    pub record: Option<RecordMode>,
 }
 
 /// How an agent is reached.

@@ -23,6 +23,7 @@ use crate::agent::transfer::{TransferPolicy, TransferStatus};
 use crate::e164::E164;
 use crate::media::ports::PortPool;
 pub use crate::media::ports::PortRange;
+use crate::media::recording::RecordMode;
 use crate::media::session::Stream;
 use crate::routing::{NumberLookup, dialed_number, route};
 use crate::sdp::sdes::KeySalt;
@@ -66,6 +67,8 @@ pub struct CallConfig {
     pub seed: u64,
     /// This node's name, in call records.
     pub node: String,
+    /// `[recording] record`: calls are recorded unless their agent or number says otherwise.
+    pub record: RecordMode,
     /// Where call records go (`None`: not kept).
     pub records: Option<Recorder>,
     /// `[transfer]`: the transfers agents may make, unless their own settings say otherwise.
@@ -141,6 +144,8 @@ pub struct CallInfo {
     /// Headers passed on to the agent (as Twilio passes them to a `<Stream>`): `X-*`, `P-Asserted-Identity`,
     /// `Diversion`; for a call vocals placed, its TwiML `<Parameter>`s.
     pub headers: Vec<(String, String)>,
+    /// Whether the call is recorded (the number's word, else its agent's, else `[recording] record`).
+    pub record: RecordMode,
 }
 
 impl CallInfo {
@@ -165,6 +170,7 @@ impl CallInfo {
             call_sid: header("X-Twilio-CallSid"),
             account_sid: header("X-Twilio-AccountSid"),
             headers,
+            record: RecordMode::Off,
         }
     }
 }
@@ -402,6 +408,7 @@ impl Calls {
         }
         let srtp = routed.srtp.unwrap_or(self.config.srtp);
         let mut info = CallInfo::from_invite(invite, routed.agent, routed.dialed.to_string());
+        info.record = RecordMode::of_call(self.config.record, info.agent.record, routed.record);
         let record = self.new_record(invite, Some(&info), info.to.clone());
         info.id = record.id.clone();
         info.call_sid = record.call_sid.clone();

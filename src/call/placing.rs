@@ -227,14 +227,17 @@ impl Calls {
             headers: vec![(HeaderName::new("X-Vocals-CallSid"), placed.view.sid.clone())],
         };
         placed.view.status = CallStatus::Initiated;
+        let agent = request.agent.clone().unwrap_or_default();
+        let record = crate::media::recording::RecordMode::of_call(self.config.record, agent.record, None);
         let info = CallInfo {
             id: record_id,
-            agent: request.agent.clone().unwrap_or_default(),
+            agent,
             from: request.from.to_string(),
             to: request.to.to_string(),
             call_sid: Some(placed.view.sid.clone()),
             account_sid: Some(request.account_sid.clone()),
             headers: request.parameters.clone(),
+            record,
         };
         let call = Call {
             port,

@@ -48,6 +48,17 @@ pub enum CallCommand {
         /// The call's vocals id (vc_…) or CallSid (CA…).
         call: String,
     },
+    /// Save a call's recording (WAV) to a file.
+    Recording {
+        /// The call's vocals id (vc_…) or CallSid (CA…).
+        call: String,
+        /// Where to write it (created 0600; `-` writes to standard output).
+        #[arg(short = 'o', long = "output", required_unless_present = "delete")]
+        output: Option<String>,
+        /// Delete the recording on the server instead of saving it.
+        #[arg(long, conflicts_with = "output")]
+        delete: bool,
+    },
 }
 
 /// One `vocals calls` command.
@@ -77,6 +88,30 @@ pub fn run(c: &Client, command: CallCommand) -> Result<Shown, ClientError> {
         CallCommand::Hangup { call } => {
             c.request("POST", &format!("/v1/calls/{}/hangup", segment(&call)), None)?;
             Shown::Line(format!("ending call {call}"))
+        }
+        CallCommand::Recording { call, delete: true, .. } => {
+            c.request("DELETE", &format!("/v1/calls/{}/recording", segment(&call)), None)?;
+            Shown::Line(format!("deleted the recording of call {call}"))
+        }
+        CallCommand::Recording { call, output, .. } => {
+            let output = output.unwrap_or_else(|| "-".into());
+            let bytes = c.download(&format!("/v1/calls/{}/recording", segment(&call)))?;
+            let written = if output == "-" {
+                use std::io::Write;
+                std::io::stdout().write_all(&bytes)
+            } else {
+                use std::io::Write;
+                use std::os::unix::fs::OpenOptionsExt;
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .mode(0o600)
+                    .open(&output)
+                    .and_then(|mut f| f.write_all(&bytes))
+            };
+            written.map_err(|e| ClientError::Usage(format!("cannot write {output}: {e}")))?;
+            Shown::Line(format!("saved the recording of call {call}: {} bytes to {output}", bytes.len()))
         }
     })
 }

@@ -96,6 +96,38 @@ impl Client {
         Err(ClientError::Api { status, code, message })
     }
 
+    /// A GET whose answer is a file (a recording): its bytes, or the API's error.
+    pub fn download(&self, path: &str) -> Result<Vec<u8>, ClientError> {
+        let connect = |source| ClientError::Connect { addr: self.addr, source };
+        let mut conn = TcpStream::connect_timeout(&self.addr, Duration::from_secs(5)).map_err(connect)?;
+        conn.set_read_timeout(Some(Duration::from_secs(60))).map_err(connect)?;
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nAuthorization: Bearer {}\r\n\
+             User-Agent: vocals-cli\r\n\r\n",
+            self.addr, self.token
+        );
+        conn.write_all(request.as_bytes()).map_err(connect)?;
+        let mut raw = Vec::new();
+        conn.read_to_end(&mut raw).map_err(connect)?;
+        let end = raw
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .ok_or_else(|| ClientError::Protocol(String::from_utf8_lossy(&raw[..raw.len().min(200)]).into_owned()))?;
+        let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
+        let mut body = raw[end + 4..].to_vec();
+        if head.lines().any(|l| l.starts_with("transfer-encoding:") && l.contains("chunked")) {
+            body = dechunk_bytes(&body);
+        }
+        let status: u16 = head.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
+        if (200..300).contains(&status) {
+            return Ok(body);
+        }
+        let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        let code = json["error"]["code"].as_str().unwrap_or("error").to_string();
+        let message = json["error"]["message"].as_str().unwrap_or("no message").to_string();
+        Err(ClientError::Api { status, code, message })
+    }
+
     /// An agent's id from its id or its name.
     pub fn agent_id(&self, id_or_name: &str) -> Result<String, ClientError> {
         if id_or_name.starts_with("ag_") {
@@ -122,6 +154,22 @@ fn dechunk(body: &str) -> String {
         }
         out.push_str(&after[..n]);
         rest = after[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+fn dechunk_bytes(body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut rest = body;
+    while let Some(eol) = rest.windows(2).position(|w| w == b"\r\n") {
+        let size = String::from_utf8_lossy(&rest[..eol]);
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else { break };
+        let after = &rest[eol + 2..];
+        if n == 0 || after.len() < n {
+            break;
+        }
+        out.extend_from_slice(&after[..n]);
+        rest = after[n..].strip_prefix(b"\r\n").unwrap_or(&after[n..]);
     }
     out
 }

@@ -11,6 +11,7 @@ use super::{AgentConfig, AgentKind, ConfigError, NumberConfig, bad, srtp_policy}
 use crate::agent::transfer::TransferOverrides;
 use crate::call::outbound::{Hop, Trunk};
 use crate::e164::E164;
+use crate::media::recording::RecordMode;
 
 /// Reads the file's keys into `given`, its `[[numbers]]` and `[[agents]]`.
 pub(super) fn read_file(
@@ -59,7 +60,7 @@ pub(super) fn read_file(
     Ok(())
 }
 
-/// One `[[numbers]]` table: `number` (E.164), optional `agent`, `account_sid` and `srtp`.
+/// One `[[numbers]]` table: `number` (E.164), optional `agent`, `account_sid`, `srtp` and `record`.
 fn number_entry(i: usize, entry: toml::Value) -> Result<NumberConfig, ConfigError> {
     let key = |k: &str| format!("numbers[{i}].{k}");
     let toml::Value::Table(mut t) = entry else {
@@ -80,10 +81,14 @@ fn number_entry(i: usize, entry: toml::Value) -> Result<NumberConfig, ConfigErro
         None => None,
         Some(s) => Some(srtp_policy(&key("srtp"), &s)?),
     };
+    let record = match text("record")? {
+        None => None,
+        Some(r) => Some(RecordMode::parse(r.trim()).ok_or_else(|| bad(&key("record"), &r, "off or dual"))?),
+    };
     if let Some(unknown) = t.keys().next() {
-        return Err(unknown_key(&key(unknown), "number", "agent, account_sid, srtp"));
+        return Err(unknown_key(&key(unknown), "number", "agent, account_sid, srtp, record"));
     }
-    Ok(NumberConfig { number, agent, account_sid, srtp })
+    Ok(NumberConfig { number, agent, account_sid, srtp, record })
 }
 
 /// One `[[agents]]` table: `name`, `url` (ws:// or wss://), optional `secret`, `connect_timeout_ms`
@@ -154,11 +159,18 @@ fn agent_entry(i: usize, entry: toml::Value) -> Result<AgentConfig, ConfigError>
         }
         Some(other) => return Err(bad(&key("transfer"), other.type_str(), "a table of the [transfer] keys")),
     };
+    let record = match t.remove("record") {
+        None => None,
+        Some(toml::Value::String(r)) => {
+            Some(RecordMode::parse(r.trim()).ok_or_else(|| bad(&key("record"), &r, "off or dual"))?)
+        }
+        Some(other) => return Err(bad(&key("record"), other.type_str(), "off or dual")),
+    };
     if let Some(unknown) = t.keys().next() {
         return Err(unknown_key(
             &key(unknown),
             "name, url, secret, auth_token",
-            "connect_timeout_ms, parameters, transfer",
+            "connect_timeout_ms, parameters, transfer, record",
         ));
     }
     Ok(AgentConfig {
@@ -171,6 +183,7 @@ fn agent_entry(i: usize, entry: toml::Value) -> Result<AgentConfig, ConfigError>
         parameters,
         auth_token,
         transfer,
+        record,
     })
 }
 

@@ -18,6 +18,7 @@ use crate::call::outbound::{Hop, OutboundSettings, Trunk};
 use crate::e164::E164;
 use crate::io::media::MediaSettings;
 use crate::media::ports::PortRange;
+use crate::media::recording::{RecordFormat, RecordMode};
 use crate::sdp::SrtpPolicy;
 use crate::sip::allow::AllowList;
 use crate::sip::endpoint::Transport;
@@ -56,6 +57,8 @@ pub struct Config {
     pub twilio: TwilioConfig,
     /// `[transfer]`: where agents may transfer callers (each agent's own settings win, field by field).
     pub transfer: TransferPolicy,
+    /// `[recording]`: whether calls are recorded (each agent's and number's `record` win), how, how long kept.
+    pub recording: RecordingConfig,
     /// `[outbound]`: how calls vocals places are paced and routed.
     pub outbound: OutboundSettings,
     /// `[[trunks]]`: the trunks outbound calls leave on, by account, until linked accounts hold them.
@@ -65,6 +68,16 @@ pub struct Config {
     pub termination: TerminationAuth,
     /// This node's name in call records (several nodes may share one PostgreSQL); default the host name.
     pub node: String,
+}
+
+/// `[recording]`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RecordingConfig {
+    /// The server's default: calls are recorded (`dual`) unless their agent or number says `off`.
+    pub record: RecordMode,
+    pub format: RecordFormat,
+    /// Recordings are deleted after this many days; 0 keeps them.
+    pub retention_days: u32,
 }
 
 /// Who answers a call to a number vocals does not know.
@@ -124,6 +137,9 @@ pub struct NumberConfig {
     pub account_sid: Option<String>,
     /// The number's own SRTP policy (over `media.srtp`).
     pub srtp: Option<SrtpPolicy>,
+    /// The number's own word on recording (`off` wins over its agent's `dual`); `None`: its agent's, or
+    /// `[recording] record`.
+    pub record: Option<RecordMode>,
 }
 
 /// `[sip]`.
@@ -250,6 +266,7 @@ pub static KEYS: LazyLock<Vec<(&'static str, &'static str, String)>> = LazyLock:
     section_keys::<sections::Twilio>("twilio", &mut keys);
     section_keys::<sections::Outbound>("outbound", &mut keys);
     section_keys::<sections::Transfer>("transfer", &mut keys);
+    section_keys::<sections::Recording>("recording", &mut keys);
     section_keys::<sections::Log>("log", &mut keys);
     keys
 });
@@ -266,6 +283,7 @@ pub struct Sections {
     pub twilio: sections::Twilio,
     pub outbound: sections::Outbound,
     pub transfer: sections::Transfer,
+    pub recording: sections::Recording,
     pub log: sections::Log,
 }
 
@@ -281,6 +299,7 @@ impl Sections {
             twilio: given.section("twilio")?,
             outbound: given.section("outbound")?,
             transfer: given.section("transfer")?,
+            recording: given.section("recording")?,
             log: given.section("log")?,
         };
         match given.unknown() {
@@ -406,6 +425,11 @@ impl Config {
             store_secret_key: store_secret_key.map(str::to_string),
             twilio: TwilioConfig::from_section(s.twilio)?,
             transfer: s.transfer.into(),
+            recording: RecordingConfig {
+                record: s.recording.record,
+                format: s.recording.format,
+                retention_days: s.recording.retention_days as u32,
+            },
             termination: termination(&s.outbound)?,
             outbound: outbound(s.outbound)?,
             trunks: Vec::new(),

@@ -12,6 +12,7 @@ use super::text;
 use super::{DefaultAgent, LogFormat};
 use crate::agent::transfer::{self, Domain, Prefix, TransferPolicy};
 use crate::media::ports::PortRange;
+use crate::media::recording::{RecordFormat, RecordMode};
 use crate::media::session::Latch;
 use crate::routing::AccountPolicy;
 use crate::sdp::SrtpPolicy;
@@ -358,6 +359,27 @@ impl From<Transfer> for TransferPolicy {
             // At most MAX_PER_CALL (the key's range).
             max_per_call: t.max_per_call as u32,
         }
+    }
+}
+
+/// `[recording]`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Recording {
+    /// Whether calls are recorded unless their agent or number says otherwise: `off` or `dual`.
+    #[serde(with = "text")]
+    pub record: RecordMode,
+    /// `pcm16` (16-bit WAV) or `mulaw` (μ-law WAV, half the size).
+    #[serde(with = "text")]
+    pub format: RecordFormat,
+    /// Recordings older than this many days are deleted (0 keeps them).
+    #[serde(deserialize_with = "text::whole::<0, 36500, _>", serialize_with = "text::serialize")]
+    pub retention_days: usize,
+}
+
+impl Default for Recording {
+    fn default() -> Recording {
+        Recording { record: RecordMode::Off, format: RecordFormat::Pcm16, retention_days: 0 }
     }
 }
 

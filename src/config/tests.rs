@@ -172,6 +172,30 @@ fn the_transfer_policy_has_safe_defaults_and_each_agent_may_have_its_own() {
 }
 
 #[test]
+fn recording_is_off_by_default_and_each_agent_and_number_may_say_otherwise() {
+    use crate::media::recording::{RecordFormat, RecordMode};
+    let c = Config::load(None, env(&[])).unwrap();
+    assert_eq!(
+        c.recording,
+        RecordingConfig { record: RecordMode::Off, format: RecordFormat::Pcm16, retention_days: 0 }
+    );
+    let c =
+        Config::load(None, env(&[("VOCALS_RECORDING_RECORD", "dual"), ("VOCALS_RECORDING_FORMAT", "mulaw")])).unwrap();
+    assert_eq!((c.recording.record, c.recording.format), (RecordMode::Dual, RecordFormat::Mulaw));
+    let e = Config::load(None, env(&[("VOCALS_RECORDING_RECORD", "stereo")])).unwrap_err().to_string();
+    assert!(e.starts_with("recording.record: \"stereo\" is not valid: expected off or dual"), "{e}");
+    let f = file(
+        "[[agents]]\nname = \"s\"\nurl = \"ws://x/y\"\nrecord = \"dual\"\n\
+         [[numbers]]\nnumber = \"+14155550123\"\nagent = \"s\"\nrecord = \"off\"\n",
+    );
+    let c = Config::load(Some(f.path()), env(&[])).unwrap();
+    assert_eq!((c.agents[0].record, c.numbers[0].record), (Some(RecordMode::Dual), Some(RecordMode::Off)));
+    let f = file("[[numbers]]\nnumber = \"+14155550123\"\nrecord = \"yes\"\n");
+    let e = Config::load(Some(f.path()), env(&[])).unwrap_err().to_string();
+    assert!(e.starts_with("numbers[0].record:") && e.contains("off or dual"), "{e}");
+}
+
+#[test]
 fn the_default_allowlist_is_twilios_edges_and_loopback() {
     let c = Config::load(None, env(&[])).unwrap();
     assert_eq!(c.sip.allow, AllowList::default());
@@ -199,7 +223,7 @@ fn every_key_is_a_section_field_and_its_default_reads_back_as_the_default() {
         }
         assert_eq!(c, defaults, "{name}={default:?}");
     }
-    assert_eq!(seen.len(), 71, "the keys of config/vocals.toml");
+    assert_eq!(seen.len(), 74, "the keys of config/vocals.toml");
     let first: Vec<String> = KEYS.iter().take(5).map(|(s, k, _)| path(s, k)).collect();
     assert_eq!(first, ["state_dir", "default_agent", "node", "sip.listen_udp", "sip.listen_tcp"]);
     // A key the section does not have is refused by its struct, and named with the keys there are.

@@ -12,6 +12,7 @@ use super::sections::TerminationKind;
 use super::{DefaultAgent, LogFormat};
 use crate::agent::transfer::{self, Domain, Prefix};
 use crate::media::ports::PortRange;
+use crate::media::recording::{RecordFormat, RecordMode};
 use crate::media::session::Latch;
 use crate::routing::AccountPolicy;
 use crate::sdp::SrtpPolicy;
@@ -338,5 +339,25 @@ impl Text for Vec<Ipv4Block> {
 
     fn text(&self) -> String {
         self.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+    }
+}
+
+impl Text for RecordMode {
+    fn parse(text: &str) -> Result<RecordMode, String> {
+        RecordMode::parse(text.trim()).ok_or_else(|| invalid(text.trim(), "off or dual"))
+    }
+
+    fn text(&self) -> String {
+        self.as_str().to_string()
+    }
+}
+
+impl Text for RecordFormat {
+    fn parse(text: &str) -> Result<RecordFormat, String> {
+        RecordFormat::parse(text.trim()).ok_or_else(|| invalid(text.trim(), "pcm16 or mulaw"))
+    }
+
+    fn text(&self) -> String {
+        self.as_str().to_string()
     }
 }

@@ -16,6 +16,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
+use super::recording::{Recording, Recordings};
 use crate::agent::config::{AgentConfig, AgentKind};
 use crate::agent::protocol::{Ignored, StartInfo, Violation};
 use crate::agent::session::{Action, AgentStats, Refused};
@@ -24,6 +25,7 @@ use crate::call::{CallInfo, Ending, MediaPlane, Readiness};
 use crate::io::agent::{AgentLink, FromAgent};
 use crate::media::histogram::DelayHistogram;
 use crate::media::playout::FRAME_BYTES;
+use crate::media::recording::{RecordMode, StereoFrame};
 use crate::media::session::{MediaStats, Session, SessionConfig, Stream};
 use crate::sip::endpoint::CallRef;
 use crate::store::catalog::{CallWrite, Recorder};
@@ -93,6 +95,8 @@ pub struct TokioMedia {
     calls: HashMap<CallRef, mpsc::Sender<Control>>,
     /// State of the generator for SSRCs, initial sequence numbers and timestamps, and stream ids.
     rng: u64,
+    /// Where recorded calls are written (`None`: no call is recorded).
+    recordings: Option<Recordings>,
 }
 
 impl TokioMedia {
@@ -104,7 +108,13 @@ impl TokioMedia {
         records: Option<Recorder>,
         seed: u64,
     ) -> TokioMedia {
-        TokioMedia { settings, tls: None, records, events, calls: HashMap::new(), rng: seed | 1 }
+        TokioMedia { settings, tls: None, records, events, calls: HashMap::new(), rng: seed | 1, recordings: None }
+    }
+
+    /// Records the calls that ask for it ([`CallInfo::record`]) into `recordings`.
+    pub fn with_recordings(mut self, recordings: Recordings) -> TokioMedia {
+        self.recordings = Some(recordings);
+        self
     }
 
     /// The TLS client configuration for `wss://` agents, built at the first one.
@@ -200,6 +210,8 @@ impl MediaPlane for TokioMedia {
             v6,
             control: rx,
             events: self.events.clone(),
+            recordings: if info.record == RecordMode::Dual { self.recordings.clone() } else { None },
+            recording: None,
         };
         // Every line the call's task logs says which call it is.
         let span = tracing::info_span!("call", id = %info.id, number = %info.to, agent = %info.agent.name);
@@ -285,6 +297,9 @@ struct CallMedia {
     v6: bool,
     control: mpsc::Receiver<Control>,
     events: mpsc::Sender<MediaEvent>,
+    /// Where to record the call once answered, when it is recorded; then its recording.
+    recordings: Option<Recordings>,
+    recording: Option<Recording>,
 }
 
 /// How the call task reaches its agent before the call is answered.
@@ -298,8 +313,12 @@ impl CallMedia {
         if !self.reach_agent(connect).await {
             return;
         }
-        // Answered (the agent is reached): the caller's audio is expected from here.
+        // Answered (the agent is reached): the caller's audio is expected from here, and recorded from here.
         self.session.answered(Instant::now());
+        if let Some(recording) = self.recordings.take().and_then(|r| r.open(&self.record_id)) {
+            self.session.record();
+            self.recording = Some(recording);
+        }
         let mut ending = "the call ended first".to_string();
         let mut rtp_buf = [0u8; 2048];
         let mut rtcp_buf = [0u8; 2048];
@@ -352,6 +371,13 @@ impl CallMedia {
                 },
                 _ = &mut timer => self.session.handle_timeout(Instant::now()),
             }
+        }
+        if let Some(mut recording) = self.recording.take() {
+            let mut stereo = StereoFrame::default();
+            while self.session.poll_recorded(&mut stereo) {
+                recording.frame(&stereo);
+            }
+            recording.close();
         }
         let (agent_stats, latency) = match std::mem::replace(&mut self.agent, Agent::None) {
             Agent::Socket { link, open, downlink, .. } => {
@@ -511,6 +537,12 @@ impl CallMedia {
                 let delay = Instant::now().saturating_duration_since(at);
                 downlink.record(delay);
                 self.downlink_metric.record(delay.as_secs_f64());
+            }
+        }
+        if let Some(recording) = self.recording.as_mut() {
+            let mut stereo = StereoFrame::default();
+            while self.session.poll_recorded(&mut stereo) {
+                recording.frame(&stereo);
             }
         }
         if let Agent::Socket { link, open, .. } = &mut self.agent {

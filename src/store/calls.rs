@@ -237,6 +237,11 @@ impl Store {
         Ok(done.rows_affected())
     }
 
+    /// Sets what a call's record says of its recording (the API's DELETE).
+    pub async fn set_call_recording(&self, id: &str, recording: &Value) -> Result<(), StoreError> {
+        on::call_recording(&self.pool, id, recording).await
+    }
+
     pub async fn call(&self, id: &str) -> Result<Option<CallRecord>, StoreError> {
         let sql = format!("SELECT {CALL_COLUMNS} FROM calls WHERE id = $1 OR call_sid = $1");
         let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&self.pool).await?;

@@ -18,6 +18,7 @@ use sqlx::{AnyPool, Row, SqlSafeStr};
 use crate::agent::config::{AgentConfig, AgentKind};
 use crate::agent::transfer::TransferOverrides;
 use crate::e164::E164;
+use crate::media::recording::RecordMode;
 use crate::routing::NumberTable;
 use crate::sdp::SrtpPolicy;
 
@@ -107,6 +108,7 @@ impl Agent {
             parameters,
             auth_token: self.signing_secret.clone(),
             transfer: self.transfer_policy(),
+            record: self.settings.get("record").and_then(|r| r.as_str()).and_then(RecordMode::parse),
         }
     }
 
@@ -614,6 +616,11 @@ fn validate_agent(
     }
     if let Some(transfer) = settings.get("transfer") {
         TransferOverrides::from_json(transfer).map_err(|e| StoreError::Invalid(e.under("settings.transfer")))?;
+    }
+    if let Some(record) = settings.get("record")
+        && record.as_str().and_then(RecordMode::parse).is_none()
+    {
+        return Err(StoreError::Invalid(format!("settings.record must be \"off\" or \"dual\", not {record}")));
     }
     Ok(())
 }

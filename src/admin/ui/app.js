@@ -1418,6 +1418,80 @@ function qualityCell(c) {
   return el('td', { className: 'quality' }, list);
 }
 
+/** Players made for recordings, by call id: a refresh of the table moves them into the new row, playing on. */
+const players = new Map();
+
+/**
+ * A call's recording, fetched through the API with the token in a header (never in a URL), as a blob URL the
+ * page's `<audio>` element or a download link can use.
+ */
+async function recordingBlob(c) {
+  const headers = {};
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  if (token) headers.Authorization = `Bearer ${token}`;
+  const res = await fetch(c.recording.url, { headers, cache: 'no-store' });
+  if (!res.ok) {
+    let message = `HTTP ${res.status}`;
+    try {
+      message = (await res.json()).error.message || message;
+    } catch {
+      // not JSON: the status says it
+    }
+    if (res.status === 401) signOut(`Sign in again: ${message}.`);
+    throw new ApiError(res.status, 'recording', message);
+  }
+  return URL.createObjectURL(await res.blob());
+}
+
+/** The Recording cell: Play (an `<audio>` player in place) and Download, or what became of the recording. */
+function recordingCell(c) {
+  const r = c.recording;
+  if (!r || !r.status) return el('td', { className: 'recording' }, dash());
+  const said = { recording: 'Recording…', deleted: 'Deleted', expired: 'Expired (retention)' };
+  if (said[r.status]) return el('td', { className: 'recording muted' }, said[r.status]);
+  const cell = el('td', { className: 'recording' });
+  const error = el('p', { className: 'error', attrs: { role: 'alert' } });
+  const play = el('button', {
+    type: 'button',
+    className: 'play-recording button secondary small',
+    attrs: { 'aria-label': `Play the recording of the call from ${c.from}` },
+  }, 'Play');
+  const save = el('button', {
+    type: 'button',
+    className: 'download-recording button secondary small',
+    attrs: { 'aria-label': `Download the recording of the call from ${c.from}` },
+  }, 'Download');
+  play.addEventListener('click', async () => {
+    play.disabled = true;
+    try {
+      const audio = el('audio', { controls: true, src: await recordingBlob(c), className: 'recording-player' });
+      players.set(c.id, audio);
+      play.replaceWith(audio);
+      audio.play().catch(() => {}); // autoplay may be refused: the controls are there
+    } catch (e) {
+      error.textContent = e.message;
+      play.disabled = false;
+    }
+  });
+  save.addEventListener('click', async () => {
+    try {
+      const a = el('a', { href: await recordingBlob(c), download: `${c.id}.wav` });
+      document.body.append(a);
+      a.click();
+      a.remove();
+    } catch (e) {
+      error.textContent = e.message;
+    }
+  });
+  const seconds = typeof r.duration === 'number' ? ` ${formatDuration(r.duration * 1000)}` : '';
+  const incomplete = r.status === 'incomplete'
+    ? el('span', { className: 'muted', title: r.error || `${r.dropped_frames || 0} frames were lost` }, ' (incomplete)')
+    : null;
+  const parts = [players.get(c.id) || play, ' ', save, el('span', { className: 'muted' }, seconds), incomplete, error];
+  cell.append(...parts.filter((p) => p != null));
+  return cell;
+}
+
 function renderRecentCalls(list) {
   const rows = list.map((c) => {
     const answered = c.answer_at && c.end_at;
@@ -1431,7 +1505,8 @@ function renderRecentCalls(list) {
       el('td', { className: 'duration-done' },
         answered ? formatDuration(Date.parse(c.end_at) - Date.parse(c.answer_at)) : 'Not answered'),
       el('td', { className: 'reason' }, reason.join('')),
-      qualityCell(c));
+      qualityCell(c),
+      recordingCell(c));
   });
   replaceRows($('#recent-calls tbody'), rows, 'No finished calls yet.');
 }

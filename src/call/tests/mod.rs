@@ -116,6 +116,7 @@ impl Rig {
             default_account_sid: "AC00000000000000000000000000000000".into(),
             seed: 1,
             node: "test".into(),
+            record: crate::media::recording::RecordMode::Off,
             records: Some(recorder),
             transfer: TransferPolicy::default(),
             outbound: OutboundSettings {
