@@ -25,8 +25,9 @@ pub fn check(headers: &Map<String, Value>) -> Result<Vec<(String, String)>, Stri
     let mut out = Vec::with_capacity(headers.len());
     for (name, value) in headers {
         let shown: String = name.chars().take(MAX_NAME).collect();
-        let allowed =
-            name.len() > 2 && name[..2].eq_ignore_ascii_case("X-") || name.eq_ignore_ascii_case("User-to-User");
+        // Bytes, not a str slice: a name may start with a multi-byte character (the fuzzer found that one).
+        let allowed = name.len() > 2 && name.as_bytes()[..2].eq_ignore_ascii_case(b"X-")
+            || name.eq_ignore_ascii_case("User-to-User");
         if !allowed {
             return Err(format!("header {shown:?} is not allowed: only X- headers and User-to-User"));
         }
@@ -63,6 +64,15 @@ mod tests {
 
     fn map(v: Value) -> Map<String, Value> {
         v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn a_name_starting_with_a_multibyte_character_is_refused_not_a_panic() {
+        // Found by the agent_frame fuzz target: slicing the name as a str at byte 2 panicked.
+        let e = check(&map(json!({"X\u{4dd}bOutcome": "1"}))).unwrap_err();
+        assert!(e.contains("is not allowed"), "{e}");
+        let e = check(&map(json!({"\u{4dd}": "1"}))).unwrap_err();
+        assert!(e.contains("is not allowed"), "{e}");
     }
 
     #[test]
