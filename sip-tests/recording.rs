@@ -198,15 +198,15 @@ fn call_and_hang_up_unrecorded(server: &Vocals) {
 
 /// Starts the binary again on a killed server's state directory and ports (the same `vocals.toml`).
 fn restart(dir: &std::path::Path) -> std::process::Child {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_vocals"))
-        .args(["serve", "--config"])
-        .arg(dir.join("vocals.toml"))
-        .env("VOCALS_STATE_DIR", dir)
-        .env("VOCALS_LOG_FORMAT", "plain")
-        .env("VOCALS_RECORDING_RECORD", "dual")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_vocals"));
+    command.args(["serve", "--config"]).arg(dir.join("vocals.toml")).env("VOCALS_RECORDING_RECORD", "dual");
+    restart_with(dir, command)
+}
+
+/// Runs `command` (a `vocals serve`) on `dir`, ready once it says SIP is listening.
+fn restart_with(dir: &std::path::Path, mut command: Command) -> std::process::Child {
+    let mut child =
+        command.env("VOCALS_STATE_DIR", dir).env("VOCALS_LOG_FORMAT", "plain").stderr(Stdio::piped()).spawn().unwrap();
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -258,4 +258,111 @@ fn walk(dir: &std::path::Path) -> Vec<String> {
         }
     }
     out
+}
+
+/// A local S3-compatible server: moto in server mode (`pip install 'moto[server]'`; the README's test command
+/// installs it), killed on drop.
+struct Moto(std::process::Child);
+
+impl Moto {
+    fn start(port: u16) -> Moto {
+        let child = Command::new("python3")
+            .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 -m moto.server: install it with `python3 -m pip install 'moto[server]'`");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "moto did not listen on {port} within 20 s");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Moto(child)
+    }
+
+    /// `method path` on it, unsigned (moto does not check signatures): the status and body.
+    fn http(port: u16, method: &str, path: &str) -> (u16, Vec<u8>) {
+        let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        write!(
+            conn,
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+        )
+        .unwrap();
+        let mut raw = Vec::new();
+        conn.read_to_end(&mut raw).unwrap();
+        let end = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+        let status = String::from_utf8_lossy(&raw[9..12]).parse().unwrap();
+        (status, raw[end + 4..].to_vec())
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The record of the call once its recording's upload says `upload` (up to 30 s).
+fn upload_says(server: &Vocals, call_id: &str, upload: &str) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let calls = server.calls();
+        match calls.iter().find(|c| c["sip_call_id"] == call_id) {
+            Some(c) if c["recording"]["upload"] == upload => return c.clone(),
+            _ if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(200)),
+            _ => panic!("the upload of {call_id} never said {upload}: {calls:#?}"),
+        }
+    }
+}
+
+#[test]
+fn recordings_reach_the_bucket_once_it_answers_even_across_a_restart_and_leave_it_when_deleted() {
+    let port = common::free_tcp_port();
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let env = [
+        ("VOCALS_RECORDING_RECORD", "dual"),
+        ("VOCALS_RECORDING_URL", "s3://calls/vocals"),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ENDPOINT_URL", endpoint.as_str()),
+        ("AWS_ALLOW_HTTP", "true"),
+    ];
+    let mut server = Server::start("recording-s3", &env);
+    // The bucket's server is down: the upload fails, is retried, and the file stays on disk.
+    call(&server, "s3-first", NUMBER);
+    let record = upload_says(&server, "s3-first", "retrying");
+    assert!(!record["recording"]["upload_error"].as_str().unwrap_or("").is_empty(), "{record:#}");
+    let file = record["recording"]["file"].as_str().unwrap().to_string();
+    assert!(server.dir.join("recordings").join(&file).exists());
+    // It comes up: the next try succeeds; the object is the file.
+    let moto = Moto::start(port);
+    assert_eq!(Moto::http(port, "PUT", "/calls").0, 200, "the bucket made");
+    let record = upload_says(&server, "s3-first", "done");
+    assert_eq!(record["recording"]["remote"], format!("s3://calls/vocals/{file}"));
+    let local = std::fs::read(server.dir.join("recordings").join(&file)).unwrap();
+    let (status, object) = Moto::http(port, "GET", &format!("/calls/vocals/{file}"));
+    assert_eq!((status, object.len()), (200, local.len()));
+    assert!(object == local, "the object is the recording");
+    assert!(!walk(&server.dir.join("recordings")).iter().any(|p| p.ends_with(".upload")), "no upload left pending");
+    // DELETE removes it from the bucket too.
+    let url = format!("/v1/calls/{}/recording", record["id"].as_str().unwrap());
+    assert_eq!(request(&server, "DELETE", &url, "", true).0, 204);
+    assert_eq!(Moto::http(port, "GET", &format!("/calls/vocals/{file}")).0, 404);
+
+    // Down again; a call; vocals killed before it could upload: the restart picks the upload up.
+    drop(moto);
+    call(&server, "s3-second", NUMBER);
+    upload_says(&server, "s3-second", "retrying");
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    let _moto = Moto::start(port);
+    assert_eq!(Moto::http(port, "PUT", "/calls").0, 200);
+    let mut restarted = Command::new(env!("CARGO_BIN_EXE_vocals"));
+    restarted.args(["serve", "--config"]).arg(server.dir.join("vocals.toml")).envs(env.iter().copied());
+    server.child = restart_with(&server.dir, restarted);
+    let record = upload_says(&server, "s3-second", "done");
+    let file = record["recording"]["file"].as_str().unwrap();
+    assert_eq!(Moto::http(port, "GET", &format!("/calls/vocals/{file}")).0, 200);
 }

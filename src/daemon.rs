@@ -225,7 +225,7 @@ async fn serve_with(
     warn_plain_agents(&config, &store).await;
     let watch = catalog.clone().spawn_watch();
     let (records, writer) = Recorder::spawn(store.clone(), 10_000);
-    let recordings = start_recordings(&config, &records)?;
+    let (recordings, uploads) = start_recordings(&config, &records)?;
     let token = admin_token(&config)?;
     let sip_port = listeners.udp.as_ref().map(|s| s.local_addr()).transpose()?.map(|a| a.port());
     let tls_port = listeners.tls.as_ref().and_then(|t| t.0.local_addr().ok()).map(|a| a.port());
@@ -328,6 +328,7 @@ async fn serve_with(
                 outbound,
                 draining: draining.clone(),
                 recordings: Some(config.state_dir.join("recordings")),
+                remote: uploads.as_ref().map(|u| u.remote().clone()),
                 node: config.node.clone(),
                 ..AppState::default()
             };
@@ -540,36 +541,62 @@ fn config_numbers(config: &Config) -> NumberTable {
 
 /// What happens to calls to numbers not added, in words (logged at start, shown in the ready block).
 /// The recording writer over `STATE_DIR/recordings`, after repairing what a crash left there (each repaired
-/// recording's record says so); and, with `recording.retention_days`, an hourly sweep of the old ones.
-fn start_recordings(config: &Config, records: &Recorder) -> std::io::Result<crate::io::recording::Recordings> {
+/// recording's record says so); with `recording.url`, the uploads (those a stop left pending queued again);
+/// and, with `recording.retention_days`, an hourly sweep of the old ones, here and in the bucket.
+fn start_recordings(
+    config: &Config,
+    records: &Recorder,
+) -> std::io::Result<(crate::io::recording::Recordings, Option<crate::io::upload::Uploads>)> {
+    use crate::io::{recording, upload};
+    use crate::store::catalog::CallWrite;
     let dir = config.state_dir.join("recordings");
-    let recordings = crate::io::recording::Recordings::start(
-        dir.clone(),
-        config.recording.format,
-        Some(records.clone()),
-        crate::io::recording::QUEUE,
-    )?;
-    for (id, recording) in crate::io::recording::recover(&dir) {
-        records.send(crate::store::catalog::CallWrite::Recording { id, recording });
+    std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700).create(&dir)?;
+    let remote = match config.recording.url.as_deref().map(upload::Remote::from_url).transpose() {
+        Ok(remote) => remote.map(Arc::new),
+        Err(e) => return Err(std::io::Error::other(format!("recording.url: {e}"))),
+    };
+    for (id, mut recording) in recording::recover(&dir) {
+        if remote.is_some()
+            && let Some(file) = recording["file"].as_str().map(PathBuf::from)
+        {
+            recording["upload"] = serde_json::json!("pending");
+            if let Err(e) = upload::mark(&dir, &file, &recording) {
+                tracing::warn!(call = %id, error = %e, "a recovered recording not queued for upload");
+            }
+        }
+        records.send(CallWrite::Recording { id, recording });
     }
+    let uploads = remote.map(|r| upload::Uploads::spawn(r, dir.clone(), Some(records.clone())));
+    let (format, queue) = (config.recording.format, recording::QUEUE);
+    let recordings = match &uploads {
+        Some(u) => {
+            recording::Recordings::start_uploading(dir.clone(), format, Some(records.clone()), queue, u.clone())?
+        }
+        None => recording::Recordings::start(dir.clone(), format, Some(records.clone()), queue)?,
+    };
     let days = config.recording.retention_days;
     if days > 0 {
-        let records = records.clone();
+        let (records, remote) = (records.clone(), uploads.as_ref().map(|u| u.remote().clone()));
         tokio::spawn(async move {
             let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
             loop {
                 every.tick().await;
                 let dir = dir.clone();
                 let now = std::time::SystemTime::now();
-                let swept = tokio::task::spawn_blocking(move || crate::io::recording::sweep(&dir, days, now)).await;
-                for id in swept.unwrap_or_default() {
+                let swept = tokio::task::spawn_blocking(move || recording::sweep(&dir, days, now)).await;
+                for (id, file) in swept.unwrap_or_default() {
+                    if let Some(remote) = &remote
+                        && let Err(e) = remote.delete(&file).await
+                    {
+                        tracing::warn!(call = %id, error = %e, "an expired recording could not be deleted from the bucket");
+                    }
                     let recording = serde_json::json!({"status": "expired"});
-                    records.send(crate::store::catalog::CallWrite::Recording { id, recording });
+                    records.send(CallWrite::Recording { id, recording });
                 }
             }
         });
     }
-    Ok(recordings)
+    Ok((recordings, uploads))
 }
 
 pub fn fallback_rule(default: &DefaultAgent) -> String {

@@ -69,6 +69,8 @@ pub const TCP_REFUSED: &str = "vocals_sip_tcp_refused_total";
 pub const CALL_RECORDS_DROPPED: &str = "vocals_call_records_dropped_total";
 /// Recording frames dropped because the recording writer's queue was full (those recordings are incomplete).
 pub const RECORDING_FRAMES_DROPPED: &str = "vocals_recording_frames_dropped_total";
+/// Recording uploads to S3-compatible storage, by result (`done`, `retried`).
+pub const RECORDING_UPLOADS: &str = "vocals_recording_uploads_total";
 /// Recordings whose file could not be written (a full disk, a permission): each incomplete.
 pub const RECORDING_FAILURES: &str = "vocals_recording_failures_total";
 

@@ -72,6 +72,8 @@ pub struct AppState {
     pub recordings: Option<std::path::PathBuf>,
     /// This node's name (a recording is on the node that recorded its call).
     pub node: String,
+    /// The bucket recordings are uploaded to (`[recording] url`): DELETE removes them there too.
+    pub remote: Option<Arc<crate::io::upload::Remote>>,
 }
 
 /// Failed REST hang-ups a source may make in a minute; past it, 429 until the minute is over.

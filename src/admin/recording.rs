@@ -170,6 +170,13 @@ pub async fn delete(
         tracing::warn!(call = %call.id, error = %e, "a recording could not be deleted");
         ApiError::unavailable("the recording could not be deleted")
     })?;
+    let _ = std::fs::remove_file(file.with_extension(format!("wav.{}", crate::io::upload::MARKER)));
+    if let (Some(remote), Some(relative)) = (&state.remote, call.recording["file"].as_str()) {
+        remote.delete(std::path::Path::new(relative)).await.map_err(|e| {
+            tracing::warn!(call = %call.id, error = %e, "a recording could not be deleted from the bucket");
+            ApiError::unavailable(format!("the local copy is deleted, but the bucket's could not be: {e}"))
+        })?;
+    }
     let mut recording = call.recording.clone();
     recording["status"] = json!("deleted");
     store.set_call_recording(&call.id, &recording).await?;

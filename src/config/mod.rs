@@ -71,13 +71,15 @@ pub struct Config {
 }
 
 /// `[recording]`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RecordingConfig {
     /// The server's default: calls are recorded (`dual`) unless their agent or number says `off`.
     pub record: RecordMode,
     pub format: RecordFormat,
     /// Recordings are deleted after this many days; 0 keeps them.
     pub retention_days: u32,
+    /// `s3://bucket/prefix`: where recordings are uploaded (`None`: local disk only).
+    pub url: Option<String>,
 }
 
 /// Who answers a call to a number vocals does not know.
@@ -429,12 +431,23 @@ impl Config {
                 record: s.recording.record,
                 format: s.recording.format,
                 retention_days: s.recording.retention_days as u32,
+                url: recording_url(&s.recording.url)?,
             },
             termination: termination(&s.outbound)?,
             outbound: outbound(s.outbound)?,
             trunks: Vec::new(),
             node,
         })
+    }
+}
+
+/// `[recording] url`: empty, or `s3://bucket[/prefix]`.
+fn recording_url(url: &str) -> Result<Option<String>, ConfigError> {
+    let url = url.trim();
+    match url.strip_prefix("s3://") {
+        _ if url.is_empty() => Ok(None),
+        Some(rest) if !rest.is_empty() && !rest.starts_with('/') => Ok(Some(url.to_string())),
+        _ => Err(bad("recording.url", url, "s3://BUCKET or s3://BUCKET/PREFIX (empty: local disk only)")),
     }
 }
 

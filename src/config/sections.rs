@@ -375,11 +375,14 @@ pub struct Recording {
     /// Recordings older than this many days are deleted (0 keeps them).
     #[serde(deserialize_with = "text::whole::<0, 36500, _>", serialize_with = "text::serialize")]
     pub retention_days: usize,
+    /// `s3://bucket/prefix`: recordings are uploaded there after their calls (empty: local disk only).
+    #[serde(with = "text")]
+    pub url: String,
 }
 
 impl Default for Recording {
     fn default() -> Recording {
-        Recording { record: RecordMode::Off, format: RecordFormat::Pcm16, retention_days: 0 }
+        Recording { record: RecordMode::Off, format: RecordFormat::Pcm16, retention_days: 0, url: String::new() }
     }
 }
 

@@ -177,8 +177,12 @@ fn recording_is_off_by_default_and_each_agent_and_number_may_say_otherwise() {
     let c = Config::load(None, env(&[])).unwrap();
     assert_eq!(
         c.recording,
-        RecordingConfig { record: RecordMode::Off, format: RecordFormat::Pcm16, retention_days: 0 }
+        RecordingConfig { record: RecordMode::Off, format: RecordFormat::Pcm16, retention_days: 0, url: None }
     );
+    let e = Config::load(None, env(&[("VOCALS_RECORDING_URL", "https://bucket")])).unwrap_err().to_string();
+    assert!(e.starts_with("recording.url:") && e.contains("s3://BUCKET"), "{e}");
+    let c = Config::load(None, env(&[("VOCALS_RECORDING_URL", "s3://calls/vocals")])).unwrap();
+    assert_eq!(c.recording.url.as_deref(), Some("s3://calls/vocals"));
     let c =
         Config::load(None, env(&[("VOCALS_RECORDING_RECORD", "dual"), ("VOCALS_RECORDING_FORMAT", "mulaw")])).unwrap();
     assert_eq!((c.recording.record, c.recording.format), (RecordMode::Dual, RecordFormat::Mulaw));
@@ -223,7 +227,7 @@ fn every_key_is_a_section_field_and_its_default_reads_back_as_the_default() {
         }
         assert_eq!(c, defaults, "{name}={default:?}");
     }
-    assert_eq!(seen.len(), 74, "the keys of config/vocals.toml");
+    assert_eq!(seen.len(), 75, "the keys of config/vocals.toml");
     let first: Vec<String> = KEYS.iter().take(5).map(|(s, k, _)| path(s, k)).collect();
     assert_eq!(first, ["state_dir", "default_agent", "node", "sip.listen_udp", "sip.listen_tcp"]);
     // A key the section does not have is refused by its struct, and named with the keys there are.

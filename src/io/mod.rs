@@ -16,3 +16,4 @@ pub mod media;
 pub mod recording;
 pub mod sip;
 pub mod tls;
+pub mod upload;

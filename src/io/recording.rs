@@ -22,6 +22,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 
+use super::upload::{Job, Uploads};
 use crate::media::g711;
 use crate::media::recording::{RecordFormat, StereoFrame, wav};
 use crate::store::catalog::{CallWrite, Recorder};
@@ -74,7 +75,18 @@ impl Recordings {
         records: Option<Recorder>,
         capacity: usize,
     ) -> io::Result<Recordings> {
-        Recordings::spawn(dir, format, records, capacity, None)
+        Recordings::spawn(dir, format, records, capacity, None, None)
+    }
+
+    /// [`Recordings::start`], each finished recording then queued for upload to `uploads`.
+    pub fn start_uploading(
+        dir: PathBuf,
+        format: RecordFormat,
+        records: Option<Recorder>,
+        capacity: usize,
+        uploads: Uploads,
+    ) -> io::Result<Recordings> {
+        Recordings::spawn(dir, format, records, capacity, None, Some(uploads))
     }
 
     /// [`Recordings::start`], its writer waiting for `gate` before it takes anything (a disk that stalls).
@@ -86,7 +98,7 @@ impl Recordings {
         capacity: usize,
         gate: Receiver<()>,
     ) -> io::Result<Recordings> {
-        Recordings::spawn(dir, format, records, capacity, Some(gate))
+        Recordings::spawn(dir, format, records, capacity, Some(gate), None)
     }
 
     fn spawn(
@@ -95,10 +107,11 @@ impl Recordings {
         records: Option<Recorder>,
         capacity: usize,
         gate: Option<Receiver<()>>,
+        uploads: Option<Uploads>,
     ) -> io::Result<Recordings> {
         fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir)?;
         let (tx, rx) = sync_channel(capacity);
-        let writer = Writer { dir: dir.clone(), format, records, open: HashMap::new() };
+        let writer = Writer { dir: dir.clone(), format, records, open: HashMap::new(), uploads };
         std::thread::Builder::new().name("vocals-recorder".into()).spawn(move || {
             if let Some(gate) = gate {
                 let _ = gate.recv();
@@ -166,6 +179,8 @@ struct Writer {
     format: RecordFormat,
     records: Option<Recorder>,
     open: HashMap<u32, Open>,
+    /// Where finished recordings are queued for upload (`[recording] url`).
+    uploads: Option<Uploads>,
 }
 
 struct Open {
@@ -272,10 +287,19 @@ impl Writer {
             o.fail(e);
         }
         let status = if o.failed.is_none() && dropped == 0 { "complete" } else { "incomplete" };
-        self.report(&o, status, dropped);
+        let recording = self.report(&o, status, dropped);
+        if let Some(uploads) = &self.uploads
+            && path.exists()
+        {
+            match super::upload::mark(&self.dir, &o.file, &recording) {
+                Ok(()) => uploads.queue(Job { id: o.id.clone(), file: o.file.clone() }),
+                Err(e) => tracing::warn!(call = %o.id, error = %e, "recording not queued for upload"),
+            }
+        }
     }
 
-    fn report(&self, o: &Open, status: &str, dropped: u64) {
+    /// Tells the call's record what its recording is now; what it said.
+    fn report(&self, o: &Open, status: &str, dropped: u64) -> Value {
         let bytes = fs::metadata(self.dir.join(&o.file)).map(|m| m.len()).unwrap_or(0);
         let mut recording = summary(&o.id, status, o.frames, bytes, self.format, &o.file);
         if dropped > 0 {
@@ -284,12 +308,16 @@ impl Writer {
         if let Some(why) = &o.failed {
             recording["error"] = json!(why);
         }
+        if self.uploads.is_some() && status != "recording" {
+            recording["upload"] = json!("pending");
+        }
         if status != "recording" {
             tracing::info!(call = %o.id, status, seconds = o.frames / 50, dropped, "recording done");
         }
         if let Some(records) = &self.records {
-            records.send(CallWrite::Recording { id: o.id.clone(), recording });
+            records.send(CallWrite::Recording { id: o.id.clone(), recording: recording.clone() });
         }
+        recording
     }
 }
 
@@ -411,9 +439,9 @@ fn repair(path: &Path) -> io::Result<(RecordFormat, u64)> {
     Ok((format, keep - layout.data_start))
 }
 
-/// Deletes recordings under `dir` last written more than `days` days before `now`; the call ids deleted.
-/// Empty day directories go too.
-pub fn sweep(dir: &Path, days: u32, now: SystemTime) -> Vec<String> {
+/// Deletes recordings under `dir` last written more than `days` days before `now` (and a pending upload's
+/// marker beside one); each call id deleted with its file's path under `dir`. Empty day directories go too.
+pub fn sweep(dir: &Path, days: u32, now: SystemTime) -> Vec<(String, PathBuf)> {
     let Some(cutoff) = now.checked_sub(Duration::from_secs(u64::from(days) * 86_400)) else { return Vec::new() };
     let mut old = Vec::new();
     walk(dir, &mut |p| {
@@ -425,7 +453,9 @@ pub fn sweep(dir: &Path, days: u32, now: SystemTime) -> Vec<String> {
     let mut deleted = Vec::new();
     for path in old {
         if fs::remove_file(&path).is_ok() {
-            deleted.push(path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default());
+            let _ = fs::remove_file(path.with_extension(format!("wav.{}", super::upload::MARKER)));
+            let id = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            deleted.push((id, path.strip_prefix(dir).unwrap_or(&path).to_path_buf()));
             let mut parent = path.parent();
             while let Some(p) = parent.filter(|p| *p != dir) {
                 if fs::remove_dir(p).is_err() {

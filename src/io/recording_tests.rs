@@ -158,7 +158,7 @@ fn retention_deletes_recordings_older_than_its_days_and_their_empty_directories(
     let old = fs::File::options().write(true).open(d.join("2026/10/01/vc_old.wav")).unwrap();
     old.set_modified(now - Duration::from_secs(40 * 86_400)).unwrap();
     let deleted = sweep(&d, 30, now);
-    assert_eq!(deleted, ["vc_old"]);
+    assert_eq!(deleted, [("vc_old".to_string(), PathBuf::from("2026/10/01/vc_old.wav"))]);
     assert!(!d.join("2026/10").exists(), "its empty directories went too");
     assert!(d.join("2026/12/06/vc_new.wav").exists());
     assert!(sweep(&d, 30, now).is_empty());
