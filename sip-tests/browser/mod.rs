@@ -162,8 +162,17 @@ impl Browser {
             ),
             css,
         );
-        let id = self.find(css);
-        self.call("POST", &self.s(&format!("/element/{id}/click")), Some(json!({})));
+        // The page re-renders its tables every 2 s: an element found just before a refresh is stale by the
+        // click. Found again, it is the refreshed one.
+        for _ in 0..5 {
+            let id = self.find(css);
+            let (status, v) = self.try_call("POST", &self.s(&format!("/element/{id}/click")), Some(json!({})));
+            if status < 300 {
+                return;
+            }
+            assert!(v.to_string().contains("stale element"), "WebDriver click on {css}: {status} {v}");
+        }
+        panic!("{css} went stale five times in a row");
     }
 
     /// Replaces a field's text by typing, once the field can take it (shown and enabled, as [`Browser::click`]

@@ -461,12 +461,15 @@ def steady_window(server, seconds):
     return (tree_cpu(server.pid) - c0) / (time.time() - t0)
 
 
-def media_vocals(work, calls, args):
+def media_vocals(work, calls, args, record=False):
+    """vocals with the agent simulator; `record`: every call recorded (`[recording] record = "dual"`, 16-bit WAV
+    to the state directory's disk)."""
     port = free_port()
     agent_port = free_port(socket.SOCK_STREAM)
     agent = Proc(f"agent-{calls}", [RELEASE / "examples" / "load_agent", f"127.0.0.1:{agent_port}"], GEN_CPU, work)
+    recording = '[recording]\nrecord = "dual"\n' if record else ""
     server = start_vocals(work, port, extra_config=(
-        f'default_agent = "load"\n[[agents]]\nname = "load"\nurl = "ws://127.0.0.1:{agent_port}/stream"\n'))
+        f'default_agent = "load"\n{recording}[[agents]]\nname = "load"\nurl = "ws://127.0.0.1:{agent_port}/stream"\n'))
     try:
         time.sleep(1)
         idle_rss = rss_kib(server.pid)
@@ -504,6 +507,12 @@ def media_vocals(work, calls, args):
             "ended": sorted({c.get("end_reason") or "none" for c in recent}),
             "rcvbuf_errors": rcvbuf_errors() - before_err,
         }
+        if record:
+            recordings = [c.get("recording") or {} for c in recent]
+            out["recorded"] = sum(1 for r in recordings if r.get("status") in ("complete", "incomplete"))
+            out["recordings_incomplete"] = sum(1 for r in recordings if r.get("status") == "incomplete")
+            out["recording_frames_dropped"] = metric(server, "vocals_recording_frames_dropped_total")
+            out["recording_bytes"] = sum(r.get("bytes") or 0 for r in recordings)
         return out
     finally:
         server.stop()
@@ -550,8 +559,16 @@ def media_rtpengine(work, calls, args):
 
 def media(work, args):
     write_tone(work / "tone.ulaw")
-    results = {"vocals": [], "rtpengine": []}
+    results = {"vocals": [], "vocals-recording": [], "rtpengine": []}
     for calls in args.calls:
+        if "vocals-recording" in args.peers:
+            r = media_vocals(work, calls, args, record=True)
+            results["vocals-recording"].append(r)
+            log(f"vocals recording media {calls} calls: {r['core_pct_per_call']:.3f}% core/call "
+                f"({100 * r['server_core']:.0f}% in all), {r['rss_kib_per_call']:.1f} KiB/call, "
+                f"RTP egress p99 {r['egress_p99_ms']:.2f} ms, lost {r['rtp_lost']}, recorded {r['recorded']} "
+                f"({r['recordings_incomplete']} incomplete, {r['recording_frames_dropped']:.0f} frames dropped), "
+                f"sipp failed {r['sipp']['failed']}")
         if "vocals" in args.peers:
             r = media_vocals(work, calls, args)
             results["vocals"].append(r)
@@ -678,6 +695,8 @@ def markdown(results, machine):
                   "|---|---|---|---|---|---|---|---|---|---|---|"]
         for peer, runs in med.items():
             for r in runs:
+                if "recorded" in r:
+                    peer = f"{peer} ({r['recorded']} recorded, {r['recordings_incomplete']} incomplete)"
                 gap = r.get("agent", {}).get("gap_p99_ms", "—")
                 lines.append(f"| {peer} | {r['calls']} | {r['core_pct_per_call']:.3f}% | {100 * r['server_core']:.0f}% "
                              f"| {r['rss_kib_per_call']:.1f} | {r['egress_p99_ms']:.2f} ms | {r['caller_p99_ms']:.2f} ms | {gap} ms | "
@@ -721,7 +740,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("part", choices=["signalling", "media", "soak", "all"], nargs="?", default="all")
     ap.add_argument("--peers", default="vocals,kamailio,sipp-uas,rtpengine",
-                    help="servers to measure (vocals, kamailio, sipp-uas for signalling; vocals, rtpengine for media)")
+                    help="servers to measure (vocals, kamailio, sipp-uas for signalling; vocals, rtpengine for "
+                         "media; vocals-recording: vocals recording every call, for media)")
     ap.add_argument("--rates", default="1000,2000,3000,4000,5000,6000,7000,8000,9000,10000,12000")
     ap.add_argument("--seconds", type=int, default=10, help="length of each signalling step")
     ap.add_argument("--calls", default="250,500,1000", help="concurrent calls for the media runs")
@@ -750,7 +770,7 @@ def main():
         sig_peers = [p for p in args.peers if p in ("vocals", "kamailio", "sipp-uas")]
         results["signalling"] = signalling(work, argparse.Namespace(**{**vars(args), "peers": sig_peers}))
     if args.part in ("media", "all"):
-        med_peers = [p for p in args.peers if p in ("vocals", "rtpengine")]
+        med_peers = [p for p in args.peers if p in ("vocals", "vocals-recording", "rtpengine")]
         results["media"] = media(work, argparse.Namespace(**{**vars(args), "peers": med_peers}))
     if args.part == "soak":
         results["soak"] = soak(work, args)

@@ -263,6 +263,7 @@ mod tests {
             twilio_number_sid: Some("PN".into()),
             twilio_snapshot: json!({}),
             srtp: None,
+            record: None,
             twilio_now: json!({}),
             created_at: String::new(),
             updated_at: String::new(),

@@ -173,6 +173,8 @@ fn components() -> Value {
     let nullable_object = json!({"type": ["object", "null"]});
     let name = json!({"type": "string", "minLength": 1, "maxLength": 100, "pattern": "\\S"});
     // The call record's session timer summary (its own value: the schema is past json!'s recursion limit).
+    let record = json!({"enum": ["off", "dual", null],
+        "description": "the number's own word on recording (off wins over its agent's dual); null: its agent's, then [recording] record"});
     let session = json!({
         "type": ["object", "null"],
         "description": "the RFC 4028 session timer and glare: null when the call had neither",
@@ -248,6 +250,7 @@ fn components() -> Value {
                 "twilio_number_sid": nullable_string, "twilio_snapshot": object,
                 "srtp": {"enum": ["off", "allowed", "required", null],
                     "description": "the number's SRTP policy; null: the server's media.srtp"},
+                "record": record.clone(),
                 "twilio_now": {"type": "object", "description": "what Twilio had for it when last read"},
                 "health": schema_ref("Health"),
                 "routing": {"type": ["object", "null"], "description": "a Twilio number's trunk as last read",
@@ -271,7 +274,8 @@ fn components() -> Value {
                 "twilio_account_sid": {"type": ["string", "null"], "pattern": "^AC[0-9a-f]{32}$",
                     "description": "a linked account: vocals configures Twilio"},
                 "srtp": {"enum": ["off", "allowed", "required", null],
-                    "description": "SRTP policy for the number's calls; null or absent: the server's media.srtp"}
+                    "description": "SRTP policy for the number's calls; null or absent: the server's media.srtp"},
+                "record": record.clone()
             }
         },
         "Dial": {
@@ -317,7 +321,8 @@ fn components() -> Value {
             "minProperties": 1,
             "properties": {"agent_id": nullable_string,
                 "srtp": {"enum": ["off", "allowed", "required", null],
-                    "description": "SRTP policy; null: the server's media.srtp"}}
+                    "description": "SRTP policy; null: the server's media.srtp"},
+                "record": record}
         },
         "NumberList": {"type": "object", "properties": {"numbers": {"type": "array", "items": schema_ref("Number")},
             "other_numbers": {"type": "object", "description": "who answers numbers not added",

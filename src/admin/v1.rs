@@ -21,6 +21,7 @@ use tokio::sync::oneshot;
 
 use super::{AppState, CallCommand, health};
 use crate::e164::E164;
+use crate::media::recording::RecordMode;
 use crate::sdp::SrtpPolicy;
 use crate::store::catalog::Catalog;
 use crate::store::{Agent, AgentCheck, AgentPatch, CallQuery, NewAgent, PhoneNumber, StoreError, TwilioAccount};
@@ -117,6 +118,7 @@ const FIELDS: &[&str] = &[
     "phone_number",
     "agent_id",
     "srtp",
+    "record",
 ];
 
 /// `Json<T>` whose rejections are [`ApiError`]s that say what was wrong with the body.
@@ -370,6 +372,19 @@ struct AddNumber {
     twilio_account_sid: Option<String>,
     /// The number's SRTP policy; absent or null: the server's `media.srtp`.
     srtp: Option<String>,
+    /// The number's own word on recording (`off`, `dual`); absent or null: its agent's, then the server's.
+    record: Option<String>,
+}
+
+/// `record` in a request: `off`, `dual`, or null for its agent's word, then `[recording] record`.
+fn record_field(s: Option<&str>) -> Result<Option<RecordMode>, ApiError> {
+    match s {
+        None => Ok(None),
+        Some(v) => RecordMode::parse(v).map(Some).ok_or_else(|| {
+            ApiError::invalid(format!("record must be off or dual (or null for its agent's word), not {v:?}"))
+                .field("record")
+        }),
+    }
 }
 
 /// `srtp` in a request: `off`, `allowed`, `required`, or null for the server's `media.srtp`.
@@ -445,6 +460,7 @@ async fn add_number(State(state): State<Arc<AppState>>, Body(n): Body<AddNumber>
     let catalog = catalog(&state)?;
     let number = typed_number(&state, &n.phone_number, n.twilio_account_sid.as_deref()).await?;
     let srtp = srtp_field(n.srtp.as_deref())?;
+    let record = record_field(n.record.as_deref())?;
     let added = match &n.twilio_account_sid {
         Some(account) => {
             if let Some(agent) = &n.agent_id {
@@ -464,6 +480,10 @@ async fn add_number(State(state): State<Arc<AppState>>, Body(n): Body<AddNumber>
     };
     let added = match srtp {
         Some(_) => catalog.store().set_number_srtp(&number, srtp).await?,
+        None => added,
+    };
+    let added = match record {
+        Some(_) => catalog.store().set_number_record(&number, record).await?,
         None => added,
     };
     catalog.changed().await;
@@ -571,6 +591,8 @@ struct PatchNumber {
     agent_id: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
     srtp: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    record: Option<Option<String>>,
 }
 
 async fn update_number(
@@ -579,12 +601,14 @@ async fn update_number(
     Body(p): Body<PatchNumber>,
 ) -> Result<Response, ApiError> {
     let number = e164_path(&path(number)?)?;
-    if p.agent_id.is_none() && p.srtp.is_none() {
+    if p.agent_id.is_none() && p.srtp.is_none() && p.record.is_none() {
         return Err(ApiError::invalid(
-            "agent_id or srtp is required: an agent's id to assign (null to unassign), or an SRTP policy",
+            "agent_id, srtp or record is required: an agent's id to assign (null to unassign), an SRTP policy, or \
+             whether its calls are recorded",
         ));
     }
     let srtp = p.srtp.as_ref().map(|s| srtp_field(s.as_deref())).transpose()?;
+    let record = p.record.as_ref().map(|r| record_field(r.as_deref())).transpose()?;
     let catalog = catalog(&state)?;
     let mut updated = None;
     if let Some(agent_id) = &p.agent_id {
@@ -592,6 +616,9 @@ async fn update_number(
     }
     if let Some(srtp) = srtp {
         updated = Some(catalog.store().set_number_srtp(&number, srtp).await?);
+    }
+    if let Some(record) = record {
+        updated = Some(catalog.store().set_number_record(&number, record).await?);
     }
     catalog.changed().await;
     Ok(Json(updated).into_response())

@@ -214,7 +214,7 @@ async fn bad_requests_get_json_errors_that_say_what_was_wrong() {
     assert!(body["error"]["message"].as_str().unwrap().contains("ws://"), "{body}");
     let (status, body) = api.call("PATCH", "/v1/numbers/+14155550123", Some(json!({}))).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(body["error"]["message"].as_str().unwrap().contains("agent_id or srtp is required"), "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("agent_id, srtp or record is required"), "{body}");
     let (status, _) = api.call("GET", "/v1/numbers/abc", None).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     let (status, body) = api.call("GET", "/v1/numbers?status=gone", None).await;
@@ -296,6 +296,36 @@ async fn a_numbers_srtp_policy_is_set_cleared_and_routed_and_bad_values_say_what
     let body = json!({"phone_number": "+14155550124", "srtp": "sometimes"});
     assert_eq!(api.call("POST", "/v1/numbers", Some(body)).await.0, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(api.call("GET", "/v1/numbers/+14155550124", None).await.0, StatusCode::NOT_FOUND, "nothing half-added");
+}
+
+#[tokio::test]
+async fn a_number_can_forbid_recording_whatever_its_agent_asks_and_bad_values_say_what_is_allowed() {
+    use crate::media::recording::RecordMode;
+    let api = api().await;
+    let body = json!({"name": "bot", "kind": "echo", "settings": {"record": "dual"}});
+    let (status, bot) = api.call("POST", "/v1/agents", Some(body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{bot}");
+    let agent = bot["id"].as_str().unwrap();
+    let body = json!({"phone_number": "+14155550123", "agent_id": agent, "record": "off"});
+    let (status, n) = api.call("POST", "/v1/numbers", Some(body)).await;
+    assert_eq!((status, n["record"].as_str()), (StatusCode::CREATED, Some("off")), "{n}");
+    let lookup = |api: &Api| match api.directory.lookup(&E164::parse("+14155550123").unwrap()) {
+        Lookup::Agent { record, agent, .. } => (record, agent.record),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(lookup(&api), (Some(RecordMode::Off), Some(RecordMode::Dual)), "the number's off, the agent's dual");
+    assert_eq!(RecordMode::of_call(RecordMode::Dual, Some(RecordMode::Dual), lookup(&api).0), RecordMode::Off);
+    let (status, n) = api.call("PATCH", "/v1/numbers/+14155550123", Some(json!({"record": null}))).await;
+    assert_eq!((status, n["record"].clone()), (StatusCode::OK, Value::Null));
+    assert_eq!(lookup(&api).0, None, "back to its agent's word");
+    let (status, body) = api.call("PATCH", "/v1/numbers/+14155550123", Some(json!({"record": "stereo"}))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["error"]["field"], "record", "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("off or dual"), "{body}");
+    let body = json!({"name": "bad", "kind": "echo", "settings": {"record": "always"}});
+    let (status, body) = api.call("POST", "/v1/agents", Some(body)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("settings.record"), "{body}");
 }
 
 #[tokio::test]

@@ -162,6 +162,8 @@ pub struct PhoneNumber {
     pub twilio_snapshot: Value,
     /// The number's SRTP policy (`off`, `allowed`, `required`); `None` follows the server's `media.srtp`.
     pub srtp: Option<String>,
+    /// The number's own word on recording (`off`, `dual`); `None` follows its agent's, then the server's.
+    pub record: Option<String>,
     /// What Twilio had for the number when vocals last read it (`trunk_sid`, `voice_url`,
     /// `voice_application_sid`, `read_at`); `{}` until then.
     pub twilio_now: Value,
@@ -180,6 +182,7 @@ fn migrator() -> Migrator {
     let ip_acl = include_str!("../../migrations/0007_twilio_ip_acl.sql");
     let session = include_str!("../../migrations/0008_call_session.sql");
     let recording = include_str!("../../migrations/0009_call_recording.sql");
+    let number_record = include_str!("../../migrations/0010_number_record.sql");
     Migrator::with_migrations(vec![
         Migration::new(1, Cow::Borrowed("init"), MigrationType::Simple, init.into_sql_str(), false),
         Migration::new(2, Cow::Borrowed("twilio accounts"), MigrationType::Simple, accounts.into_sql_str(), false),
@@ -196,6 +199,7 @@ fn migrator() -> Migrator {
         Migration::new(7, Cow::Borrowed("twilio ip acl"), MigrationType::Simple, ip_acl.into_sql_str(), false),
         Migration::new(8, Cow::Borrowed("call session"), MigrationType::Simple, session.into_sql_str(), false),
         Migration::new(9, Cow::Borrowed("call recording"), MigrationType::Simple, recording.into_sql_str(), false),
+        Migration::new(10, Cow::Borrowed("number record"), MigrationType::Simple, number_record.into_sql_str(), false),
     ])
 }
 
@@ -203,7 +207,7 @@ fn migrator() -> Migrator {
 const AGENT_COLUMNS: &str =
     "id, name, kind, stream_url, system_prompt, providers, settings, signing_secret, created_at, updated_at";
 const NUMBER_COLUMNS: &str = "e164, agent_id, status, status_detail, twilio_account_sid, twilio_number_sid, \
-                              created_at, updated_at, twilio_snapshot, srtp, twilio_now";
+                              created_at, updated_at, twilio_snapshot, srtp, twilio_now, record";
 const CALL_COLUMNS: &str = "id, call_sid, sip_call_id, from_number, to_number, agent, node, invite_at, answer_at, \
                             end_at, end_reason, sip_status, codec, stats, session, recording";
 
@@ -485,6 +489,20 @@ impl Store {
         self.number(e164).await?.ok_or_else(|| StoreError::NotFound(format!("number {e164}")))
     }
 
+    /// Sets a number's own word on recording; `None` makes it follow its agent's, then the server's.
+    pub async fn set_number_record(&self, e164: &E164, record: Option<RecordMode>) -> Result<PhoneNumber, StoreError> {
+        let done = sqlx::query("UPDATE phone_numbers SET record = $1, updated_at = $2 WHERE e164 = $3")
+            .bind(record.map(|r| r.as_str().to_string()))
+            .bind(now_rfc3339())
+            .bind(e164.to_string())
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("number {e164}")));
+        }
+        self.number(e164).await?.ok_or_else(|| StoreError::NotFound(format!("number {e164}")))
+    }
+
     pub async fn delete_number(&self, e164: &E164) -> Result<(), StoreError> {
         let done =
             sqlx::query("DELETE FROM phone_numbers WHERE e164 = $1").bind(e164.to_string()).execute(&self.pool).await?;
@@ -515,7 +533,7 @@ impl Store {
             .iter()
             .map(|r| self.agent_from(r).map(|a| (a.id.clone(), Arc::new(a.to_config()))))
             .collect::<Result<_, _>>()?;
-        let rows = sqlx::query("SELECT e164, agent_id, twilio_account_sid, srtp FROM phone_numbers")
+        let rows = sqlx::query("SELECT e164, agent_id, twilio_account_sid, srtp, record FROM phone_numbers")
             .fetch_all(&self.pool)
             .await?;
         let mut table = NumberTable::new();
@@ -526,6 +544,8 @@ impl Store {
             table.insert(e164.clone(), agent, r.try_get(2)?);
             let srtp: Option<String> = r.try_get(3)?;
             table.set_srtp(&e164, srtp.as_deref().and_then(SrtpPolicy::parse));
+            let record: Option<String> = r.try_get(4)?;
+            table.set_record(&e164, record.as_deref().and_then(RecordMode::parse));
         }
         // Linked accounts are known even before they own a number here (sip.accounts' default).
         for r in sqlx::query("SELECT account_sid FROM twilio_accounts").fetch_all(&self.pool).await? {
@@ -673,6 +693,7 @@ fn number_from(r: &AnyRow) -> Result<PhoneNumber, StoreError> {
         twilio_snapshot: json_column(r, 8)?,
         srtp: r.try_get(9)?,
         twilio_now: json_column(r, 10)?,
+        record: r.try_get(11)?,
     })
 }
 
