@@ -775,13 +775,12 @@ fn the_agent_sets_x_headers_on_its_bye_and_refer_and_is_told_when_a_header_is_re
     let server = InProcess::start_with("agent-refer-headers", &agent.config(), &[("VOCALS_DEFAULT_AGENT", "bot")]);
     sipp(&server, Via::Udp, "transfer_headers.xml", DIALED, 1, &[]);
     let seen = agent.seen();
-    let statuses: Vec<&str> = seen
-        .frames
-        .iter()
-        .filter(|f| f["event"] == "transfer")
-        .filter_map(|f| f["transfer"]["status"].as_str())
-        .collect();
-    assert_eq!(statuses, ["accepted", "progress", "completed"], "{:#?}", seen.frames);
+    assert_eq!(transfer_statuses(&seen), ["accepted", "progress", "completed"], "{:#?}", seen.frames);
+}
+
+/// The `status` of every `transfer` event the agent heard, in order.
+fn transfer_statuses(seen: &Seen) -> Vec<&str> {
+    seen.frames.iter().filter(|f| f["event"] == "transfer").filter_map(|f| f["transfer"]["status"].as_str()).collect()
 }
 
 /// The resident memory of a process, in KiB (`VmRSS` in /proc).
@@ -921,12 +920,7 @@ fn transfer_is_not_a_toll_fraud_path() {
     let before = server.metrics();
     sipp(&server, Via::Udp, "transfer.xml", DIALED, 1, &[]);
     let seen = agent.seen();
-    let statuses: Vec<&str> = seen
-        .frames
-        .iter()
-        .filter(|f| f["event"] == "transfer")
-        .filter_map(|f| f["transfer"]["status"].as_str())
-        .collect();
+    let statuses = transfer_statuses(&seen);
     assert_eq!(statuses, ["accepted", "progress", "completed"]);
     let refers = server.metrics().delta(&before, "vocals_transfers_total{result=\"refer\"}");
     assert_eq!(refers, 1.0, "one REFER counted");

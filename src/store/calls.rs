@@ -174,12 +174,7 @@ pub(crate) mod on {
         id: &str,
         session: &Value,
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE calls SET session = $1 WHERE id = $2")
-            .bind(session.to_string())
-            .bind(id)
-            .execute(e)
-            .await?;
-        Ok(())
+        json_field(e, JsonField::Session, id, session).await
     }
 
     pub async fn call_recording<'e>(
@@ -187,12 +182,7 @@ pub(crate) mod on {
         id: &str,
         recording: &Value,
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE calls SET recording = $1 WHERE id = $2")
-            .bind(recording.to_string())
-            .bind(id)
-            .execute(e)
-            .await?;
-        Ok(())
+        json_field(e, JsonField::Recording, id, recording).await
     }
 
     pub async fn call_stats<'e>(
@@ -200,7 +190,29 @@ pub(crate) mod on {
         id: &str,
         stats: &Value,
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE calls SET stats = $1 WHERE id = $2").bind(stats.to_string()).bind(id).execute(e).await?;
+        json_field(e, JsonField::Stats, id, stats).await
+    }
+
+    /// The JSON columns of a call record written whole.
+    enum JsonField {
+        Stats,
+        Session,
+        Recording,
+    }
+
+    /// Sets one JSON column of a call's record (the column named by the enum, never by input).
+    async fn json_field<'e>(
+        e: impl sqlx::Executor<'e, Database = sqlx::Any>,
+        field: JsonField,
+        id: &str,
+        value: &Value,
+    ) -> Result<(), StoreError> {
+        let sql = match field {
+            JsonField::Stats => "UPDATE calls SET stats = $1 WHERE id = $2",
+            JsonField::Session => "UPDATE calls SET session = $1 WHERE id = $2",
+            JsonField::Recording => "UPDATE calls SET recording = $1 WHERE id = $2",
+        };
+        sqlx::query(sql).bind(value.to_string()).bind(id).execute(e).await?;
         Ok(())
     }
 }

@@ -477,22 +477,26 @@ impl Store {
 
     /// Sets a number's own SRTP policy; `None` makes it follow the server's `media.srtp`.
     pub async fn set_number_srtp(&self, e164: &E164, srtp: Option<SrtpPolicy>) -> Result<PhoneNumber, StoreError> {
-        let done = sqlx::query("UPDATE phone_numbers SET srtp = $1, updated_at = $2 WHERE e164 = $3")
-            .bind(srtp.map(|p| p.as_str().to_string()))
-            .bind(now_rfc3339())
-            .bind(e164.to_string())
-            .execute(&self.pool)
-            .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!("number {e164}")));
-        }
-        self.number(e164).await?.ok_or_else(|| StoreError::NotFound(format!("number {e164}")))
+        let sql = "UPDATE phone_numbers SET srtp = $1, updated_at = $2 WHERE e164 = $3";
+        self.set_number_text(sql, e164, srtp.map(SrtpPolicy::as_str)).await
     }
 
     /// Sets a number's own word on recording; `None` makes it follow its agent's, then the server's.
     pub async fn set_number_record(&self, e164: &E164, record: Option<RecordMode>) -> Result<PhoneNumber, StoreError> {
-        let done = sqlx::query("UPDATE phone_numbers SET record = $1, updated_at = $2 WHERE e164 = $3")
-            .bind(record.map(|r| r.as_str().to_string()))
+        let sql = "UPDATE phone_numbers SET record = $1, updated_at = $2 WHERE e164 = $3";
+        self.set_number_text(sql, e164, record.map(RecordMode::as_str)).await
+    }
+
+    /// Runs `sql` (an UPDATE of one text column of a number: the value, the time, the number) and reads the
+    /// number back.
+    async fn set_number_text(
+        &self,
+        sql: &'static str,
+        e164: &E164,
+        value: Option<&str>,
+    ) -> Result<PhoneNumber, StoreError> {
+        let done = sqlx::query(sql)
+            .bind(value.map(str::to_string))
             .bind(now_rfc3339())
             .bind(e164.to_string())
             .execute(&self.pool)
