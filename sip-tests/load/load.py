@@ -693,10 +693,11 @@ def markdown(results, machine):
         lines += ["| server | calls | % of a core per call | server core | RSS KiB per call | RTP egress p99 | "
                   "caller's RTP p99 | WS gap p99 | RTP lost | SIPp failed | generator core |",
                   "|---|---|---|---|---|---|---|---|---|---|---|"]
-        for peer, runs in med.items():
+        for name, runs in med.items():
             for r in runs:
+                peer = name
                 if "recorded" in r:
-                    peer = f"{peer} ({r['recorded']} recorded, {r['recordings_incomplete']} incomplete)"
+                    peer = f"{name} ({r['recorded']} recorded, {r['recordings_incomplete']} incomplete)"
                 gap = r.get("agent", {}).get("gap_p99_ms", "—")
                 lines.append(f"| {peer} | {r['calls']} | {r['core_pct_per_call']:.3f}% | {100 * r['server_core']:.0f}% "
                              f"| {r['rss_kib_per_call']:.1f} | {r['egress_p99_ms']:.2f} ms | {r['caller_p99_ms']:.2f} ms | {gap} ms | "

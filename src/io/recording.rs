@@ -17,7 +17,7 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError, sync_channel};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
@@ -33,6 +33,9 @@ pub const QUEUE: usize = 8192;
 
 /// How often an open recording is flushed (its header's sizes made right): what a crash can lose.
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
+
+/// How often the writer takes what is queued: at 1,000 recorded calls, 500 frames a pass, well inside the queue.
+const POLL: Duration = Duration::from_millis(10);
 
 /// The extension of a recording being written.
 const PART: &str = "part";
@@ -201,19 +204,36 @@ enum Out {
 
 impl Writer {
     fn run(mut self, rx: Receiver<Msg>) {
+        // The writer wakes on its own clock and takes everything queued, instead of sleeping in `recv`: a
+        // sleeping receiver makes every frame sent a wake-up (a futex call and a context switch, 25,000 a
+        // second at 500 calls, measured as a tenth of the server's time), a polling one none.
+        let mut swept = Instant::now();
         loop {
-            match rx.recv_timeout(FLUSH_EVERY) {
-                Ok(msg) => self.handle(msg),
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => break,
-            }
-            let now = Instant::now();
-            for o in self.open.values_mut().filter(|o| now.duration_since(o.flushed) >= FLUSH_EVERY) {
-                o.flushed = now;
-                if let Err(e) = o.flush() {
-                    o.fail(e);
+            let mut stopped = false;
+            loop {
+                match rx.try_recv() {
+                    Ok(msg) => self.handle(msg),
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => {
+                        stopped = true;
+                        break;
+                    }
                 }
             }
+            if stopped {
+                break;
+            }
+            let now = Instant::now();
+            if now.duration_since(swept) >= FLUSH_EVERY / 4 {
+                swept = now;
+                for o in self.open.values_mut().filter(|o| now.duration_since(o.flushed) >= FLUSH_EVERY) {
+                    o.flushed = now;
+                    if let Err(e) = o.flush() {
+                        o.fail(e);
+                    }
+                }
+            }
+            std::thread::sleep(POLL);
         }
         // The server is stopping: what is open is completed as it stands.
         for (_, o) in std::mem::take(&mut self.open) {
@@ -259,7 +279,9 @@ impl Writer {
         }
         let part = path.with_extension(format!("wav.{PART}"));
         let f = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(part)?;
-        let mut w = BufWriter::with_capacity(16 * 1024, f);
+        // 8 KiB: a quarter second of 16-bit stereo, written in one call; the buffer is most of a recording's
+        // memory (RSS per call).
+        let mut w = BufWriter::with_capacity(8 * 1024, f);
         Ok(match self.format {
             RecordFormat::Pcm16 => Out::Pcm(hound::WavWriter::new(w, pcm_spec()).map_err(io::Error::other)?),
             RecordFormat::Mulaw => {
