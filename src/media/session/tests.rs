@@ -440,29 +440,3 @@ fn a_call_not_recorded_makes_no_tape() {
     assert!(recorded(&mut r).is_empty());
     assert_eq!(r.s.recorded(), None);
 }
-
-#[test]
-fn a_talk_spurt_after_silence_goes_out_at_once_on_a_rephased_clock_and_then_every_20_ms() {
-    let mut r = Run::new(config(), stream(Codec::Pcmu, Direction::SendRecv));
-    r.latch();
-    // 100 ms of silence sent (ticks at 0..=100).
-    let silence = r.sent(100);
-    let (last_seq, last_ts) = (silence.last().unwrap().1, silence.last().unwrap().2);
-    // The agent's reply lands 7 ms after the last tick: it goes out now, not 13 ms later, with the marker and
-    // the timestamp 7 ms (56 samples) on.
-    r.s.playout().push(&[0x33; 480]);
-    let now = r.sent(107);
-    assert_eq!(now.len(), 1, "{now:?}");
-    let (marker, seq, ts, byte, _) = now[0];
-    assert_eq!((marker, seq, ts, byte), (true, last_seq.wrapping_add(1), last_ts.wrapping_add(56), 0x33));
-    assert_eq!(r.s.stats().rephased, 1);
-    // Then exactly every 20 ms from there, 160 samples apart, and nothing early.
-    assert!(r.sent(126).is_empty());
-    let next = r.sent(127);
-    assert_eq!(next.iter().map(|p| (p.0, p.2)).collect::<Vec<_>>(), [(false, ts.wrapping_add(160))]);
-    // More audio inside the spurt does not move the clock.
-    r.s.playout().push(&[0x34; 480]);
-    assert!(r.sent(140).is_empty(), "within a spurt, pacing stays 20 ms");
-    assert_eq!(r.sent(147).len(), 1);
-    assert_eq!(r.s.stats().rephased, 1);
-}
