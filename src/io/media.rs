@@ -430,9 +430,12 @@ impl CallMedia {
 
     fn on_agent(&mut self, msg: FromAgent) {
         let Agent::Socket { link, open, reply_at, .. } = &mut self.agent else { return };
+        // A reply starts when audio comes to an empty queue (not with a mark or more audio after its first
+        // packet already went out: its first packet is timed once).
+        let idle = !self.session.playout().has_audio();
         match msg {
             FromAgent::Text(text) => match link.session.on_text(&text, self.session.playout()) {
-                Ok(None) if reply_at.is_none() && self.session.playout().queued_ms() > 0 => {
+                Ok(None) if idle && reply_at.is_none() && self.session.playout().has_audio() => {
                     *reply_at = Some(Instant::now());
                 }
                 Ok(None) => {}
@@ -697,6 +700,7 @@ fn record(
             "handoff_p50_us": us(s.handoff_p50),
             "handoff_p99_us": us(s.handoff_p99),
             "skipped_ticks": s.skipped_ticks,
+            "rephased": s.rephased,
             "underruns": s.playout_underruns,
             "underrun_ticks": s.playout_underrun_ticks,
             "rtt_ms": s.peer.rtt.map(|d| d.as_secs_f64() * 1000.0),

@@ -165,6 +165,11 @@ impl PlayoutQueue {
         self.due.pop_front()
     }
 
+    /// Whether any agent audio is queued.
+    pub fn has_audio(&self) -> bool {
+        !self.audio.is_empty()
+    }
+
     /// Queued audio in milliseconds.
     pub fn queued_ms(&self) -> u32 {
         (self.audio.len() / 8) as u32

@@ -1,5 +1,5 @@
 //! Call recording, sans-IO: what is recorded and when ([`RecordMode`], decided per number, agent and server),
-//! each call's [`Tape`] (both parties, frame by frame on the call's 20 ms send clock), and the WAV files'
+//! each call's [`Tape`] (both parties, frame by frame on its own 20 ms grid), and the WAV files'
 //! headers ([`wav`]: μ-law written here, 16-bit PCM by `hound`, and either patched after a crash).
 //!
 //! The left channel is the caller as vocals received it: the jitter buffer's output, concealed frames as they
@@ -94,25 +94,49 @@ impl Default for StereoFrame {
     }
 }
 
-/// Caller frames waiting for the next send tick: the jitter buffer pops on its own schedule, one a tick in
-/// the steady state; a few more absorb its catching up.
+/// Caller frames waiting for their slot: the jitter buffer pops on its own schedule, one a slot in the steady
+/// state; a few more absorb its catching up.
 const UPLINK_SLOTS: usize = 4;
+/// Sent frames waiting for their slot: one when a talk spurt's re-phased first packet went out before its slot
+/// opened (the send clock moved, the tape's did not), a few for safety.
+const DOWNLINK_SLOTS: usize = 4;
 /// Stereo frames waiting for the call's task to take them: a tick's worth and the catch-up of a late wake.
 const OUT_SLOTS: usize = 16;
 
+/// One frame sent to the caller, waiting for its slot on the tape.
+#[derive(Clone, Copy, Debug)]
+struct Sent {
+    frame: [u8; FRAME_BYTES],
+    /// Nothing went out this tick (hold, silence not sent): silence on the tape.
+    none: bool,
+    /// Agent audio, not padding: never dropped to realign.
+    audio: bool,
+}
+
 /// One call's recording tap, inside its media session: fixed rings, so the media path allocates nothing.
+///
+/// The tape runs on its own 20 ms grid from the call's first send tick, slot `k` covering `[k·20, (k+1)·20)`
+/// ms, and the session tells it how many slots have opened ([`Tape::advance`]). Each slot takes the caller's
+/// oldest waiting frame and the oldest frame sent: the send clock may re-phase at a talk spurt's start (its
+/// first packet goes out at once), which adds a send tick but no slot, so the tape keeps wall-clock time and
+/// the caller's channel never slips. The extra frame waits one slot (its place off by under 20 ms), and the
+/// next silence that finds a frame already waiting is dropped, which takes the wait out again.
 #[derive(Debug)]
 pub struct Tape {
     uplink: [[u8; FRAME_BYTES]; UPLINK_SLOTS],
     up_head: usize,
     up_len: usize,
+    downlink: [Sent; DOWNLINK_SLOTS],
+    down_head: usize,
+    down_len: usize,
     out: [StereoFrame; OUT_SLOTS],
     out_head: usize,
     out_len: usize,
-    /// Stereo frames made (20 ms each).
+    /// Stereo frames made (20 ms each): the slots filled.
     pub frames: u64,
-    /// Caller frames that found the uplink ring full (the oldest was overwritten) or stereo frames the task
-    /// did not take in time: each a 20 ms misalignment or gap, counted.
+    /// Caller frames that found the uplink ring full (the oldest was overwritten), agent audio that found the
+    /// downlink ring full, or stereo frames the task did not take in time: each a 20 ms misalignment or gap,
+    /// counted.
     pub overruns: u64,
 }
 
@@ -122,6 +146,9 @@ impl Default for Tape {
             uplink: [[SILENCE; FRAME_BYTES]; UPLINK_SLOTS],
             up_head: 0,
             up_len: 0,
+            downlink: [Sent { frame: [SILENCE; FRAME_BYTES], none: true, audio: false }; DOWNLINK_SLOTS],
+            down_head: 0,
+            down_len: 0,
             out: [StereoFrame::default(); OUT_SLOTS],
             out_head: 0,
             out_len: 0,
@@ -148,9 +175,44 @@ impl Tape {
         self.up_len += 1;
     }
 
-    /// One send tick: `sent` is the frame the caller was sent (μ-law), `None` when nothing was sent. Makes
-    /// the tick's stereo frame, the caller's oldest waiting frame (or silence) beside it.
+    /// One send tick: `sent` is the frame the caller was sent (μ-law), `None` when nothing was sent; `audio`
+    /// says it carried the agent's audio (not padding). It waits for its slot ([`Tape::advance`]).
+    pub fn sent(&mut self, sent: Option<&[u8; FRAME_BYTES]>, audio: bool) {
+        if self.down_len > 0 && !audio {
+            let last = self.downlink[(self.down_head + self.down_len - 1) % DOWNLINK_SLOTS];
+            if !last.audio {
+                // A frame is already waiting and this one is silence after silence: dropping it realigns.
+                return;
+            }
+        }
+        if self.down_len == DOWNLINK_SLOTS {
+            self.down_head = (self.down_head + 1) % DOWNLINK_SLOTS;
+            self.down_len -= 1;
+            self.overruns += 1;
+        }
+        let tail = (self.down_head + self.down_len) % DOWNLINK_SLOTS;
+        self.downlink[tail] = match sent {
+            Some(frame) => Sent { frame: *frame, none: false, audio },
+            None => Sent { frame: [SILENCE; FRAME_BYTES], none: true, audio: false },
+        };
+        self.down_len += 1;
+    }
+
+    /// The slots opened so far (the tape's grid): fills each new one with the caller's oldest waiting frame
+    /// and the oldest frame sent, silence where there is none (a stalled task's skipped ticks, the start).
+    pub fn advance(&mut self, slots: u64) {
+        while self.frames < slots {
+            self.fill();
+        }
+    }
+
+    /// A send tick on an unmoved clock: the frame sent, then its slot (what the tests drive).
     pub fn tick(&mut self, sent: Option<&[u8; FRAME_BYTES]>) {
+        self.sent(sent, sent.is_some());
+        self.advance(self.frames + 1);
+    }
+
+    fn fill(&mut self) {
         if self.out_len == OUT_SLOTS {
             self.out_head = (self.out_head + 1) % OUT_SLOTS;
             self.out_len -= 1;
@@ -165,9 +227,13 @@ impl Tape {
         } else {
             slot.left = [SILENCE; FRAME_BYTES];
         }
-        match sent {
-            Some(frame) => slot.right = *frame,
-            None => slot.right = [SILENCE; FRAME_BYTES],
+        if self.down_len > 0 {
+            let sent = &self.downlink[self.down_head];
+            slot.right = if sent.none { [SILENCE; FRAME_BYTES] } else { sent.frame };
+            self.down_head = (self.down_head + 1) % DOWNLINK_SLOTS;
+            self.down_len -= 1;
+        } else {
+            slot.right = [SILENCE; FRAME_BYTES];
         }
         self.out_len += 1;
         self.frames += 1;

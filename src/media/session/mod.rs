@@ -25,6 +25,8 @@ const TICK: Duration = Duration::from_millis(20);
 pub const MAX_DATAGRAM: usize = 2048;
 /// Behind the send clock by more than this (a stalled task), the missed ticks are skipped, not burst out.
 const MAX_CATCH_UP: Duration = Duration::from_millis(100);
+/// Send ticks without agent audio after which the next audio starts a talk spurt on a re-phased clock: 60 ms.
+const QUIET_TICKS: u32 = 3;
 /// RTP packets sent to the SDP address before any RTP came back (symmetric RTP): a few, then we wait for the
 /// caller's first packet rather than keep sending toward an address that may not answer.
 pub const PRE_LATCH_PACKETS: u32 = 5;
@@ -170,6 +172,8 @@ pub struct MediaStats {
     pub sent_octets: u64,
     /// Send ticks skipped because the task was stalled past the catch-up limit.
     pub skipped_ticks: u64,
+    /// Talk spurts whose first packet went out at once, the send clock re-phased to their arrival.
+    pub rephased: u64,
     /// Median and 99th percentile of the delay between a packet's arrival and its frame's hand-off.
     pub handoff_p50: Duration,
     pub handoff_p99: Duration,
@@ -280,6 +284,10 @@ pub struct Session {
     srtp: Option<Srtp>,
     /// The recording tap, when the call is recorded (from the answer).
     tape: Option<Box<Tape>>,
+    /// The tape's grid: its first send tick (slot 0 starts there).
+    tape_start: Option<Instant>,
+    /// Send ticks in a row without agent audio (a talk spurt's start after [`QUIET_TICKS`] re-phases the clock).
+    quiet_ticks: u32,
 }
 
 impl Session {
@@ -317,13 +325,15 @@ impl Session {
             stats: MediaStats::default(),
             srtp: stream.srtp.map(Srtp::new),
             tape: None,
+            tape_start: None,
+            quiet_ticks: QUIET_TICKS,
             config,
             stream,
         }
     }
 
-    /// Records the call from now on (both parties, on the send clock): [`Session::poll_recorded`] gives the
-    /// stereo frames.
+    /// Records the call from now on (both parties, on its own 20 ms grid from the next send tick):
+    /// [`Session::poll_recorded`] gives the stereo frames.
     pub fn record(&mut self) {
         if self.tape.is_none() {
             self.tape = Some(Tape::new());
@@ -535,6 +545,7 @@ impl Session {
     /// The next datagram due at `now`, written into `buf` (at least 1500 bytes): an RTP packet per send tick,
     /// RTCP every interval. Call until it returns `None`.
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
+        self.rephase(now);
         while now >= self.next_tick {
             if now - self.next_tick > MAX_CATCH_UP {
                 let behind = ((now - self.next_tick).as_micros() / TICK.as_micros()) as u32;
@@ -553,17 +564,40 @@ impl Session {
         None
     }
 
+    /// A talk spurt's start goes out now, not at the next tick of the send clock (0–20 ms later): when agent
+    /// audio is queued after at least [`QUIET_TICKS`] ticks without any, the clock moves to `now`. The packet
+    /// carries the marker (its spurt's first) and a timestamp advanced by the time elapsed since the last tick
+    /// (RFC 3550 §5.1, RFC 3551 §4.1): timestamps stay monotonic and follow the wall clock, and within the
+    /// spurt the pacing is 20 ms from there.
+    fn rephase(&mut self, now: Instant) {
+        let last = self.next_tick.checked_sub(TICK);
+        if self.quiet_ticks < QUIET_TICKS || !self.playout.has_audio() || now >= self.next_tick {
+            return;
+        }
+        let Some(last) = last.filter(|l| now >= *l) else { return };
+        let elapsed = (now - last).as_micros() as u32 * 8 / 1000;
+        self.tick_ts = self.tick_ts.wrapping_sub(FRAME_BYTES as u32).wrapping_add(elapsed);
+        self.next_tick = now;
+        self.stats.rephased += 1;
+    }
+
     /// One send tick: frames the next 20 ms of agent audio and packetizes it when we send.
     fn tick(&mut self, buf: &mut [u8]) -> Option<Transmit> {
         let mut frame = [0u8; FRAME_BYTES];
         let f = self.playout.next_frame(&mut frame);
+        self.quiet_ticks = if f.audio { 0 } else { self.quiet_ticks.saturating_add(1) };
         let ts = self.tick_ts;
+        let at = self.next_tick;
         self.next_tick += TICK;
         self.tick_ts = self.tick_ts.wrapping_add(FRAME_BYTES as u32);
         let to = self.sends(f.audio);
         // What the caller hears this tick: the frame if it goes out, else silence.
         if let Some(tape) = self.tape.as_mut() {
-            tape.tick(to.is_some().then_some(&frame));
+            tape.sent(to.is_some().then_some(&frame), f.audio);
+            // The slots opened by this tick's time: one a tick on an unmoved clock; none for a re-phased
+            // spurt's early first packet (it waits its slot); several after skipped ticks (silence fills).
+            let start = *self.tape_start.get_or_insert(at);
+            tape.advance(((at - start).as_nanos() / TICK.as_nanos()) as u64 + 1);
         }
         let to = to?;
         if self.stream.codec == Codec::Pcma {

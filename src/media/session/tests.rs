@@ -440,3 +440,84 @@ fn a_call_not_recorded_makes_no_tape() {
     assert!(recorded(&mut r).is_empty());
     assert_eq!(r.s.recorded(), None);
 }
+
+#[test]
+fn a_talk_spurt_after_silence_goes_out_at_once_on_a_rephased_clock_and_then_every_20_ms() {
+    let mut r = Run::new(config(), stream(Codec::Pcmu, Direction::SendRecv));
+    r.latch();
+    // 100 ms of silence sent (ticks at 0..=100).
+    let silence = r.sent(100);
+    let (last_seq, last_ts) = (silence.last().unwrap().1, silence.last().unwrap().2);
+    // The agent's reply lands 7 ms after the last tick: it goes out now, not 13 ms later, with the marker and
+    // the timestamp 7 ms (56 samples) on.
+    r.s.playout().push(&[0x33; 480]);
+    let now = r.sent(107);
+    assert_eq!(now.len(), 1, "{now:?}");
+    let (marker, seq, ts, byte, _) = now[0];
+    assert_eq!((marker, seq, ts, byte), (true, last_seq.wrapping_add(1), last_ts.wrapping_add(56), 0x33));
+    assert_eq!(r.s.stats().rephased, 1);
+    // Then exactly every 20 ms from there, 160 samples apart, and nothing early.
+    assert!(r.sent(126).is_empty());
+    let next = r.sent(127);
+    assert_eq!(next.iter().map(|p| (p.0, p.2)).collect::<Vec<_>>(), [(false, ts.wrapping_add(160))]);
+    // More audio inside the spurt does not move the clock.
+    r.s.playout().push(&[0x34; 480]);
+    assert!(r.sent(140).is_empty(), "within a spurt, pacing stays 20 ms");
+    assert_eq!(r.sent(147).len(), 1);
+    assert_eq!(r.s.stats().rephased, 1);
+}
+
+#[test]
+fn a_recording_keeps_wall_clock_time_when_the_send_clock_rephases() {
+    use crate::media::recording::SILENCE;
+    let mut r = Run::new(config(), stream(Codec::Pcmu, Direction::SendRecv));
+    r.s.record();
+    r.latch();
+    let mut lefts = Vec::new();
+    let mut rights = Vec::new();
+    let mut take = |r: &mut Run| {
+        for (l, rt) in recorded(r) {
+            lefts.push(l);
+            rights.push(rt);
+        }
+    };
+    // 20 s: the caller speaks every 20 ms (a byte per frame that counts up), and every 500 ms the agent starts
+    // a 100 ms reply somewhere between two ticks, so each reply re-phases the send clock.
+    let mut spurts = 0;
+    for ms in 0..=20_000u64 {
+        if ms % 20 == 3 {
+            let seq = (ms / 20) as u16 + 1;
+            r.rtp(ms, peer(), 0, seq, &[(seq % 100) as u8 + 1; 160]);
+        }
+        r.frames(ms);
+        if ms % 500 == 250 + (ms / 500 * 7) % 19 && ms < 19_500 {
+            r.s.playout().push(&[0xA0 + (spurts % 16) as u8; 800]);
+            spurts += 1;
+        }
+        r.sent(ms);
+        take(&mut r);
+    }
+    let st = r.s.stats();
+    assert_eq!(st.rephased, spurts, "each reply re-phased the clock");
+    // The tape kept wall-clock time: one frame per 20 ms from the first tick, whatever the send clock did (the
+    // slot at 20,000 ms opens with the first tick from then, which the re-phases may have put just after).
+    let (frames, overruns) = r.s.recorded().unwrap();
+    assert!((1000..=1001).contains(&frames) && overruns == 0, "{frames} frames, {overruns} overruns");
+    assert_eq!(lefts.len() as u64, frames);
+    // The caller's channel never slipped: once speech starts, every frame is the next one, no silence between.
+    let first = lefts.iter().position(|b| *b != SILENCE).unwrap();
+    let speech: Vec<u8> = lefts[first..].to_vec();
+    for (i, w) in speech.windows(2).enumerate() {
+        assert_eq!(w[1], w[0] % 100 + 1, "the caller's frame {i} was followed by {:x} ({speech:x?})", w[1]);
+    }
+    // Every reply is on the tape whole (five frames in a row), at most a frame from where it went out.
+    let mut at = 0;
+    for k in 0..spurts {
+        let byte = 0xA0 + (k % 16) as u8;
+        let start = rights[at..].iter().position(|b| *b == byte).unwrap() + at;
+        assert_eq!(&rights[start..start + 5], &[byte; 5], "reply {k}");
+        let sent_ms = 500 * k + 250 + (k * 7) % 19;
+        assert!((start as u64 * 20).abs_diff(sent_ms) <= 20, "reply {k} sent at {sent_ms} ms, taped at slot {start}");
+        at = start + 5;
+    }
+}
