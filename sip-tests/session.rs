@@ -12,86 +12,17 @@ use std::time::{Duration, Instant};
 mod common;
 
 use common::inprocess::InProcess;
-use common::{NUMBER, Via, Vocals, header, rtp_packet, sipp};
+use common::sipplog::{Logged, run, run_to};
+use common::{Vocals, header, rtp_packet};
 
 /// A number not in the table: its calls go to `default_agent`.
 const TALKER: &str = "+14155550177";
-
-/// One message in SIPp's log (`-trace_msg`): when SIPp sent or received it (seconds since its first), and its
-/// text.
-#[derive(Debug)]
-struct Logged {
-    at: f64,
-    sent: bool,
-    text: String,
-}
-
-impl Logged {
-    fn start(&self) -> &str {
-        self.text.lines().next().unwrap_or("")
-    }
-
-    /// `INVITE`, or `200 INVITE` for a response (its status and CSeq method).
-    fn is(&self, what: &str) -> bool {
-        match what.split_once(' ') {
-            Some((status, method)) => {
-                self.start().starts_with(&format!("SIP/2.0 {status} ")) && header(&self.text, "CSeq").ends_with(method)
-            }
-            None => self.start().starts_with(&format!("{what} ")),
-        }
-    }
-}
 
 /// The server the scenarios call: calls may last (no `max_call_duration` cut at 60 s), the session timer as
 /// vocals ships it (Min-SE 90 s). SIPp sends no RTP, so the RTP timeout is off: the session timer is what
 /// ends a silent call here.
 fn server(name: &str) -> InProcess {
     InProcess::start(name, &[("VOCALS_SIP_MAX_CALL_DURATION", "600"), ("VOCALS_MEDIA_TIMEOUT", "0")])
-}
-
-/// Runs `file` over UDP, calling [`NUMBER`] (the echo agent), with its messages logged; the log, in order.
-fn run(server: &Vocals, file: &str, extra: &[&str]) -> Vec<Logged> {
-    run_to(server, file, NUMBER, extra)
-}
-
-fn run_to(server: &Vocals, file: &str, number: &str, extra: &[&str]) -> Vec<Logged> {
-    let mut args = vec!["-trace_msg", "-timeout", "150"];
-    args.extend_from_slice(extra);
-    sipp(server, Via::Udp, file, number, 1, &args);
-    let work = server.dir.join(format!("{file}-Udp"));
-    let log = std::fs::read_dir(&work)
-        .unwrap()
-        .flatten()
-        .find(|e| e.file_name().to_string_lossy().ends_with("_messages.log"))
-        .map(|e| std::fs::read_to_string(e.path()).unwrap())
-        .unwrap_or_else(|| panic!("no message log in {}", work.display()));
-    parse_log(&log)
-}
-
-/// SIPp's message log: each message after a line of dashes and its time (`2026-12-07 12:12:03.856910`), then
-/// `UDP message sent (503 bytes):` or `… received …`, a blank line and the message.
-fn parse_log(log: &str) -> Vec<Logged> {
-    let mut out: Vec<Logged> = Vec::new();
-    let (mut first, mut last, mut day) = (None, 0.0, 0.0);
-    for chunk in log.split("-----------------------------------------------").skip(1) {
-        let mut lines = chunk.lines();
-        let stamp = lines.next().unwrap_or("").trim();
-        let Some((_, time)) = stamp.split_once(' ') else { continue };
-        let secs: Vec<f64> = time.split(':').filter_map(|p| p.parse().ok()).collect();
-        let [h, m, s] = secs[..] else { continue };
-        let of_day = h * 3600.0 + m * 60.0 + s;
-        if of_day + 43_200.0 < last {
-            day += 86_400.0; // past midnight
-        }
-        last = of_day;
-        let at = of_day + day;
-        let first = *first.get_or_insert(at);
-        let what = lines.next().unwrap_or("");
-        let text: String = lines.skip(1).map(|l| format!("{l}\r\n")).collect();
-        out.push(Logged { at: at - first, sent: what.contains(" sent "), text });
-    }
-    assert!(!out.is_empty(), "an empty message log:\n{log}");
-    out
 }
 
 /// The first message of `log` that SIPp `sent` (or received) and that [`Logged::is`] `what`, from `from` on.

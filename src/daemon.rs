@@ -261,7 +261,7 @@ async fn serve_with(
         seed: random_seed(),
         node: config.node.clone(),
         record: config.recording.record,
-        records: Some(records),
+        records: Some(records.clone()),
         transfer: config.transfer.clone(),
         outbound: config.outbound.clone(),
         sip_local: crate::call::outbound::Listening {
@@ -342,6 +342,19 @@ async fn serve_with(
     let admin_addr = http.as_ref().and(config.admin_listen);
     tracing::info!("{}", ready_block(&config, &sip, media_ip, admin_addr));
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status("0 calls")]);
+    let hep = match &config.log.hep {
+        Some(target) => match crate::io::tap::Hep::start(target, config.log.hep_id).await {
+            Ok(hep) => Some(hep),
+            Err(e) => {
+                tracing::error!(collector = %target.host, error = %e, "HEP is off: the collector cannot be reached");
+                None
+            }
+        },
+        None => None,
+    };
+    // One trace per call in progress, and room for the refusals that linger a moment.
+    let traces = config.log.call_trace.then_some(config.sip.max_calls + 1024);
+    let tap = crate::io::tap::Tap::new(traces, hep, Some(records), config.node.clone(), random_seed());
     let driver = crate::io::sip::Driver {
         endpoint,
         calls,
@@ -352,6 +365,7 @@ async fn serve_with(
         media_events: media_rx,
         commands: command_rx,
         control: control_rx,
+        tap,
     };
     let result = driver.run().await;
     signal_task.abort();

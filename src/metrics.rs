@@ -67,6 +67,10 @@ pub const TCP_CONNECTIONS: &str = "vocals_sip_tcp_connections";
 pub const TCP_REFUSED: &str = "vocals_sip_tcp_refused_total";
 /// Call-record writes dropped because the writer's queue was full.
 pub const CALL_RECORDS_DROPPED: &str = "vocals_call_records_dropped_total";
+/// Calls whose SIP trace was not kept, by reason (`refusal sampled out`, `table full`).
+pub const CALL_TRACES_DROPPED: &str = "vocals_call_traces_dropped_total";
+/// HEP packets dropped: the queue to the collector was full, or the send failed.
+pub const HEP_DROPPED: &str = "vocals_hep_dropped_total";
 /// Recording frames dropped because the recording writer's queue was full (those recordings are incomplete).
 pub const RECORDING_FRAMES_DROPPED: &str = "vocals_recording_frames_dropped_total";
 /// Recording uploads to S3-compatible storage, by result (`done`, `retried`).

@@ -5,6 +5,7 @@
 
 pub mod inprocess;
 pub mod outbound;
+pub mod sipplog;
 
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener, UdpSocket};
@@ -204,8 +205,23 @@ impl Vocals {
         self.call_when(call_id, "an end", |c| !c["end_at"].is_null())
     }
 
+    /// As [`Vocals::ended_call`], waiting up to `wait`.
+    pub fn ended_call_within(&self, call_id: &str, wait: Duration) -> serde_json::Value {
+        self.call_until(call_id, "an end", wait, |c| !c["end_at"].is_null())
+    }
+
     fn call_when(&self, call_id: &str, what: &str, ready: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
-        let deadline = Instant::now() + Duration::from_secs(5);
+        self.call_until(call_id, what, Duration::from_secs(5), ready)
+    }
+
+    fn call_until(
+        &self,
+        call_id: &str,
+        what: &str,
+        wait: Duration,
+        ready: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = Instant::now() + wait;
         loop {
             let calls = self.calls();
             match calls.iter().find(|c| c["sip_call_id"] == call_id && ready(c)) {

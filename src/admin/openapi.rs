@@ -108,6 +108,22 @@ pub const OPERATIONS: &[Operation] = &[
     ),
     op("delete", "/v1/calls/{id}/recording", "Delete the call's recording", None, 204, None),
     op(
+        "get",
+        "/v1/calls/{id}/sip",
+        "The call's SIP messages in and out, with times and addresses (stored a few seconds after it ends)",
+        None,
+        200,
+        Some("SipTrace"),
+    ),
+    op(
+        "get",
+        "/v1/calls/{id}/timeline",
+        "The call's quality timeline: one sample a second (RTP, loss, jitter, queue, agent latency, RTT)",
+        None,
+        200,
+        Some("Timeline"),
+    ),
+    op(
         "post",
         "/v1/twilio/accounts",
         "Link a Twilio account (credentials checked with Twilio)",
@@ -290,6 +306,27 @@ fn components() -> Value {
         "Placed": {
             "type": "object",
             "properties": {"sid": string, "to": string, "from": string, "status": string, "direction": string}
+        },
+        "SipTrace": {
+            "type": "object",
+            "description": "At most 64 messages or 64 KiB: the first 4 always, then the latest; `elided` says how many were left out of `total`.",
+            "properties": {
+                "total": {"type": "integer"}, "elided": {"type": "integer"},
+                "messages": {"type": "array", "items": {"type": "object", "properties": {
+                    "at": string, "dir": {"type": "string", "enum": ["in", "out"]},
+                    "transport": {"type": "string", "enum": ["udp", "tcp", "tls"]},
+                    "peer": string, "local": string, "bytes": {"type": "integer"}, "text": string
+                }}}
+            }
+        },
+        "Timeline": {
+            "type": "object",
+            "description": "One sample a second from the answer, at most 4 h; each sample is an array in the order of `fields`, null when unknown.",
+            "properties": {
+                "interval_ms": {"type": "integer"},
+                "fields": {"type": "array", "items": string},
+                "samples": {"type": "array", "items": {"type": "array", "items": {"type": ["number", "null"]}}}
+            }
         },
         "TwilioLink": {
             "type": "object",

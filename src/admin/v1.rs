@@ -176,6 +176,8 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/v1/calls", get(list_calls).post(super::placing::dial))
         .route("/v1/calls/{id}", get(get_call))
         .route("/v1/calls/{id}/hangup", post(hangup_call))
+        .route("/v1/calls/{id}/sip", get(get_call_sip))
+        .route("/v1/calls/{id}/timeline", get(get_call_timeline))
         .route("/v1/calls/{id}/recording", get(super::recording::get).delete(super::recording::delete))
 }
 
@@ -698,6 +700,39 @@ async fn get_call(
     let id = path(id)?;
     let call = catalog(&state)?.store().call(&id).await?;
     call.map(|c| Json(c).into_response()).ok_or_else(|| ApiError::not_found(format!("call {id} not found")))
+}
+
+/// The call's SIP messages, in and out (`messages`, `total`, `elided`), stored when the call is over.
+async fn get_call_sip(
+    State(state): State<Arc<AppState>>,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    insight(&state, path(id)?, crate::store::Insight::Sip).await
+}
+
+/// The call's quality timeline (`interval_ms`, `fields`, `samples`: one a second), stored when its media ends.
+async fn get_call_timeline(
+    State(state): State<Arc<AppState>>,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    insight(&state, path(id)?, crate::store::Insight::Timeline).await
+}
+
+async fn insight(state: &AppState, id: String, what: crate::store::Insight) -> Result<Response, ApiError> {
+    let found = catalog(state)?.store().call_insight(&id, what).await?;
+    let Some(value) = found else { return Err(ApiError::not_found(format!("call {id} not found"))) };
+    if value.is_null() {
+        let why = match what {
+            crate::store::Insight::Sip => {
+                "has no SIP trace (yet): traces are stored a few seconds after the call ends, when log.call_trace is on"
+            }
+            crate::store::Insight::Timeline => {
+                "has no quality timeline (yet): it is stored when the call's media ends, for answered calls"
+            }
+        };
+        return Err(ApiError::not_found(format!("call {id} {why}")));
+    }
+    Ok(Json(value).into_response())
 }
 
 /// Ends a call in progress on this node: BYE when answered, a refusal while it rings.

@@ -207,6 +207,36 @@ pub struct LogConfig {
     pub format: LogFormat,
     /// Every SIP message in and out, logged whole (target `vocals::sip_trace`).
     pub sip_trace: bool,
+    /// Each call keeps its SIP messages with its record (`GET /v1/calls/{id}/sip`).
+    pub call_trace: bool,
+    /// Where every SIP message is sent as HEPv3 (a Homer collector), and the capture agent id it carries.
+    pub hep: Option<HepTarget>,
+    pub hep_id: u32,
+}
+
+/// `[log] hep = "udp:HOST:PORT"`: a HEP collector.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HepTarget {
+    /// A name or an address (IPv6 without its brackets), resolved when vocals starts.
+    pub host: String,
+    pub port: u16,
+}
+
+impl HepTarget {
+    pub fn parse(text: &str) -> Result<Option<HepTarget>, String> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Ok(None);
+        }
+        let rest = text.strip_prefix("udp:").ok_or("udp:HOST:PORT (HEP goes over UDP)")?;
+        let (host, port) = rest.rsplit_once(':').ok_or("udp:HOST:PORT (the port is missing)")?;
+        let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+        let port: u16 = port.parse().ok().filter(|p| *p > 0).ok_or("udp:HOST:PORT (the port is 1-65535)")?;
+        if host.is_empty() || host.contains(['/', ' ', '[', ']']) {
+            return Err("udp:HOST:PORT (the host is a name or an address)".into());
+        }
+        Ok(Some(HepTarget { host: host.to_string(), port }))
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -417,7 +447,15 @@ impl Config {
             state_dir,
             sip,
             media: MediaConfig::from(s.media),
-            log: LogConfig { level: s.log.level, format: s.log.format, sip_trace: s.log.sip_trace },
+            log: LogConfig {
+                call_trace: s.log.call_trace,
+                hep: HepTarget::parse(&s.log.hep)
+                    .map_err(|message| ConfigError::Value { key: "log.hep".into(), message })?,
+                hep_id: s.log.hep_id as u32,
+                level: s.log.level,
+                format: s.log.format,
+                sip_trace: s.log.sip_trace,
+            },
             default_agent: s.top.default_agent,
             numbers: Vec::new(),
             agents: Vec::new(),

@@ -397,10 +397,24 @@ pub struct Log {
     pub format: LogFormat,
     #[serde(with = "text")]
     pub sip_trace: bool,
+    #[serde(with = "text")]
+    pub call_trace: bool,
+    /// `udp:HOST:PORT`, or empty.
+    #[serde(with = "text")]
+    pub hep: String,
+    #[serde(deserialize_with = "text::whole::<0, 4294967295, _>", serialize_with = "text::serialize")]
+    pub hep_id: usize,
 }
 
 impl Default for Log {
     fn default() -> Log {
-        Log { level: "info".into(), format: LogFormat::Auto, sip_trace: false }
+        Log {
+            level: "info".into(),
+            format: LogFormat::Auto,
+            sip_trace: false,
+            call_trace: true,
+            hep: String::new(),
+            hep_id: 2001,
+        }
     }
 }

@@ -227,7 +227,7 @@ fn every_key_is_a_section_field_and_its_default_reads_back_as_the_default() {
         }
         assert_eq!(c, defaults, "{name}={default:?}");
     }
-    assert_eq!(seen.len(), 75, "the keys of config/vocals.toml");
+    assert_eq!(seen.len(), 78, "the keys of config/vocals.toml");
     let first: Vec<String> = KEYS.iter().take(5).map(|(s, k, _)| path(s, k)).collect();
     assert_eq!(first, ["state_dir", "default_agent", "node", "sip.listen_udp", "sip.listen_tcp"]);
     // A key the section does not have is refused by its struct, and named with the keys there are.
@@ -504,4 +504,34 @@ fn outbound_keys_and_trunks_read_into_their_types_and_say_what_is_wrong() {
     let e = Config::load(Some(&file), env(&[])).unwrap_err().to_string();
     assert!(e.starts_with("trunks[1].account_sid"), "{e}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn call_traces_are_on_by_default_and_hep_takes_a_udp_collector_or_says_what_is_wrong() {
+    let c = Config::load(None, env(&[])).unwrap();
+    assert_eq!((c.log.call_trace, c.log.hep.clone(), c.log.hep_id), (true, None, 2001));
+    let c = Config::load(
+        None,
+        env(&[
+            ("VOCALS_LOG_HEP", "udp:[2001:db8::9]:9060"),
+            ("VOCALS_LOG_HEP_ID", "7"),
+            ("VOCALS_LOG_CALL_TRACE", "false"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(c.log.hep, Some(HepTarget { host: "2001:db8::9".into(), port: 9060 }));
+    assert_eq!((c.log.hep_id, c.log.call_trace), (7, false));
+    let c = Config::load(None, env(&[("VOCALS_LOG_HEP", "udp:homer.example.net:9060")])).unwrap();
+    assert_eq!(c.log.hep, Some(HepTarget { host: "homer.example.net".into(), port: 9060 }));
+    for (bad, why) in [
+        ("tcp:homer:9060", "over UDP"),
+        ("udp:homer", "port is missing"),
+        ("udp:homer:0", "1-65535"),
+        ("udp::9060", "name or an address"),
+    ] {
+        let e = Config::load(None, env(&[("VOCALS_LOG_HEP", bad)])).unwrap_err().to_string();
+        assert!(e.starts_with("log.hep:") && e.contains(why), "{bad}: {e}");
+    }
+    let e = Config::load(None, env(&[("VOCALS_LOG_HEP_ID", "-1")])).unwrap_err().to_string();
+    assert!(e.starts_with("log.hep_id:"), "{e}");
 }

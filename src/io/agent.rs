@@ -74,6 +74,8 @@ pub struct AgentLink {
     /// RTP arrival -> frame written to the socket: for the call record, and the exported histogram.
     uplink: DelayHistogram,
     uplink_metric: metrics::Histogram,
+    /// The same delays for the current second of the call's quality timeline.
+    pub uplink_window: crate::media::timeline::Window,
     failed: Option<String>,
     /// Since when the socket has not taken everything handed to it (`None`: all written and flushed).
     stalled_since: Option<Instant>,
@@ -97,6 +99,7 @@ impl AgentLink {
             unflushed: Vec::new(),
             uplink: DelayHistogram::default(),
             uplink_metric: metrics::histogram!(crate::metrics::AGENT_UPLINK_LATENCY),
+            uplink_window: Default::default(),
             failed: None,
             stalled_since: None,
             closing: false,
@@ -145,6 +148,7 @@ impl AgentLink {
                 for arrival in self.unflushed.drain(..) {
                     let delay = now.saturating_duration_since(arrival);
                     self.uplink.record(delay);
+                    self.uplink_window.record(delay);
                     self.uplink_metric.record(delay.as_secs_f64());
                 }
                 if self.backlog.is_empty() {

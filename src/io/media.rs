@@ -27,6 +27,7 @@ use crate::media::histogram::DelayHistogram;
 use crate::media::playout::FRAME_BYTES;
 use crate::media::recording::{RecordMode, StereoFrame};
 use crate::media::session::{MediaStats, Session, SessionConfig, Stream};
+use crate::media::timeline::{Timeline, Window};
 use crate::sip::endpoint::CallRef;
 use crate::store::catalog::{CallWrite, Recorder};
 
@@ -212,6 +213,7 @@ impl MediaPlane for TokioMedia {
             events: self.events.clone(),
             recordings: if info.record == RecordMode::Dual { self.recordings.clone() } else { None },
             recording: None,
+            timeline: None,
         };
         // Every line the call's task logs says which call it is.
         let span = tracing::info_span!("call", id = %info.id, number = %info.to, agent = %info.agent.name);
@@ -300,6 +302,8 @@ struct CallMedia {
     /// Where to record the call once answered, when it is recorded; then its recording.
     recordings: Option<Recordings>,
     recording: Option<Recording>,
+    /// One quality sample a second from the answer.
+    timeline: Option<Timeline>,
 }
 
 /// How the call task reaches its agent before the call is answered.
@@ -315,6 +319,7 @@ impl CallMedia {
         }
         // Answered (the agent is reached): the caller's audio is expected from here, and recorded from here.
         self.session.answered(Instant::now());
+        self.timeline = Some(Timeline::new(Instant::now()));
         if let Some(recording) = self.recordings.take().and_then(|r| r.open(&self.record_id)) {
             self.session.record();
             self.recording = Some(recording);
@@ -390,6 +395,9 @@ impl CallMedia {
         let stats = record(self.call, &self.session.stats(), agent_stats.as_ref(), latency.as_ref(), &ending, srtp);
         if let Some(records) = &self.records {
             records.send(CallWrite::Stats { id: self.record_id.clone(), stats });
+            if let Some(timeline) = self.timeline.take().filter(|t| !t.is_empty()) {
+                records.send(CallWrite::Timeline { id: self.record_id.clone(), timeline: timeline.to_json() });
+            }
         }
     }
 
@@ -540,7 +548,20 @@ impl CallMedia {
                 let delay = Instant::now().saturating_duration_since(at);
                 downlink.record(delay);
                 self.downlink_metric.record(delay.as_secs_f64());
+                if let Some(timeline) = self.timeline.as_mut() {
+                    timeline.downlink.record(delay);
+                }
             }
+        }
+        if let Some(timeline) = self.timeline.as_mut().filter(|t| now >= t.due()) {
+            let stats = self.session.stats();
+            let queued = self.session.playout().queued_ms();
+            let mut none = Window::default();
+            let uplink = match &mut self.agent {
+                Agent::Socket { link, .. } => &mut link.uplink_window,
+                _ => &mut none,
+            };
+            timeline.sample(now, &stats, queued, uplink);
         }
         if let Some(recording) = self.recording.as_mut() {
             let mut stereo = StereoFrame::default();

@@ -25,9 +25,11 @@ use tokio::time::Instant;
 use crate::admin::CallCommand;
 use crate::call::{AdminInput, AgentInput, Callback, Calls, Input, MediaInput, MediaPlane, Reply, run_commands};
 use crate::io::media::MediaEvent;
+use crate::io::tap::Tap;
 use crate::sip::allow::AllowList;
 use crate::sip::endpoint::{Endpoint, Event, Output};
 use crate::sip::message::{Limits, ParseError, StreamFrame, frame_stream};
+use crate::sip::trace::{Direction, printable};
 use crate::sip::transport::{ConnectionLimits, Connections, Peer, Route, Transport};
 
 /// The sockets the driver serves, bound by the caller (tests bind port 0).
@@ -132,31 +134,6 @@ fn trace_in(allow: &AllowList, peer: SocketAddr, bytes: &[u8]) {
     }
 }
 
-/// A SIP message as a log may show it: control bytes other than CR, LF and HTAB escaped (`\x07`: a quoted-pair
-/// may carry NUL, BEL or DEL, RFC 3261 §25.1, and none of them may reach a terminal raw), bytes that are not
-/// UTF-8 replaced, and SDES keys (`a=crypto:… inline:KEY`) masked.
-fn printable(bytes: &[u8]) -> String {
-    let text = String::from_utf8_lossy(bytes);
-    let mut out = String::with_capacity(text.len());
-    for line in text.split_inclusive('\n') {
-        let line = match line.find("inline:") {
-            Some(at) if line.starts_with("a=crypto:") => {
-                let key_end = line[at..].find(['|', ' ', ';', '\r', '\n']).map_or(line.len(), |e| at + e);
-                format!("{}inline:***{}", &line[..at], &line[key_end..])
-            }
-            _ => line.to_string(),
-        };
-        for c in line.chars() {
-            match c {
-                '\r' | '\n' | '\t' => out.push(c),
-                c if c.is_ascii_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
-                c => out.push(c),
-            }
-        }
-    }
-    out
-}
-
 /// How long the driver waits for the last BYEs to be answered after the drain timeout.
 const DRAIN_GRACE: Duration = Duration::from_secs(5);
 
@@ -222,6 +199,8 @@ pub struct Driver {
     pub commands: mpsc::Receiver<CallCommand>,
     /// From the daemon: drain, stop, a reload.
     pub control: mpsc::Receiver<Control>,
+    /// Each call's SIP trace, and HEP (off: [`Tap::off`]).
+    pub tap: Tap,
 }
 
 impl Driver {
@@ -238,6 +217,7 @@ impl Driver {
             mut media_events,
             mut commands,
             mut control,
+            tap,
         } = self;
         // The HTTP API's listener is served beside the driver, not by it; it is held as long as before.
         let Listeners { udp, tcp, tls, admin: _admin } = listeners;
@@ -245,6 +225,10 @@ impl Driver {
         let (to_driver, mut inbound) = mpsc::channel::<Inbound>(1024);
         let mut shell = Shell::new(endpoint, calls, media, udp, tls_config, tcp_limits, to_driver)?;
         shell.callbacks = callbacks;
+        shell.tap = tap;
+        // Call traces that are over go to the store every second.
+        let mut sweep = tokio::time::interval(Duration::from_secs(1));
+        sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut check_in = tokio::time::interval(shell.manager.interval());
         check_in.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // One timer for the loop's life, moved only when the earliest deadline changes (a new one per turn would
@@ -255,7 +239,10 @@ impl Driver {
         loop {
             shell.drain();
             match shell.drain_step() {
-                DrainStep::Over => return Ok(()),
+                DrainStep::Over => {
+                    shell.tap.flush();
+                    return Ok(());
+                }
                 DrainStep::HungUp => continue,
                 DrainStep::Waiting => {}
             }
@@ -267,6 +254,10 @@ impl Driver {
             let flow = tokio::select! {
                 Some(c) = control.recv() => shell.on_control(c),
                 _ = check_in.tick() => shell.check_in(),
+                _ = sweep.tick() => {
+                    shell.tap.sweep(std::time::Instant::now());
+                    ControlFlow::Continue(())
+                }
                 r = recv(shell.udp.as_ref(), &mut shell.buf) => shell.on_datagrams(r),
                 r = accept(tcp.as_ref()) => shell.on_accept(r),
                 r = accept(tls_listener.as_ref()) => shell.on_tls_accept(r),
@@ -279,6 +270,7 @@ impl Driver {
                 }
             };
             if flow.is_break() {
+                shell.tap.flush();
                 return Ok(());
             }
         }
@@ -321,6 +313,7 @@ struct Shell {
     manager: Manager,
     /// Draining: when the calls left get BYE, and (after that) when the driver gives up waiting.
     drain_until: Option<(std::time::Instant, bool)>,
+    tap: Tap,
 }
 
 impl Shell {
@@ -350,6 +343,7 @@ impl Shell {
             buf: vec![0u8; 65_536],
             manager: Manager::new(),
             drain_until: None,
+            tap: Tap::off(),
         })
     }
 
@@ -457,12 +451,22 @@ impl Shell {
             if let (Some(local), true) = (self.udp_local, n > 0) {
                 let peer = Peer { addr: from, local, transport: Transport::Udp, conn: None };
                 trace_in(&self.ep.config().allow, from, &self.buf[..n]);
-                self.ep.handle(std::time::Instant::now(), peer, Bytes::copy_from_slice(&self.buf[..n]));
+                let bytes = Bytes::copy_from_slice(&self.buf[..n]);
+                self.tap_in(&peer, &bytes);
+                self.ep.handle(std::time::Instant::now(), peer, bytes);
             }
             let (Some(udp), true) = (self.udp.as_ref(), taken < UDP_BATCH) else { break };
             r = udp.try_recv_from(&mut self.buf);
         }
         ControlFlow::Continue(())
+    }
+
+    /// A datagram in, to the tap when its source is inside `sip.allow` (what the allowlist drops unread is not
+    /// kept either).
+    fn tap_in(&mut self, peer: &Peer, bytes: &Bytes) {
+        if self.tap.is_on() && self.ep.config().allow.allows(peer.addr.ip()) {
+            self.tap.message(Direction::In, peer.addr, peer.local, peer.transport, bytes);
+        }
     }
 
     /// A TCP connection: closed at once from a source outside the allowlist in force, before a byte is read;
@@ -514,6 +518,9 @@ impl Shell {
                 trace_in(&self.ep.config().allow, from, &bytes);
                 let allowed = self.ep.config().allow.allows(from.ip());
                 let peer = self.conns.peer(conn, from, local);
+                if allowed {
+                    self.tap.message(Direction::In, peer.addr, peer.local, peer.transport, &bytes);
+                }
                 self.ep.handle(std::time::Instant::now(), peer, bytes);
                 // A message from outside the allowlist (it shrank since the accept): the endpoint dropped it
                 // (or answered 403, sent before the close), and the connection goes.
@@ -597,6 +604,7 @@ impl Shell {
     /// the peer is on, or a new connection of ours); never waits.
     fn send(&mut self, peer: Peer, bytes: Bytes) {
         trace("out", peer.addr, &bytes);
+        self.tap.message(Direction::Out, peer.addr, peer.local, peer.transport, &bytes);
         match self.conns.route(&peer) {
             Route::Datagram(to) => {
                 if let Some(Err(e)) = self.udp.as_ref().map(|s| s.try_send_to(&bytes, to)) {

@@ -125,6 +125,11 @@ impl JitterBuffer {
         self.source.as_ref().map_or(0, |(_, s)| s.jitter())
     }
 
+    /// Packets of the current source lost so far (RFC 3550 A.3: expected less received).
+    pub fn lost(&self) -> i64 {
+        self.source.as_ref().map_or(0, |(_, s)| s.lost())
+    }
+
     /// Frames buffered and not yet handed out.
     pub fn depth(&self) -> usize {
         self.slots.iter().filter(|s| s.filled).count()

@@ -19,3 +19,4 @@ pub mod rtp;
 pub mod rtp_source;
 pub mod session;
 pub mod srtp;
+pub mod timeline;

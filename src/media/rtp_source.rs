@@ -64,8 +64,9 @@ impl SourceState {
             jitter16: 0,
         };
         if probation == 0 {
+            // The first packet then comes through `update_seq` as a delta of 0: counted, and not taken for a
+            // wrap (with `max_seq` one before it, a stream starting at 0 looked like one: 65,536 packets lost).
             s.init_seq(seq);
-            s.max_seq = seq.wrapping_sub(1);
         }
         s
     }
@@ -149,6 +150,16 @@ impl SourceState {
         self.received
     }
 
+    /// Packets lost since the start (expected less received, A.3), without starting a new interval.
+    pub fn lost(&self) -> i64 {
+        if self.received == 0 {
+            return 0;
+        }
+        let extended_max = self.cycles.wrapping_add(u32::from(self.max_seq));
+        let expected = extended_max.wrapping_sub(self.base_seq).wrapping_add(1);
+        i64::from(expected) - i64::from(self.received)
+    }
+
     /// Cumulative loss and the fraction lost since the previous call (A.3); starts a new interval.
     pub fn loss(&mut self) -> Loss {
         let extended_max = self.cycles.wrapping_add(u32::from(self.max_seq));
@@ -176,6 +187,21 @@ mod tests {
         match s {
             SeqStatus::Valid { extended } => extended,
             other => panic!("not valid: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_trusted_stream_starting_at_sequence_zero_or_just_before_the_wrap_loses_nothing() {
+        for first in [0u16, 1, 65_535, 65_500] {
+            let mut s = SourceState::new(first, 0);
+            assert_eq!(s.lost(), 0);
+            for i in 0..200u16 {
+                ext(s.update_seq(first.wrapping_add(i)));
+            }
+            assert_eq!((s.received(), s.lost()), (200, 0), "first {first}");
+            let loss = s.loss();
+            assert_eq!((loss.cumulative, loss.fraction), (0, 0), "first {first}");
+            assert_eq!(loss.extended_max, u32::from(first) + 199, "first {first}");
         }
     }
 

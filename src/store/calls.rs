@@ -39,6 +39,13 @@ pub struct CallRecord {
     pub recording: Value,
 }
 
+/// What [`Store::call_insight`] reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Insight {
+    Sip,
+    Timeline,
+}
+
 /// Which calls to list: newest first, `limit` at a time, after `cursor` (the last call of the page before).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CallQuery {
@@ -193,11 +200,43 @@ pub(crate) mod on {
         json_field(e, JsonField::Stats, id, stats).await
     }
 
+    pub async fn call_timeline<'e>(
+        e: impl sqlx::Executor<'e, Database = sqlx::Any>,
+        id: &str,
+        timeline: &Value,
+    ) -> Result<(), StoreError> {
+        json_field(e, JsonField::Timeline, id, timeline).await
+    }
+
+    /// A call's SIP trace, matched to its record by the SIP Call-ID (the latest call with it). A refused
+    /// INVITE that has no record (the SIP layer refused it before any call began) gets one, so the refusal
+    /// and its reason can be found.
+    pub async fn call_sip(
+        conn: &mut sqlx::AnyConnection,
+        sip_call_id: &str,
+        trace: &Value,
+        refused: Option<&CallRecord>,
+    ) -> Result<(), StoreError> {
+        let sql = "UPDATE calls SET sip = $1 WHERE id = \
+                   (SELECT id FROM calls WHERE sip_call_id = $2 ORDER BY invite_at DESC LIMIT 1)";
+        let text = trace.to_string();
+        let done = sqlx::query(sql).bind(&text).bind(sip_call_id).execute(&mut *conn).await?;
+        if done.rows_affected() == 0
+            && let Some(record) = refused
+        {
+            insert_call(&mut *conn, record).await?;
+            json_field(&mut *conn, JsonField::Sip, &record.id, trace).await?;
+        }
+        Ok(())
+    }
+
     /// The JSON columns of a call record written whole.
     enum JsonField {
         Stats,
         Session,
         Recording,
+        Sip,
+        Timeline,
     }
 
     /// Sets one JSON column of a call's record (the column named by the enum, never by input).
@@ -211,6 +250,8 @@ pub(crate) mod on {
             JsonField::Stats => "UPDATE calls SET stats = $1 WHERE id = $2",
             JsonField::Session => "UPDATE calls SET session = $1 WHERE id = $2",
             JsonField::Recording => "UPDATE calls SET recording = $1 WHERE id = $2",
+            JsonField::Sip => "UPDATE calls SET sip = $1 WHERE id = $2",
+            JsonField::Timeline => "UPDATE calls SET timeline = $1 WHERE id = $2",
         };
         sqlx::query(sql).bind(value.to_string()).bind(id).execute(e).await?;
         Ok(())
@@ -258,6 +299,20 @@ impl Store {
         let sql = format!("SELECT {CALL_COLUMNS} FROM calls WHERE id = $1 OR call_sid = $1");
         let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&self.pool).await?;
         row.map(|r| call_from(&r)).transpose()
+    }
+
+    /// A call's SIP trace or quality timeline (`column` is `sip` or `timeline`): `None` when the call is not
+    /// known, `Some(Null)` when it has none (yet).
+    pub async fn call_insight(&self, id: &str, column: Insight) -> Result<Option<Value>, StoreError> {
+        let sql = match column {
+            Insight::Sip => "SELECT sip FROM calls WHERE id = $1 OR call_sid = $1",
+            Insight::Timeline => "SELECT timeline FROM calls WHERE id = $1 OR call_sid = $1",
+        };
+        let row = sqlx::query(sql).bind(id).fetch_optional(&self.pool).await?;
+        row.map(|r| {
+            json_column(&r, 0).map(|v| if v.as_object().is_some_and(|o| o.is_empty()) { Value::Null } else { v })
+        })
+        .transpose()
     }
 
     /// A page of calls, newest first, and the cursor of the next page (`None`: this was the last).

@@ -168,6 +168,18 @@ pub enum CallWrite {
         id: String,
         recording: Value,
     },
+    /// The call's quality timeline, when its media ends.
+    Timeline {
+        id: String,
+        timeline: Value,
+    },
+    /// A call's SIP trace, found by its SIP Call-ID; `refused`: the record to make for a refused INVITE that
+    /// has none (the SIP layer refused it before a call began).
+    Sip {
+        sip_call_id: String,
+        trace: Value,
+        refused: Option<Box<CallRecord>>,
+    },
 }
 
 /// Where the call layer and the media tasks send call records: a bounded queue in front of the one writer
@@ -267,6 +279,11 @@ fn fold(batch: &mut Vec<CallWrite>) {
             | CallWrite::Stats { id, .. }
             | CallWrite::Session { id, .. }
             | CallWrite::Recording { id, .. } => id,
+            // Kept apart: the record does not carry them (they are served on their own).
+            CallWrite::Timeline { .. } | CallWrite::Sip { .. } => {
+                kept.push(write);
+                continue;
+            }
         };
         let Some(CallWrite::Start(record)) = started.get(id).map(|&i| &mut kept[i]) else {
             kept.push(write);
@@ -287,7 +304,7 @@ fn fold(batch: &mut Vec<CallWrite>) {
             CallWrite::Stats { stats, .. } => record.stats = stats,
             CallWrite::Session { session, .. } => record.session = session,
             CallWrite::Recording { recording, .. } => record.recording = recording,
-            CallWrite::Start(_) => {} // kept above
+            CallWrite::Start(_) | CallWrite::Timeline { .. } | CallWrite::Sip { .. } => {} // kept above
         }
     }
     *batch = kept;
@@ -305,7 +322,12 @@ async fn apply_batch(store: &Store, writes: &[CallWrite]) -> Result<(), StoreErr
         on::insert_calls(&mut *tx, chunk, store.is_postgres()).await?;
     }
     for write in writes.iter().filter(|w| !matches!(w, CallWrite::Start(_))) {
-        apply_on(&mut *tx, write).await?;
+        match write {
+            CallWrite::Sip { sip_call_id, trace, refused } => {
+                on::call_sip(&mut tx, sip_call_id, trace, refused.as_deref()).await?
+            }
+            write => apply_on(&mut *tx, write).await?,
+        }
     }
     tx.commit().await?;
     Ok(())
@@ -319,7 +341,13 @@ fn refused_for_good(e: &dyn sqlx::error::DatabaseError) -> bool {
 }
 
 async fn apply(store: &Store, write: &CallWrite) -> Result<(), StoreError> {
-    apply_on(store.pool(), write).await
+    match write {
+        CallWrite::Sip { sip_call_id, trace, refused } => {
+            let mut conn = store.pool().acquire().await?;
+            crate::store::calls::on::call_sip(&mut conn, sip_call_id, trace, refused.as_deref()).await
+        }
+        write => apply_on(store.pool(), write).await,
+    }
 }
 
 /// One write on the pool or inside a batch's transaction.
@@ -333,5 +361,7 @@ async fn apply_on<'e>(e: impl sqlx::Executor<'e, Database = sqlx::Any>, write: &
         CallWrite::Stats { id, stats } => on::call_stats(e, id, stats).await,
         CallWrite::Session { id, session } => on::call_session(e, id, session).await,
         CallWrite::Recording { id, recording } => on::call_recording(e, id, recording).await,
+        CallWrite::Timeline { id, timeline } => on::call_timeline(e, id, timeline).await,
+        CallWrite::Sip { .. } => Ok(()), // needs a connection: see apply and apply_batch
     }
 }

@@ -27,7 +27,7 @@ pub mod catalog;
 pub mod secret;
 mod twilio;
 
-pub use calls::{CallQuery, CallRecord};
+pub use calls::{CallQuery, CallRecord, Insight};
 pub use twilio::{Termination, TwilioAccount};
 
 /// Why a store operation failed.
@@ -183,6 +183,7 @@ fn migrator() -> Migrator {
     let session = include_str!("../../migrations/0008_call_session.sql");
     let recording = include_str!("../../migrations/0009_call_recording.sql");
     let number_record = include_str!("../../migrations/0010_number_record.sql");
+    let insight = include_str!("../../migrations/0011_call_insight.sql");
     Migrator::with_migrations(vec![
         Migration::new(1, Cow::Borrowed("init"), MigrationType::Simple, init.into_sql_str(), false),
         Migration::new(2, Cow::Borrowed("twilio accounts"), MigrationType::Simple, accounts.into_sql_str(), false),
@@ -200,6 +201,7 @@ fn migrator() -> Migrator {
         Migration::new(8, Cow::Borrowed("call session"), MigrationType::Simple, session.into_sql_str(), false),
         Migration::new(9, Cow::Borrowed("call recording"), MigrationType::Simple, recording.into_sql_str(), false),
         Migration::new(10, Cow::Borrowed("number record"), MigrationType::Simple, number_record.into_sql_str(), false),
+        Migration::new(11, Cow::Borrowed("call insight"), MigrationType::Simple, insight.into_sql_str(), false),
     ])
 }
 
@@ -724,7 +726,12 @@ pub fn civil_date(days: i64) -> (i64, i64, i64) {
 
 /// Now, as RFC 3339 UTC with milliseconds.
 pub fn now_rfc3339() -> String {
-    let since = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    rfc3339_millis(SystemTime::now())
+}
+
+/// A time as RFC 3339 in UTC, to the millisecond.
+pub fn rfc3339_millis(at: SystemTime) -> String {
+    let since = at.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
     let (secs, millis) = (since.as_secs() as i64, since.subsec_millis());
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     let (year, month, day) = civil_date(days);

@@ -483,3 +483,45 @@ async fn a_busy_batch_inserts_its_records_many_to_a_statement_each_with_its_own_
         assert_eq!(store.call("vc_earlier").await.unwrap().unwrap().codec.as_deref(), Some("PCMA"), "{db}");
     }
 }
+
+#[tokio::test]
+async fn a_calls_sip_trace_and_timeline_are_stored_by_call_id_and_a_refusal_without_a_record_gets_one() {
+    use crate::store::calls::on;
+    for (db, store) in stores().await {
+        let mut first = call("vc_a", "2026-11-25T10:00:00.000Z", "support");
+        first.sip_call_id = "same@host".into();
+        let mut later = call("vc_b", "2026-11-25T10:05:00.000Z", "support");
+        later.sip_call_id = "same@host".into();
+        store.insert_call(&first).await.unwrap();
+        store.insert_call(&later).await.unwrap();
+        assert_eq!(store.call_insight("vc_b", Insight::Sip).await.unwrap(), Some(Value::Null), "{db}: none yet");
+        assert_eq!(store.call_insight("vc_zz", Insight::Sip).await.unwrap(), None, "{db}: unknown call");
+        // A trace goes to the latest call with its Call-ID.
+        let trace = serde_json::json!({"messages": [{"dir": "in", "text": "INVITE sip:x SIP/2.0\r\n"}], "total": 1});
+        // (SQLite's pool is one connection: each write takes it and gives it back.)
+        let sip = |id: &'static str, refused: Option<CallRecord>| {
+            let (store, trace) = (&store, trace.clone());
+            async move {
+                let mut conn = store.pool().acquire().await.unwrap();
+                on::call_sip(&mut conn, id, &trace, refused.as_ref()).await.unwrap();
+            }
+        };
+        sip("same@host", None).await;
+        assert_eq!(store.call_insight("vc_b", Insight::Sip).await.unwrap(), Some(trace.clone()), "{db}");
+        assert_eq!(store.call_insight("vc_a", Insight::Sip).await.unwrap(), Some(Value::Null), "{db}");
+        // A refusal the SIP layer made has no record: it gets one, with its trace.
+        let mut refused = call("vc_r", "2026-11-25T10:06:00.000Z", "support");
+        refused.sip_call_id = "refused@host".into();
+        refused.end_reason = Some("refused by the SIP layer: 420 Bad Extension".into());
+        refused.sip_status = Some(420);
+        sip("refused@host", Some(refused.clone())).await;
+        let r = store.call("vc_r").await.unwrap().unwrap();
+        assert_eq!((r.sip_status, r.end_reason.as_deref()), (Some(420), refused.end_reason.as_deref()), "{db}");
+        assert_eq!(store.call_insight("vc_r", Insight::Sip).await.unwrap(), Some(trace.clone()), "{db}");
+        // A trace whose call is gone and that is no refusal is dropped quietly.
+        sip("nobody@host", None).await;
+        let timeline = serde_json::json!({"interval_ms": 1000, "fields": ["rtp_in"], "samples": [[50], [null]]});
+        on::call_timeline(store.pool(), "vc_b", &timeline).await.unwrap();
+        assert_eq!(store.call_insight("CAvc_b", Insight::Timeline).await.unwrap(), Some(timeline), "{db}: by CallSid");
+    }
+}

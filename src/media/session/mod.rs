@@ -156,6 +156,8 @@ pub enum MediaEnd {
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct MediaStats {
     pub jitter: JitterStats,
+    /// Packets of the current source lost so far (RFC 3550 A.3).
+    pub lost: i64,
     /// RFC 3550 interarrival jitter, in ms.
     pub interarrival_jitter_ms: f64,
     pub rtp_received: u64,
@@ -715,6 +717,7 @@ impl Session {
         let (p50, p99) = (self.delays.percentile(50), self.delays.percentile(99));
         MediaStats {
             jitter: self.jitter.stats(),
+            lost: self.jitter.lost(),
             interarrival_jitter_ms: f64::from(self.jitter.jitter()) / 8.0,
             handoff_p50: p50,
             handoff_p99: p99,
