@@ -485,6 +485,25 @@ fn a_websocket_agent_hears_the_caller_speaks_back_gets_dtmf_and_marks_at_playout
     let frames_timed = after.delta(&before, "vocals_agent_uplink_latency_seconds_count");
     assert_eq!(frames_timed, 123.0, "every uplink frame timed");
     assert!(metrics.contains("vocals_agent_uplink_latency_seconds_bucket{le=\"0.001\"}"), "{metrics}");
+    // The call's timeline has what the agent did, in order: reached before the answer, its marks sent and
+    // played, the digit, the end; and its latency each second.
+    let (status, timeline) = server.api("GET", &format!("/v1/calls/{}/timeline", record["id"].as_str().unwrap()), None);
+    assert_eq!(status, 200, "{timeline}");
+    let events = timeline["events"].as_array().unwrap();
+    let kinds: Vec<&str> = events.iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(&kinds[..2], ["connected", "start"], "{kinds:?}");
+    assert!(events[0]["at_ms"].as_i64().unwrap() <= 0, "reached before the answer: {}", events[0]);
+    let count = |k: &str| kinds.iter().filter(|x| **x == k).count();
+    assert_eq!((count("mark"), count("mark played"), count("dtmf")), (names.len(), names.len(), 1), "{kinds:?}");
+    assert_eq!(kinds.last(), Some(&"end"), "{kinds:?}");
+    let played: Vec<&str> =
+        events.iter().filter(|e| e["kind"] == "mark played").map(|e| e["detail"].as_str().unwrap()).collect();
+    assert_eq!(played, names);
+    let up = timeline["fields"].as_array().unwrap().iter().position(|f| f == "uplink_p50_ms").unwrap();
+    assert!(
+        timeline["samples"].as_array().unwrap().iter().any(|s| s[up].as_f64().is_some_and(|v| v < 1.0)),
+        "{timeline}"
+    );
 }
 
 #[test]

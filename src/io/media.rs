@@ -214,6 +214,7 @@ impl MediaPlane for TokioMedia {
             recordings: if info.record == RecordMode::Dual { self.recordings.clone() } else { None },
             recording: None,
             timeline: None,
+            early: Vec::new(),
         };
         // Every line the call's task logs says which call it is.
         let span = tracing::info_span!("call", id = %info.id, number = %info.to, agent = %info.agent.name);
@@ -302,8 +303,10 @@ struct CallMedia {
     /// Where to record the call once answered, when it is recorded; then its recording.
     recordings: Option<Recordings>,
     recording: Option<Recording>,
-    /// One quality sample a second from the answer.
+    /// One quality sample a second from the answer, and the agent's events.
     timeline: Option<Timeline>,
+    /// Agent events before the answer (connected, start), moved into the timeline at the answer.
+    early: Vec<(Instant, &'static str, String)>,
 }
 
 /// How the call task reaches its agent before the call is answered.
@@ -319,7 +322,11 @@ impl CallMedia {
         }
         // Answered (the agent is reached): the caller's audio is expected from here, and recorded from here.
         self.session.answered(Instant::now());
-        self.timeline = Some(Timeline::new(Instant::now()));
+        let mut timeline = Timeline::new(Instant::now());
+        for (at, kind, detail) in self.early.drain(..) {
+            timeline.event(at, kind, &detail);
+        }
+        self.timeline = Some(timeline);
         if let Some(recording) = self.recordings.take().and_then(|r| r.open(&self.record_id)) {
             self.session.record();
             self.recording = Some(recording);
@@ -351,24 +358,28 @@ impl CallMedia {
                 c = self.control.recv() => match c {
                     Some(Control::Update(stream)) => self.session.update(Instant::now(), stream),
                     Some(Control::TransferStatus(status, code)) => {
+                        self.note("transfer status", &format!("{} ({code})", status.as_str()));
                         if let Agent::Socket { link, open: true, .. } = &mut self.agent {
                             let text = link.session.transfer_status(status.as_str(), code);
                             link.send(text, None);
                         }
                     }
                     Some(Control::TransferRefused(reason)) => {
+                        self.note("transfer refused", &reason);
                         if let Agent::Socket { link, open: true, .. } = &mut self.agent {
                             let text = link.session.transfer_refused(&reason);
                             link.send(text, None);
                         }
                     }
                     Some(Control::Dtmf(digit)) => {
+                        self.note("dtmf", &format!("{digit} (SIP INFO)"));
                         if let Agent::Socket { link, open: true, .. } = &mut self.agent {
                             let text = link.session.digit(digit);
                             link.send(text, None);
                         }
                     }
                     Some(Control::Close(why)) => {
+                        self.note("end", &why);
                         ending = why;
                         break;
                     }
@@ -413,6 +424,8 @@ impl CallMedia {
                     r = AgentLink::connect(&agent, start, tls) => r.map_err(|e| e.to_string()).inspect(|_| {
                         metrics::histogram!(crate::metrics::AGENT_CONNECT).record(began.elapsed().as_secs_f64());
                         tracing::info!(call = self.call.0, agent = %agent.name, stream_sid, "agent stream started");
+                self.early.push((Instant::now(), "connected", agent.name.clone()));
+                self.early.push((Instant::now(), "start", stream_sid.clone()));
                     }),
                     // The call ended (CANCEL) while the agent was being reached.
                     _ = self.control.recv() => return false,
@@ -441,6 +454,7 @@ impl CallMedia {
         // A reply starts when audio comes to an empty queue (not with a mark or more audio after its first
         // packet already went out: its first packet is timed once).
         let idle = !self.session.playout().has_audio();
+        let before = link.session.stats();
         match msg {
             FromAgent::Text(text) => match link.session.on_text(&text, self.session.playout()) {
                 Ok(None) if idle && reply_at.is_none() && self.session.playout().has_audio() => {
@@ -450,10 +464,12 @@ impl CallMedia {
                 Ok(Some(Action::Transfer { to: target, headers })) => {
                     let shown: String = target.chars().take(256).collect();
                     tracing::info!(call = self.call.0, target = ?shown, "the agent asks for a transfer");
+                    self.note("transfer", &shown);
                     self.report(MediaEvent::Transfer { call: self.call, target, headers });
                 }
                 Ok(Some(Action::Hangup { headers })) => {
                     tracing::info!(call = self.call.0, "the agent hangs up (hangup event)");
+                    self.note("hangup", "the agent's hangup event");
                     self.end(Ending::AgentHangup(headers));
                 }
                 Err(Refused::Ignored(Ignored::Headers { event, why })) => {
@@ -477,13 +493,33 @@ impl CallMedia {
             FromAgent::Closed => {
                 *open = false;
                 tracing::info!(call = self.call.0, "the agent closed its stream: hanging up");
+                self.note("hangup", "the agent closed its stream");
                 self.end(Ending::AgentHungUp);
             }
             FromAgent::Failed(e) => {
                 *open = false;
                 tracing::warn!(call = self.call.0, error = %e, "the agent's stream failed: hanging up");
+                self.note("failed", &e);
                 self.end(Ending::AgentFailed(e));
             }
+        }
+        if let Agent::Socket { link, .. } = &self.agent {
+            let after = link.session.stats();
+            if after.marks_received > before.marks_received {
+                self.note("mark", "sent by the agent");
+            }
+            if after.clears > before.clears {
+                self.note("clear", "the agent cleared its queued audio");
+            }
+        }
+    }
+
+    /// An agent event for the call's timeline (before the answer, kept until it is made).
+    fn note(&mut self, kind: &'static str, detail: &str) {
+        match self.timeline.as_mut() {
+            Some(t) => t.event(Instant::now(), kind, detail),
+            None if self.early.len() < 16 => self.early.push((Instant::now(), kind, detail.to_string())),
+            None => {}
         }
     }
 
@@ -495,6 +531,7 @@ impl CallMedia {
         *open = false;
         metrics::counter!(crate::metrics::AGENT_VIOLATIONS, "reason" => v.kind()).increment(1);
         tracing::warn!(call = self.call.0, kind = v.kind(), violation = %v, "the agent broke a limit: hanging up");
+        self.note("violation", &v.to_string());
         self.end(Ending::AgentViolation(v));
     }
 
@@ -531,6 +568,7 @@ impl CallMedia {
         }
         while let Some(d) = self.session.poll_digit() {
             tracing::info!(call = self.call.0, digit = %d.digit, duration_ms = d.duration_ms, "DTMF (RFC 4733)");
+            self.note("dtmf", &format!("{} (RFC 4733, {} ms)", d.digit, d.duration_ms));
             if let Agent::Socket { link, open: true, .. } = &mut self.agent {
                 let text = link.session.digit(d.digit);
                 link.send(text, None);
@@ -571,6 +609,9 @@ impl CallMedia {
         }
         if let Agent::Socket { link, open, .. } = &mut self.agent {
             while let Some(name) = self.session.playout().poll_mark() {
+                if let Some(t) = self.timeline.as_mut() {
+                    t.event(now, "mark played", &name);
+                }
                 if *open {
                     let text = link.session.mark_played(&name);
                     link.send(text, None);

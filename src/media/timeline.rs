@@ -142,6 +142,9 @@ fn small(n: u64) -> u16 {
     n.min(u64::from(NONE - 1)) as u16
 }
 
+/// Agent events kept per call (the first ones; the rest are counted).
+pub const MAX_EVENTS: usize = 256;
+
 /// One call's timeline.
 #[derive(Debug)]
 pub struct Timeline {
@@ -151,6 +154,9 @@ pub struct Timeline {
     /// The counters at the last sample.
     last: MediaStats,
     pub downlink: Window,
+    /// What the agent did, and what the call did to it: connected, start, mark, clear, DTMF, transfer, the end.
+    events: Vec<(Instant, &'static str, String)>,
+    events_elided: u32,
 }
 
 impl Timeline {
@@ -162,7 +168,19 @@ impl Timeline {
             samples: Vec::new(),
             last: MediaStats::default(),
             downlink: Window::default(),
+            events: Vec::new(),
+            events_elided: 0,
         }
+    }
+
+    /// An agent event at `at` (before the answer too: its time is then negative). `detail` is cut to 200
+    /// characters.
+    pub fn event(&mut self, at: Instant, kind: &'static str, detail: &str) {
+        if self.events.len() >= MAX_EVENTS {
+            self.events_elided += 1;
+            return;
+        }
+        self.events.push((at, kind, detail.chars().take(200).collect()));
     }
 
     /// When the next sample is due.
@@ -244,7 +262,25 @@ impl Timeline {
                 ])
             })
             .collect();
-        json!({ "interval_ms": INTERVAL.as_millis() as u64, "fields": FIELDS, "samples": samples })
+        let events: Vec<Value> = self
+            .events
+            .iter()
+            .map(|(at, kind, detail)| {
+                let ms = if *at >= self.start {
+                    at.duration_since(self.start).as_millis() as i64
+                } else {
+                    -(self.start.duration_since(*at).as_millis() as i64)
+                };
+                json!({ "at_ms": ms, "kind": kind, "detail": detail })
+            })
+            .collect();
+        json!({
+            "interval_ms": INTERVAL.as_millis() as u64,
+            "fields": FIELDS,
+            "samples": samples,
+            "events": events,
+            "events_elided": self.events_elided,
+        })
     }
 }
 
@@ -291,6 +327,19 @@ mod tests {
         );
         // The next sample is due at the next whole second from the answer.
         assert_eq!(t.due(), t0 + Duration::from_secs(4));
+        // Events keep their time from the answer, before it too, and stay bounded.
+        t.event(t0 - Duration::from_millis(250), "connected", "wss://agent.example.com/stream");
+        t.event(t0 + Duration::from_millis(1_500), "dtmf", "5");
+        for _ in 0..MAX_EVENTS {
+            t.event(t0 + Duration::from_secs(2), "mark", "");
+        }
+        let j = t.to_json();
+        assert_eq!(
+            j["events"][0],
+            json!({"at_ms": -250, "kind": "connected", "detail": "wss://agent.example.com/stream"})
+        );
+        assert_eq!(j["events"][1], json!({"at_ms": 1500, "kind": "dtmf", "detail": "5"}));
+        assert_eq!((j["events"].as_array().unwrap().len(), j["events_elided"].as_u64()), (MAX_EVENTS, Some(2)));
     }
 
     #[test]
