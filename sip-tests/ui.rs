@@ -557,3 +557,89 @@ fn a_recorded_call_plays_in_the_browser_and_downloads_through_the_api() {
     assert_eq!(b.js("return document.querySelectorAll('#recent-calls audio.recording-player').length"), 1);
     assert!(b.text("#recent-calls").contains("Download"));
 }
+
+#[test]
+fn a_calls_page_shows_its_sip_ladder_quality_charts_and_events_from_a_real_call() {
+    let server = InProcess::start("ui-call-page", &[]);
+    // A real call: 4 s of tone to the echo agent, a digit by SIP INFO, then the caller hangs up.
+    let rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let (caller, to) = Caller::invite(&server, &rtp, "ui-call-page");
+    for seq in 0..200u16 {
+        let tone: Vec<u8> = (0..160)
+            .map(|i| {
+                let t = f64::from(seq) * 0.02 + f64::from(i) / 8000.0;
+                vocals::media::g711::ulaw_encode((6000.0 * (2.0 * std::f64::consts::PI * 440.0 * t).sin()) as i16)
+            })
+            .collect();
+        rtp.send_to(&common::rtp_packet(seq, 7, &tone), to).unwrap();
+        if seq == 60 {
+            caller.request_with_body("INFO", 2, Some("application/dtmf-relay"), "Signal=5\r\nDuration=160\r\n");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    caller.request("BYE", 3);
+    let mut answer = caller.recv();
+    while !header(&answer, "CSeq").ends_with("BYE") {
+        answer = caller.recv();
+    }
+    assert!(answer.starts_with("SIP/2.0 200"), "{answer}");
+    let record = server.call_stats("ui-call-page");
+    let id = record["id"].as_str().unwrap().to_string();
+    // The trace is stored a few seconds after the call.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let messages = loop {
+        let (status, trace) = server.api("GET", &format!("/v1/calls/{id}/sip"), None);
+        if status == 200 {
+            break trace["messages"].as_array().unwrap().len();
+        }
+        assert!(std::time::Instant::now() < deadline, "no trace: {trace}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let b = Browser::start();
+    b.resize(1280, 1700);
+    b.goto(&format!("http://127.0.0.1:{}/", server.admin));
+    b.fill("#token", &server.token());
+    b.keys(ENTER);
+    b.wait("return !document.querySelector('#numbers-view').hidden", "the numbers page");
+    // Reached from the Calls list.
+    b.click("a[href=\"#/calls\"]");
+    let link = format!("#recent-calls tr[data-call-id=\"{id}\"] a.call-link");
+    b.wait(&format!("return document.querySelector('{link}') !== null"), "the call's link in Recent calls");
+    b.click(&link);
+    b.wait("return !document.querySelector('#call-view').hidden", "the call page");
+    b.wait_text("#call-title", "Call from +12125550100");
+    // The ladder: an arrow a message, the INVITE first (in from the peer), the 200 to the BYE last (out).
+    b.wait(&format!("return document.querySelectorAll('#call-ladder g.msg').length === {messages}"), "every message");
+    assert_eq!(b.js("return document.querySelector('#call-ladder g.msg').classList.contains('msg-in')"), true);
+    assert_eq!(b.js("return document.querySelector('#call-ladder g.msg .msg-label').textContent"), "INVITE");
+    assert_eq!(
+        b.js(
+            "const m = document.querySelectorAll('#call-ladder g.msg .msg-label'); return m[m.length - 1].textContent"
+        ),
+        "200 OK (BYE)"
+    );
+    b.wait("return document.querySelectorAll('#call-charts figure.chart').length === 6", "the charts");
+    doc_shot(&b, "call-page.png");
+    // Choosing an arrow (by keyboard too) shows the whole message.
+    b.js("document.querySelectorAll('#call-ladder g.msg')[0].focus()");
+    b.keys(ENTER);
+    b.wait("return !document.querySelector('#call-message').hidden", "the message");
+    let shown = b.text("#call-message");
+    assert!(shown.contains("Call-ID: ui-call-page") && shown.contains("m=audio"), "{shown}");
+    // The charts: six, drawn from the samples (RTP in reaches its 50 a second).
+    assert_eq!(b.js("return document.querySelectorAll('#call-charts figure.chart').length"), 6);
+    let label = b.js("return document.querySelector('#call-charts svg').getAttribute('aria-label')");
+    let label = label.as_str().unwrap();
+    let peak: f64 = label.split("in max ").nth(1).and_then(|r| r.split(',').next()).unwrap().parse().unwrap();
+    assert!((45.0..=60.0).contains(&peak), "{label}");
+    assert!(
+        b.js("return document.querySelector('#call-charts path.series-0').getAttribute('d').length").as_u64().unwrap()
+            > 20
+    );
+    // The events: the digit and the end, and the end reason.
+    let events = b.text("#call-events");
+    assert!(events.contains("DTMF: 5 (SIP INFO)") && events.contains("End reason: the caller hung up"), "{events}");
+    // A call that does not exist says so.
+    b.goto(&format!("http://127.0.0.1:{}/ui/#/calls/vc_missing", server.admin));
+    b.wait_text("#notice", "Could not load the call");
+}

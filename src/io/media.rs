@@ -379,7 +379,9 @@ impl CallMedia {
                         }
                     }
                     Some(Control::Close(why)) => {
-                        self.note("end", &why);
+                        if matches!(self.agent, Agent::Socket { .. }) {
+                            self.note("end", &format!("the agent's stream: {why}"));
+                        }
                         ending = why;
                         break;
                     }

@@ -396,6 +396,9 @@ const ROUTES = {
   '/calls': { view: 'calls-view', title: 'Calls', load: () => startCalls() },
 };
 
+/** #/calls/{id}: one call's page (its SIP ladder, quality and agent events), under Calls in the menu. */
+const CALL_ROUTE = /^\/calls\/([^/]+)$/;
+
 function route(focusHeading) {
   stopCallsTimers();
   if (!sessionStorage.getItem(TOKEN_KEY)) {
@@ -403,14 +406,18 @@ function route(focusHeading) {
     return;
   }
   let path = location.hash.replace(/^#/, '');
-  if (!ROUTES[path]) {
+  const call = CALL_ROUTE.exec(path);
+  if (!ROUTES[path] && !call) {
     path = '/numbers';
     history.replaceState(null, '', '#/numbers');
   }
-  const r = ROUTES[path];
+  const r = call
+    ? { view: 'call-view', title: 'Call', load: () => loadCall(decodeURIComponent(call[1])) }
+    : ROUTES[path];
+  const menu = call ? '/calls' : path;
   for (const v of $$('.view')) v.hidden = v.id !== r.view;
   for (const a of $$('nav a')) {
-    if (a.getAttribute('href') === `#${path}`) a.setAttribute('aria-current', 'page');
+    if (a.getAttribute('href') === `#${menu}`) a.setAttribute('aria-current', call ? 'true' : 'page');
     else a.removeAttribute('aria-current');
   }
   $('#sign-out').hidden = false;
@@ -1498,7 +1505,9 @@ function renderRecentCalls(list) {
     const reason = [c.end_reason || '—'];
     if (c.sip_status && c.sip_status !== 200) reason.push(` (SIP ${c.sip_status})`);
     return el('tr', { dataset: { callId: c.id, key: c.id } },
-      el('td', {}, c.end_at ? timeEl(c.end_at) : dash()),
+      el('td', {}, el('a', { href: `#/calls/${enc(c.id)}`, className: 'call-link',
+        attrs: { 'aria-label': `Details of the call from ${c.from} to ${c.to}` } },
+      c.end_at ? timeEl(c.end_at) : 'Details')),
       el('td', { className: 'number' }, c.from),
       el('td', { className: 'number' }, c.to),
       el('td', {}, c.agent || dash()),
@@ -1514,6 +1523,223 @@ function renderRecentCalls(list) {
 document.addEventListener('visibilitychange', () => {
   if (!document.hidden && calls.poll) refreshCalls();
 });
+
+// ---------------------------------------------------------------------------------------------------------
+// One call: GET /v1/calls/{id}, /sip (its messages) and /timeline (a sample a second, the agent's events).
+// The ladder and the charts are inline SVG drawn here: no chart library, nothing from elsewhere (the CSP).
+
+const SVG = 'http://www.w3.org/2000/svg';
+
+/** Builds an SVG element: `svg('line', {x1: 0, class: 'x'}, child)`. */
+function svg(tag, attrs = {}, ...children) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs)) if (v != null) node.setAttribute(k, String(v));
+  for (const c of children.flat()) if (c != null) node.append(c instanceof Node ? c : String(c));
+  return node;
+}
+
+/** What an API call gave, or the error's message when it failed for another reason than the token. */
+async function settle(path) {
+  try {
+    return { value: await api('GET', path) };
+  } catch (e) {
+    if (isAuthError(e)) throw e;
+    return { error: e.message };
+  }
+}
+
+async function loadCall(id) {
+  $('#call-title').textContent = 'Call';
+  for (const n of ['#call-facts', '#call-ladder', '#call-charts', '#call-events']) $(n).replaceChildren();
+  $('#call-message').hidden = true;
+  try {
+    const [call, sip, timeline] = await Promise.all([
+      settle(`/v1/calls/${enc(id)}`), settle(`/v1/calls/${enc(id)}/sip`), settle(`/v1/calls/${enc(id)}/timeline`),
+    ]);
+    if (call.error) {
+      notify(`Could not load the call: ${call.error}`, 'error');
+      return;
+    }
+    renderCallFacts(call.value);
+    renderLadder(sip);
+    renderCharts(timeline);
+    renderEvents(timeline, call.value);
+  } catch (e) {
+    noticeError(e);
+  }
+}
+
+function renderCallFacts(c) {
+  $('#call-title').textContent = `Call from ${c.from || 'unknown'} to ${c.to || 'unknown'}`;
+  document.title = `Call ${c.id} — vocals`;
+  const answered = c.answer_at && c.end_at;
+  const status = c.sip_status ? `SIP ${c.sip_status}` : '—';
+  $('#call-facts').replaceChildren(
+    ...fact('Agent', c.agent || 'none'),
+    ...fact('Arrived', timeEl(c.invite_at)),
+    ...fact('Answered', c.answer_at ? timeEl(c.answer_at) : 'no'),
+    ...fact('Ended', c.end_at ? timeEl(c.end_at) : 'in progress'),
+    ...fact('Duration', answered ? formatDuration(Date.parse(c.end_at) - Date.parse(c.answer_at)) : '—'),
+    ...fact('End reason', c.end_reason ? `${c.end_reason} (${status})` : status),
+    ...fact('Codec', c.codec || '—'),
+    ...fact('SIP Call-ID', el('code', {}, c.sip_call_id)),
+    ...fact('vocals id', el('code', {}, c.id)));
+}
+
+/** A message's ladder label: the method, or the status and the CSeq method (`200 OK (INVITE)`). */
+function ladderLabel(text) {
+  const first = (text.split(/\r?\n/, 1)[0] || '').trim();
+  const cseq = /^(?:CSeq|cseq|CSEQ)\s*:\s*\d+\s+(\S+)/m.exec(text);
+  if (first.startsWith('SIP/2.0 ')) {
+    const status = first.slice(8, 60);
+    return cseq ? `${status} (${cseq[1]})` : status;
+  }
+  return first.split(' ', 1)[0];
+}
+
+/** The ladder: the peer left, vocals right, an arrow a message (the time since the first beside it). */
+function renderLadder(sip) {
+  const box = $('#call-ladder');
+  const empty = $('#ladder-empty');
+  const messages = (sip.value && sip.value.messages) || [];
+  empty.hidden = messages.length > 0;
+  if (!messages.length) {
+    empty.textContent = sip.error || 'No SIP messages were kept for this call.';
+    return;
+  }
+  const elided = sip.value.elided || 0;
+  const width = 720;
+  const row = 34;
+  const top = 54;
+  const [left, right] = [150, 650];
+  const height = top + messages.length * row + (elided ? row : 0) + 10;
+  const t0 = Date.parse(messages[0].at);
+  const peer = messages[0].peer;
+  const local = messages[0].local;
+  const picture = svg('svg', { viewBox: `0 0 ${width} ${height}`, class: 'ladder-svg', role: 'presentation' },
+    svg('defs', {}, svg('marker', { id: 'arrow', viewBox: '0 0 10 10', refX: 10, refY: 5, markerWidth: 8,
+      markerHeight: 8, orient: 'auto-start-reverse' }, svg('path', { d: 'M0,0 L10,5 L0,10 z', class: 'arrow-head' }))),
+    svg('text', { x: left, y: 18, class: 'lane-title', 'text-anchor': 'middle' }, `Peer ${peer}`),
+    svg('text', { x: width - 6, y: 18, class: 'lane-title', 'text-anchor': 'end' }, `vocals ${local}`),
+    svg('line', { x1: left, y1: 28, x2: left, y2: height - 6, class: 'lane' }),
+    svg('line', { x1: right, y1: 28, x2: right, y2: height - 6, class: 'lane' }));
+  messages.forEach((m, i) => {
+    const y = top + i * row;
+    const inbound = m.dir === 'in';
+    const label = ladderLabel(m.text);
+    const secs = ((Date.parse(m.at) - t0) / 1000).toFixed(3);
+    const group = svg('g', { class: `msg ${inbound ? 'msg-in' : 'msg-out'}`, tabindex: 0, role: 'button',
+      'aria-label': `${label}, ${inbound ? 'in from the peer' : 'out from vocals'}, at +${secs} s (${m.transport})` },
+    svg('rect', { x: 0, y: y - 22, width, height: row, class: 'msg-hit' }),
+    svg('text', { x: 8, y: y + 4, class: 'msg-time' }, `+${secs} s`),
+    svg('line', { x1: inbound ? left : right, y1: y, x2: inbound ? right : left, y2: y, class: 'msg-line',
+      'marker-end': 'url(#arrow)' }),
+    svg('text', { x: (left + right) / 2, y: y - 6, class: 'msg-label', 'text-anchor': 'middle' }, label));
+    const show = () => showMessage(m, label, secs, group);
+    group.addEventListener('click', show);
+    group.addEventListener('keydown', (ev) => {
+      if (ev.key === 'Enter' || ev.key === ' ') {
+        ev.preventDefault();
+        show();
+      }
+    });
+    picture.append(group);
+  });
+  if (elided) {
+    const y = top + messages.length * row;
+    picture.append(svg('text', { x: (left + right) / 2, y, class: 'msg-time', 'text-anchor': 'middle' },
+      `${elided} of ${sip.value.total} messages not kept (the first and the latest are)`));
+  }
+  box.replaceChildren(picture);
+}
+
+function showMessage(m, label, secs, group) {
+  for (const g of $$('#call-ladder g.msg')) g.classList.toggle('selected', g === group);
+  const pre = $('#call-message');
+  pre.textContent = `${label} — ${m.dir === 'in' ? `from ${m.peer}` : `to ${m.peer}`} over ${m.transport}, ` +
+    `${m.at} (+${secs} s), ${m.bytes} bytes\n\n${m.text}`;
+  pre.hidden = false;
+}
+
+/** The charts: a series is a timeline field drawn as a line; seconds without a value leave a gap. */
+const CHARTS = [
+  ['RTP packets a second', [['rtp_in', 'in'], ['rtp_out', 'out']], ''],
+  ['Loss a second', [['lost', 'lost'], ['late', 'late'], ['concealed', 'concealed']], ''],
+  ['Jitter', [['jitter_ms', 'jitter']], 'ms'],
+  ['Agent audio queued', [['queue_ms', 'queued']], 'ms'],
+  ['Agent latency', [['uplink_p50_ms', 'up median'], ['uplink_max_ms', 'up max'],
+    ['downlink_p50_ms', 'down median'], ['downlink_max_ms', 'down max']], 'ms'],
+  ['Round trip (RTCP)', [['rtt_ms', 'RTT']], 'ms'],
+];
+
+function renderCharts(timeline) {
+  const t = timeline.value;
+  const samples = (t && t.samples) || [];
+  const empty = $('#quality-empty');
+  empty.hidden = samples.length > 0;
+  if (!samples.length) {
+    empty.textContent = timeline.error || 'No quality samples: the call was not answered.';
+    return;
+  }
+  const col = Object.fromEntries(t.fields.map((f, i) => [f, i]));
+  $('#call-charts').replaceChildren(...CHARTS.map(([title, series, unit]) =>
+    chart(title, series.map(([field, name]) => [name, samples.map((s) => s[col[field]])]), unit)));
+}
+
+function chart(title, series, unit) {
+  const [w, h, pad] = [320, 110, 28];
+  const values = series.flatMap(([, v]) => v).filter((v) => typeof v === 'number');
+  const max = Math.max(1, ...values);
+  const n = Math.max(2, series[0][1].length);
+  const x = (i) => pad + ((w - pad - 6) * i) / (n - 1);
+  const y = (v) => h - 18 - ((h - 30) * v) / max;
+  const lines = series.map(([name, v], k) => {
+    let d = '';
+    v.forEach((value, i) => {
+      if (typeof value !== 'number') return;
+      d += `${d && typeof v[i - 1] === 'number' ? 'L' : 'M'}${x(i).toFixed(1)},${y(value).toFixed(1)} `;
+    });
+    return svg('path', { d: d || 'M0,0', class: `series series-${k}` });
+  });
+  const peak = values.length ? `${+max.toFixed(2)}${unit ? ` ${unit}` : ''}` : 'none';
+  const summary = series.map(([name, v]) => {
+    const nums = v.filter((z) => typeof z === 'number');
+    return nums.length ? `${name} max ${+Math.max(...nums).toFixed(2)}` : `${name} none`;
+  }).join(', ');
+  return el('figure', { className: 'chart' },
+    el('figcaption', {}, el('span', { className: 'chart-title' }, unit ? `${title} (${unit})` : title), ' ',
+      ...series.map(([name], k) => el('span', { className: `legend legend-${k}` }, name))),
+    svg('svg', { viewBox: `0 0 ${w} ${h}`, role: 'img', 'aria-label': `${title}: ${summary}` },
+      svg('line', { x1: pad, y1: h - 18, x2: w - 6, y2: h - 18, class: 'axis' }),
+      svg('line', { x1: pad, y1: 8, x2: pad, y2: h - 18, class: 'axis' }),
+      svg('text', { x: pad - 4, y: 14, class: 'tick', 'text-anchor': 'end' }, values.length ? `${+max.toFixed(1)}` : '–'),
+      svg('text', { x: pad - 4, y: h - 18, class: 'tick', 'text-anchor': 'end' }, '0'),
+      svg('text', { x: pad, y: h - 4, class: 'tick' }, '0 s'),
+      svg('text', { x: w - 6, y: h - 4, class: 'tick', 'text-anchor': 'end' }, `${n - 1} s`),
+      ...lines),
+    el('p', { className: 'visually-hidden' }, `Peak ${peak}.`));
+}
+
+const EVENT_TEXT = {
+  connected: 'Agent reached', start: 'start sent', mark: 'Mark received', 'mark played': 'Mark played',
+  clear: 'Clear', dtmf: 'DTMF', transfer: 'Transfer asked', 'transfer status': 'Transfer progress',
+  'transfer refused': 'Transfer refused', hangup: 'Hang-up', failed: 'Agent stream failed',
+  violation: 'Agent broke a limit', end: 'Call ended',
+};
+
+function renderEvents(timeline, call) {
+  const t = timeline.value;
+  const events = (t && t.events) || [];
+  const list = $('#call-events');
+  const empty = $('#events-empty');
+  empty.hidden = events.length > 0;
+  if (!events.length) empty.textContent = timeline.error || 'No agent events (the built-in echo agent has none).';
+  list.replaceChildren(...events.map((e) => el('li', {},
+    el('span', { className: 'event-time' }, `${e.at_ms >= 0 ? '+' : '−'}${(Math.abs(e.at_ms) / 1000).toFixed(3)} s`),
+    ' ', el('strong', {}, EVENT_TEXT[e.kind] || e.kind), e.detail ? `: ${e.detail}` : '')));
+  if (t && t.events_elided) list.append(el('li', {}, `${t.events_elided} more not kept.`));
+  if (call.end_reason) list.append(el('li', {}, el('strong', {}, 'End reason'), `: ${call.end_reason}`));
+}
 
 // ---------------------------------------------------------------------------------------------------------
 
