@@ -401,6 +401,25 @@ fn receive(socket: &UdpSocket) -> std::thread::JoinHandle<Vec<(Instant, Vec<u8>)
     })
 }
 
+/// Every RTP packet until the socket is quiet for 1.5 s, with its header: (arrival, marker, seq, timestamp,
+/// payload).
+type Heard = (Instant, bool, u16, u32, Vec<u8>);
+
+fn receive_rtp(socket: &UdpSocket) -> std::thread::JoinHandle<Vec<Heard>> {
+    let rx = socket.try_clone().unwrap();
+    rx.set_read_timeout(Some(Duration::from_millis(1500))).unwrap();
+    std::thread::spawn(move || {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 1500];
+        while let Ok(n) = rx.recv(&mut buf) {
+            if let Ok(p) = vocals::media::rtp::parse(&buf[..n]) {
+                got.push((Instant::now(), p.marker, p.seq, p.timestamp, p.payload.to_vec()));
+            }
+        }
+        got
+    })
+}
+
 fn is_audio(p: &[u8]) -> bool {
     p.iter().any(|&b| b != 0xFF)
 }
@@ -545,14 +564,28 @@ fn clear_stops_a_long_reply_within_a_frame_and_releases_its_mark() {
     let before = server.metrics();
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
     let (caller, remote) = Caller::invite_to(&server, &socket, "agent-clear", DIALED);
-    let got = receive(&socket);
+    let heard = receive_rtp(&socket);
     for k in 0..60u16 {
         socket.send_to(&rtp(k, k == 0, 0, u32::from(k) * 160, &[0xFF; 160]), remote).unwrap();
         std::thread::sleep(Duration::from_millis(20));
     }
     caller.request("BYE", 2);
     let seen = agent.seen();
-    let got = got.join().unwrap();
+    let heard = heard.join().unwrap();
+    // What a receiver sees of the re-phased send clock: consecutive sequence numbers, timestamps that only go
+    // forward and follow the wall clock (each step, in samples, matches the time between the packets), and the
+    // marker on the reply's first packet.
+    for w in heard.windows(2) {
+        let ((a_at, _, a_seq, a_ts, _), (b_at, _, b_seq, b_ts, _)) = (&w[0], &w[1]);
+        assert_eq!(*b_seq, a_seq.wrapping_add(1), "sequence numbers are consecutive");
+        let step = b_ts.wrapping_sub(*a_ts) as i32;
+        assert!(step > 0, "the timestamp went back or stood still: {a_ts} then {b_ts}");
+        let (clock_ms, wall_ms) = (f64::from(step) / 8.0, (*b_at - *a_at).as_secs_f64() * 1000.0);
+        assert!((clock_ms - wall_ms).abs() <= 10.0, "a {clock_ms} ms timestamp step over {wall_ms:.1} ms");
+    }
+    let first = heard.iter().position(|h| h.4.iter().all(|&b| b == 0x42)).expect("the reply was heard");
+    assert!(heard[first].1, "the reply's first packet carries the marker");
+    let got: Vec<(Instant, Vec<u8>)> = heard.into_iter().map(|h| (h.0, h.4)).collect();
     let clear = seen.clear_sent.expect("the agent sent clear");
     let reply: Vec<Instant> = got.iter().filter(|g| g.1.iter().all(|&b| b == 0x42)).map(|g| g.0).collect();
     assert!(reply.len() >= 15 && reply.len() <= 35, "{} frames of the reply played before the clear", reply.len());

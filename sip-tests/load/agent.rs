@@ -3,8 +3,12 @@
 //! vocals: the gap between successive media frames of one stream (vocals should send one every 20 ms), frames
 //! and streams. It runs until SIGINT or SIGTERM, then prints one JSON summary line on stdout and exits.
 //!
-//! `load_agent <listen address>`, e.g. `load_agent 127.0.0.1:18080`; vocals' agent URL is then
+//! `load_agent <listen address> [spurts]`, e.g. `load_agent 127.0.0.1:18080`; vocals' agent URL is then
 //! `ws://127.0.0.1:18080/stream`. Built by `sip-tests/load/run` (`cargo build --release --example load_agent`).
+//!
+//! With `spurts` it replies as a voice agent does instead: once a second (every 50th frame heard, at an offset
+//! of its own per stream), a 400 ms reply of 20 frames sent back to back, then silence: each reply is a talk
+//! spurt after silence, what vocals' downlink latency (agent audio to its first RTP packet) is measured on.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -76,7 +80,11 @@ impl Totals {
     }
 }
 
-async fn serve(tcp: tokio::net::TcpStream, totals: Arc<Totals>) {
+/// In `spurts` mode: frames heard between replies, and the frames of one reply.
+const SPURT_EVERY: u64 = 50;
+const SPURT_FRAMES: usize = 20;
+
+async fn serve(tcp: tokio::net::TcpStream, totals: Arc<Totals>, spurts: bool) {
     let _ = tcp.set_nodelay(true);
     let Ok(ws) = tokio_tungstenite::accept_async(tcp).await else { return };
     totals.connections.fetch_add(1, Ordering::Relaxed);
@@ -86,6 +94,7 @@ async fn serve(tcp: tokio::net::TcpStream, totals: Arc<Totals>) {
     // Cleared when an echo fails: the frames vocals sent before it closed (its `stop` among them) may still be
     // waiting to be read, so the loop reads on, echoing nothing more.
     let mut echo = true;
+    let mut heard: u64 = 0;
     while let Some(Ok(message)) = rx.next().await {
         let text = match message {
             Message::Text(text) => text,
@@ -114,13 +123,26 @@ async fn serve(tcp: tokio::net::TcpStream, totals: Arc<Totals>) {
                 if !echo {
                     continue;
                 }
+                heard += 1;
+                // Each stream replies at its own point of the second (its sid's last digits), not all at once.
+                let offset = stream_sid.bytes().fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
+                let frames = match spurts {
+                    false => 1,
+                    true if heard.wrapping_add(offset).is_multiple_of(SPURT_EVERY) => SPURT_FRAMES,
+                    true => 0,
+                };
                 let reply = json!({"event": "media", "streamSid": stream_sid, "media": {"payload": payload}});
-                if tx.send(Message::text(reply.to_string())).await.is_err() {
+                for _ in 0..frames {
+                    if tx.feed(Message::text(reply.to_string())).await.is_err() {
+                        echo = false;
+                        break;
+                    }
+                    totals.media_out.fetch_add(1, Ordering::Relaxed);
+                }
+                if frames > 0 && (!echo || tx.flush().await.is_err()) {
                     echo = false;
                     totals.echoes_failed.fetch_add(1, Ordering::Relaxed);
-                    continue;
                 }
-                totals.media_out.fetch_add(1, Ordering::Relaxed);
             }
             Some("stop") => {
                 totals.streams_stopped.fetch_add(1, Ordering::Relaxed);
@@ -135,10 +157,11 @@ async fn serve(tcp: tokio::net::TcpStream, totals: Arc<Totals>) {
 }
 
 fn main() {
+    let spurts = std::env::args().nth(2).as_deref() == Some("spurts");
     let addr: SocketAddr = match std::env::args().nth(1).map(|a| a.parse()) {
         Some(Ok(addr)) => addr,
         _ => {
-            eprintln!("usage: load_agent <listen address, e.g. 127.0.0.1:18080>");
+            eprintln!("usage: load_agent <listen address, e.g. 127.0.0.1:18080> [spurts]");
             std::process::exit(2);
         }
     };
@@ -166,7 +189,7 @@ fn main() {
             async move {
                 loop {
                     if let Ok((tcp, _)) = listener.accept().await {
-                        tokio::spawn(serve(tcp, totals.clone()));
+                        tokio::spawn(serve(tcp, totals.clone(), spurts));
                     }
                 }
             }

@@ -380,6 +380,9 @@ def start_signalling_server(work, peer):
     port = free_port()
     if peer == "vocals":
         return start_vocals(work, port), port
+    if peer == "vocals-notrace":
+        # The same server without per-call SIP traces: the traces' cost, side by side.
+        return start_vocals(work, port, env={"VOCALS_LOG_CALL_TRACE": "false"}), port
     if peer == "kamailio":
         cfg = kamailio_cfg(work, "kamailio-sl.cfg", PORT=port)
         return start_kamailio(work, "kamailio-sl", cfg, port, SERVER_CPU), port
@@ -461,12 +464,36 @@ def steady_window(server, seconds):
     return (tree_cpu(server.pid) - c0) / (time.time() - t0)
 
 
-def media_vocals(work, calls, args, record=False):
+def histogram_quantile(proc, name, q):
+    """The `q` quantile of a Prometheus histogram from vocals' /metrics, interpolated inside its bucket (seconds)."""
+    buckets = []
+    with urllib.request.urlopen(proc.admin + "/metrics", timeout=10) as r:
+        for line in r.read().decode().splitlines():
+            m = re.match(re.escape(name) + r'_bucket\{le="([^"]+)"\} (\S+)', line)
+            if m:
+                buckets.append((math.inf if m.group(1) == "+Inf" else float(m.group(1)), float(m.group(2))))
+    buckets.sort()
+    if not buckets or buckets[-1][1] == 0:
+        return float("nan")
+    rank = q * buckets[-1][1]
+    lo_edge, lo_count = 0.0, 0.0
+    for edge, count in buckets:
+        if count >= rank:
+            if math.isinf(edge):
+                return lo_edge
+            return lo_edge + (edge - lo_edge) * (rank - lo_count) / max(1e-9, count - lo_count)
+        lo_edge, lo_count = edge, count
+    return buckets[-1][0]
+
+
+def media_vocals(work, calls, args, record=False, spurts=False):
     """vocals with the agent simulator; `record`: every call recorded (`[recording] record = "dual"`, 16-bit WAV
-    to the state directory's disk)."""
+    to the state directory's disk); `spurts`: the agent replies once a second with 400 ms of audio after silence
+    (a voice agent's talk spurts), for the downlink latency."""
     port = free_port()
     agent_port = free_port(socket.SOCK_STREAM)
-    agent = Proc(f"agent-{calls}", [RELEASE / "examples" / "load_agent", f"127.0.0.1:{agent_port}"], GEN_CPU, work)
+    agent = Proc(f"agent-{calls}", [RELEASE / "examples" / "load_agent", f"127.0.0.1:{agent_port}",
+                                    *(["spurts"] if spurts else [])], GEN_CPU, work)
     recording = '[recording]\nrecord = "dual"\n' if record else ""
     server = start_vocals(work, port, extra_config=(
         f'default_agent = "load"\n{recording}[[agents]]\nname = "load"\nurl = "ws://127.0.0.1:{agent_port}/stream"\n'))
@@ -507,6 +534,14 @@ def media_vocals(work, calls, args, record=False):
             "ended": sorted({c.get("end_reason") or "none" for c in recent}),
             "rcvbuf_errors": rcvbuf_errors() - before_err,
         }
+        if spurts:
+            name = "vocals_agent_downlink_latency_seconds"
+            out["downlink_p50_ms"] = 1000 * histogram_quantile(server, name, 0.50)
+            out["downlink_p99_ms"] = 1000 * histogram_quantile(server, name, 0.99)
+            out["replies"] = metric(server, name + "_count")
+            per_call = [a.get("downlink_p50_us") for a in agents if a.get("downlink_p50_us") is not None]
+            out["call_downlink_p50_median_ms"] = quantile(per_call, 0.5) / 1000 if per_call else float("nan")
+            out["rephased"] = sum(r.get("rephased") or 0 for r in rtp)
         if record:
             recordings = [c.get("recording") or {} for c in recent]
             out["recorded"] = sum(1 for r in recordings if r.get("status") in ("complete", "incomplete"))
@@ -559,8 +594,16 @@ def media_rtpengine(work, calls, args):
 
 def media(work, args):
     write_tone(work / "tone.ulaw")
-    results = {"vocals": [], "vocals-recording": [], "rtpengine": []}
+    results = {"vocals": [], "vocals-recording": [], "vocals-spurts": [], "rtpengine": []}
     for calls in args.calls:
+        if "vocals-spurts" in args.peers:
+            r = media_vocals(work, calls, args, spurts=True)
+            results["vocals-spurts"].append(r)
+            log(f"vocals spurts {calls} calls ({VOCALS_BIN}): downlink p50 {r['downlink_p50_ms']:.2f} ms p99 "
+                f"{r['downlink_p99_ms']:.2f} ms over {r['replies']:.0f} replies (per-call medians: "
+                f"{r['call_downlink_p50_median_ms']:.2f} ms), re-phased {r['rephased']}, "
+                f"{r['core_pct_per_call']:.3f}% core/call, RTP egress p99 {r['egress_p99_ms']:.2f} ms, "
+                f"lost {r['rtp_lost']}, sipp failed {r['sipp']['failed']}")
         if "vocals-recording" in args.peers:
             r = media_vocals(work, calls, args, record=True)
             results["vocals-recording"].append(r)
@@ -702,6 +745,14 @@ def markdown(results, machine):
                 lines.append(f"| {peer} | {r['calls']} | {r['core_pct_per_call']:.3f}% | {100 * r['server_core']:.0f}% "
                              f"| {r['rss_kib_per_call']:.1f} | {r['egress_p99_ms']:.2f} ms | {r['caller_p99_ms']:.2f} ms | {gap} ms | "
                              f"{r.get('rtp_lost', '—')} | {r['sipp']['failed']} | {100 * r['sipp']['gen_core']:.0f}% |")
+    spurts = (med or {}).get("vocals-spurts")
+    if spurts:
+        lines += ["", "| agent replying in spurts | calls | replies | downlink p50 | downlink p99 | per-call p50 median | "
+                  "re-phased | RTP egress p99 | SIPp failed |", "|---|---|---|---|---|---|---|---|---|"]
+        for r in spurts:
+            lines.append(f"| {VOCALS_BIN} | {r['calls']} | {r['replies']:.0f} | {r['downlink_p50_ms']:.2f} ms | "
+                         f"{r['downlink_p99_ms']:.2f} ms | {r['call_downlink_p50_median_ms']:.2f} ms | {r['rephased']} | "
+                         f"{r['egress_p99_ms']:.2f} ms | {r['sipp']['failed']} |")
     soak = results.get("soak")
     if soak:
         lines += ["", "| soak | calls passed | failed | RSS after warm-up | end (drift) | peak (drift) | max dialogs | "
@@ -742,7 +793,9 @@ def main():
     ap.add_argument("part", choices=["signalling", "media", "soak", "all"], nargs="?", default="all")
     ap.add_argument("--peers", default="vocals,kamailio,sipp-uas,rtpengine",
                     help="servers to measure (vocals, kamailio, sipp-uas for signalling; vocals, rtpengine for "
-                         "media; vocals-recording: vocals recording every call, for media)")
+                         "media; vocals-recording: vocals recording every call, for media; vocals-notrace: vocals "
+                         "without per-call SIP traces, for signalling; vocals-spurts: the agent replying in talk "
+                         "spurts, for the downlink latency)")
     ap.add_argument("--rates", default="1000,2000,3000,4000,5000,6000,7000,8000,9000,10000,12000")
     ap.add_argument("--seconds", type=int, default=10, help="length of each signalling step")
     ap.add_argument("--calls", default="250,500,1000", help="concurrent calls for the media runs")
@@ -768,10 +821,10 @@ def main():
     log(f"work directory {work}")
     results = {"machine": machine(), "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     if args.part in ("signalling", "all"):
-        sig_peers = [p for p in args.peers if p in ("vocals", "kamailio", "sipp-uas")]
+        sig_peers = [p for p in args.peers if p in ("vocals", "vocals-notrace", "kamailio", "sipp-uas")]
         results["signalling"] = signalling(work, argparse.Namespace(**{**vars(args), "peers": sig_peers}))
     if args.part in ("media", "all"):
-        med_peers = [p for p in args.peers if p in ("vocals", "vocals-recording", "rtpengine")]
+        med_peers = [p for p in args.peers if p in ("vocals", "vocals-recording", "vocals-spurts", "rtpengine")]
         results["media"] = media(work, argparse.Namespace(**{**vars(args), "peers": med_peers}))
     if args.part == "soak":
         results["soak"] = soak(work, args)

@@ -110,7 +110,7 @@ pub const OPERATIONS: &[Operation] = &[
     op(
         "get",
         "/v1/calls/{id}/sip",
-        "The call's SIP messages in and out, with times and addresses (stored a few seconds after it ends)",
+        "The call's SIP messages in and out, with times and addresses (stored when it ends)",
         None,
         200,
         Some("SipTrace"),

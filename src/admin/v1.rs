@@ -724,7 +724,7 @@ async fn insight(state: &AppState, id: String, what: crate::store::Insight) -> R
     if value.is_null() {
         let why = match what {
             crate::store::Insight::Sip => {
-                "has no SIP trace (yet): traces are stored a few seconds after the call ends, when log.call_trace is on"
+                "has no SIP trace (yet): a trace is stored when its call ends (a refusal's 2 s later), when log.call_trace is on"
             }
             crate::store::Insight::Timeline => {
                 "has no quality timeline (yet): it is stored when the call's media ends, for answered calls"

@@ -77,12 +77,17 @@ enum Control {
 enum Agent {
     /// Plays the caller's audio back after the jitter buffer.
     Echo,
-    /// A WebSocket agent; `open` until the agent hangs up or its socket fails. `reply_at`: when audio arrived
-    /// into an empty playout queue (a reply starts), until its first RTP packet goes out.
+    /// A WebSocket agent; `open` until the agent hangs up or its socket fails. `reply_at`: when a reply's first
+    /// audio arrived (a talk spurt starts: see [`SPURT_GAP`]), until its first RTP packet goes out.
     Socket { link: Box<AgentLink>, open: bool, reply_at: Option<Instant>, downlink: Box<DelayHistogram> },
     /// Not reached (yet, or at all).
     None,
 }
+
+/// Agent audio after this long without any sent starts a reply (a talk spurt): its first packet is what the
+/// downlink latency times. Within a spurt, audio that finds the queue empty (the agent streaming in real time)
+/// is not a new reply. The session re-phases its send clock on the same rule (3 ticks without agent audio).
+const SPURT_GAP: Duration = Duration::from_millis(60);
 
 /// Starts and stops the call tasks; owned by the SIP driver's call layer.
 pub struct TokioMedia {
@@ -215,6 +220,7 @@ impl MediaPlane for TokioMedia {
             recording: None,
             timeline: None,
             early: Vec::new(),
+            audio_out_at: None,
         };
         // Every line the call's task logs says which call it is.
         let span = tracing::info_span!("call", id = %info.id, number = %info.to, agent = %info.agent.name);
@@ -307,6 +313,8 @@ struct CallMedia {
     timeline: Option<Timeline>,
     /// Agent events before the answer (connected, start), moved into the timeline at the answer.
     early: Vec<(Instant, &'static str, String)>,
+    /// When the last RTP packet carrying agent audio went out.
+    audio_out_at: Option<Instant>,
 }
 
 /// How the call task reaches its agent before the call is answered.
@@ -453,9 +461,9 @@ impl CallMedia {
 
     fn on_agent(&mut self, msg: FromAgent) {
         let Agent::Socket { link, open, reply_at, .. } = &mut self.agent else { return };
-        // A reply starts when audio comes to an empty queue (not with a mark or more audio after its first
-        // packet already went out: its first packet is timed once).
-        let idle = !self.session.playout().has_audio();
+        // A reply starts when audio comes to an empty queue after [`SPURT_GAP`] without agent audio sent (not with
+        // a mark, nor with more audio of a spurt already playing: its first packet is timed once).
+        let idle = !self.session.playout().has_audio() && self.audio_out_at.is_none_or(|t| t.elapsed() >= SPURT_GAP);
         let before = link.session.stats();
         match msg {
             FromAgent::Text(text) => match link.session.on_text(&text, self.session.playout()) {
@@ -580,6 +588,9 @@ impl CallMedia {
             let socket = if t.rtcp { &self.rtcp } else { &self.rtp };
             if let Err(e) = socket.try_send_to(&out[..t.len], mapped(self.v6, t.to)) {
                 tracing::debug!(call = self.call.0, to = %t.to, error = %e, "media send failed");
+            }
+            if t.audio {
+                self.audio_out_at = Some(now);
             }
             if let Agent::Socket { reply_at, downlink, .. } = &mut self.agent
                 && t.audio

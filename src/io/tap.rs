@@ -124,6 +124,10 @@ impl Tap {
         let at = SystemTime::now();
         if let Some(traces) = self.traces.as_mut() {
             traces.observe(Instant::now(), at, dir, peer, local, transport, bytes);
+            traces.take_ready(&mut self.finished);
+            if !self.finished.is_empty() {
+                self.store();
+            }
         }
         if let Some(hep) = self.hep.as_mut() {
             let call_id = summarize(bytes).map(|s| s.call_id).unwrap_or_default();

@@ -6,10 +6,11 @@
 //! - At most [`MAX_MESSAGES`] messages and [`MAX_BYTES`] per call: the first [`PINNED`] (the INVITE and its
 //!   answers, what an engineer reads first) are always kept; past the limits the oldest of the others are
 //!   elided, and the trace says how many. One message keeps at most [`MAX_MESSAGE`] bytes.
-//! - It ends at the final response to a BYE, or at a final non-2xx to the INVITE (a refusal or a cancel); it
-//!   is handed on [`LINGER`] later, with the ACK or retransmissions that came in the meantime. A trace that
-//!   has heard nothing for long ([`IDLE_UNANSWERED`] before the INVITE's 2xx, [`IDLE_ANSWERED`] after) is
-//!   handed on as it is.
+//! - It ends at the final response to a BYE, and is handed on at once (so the store writes it with the rest
+//!   of the call's record, in one statement for a short call), or at a final non-2xx to the INVITE (a refusal
+//!   or a cancel), handed on [`LINGER`] later with the ACK that came in the meantime. A trace that has heard
+//!   nothing for long ([`IDLE_UNANSWERED`] before the INVITE's 2xx, [`IDLE_ANSWERED`] after) is handed on as
+//!   it is.
 //! - Refusals are sampled: at most [`REFUSALS_PER_SECOND`] a second for each status (a burst of as many), so a
 //!   flood of INVITEs cannot fill the store; the others are dropped at once and counted.
 //! - The table holds at most `capacity` traces; an INVITE past it is not traced (counted).
@@ -19,7 +20,6 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use serde_json::{Value, json};
 
 use super::transport::Transport;
 
@@ -191,9 +191,8 @@ struct Trace {
     total: u32,
     state: State,
     last: Instant,
-    /// When the INVITE came or went, and its From and To users.
+    /// When the INVITE came or went.
     invite_at: SystemTime,
-    parties: (String, String),
     /// The refusal's reason phrase.
     phrase: String,
 }
@@ -217,28 +216,82 @@ impl Trace {
         self.kept.push_back(kept);
     }
 
-    fn to_json(&self) -> Value {
-        let messages: Vec<Value> = self
-            .kept
-            .iter()
-            .map(|k| {
-                let mut text = printable(&k.bytes);
-                if k.len > k.bytes.len() {
-                    text.push_str(&format!("\n[... {} more bytes not kept]", k.len - k.bytes.len()));
-                }
-                json!({
-                    "at": crate::store::rfc3339_millis(k.at),
-                    "dir": k.dir.as_str(),
-                    "transport": k.transport.as_str(),
-                    "peer": k.peer.to_string(),
-                    "local": k.local.to_string(),
-                    "bytes": k.len,
-                    "text": text,
-                })
-            })
-            .collect();
-        json!({ "messages": messages, "total": self.total, "elided": self.elided })
+    /// The trace as JSON text (`messages`, `total`, `elided`), written straight out: no tree of values, and one
+    /// buffer for the whole trace (at thousands of calls a second, allocation is what a trace costs).
+    fn to_json(&self) -> String {
+        use std::fmt::Write as _;
+        let mut out = String::with_capacity(self.bytes + self.kept.len() * 160 + 64);
+        out.push_str("{\"messages\":[");
+        for (i, k) in self.kept.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str("{\"at\":\"");
+            crate::store::write_rfc3339_millis(&mut out, k.at);
+            let _ = write!(
+                out,
+                "\",\"dir\":\"{}\",\"transport\":\"{}\",\"peer\":\"{}\",\"local\":\"{}\",\"bytes\":{},\"text\":",
+                k.dir.as_str(),
+                k.transport.as_str(),
+                k.peer,
+                k.local,
+                k.len
+            );
+            let cut = match k.len > k.bytes.len() {
+                true => format!("\n[... {} more bytes not kept]", k.len - k.bytes.len()),
+                false => String::new(),
+            };
+            match plain(&k.bytes) {
+                Some(text) => json_string(&mut out, &[text, &cut]),
+                None => json_string(&mut out, &[&printable(&k.bytes), &cut]),
+            }
+            out.push('}');
+        }
+        let _ = write!(out, "],\"total\":{},\"elided\":{}}}", self.total, self.elided);
+        out
     }
+}
+
+/// `parts`, one after the other, as one JSON string (quoted and escaped, RFC 8259 §7).
+fn json_string(out: &mut String, parts: &[&str]) {
+    out.push('"');
+    for text in parts {
+        json_escaped(out, text);
+    }
+    out.push('"');
+}
+
+fn json_escaped(out: &mut String, text: &str) {
+    use std::fmt::Write as _;
+    let mut start = 0;
+    for (i, b) in text.bytes().enumerate() {
+        let escaped = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0..=0x1f => "",
+            _ => continue,
+        };
+        out.push_str(&text[start..i]);
+        if escaped.is_empty() {
+            let _ = write!(out, "\\u{b:04x}");
+        } else {
+            out.push_str(escaped);
+        }
+        start = i + 1;
+    }
+    out.push_str(&text[start..]);
+}
+
+/// A message that is plain text without SDES keys, as it is (most are): [`printable`] would change nothing.
+fn plain(bytes: &[u8]) -> Option<&str> {
+    let is_plain = |b: &u8| (0x20..0x7f).contains(b) || matches!(b, b'\r' | b'\n' | b'\t');
+    if !bytes.iter().all(is_plain) || memchr::memmem::find(bytes, b"inline:").is_some() {
+        return None;
+    }
+    std::str::from_utf8(bytes).ok()
 }
 
 /// A trace handed on: the call's SIP Call-ID, its messages as JSON (`messages`, `total`, `elided`), and the
@@ -247,7 +300,8 @@ impl Trace {
 pub struct Finished {
     pub call_id: String,
     pub refused: Option<u16>,
-    pub trace: Value,
+    /// JSON text.
+    pub trace: String,
     /// When the INVITE came or went, its From and To users, and the refusal's reason phrase.
     pub invite_at: SystemTime,
     pub from: String,
@@ -262,13 +316,18 @@ impl Finished {
             _ => None,
         };
         let trace = t.to_json();
+        // The parties are read for a refusal only (its record is made from them).
+        let (from, to) = match (refused, t.kept.front()) {
+            (Some(_), Some(first)) => parties(&first.bytes),
+            _ => (String::new(), String::new()),
+        };
         Finished {
             call_id: String::from_utf8_lossy(call_id).into_owned(),
             refused,
             trace,
             invite_at: t.invite_at,
-            from: t.parties.0,
-            to: t.parties.1,
+            from,
+            to,
             phrase: t.phrase,
         }
     }
@@ -314,11 +373,19 @@ pub struct CallTraces {
     capacity: usize,
     sampler: Sampler,
     pub counts: TraceCounts,
+    /// Traces over and handed on at once (a BYE answered), until [`CallTraces::take_ready`].
+    ready: Vec<Finished>,
 }
 
 impl CallTraces {
     pub fn new(capacity: usize) -> CallTraces {
-        CallTraces { traces: HashMap::new(), capacity, sampler: Sampler::default(), counts: TraceCounts::default() }
+        CallTraces {
+            traces: HashMap::new(),
+            capacity,
+            sampler: Sampler::default(),
+            counts: TraceCounts::default(),
+            ready: Vec::new(),
+        }
     }
 
     /// Traces being kept.
@@ -358,7 +425,6 @@ impl CallTraces {
                     state: State::Unanswered,
                     last: now,
                     invite_at: at,
-                    parties: parties(bytes),
                     phrase: String::new(),
                 };
                 self.traces.entry(s.call_id.into()).or_insert(trace)
@@ -382,9 +448,18 @@ impl CallTraces {
                 let phrase = start.get(12..).unwrap_or_default();
                 trace.phrase = String::from_utf8_lossy(&phrase[..phrase.len().min(128)]).trim().to_string();
             }
-            (State::Answered, b"BYE") => trace.state = State::Ended { at: now, refused: None },
+            (State::Answered, b"BYE") => {
+                if let Some((call_id, t)) = self.traces.remove_entry(s.call_id) {
+                    self.ready.push(Finished::of(&call_id, t));
+                }
+            }
             _ => {}
         }
+    }
+
+    /// The traces handed on at once since the last call (calls whose BYE was just answered).
+    pub fn take_ready(&mut self, out: &mut Vec<Finished>) {
+        out.append(&mut self.ready);
     }
 
     /// The traces that are over (ended and lingered, or idle too long), handed on.
@@ -414,6 +489,9 @@ impl CallTraces {
 /// quoted-pair may carry NUL, BEL or DEL, RFC 3261 §25.1, and none of them may reach a terminal raw), bytes that
 /// are not UTF-8 replaced, and SDES keys (`a=crypto:… inline:KEY`) masked.
 pub fn printable(bytes: &[u8]) -> String {
+    if let Some(text) = plain(bytes) {
+        return text.to_string();
+    }
     let text = String::from_utf8_lossy(bytes);
     let mut out = String::with_capacity(text.len());
     for line in text.split_inclusive('\n') {

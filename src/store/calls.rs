@@ -37,6 +37,13 @@ pub struct CallRecord {
     /// The recording, if the call was recorded: `status`, `duration` (s), `bytes`, `channels`, `format`, `url`
     /// (the API path that serves it), `file` (under `STATE_DIR/recordings`); `null` when not recorded.
     pub recording: Value,
+    /// The SIP trace and the quality timeline, when a batch writes them with the record (served on their own:
+    /// `GET /v1/calls/{id}/sip` and `/timeline`, never with the record).
+    /// JSON text (empty: none).
+    #[serde(skip)]
+    pub sip: String,
+    #[serde(skip)]
+    pub timeline: Value,
 }
 
 /// What [`Store::call_insight`] reads.
@@ -70,9 +77,9 @@ pub(crate) mod on {
     }
 
     /// The columns a call record is inserted with, in the order of [`insert_calls`]' binds.
-    const INSERT_COLUMNS: usize = 16;
+    const INSERT_COLUMNS: usize = 18;
 
-    /// Most records in one INSERT: 128 x 16 parameters stays far below SQLite's 32,766 and PostgreSQL's
+    /// Most records in one INSERT: 128 x 18 parameters stays far below SQLite's 32,766 and PostgreSQL's
     /// 65,535.
     pub const INSERT_ROWS: usize = 128;
 
@@ -91,7 +98,7 @@ pub(crate) mod on {
         let mut sql = String::with_capacity(200 + records.len() * 80);
         sql.push_str(
             "INSERT INTO calls (id, call_sid, sip_call_id, from_number, to_number, agent, node, invite_at, \
-             answer_at, end_at, end_reason, sip_status, codec, stats, session, recording) VALUES ",
+             answer_at, end_at, end_reason, sip_status, codec, stats, session, recording, sip, timeline) VALUES ",
         );
         for row in 0..records.len() {
             sql.push_str(if row == 0 { "(" } else { ", (" });
@@ -125,7 +132,9 @@ pub(crate) mod on {
                 .bind(c.codec.clone())
                 .bind(if c.stats.is_null() { "{}".to_string() } else { c.stats.to_string() })
                 .bind(if c.session.is_null() { "{}".to_string() } else { c.session.to_string() })
-                .bind(if c.recording.is_null() { "{}".to_string() } else { c.recording.to_string() });
+                .bind(if c.recording.is_null() { "{}".to_string() } else { c.recording.to_string() })
+                .bind(if c.sip.is_empty() { "{}" } else { c.sip.as_str() })
+                .bind(if c.timeline.is_null() { "{}".to_string() } else { c.timeline.to_string() });
         }
         query.execute(e).await?;
         Ok(())
@@ -214,18 +223,17 @@ pub(crate) mod on {
     pub async fn call_sip(
         conn: &mut sqlx::AnyConnection,
         sip_call_id: &str,
-        trace: &Value,
+        trace: &str,
         refused: Option<&CallRecord>,
     ) -> Result<(), StoreError> {
         let sql = "UPDATE calls SET sip = $1 WHERE id = \
                    (SELECT id FROM calls WHERE sip_call_id = $2 ORDER BY invite_at DESC LIMIT 1)";
-        let text = trace.to_string();
-        let done = sqlx::query(sql).bind(&text).bind(sip_call_id).execute(&mut *conn).await?;
+        let done = sqlx::query(sql).bind(trace).bind(sip_call_id).execute(&mut *conn).await?;
         if done.rows_affected() == 0
             && let Some(record) = refused
         {
-            insert_call(&mut *conn, record).await?;
-            json_field(&mut *conn, JsonField::Sip, &record.id, trace).await?;
+            let record = CallRecord { sip: trace.to_string(), ..record.clone() };
+            insert_call(&mut *conn, &record).await?;
         }
         Ok(())
     }
@@ -235,7 +243,6 @@ pub(crate) mod on {
         Stats,
         Session,
         Recording,
-        Sip,
         Timeline,
     }
 
@@ -250,7 +257,6 @@ pub(crate) mod on {
             JsonField::Stats => "UPDATE calls SET stats = $1 WHERE id = $2",
             JsonField::Session => "UPDATE calls SET session = $1 WHERE id = $2",
             JsonField::Recording => "UPDATE calls SET recording = $1 WHERE id = $2",
-            JsonField::Sip => "UPDATE calls SET sip = $1 WHERE id = $2",
             JsonField::Timeline => "UPDATE calls SET timeline = $1 WHERE id = $2",
         };
         sqlx::query(sql).bind(value.to_string()).bind(id).execute(e).await?;
@@ -378,6 +384,8 @@ fn call_from(r: &AnyRow) -> Result<CallRecord, StoreError> {
             .map(|s| if s.as_object().is_some_and(|o| o.is_empty()) { Value::Null } else { s })?,
         recording: json_column(r, 15)
             .map(|s| if s.as_object().is_some_and(|o| o.is_empty()) { Value::Null } else { s })?,
+        sip: String::new(),
+        timeline: Value::Null,
     })
 }
 

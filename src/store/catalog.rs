@@ -177,7 +177,8 @@ pub enum CallWrite {
     /// has none (the SIP layer refused it before a call began).
     Sip {
         sip_call_id: String,
-        trace: Value,
+        /// JSON text, as the trace wrote it.
+        trace: String,
         refused: Option<Box<CallRecord>>,
     },
 }
@@ -263,13 +264,28 @@ async fn write_calls(store: Arc<Store>, mut rx: mpsc::Receiver<CallWrite>) {
 
 /// Folds the later writes of a call whose `Start` is in the same batch into the record it inserts, so a short
 /// call costs one statement, not four. The writes left keep their order.
-fn fold(batch: &mut Vec<CallWrite>) {
+pub(crate) fn fold(batch: &mut Vec<CallWrite>) {
     let mut started: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    // A SIP trace names its call by Call-ID (the driver that keeps it does not know the record's id).
+    let mut by_call_id: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     let mut kept = Vec::with_capacity(batch.len());
     for write in batch.drain(..) {
+        let write = match write {
+            CallWrite::Sip { sip_call_id, trace, refused } => match by_call_id.get(&sip_call_id) {
+                Some(&i) => {
+                    if let CallWrite::Start(record) = &mut kept[i] {
+                        record.sip = trace;
+                    }
+                    continue;
+                }
+                None => CallWrite::Sip { sip_call_id, trace, refused },
+            },
+            write => write,
+        };
         let id = match &write {
             CallWrite::Start(record) => {
                 started.insert(record.id.clone(), kept.len());
+                by_call_id.insert(record.sip_call_id.clone(), kept.len());
                 kept.push(write);
                 continue;
             }
@@ -279,8 +295,9 @@ fn fold(batch: &mut Vec<CallWrite>) {
             | CallWrite::Stats { id, .. }
             | CallWrite::Session { id, .. }
             | CallWrite::Recording { id, .. } => id,
-            // Kept apart: the record does not carry them (they are served on their own).
-            CallWrite::Timeline { .. } | CallWrite::Sip { .. } => {
+            CallWrite::Timeline { id, .. } => id,
+            // A trace whose call started in an earlier batch: an update of its own.
+            CallWrite::Sip { .. } => {
                 kept.push(write);
                 continue;
             }
@@ -304,7 +321,8 @@ fn fold(batch: &mut Vec<CallWrite>) {
             CallWrite::Stats { stats, .. } => record.stats = stats,
             CallWrite::Session { session, .. } => record.session = session,
             CallWrite::Recording { recording, .. } => record.recording = recording,
-            CallWrite::Start(_) | CallWrite::Timeline { .. } | CallWrite::Sip { .. } => {} // kept above
+            CallWrite::Timeline { timeline, .. } => record.timeline = timeline,
+            CallWrite::Start(_) | CallWrite::Sip { .. } => {} // kept above
         }
     }
     *batch = kept;

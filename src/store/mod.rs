@@ -731,11 +731,25 @@ pub fn now_rfc3339() -> String {
 
 /// A time as RFC 3339 in UTC, to the millisecond.
 pub fn rfc3339_millis(at: SystemTime) -> String {
+    let mut out = String::with_capacity(24);
+    write_rfc3339_millis(&mut out, at);
+    out
+}
+
+/// [`rfc3339_millis`] onto `out`.
+pub fn write_rfc3339_millis(out: &mut String, at: SystemTime) {
+    use std::fmt::Write as _;
     let since = at.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
     let (secs, millis) = (since.as_secs() as i64, since.subsec_millis());
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     let (year, month, day) = civil_date(days);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    let _ = write!(
+        out,
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    );
 }
 
 #[cfg(test)]

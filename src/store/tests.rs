@@ -503,7 +503,7 @@ async fn a_calls_sip_trace_and_timeline_are_stored_by_call_id_and_a_refusal_with
             let (store, trace) = (&store, trace.clone());
             async move {
                 let mut conn = store.pool().acquire().await.unwrap();
-                on::call_sip(&mut conn, id, &trace, refused.as_ref()).await.unwrap();
+                on::call_sip(&mut conn, id, &trace.to_string(), refused.as_ref()).await.unwrap();
             }
         };
         sip("same@host", None).await;
@@ -520,6 +520,33 @@ async fn a_calls_sip_trace_and_timeline_are_stored_by_call_id_and_a_refusal_with
         assert_eq!(store.call_insight("vc_r", Insight::Sip).await.unwrap(), Some(trace.clone()), "{db}");
         // A trace whose call is gone and that is no refusal is dropped quietly.
         sip("nobody@host", None).await;
+        // A short call's writes in one batch fold into one insert, its trace (found by Call-ID) and timeline too.
+        use crate::store::catalog::{CallWrite, fold};
+        let mut short = call("vc_s", "2026-11-25T10:07:00.000Z", "support");
+        short.sip_call_id = "short@host".into();
+        let mut batch = vec![
+            CallWrite::Start(Box::new(short)),
+            CallWrite::Ended {
+                id: "vc_s".into(),
+                at: "2026-11-25T10:07:01.000Z".into(),
+                reason: "bye".into(),
+                sip_status: 200,
+            },
+            CallWrite::Timeline { id: "vc_s".into(), timeline: serde_json::json!({"samples": [[1]]}) },
+            CallWrite::Sip { sip_call_id: "short@host".into(), trace: trace.to_string(), refused: None },
+            CallWrite::Sip { sip_call_id: "other@host".into(), trace: trace.to_string(), refused: None },
+        ];
+        fold(&mut batch);
+        assert_eq!(batch.len(), 2, "{db}: one insert, and the other call's trace as an update");
+        let CallWrite::Start(folded) = &batch[0] else { panic!("{batch:?}") };
+        assert_eq!(
+            (folded.sip.clone(), folded.timeline["samples"][0][0].as_u64()),
+            (trace.to_string(), Some(1)),
+            "{db}"
+        );
+        on::insert_calls(store.pool(), &[&**folded], store.is_postgres()).await.unwrap();
+        assert_eq!(store.call_insight("vc_s", Insight::Sip).await.unwrap(), Some(trace.clone()), "{db}");
+        assert!(store.call("vc_s").await.unwrap().unwrap().sip.is_empty(), "{db}: the record never carries it");
         let timeline = serde_json::json!({"interval_ms": 1000, "fields": ["rtp_in"], "samples": [[50], [null]]});
         on::call_timeline(store.pool(), "vc_b", &timeline).await.unwrap();
         assert_eq!(store.call_insight("CAvc_b", Insight::Timeline).await.unwrap(), Some(timeline), "{db}: by CallSid");
