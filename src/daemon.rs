@@ -343,7 +343,7 @@ async fn serve_with(
     tracing::info!("{}", ready_block(&config, &sip, media_ip, admin_addr));
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status("0 calls")]);
     let hep = match &config.log.hep {
-        Some(target) => match crate::io::tap::Hep::start(target, config.log.hep_id).await {
+        Some(target) => match crate::io::tap::Hep::start(&target.host, target.port, config.log.hep_id).await {
             Ok(hep) => Some(hep),
             Err(e) => {
                 tracing::error!(collector = %target.host, error = %e, "HEP is off: the collector cannot be reached");

@@ -44,7 +44,8 @@
 //! - [`config`]: defaults < file < environment < flags, into the settings types of the modules it configures
 //!   (which it names, `io` and `twilio` included).
 //! - [`daemon`]: the wiring; names the modules it wires (not `cli`). [`cli`]: the command line and the admin client;
-//!   names `config` and `daemon`. [`metrics`]: every metric's name; names nothing.
+//!   names `config` and `daemon`. [`metrics`]: every metric's name; names nothing. [`clock`]: times as RFC 3339
+//!   text; names nothing.
 //!
 //! `sip-tests/layers.rs` fails on an import cycle among `config`, `call`, `io`, `store`, `routing` and
 //! `twilio`, and prints their graph (`cargo test --test layers -- --nocapture`).
@@ -53,6 +54,7 @@ pub mod admin;
 pub mod agent;
 pub mod call;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod e164;

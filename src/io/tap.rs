@@ -9,7 +9,6 @@ use bytes::{Bytes, BytesMut};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
-use crate::config::HepTarget;
 use crate::sip::hep;
 use crate::sip::trace::{CallTraces, Direction, Finished, summarize};
 use crate::sip::transport::Transport;
@@ -28,12 +27,13 @@ pub struct Hep {
 }
 
 impl Hep {
-    /// Resolves the collector, binds a socket toward it and starts the sending task.
-    pub async fn start(target: &HepTarget, capture_id: u32) -> std::io::Result<Hep> {
-        let to = tokio::net::lookup_host((target.host.as_str(), target.port))
+    /// Resolves the collector (`host`, a name or an address, and `port`), binds a socket toward it and starts
+    /// the sending task.
+    pub async fn start(host: &str, port: u16, capture_id: u32) -> std::io::Result<Hep> {
+        let to = tokio::net::lookup_host((host, port))
             .await?
             .next()
-            .ok_or_else(|| std::io::Error::other(format!("{} has no address", target.host)))?;
+            .ok_or_else(|| std::io::Error::other(format!("{host} has no address")))?;
         let local: SocketAddr =
             if to.is_ipv4() { "0.0.0.0:0".parse() } else { "[::]:0".parse() }.expect("a literal address");
         let socket = UdpSocket::bind(local).await?;

@@ -227,7 +227,7 @@ impl Trace {
                 out.push(',');
             }
             out.push_str("{\"at\":\"");
-            crate::store::write_rfc3339_millis(&mut out, k.at);
+            crate::clock::write_rfc3339_millis(&mut out, k.at);
             let _ = write!(
                 out,
                 "\",\"dir\":\"{}\",\"transport\":\"{}\",\"peer\":\"{}\",\"local\":\"{}\",\"bytes\":{},\"text\":",
@@ -433,7 +433,13 @@ impl CallTraces {
         };
         trace.last = now;
         let len = bytes.len();
-        trace.push(Kept { at, dir, peer, local, transport, bytes: bytes.slice(..len.min(MAX_MESSAGE)), len });
+        // A datagram's or our own message's bytes are its own allocation: kept by reference. A message read
+        // from a TCP or TLS stream may share the connection's read buffer, which it would keep alive: copied.
+        let kept = match (dir, transport) {
+            (Direction::In, Transport::Tcp | Transport::Tls) => Bytes::copy_from_slice(&bytes[..len.min(MAX_MESSAGE)]),
+            _ => bytes.slice(..len.min(MAX_MESSAGE)),
+        };
+        trace.push(Kept { at, dir, peer, local, transport, bytes: kept, len });
         let Some(status) = s.status.filter(|s| *s >= 200) else { return };
         match (trace.state, s.cseq_method) {
             (State::Unanswered, b"INVITE") if status < 300 => trace.state = State::Answered,
