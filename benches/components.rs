@@ -1,7 +1,7 @@
 //! The pieces of a call's hot paths, one by one: an INVITE through the endpoint (parse, transaction, 100
 //! Trying, the call event, the 404 the call layer answers an unknown number with), G.711 for one 20 ms frame,
 //! the jitter buffer's push and pop per packet, the agent frames either way (JSON + base64), and SRTP
-//! protecting and unprotecting one packet.
+//! protecting and unprotecting one packet, and a number's routing rules deciding a call's agent.
 
 use std::hint::black_box;
 use std::net::SocketAddr;
@@ -159,5 +159,30 @@ fn srtp(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, endpoint, g711, jitter, agent_frames, srtp);
+/// A number's routing decision at INVITE time (issue 26): no rules (the number's agent, as today) against 32
+/// rules none of which matches (every schedule and caller checked: the worst case).
+fn routing_rules(c: &mut Criterion) {
+    use vocals::routing::rules::{Caller, Rules};
+    let rules: Vec<serde_json::Value> = (0..32)
+        .map(|i| match i % 3 {
+            0 => {
+                serde_json::json!({"when": {"zone": "America/New_York", "days": ["sat"], "from": "18:00", "to": "08:00",
+                                    "dates": ["2027-12-24/2027-12-26"]}, "agent_id": "a"})
+            }
+            1 => serde_json::json!({"when": {"zone": "Europe/Berlin", "days": ["sun"], "from": "02:00", "to": "02:30"},
+                                    "agent_id": "a"}),
+            _ => serde_json::json!({"caller": ["+44", "+353", "+61"], "agent_id": null}),
+        })
+        .collect();
+    let rules = Rules::parse(&serde_json::Value::Array(rules), |_| true).unwrap();
+    let none = Rules::default();
+    let at: jiff::Timestamp = "2027-03-10T15:00:00Z".parse().unwrap();
+    let caller = Caller::Number("+12125550100");
+    let mut g = c.benchmark_group("routing_rules");
+    g.bench_function("none", |b| b.iter(|| black_box(none.decide(black_box(at), caller))));
+    g.bench_function("32_rules_none_matching", |b| b.iter(|| black_box(rules.decide(black_box(at), caller))));
+    g.finish();
+}
+
+criterion_group!(benches, endpoint, g711, jitter, agent_frames, srtp, routing_rules);
 criterion_main!(benches);

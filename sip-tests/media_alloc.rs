@@ -222,3 +222,35 @@ fn a_recorded_calls_session_and_its_recording_allocate_nothing_per_packet() {
     recording.close();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Routing rules (issue 26): deciding a call's agent among 32 rules, none matching (the worst case: every
+/// schedule and caller checked), allocates nothing.
+#[test]
+fn deciding_among_32_routing_rules_allocates_nothing() {
+    use vocals::routing::rules::{Caller, Decision, Rules};
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let rules: Vec<serde_json::Value> = (0..32)
+        .map(|i| match i % 3 {
+            0 => {
+                serde_json::json!({"when": {"zone": "America/New_York", "days": ["sat"], "from": "18:00", "to": "08:00",
+                                    "dates": ["2027-12-24/2027-12-26"]}, "agent_id": "a"})
+            }
+            1 => {
+                serde_json::json!({"when": {"zone": "Europe/Berlin", "from": "02:00", "to": "02:30"}, "agent_id": "a"})
+            }
+            _ => serde_json::json!({"caller": ["+44", "+353", "+61"], "agent_id": null}),
+        })
+        .collect();
+    let rules = Rules::parse(&serde_json::Value::Array(rules), |_| true).unwrap();
+    let start: jiff::Timestamp = "2027-03-10T15:00:00Z".parse().unwrap();
+    let caller = Caller::Number("+12125550100");
+    assert_eq!(rules.decide(start, caller), Decision::Default);
+    count_this_thread();
+    let before = allocations();
+    let mut t = start;
+    for _ in 0..10_000 {
+        let _ = std::hint::black_box(rules.decide(t, caller));
+        t = t.checked_add(jiff::SignedDuration::from_secs(7)).unwrap();
+    }
+    assert_eq!(allocations() - before, 0, "a routing decision allocated");
+}

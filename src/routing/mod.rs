@@ -5,6 +5,8 @@
 //! after every change. A lookup never waits on a database, and a call keeps the agent it was routed to (its `Arc`)
 //! whatever later changes say: a reassignment takes effect on the next call.
 
+pub mod rules;
+
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 
@@ -326,8 +328,8 @@ mod tests {
     use super::*;
     use crate::sip::message::Message;
 
-    const UDP: &[u8] = include_bytes!("../sip-tests/vectors/twilio/twilio-invite-udp.sip");
-    const FIXED_USER: &[u8] = include_bytes!("../sip-tests/vectors/twilio/twilio-invite-fixed-user.sip");
+    const UDP: &[u8] = include_bytes!("../../sip-tests/vectors/twilio/twilio-invite-udp.sip");
+    const FIXED_USER: &[u8] = include_bytes!("../../sip-tests/vectors/twilio/twilio-invite-fixed-user.sip");
 
     fn request(bytes: &[u8]) -> Request {
         match Message::parse(bytes.to_vec()).unwrap() {
