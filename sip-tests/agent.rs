@@ -387,18 +387,8 @@ fn rtp(seq: u16, marker: bool, pt: u8, ts: u32, payload: &[u8]) -> Vec<u8> {
 
 /// Receives what vocals sends the caller until 1.5 s of quiet: (arrival, payload).
 fn receive(socket: &UdpSocket) -> std::thread::JoinHandle<Vec<(Instant, Vec<u8>)>> {
-    let rx = socket.try_clone().unwrap();
-    rx.set_read_timeout(Some(Duration::from_millis(1500))).unwrap();
-    std::thread::spawn(move || {
-        let mut got = Vec::new();
-        let mut buf = [0u8; 1500];
-        while let Ok(n) = rx.recv(&mut buf) {
-            if let Ok(p) = vocals::media::rtp::parse(&buf[..n]) {
-                got.push((Instant::now(), p.payload.to_vec()));
-            }
-        }
-        got
-    })
+    let heard = receive_rtp(socket);
+    std::thread::spawn(move || heard.join().unwrap().into_iter().map(|h| (h.0, h.4)).collect())
 }
 
 /// Every RTP packet until the socket is quiet for 1.5 s, with its header: (arrival, marker, seq, timestamp,

@@ -14,19 +14,6 @@ use common::sipplog::{Logged, run};
 use common::{NUMBER, Vocals, free_udp_port, header};
 use vocals::sip::hep::{self, chunk};
 
-/// 3 s of a 440 Hz tone, raw μ-law, where `rtp_echo.xml`'s rtp_stream reads it.
-fn tone(server: &Vocals) {
-    let work = server.dir.join("rtp_echo.xml-Udp");
-    std::fs::create_dir_all(&work).unwrap();
-    let tone: Vec<u8> = (0..24_000)
-        .map(|i| {
-            let s = 8000.0 * (2.0 * std::f64::consts::PI * 440.0 * f64::from(i) / 8000.0).sin();
-            vocals::media::g711::ulaw_encode(s as i16)
-        })
-        .collect();
-    std::fs::write(work.join("tone.ulaw"), tone).unwrap();
-}
-
 /// `GET path` once it answers 200 (a trace is stored a few seconds after the call), up to 10 s.
 fn get_when_ready(server: &Vocals, path: &str) -> serde_json::Value {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -46,7 +33,7 @@ fn a_calls_sip_ladder_and_hep_packets_are_the_messages_sipp_saw_and_its_timeline
     let homer = UdpSocket::bind("127.0.0.1:0").unwrap();
     let hep_to = format!("udp:127.0.0.1:{}", homer.local_addr().unwrap().port());
     let server = InProcess::start("insight", &[("VOCALS_LOG_HEP", hep_to.as_str()), ("VOCALS_LOG_HEP_ID", "4242")]);
-    tone(&server);
+    common::write_tone(&server, "rtp_echo.xml");
     let media_port = (free_udp_port() & !1).to_string();
     let log = run(&server, "rtp_echo.xml", &["-mp", &media_port]);
     let call_id = header(&log[0].text, "Call-ID").to_string();
@@ -199,7 +186,7 @@ fn invites_the_sip_layer_refuses_keep_their_trace_sampled_so_a_flood_cannot_fill
 #[test]
 fn with_call_traces_off_a_call_keeps_none_and_the_api_says_why() {
     let server = InProcess::start("notrace", &[("VOCALS_LOG_CALL_TRACE", "false")]);
-    tone(&server);
+    common::write_tone(&server, "rtp_echo.xml");
     let media_port = (free_udp_port() & !1).to_string();
     let log = run(&server, "rtp_echo.xml", &["-mp", &media_port]);
     let record = server.call_stats(header(&log[0].text, "Call-ID"));

@@ -161,16 +161,7 @@ fn idle_and_misbehaving_tcp_connections_are_closed() {
 #[test]
 fn a_sipp_call_streaming_rtp_reaches_the_echo_agent_and_gets_audio_back() {
     let server = InProcess::start("rtp", &[]);
-    let work = server.dir.join("rtp_echo.xml-Udp");
-    std::fs::create_dir_all(&work).unwrap();
-    // 3 s of a 440 Hz tone, raw μ-law, for SIPp's rtp_stream.
-    let tone: Vec<u8> = (0..24_000)
-        .map(|i| {
-            let s = 8000.0 * (2.0 * std::f64::consts::PI * 440.0 * f64::from(i) / 8000.0).sin();
-            vocals::media::g711::ulaw_encode(s as i16)
-        })
-        .collect();
-    std::fs::write(work.join("tone.ulaw"), tone).unwrap();
+    common::write_tone(&server, "rtp_echo.xml");
     let media_port = (free_udp_port() & !1).to_string();
     sipp(&server, Via::Udp, "rtp_echo.xml", NUMBER, 1, &["-mp", &media_port]);
     // The call's record, once its media has ended and written its figures.

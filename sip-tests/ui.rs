@@ -518,6 +518,16 @@ fn the_dashboard_dials_out_through_the_trunk_and_says_what_is_missing() {
     assert_eq!(b.js("return document.querySelector('#dial-dialog').open"), true);
 }
 
+/// The `seq`th 20 ms frame of a 440 Hz tone, μ-law.
+fn tone_frame(seq: u16) -> Vec<u8> {
+    (0..160)
+        .map(|i| {
+            let t = f64::from(seq) * 0.02 + f64::from(i) / 8000.0;
+            vocals::media::g711::ulaw_encode((6000.0 * (2.0 * std::f64::consts::PI * 440.0 * t).sin()) as i16)
+        })
+        .collect()
+}
+
 #[test]
 fn a_recorded_call_plays_in_the_browser_and_downloads_through_the_api() {
     let server = InProcess::start("ui-recording", &[("VOCALS_RECORDING_RECORD", "dual")]);
@@ -525,13 +535,7 @@ fn a_recorded_call_plays_in_the_browser_and_downloads_through_the_api() {
     let rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
     let (caller, to) = Caller::invite(&server, &rtp, "ui-rec");
     for seq in 0..50u16 {
-        let tone: Vec<u8> = (0..160)
-            .map(|i| {
-                let t = f64::from(seq) * 0.02 + f64::from(i) / 8000.0;
-                vocals::media::g711::ulaw_encode((6000.0 * (2.0 * std::f64::consts::PI * 440.0 * t).sin()) as i16)
-            })
-            .collect();
-        rtp.send_to(&common::rtp_packet(seq, 7, &tone), to).unwrap();
+        rtp.send_to(&common::rtp_packet(seq, 7, &tone_frame(seq)), to).unwrap();
         std::thread::sleep(Duration::from_millis(20));
     }
     caller.request("BYE", 2);
@@ -565,13 +569,7 @@ fn a_calls_page_shows_its_sip_ladder_quality_charts_and_events_from_a_real_call(
     let rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
     let (caller, to) = Caller::invite(&server, &rtp, "ui-call-page");
     for seq in 0..200u16 {
-        let tone: Vec<u8> = (0..160)
-            .map(|i| {
-                let t = f64::from(seq) * 0.02 + f64::from(i) / 8000.0;
-                vocals::media::g711::ulaw_encode((6000.0 * (2.0 * std::f64::consts::PI * 440.0 * t).sin()) as i16)
-            })
-            .collect();
-        rtp.send_to(&common::rtp_packet(seq, 7, &tone), to).unwrap();
+        rtp.send_to(&common::rtp_packet(seq, 7, &tone_frame(seq)), to).unwrap();
         if seq == 60 {
             caller.request_with_body("INFO", 2, Some("application/dtmf-relay"), "Signal=5\r\nDuration=160\r\n");
         }

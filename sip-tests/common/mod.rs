@@ -411,6 +411,20 @@ pub fn header<'a>(msg: &'a str, name: &str) -> &'a str {
     msg.lines().find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(": "))).unwrap_or("")
 }
 
+/// 3 s of a 440 Hz tone, raw μ-law, as `tone.ulaw` in SIPp's working directory for `file` over UDP (where
+/// `rtp_echo.xml`'s rtp_stream reads it).
+pub fn write_tone(server: &Vocals, file: &str) {
+    let work = server.dir.join(format!("{file}-Udp"));
+    std::fs::create_dir_all(&work).unwrap();
+    let tone: Vec<u8> = (0..24_000)
+        .map(|i| {
+            let s = 8000.0 * (2.0 * std::f64::consts::PI * 440.0 * f64::from(i) / 8000.0).sin();
+            vocals::media::g711::ulaw_encode(s as i16)
+        })
+        .collect();
+    std::fs::write(work.join("tone.ulaw"), tone).unwrap();
+}
+
 pub fn scenario(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("sip-tests/scenarios").join(name)
 }

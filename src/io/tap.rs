@@ -122,15 +122,17 @@ impl Tap {
             return;
         }
         let at = SystemTime::now();
-        if let Some(traces) = self.traces.as_mut() {
-            traces.observe(Instant::now(), at, dir, peer, local, transport, bytes);
+        // Read once, for the trace and HEP both.
+        let summary = summarize(bytes);
+        if let (Some(traces), Some(s)) = (self.traces.as_mut(), summary.as_ref()) {
+            traces.observe_summarized(Instant::now(), at, dir, peer, local, transport, bytes, s);
             traces.take_ready(&mut self.finished);
             if !self.finished.is_empty() {
                 self.store();
             }
         }
         if let Some(hep) = self.hep.as_mut() {
-            let call_id = summarize(bytes).map(|s| s.call_id).unwrap_or_default();
+            let call_id = summary.map(|s| s.call_id).unwrap_or_default();
             hep.send(at, dir, peer, local, transport, call_id, bytes);
         }
     }

@@ -409,7 +409,25 @@ impl CallTraces {
         transport: Transport,
         bytes: &Bytes,
     ) {
-        let Some(s) = summarize(bytes) else { return };
+        if let Some(s) = summarize(bytes) {
+            self.observe_summarized(now, at, dir, peer, local, transport, bytes, &s);
+        }
+    }
+
+    /// [`CallTraces::observe`] with the message's [`summarize`] already read (the tap reads it once for the
+    /// trace and HEP both).
+    #[allow(clippy::too_many_arguments)]
+    pub fn observe_summarized(
+        &mut self,
+        now: Instant,
+        at: SystemTime,
+        dir: Direction,
+        peer: SocketAddr,
+        local: SocketAddr,
+        transport: Transport,
+        bytes: &Bytes,
+        s: &Summary<'_>,
+    ) {
         let trace = match self.traces.get_mut(s.call_id) {
             Some(t) => t,
             None if s.method == Some(b"INVITE") && !s.to_tag => {
