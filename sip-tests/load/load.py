@@ -807,6 +807,8 @@ def main():
     ap.add_argument("--warmup", type=float, default=300.0, help="soak seconds before RSS is the baseline")
     ap.add_argument("--sample", type=float, default=30.0, help="seconds between soak samples")
     ap.add_argument("--out", default=str(REPO / "target" / "load"))
+    ap.add_argument("--keep-work", action="store_true",
+                    help="keep the work directory (peers' logs, state) after a run that succeeded")
     args = ap.parse_args()
     import atexit
     atexit.register(stop_all)
@@ -819,6 +821,21 @@ def main():
     out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="vocals-load-"))
     log(f"work directory {work}")
+    # A run leaves tens of megabytes of logs and state behind: removed when the run succeeds (unless
+    # --keep-work), kept when it fails so the peers' logs can be read.
+    try:
+        run(args, work, out)
+    except BaseException:
+        log(f"the run failed: its work directory {work} is kept")
+        raise
+    stop_all()
+    if args.keep_work:
+        log(f"work directory kept: {work}")
+    else:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def run(args, work, out):
     results = {"machine": machine(), "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     if args.part in ("signalling", "all"):
         sig_peers = [p for p in args.peers if p in ("vocals", "vocals-notrace", "kamailio", "sipp-uas")]
