@@ -970,3 +970,120 @@ fn transfer_is_not_a_toll_fraud_path() {
     let refers = server.metrics().delta(&before, "vocals_transfers_total{result=\"refer\"}");
     assert_eq!(refers, 1.0, "one REFER counted");
 }
+
+/// A local time `minutes` from now in UTC, as a rule's `from`/`to` takes it (`HH:MM`).
+fn utc_clock(minutes: i64) -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let m = (now / 60 + minutes).rem_euclid(24 * 60);
+    format!("{:02}:{:02}", m / 60, m % 60)
+}
+
+/// Issue 26 end to end: a number's routing rules pick its agent when the INVITE comes. A rule matching now
+/// sends the call to the WebSocket agent; a PATCH that makes it not match sends the next call to the default
+/// (echo) while the call in progress keeps its agent; a caller-prefix rule; an `anonymous` rule refusing a
+/// withheld caller ID with 480; the dry run; deleting an agent a rule names refused with 409.
+#[test]
+fn routing_rules_pick_the_agent_per_call_and_calls_in_progress_keep_theirs() {
+    let _turn = turn();
+    const RULED: &str = "+14155550166";
+    let agent = Agent::start(Mode::Echo);
+    let server = InProcess::start("rules", &[]);
+    let (status, created) = server.api(
+        "POST",
+        "/v1/agents",
+        Some(json!({"name": "after-hours", "kind": "websocket", "stream_url": agent.url})),
+    );
+    assert_eq!(status, 201, "{created}");
+    let bot = created["id"].as_str().unwrap().to_string();
+    // The agent check's own connection, if the API made one.
+    let _ = agent.seen.recv_timeout(Duration::from_secs(2));
+    let now_window = json!([{"when": {"zone": "UTC", "from": utc_clock(-60), "to": utc_clock(60)}, "agent_id": bot}]);
+    let (status, number) = server.api(
+        "POST",
+        "/v1/numbers",
+        Some(json!({"phone_number": RULED, "agent_id": "echo", "rules": now_window})),
+    );
+    assert_eq!(status, 201, "{number}");
+    assert_eq!(number["rules"], now_window);
+    assert_eq!(number["status"], "active");
+
+    // 1. The rule matches now: the WebSocket agent takes the call, and the record says which rule.
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let (first, remote) = Caller::invite_to(&server, &socket, "rules-1", RULED);
+    let record = server.call_record("rules-1");
+    assert_eq!(
+        (record["agent"].as_str(), record["route"].as_str()),
+        (Some("after-hours"), Some("rules[0]")),
+        "{record:#}"
+    );
+
+    // 2. A PATCH moves the window away: the next call goes to the default, echo.
+    let later = json!([{"when": {"zone": "UTC", "from": utc_clock(120), "to": utc_clock(180)}, "agent_id": bot}]);
+    let (status, patched) = server.api("PATCH", &format!("/v1/numbers/{RULED}"), Some(json!({"rules": later})));
+    assert_eq!(status, 200, "{patched}");
+    let (dry_status, dry) = server.api("GET", &format!("/v1/numbers/{RULED}/route"), None);
+    assert_eq!(
+        (dry_status, dry["route"].as_str(), dry["agent"].as_str()),
+        (200, Some("default"), Some("echo")),
+        "{dry}"
+    );
+    let socket2 = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let (second, _) = Caller::invite_to(&server, &socket2, "rules-2", RULED);
+    let record = server.call_record("rules-2");
+    assert_eq!((record["agent"].as_str(), record["route"].as_str()), (Some("echo"), Some("default")), "{record:#}");
+    // ... while the first call keeps its agent: the audio sent now reaches the WebSocket agent.
+    for seq in 0..25u16 {
+        socket.send_to(&rtp(seq, seq == 0, 0, u32::from(seq) * 160, &frame(seq as usize)), remote).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    first.request("BYE", 2);
+    second.request("BYE", 2);
+    let seen = agent.seen();
+    let media = seen.frames.iter().filter(|f| f["event"] == "media").count();
+    assert!(media >= 20, "the call in progress kept its agent: {media} media frames reached it");
+
+    // 3. A caller-prefix rule: +44 callers to the WebSocket agent, others to the default.
+    let uk = json!([{"caller": ["+44", "+353"], "agent_id": bot}]);
+    assert_eq!(server.api("PATCH", &format!("/v1/numbers/{RULED}"), Some(json!({"rules": uk}))).0, 200);
+    let socket3 = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let (mut caller, answer) =
+        Caller::send_invite_as(&server, &socket3, "rules-uk", RULED, "<sip:+447700900123@127.0.0.1>;tag=caller");
+    assert!(answer.starts_with("SIP/2.0 200"), "{answer}");
+    let record = server.call_record("rules-uk");
+    assert_eq!(
+        (record["agent"].as_str(), record["route"].as_str()),
+        (Some("after-hours"), Some("rules[0]")),
+        "{record:#}"
+    );
+    caller.to = header(&answer, "To").to_string();
+    caller.request("ACK", 1);
+    caller.request("BYE", 2);
+    let _ = agent.seen();
+    let (mut caller, answer) =
+        Caller::send_invite_as(&server, &socket3, "rules-us", RULED, "<sip:+12125550100@127.0.0.1>;tag=caller");
+    assert!(answer.starts_with("SIP/2.0 200"), "{answer}");
+    assert_eq!(server.call_record("rules-us")["agent"].as_str(), Some("echo"));
+    caller.to = header(&answer, "To").to_string();
+    caller.request("ACK", 1);
+    caller.request("BYE", 2);
+    // The agent a rule names cannot be deleted: 409, naming the number and the rule.
+    let (status, refused) = server.api("DELETE", &format!("/v1/agents/{bot}"), None);
+    assert_eq!(status, 409, "{refused}");
+    let message = refused["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains(&format!("{RULED} (rules[0])")), "{refused}");
+
+    // 4. Withheld caller IDs are not answered: 480, and the record says which rule refused it.
+    let anonymous = json!([{"caller": "anonymous", "agent_id": null}]);
+    assert_eq!(server.api("PATCH", &format!("/v1/numbers/{RULED}"), Some(json!({"rules": anonymous}))).0, 200);
+    let from = "\"Anonymous\" <sip:anonymous@anonymous.invalid>;tag=caller";
+    let (caller, answer) = Caller::send_invite_as(&server, &socket3, "rules-anon", RULED, from);
+    assert!(answer.starts_with("SIP/2.0 480"), "{answer}");
+    caller.request("ACK", 1);
+    let record = server.ended_call("rules-anon");
+    assert_eq!((record["sip_status"].as_u64(), record["route"].as_str()), (Some(480), Some("rules[0]")), "{record:#}");
+    let (_, dry) = server.api("GET", &format!("/v1/numbers/{RULED}/route?caller=anonymous"), None);
+    assert_eq!((dry["answered"].as_bool(), dry["route"].as_str()), (Some(false), Some("rules[0]")), "{dry}");
+    // Now that no rule names it, the agent can go.
+    assert_eq!(server.api("DELETE", &format!("/v1/agents/{bot}"), None).0, 204);
+}

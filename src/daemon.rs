@@ -257,6 +257,7 @@ async fn serve_with(
         max_call_duration: config.sip.max_call_duration,
         srtp: config.media.srtp,
         srtp_keys: crate::media::srtp::fresh_key,
+        wall_clock: jiff::Timestamp::now,
         default_account_sid: format!("AC{}", "0".repeat(32)),
         seed: random_seed(),
         node: config.node.clone(),
@@ -543,6 +544,11 @@ fn config_numbers(config: &Config) -> NumberTable {
         table.insert(n.number.clone(), agent, n.account_sid.clone());
         table.set_srtp(&n.number, n.srtp);
         table.set_record(&n.number, n.record);
+        // Checked when the file was read (Config::validate): every rule names a known agent.
+        match crate::routing::NumberRules::new(&n.rules, |name| agents.get(name).cloned()) {
+            Ok(rules) => table.set_rules(&n.number, Some(rules)),
+            Err(e) => tracing::warn!(number = %n.number, error = %e, "routing rules not applied"),
+        }
     }
     table.set_account_policy(config.sip.accounts.clone());
     match &config.default_agent {

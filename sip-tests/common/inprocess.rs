@@ -101,6 +101,7 @@ impl Drop for InProcess {
         if let Some(runtime) = self.runtime.take() {
             runtime.shutdown_timeout(Duration::from_secs(2));
         }
+        self.vocals.remove_dir();
     }
 }
 

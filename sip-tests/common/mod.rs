@@ -30,7 +30,17 @@ pub struct Vocals {
     pub host: String,
 }
 
-/// A running vocals process with its own config, killed on drop.
+impl Vocals {
+    /// Removes the state directory once its server has stopped, so test runs leave nothing in the temporary
+    /// directory; kept when the test is failing, for its server log and SIPp's.
+    fn remove_dir(&self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// A running vocals process with its own config, killed (and its state directory removed) on drop.
 pub struct Server {
     pub child: Child,
     pub vocals: Vocals,
@@ -200,6 +210,11 @@ impl Vocals {
         self.call_when(call_id, "stats", |c| !c["stats"]["rtp"].is_null())
     }
 
+    /// The record of the call with this SIP Call-ID as soon as it is written (the call may be in progress).
+    pub fn call_record(&self, call_id: &str) -> serde_json::Value {
+        self.call_when(call_id, "a record", |_| true)
+    }
+
     /// The record of the call with this SIP Call-ID once it has ended, waiting up to 5 s for it.
     pub fn ended_call(&self, call_id: &str) -> serde_json::Value {
         self.call_when(call_id, "an end", |c| !c["end_at"].is_null())
@@ -241,6 +256,7 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        self.vocals.remove_dir();
     }
 }
 
@@ -343,13 +359,44 @@ impl Caller {
         sdp: &str,
         account: Option<&str>,
     ) -> (Caller, String) {
+        let from = "<sip:+12125550100@127.0.0.1>;tag=caller";
+        Caller::send_invite_full(server, call_id, number, source, sdp, account, from)
+    }
+
+    /// Sends the INVITE with `from` as its From header's value (`"Anonymous" <sip:anonymous@anonymous.invalid>;
+    /// tag=a`, say); its final answer.
+    pub fn send_invite_as(
+        server: &Vocals,
+        rtp: &UdpSocket,
+        call_id: &str,
+        number: &str,
+        from: &str,
+    ) -> (Caller, String) {
+        let sdp = format!(
+            "v=0\r\no=test 1 1 IN IP4 127.0.0.1\r\ns=test\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+             m=audio {} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=ptime:20\r\na=sendrecv\r\n",
+            rtp.local_addr().unwrap().port()
+        );
+        let account = Some("ACbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb");
+        Caller::send_invite_full(server, call_id, number, "127.0.0.1", &sdp, account, from)
+    }
+
+    fn send_invite_full(
+        server: &Vocals,
+        call_id: &str,
+        number: &str,
+        source: &str,
+        sdp: &str,
+        account: Option<&str>,
+        from: &str,
+    ) -> (Caller, String) {
         let sip = UdpSocket::bind((source, 0)).unwrap();
         sip.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         let to_server: SocketAddr = format!("127.0.0.1:{}", server.udp).parse().unwrap();
         let me = sip.local_addr().unwrap();
         let invite = format!(
             "INVITE sip:{number}@{to_server} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-{call_id}-1;rport\r\n\
-             From: <sip:+12125550100@127.0.0.1>;tag=caller\r\nTo: <sip:{number}@127.0.0.1>\r\nCall-ID: {call_id}\r\n\
+             From: {from}\r\nTo: <sip:{number}@127.0.0.1>\r\nCall-ID: {call_id}\r\n\
              CSeq: 1 INVITE\r\nContact: <sip:caller@{me}>\r\nMax-Forwards: 70\r\n{}\
              X-Twilio-CallSid: {}\r\nContent-Type: application/sdp\r\n\
              Content-Length: {}\r\n\r\n{sdp}",

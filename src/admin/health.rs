@@ -168,7 +168,8 @@ pub fn number_health(i: &Inputs) -> Health {
             });
         }
     }
-    if n.agent_id.is_none() {
+    let ruled = n.rules.as_array().is_some_and(|l| l.iter().any(|r| r["agent_id"].is_string()));
+    if n.agent_id.is_none() && !ruled {
         problems.push(Problem {
             code: "no_agent",
             message: "No agent: calls to it are not answered (480)".into(),
@@ -265,6 +266,7 @@ mod tests {
             srtp: None,
             record: None,
             twilio_now: json!({}),
+            rules: json!([]),
             created_at: String::new(),
             updated_at: String::new(),
         }

@@ -9,6 +9,7 @@ pub mod health;
 pub mod openapi;
 pub mod placing;
 pub mod recording;
+pub mod rules;
 pub mod twilio;
 pub mod ui;
 pub mod v1;

@@ -66,10 +66,19 @@ pub const OPERATIONS: &[Operation] = &[
     op(
         "patch",
         "/v1/numbers/{number}",
-        "Assign (agent_id) or unassign (null), or set the SRTP policy (srtp); takes effect on the next call",
+        "Assign (agent_id) or unassign (null), set the SRTP policy (srtp), recording (record) or the routing rules \
+         (rules, replaced whole); takes effect on the next call",
         Some("NumberPatch"),
         200,
         Some("Number"),
+    ),
+    op(
+        "get",
+        "/v1/numbers/{number}/route",
+        "Dry run: which agent would take a call to the number at `at` from `caller` (its routing rules applied)",
+        None,
+        200,
+        Some("RouteDecision"),
     ),
     op(
         "delete",
@@ -201,7 +210,47 @@ fn components() -> Value {
             "glare": {"type": "integer", "description": "offers that crossed (491 either way)"}
         }
     });
-    json!({
+    // Routing rules (issue 26), apart: the document is too deep for one json! call.
+    let rule = json!({
+        "type": "object",
+        "additionalProperties": false,
+        "required": ["agent_id"],
+        "description": "the first rule that matches a call picks its agent; when and caller both must match when \
+                        both are given, and a rule has at least one",
+        "properties": {
+            "when": {"type": "object", "additionalProperties": false, "required": ["zone"], "properties": {
+                "zone": {"type": "string", "example": "America/New_York", "description": "an IANA time zone"},
+                "days": {"type": "array", "minItems": 1,
+                    "items": {"enum": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]}},
+                "from": {"type": "string", "pattern": "^[0-2][0-9]:[0-5][0-9]$",
+                    "description": "local time; with to (a window may cross midnight)"},
+                "to": {"type": "string", "pattern": "^[0-2][0-9]:[0-5][0-9]$"},
+                "dates": {"type": "array", "minItems": 1, "items": {"type": "string",
+                    "description": "YYYY-MM-DD, or a range YYYY-MM-DD/YYYY-MM-DD"}}}},
+            "caller": {"oneOf": [
+                {"type": "string", "description": "an E.164 prefix (+44) or anonymous"},
+                {"type": "array", "minItems": 1, "items": {"type": "string", "pattern": "^\\+[0-9]{1,15}$"}}]},
+            "agent_id": {"type": ["string", "null"], "description": "null: the call is not answered (480)"}
+        }
+    });
+    let rules = json!({"type": ["array", "null"], "items": schema_ref("Rule"), "maxItems": 32,
+        "description": "in order; null or []: none (on PATCH, replaced whole)"});
+    let schedule = json!({"type": ["object", "null"],
+            "description": "the week ahead (null without rules): from each segment's start, which route and \
+                            agent take a call from a caller no caller rule names",
+            "properties": {"from": string, "until": string, "segments": {"type": "array", "items": {
+                "type": "object", "properties": {"from": string, "route": string,
+                    "agent_id": nullable_string, "agent": nullable_string}}}}});
+    let route_decision = json!({
+        "type": "object",
+        "properties": {
+            "phone_number": string, "at": string, "local": string, "caller": nullable_string,
+            "route": {"type": "string", "description": "default, or rules[i]: the first rule that matched"},
+            "agent_id": nullable_string, "agent": nullable_string, "answered": {"type": "boolean"},
+            "outcome": string
+        }
+    });
+    let mut schemas = json!({
         "Error": {
             "type": "object",
             "required": ["error"],
@@ -257,6 +306,8 @@ fn components() -> Value {
             }
         },
         "AgentList": {"type": "object", "properties": {"agents": {"type": "array", "items": schema_ref("Agent")}}},
+    });
+    let more = json!({
         "Number": {
             "type": "object",
             "properties": {
@@ -268,6 +319,8 @@ fn components() -> Value {
                     "description": "the number's SRTP policy; null: the server's media.srtp"},
                 "record": record.clone(),
                 "twilio_now": {"type": "object", "description": "what Twilio had for it when last read"},
+                "rules": rules.clone(),
+                "schedule": schedule,
                 "health": schema_ref("Health"),
                 "routing": {"type": ["object", "null"], "description": "a Twilio number's trunk as last read",
                     "properties": {"trunk_sid": nullable_string, "trunk_domain": nullable_string,
@@ -291,7 +344,8 @@ fn components() -> Value {
                     "description": "a linked account: vocals configures Twilio"},
                 "srtp": {"enum": ["off", "allowed", "required", null],
                     "description": "SRTP policy for the number's calls; null or absent: the server's media.srtp"},
-                "record": record.clone()
+                "record": record.clone(),
+                "rules": rules.clone()
             }
         },
         "Dial": {
@@ -359,7 +413,8 @@ fn components() -> Value {
             "properties": {"agent_id": nullable_string,
                 "srtp": {"enum": ["off", "allowed", "required", null],
                     "description": "SRTP policy; null: the server's media.srtp"},
-                "record": record}
+                "record": record,
+                "rules": rules}
         },
         "NumberList": {"type": "object", "properties": {"numbers": {"type": "array", "items": schema_ref("Number")},
             "other_numbers": {"type": "object", "description": "who answers numbers not added",
@@ -371,6 +426,8 @@ fn components() -> Value {
                 "agent": nullable_string, "node": string, "invite_at": string, "answer_at": nullable_string,
                 "end_at": nullable_string, "end_reason": nullable_string, "sip_status": {"type": ["integer", "null"]},
                 "codec": nullable_string, "stats": object,
+                "route": {"type": ["string", "null"],
+                    "description": "default (the number's agent_id) or rules[i] (the routing rule that matched)"},
                 "session": session
             }
         },
@@ -378,7 +435,13 @@ fn components() -> Value {
             "type": "object",
             "properties": {"calls": {"type": "array", "items": schema_ref("Call")}, "next_cursor": nullable_string}
         }
-    })
+    });
+    if let (Some(all), Value::Object(more)) = (schemas.as_object_mut(), more) {
+        all.extend(more);
+    }
+    schemas["Rule"] = rule;
+    schemas["RouteDecision"] = route_decision;
+    schemas
 }
 
 /// The OpenAPI document.
@@ -417,6 +480,14 @@ pub fn document() -> Value {
                 json!({"name": name, "in": "path", "required": true, "schema": schema})
             })
             .collect();
+        let mut params = params;
+        if o.path.ends_with("/route") {
+            params.push(json!({"name": "at", "in": "query", "required": false, "schema": {"type": "string"},
+                "description": "RFC 3339 (2026-12-25T14:00:00Z), or local (2026-12-25T09:00) in the zone of the \
+                                number's first scheduled rule (UTC without one); absent: now"}));
+            params.push(json!({"name": "caller", "in": "query", "required": false, "schema": {"type": "string"},
+                "description": "an E.164 number or anonymous; absent: a caller no caller rule names"}));
+        }
         if !params.is_empty() {
             operation["parameters"] = Value::Array(params);
         }

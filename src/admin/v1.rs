@@ -35,8 +35,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
-    /// The request field the error is about, for a form to mark it.
-    pub field: Option<&'static str>,
+    /// The request field the error is about, for a form to mark it (`rules[2].when.zone`).
+    pub field: Option<String>,
 }
 
 impl ApiError {
@@ -45,8 +45,8 @@ impl ApiError {
     }
 
     /// Names the request field the error is about.
-    pub fn field(mut self, field: &'static str) -> ApiError {
-        self.field = Some(field);
+    pub fn field(mut self, field: impl Into<String>) -> ApiError {
+        self.field = Some(field.into());
         self
     }
 
@@ -92,7 +92,7 @@ impl From<StoreError> for ApiError {
                     FIELDS.iter().find(|f| message.strip_prefix(**f).is_some_and(|r| r.starts_with([' ', '.'])));
                 let e = ApiError::invalid(message.clone());
                 match field {
-                    Some(f) => e.field(f),
+                    Some(f) => e.field(*f),
                     None => e,
                 }
             }
@@ -173,6 +173,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/v1/agents/{id}/check", post(recheck_agent))
         .route("/v1/numbers", post(add_number).get(list_numbers))
         .route("/v1/numbers/{number}", get(get_number).patch(update_number).delete(delete_number))
+        .route("/v1/numbers/{number}/route", get(super::rules::dry_run))
         .route("/v1/calls", get(list_calls).post(super::placing::dial))
         .route("/v1/calls/{id}", get(get_call))
         .route("/v1/calls/{id}/hangup", post(hangup_call))
@@ -376,6 +377,18 @@ struct AddNumber {
     srtp: Option<String>,
     /// The number's own word on recording (`off`, `dual`); absent or null: its agent's, then the server's.
     record: Option<String>,
+    /// Routing rules: the first that matches a call picks its agent; absent, null or `[]`: none.
+    rules: Option<Value>,
+}
+
+/// `rules` in a request: checked against the agents there are; a mistake names its field
+/// (`rules[2].when.zone`).
+async fn rules_field(catalog: &Catalog, rules: &Value) -> Result<(), ApiError> {
+    let agents: std::collections::HashSet<String> = catalog.store().agents().await?.into_iter().map(|a| a.id).collect();
+    match crate::routing::Rules::parse(rules, |id| agents.contains(id)) {
+        Ok(_) => Ok(()),
+        Err(e) => Err(ApiError::invalid(e.to_string()).field(e.field)),
+    }
 }
 
 /// `record` in a request: `off`, `dual`, or null for its agent's word, then `[recording] record`.
@@ -463,6 +476,10 @@ async fn add_number(State(state): State<Arc<AppState>>, Body(n): Body<AddNumber>
     let number = typed_number(&state, &n.phone_number, n.twilio_account_sid.as_deref()).await?;
     let srtp = srtp_field(n.srtp.as_deref())?;
     let record = record_field(n.record.as_deref())?;
+    let rules = n.rules.filter(|r| r.as_array().is_none_or(|l| !l.is_empty()));
+    if let Some(rules) = &rules {
+        rules_field(catalog, rules).await?;
+    }
     let added = match &n.twilio_account_sid {
         Some(account) => {
             if let Some(agent) = &n.agent_id {
@@ -486,6 +503,10 @@ async fn add_number(State(state): State<Arc<AppState>>, Body(n): Body<AddNumber>
     };
     let added = match record {
         Some(_) => catalog.store().set_number_record(&number, record).await?,
+        None => added,
+    };
+    let added = match &rules {
+        Some(rules) => catalog.store().set_number_rules(&number, rules).await?,
         None => added,
     };
     catalog.changed().await;
@@ -551,6 +572,8 @@ async fn numbers_view(state: &AppState, numbers: Vec<PhoneNumber>) -> Result<Vec
     }
     let reaches = health::reaches(&agents, &checks, &recent);
     let ours: &[String] = state.twilio.as_ref().map_or(&[], |p| p.origination().sip_urls.as_slice());
+    let table = catalog(state)?.directory().current();
+    let now = jiff::Timestamp::now();
     let agents: HashMap<&str, &Agent> = agents.iter().map(|a| (a.id.as_str(), a)).collect();
     Ok(numbers
         .iter()
@@ -570,6 +593,7 @@ async fn numbers_view(state: &AppState, numbers: Vec<PhoneNumber>) -> Result<Vec
             let mut v = serde_json::to_value(n).unwrap_or_default();
             v["health"] = json!(health);
             v["routing"] = json!(routing);
+            v["schedule"] = super::rules::schedule(&table, &n.e164, now);
             v
         })
         .collect())
@@ -595,6 +619,9 @@ struct PatchNumber {
     srtp: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
     record: Option<Option<String>>,
+    /// The number's routing rules, replaced whole (null or `[]`: none).
+    #[serde(default, deserialize_with = "nullable")]
+    rules: Option<Option<Value>>,
 }
 
 async fn update_number(
@@ -603,15 +630,19 @@ async fn update_number(
     Body(p): Body<PatchNumber>,
 ) -> Result<Response, ApiError> {
     let number = e164_path(&path(number)?)?;
-    if p.agent_id.is_none() && p.srtp.is_none() && p.record.is_none() {
+    if p.agent_id.is_none() && p.srtp.is_none() && p.record.is_none() && p.rules.is_none() {
         return Err(ApiError::invalid(
-            "agent_id, srtp or record is required: an agent's id to assign (null to unassign), an SRTP policy, or \
-             whether its calls are recorded",
+            "agent_id, srtp, record or rules is required: an agent's id to assign (null to unassign), an SRTP \
+             policy, whether its calls are recorded, or its routing rules",
         ));
     }
     let srtp = p.srtp.as_ref().map(|s| srtp_field(s.as_deref())).transpose()?;
     let record = p.record.as_ref().map(|r| record_field(r.as_deref())).transpose()?;
     let catalog = catalog(&state)?;
+    let rules = p.rules.map(|r| r.unwrap_or_else(|| json!([])));
+    if let Some(rules) = &rules {
+        rules_field(catalog, rules).await?;
+    }
     let mut updated = None;
     if let Some(agent_id) = &p.agent_id {
         updated = Some(catalog.store().assign_number(&number, agent_id.as_deref()).await.map_err(agent_ref)?);
@@ -621,6 +652,9 @@ async fn update_number(
     }
     if let Some(record) = record {
         updated = Some(catalog.store().set_number_record(&number, record).await?);
+    }
+    if let Some(rules) = &rules {
+        updated = Some(catalog.store().set_number_rules(&number, rules).await?);
     }
     catalog.changed().await;
     Ok(Json(updated).into_response())

@@ -214,7 +214,10 @@ async fn bad_requests_get_json_errors_that_say_what_was_wrong() {
     assert!(body["error"]["message"].as_str().unwrap().contains("ws://"), "{body}");
     let (status, body) = api.call("PATCH", "/v1/numbers/+14155550123", Some(json!({}))).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(body["error"]["message"].as_str().unwrap().contains("agent_id, srtp or record is required"), "{body}");
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("agent_id, srtp, record or rules is required"),
+        "{body}"
+    );
     let (status, _) = api.call("GET", "/v1/numbers/abc", None).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     let (status, body) = api.call("GET", "/v1/numbers?status=gone", None).await;
@@ -444,4 +447,71 @@ async fn removing_a_number_takes_restore_or_leave_for_twilio_and_nothing_else() 
     let (status, _) = api.call("DELETE", "/v1/numbers/+14155550123?twilio=leave", None).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     assert_eq!(api.agent_of("+14155550123"), None);
+}
+
+/// Issue 26: `rules` on POST/PATCH/GET /v1/numbers, checked with the field named; the dry run; the week
+/// ahead; the status while only a rule answers; an agent a rule names kept from deletion.
+#[tokio::test]
+async fn routing_rules_are_checked_stored_routed_and_dry_run() {
+    let api = api().await;
+    let (_, night) = api.call("POST", "/v1/agents", Some(json!({"name": "night", "kind": "echo"}))).await;
+    let night = night["id"].as_str().unwrap().to_string();
+    let bad = |rules: Value| json!({"phone_number": "+14155550130", "agent_id": "echo", "rules": rules});
+    let cases = [
+        (json!([{"when": {"zone": "Mars/Olympus", "days": ["mon"]}, "agent_id": night}]), "rules[0].when.zone"),
+        (json!([{"when": {"zone": "UTC", "from": "09:00", "to": "09:00"}, "agent_id": night}]), "rules[0].when.to"),
+        (json!([{"caller": "+44", "agent_id": "ag_nobody"}]), "rules[0].agent_id"),
+        (json!([{"caller": "+44", "agent_id": night}, {"caller": "44x", "agent_id": night}]), "rules[1].caller[0]"),
+        (json!([{"agent_id": night}]), "rules[0]"),
+        (json!([{"caller": "+44", "agent_id": night, "priority": 1}]), "rules[0].priority"),
+        (json!((0..33).map(|_| json!({"caller": "+44", "agent_id": night})).collect::<Vec<_>>()), "rules"),
+    ];
+    for (rules, field) in cases {
+        let (status, body) = api.call("POST", "/v1/numbers", Some(bad(rules.clone()))).await;
+        assert_eq!(
+            (status, body["error"]["field"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some(field)),
+            "{rules}"
+        );
+        assert!(body["error"]["message"].as_str().unwrap().starts_with(field), "{body}");
+    }
+    let (status, _) = api.call("GET", "/v1/numbers/+14155550130", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "a refused POST adds nothing");
+
+    // A number answered only at night: active, with the night agent from 18:00 to 08:00 New York time.
+    let rules = json!([{"when": {"zone": "America/New_York", "from": "18:00", "to": "08:00"}, "agent_id": night}]);
+    let (status, n) =
+        api.call("POST", "/v1/numbers", Some(json!({"phone_number": "+14155550130", "rules": rules}))).await;
+    assert_eq!((status, n["status"].as_str(), &n["rules"]), (StatusCode::CREATED, Some("active"), &rules), "{n}");
+    let (_, n) = api.call("GET", "/v1/numbers/+14155550130", None).await;
+    assert!(n["health"]["ok"].as_bool().unwrap(), "a rule answers: no no_agent problem: {n}");
+    let segments = n["schedule"]["segments"].as_array().unwrap();
+    assert!((14..=16).contains(&segments.len()), "a change at each 08:00 and 18:00 of the week: {n:#}");
+    assert!(segments.iter().all(|s| s["route"] == "default" || s["agent"] == "night"), "{segments:?}");
+
+    // The dry run, at a local time read in the rules' zone, and at an instant.
+    let route = |q: &'static str| {
+        let api = &api;
+        async move { api.call("GET", &format!("/v1/numbers/+14155550130/route?{q}"), None).await }
+    };
+    let (status, d) = route("at=2026-12-24T19:00").await;
+    assert_eq!((status, d["route"].as_str(), d["agent"].as_str()), (StatusCode::OK, Some("rules[0]"), Some("night")));
+    assert_eq!(d["at"], "2026-12-25T00:00:00Z", "19:00 in New York: {d}");
+    let (_, d) = route("at=2026-12-24T15:00:00Z").await;
+    assert_eq!((d["route"].as_str(), d["answered"].as_bool()), (Some("default"), Some(false)), "{d}");
+    assert!(d["outcome"].as_str().unwrap().starts_with("480"), "{d}");
+    let (status, d) = route("at=tomorrow").await;
+    assert_eq!((status, d["error"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("at")));
+    let (status, d) = route("caller=12").await;
+    assert_eq!((status, d["error"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("caller")));
+    let (status, _) = api.call("GET", "/v1/numbers/+14155550199/route", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // The agent a rule names cannot be deleted; clearing the rules frees it, and the number is inactive.
+    let (status, body) = api.call("DELETE", &format!("/v1/agents/{night}"), None).await;
+    assert_eq!((status, error_code(&body)), (StatusCode::CONFLICT, "agent_in_use"));
+    assert!(body["error"]["message"].as_str().unwrap().contains("+14155550130 (rules[0])"), "{body}");
+    let (status, n) = api.call("PATCH", "/v1/numbers/+14155550130", Some(json!({"rules": null}))).await;
+    assert_eq!((status, n["status"].as_str(), &n["rules"]), (StatusCode::OK, Some("inactive"), &json!([])));
+    assert_eq!(api.call("DELETE", &format!("/v1/agents/{night}"), None).await.0, StatusCode::NO_CONTENT);
 }

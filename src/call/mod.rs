@@ -25,7 +25,7 @@ use crate::media::ports::PortPool;
 pub use crate::media::ports::PortRange;
 use crate::media::recording::RecordMode;
 use crate::media::session::Stream;
-use crate::routing::{NumberLookup, dialed_number, route};
+use crate::routing::{Chosen, NumberLookup, Reject, dialed_number, route};
 use crate::sdp::sdes::KeySalt;
 use crate::sdp::{self, Codec, Direction, Local, Offer, SrtpPolicy};
 use crate::sip::endpoint::{CallRef, EndReason, Event};
@@ -61,6 +61,8 @@ pub struct CallConfig {
     pub srtp: SrtpPolicy,
     /// Makes the SRTP key each call gives its peer ([`crate::media::srtp::fresh_key`]; tests inject their own).
     pub srtp_keys: fn() -> KeySalt,
+    /// The wall clock numbers' routing rules decide by (`jiff::Timestamp::now`; tests give their own).
+    pub wall_clock: fn() -> jiff::Timestamp,
     /// The account id calls not from Twilio are given.
     pub default_account_sid: String,
     /// Random bits for the call ids vocals makes up (calls without `X-Twilio-CallSid`).
@@ -386,11 +388,16 @@ impl Calls {
     }
 
     fn incoming(&mut self, now: Instant, call: CallRef, invite: &Request) {
-        let routed = match route(invite, self.config.numbers.as_ref()) {
+        let routed = match route(invite, self.config.numbers.as_ref(), (self.config.wall_clock)()) {
             Ok(r) => r,
             Err(reject) => {
                 let to = dialed_number(invite).map_or_else(|| invite.uri.to_string(), |n| n.to_string());
-                let record = self.new_record(invite, None, to);
+                let mut record = self.new_record(invite, None, to);
+                record.route = match &reject {
+                    Reject::NotAnswered(_, i) => Some(Chosen::Rule(*i).label()),
+                    Reject::NoAgent(_) => Some(Chosen::Default.label()),
+                    _ => None,
+                };
                 return self.refuse(call, record, reject.status(), &reject.to_string(), reject.to_string(), vec![]);
             }
         };
@@ -409,7 +416,8 @@ impl Calls {
         let srtp = routed.srtp.unwrap_or(self.config.srtp);
         let mut info = CallInfo::from_invite(invite, routed.agent, routed.dialed.to_string());
         info.record = RecordMode::of_call(self.config.record, info.agent.record, routed.record);
-        let record = self.new_record(invite, Some(&info), info.to.clone());
+        let mut record = self.new_record(invite, Some(&info), info.to.clone());
+        record.route = Some(routed.chosen.label());
         info.id = record.id.clone();
         info.call_sid = record.call_sid.clone();
         info.account_sid.get_or_insert_with(|| self.config.default_account_sid.clone());

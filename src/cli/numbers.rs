@@ -1,4 +1,5 @@
-//! `vocals numbers`: list, show, add, assign, unassign, retry and remove numbers through `/v1/numbers`.
+//! `vocals numbers`: list, show, add, assign, unassign, retry and remove numbers through `/v1/numbers`, their
+//! routing rules (`rules show|set|clear`), and the dry run of a call (`route`).
 
 use clap::Subcommand;
 use serde_json::Value;
@@ -57,6 +58,47 @@ pub enum NumberCommand {
         /// The number in E.164.
         number: String,
     },
+    /// A number's routing rules: by time of day, weekday, holiday or caller, another agent (or none) takes
+    /// the call; the first rule that matches wins, else the number's agent.
+    Rules {
+        #[command(subcommand)]
+        command: RulesCommand,
+    },
+    /// Which agent would take a call to the number at a time, from a caller: the decision an INVITE gets.
+    Route {
+        /// The number in E.164.
+        number: String,
+        /// When: 2026-12-25T09:00 (local, in the zone of the number's rules) or 2026-12-25T14:00:00Z; default
+        /// now.
+        #[arg(long)]
+        at: Option<String>,
+        /// Who calls: +44…, or anonymous; default a caller no caller rule names.
+        #[arg(long)]
+        caller: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum RulesCommand {
+    /// Print the number's rules (JSON).
+    Show {
+        /// The number in E.164.
+        number: String,
+    },
+    /// Replace the number's rules with a JSON list from FILE ("-": standard input); an agent may be named by
+    /// id or by name. Example: [{"when": {"zone": "America/New_York", "days": ["mon","tue","wed","thu","fri"],
+    /// "from": "18:00", "to": "08:00"}, "agent_id": "after-hours"}]
+    Set {
+        /// The number in E.164.
+        number: String,
+        /// A file holding the rules' JSON list, or "-".
+        file: String,
+    },
+    /// Remove the number's rules: its agent takes every call.
+    Clear {
+        /// The number in E.164.
+        number: String,
+    },
 }
 
 /// One `vocals numbers` command.
@@ -96,6 +138,38 @@ pub fn run(c: &Client, command: NumberCommand) -> Result<Shown, ClientError> {
         NumberCommand::Remove { number } => {
             c.request("DELETE", &path(&number), None)?;
             Shown::Line(format!("removed {number}"))
+        }
+        NumberCommand::Rules { command: RulesCommand::Show { number } } => {
+            let n = c.request("GET", &path(&number), None)?;
+            Shown::One(n.get("rules").cloned().unwrap_or(Value::Array(vec![])))
+        }
+        NumberCommand::Rules { command: RulesCommand::Set { number, file } } => {
+            let text =
+                if file == "-" { std::io::read_to_string(std::io::stdin()) } else { std::fs::read_to_string(&file) }
+                    .map_err(|e| ClientError::Usage(format!("cannot read {file}: {e}")))?;
+            let mut rules: Value =
+                serde_json::from_str(&text).map_err(|e| ClientError::Usage(format!("{file} is not JSON: {e}")))?;
+            // Agents by name as well as by id.
+            for rule in rules.as_array_mut().into_iter().flatten() {
+                if let Some(agent) = rule.get("agent_id").and_then(Value::as_str).map(str::to_string) {
+                    rule["agent_id"] = Value::String(c.agent_id(&agent)?);
+                }
+            }
+            let body = serde_json::json!({"rules": rules});
+            Shown::One(c.request("PATCH", &path(&number), Some(&body))?)
+        }
+        NumberCommand::Rules { command: RulesCommand::Clear { number } } => {
+            Shown::One(c.request("PATCH", &path(&number), Some(&serde_json::json!({"rules": []})))?)
+        }
+        NumberCommand::Route { number, at, caller } => {
+            let mut query = Vec::new();
+            if let Some(at) = at {
+                query.push(format!("at={}", segment(&at)));
+            }
+            if let Some(caller) = caller {
+                query.push(format!("caller={}", segment(&caller)));
+            }
+            Shown::One(c.request("GET", &format!("{}/route?{}", path(&number), query.join("&")), None)?)
         }
     })
 }

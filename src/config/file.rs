@@ -60,7 +60,8 @@ pub(super) fn read_file(
     Ok(())
 }
 
-/// One `[[numbers]]` table: `number` (E.164), optional `agent`, `account_sid`, `srtp` and `record`.
+/// One `[[numbers]]` table: `number` (E.164), optional `agent`, `account_sid`, `srtp`, `record` and `rules`
+/// (`[[numbers.rules]]`: `when`, `caller`, and `agent`, an agent's name, or `""` for not answered).
 fn number_entry(i: usize, entry: toml::Value) -> Result<NumberConfig, ConfigError> {
     let key = |k: &str| format!("numbers[{i}].{k}");
     let toml::Value::Table(mut t) = entry else {
@@ -85,10 +86,55 @@ fn number_entry(i: usize, entry: toml::Value) -> Result<NumberConfig, ConfigErro
         None => None,
         Some(r) => Some(RecordMode::parse(r.trim()).ok_or_else(|| bad(&key("record"), &r, "off or dual"))?),
     };
+    let rules = match t.remove("rules") {
+        None => serde_json::Value::Null,
+        Some(toml::Value::Array(list)) => rules_json(list),
+        Some(other) => return Err(bad(&key("rules"), other.type_str(), "a list of [[numbers.rules]] tables")),
+    };
     if let Some(unknown) = t.keys().next() {
-        return Err(unknown_key(&key(unknown), "number", "agent, account_sid, srtp, record"));
+        return Err(unknown_key(&key(unknown), "number", "agent, account_sid, srtp, record, rules"));
     }
-    Ok(NumberConfig { number, agent, account_sid, srtp, record })
+    Ok(NumberConfig { number, agent, account_sid, srtp, record, rules })
+}
+
+/// `[[numbers.rules]]` as the API's JSON: a rule's `agent` (a name, as `[[numbers]] agent`; `""`: not
+/// answered) becomes its `agent_id`. The rules are checked with the agents (`Config::validate`).
+fn rules_json(list: Vec<toml::Value>) -> serde_json::Value {
+    let mut rules = Vec::with_capacity(list.len());
+    for rule in list {
+        let mut rule = toml_json(rule);
+        if let Some(o) = rule.as_object_mut()
+            && let Some(agent) = o.remove("agent")
+        {
+            let agent = match agent {
+                serde_json::Value::String(s) if s.is_empty() => serde_json::Value::Null,
+                other => other,
+            };
+            o.insert("agent_id".into(), agent);
+        }
+        rules.push(rule);
+    }
+    serde_json::Value::Array(rules)
+}
+
+/// A TOML value as JSON; a TOML time or date (`from = 18:00`, `dates = [2026-12-25]`, unquoted) is the text
+/// the API takes (`"18:00"`, `"2026-12-25"`).
+fn toml_json(v: toml::Value) -> serde_json::Value {
+    use serde_json::Value as J;
+    match v {
+        toml::Value::String(s) => J::String(s),
+        toml::Value::Integer(i) => J::from(i),
+        toml::Value::Float(f) => J::from(f),
+        toml::Value::Boolean(b) => J::Bool(b),
+        toml::Value::Datetime(d) => match (d.date, d.time) {
+            (None, Some(t)) if t.second.unwrap_or(0) == 0 && t.nanosecond.unwrap_or(0) == 0 => {
+                J::String(format!("{:02}:{:02}", t.hour, t.minute))
+            }
+            _ => J::String(d.to_string()),
+        },
+        toml::Value::Array(a) => J::Array(a.into_iter().map(toml_json).collect()),
+        toml::Value::Table(t) => J::Object(t.into_iter().map(|(k, v)| (k, toml_json(v))).collect()),
+    }
 }
 
 /// One `[[agents]]` table: `name`, `url` (ws:// or wss://), optional `secret`, `connect_timeout_ms`

@@ -142,6 +142,8 @@ pub struct NumberConfig {
     /// The number's own word on recording (`off` wins over its agent's `dual`); `None`: its agent's, or
     /// `[recording] record`.
     pub record: Option<RecordMode>,
+    /// `[[numbers.rules]]` as the API's JSON (each rule's `agent_id` an agent's name); `null`: none.
+    pub rules: serde_json::Value,
 }
 
 /// `[sip]`.
@@ -404,6 +406,12 @@ impl Config {
         for (i, n) in self.numbers.iter().enumerate() {
             if let Some(agent) = n.agent.as_deref().filter(|a| !known(a)) {
                 return Err(bad(&format!("numbers[{i}].agent"), agent, "echo or the name of an [[agents]] entry"));
+            }
+            if let Err(e) = crate::routing::Rules::parse(&n.rules, known) {
+                // The file names a rule's agent `agent` (a name; "" for not answered), as `[[numbers]]` does.
+                let key = format!("numbers[{i}].{}", e.field.replace(".agent_id", ".agent"));
+                let message = e.message.replace("an agent id, or null", "an agent's name, or \"\"");
+                return Err(ConfigError::Value { key, message });
             }
         }
         if let Some(agent) = self.default_agent.name().filter(|a| !known(a)) {

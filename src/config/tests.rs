@@ -535,3 +535,34 @@ fn call_traces_are_on_by_default_and_hep_takes_a_udp_collector_or_says_what_is_w
     let e = Config::load(None, env(&[("VOCALS_LOG_HEP_ID", "-1")])).unwrap_err().to_string();
     assert!(e.starts_with("log.hep_id:"), "{e}");
 }
+
+/// Issue 26: `[[numbers.rules]]` takes the API's rules, agents by name (`""`: not answered), and a mistake
+/// names its key.
+#[test]
+fn numbers_take_routing_rules_in_the_file() {
+    let f = file(
+        "[[agents]]\nname = \"night\"\nurl = \"ws://127.0.0.1:8765/stream\"\n\
+         [[numbers]]\nnumber = \"+14155550123\"\nagent = \"echo\"\n\
+         [[numbers.rules]]\nwhen = { zone = \"America/New_York\", days = [\"mon\", \"fri\"], from = 18:00, to = \"08:00\" }\n\
+         agent = \"night\"\n\
+         [[numbers.rules]]\ncaller = \"anonymous\"\nagent = \"\"\n",
+    );
+    let c = Config::load(Some(f.path()), env(&[])).unwrap();
+    assert_eq!(
+        c.numbers[0].rules,
+        serde_json::json!([
+            {"when": {"zone": "America/New_York", "days": ["mon", "fri"], "from": "18:00", "to": "08:00"}, "agent_id": "night"},
+            {"caller": "anonymous", "agent_id": null}
+        ])
+    );
+    let cases = [
+        ("when = { zone = \"Nowhere/Land\" }\nagent = \"echo\"\n", "numbers[0].rules[0].when.zone:"),
+        ("caller = \"+44\"\nagent = \"sales\"\n", "numbers[0].rules[0].agent:"),
+        ("caller = \"+44\"\n", "numbers[0].rules[0].agent:"),
+    ];
+    for (rule, key) in cases {
+        let f = file(&format!("[[numbers]]\nnumber = \"+14155550123\"\n[[numbers.rules]]\n{rule}"));
+        let e = Config::load(Some(f.path()), env(&[])).unwrap_err().to_string();
+        assert!(e.starts_with(key), "{rule}: {e}");
+    }
+}

@@ -10,6 +10,9 @@ pub mod rules;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 
+use jiff::Timestamp;
+pub use rules::{Caller, Decision, Rules};
+
 use crate::agent::config::AgentConfig;
 use crate::e164::E164;
 use crate::media::recording::RecordMode;
@@ -33,9 +36,35 @@ pub enum Lookup {
     Unknown,
 }
 
+/// Which of a number's routes took a call: its default agent, or one of its rules.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Chosen {
+    #[default]
+    Default,
+    /// `rules[i]`.
+    Rule(usize),
+}
+
+impl Chosen {
+    /// `default` or `rules[i]`, as the call record and the API say it.
+    pub fn label(self) -> std::borrow::Cow<'static, str> {
+        match self {
+            Chosen::Default => "default".into(),
+            Chosen::Rule(i) => format!("rules[{i}]").into(),
+        }
+    }
+}
+
 /// The number -> agent table, as routing sees it.
 pub trait NumberLookup: Send + Sync {
+    /// The number's default agent (its rules not applied).
     fn lookup(&self, number: &E164) -> Lookup;
+    /// Who takes a call to `number` at `at` from `caller`: the first of the number's rules that matches, else
+    /// its default.
+    fn decide(&self, number: &E164, at: Timestamp, caller: Caller<'_>) -> (Lookup, Chosen) {
+        let _ = (at, caller);
+        (self.lookup(number), Chosen::Default)
+    }
     /// Whether a call naming `account` (its `X-Twilio-AccountSid`, if it has one) may be taken at all
     /// (`sip.accounts`), for numbers that are not bound to an account of their own.
     fn account_allowed(&self, account: Option<&[u8]>) -> bool {
@@ -62,6 +91,8 @@ pub enum AccountPolicy {
 pub struct Routed {
     pub dialed: E164,
     pub agent: Arc<AgentConfig>,
+    /// The rule that chose the agent, or the number's default.
+    pub chosen: Chosen,
     /// The number's own SRTP policy, if it has one.
     pub srtp: Option<SrtpPolicy>,
     /// The number's own word on recording, if it has one.
@@ -77,6 +108,9 @@ pub enum Reject {
     UnknownNumber(E164),
     #[error("number {0} has no agent")]
     NoAgent(E164),
+    /// A rule of the number says the call is not answered (its `agent_id` is null).
+    #[error("number {0} is not answered now (rules[{1}])")]
+    NotAnswered(E164, usize),
     #[error("the call is for another Twilio account")]
     WrongAccount,
     #[error("the call names no Twilio account (X-Twilio-AccountSid), and this number takes only its own")]
@@ -84,12 +118,12 @@ pub enum Reject {
 }
 
 impl Reject {
-    /// 404 for a number that is not ours (Twilio does not fail over on it), 480 for one without an agent
-    /// (Twilio fails over), 403 for another account's call.
+    /// 404 for a number that is not ours (Twilio does not fail over on it), 480 for one without an agent or
+    /// whose rule says not now (Twilio fails over), 403 for another account's call.
     pub fn status(&self) -> StatusCode {
         match self {
             Reject::NoNumber | Reject::UnknownNumber(_) => StatusCode::NOT_FOUND,
-            Reject::NoAgent(_) => StatusCode::TEMPORARILY_UNAVAILABLE,
+            Reject::NoAgent(_) | Reject::NotAnswered(..) => StatusCode::TEMPORARILY_UNAVAILABLE,
             Reject::WrongAccount | Reject::NoAccount => StatusCode::FORBIDDEN,
         }
     }
@@ -104,15 +138,79 @@ pub fn dialed_number(invite: &Request) -> Option<E164> {
         .or_else(|| h.diversions().filter_map(Result::ok).find_map(|d| E164::from_uri(&d.uri).ok()))
 }
 
-/// Routes an INVITE: finds the dialed number, looks it up, and checks the Twilio account the call names
+/// The caller of an INVITE as rules see it: withheld when the From user is `anonymous` (or its host
+/// `anonymous.invalid`, RFC 3323) or the call carries `Privacy: id` (RFC 3325); else the From user as an E.164
+/// number (`+` or `00` or neither, visual separators dropped), written into `buf`: no allocation.
+pub fn caller_of<'b>(invite: &Request, buf: &'b mut [u8; 16]) -> Caller<'b> {
+    let h = &invite.headers;
+    if let Some(privacy) = h.get(&HeaderName::new("Privacy"))
+        && privacy.split(|b| *b == b';').any(|p| p.trim_ascii().eq_ignore_ascii_case(b"id"))
+    {
+        return Caller::Anonymous;
+    }
+    let Ok(from) = h.from() else { return Caller::Other };
+    if let Some(sip) = from.uri.as_sip()
+        && let crate::sip::message::Host::Name(host) = &sip.host
+        && host.eq_ignore_ascii_case(b"anonymous.invalid")
+    {
+        return Caller::Anonymous;
+    }
+    let Some(user) = from.uri.user() else { return Caller::Other };
+    let user = user.split(|b| *b == b';').next().unwrap_or_default();
+    if user.eq_ignore_ascii_case(b"anonymous") {
+        return Caller::Anonymous;
+    }
+    // The user part, unescaped, without separators, into buf after a `+`.
+    buf[0] = b'+';
+    let (mut n, mut i, mut plus) = (1, 0, false);
+    while i < user.len() {
+        let mut b = user[i];
+        if b == b'%' && i + 2 < user.len() {
+            let hex = |c: u8| (c as char).to_digit(16);
+            if let (Some(h), Some(l)) = (hex(user[i + 1]), hex(user[i + 2])) {
+                b = (h * 16 + l) as u8;
+                i += 2;
+            }
+        }
+        i += 1;
+        match b {
+            b'-' | b'.' | b'(' | b')' | b' ' => {}
+            b'+' if n == 1 && !plus => plus = true,
+            b'0'..=b'9' if n < buf.len() => {
+                buf[n] = b;
+                n += 1;
+            }
+            _ => return Caller::Other,
+        }
+    }
+    // `00` is the international prefix when there is no `+`.
+    let skip = if !plus && buf[1..n].starts_with(b"00") { 2 } else { 0 };
+    buf.copy_within(1 + skip..n, 1);
+    n -= skip;
+    if !(8..=16).contains(&n) || buf[1] == b'0' {
+        return Caller::Other;
+    }
+    match std::str::from_utf8(&buf[..n]) {
+        Ok(number) => Caller::Number(number),
+        Err(_) => Caller::Other,
+    }
+}
+
+/// Routes an INVITE: finds the dialed number, decides its agent at `at` (the number's rules, else its
+/// default), and checks the Twilio account the call names
 /// (every Twilio customer shares the signalling edges and can point a trunk at us), failing
 /// closed: a number bound to an account takes only calls naming that account (a call naming none is refused
 /// too), and any other number, the fallback included, only calls the account policy allows.
-pub fn route(invite: &Request, numbers: &dyn NumberLookup) -> Result<Routed, Reject> {
+pub fn route(invite: &Request, numbers: &dyn NumberLookup, at: Timestamp) -> Result<Routed, Reject> {
     let dialed = dialed_number(invite).ok_or(Reject::NoNumber)?;
-    match numbers.lookup(&dialed) {
+    let mut buf = [0u8; 16];
+    let (lookup, chosen) = numbers.decide(&dialed, at, caller_of(invite, &mut buf));
+    match lookup {
         Lookup::Unknown => Err(Reject::UnknownNumber(dialed)),
-        Lookup::Unassigned => Err(Reject::NoAgent(dialed)),
+        Lookup::Unassigned => match chosen {
+            Chosen::Rule(i) => Err(Reject::NotAnswered(dialed, i)),
+            Chosen::Default => Err(Reject::NoAgent(dialed)),
+        },
         Lookup::Agent { agent, account_sid, srtp, record } => {
             let sent = invite.headers.get(&HeaderName::new("X-Twilio-AccountSid")).map(<[u8]>::trim_ascii);
             match (&account_sid, sent) {
@@ -124,7 +222,73 @@ pub fn route(invite: &Request, numbers: &dyn NumberLookup) -> Result<Routed, Rej
                 }
                 (None, _) => {}
             }
-            Ok(Routed { dialed, agent, srtp, record })
+            Ok(Routed { dialed, agent, chosen, srtp, record })
+        }
+    }
+}
+
+/// A number's rules as routing keeps them: parsed, with each rule's agent resolved (`None`: not answered).
+#[derive(Debug)]
+pub struct NumberRules {
+    pub rules: Rules,
+    agents: Vec<Option<Arc<AgentConfig>>>,
+    /// The rules' JSON, as stored (what two tables are compared by).
+    json: serde_json::Value,
+}
+
+impl PartialEq for NumberRules {
+    fn eq(&self, other: &NumberRules) -> bool {
+        self.json == other.json && self.agents == other.agents
+    }
+}
+
+impl Eq for NumberRules {}
+
+impl NumberRules {
+    /// Rules from their JSON, each naming an agent `agent` finds (by id in the store, by name in the file);
+    /// a rule naming one it does not find is refused, with the field.
+    pub fn new(
+        json: &serde_json::Value,
+        agent: impl Fn(&str) -> Option<Arc<AgentConfig>>,
+    ) -> Result<NumberRules, rules::RuleError> {
+        let rules = Rules::parse(json, |id| agent(id).is_some())?;
+        let agents = rules.0.iter().map(|r| r.agent_id.as_deref().and_then(&agent)).collect();
+        Ok(NumberRules { rules, agents, json: json.clone() })
+    }
+
+    /// The agent of rule `index` (`None`: not answered, or no such rule).
+    pub fn agent(&self, index: usize) -> Option<&Arc<AgentConfig>> {
+        self.agents.get(index).and_then(Option::as_ref)
+    }
+}
+
+/// A number in the table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Entry {
+    default: Option<Arc<AgentConfig>>,
+    account_sid: Option<String>,
+    srtp: Option<SrtpPolicy>,
+    record: Option<RecordMode>,
+    rules: Option<Arc<NumberRules>>,
+}
+
+impl Entry {
+    fn lookup(&self, agent: Option<&Arc<AgentConfig>>) -> Lookup {
+        match agent {
+            Some(agent) => Lookup::Agent {
+                agent: agent.clone(),
+                account_sid: self.account_sid.clone(),
+                srtp: self.srtp,
+                record: self.record,
+            },
+            None => Lookup::Unassigned,
+        }
+    }
+
+    fn decide(&self, at: Timestamp, caller: Caller<'_>) -> (Lookup, Chosen) {
+        match self.rules.as_ref().map(|r| (r, r.rules.decide(at, caller))) {
+            Some((rules, Decision::Rule { index, .. })) => (self.lookup(rules.agent(index)), Chosen::Rule(index)),
+            _ => (self.lookup(self.default.as_ref()), Chosen::Default),
         }
     }
 }
@@ -132,7 +296,7 @@ pub fn route(invite: &Request, numbers: &dyn NumberLookup) -> Result<Routed, Rej
 /// A number table: numbers with their agents, and the agent for numbers not in it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct NumberTable {
-    numbers: HashMap<E164, Lookup>,
+    numbers: HashMap<E164, Entry>,
     /// The agent for numbers not in the table (`None`: they get 404).
     fallback: Option<Arc<AgentConfig>>,
     /// The fallback answers only while the table holds no number at all (the zero-configuration demo).
@@ -152,25 +316,34 @@ impl NumberTable {
         if let Some(account) = &account_sid {
             self.known_accounts.insert(account.clone());
         }
-        let entry = match agent {
-            Some(agent) => Lookup::Agent { agent, account_sid, srtp: None, record: None },
-            None => Lookup::Unassigned,
-        };
+        let entry = Entry { default: agent, account_sid, srtp: None, record: None, rules: None };
         self.numbers.insert(number, entry);
     }
 
     /// Gives a number in the table its own SRTP policy (over the server's `media.srtp`).
     pub fn set_srtp(&mut self, number: &E164, policy: Option<SrtpPolicy>) {
-        if let Some(Lookup::Agent { srtp, .. }) = self.numbers.get_mut(number) {
-            *srtp = policy;
+        if let Some(entry) = self.numbers.get_mut(number) {
+            entry.srtp = policy;
         }
     }
 
     /// Gives a number in the table its own word on recording (over its agent's and `[recording] record`).
     pub fn set_record(&mut self, number: &E164, mode: Option<RecordMode>) {
-        if let Some(Lookup::Agent { record, .. }) = self.numbers.get_mut(number) {
-            *record = mode;
+        if let Some(entry) = self.numbers.get_mut(number) {
+            entry.record = mode;
         }
+    }
+
+    /// Gives a number in the table its routing rules (none: its default agent takes every call).
+    pub fn set_rules(&mut self, number: &E164, rules: Option<NumberRules>) {
+        if let Some(entry) = self.numbers.get_mut(number) {
+            entry.rules = rules.filter(|r| !r.rules.is_empty()).map(Arc::new);
+        }
+    }
+
+    /// A number's rules, if it has some.
+    pub fn rules(&self, number: &E164) -> Option<&Arc<NumberRules>> {
+        self.numbers.get(number).and_then(|e| e.rules.as_ref())
     }
 
     /// Sends calls to numbers not in the table to `agent`.
@@ -244,7 +417,7 @@ impl NumberTable {
     /// The number's own entry, without the fallback for numbers not in the table: whether the server has it
     /// (a caller ID for the calls it places must be one of them).
     pub fn entry(&self, number: &E164) -> Option<Lookup> {
-        self.numbers.get(number).cloned()
+        self.numbers.get(number).map(|e| e.lookup(e.default.as_ref()))
     }
 
     pub fn is_empty(&self) -> bool {
@@ -255,9 +428,16 @@ impl NumberTable {
 impl NumberLookup for NumberTable {
     fn lookup(&self, number: &E164) -> Lookup {
         match (self.numbers.get(number), self.fallback()) {
-            (Some(entry), _) => entry.clone(),
+            (Some(entry), _) => entry.lookup(entry.default.as_ref()),
             (None, Some(agent)) => Lookup::Agent { agent: agent.clone(), account_sid: None, srtp: None, record: None },
             (None, None) => Lookup::Unknown,
+        }
+    }
+
+    fn decide(&self, number: &E164, at: Timestamp, caller: Caller<'_>) -> (Lookup, Chosen) {
+        match self.numbers.get(number) {
+            Some(entry) => entry.decide(at, caller),
+            None => (self.lookup(number), Chosen::Default),
         }
     }
 
@@ -297,6 +477,14 @@ impl Directory {
         }
     }
 
+    /// The table calls are routed with now.
+    pub fn current(&self) -> Arc<NumberTable> {
+        match self.current.read() {
+            Ok(current) => current.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
     /// The table calls are routed with from now on.
     pub fn replace(&self, table: NumberTable) {
         let table = Arc::new(table);
@@ -312,6 +500,13 @@ impl NumberLookup for Directory {
         match self.current.read() {
             Ok(current) => current.lookup(number),
             Err(poisoned) => poisoned.into_inner().lookup(number),
+        }
+    }
+
+    fn decide(&self, number: &E164, at: Timestamp, caller: Caller<'_>) -> (Lookup, Chosen) {
+        match self.current.read() {
+            Ok(current) => current.decide(number, at, caller),
+            Err(poisoned) => poisoned.into_inner().decide(number, at, caller),
         }
     }
 
@@ -355,26 +550,29 @@ mod tests {
 
     #[test]
     fn the_request_uri_user_is_the_dialed_number() {
-        let routed = route(&request(UDP), &table()).unwrap();
-        assert_eq!(routed, Routed { dialed: number("+14155550123"), agent: echo(), srtp: None, record: None });
+        let routed = route_now(&request(UDP), &table()).unwrap();
+        assert_eq!(
+            routed,
+            Routed { dialed: number("+14155550123"), agent: echo(), chosen: Chosen::Default, srtp: None, record: None }
+        );
     }
 
     #[test]
     fn a_fixed_user_part_falls_back_to_diversion() {
         assert_eq!(dialed_number(&request(FIXED_USER)), Some(number("+14155550123")));
-        assert_eq!(route(&request(FIXED_USER), &table()).unwrap().agent.name, "echo");
+        assert_eq!(route_now(&request(FIXED_USER), &table()).unwrap().agent.name, "echo");
     }
 
     #[test]
     fn unknown_unassigned_and_foreign_calls_get_their_statuses() {
         let text = String::from_utf8(UDP.to_vec()).unwrap();
         let unknown = text.replace("+14155550123", "+14155550199");
-        let err = route(&request(unknown.as_bytes()), &table()).unwrap_err();
+        let err = route_now(&request(unknown.as_bytes()), &table()).unwrap_err();
         assert_eq!((err.status().as_u16(), err.to_string().as_str()), (404, "number +14155550199 is not served here"));
         let unassigned = text.replace("+14155550123", "+14155550124");
-        assert_eq!(route(&request(unassigned.as_bytes()), &table()).unwrap_err().status().as_u16(), 480);
+        assert_eq!(route_now(&request(unassigned.as_bytes()), &table()).unwrap_err().status().as_u16(), 480);
         let foreign = text.replace("ACbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb", "ACcccccccccccccccccccccccccccccccc");
-        assert_eq!(route(&request(foreign.as_bytes()), &table()), Err(Reject::WrongAccount));
+        assert_eq!(route_now(&request(foreign.as_bytes()), &table()), Err(Reject::WrongAccount));
         assert_eq!(Reject::WrongAccount.status().as_u16(), 403);
     }
 
@@ -387,46 +585,50 @@ mod tests {
         let foreign = |t: &str| t.replace("ACbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb", "ACcccccccccccccccccccccccccccccccc");
         let to = |t: &str, n: &str| t.replace("+14155550123", n);
         // 1. A number bound to an account: a call naming no account is refused (it was answered).
-        let err = route(&request(without.as_bytes()), &table()).unwrap_err();
+        let err = route_now(&request(without.as_bytes()), &table()).unwrap_err();
         assert_eq!((err, err_status(&without)), (Reject::NoAccount, 403));
         // 2. ... and one naming another account, as before.
-        assert_eq!(route(&request(foreign(&text).as_bytes()), &table()), Err(Reject::WrongAccount));
+        assert_eq!(route_now(&request(foreign(&text).as_bytes()), &table()), Err(Reject::WrongAccount));
         // 3. A number added without an account: only the accounts vocals knows (the other number's here).
         let mut numbers = table();
         numbers.insert(number("+14155550125"), Some(echo()), None);
         let unbound = to(&text, "+14155550125");
-        assert!(route(&request(unbound.as_bytes()), &numbers).is_ok(), "a known account");
-        assert_eq!(route(&request(foreign(&unbound).as_bytes()), &numbers), Err(Reject::WrongAccount));
-        assert_eq!(route(&request(to(&without, "+14155550125").as_bytes()), &numbers), Err(Reject::NoAccount));
+        assert!(route_now(&request(unbound.as_bytes()), &numbers).is_ok(), "a known account");
+        assert_eq!(route_now(&request(foreign(&unbound).as_bytes()), &numbers), Err(Reject::WrongAccount));
+        assert_eq!(route_now(&request(to(&without, "+14155550125").as_bytes()), &numbers), Err(Reject::NoAccount));
         // 4. The fallback agent: the same.
         numbers.set_fallback(Some(echo()));
         let fallback = to(&text, "+14155550199");
-        assert!(route(&request(fallback.as_bytes()), &numbers).is_ok());
-        assert_eq!(route(&request(foreign(&fallback).as_bytes()), &numbers), Err(Reject::WrongAccount));
+        assert!(route_now(&request(fallback.as_bytes()), &numbers).is_ok());
+        assert_eq!(route_now(&request(foreign(&fallback).as_bytes()), &numbers), Err(Reject::WrongAccount));
         // A linked account is known even with no number of its own.
         numbers.know_account("ACcccccccccccccccccccccccccccccccc".into());
-        assert!(route(&request(foreign(&fallback).as_bytes()), &numbers).is_ok());
+        assert!(route_now(&request(foreign(&fallback).as_bytes()), &numbers).is_ok());
         // sip.accounts: "any" takes every call to an unbound number; a list takes only its accounts.
         numbers.set_account_policy(AccountPolicy::Any);
         let stranger = fallback.replace("ACbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb", "ACdddddddddddddddddddddddddddddddd");
-        assert!(route(&request(stranger.as_bytes()), &numbers).is_ok());
+        assert!(route_now(&request(stranger.as_bytes()), &numbers).is_ok());
         numbers.set_account_policy(AccountPolicy::Only(["ACdddddddddddddddddddddddddddddddd".to_string()].into()));
-        assert!(route(&request(stranger.as_bytes()), &numbers).is_ok());
-        assert_eq!(route(&request(fallback.as_bytes()), &numbers), Err(Reject::WrongAccount));
+        assert!(route_now(&request(stranger.as_bytes()), &numbers).is_ok());
+        assert_eq!(route_now(&request(fallback.as_bytes()), &numbers), Err(Reject::WrongAccount));
         // A server that knows no account (the demo) takes calls naming none.
         let mut demo = NumberTable::new();
         demo.set_demo_fallback(echo());
-        assert!(route(&request(to(&without, "+14155550199").as_bytes()), &demo).is_ok());
+        assert!(route_now(&request(to(&without, "+14155550199").as_bytes()), &demo).is_ok());
+    }
+
+    fn route_now(invite: &Request, numbers: &dyn NumberLookup) -> Result<Routed, Reject> {
+        route(invite, numbers, Timestamp::now())
     }
 
     fn err_status(text: &str) -> u16 {
-        route(&request(text.as_bytes()), &table()).unwrap_err().status().as_u16()
+        route_now(&request(text.as_bytes()), &table()).unwrap_err().status().as_u16()
     }
 
     #[test]
     fn numbers_match_with_or_without_the_plus() {
         let text = String::from_utf8(UDP.to_vec()).unwrap().replace("sip:+14155550123@", "sip:14155550123@");
-        assert_eq!(route(&request(text.as_bytes()), &table()).unwrap().agent.name, "echo");
+        assert_eq!(route_now(&request(text.as_bytes()), &table()).unwrap().agent.name, "echo");
     }
 
     #[test]
@@ -434,7 +636,7 @@ mod tests {
         let text = String::from_utf8(FIXED_USER.to_vec())
             .unwrap()
             .replace("Diversion: <sip:+14155550123@twilio.com>;reason=unconditional\r\n", "");
-        assert_eq!(route(&request(text.as_bytes()), &table()), Err(Reject::NoNumber));
+        assert_eq!(route_now(&request(text.as_bytes()), &table()), Err(Reject::NoNumber));
     }
 
     #[test]
@@ -485,5 +687,102 @@ mod tests {
         store.insert(n.clone(), None, None);
         overlaid.overlay(store);
         assert_eq!(overlaid.lookup(&n), Lookup::Unassigned);
+    }
+}
+
+#[cfg(test)]
+mod rule_tests {
+    use super::*;
+    use crate::sip::message::Message;
+    use serde_json::json;
+
+    const UDP: &str = include_str!("../../sip-tests/vectors/twilio/twilio-invite-udp.sip");
+    const FROM: &str = "From: <sip:+12125550100@vocals-acme.pstn.twilio.com:5060>";
+
+    fn invite(text: &str) -> Request {
+        match Message::parse(text.as_bytes().to_vec()).unwrap() {
+            Message::Request(r) => r,
+            Message::Response(_) => unreachable!(),
+        }
+    }
+
+    fn caller(from: &str) -> String {
+        let mut buf = [0u8; 16];
+        format!("{:?}", caller_of(&invite(&UDP.replace(FROM, from)), &mut buf))
+    }
+
+    #[test]
+    fn the_caller_is_the_from_number_unless_withheld() {
+        assert_eq!(caller(FROM), r#"Number("+12125550100")"#);
+        assert_eq!(caller("From: <sip:12125550100@x>"), r#"Number("+12125550100")"#);
+        assert_eq!(caller("From: <sip:0044-20-7123-4567@x>"), r#"Number("+442071234567")"#);
+        assert_eq!(caller("From: <sip:%2B442071234567;npdi@x>"), r#"Number("+442071234567")"#);
+        assert_eq!(caller("From: <tel:+1-212-555-0100>"), r#"Number("+12125550100")"#);
+        assert_eq!(caller(r#"From: "Anonymous" <sip:anonymous@anonymous.invalid>"#), "Anonymous");
+        assert_eq!(caller("From: <sip:Anonymous@twilio.com>"), "Anonymous");
+        assert_eq!(caller("From: <sip:+12125550100@anonymous.invalid>"), "Anonymous");
+        assert_eq!(caller("From: <sip:alice@example.com>"), "Other");
+        assert_eq!(caller("From: <sip:1234567890123456@x>"), "Other", "16 digits");
+        assert_eq!(caller("From: <sip:+0123456789@x>"), "Other");
+        let private = UDP.replace("P-Asserted-Identity:", "Privacy: id\r\nP-Asserted-Identity:");
+        let mut buf = [0u8; 16];
+        assert_eq!(caller_of(&invite(&private), &mut buf), Caller::Anonymous, "Privacy: id");
+    }
+
+    fn agent(id: &str) -> Arc<AgentConfig> {
+        Arc::new(AgentConfig { id: id.into(), name: id.into(), ..AgentConfig::default() })
+    }
+
+    fn ruled(default: Option<&str>, rules: serde_json::Value) -> NumberTable {
+        let mut t = NumberTable::new();
+        let n: E164 = "+14155550123".parse().unwrap();
+        t.insert(n.clone(), default.map(agent), Some("ACbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb".into()));
+        t.set_rules(&n, Some(NumberRules::new(&rules, |id| id.starts_with("ag_").then(|| agent(id))).unwrap()));
+        t
+    }
+
+    #[test]
+    fn rules_choose_the_agent_and_a_null_rule_refuses_480() {
+        let table = ruled(
+            Some("ag_day"),
+            json!([
+                {"when": {"zone": "UTC", "from": "18:00", "to": "08:00"}, "agent_id": "ag_night"},
+                {"caller": "+44", "agent_id": "ag_uk"},
+                {"caller": "anonymous", "agent_id": null}
+            ]),
+        );
+        let at = |t: &str| t.parse::<Timestamp>().unwrap();
+        let routed = route(&invite(UDP), &table, at("2026-12-09T12:00:00Z")).unwrap();
+        assert_eq!((routed.agent.id.as_str(), routed.chosen), ("ag_day", Chosen::Default));
+        let routed = route(&invite(UDP), &table, at("2026-12-09T21:00:00Z")).unwrap();
+        assert_eq!((routed.agent.id.as_str(), routed.chosen), ("ag_night", Chosen::Rule(0)));
+        assert_eq!(routed.chosen.label(), "rules[0]");
+        let uk = UDP.replace(FROM, "From: <sip:+447700900123@x>");
+        let routed = route(&invite(&uk), &table, at("2026-12-09T12:00:00Z")).unwrap();
+        assert_eq!((routed.agent.id.as_str(), routed.chosen), ("ag_uk", Chosen::Rule(1)));
+        let withheld = UDP.replace(FROM, r#"From: "Anonymous" <sip:anonymous@anonymous.invalid>"#);
+        let err = route(&invite(&withheld), &table, at("2026-12-09T12:00:00Z")).unwrap_err();
+        assert_eq!(err, Reject::NotAnswered("+14155550123".parse().unwrap(), 2));
+        assert_eq!(
+            (err.status().as_u16(), err.to_string().as_str()),
+            (480, "number +14155550123 is not answered now (rules[2])")
+        );
+        // The account binding holds whichever agent a rule picks.
+        let foreign = uk.replace("ACbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb", "ACcccccccccccccccccccccccccccccccc");
+        assert_eq!(route(&invite(&foreign), &table, at("2026-12-09T12:00:00Z")), Err(Reject::WrongAccount));
+        // A number without a default agent answers when a rule names one, and 480 otherwise.
+        let nights =
+            ruled(None, json!([{"when": {"zone": "UTC", "from": "18:00", "to": "08:00"}, "agent_id": "ag_night"}]));
+        assert_eq!(route(&invite(UDP), &nights, at("2026-12-09T21:00:00Z")).unwrap().agent.id, "ag_night");
+        let err = route(&invite(UDP), &nights, at("2026-12-09T12:00:00Z")).unwrap_err();
+        assert_eq!(err, Reject::NoAgent("+14155550123".parse().unwrap()));
+        // The default lookup (no rules applied) is the default agent.
+        assert_eq!(nights.lookup(&"+14155550123".parse().unwrap()), Lookup::Unassigned);
+    }
+
+    #[test]
+    fn a_rule_naming_an_unknown_agent_is_refused_with_its_field() {
+        let e = NumberRules::new(&json!([{"caller": "+44", "agent_id": "nobody"}]), |_| None).unwrap_err();
+        assert_eq!(e.to_string(), "rules[0].agent_id: no agent nobody");
     }
 }

@@ -50,8 +50,10 @@ pub enum CallerMatch {
 pub enum Caller<'a> {
     /// An E.164 number.
     Number(&'a str),
-    /// Withheld (`anonymous` in From, or `Privacy: id`), or not a number.
+    /// Withheld (`anonymous` in From, or `Privacy: id`).
     Anonymous,
+    /// Neither: a From that is not a phone number (`sip:alice@example.com`). No caller rule matches it.
+    Other,
 }
 
 /// One rule.
@@ -68,7 +70,7 @@ pub struct Rule {
 pub struct Rules(pub Vec<Rule>);
 
 /// What the rules decided.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Decision<'a> {
     /// Rule `index` matched: its agent, or `None` (not answered).
     Rule { index: usize, agent_id: Option<&'a str> },
@@ -119,6 +121,30 @@ impl Schedule {
         }
     }
 
+    /// The instants in `[start, end]` where this schedule may start or stop holding: each local date's
+    /// midnight, `from` and `to` (what [`Schedule::contains`] changes at, and nothing else).
+    fn edges(&self, start: Timestamp, end: Timestamp, out: &mut Vec<Timestamp>) {
+        let (Ok(first), Ok(last)) =
+            (self.zone.to_datetime(start).date().yesterday(), self.zone.to_datetime(end).date().tomorrow())
+        else {
+            return;
+        };
+        let mut date = first;
+        while date <= last {
+            let mut times = vec![Time::midnight()];
+            if let Some((from, to)) = self.window {
+                times.extend([from, to]);
+            }
+            for t in times {
+                if let Some(i) = self.instant(date.to_datetime(t)).filter(|i| start < *i && *i <= end) {
+                    out.push(i);
+                }
+            }
+            let Ok(next) = date.tomorrow() else { break };
+            date = next;
+        }
+    }
+
     /// The instant of a local time: a skipped one is when the clock gets past the gap (the transition), a
     /// repeated one its first occurrence.
     fn instant(&self, dt: DateTime) -> Option<Timestamp> {
@@ -158,6 +184,46 @@ impl Rules {
             }
         }
         Decision::Default
+    }
+
+    /// What the rules decide at `start` for `caller`, then every change up to `end`, in order: the instants
+    /// where another rule (or the default) takes over. Found from the schedules' edges (local midnights,
+    /// `from` and `to`, daylight saving taken into account), not by stepping through time.
+    pub fn changes(&self, start: Timestamp, end: Timestamp, caller: Caller<'_>) -> Vec<(Timestamp, Decision<'_>)> {
+        let mut edges = Vec::new();
+        for schedule in self.0.iter().filter_map(|r| r.when.as_ref()) {
+            schedule.edges(start, end, &mut edges);
+        }
+        edges.sort_unstable();
+        edges.dedup();
+        let mut out = vec![(start, self.decide(start, caller))];
+        for t in edges {
+            let d = self.decide(t, caller);
+            if out.last().is_some_and(|(_, last)| *last != d) {
+                out.push((t, d));
+            }
+        }
+        out
+    }
+
+    /// Whether some rule names `agent_id`.
+    pub fn names(&self, agent_id: &str) -> bool {
+        self.0.iter().any(|r| r.agent_id.as_deref() == Some(agent_id))
+    }
+
+    /// Whether some rule answers calls (names an agent).
+    pub fn answers(&self) -> bool {
+        self.0.iter().any(|r| r.agent_id.is_some())
+    }
+
+    /// The time zone of the first rule that has a schedule: a local time given without one (the dry run's
+    /// `at`) is read in it.
+    pub fn zone(&self) -> Option<&TimeZone> {
+        self.0.iter().find_map(|r| r.when.as_ref().map(|w| &w.zone))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 
     /// Rules from their JSON (the API's and the file's shape); `known` says whether an agent id exists.

@@ -29,6 +29,9 @@ pub struct CallRecord {
     /// The final status of the INVITE (200 when answered).
     pub sip_status: Option<u16>,
     pub codec: Option<String>,
+    /// Which of the number's routes took the call: `default` (its `agent_id`) or `rules[i]`, the first of its
+    /// routing rules that matched; `None` when the call was refused before a number was found.
+    pub route: Option<std::borrow::Cow<'static, str>>,
     /// RTP and agent latency figures, written when the media ends.
     pub stats: Value,
     /// The session timer (RFC 4028), written when the call ends: `interval`, `refresher` (`vocals` or `peer`),
@@ -77,9 +80,9 @@ pub(crate) mod on {
     }
 
     /// The columns a call record is inserted with, in the order of [`insert_calls`]' binds.
-    const INSERT_COLUMNS: usize = 18;
+    const INSERT_COLUMNS: usize = 19;
 
-    /// Most records in one INSERT: 128 x 18 parameters stays far below SQLite's 32,766 and PostgreSQL's
+    /// Most records in one INSERT: 128 x 19 parameters stays far below SQLite's 32,766 and PostgreSQL's
     /// 65,535.
     pub const INSERT_ROWS: usize = 128;
 
@@ -98,7 +101,7 @@ pub(crate) mod on {
         let mut sql = String::with_capacity(200 + records.len() * 80);
         sql.push_str(
             "INSERT INTO calls (id, call_sid, sip_call_id, from_number, to_number, agent, node, invite_at, \
-             answer_at, end_at, end_reason, sip_status, codec, stats, session, recording, sip, timeline) VALUES ",
+             answer_at, end_at, end_reason, sip_status, codec, stats, session, recording, sip, timeline, route) VALUES ",
         );
         for row in 0..records.len() {
             sql.push_str(if row == 0 { "(" } else { ", (" });
@@ -134,7 +137,8 @@ pub(crate) mod on {
                 .bind(if c.session.is_null() { "{}".to_string() } else { c.session.to_string() })
                 .bind(if c.recording.is_null() { "{}".to_string() } else { c.recording.to_string() })
                 .bind(if c.sip.is_empty() { "{}" } else { c.sip.as_str() })
-                .bind(if c.timeline.is_null() { "{}".to_string() } else { c.timeline.to_string() });
+                .bind(if c.timeline.is_null() { "{}".to_string() } else { c.timeline.to_string() })
+                .bind(c.route.as_deref().map(str::to_string));
         }
         query.execute(e).await?;
         Ok(())
@@ -386,6 +390,7 @@ fn call_from(r: &AnyRow) -> Result<CallRecord, StoreError> {
             .map(|s| if s.as_object().is_some_and(|o| o.is_empty()) { Value::Null } else { s })?,
         sip: String::new(),
         timeline: Value::Null,
+        route: r.try_get::<Option<String>, _>(16)?.map(std::borrow::Cow::Owned),
     })
 }
 

@@ -19,7 +19,7 @@ use crate::agent::config::{AgentConfig, AgentKind};
 use crate::agent::transfer::TransferOverrides;
 use crate::e164::E164;
 use crate::media::recording::RecordMode;
-use crate::routing::NumberTable;
+use crate::routing::{NumberRules, NumberTable};
 use crate::sdp::SrtpPolicy;
 
 mod calls;
@@ -167,6 +167,8 @@ pub struct PhoneNumber {
     /// What Twilio had for the number when vocals last read it (`trunk_sid`, `voice_url`,
     /// `voice_application_sid`, `read_at`); `{}` until then.
     pub twilio_now: Value,
+    /// The number's routing rules, in order (`[]`: none; `agent_id` takes every call).
+    pub rules: Value,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -184,6 +186,7 @@ fn migrator() -> Migrator {
     let recording = include_str!("../../migrations/0009_call_recording.sql");
     let number_record = include_str!("../../migrations/0010_number_record.sql");
     let insight = include_str!("../../migrations/0011_call_insight.sql");
+    let rules = include_str!("../../migrations/0012_routing_rules.sql");
     Migrator::with_migrations(vec![
         Migration::new(1, Cow::Borrowed("init"), MigrationType::Simple, init.into_sql_str(), false),
         Migration::new(2, Cow::Borrowed("twilio accounts"), MigrationType::Simple, accounts.into_sql_str(), false),
@@ -202,6 +205,7 @@ fn migrator() -> Migrator {
         Migration::new(9, Cow::Borrowed("call recording"), MigrationType::Simple, recording.into_sql_str(), false),
         Migration::new(10, Cow::Borrowed("number record"), MigrationType::Simple, number_record.into_sql_str(), false),
         Migration::new(11, Cow::Borrowed("call insight"), MigrationType::Simple, insight.into_sql_str(), false),
+        Migration::new(12, Cow::Borrowed("routing rules"), MigrationType::Simple, rules.into_sql_str(), false),
     ])
 }
 
@@ -209,9 +213,9 @@ fn migrator() -> Migrator {
 const AGENT_COLUMNS: &str =
     "id, name, kind, stream_url, system_prompt, providers, settings, signing_secret, created_at, updated_at";
 const NUMBER_COLUMNS: &str = "e164, agent_id, status, status_detail, twilio_account_sid, twilio_number_sid, \
-                              created_at, updated_at, twilio_snapshot, srtp, twilio_now, record";
+                              created_at, updated_at, twilio_snapshot, srtp, twilio_now, record, rules";
 const CALL_COLUMNS: &str = "id, call_sid, sip_call_id, from_number, to_number, agent, node, invite_at, answer_at, \
-                            end_at, end_reason, sip_status, codec, stats, session, recording";
+                            end_at, end_reason, sip_status, codec, stats, session, recording, route";
 
 /// The id (and name) of the built-in echo agent's row, which [`Store::open`] makes sure exists, so numbers can
 /// be assigned to it like to any agent.
@@ -432,12 +436,55 @@ impl Store {
             .collect()
     }
 
+    /// The numbers an agent serves: as their `agent_id`, or named by one of their rules (`+1… (rules[2])`).
     async fn numbers_of(&self, agent_id: &str) -> Result<Vec<String>, StoreError> {
-        let rows = sqlx::query("SELECT e164 FROM phone_numbers WHERE agent_id = $1 ORDER BY e164")
-            .bind(agent_id)
-            .fetch_all(&self.pool)
+        let rows =
+            sqlx::query("SELECT e164, agent_id, rules FROM phone_numbers ORDER BY e164").fetch_all(&self.pool).await?;
+        let mut numbers = Vec::new();
+        for r in &rows {
+            let e164: String = r.try_get(0)?;
+            if r.try_get::<Option<String>, _>(1)?.as_deref() == Some(agent_id) {
+                numbers.push(e164.clone());
+            }
+            let rules = json_column(r, 2)?;
+            let named: Vec<String> = rules
+                .as_array()
+                .into_iter()
+                .flatten()
+                .enumerate()
+                .filter(|(_, rule)| rule["agent_id"].as_str() == Some(agent_id))
+                .map(|(i, _)| format!("rules[{i}]"))
+                .collect();
+            if !named.is_empty() {
+                numbers.push(format!("{e164} ({})", named.join(", ")));
+            }
+        }
+        Ok(numbers)
+    }
+
+    /// Checks a number's rules against the agents there are: `Invalid("rules[i].field: why")` when wrong.
+    pub async fn check_rules(&self, rules: &Value) -> Result<crate::routing::Rules, StoreError> {
+        let agents: std::collections::HashSet<String> = self.agents().await?.into_iter().map(|a| a.id).collect();
+        crate::routing::Rules::parse(rules, |id| agents.contains(id)).map_err(|e| StoreError::Invalid(e.to_string()))
+    }
+
+    /// Sets a number's routing rules (`[]`: none); it takes effect on the next call. The status follows: a
+    /// number is active while its agent or one of its rules answers (one in `error` stays so).
+    pub async fn set_number_rules(&self, e164: &E164, rules: &Value) -> Result<PhoneNumber, StoreError> {
+        let Some(current) = self.number(e164).await? else {
+            return Err(StoreError::NotFound(format!("number {e164}")));
+        };
+        self.check_rules(rules).await?;
+        let rules = if rules.is_null() { Value::Array(vec![]) } else { rules.clone() };
+        let status = if current.status == "error" { "error" } else { status_for(current.agent_id.as_deref(), &rules) };
+        sqlx::query("UPDATE phone_numbers SET rules = $1, status = $2, updated_at = $3 WHERE e164 = $4")
+            .bind(rules.to_string())
+            .bind(status)
+            .bind(now_rfc3339())
+            .bind(e164.to_string())
+            .execute(&self.pool)
             .await?;
-        Ok(rows.iter().map(|r| r.try_get::<String, _>(0)).collect::<Result<_, _>>()?)
+        self.number(e164).await?.ok_or_else(|| StoreError::NotFound(e164.to_string()))
     }
 
     /// Adds a number, `active` with an agent, `inactive` without.
@@ -452,7 +499,7 @@ impl Store {
         )
         .bind(e164.to_string())
         .bind(agent_id.map(str::to_string))
-        .bind(status_for(agent_id))
+        .bind(status_for(agent_id, &Value::Null))
         .bind(&now)
         .execute(&self.pool)
         .await?;
@@ -466,7 +513,7 @@ impl Store {
             return Err(StoreError::NotFound(format!("number {e164}")));
         };
         self.check_agent(agent_id).await?;
-        let status = if current.status == "error" { "error" } else { status_for(agent_id) };
+        let status = if current.status == "error" { "error" } else { status_for(agent_id, &current.rules) };
         sqlx::query("UPDATE phone_numbers SET agent_id = $1, status = $2, updated_at = $3 WHERE e164 = $4")
             .bind(agent_id.map(str::to_string))
             .bind(status)
@@ -539,7 +586,7 @@ impl Store {
             .iter()
             .map(|r| self.agent_from(r).map(|a| (a.id.clone(), Arc::new(a.to_config()))))
             .collect::<Result<_, _>>()?;
-        let rows = sqlx::query("SELECT e164, agent_id, twilio_account_sid, srtp, record FROM phone_numbers")
+        let rows = sqlx::query("SELECT e164, agent_id, twilio_account_sid, srtp, record, rules FROM phone_numbers")
             .fetch_all(&self.pool)
             .await?;
         let mut table = NumberTable::new();
@@ -552,6 +599,15 @@ impl Store {
             table.set_srtp(&e164, srtp.as_deref().and_then(SrtpPolicy::parse));
             let record: Option<String> = r.try_get(4)?;
             table.set_record(&e164, record.as_deref().and_then(RecordMode::parse));
+            // Rules were checked when written; ones that no longer parse (an agent deleted behind the API's
+            // back) leave the number on its default agent, said in the log.
+            let rules = json_column(r, 5)?;
+            if rules.as_array().is_some_and(|l| !l.is_empty()) {
+                match NumberRules::new(&rules, |id| agents.get(id).cloned()) {
+                    Ok(rules) => table.set_rules(&e164, Some(rules)),
+                    Err(e) => tracing::warn!(number = %e164, error = %e, "routing rules not applied"),
+                }
+            }
         }
         // Linked accounts are known even before they own a number here (sip.accounts' default).
         for r in sqlx::query("SELECT account_sid FROM twilio_accounts").fetch_all(&self.pool).await? {
@@ -651,8 +707,10 @@ fn validate_agent(
     Ok(())
 }
 
-fn status_for(agent_id: Option<&str>) -> &'static str {
-    if agent_id.is_some() { "active" } else { "inactive" }
+/// `active` while some agent answers the number at some time (its own, or one a rule names), else `inactive`.
+pub(crate) fn status_for(agent_id: Option<&str>, rules: &Value) -> &'static str {
+    let ruled = rules.as_array().is_some_and(|l| l.iter().any(|r| r["agent_id"].is_string()));
+    if agent_id.is_some() || ruled { "active" } else { "inactive" }
 }
 
 fn json_column(r: &AnyRow, i: usize) -> Result<Value, StoreError> {
@@ -700,6 +758,7 @@ fn number_from(r: &AnyRow) -> Result<PhoneNumber, StoreError> {
         srtp: r.try_get(9)?,
         twilio_now: json_column(r, 10)?,
         record: r.try_get(11)?,
+        rules: json_column(r, 12)?,
     })
 }
 

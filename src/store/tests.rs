@@ -552,3 +552,40 @@ async fn a_calls_sip_trace_and_timeline_are_stored_by_call_id_and_a_refusal_with
         assert_eq!(store.call_insight("CAvc_b", Insight::Timeline).await.unwrap(), Some(timeline), "{db}: by CallSid");
     }
 }
+
+/// Issue 26: a number's rules are kept (SQLite and PostgreSQL), routed from the table, counted in its status,
+/// and keep the agents they name; a call record keeps the route that took the call.
+#[tokio::test]
+async fn routing_rules_are_kept_routed_and_keep_their_agents() {
+    for (db, store) in stores().await {
+        let night = NewAgent { name: "night".into(), kind: "echo".into(), ..NewAgent::default() };
+        let night = store.create_agent(&night).await.unwrap().id;
+        let n = E164::parse(NUMBER).unwrap();
+        assert_eq!(store.add_number(&n, None).await.unwrap().status, "inactive", "{db}");
+        let rules = serde_json::json!([{"when": {"zone": "UTC", "from": "18:00", "to": "08:00"}, "agent_id": night}]);
+        let set = store.set_number_rules(&n, &rules).await.unwrap();
+        assert_eq!((set.status.as_str(), &set.rules), ("active", &rules), "{db}: a rule answers");
+        let table = store.routing_table().await.unwrap();
+        let at = |t: &str| t.parse::<jiff::Timestamp>().unwrap();
+        let caller = crate::routing::Caller::Other;
+        let (night_call, chosen) = table.decide(&n, at("2026-12-09T22:00:00Z"), caller);
+        assert!(matches!(night_call, Lookup::Agent { agent, .. } if agent.name == "night"), "{db}");
+        assert_eq!(chosen, crate::routing::Chosen::Rule(0));
+        assert_eq!(table.decide(&n, at("2026-12-09T12:00:00Z"), caller).0, Lookup::Unassigned, "{db}");
+        match store.delete_agent(&night).await {
+            Err(StoreError::InUse { numbers, .. }) => assert_eq!(numbers, [format!("{NUMBER} (rules[0])")], "{db}"),
+            other => panic!("{db}: {other:?}"),
+        }
+        let bad = serde_json::json!([{"caller": "+44", "agent_id": "ag_gone"}]);
+        assert!(
+            matches!(store.set_number_rules(&n, &bad).await, Err(StoreError::Invalid(m)) if m.starts_with("rules[0].agent_id"))
+        );
+        let cleared = store.set_number_rules(&n, &Value::Null).await.unwrap();
+        assert_eq!((cleared.status.as_str(), &cleared.rules), ("inactive", &serde_json::json!([])), "{db}");
+        store.delete_agent(&night).await.unwrap();
+        let mut record = call("vc_route", "2026-12-09T22:00:00.000Z", "night");
+        record.route = Some("rules[0]".into());
+        store.insert_call(&record).await.unwrap();
+        assert_eq!(store.call("vc_route").await.unwrap().unwrap().route.as_deref(), Some("rules[0]"), "{db}");
+    }
+}

@@ -289,7 +289,7 @@ impl Store {
     /// `None`: configured fine (`active` with an agent, `inactive` without); `Some(detail)`: `error`.
     pub async fn set_number_status(&self, e164: &E164, error: Option<&str>) -> Result<PhoneNumber, StoreError> {
         let n = self.number(e164).await?.ok_or_else(|| StoreError::NotFound(format!("number {e164}")))?;
-        let status = if error.is_some() { "error" } else { status_for(n.agent_id.as_deref()) };
+        let status = if error.is_some() { "error" } else { status_for(n.agent_id.as_deref(), &n.rules) };
         sqlx::query("UPDATE phone_numbers SET status = $1, status_detail = $2, updated_at = $3 WHERE e164 = $4")
             .bind(status)
             .bind(error.unwrap_or(""))

@@ -113,6 +113,7 @@ impl Rig {
             max_call_duration: Duration::from_secs(3600),
             srtp: SrtpPolicy::Off,
             srtp_keys: || KeySalt([7; crate::sdp::sdes::KEY_SALT_LEN]),
+            wall_clock: jiff::Timestamp::now,
             default_account_sid: "AC00000000000000000000000000000000".into(),
             seed: 1,
             node: "test".into(),

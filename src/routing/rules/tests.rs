@@ -151,3 +151,38 @@ fn invalid_rules_name_their_field() {
     assert!(too_many.message.contains("at most 32"), "{too_many}");
     assert_eq!(Rules::parse(&Value::Null, agents).unwrap().0.len(), 0);
 }
+
+#[test]
+fn changes_are_found_at_the_edges_dst_included() {
+    let r = example();
+    // Friday 2026-12-11, 15:00 in New York (20:00 UTC): the default until 18:00 local, then the night agent
+    // until Saturday 00:00, when the weekend rule takes over until Monday 00:00, then the night agent until
+    // Monday 08:00.
+    let caller = Caller::Number("+12125550100");
+    let changes = r.changes(at("2026-12-11T20:00:00Z"), at("2026-12-14T20:00:00Z"), caller);
+    let seen: Vec<(String, Option<&str>)> = changes.iter().map(|(t, d)| (t.to_string(), agent(*d))).collect();
+    assert_eq!(
+        seen,
+        [
+            ("2026-12-11T20:00:00Z".to_string(), Some("default")),
+            ("2026-12-11T23:00:00Z".to_string(), Some("ag_night")),
+            ("2026-12-12T05:00:00Z".to_string(), Some("ag_weekend")),
+            ("2026-12-14T05:00:00Z".to_string(), Some("ag_night")),
+            ("2026-12-14T13:00:00Z".to_string(), Some("default")),
+        ]
+    );
+    // Across the 2027 US spring-forward (Sunday 14 March, 02:00 -> 03:00): a 02:30 start is at 03:00 EDT.
+    let w = window("America/New_York", "02:30", "04:00");
+    let changes = w.changes(at("2027-03-14T05:00:00Z"), at("2027-03-14T12:00:00Z"), Caller::Anonymous);
+    let times: Vec<String> = changes.iter().skip(1).map(|(t, _)| t.to_string()).collect();
+    assert_eq!(times, ["2027-03-14T07:00:00Z", "2027-03-14T08:00:00Z"], "03:00 EDT to 04:00 EDT");
+    // Every decision found by the edges is the decision at each minute in between.
+    let (start, end) = (at("2027-03-13T00:00:00Z"), at("2027-03-16T00:00:00Z"));
+    let changes = r.changes(start, end, caller);
+    let mut t = start;
+    while t < end {
+        let expected = changes.iter().rev().find(|(c, _)| *c <= t).map(|(_, d)| *d);
+        assert_eq!(Some(r.decide(t, caller)), expected, "{t}");
+        t = t.checked_add(jiff::SignedDuration::from_mins(1)).unwrap();
+    }
+}
