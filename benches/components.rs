@@ -182,6 +182,34 @@ fn routing_rules(c: &mut Criterion) {
     g.bench_function("none", |b| b.iter(|| black_box(none.decide(black_box(at), caller))));
     g.bench_function("32_rules_none_matching", |b| b.iter(|| black_box(rules.decide(black_box(at), caller))));
     g.finish();
+    // The whole routing of a Twilio INVITE (dialed number, caller, table decision, account check): a number
+    // without rules, as before issue 26, against the same number with the 32 rules.
+    use std::sync::Arc;
+    use vocals::routing::{NumberRules, NumberTable, route};
+    use vocals::sip::message::Message;
+    let invite = match Message::parse(include_bytes!("../sip-tests/vectors/twilio/twilio-invite-udp.sip").to_vec()) {
+        Ok(Message::Request(r)) => r,
+        _ => unreachable!("the fixture is an INVITE"),
+    };
+    let number = vocals::e164::E164::parse("+14155550123").unwrap();
+    let agent = Arc::new(vocals::agent::config::AgentConfig { id: "a".into(), ..Default::default() });
+    let mut plain = NumberTable::new();
+    plain.insert(number.clone(), Some(agent.clone()), Some("ACbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb".into()));
+    let mut ruled = plain.clone();
+    let list: Vec<serde_json::Value> = (0..32)
+        .map(|i| match i % 3 {
+            0 => serde_json::json!({"when": {"zone": "America/New_York", "days": ["sat"], "from": "18:00",
+                                    "to": "08:00", "dates": ["2027-12-24/2027-12-26"]}, "agent_id": "a"}),
+            1 => serde_json::json!({"when": {"zone": "Europe/Berlin", "days": ["sun"], "from": "02:00",
+                                    "to": "02:30"}, "agent_id": "a"}),
+            _ => serde_json::json!({"caller": ["+44", "+353", "+61"], "agent_id": null}),
+        })
+        .collect();
+    ruled.set_rules(&number, Some(NumberRules::new(&serde_json::Value::Array(list), |_| Some(agent.clone())).unwrap()));
+    let mut g = c.benchmark_group("route_invite");
+    g.bench_function("no_rules", |b| b.iter(|| black_box(route(black_box(&invite), &plain, at).is_ok())));
+    g.bench_function("32_rules_none_matching", |b| b.iter(|| black_box(route(black_box(&invite), &ruled, at).is_ok())));
+    g.finish();
 }
 
 criterion_group!(benches, endpoint, g711, jitter, agent_frames, srtp, routing_rules);

@@ -403,3 +403,59 @@ fn the_cli_manages_agents_and_numbers_with_tables_json_and_clear_errors() {
     assert_eq!(code, 2);
     assert!(err.contains("cannot reach the admin API"), "{err}");
 }
+
+/// The README's routing-rules example as a user runs it: its commands, in order, with its rules.json, against
+/// a running server; the dry runs answer what the README says they do.
+#[test]
+fn the_readmes_routing_rules_example_runs_as_written() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let section = readme.split("## One number, different agents").nth(1).expect("the README's section");
+    let section = section.split("\n## ").next().unwrap();
+    let blocks: Vec<(&str, String)> = section
+        .split("```")
+        .skip(1)
+        .step_by(2)
+        .map(|b| {
+            let (lang, body) = b.split_once('\n').unwrap_or((b, ""));
+            (lang.trim(), body.lines().map(str::trim).collect::<Vec<_>>().join("\n"))
+        })
+        .collect();
+    let rules = &blocks.iter().find(|(lang, _)| *lang == "json").expect("the rules.json block").1;
+    let server = InProcess::start("admin-readme-rules", &[]);
+    let file = server.dir.join("rules.json");
+    std::fs::write(&file, rules).unwrap();
+    let mut outputs = Vec::new();
+    for command in blocks.iter().filter(|(lang, _)| *lang == "sh").flat_map(|(_, b)| b.lines()) {
+        let args: Vec<String> = command
+            .split_whitespace()
+            .skip(1)
+            .map(|a| if a == "rules.json" { file.display().to_string() } else { a.to_string() })
+            .collect();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (code, out, err) = cli(&server, &args, &[]);
+        assert_eq!(code, 0, "{command}: {out}{err}");
+        outputs.push((command.to_string(), out));
+    }
+    assert_eq!(outputs.len(), 6, "{outputs:#?}");
+    let holiday: Value = serde_json::from_str(&outputs[4].1).unwrap();
+    assert_eq!(
+        (holiday["route"].as_str(), holiday["answered"].as_bool()),
+        (Some("rules[0]"), Some(false)),
+        "{holiday}"
+    );
+    let night: Value = serde_json::from_str(&outputs[5].1).unwrap();
+    assert_eq!((night["route"].as_str(), night["agent"].as_str()), (Some("rules[3]"), Some("after-hours")), "{night}");
+    // What the number holds: the README's rules, the agents by id.
+    let (_, n) = server.api("GET", "/v1/numbers/+14155550123", None);
+    let after_hours = n["rules"][3]["agent_id"].as_str().unwrap();
+    assert!(after_hours.starts_with("ag_"), "{n}");
+    let (_, list) = server.api("GET", "/v1/agents", None);
+    let named = list["agents"].as_array().unwrap().iter().find(|a| a["id"] == after_hours).unwrap();
+    assert_eq!(named["name"], "after-hours");
+    // `rules show` prints them, `clear` removes them.
+    let (code, out, _) = cli(&server, &["numbers", "rules", "show", "+14155550123"], &[]);
+    assert_eq!((code, serde_json::from_str::<Value>(&out).unwrap()), (0, n["rules"].clone()));
+    let (code, out, _) = cli(&server, &["numbers", "rules", "clear", "+14155550123"], &[]);
+    assert_eq!(code, 0);
+    assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["rules"], json!([]));
+}

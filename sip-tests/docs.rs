@@ -13,7 +13,8 @@ use vocals::config::KEYS;
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
 /// Tables a config file may have besides `KEYS`' sections: the entries `config/file.rs` reads.
-const ENTRY_TABLES: &[&str] = &["[[numbers]]", "[[agents]]", "[agents.parameters]", "[agents.transfer]", "[[trunks]]"];
+const ENTRY_TABLES: &[&str] =
+    &["[[numbers]]", "[[numbers.rules]]", "[[agents]]", "[agents.parameters]", "[agents.transfer]", "[[trunks]]"];
 
 /// Code-block languages whose lines are shell commands.
 const SHELL: &[&str] = &["", "sh", "bash", "shell", "console"];

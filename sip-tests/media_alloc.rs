@@ -254,3 +254,51 @@ fn deciding_among_32_routing_rules_allocates_nothing() {
     }
     assert_eq!(allocations() - before, 0, "a routing decision allocated");
 }
+
+/// Routing a whole INVITE (issue 26): the dialed number, the caller read from From, the table's decision
+/// with 32 rules and the account check allocate exactly what routing the same INVITE to a number without
+/// rules does.
+#[test]
+fn routing_an_invite_with_32_rules_allocates_no_more_than_without() {
+    use std::sync::Arc;
+    use vocals::agent::config::AgentConfig;
+    use vocals::e164::E164;
+    use vocals::routing::{NumberRules, NumberTable, route};
+    use vocals::sip::message::{Message, Request};
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let invite: Request = match Message::parse(include_bytes!("vectors/twilio/twilio-invite-udp.sip").to_vec()) {
+        Ok(Message::Request(r)) => r,
+        _ => panic!("the fixture is an INVITE"),
+    };
+    let number = E164::parse("+14155550123").unwrap();
+    let agent = Arc::new(AgentConfig { id: "a".into(), name: "a".into(), ..AgentConfig::default() });
+    let table = |rules: bool| {
+        let mut t = NumberTable::new();
+        t.insert(number.clone(), Some(agent.clone()), Some("ACbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb".into()));
+        if rules {
+            let list: Vec<serde_json::Value> = (0..32)
+                .map(|i| match i % 2 {
+                    0 => serde_json::json!({"when": {"zone": "Europe/Berlin", "from": "02:00", "to": "02:30"},
+                                            "agent_id": "a"}),
+                    _ => serde_json::json!({"caller": ["+44", "+353"], "agent_id": null}),
+                })
+                .collect();
+            let rules = NumberRules::new(&serde_json::Value::Array(list), |_| Some(agent.clone())).unwrap();
+            t.set_rules(&number, Some(rules));
+        }
+        t
+    };
+    let (plain, ruled) = (table(false), table(true));
+    let at: jiff::Timestamp = "2027-03-10T15:00:00Z".parse().unwrap();
+    let measure = |t: &NumberTable| {
+        let _ = route(&invite, t, at).unwrap();
+        count_this_thread();
+        let before = allocations();
+        for _ in 0..1_000 {
+            let _ = std::hint::black_box(route(&invite, t, at).unwrap());
+        }
+        allocations() - before
+    };
+    let (without, with) = (measure(&plain), measure(&ruled));
+    assert_eq!(with, without, "32 rules: {with} allocations in 1,000 INVITEs routed, {without} without rules");
+}

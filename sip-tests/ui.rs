@@ -641,3 +641,77 @@ fn a_calls_page_shows_its_sip_ladder_quality_charts_and_events_from_a_real_call(
     b.goto(&format!("http://127.0.0.1:{}/ui/#/calls/vc_missing", server.admin));
     b.wait_text("#notice", "Could not load the call");
 }
+
+/// Issue 26 in the browser: a number's routing rules edited on the dashboard (a mistake shown next to its
+/// field, a fix saved), the week strip drawn from the API's schedule, the status saying who answers now, a
+/// rule moved up; what the API then holds is what the editor showed.
+#[test]
+fn the_dashboard_edits_routing_rules_and_draws_the_week_ahead() {
+    const RULED: &str = "+14155550166";
+    let server = InProcess::start("ui-rules", &[]);
+    let (status, agent) =
+        server.api("POST", "/v1/agents", Some(serde_json::json!({"name": "after-hours", "kind": "echo"})));
+    assert_eq!(status, 201, "{agent}");
+    let after_hours = agent["id"].as_str().unwrap().to_string();
+    let (status, n) =
+        server.api("POST", "/v1/numbers", Some(serde_json::json!({"phone_number": RULED, "agent_id": "echo"})));
+    assert_eq!(status, 201, "{n}");
+    let b = Browser::start();
+    b.resize(1280, 1500);
+    b.goto(&format!("http://127.0.0.1:{}/", server.admin));
+    b.fill("#token", &server.token());
+    b.keys(ENTER);
+    b.wait("return !document.querySelector('#numbers-view').hidden", "the numbers page");
+    let rules_button = format!("#numbers-table tr[data-number=\"{RULED}\"] button.rules");
+    b.click(&rules_button);
+    b.wait("return document.querySelector('#rules-dialog').open", "the rules dialog");
+    b.wait_text("#rules-week", "No rules");
+
+    // A first rule: weekday nights by default; a zone that does not exist is refused next to its field.
+    b.click("#rules-add");
+    b.wait("return document.querySelector('#rule-0-zone') !== null", "the new rule");
+    assert_eq!(b.js("return document.querySelector('#rule-0-from').value"), "18:00");
+    b.fill("#rule-0-zone", "Mars/Olympus");
+    b.select("#rule-0-agent", &after_hours);
+    b.click("#rules-save");
+    b.wait("return document.querySelector('#rule-0-zone-error').textContent.length > 0", "the zone's error");
+    assert!(b.text("#rule-0-zone-error").contains("Mars/Olympus is not an IANA time zone"));
+    assert_eq!(b.js("return document.querySelector('#rule-0-zone').getAttribute('aria-invalid')"), "true");
+    b.fill("#rule-0-zone", "America/New_York");
+    b.click("#rules-save");
+    b.wait_text("#rules-status", "Saved 1 rule");
+    // The strip: a band a stretch (the week's nights and days), the after-hours agent in the legend.
+    let bands = b.wait("return document.querySelectorAll('#rules-week svg rect.band').length", "the week's bands");
+    assert!(bands.as_u64().unwrap() >= 10, "{bands}");
+    assert_eq!(
+        b.js("return document.querySelectorAll('#rules-week svg rect.band[data-agent=\"after-hours\"]').length > 4"),
+        true
+    );
+    assert!(b.text("#rules-week-legend").contains("after-hours"));
+
+    // A second rule: withheld caller IDs not answered; then moved first.
+    b.click("#rules-add");
+    b.click("#rule-1-timed");
+    b.click("#rule-1-callers");
+    b.fill("#rule-1-caller", "anonymous");
+    b.select("#rule-1-agent", "");
+    b.js("document.querySelector('#rules-list li[data-index=\"1\"] button.rule-up').click()");
+    b.wait("return document.querySelector('#rule-0-caller').value === 'anonymous'", "the moved rule");
+    b.click("#rules-save");
+    b.wait_text("#rules-status", "Saved 2 rules");
+    b.js("document.querySelector('#rules-dialog').scrollTop = 0");
+    doc_shot(&b, "routing-rules.png");
+    let (_, n) = server.api("GET", &format!("/v1/numbers/{RULED}"), None);
+    assert_eq!(n["rules"][0], serde_json::json!({"caller": "anonymous", "agent_id": null}), "{n}");
+    assert_eq!(n["rules"][1]["when"]["zone"], "America/New_York", "{n}");
+    assert_eq!(n["rules"][1]["when"]["days"], serde_json::json!(["mon", "tue", "wed", "thu", "fri"]), "{n}");
+    assert_eq!(n["rules"][1]["agent_id"], after_hours.as_str(), "{n}");
+
+    // The numbers page says who answers now, and the next change.
+    b.keys(ESCAPE);
+    b.wait("return !document.querySelector('#rules-dialog').open", "the dialog closed");
+    let status = b.text(&format!("#numbers-table tr[data-number=\"{RULED}\"] td.status"));
+    assert!(status.contains("agent now") && status.contains(" from "), "{status}");
+    assert!(b.text(&rules_button).contains("Rules (2)"));
+    b.screenshot(&shots().join("rules-numbers.png"));
+}

@@ -376,6 +376,20 @@ def signalling_step(work, server, port, rate, seconds):
     return f
 
 
+def number_config(rules):
+    """The dialed number answered by echo, with `rules` routing rules none of which matches a load call."""
+    text = f'[[numbers]]\nnumber = "{DIALED}"\nagent = "echo"\n'
+    for i in range(rules):
+        if i % 3 == 0:
+            when = 'zone = "America/New_York", days = ["sat"], from = "18:00", to = "08:00", dates = ["2027-12-24/2027-12-26"]'
+            text += f'[[numbers.rules]]\nwhen = {{ {when} }}\nagent = ""\n'
+        elif i % 3 == 1:
+            text += '[[numbers.rules]]\nwhen = { zone = "Europe/Berlin", dates = ["2020-02-29"] }\nagent = ""\n'
+        else:
+            text += '[[numbers.rules]]\ncaller = ["+44", "+353", "+61"]\nagent = ""\n'
+    return text
+
+
 def start_signalling_server(work, peer):
     port = free_port()
     if peer == "vocals":
@@ -383,6 +397,10 @@ def start_signalling_server(work, peer):
     if peer == "vocals-notrace":
         # The same server without per-call SIP traces: the traces' cost, side by side.
         return start_vocals(work, port, env={"VOCALS_LOG_CALL_TRACE": "false"}), port
+    if peer in ("vocals-number", "vocals-rules"):
+        # The dialed number in [[numbers]] (echo answers it), and for vocals-rules 32 routing rules, none of
+        # which matches (every schedule and caller checked at each INVITE: the worst case), side by side.
+        return start_vocals(work, port, number_config(32 if peer == "vocals-rules" else 0)), port
     if peer == "kamailio":
         cfg = kamailio_cfg(work, "kamailio-sl.cfg", PORT=port)
         return start_kamailio(work, "kamailio-sl", cfg, port, SERVER_CPU), port
@@ -793,7 +811,9 @@ def main():
     ap.add_argument("part", choices=["signalling", "media", "soak", "all"], nargs="?", default="all")
     ap.add_argument("--peers", default="vocals,kamailio,sipp-uas,rtpengine",
                     help="servers to measure (vocals, kamailio, sipp-uas for signalling; vocals, rtpengine for "
-                         "media; vocals-recording: vocals recording every call, for media; vocals-notrace: vocals "
+                         "media; vocals-recording: vocals recording every call, for media; vocals-number: the dialed number "
+                         "configured, vocals-rules: with 32 routing rules none of which matches, for signalling; "
+                         "vocals-notrace: vocals "
                          "without per-call SIP traces, for signalling; vocals-spurts: the agent replying in talk "
                          "spurts, for the downlink latency)")
     ap.add_argument("--rates", default="1000,2000,3000,4000,5000,6000,7000,8000,9000,10000,12000")
@@ -838,7 +858,8 @@ def main():
 def run(args, work, out):
     results = {"machine": machine(), "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     if args.part in ("signalling", "all"):
-        sig_peers = [p for p in args.peers if p in ("vocals", "vocals-notrace", "kamailio", "sipp-uas")]
+        sig_peers = [p for p in args.peers
+                     if p in ("vocals", "vocals-notrace", "vocals-number", "vocals-rules", "kamailio", "sipp-uas")]
         results["signalling"] = signalling(work, argparse.Namespace(**{**vars(args), "peers": sig_peers}))
     if args.part in ("media", "all"):
         med_peers = [p for p in args.peers if p in ("vocals", "vocals-recording", "vocals-spurts", "rtpengine")]

@@ -23,6 +23,10 @@ use serde_json::Value;
 
 /// Rules a number may have.
 pub const MAX_RULES: usize = 32;
+/// Dates (or ranges) a rule may list, and caller prefixes: what an INVITE checks stays small whatever a
+/// request sends (a year of holidays fits; longer spans are ranges).
+pub const MAX_DATES: usize = 64;
+pub const MAX_PREFIXES: usize = 64;
 
 /// A rule's schedule.
 #[derive(Clone, Debug)]
@@ -315,6 +319,12 @@ fn schedule(at: &str, v: &Value) -> Result<Schedule, RuleError> {
     let mut dates = Vec::new();
     match o.get("dates") {
         None => {}
+        Some(Value::Array(list)) if list.len() > MAX_DATES => {
+            return Err(err(
+                format!("{at}.dates"),
+                format!("{} dates: at most {MAX_DATES} (a range counts once)", list.len()),
+            ));
+        }
         Some(Value::Array(list)) if !list.is_empty() => {
             for (i, d) in list.iter().enumerate() {
                 let field = || format!("{at}.dates[{i}]");
@@ -351,6 +361,9 @@ fn caller(at: &str, v: &Value) -> Result<CallerMatch, RuleError> {
     };
     if list.len() == 1 && list[0].as_str() == Some("anonymous") {
         return Ok(CallerMatch::Anonymous);
+    }
+    if list.len() > MAX_PREFIXES {
+        return Err(err(at, format!("{} prefixes: at most {MAX_PREFIXES}", list.len())));
     }
     let mut prefixes = Vec::with_capacity(list.len());
     for (i, p) in list.iter().enumerate() {

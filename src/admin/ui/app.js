@@ -322,6 +322,8 @@ function problemList(n, withFix = true) {
 function statusCell(n) {
   const [text, cls] = STATUS[n.status] || [n.status, 'status-unknown'];
   const wrap = el('div', { className: 'status-wrap' }, el('span', { className: `badge ${cls}` }, text));
+  const now = scheduleNow(n);
+  if (now) wrap.append(el('span', { className: 'status-route' }, ` — ${now}`));
   const health = n.health || { ok: n.status !== 'error', problems: [] };
   if (!health.ok && health.problems.length) {
     const problems = health.problems.filter((p) => !(n.status === 'inactive' && p.code === 'no_agent'));
@@ -480,6 +482,8 @@ function renderNumbers() {
     const account = n.twilio_account_sid && data.accounts.find((a) => a.account_sid === n.twilio_account_sid);
     const actions = [
       rowButton('change-agent', 'Change agent', `Change agent for ${num}`, (b) => openChangeAgent(n, b)),
+      rowButton('rules', n.rules && n.rules.length ? `Rules (${n.rules.length})` : 'Rules',
+        `Routing rules for ${num}`, (b) => openRules(n, b)),
     ];
     if (n.twilio_number_sid && (isDrift(n) || hasProblem(n, 'origination_elsewhere'))) {
       actions.push(rowButton('repair', 'Repair', `Repair Twilio setup for ${num}`, (b) => openRepair(n, b)));
@@ -1744,3 +1748,262 @@ function renderEvents(timeline, call) {
 // ---------------------------------------------------------------------------------------------------------
 
 route(false);
+
+// ---------------------------------------------------------------------------------------------------------
+// Routing rules (issue 26): the week ahead as a strip, and an editor of the number's rules
+
+const DAYS = [['mon', 'Mon'], ['tue', 'Tue'], ['wed', 'Wed'], ['thu', 'Thu'], ['fri', 'Fri'], ['sat', 'Sat'],
+  ['sun', 'Sun']];
+const WEEKDAYS = ['mon', 'tue', 'wed', 'thu', 'fri'];
+let ruling = null; // the number the rules dialog is about
+
+/** The browser's IANA time zone: a new rule's default. */
+function localZone() {
+  try {
+    return Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC';
+  } catch {
+    return 'UTC';
+  }
+}
+
+/** `rules[1]` as people say it: "rule 2". */
+const ruleWord = (route) => {
+  const m = /^rules\[(\d+)\]$/.exec(route || '');
+  return m ? `rule ${Number(m[1]) + 1}` : 'its own agent';
+};
+
+const whenShort = (ms) => new Date(ms).toLocaleString(undefined,
+  { weekday: 'short', hour: '2-digit', minute: '2-digit' });
+
+/** Who answers a number with rules now, and the next change: "after-hours agent now (rule 2); support from Mon 08:00". */
+function scheduleNow(n) {
+  const s = n.schedule;
+  if (!s || !s.segments || !s.segments.length) return null;
+  const [now, next] = s.segments;
+  const who = now.agent ? `${now.agent} agent now` : 'not answered now';
+  const why = now.route === 'default' ? '' : ` (${ruleWord(now.route)})`;
+  const then = next ? `; ${next.agent ? `${next.agent} agent` : 'not answered'} from ${whenShort(Date.parse(next.from))}` : '';
+  return `${who}${why}${then}`;
+}
+
+/** The colour class of an agent in the strip and its legend (the agents in order of appearance). */
+function agentClass(agents, id) {
+  return id ? `agent-${agents.indexOf(id) % 6}` : 'agent-none';
+}
+
+/** The week ahead: a strip of who answers when (SVG, one band a stretch), a legend, and now in words. */
+function renderWeek(n) {
+  const box = $('#rules-week');
+  const legend = $('#rules-week-legend');
+  const s = n.schedule;
+  $('#rules-now').textContent = scheduleNow(n) ? `${n.phone_number}: ${scheduleNow(n)}.` : '';
+  if (!s || !s.segments || !s.segments.length) {
+    box.replaceChildren(el('p', { className: 'muted' }, 'No rules: its own agent answers every call.'));
+    legend.replaceChildren();
+    return;
+  }
+  const from = Date.parse(s.from);
+  const until = Date.parse(s.until);
+  const span = until - from;
+  const W = 700;
+  const agents = [...new Set(s.segments.map((x) => x.agent_id).filter(Boolean))];
+  const said = [];
+  const bands = s.segments.map((seg, i) => {
+    const a = Date.parse(seg.from);
+    const b = i + 1 < s.segments.length ? Date.parse(s.segments[i + 1].from) : until;
+    const who = seg.agent || 'not answered (480)';
+    const text = `${whenShort(a)} to ${whenShort(b)}: ${who}, ${ruleWord(seg.route)}`;
+    said.push(text);
+    return svg('rect', {
+      x: ((a - from) / span) * W, y: 2, width: Math.max(1, ((b - a) / span) * W), height: 26,
+      class: `band ${agentClass(agents, seg.agent_id)}`, 'data-route': seg.route, 'data-agent': seg.agent || '',
+    }, svg('title', {}, text));
+  });
+  // Local midnights, each labelled with its day.
+  const ticks = [];
+  const day = new Date(from);
+  day.setHours(24, 0, 0, 0);
+  while (day.getTime() < until) {
+    const x = ((day.getTime() - from) / span) * W;
+    ticks.push(svg('line', { x1: x, x2: x, y1: 0, y2: 32, class: 'day-tick' }),
+      svg('text', { x: x + 3, y: 44, class: 'day-label' },
+        day.toLocaleDateString(undefined, { weekday: 'short', day: 'numeric' })));
+    day.setDate(day.getDate() + 1);
+  }
+  box.replaceChildren(svg('svg', {
+    viewBox: `0 0 ${W} 48`, class: 'week-strip', role: 'img',
+    'aria-label': `Who answers over the next 7 days: ${said.slice(0, 8).join('; ')}${said.length > 8 ? '; …' : ''}`,
+  }, bands, ticks));
+  const keys = [...agents.map((id) => [id, agentName(id)]),
+    ...(s.segments.some((x) => !x.agent_id) ? [[null, 'Not answered (480)']] : [])];
+  legend.replaceChildren(...keys.map(([id, name]) => el('li', {},
+    el('span', { className: `swatch ${agentClass(agents, id)}`, attrs: { 'aria-hidden': 'true' } }), name)));
+}
+
+/** One rule's fields, ids `rule-I-KEY` so the API's `rules[I].when.zone` lands next to its field. */
+function ruleEditor(rule, i, count) {
+  const id = (k) => `rule-${i}-${k}`;
+  const when = rule.when || null;
+  const field = (key, label, input, hint) => el('div', { className: 'field' },
+    el('label', { htmlFor: id(key) }, label), input,
+    hint ? el('p', { className: 'hint', id: `${id(key)}-hint` }, hint) : null,
+    el('p', { className: 'field-error', id: `${id(key)}-error`, attrs: { 'aria-live': 'polite' } }));
+  const input = (key, value, props = {}) => el('input', { id: id(key), value: value || '', ...props });
+  const timed = el('input', { type: 'checkbox', id: id('timed'), checked: Boolean(when) });
+  const callers = el('input', { type: 'checkbox', id: id('callers'), checked: Boolean(rule.caller) });
+  const days = when && when.days ? when.days : DAYS.map(([d]) => d);
+  const whenBox = el('div', { className: 'rule-when', hidden: !when },
+    field('zone', 'Time zone', input('zone', when ? when.zone : localZone(), { autocomplete: 'off', attrs: { list: 'zones' } }),
+      'IANA, e.g. America/New_York: daylight saving follows it.'),
+    el('fieldset', { className: 'days', id: id('days') }, el('legend', {}, 'Days'),
+      ...DAYS.map(([d, label]) => el('label', { className: 'day' },
+        el('input', { type: 'checkbox', value: d, checked: days.includes(d), className: 'day-box' }), label)),
+      el('p', { className: 'field-error', id: `${id('days')}-error`, attrs: { 'aria-live': 'polite' } })),
+    el('div', { className: 'rule-times' },
+      field('from', 'From', input('from', when && when.from, { type: 'time' })),
+      field('to', 'To', input('to', when && when.to, { type: 'time' }), 'Empty: all day. 18:00 to 08:00 runs overnight.')),
+    field('dates', 'Only on dates', input('dates', when && when.dates ? when.dates.join(', ') : ''),
+      'Optional: 2026-12-25, or a range 2026-12-24/2026-12-26.'));
+  const callerText = Array.isArray(rule.caller) ? rule.caller.join(', ') : (rule.caller || '');
+  const callerBox = el('div', { className: 'rule-caller', hidden: !rule.caller },
+    field('caller', 'Callers', input('caller', callerText), 'Prefixes such as +44, +353; or anonymous (withheld caller ID).'));
+  timed.addEventListener('change', () => { whenBox.hidden = !timed.checked; });
+  callers.addEventListener('change', () => { callerBox.hidden = !callers.checked; });
+  const agent = el('select', { id: id('agent') });
+  fillSelect(agent, [...data.agents.map((a) => [a.id, agentLabel(a)]), ['', 'Not answered (480)']], rule.agent_id || '');
+  const move = (to) => {
+    const rules = readRules();
+    const [r] = rules.splice(i, 1);
+    rules.splice(to, 0, r);
+    renderRules(rules, to);
+  };
+  return el('li', { className: 'rule', dataset: { index: String(i) } },
+    el('fieldset', { id: `rule-${i}` }, el('legend', {}, `Rule ${i + 1}`),
+      el('div', { className: 'rule-kinds' },
+        el('label', {}, timed, ' At certain times'), el('label', {}, callers, ' For certain callers')),
+      whenBox, callerBox,
+      field('agent', 'Then', agent),
+      el('p', { className: 'field-error', id: `rule-${i}-error`, attrs: { 'aria-live': 'polite' } }),
+      el('div', { className: 'row-actions' },
+        rowButton('rule-up', 'Move up', `Move rule ${i + 1} up`, () => move(i - 1)),
+        rowButton('rule-down', 'Move down', `Move rule ${i + 1} down`, () => move(i + 1)),
+        rowButton('rule-remove', 'Remove', `Remove rule ${i + 1}`, () => {
+          const rules = readRules();
+          rules.splice(i, 1);
+          renderRules(rules, Math.min(i, rules.length - 1));
+        }, 'danger-outline'))));
+}
+
+function renderRules(rules, focus) {
+  const list = $('#rules-list');
+  list.replaceChildren(...rules.map((r, i) => ruleEditor(r, i, rules.length)));
+  for (const li of $$('li.rule', list)) {
+    const i = Number(li.dataset.index);
+    $('.rule-up', li).disabled = i === 0;
+    $('.rule-down', li).disabled = i === rules.length - 1;
+  }
+  if (focus != null && focus >= 0) {
+    const target = document.getElementById(`rule-${focus}-timed`);
+    if (target) target.focus();
+  }
+}
+
+/** The rules as the editor holds them, in the API's shape (what is left empty is left out). */
+function readRules() {
+  return $$('#rules-list li.rule').map((li) => {
+    const i = li.dataset.index;
+    const v = (k) => document.getElementById(`rule-${i}-${k}`).value.trim();
+    const rule = {};
+    if (document.getElementById(`rule-${i}-timed`).checked) {
+      const when = { zone: v('zone') };
+      const days = $$('.day-box', li).filter((b) => b.checked).map((b) => b.value);
+      if (days.length < 7) when.days = days;
+      if (v('from')) when.from = v('from');
+      if (v('to')) when.to = v('to');
+      const dates = v('dates').split(/[\s,]+/).filter(Boolean);
+      if (dates.length) when.dates = dates;
+      rule.when = when;
+    }
+    if (document.getElementById(`rule-${i}-callers`).checked) {
+      const c = v('caller');
+      rule.caller = c.toLowerCase() === 'anonymous' ? 'anonymous' : c.split(/[\s,]+/).filter(Boolean);
+    }
+    rule.agent_id = v('agent') || null;
+    return rule;
+  });
+}
+
+/** The editor field of an API field (`rules[2].when.zone` -> `rule-2-zone`), or the rule itself. */
+function ruleFieldId(field) {
+  const m = /^rules\[(\d+)\](?:\.(.*))?$/.exec(field || '');
+  if (!m) return null;
+  const rest = m[2] || '';
+  const key = ['zone', 'days', 'from', 'to', 'dates'].find((k) => rest.startsWith(`when.${k}`)) ||
+    (rest.startsWith('caller') ? 'caller' : rest.startsWith('agent_id') ? 'agent' : null);
+  return key ? `rule-${m[1]}-${key}` : `rule-${m[1]}`;
+}
+
+/** The zones the browser knows, offered as the time zone field's suggestions. */
+function zoneList() {
+  if (document.getElementById('zones')) return;
+  let zones = ['UTC', 'America/New_York', 'America/Chicago', 'America/Denver', 'America/Los_Angeles',
+    'Europe/London', 'Europe/Dublin', 'Europe/Paris', 'Europe/Berlin', 'Asia/Tokyo', 'Australia/Sydney'];
+  try {
+    if (Intl.supportedValuesOf) zones = ['UTC', ...Intl.supportedValuesOf('timeZone')];
+  } catch {
+    // the short list
+  }
+  document.body.append(el('datalist', { id: 'zones' }, zones.map((z) => el('option', { value: z }))));
+}
+
+async function openRules(n, opener) {
+  zoneList();
+  ruling = n;
+  $('#rules-title').textContent = `Routing rules for ${n.phone_number}`;
+  $('#rules-status').textContent = '';
+  renderWeek(n);
+  renderRules(n.rules || []);
+  const row = `#numbers-table tr[data-number="${CSS.escape(n.phone_number)}"] button.rules`;
+  openDialog($('#rules-dialog'), backTo(opener, row, '#add-number'));
+}
+
+$('#rules-add').addEventListener('click', () => {
+  const rules = readRules();
+  rules.push({ when: { zone: localZone(), days: WEEKDAYS, from: '18:00', to: '08:00' }, agent_id: null });
+  renderRules(rules, rules.length - 1);
+});
+
+$('#rules-form').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const form = ev.target;
+  clearErrors(form);
+  const rules = readRules();
+  try {
+    const n = await withBusy($('#rules-save'), async () => {
+      await api('PATCH', `/v1/numbers/${enc(ruling.phone_number)}`, { rules });
+      const fresh = await api('GET', `/v1/numbers/${enc(ruling.phone_number)}`);
+      await refreshNumbers();
+      return fresh;
+    });
+    ruling = n;
+    renderWeek(n);
+    renderRules(n.rules || []);
+    $('#rules-status').textContent = rules.length
+      ? `Saved ${rules.length} rule${rules.length > 1 ? 's' : ''}: from the next call, ${scheduleNow(n)}.`
+      : 'Saved: no rules, its own agent answers every call.';
+  } catch (e) {
+    if (isAuthError(e)) return;
+    const id = ruleFieldId(e.field);
+    const input = id && document.getElementById(id);
+    if (input) {
+      const label = labelOf(id) || (id.endsWith('-days') ? 'Days' : null);
+      const why = e.message.replace(/^rules\[\d+\][^:]*:\s*/, '');
+      setFieldError(id, label ? `${label}: ${why}` : why);
+      const hidden = input.closest('[hidden]');
+      if (hidden) hidden.hidden = false;
+      (input.matches('fieldset') ? $('input', input) : input).focus();
+    } else {
+      formError(form, e.message);
+    }
+  }
+});

@@ -150,6 +150,13 @@ fn invalid_rules_name_their_field() {
     assert_eq!(too_many.field, "rules");
     assert!(too_many.message.contains("at most 32"), "{too_many}");
     assert_eq!(Rules::parse(&Value::Null, agents).unwrap().0.len(), 0);
+    // What one INVITE checks stays bounded, whatever a request holds: dates and prefixes are capped.
+    let dates: Vec<String> = (1..=65).map(|d| format!("2027-01-01/2027-03-{:02}", 1 + d % 28)).collect();
+    let flood = e(w(json!({"zone": "UTC", "dates": dates})));
+    assert_eq!((flood.field.as_str(), flood.message.contains("at most 64")), ("rules[0].when.dates", true));
+    let prefixes: Vec<String> = (0..65).map(|i| format!("+{i}1")).collect();
+    assert_eq!(e(json!([{"caller": prefixes, "agent_id": null}])).field, "rules[0].caller");
+    assert_eq!(e(json!([{"caller": "+1234567890123456", "agent_id": null}])).field, "rules[0].caller[0]");
 }
 
 #[test]
