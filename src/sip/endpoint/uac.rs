@@ -387,16 +387,20 @@ impl Endpoint {
         {
             t.acks.push((Bytes::copy_from_slice(&tag), ack.clone()));
         }
-        self.transmit(peer, ack);
         if self.is_current(call, key) {
-            let Some(c) = self.calls.get_mut(&call) else { return };
+            let Some(c) = self.calls.get_mut(&call) else { return self.transmit(peer, ack) };
             self.dialogs.insert(dialog.id.clone(), call);
             c.dialog = Some(dialog);
             c.phase = Phase::Confirmed;
             let sdp = (!res.body.is_empty()).then(|| res.body.clone());
+            // The answer first, then the ACK: the driver carries out what the call layer does with the answer
+            // (its media socket bound and keyed) before the ACK leaves, so a far end that starts its media on
+            // our ACK never sends into a port not yet open.
             self.event(Event::Answered { call, sdp });
+            self.transmit(peer, ack);
             self.timer_confirmed(call, res);
         } else {
+            self.transmit(peer, ack);
             let branch = self.ids.branch();
             let via = transport::our_via(self.config.public_host.as_deref(), &peer, &branch);
             let bye = dialog.request(Method::Bye, &via);
