@@ -606,6 +606,8 @@ fn a_calls_page_shows_its_sip_ladder_quality_charts_and_events_from_a_real_call(
     b.click(&link);
     b.wait("return !document.querySelector('#call-view').hidden", "the call page");
     b.wait_text("#call-title", "Call from +12125550100");
+    let facts = b.text("#call-facts");
+    assert!(facts.contains("the number’s own agent (no routing rule matched)"), "the route: {facts}");
     // The ladder: an arrow a message, the INVITE first (in from the peer), the 200 to the BYE last (out).
     b.wait(&format!("return document.querySelectorAll('#call-ladder g.msg').length === {messages}"), "every message");
     assert_eq!(b.js("return document.querySelector('#call-ladder g.msg').classList.contains('msg-in')"), true);

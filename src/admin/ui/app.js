@@ -1580,6 +1580,8 @@ function renderCallFacts(c) {
   const status = c.sip_status ? `SIP ${c.sip_status}` : '—';
   $('#call-facts').replaceChildren(
     ...fact('Agent', c.agent || 'none'),
+    ...fact('Routed by', !c.route ? '—' : c.route === 'default'
+      ? 'the number’s own agent (no routing rule matched)' : `${ruleWord(c.route)} of the number (${c.route})`),
     ...fact('Arrived', timeEl(c.invite_at)),
     ...fact('Answered', c.answer_at ? timeEl(c.answer_at) : 'no'),
     ...fact('Ended', c.end_at ? timeEl(c.end_at) : 'in progress'),
