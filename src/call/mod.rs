@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use crate::agent::config::AgentConfig;
 use crate::agent::transfer::{TransferPolicy, TransferStatus};
 use crate::e164::E164;
 use crate::media::ports::PortPool;
@@ -36,6 +35,7 @@ use crate::store::{CallRecord, now_rfc3339};
 mod ending;
 mod events;
 mod hangup;
+mod info;
 pub mod outbound;
 mod placing;
 mod session;
@@ -47,6 +47,8 @@ pub use events::{
     AdminInput, AgentInput, Command, Input, MediaCommand, MediaInput, MediaPlane, Reply, SipCommand, run_commands,
 };
 pub use hangup::{CallSummary, HangupOutcome, HangupRequest, constant_time_eq};
+pub use info::CallInfo;
+use info::caller;
 pub use placing::{Callback, DialRequest, StatusCallback};
 
 /// What the call layer needs to decide.
@@ -127,61 +129,6 @@ impl AgentLink {
 pub enum Readiness {
     Now,
     Later,
-}
-
-/// What the agent is told about the call (`start.customParameters`, the call and account ids).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct CallInfo {
-    /// vocals' id for the call (`vc_…`), the key of its record.
-    pub id: String,
-    /// The agent the call was routed to, as it was then (later changes reach the next call).
-    pub agent: Arc<AgentConfig>,
-    /// The caller: an E.164 number when the From user is one, else the From URI.
-    pub from: String,
-    /// The dialed number, E.164.
-    pub to: String,
-    /// `X-Twilio-CallSid` and `X-Twilio-AccountSid` when the call came from Twilio.
-    pub call_sid: Option<String>,
-    pub account_sid: Option<String>,
-    /// Headers passed on to the agent (as Twilio passes them to a `<Stream>`): `X-*`, `P-Asserted-Identity`,
-    /// `Diversion`; for a call vocals placed, its TwiML `<Parameter>`s.
-    pub headers: Vec<(String, String)>,
-    /// Whether the call is recorded (the number's word, else its agent's, else `[recording] record`).
-    pub record: RecordMode,
-}
-
-impl CallInfo {
-    fn from_invite(invite: &Request, agent: Arc<AgentConfig>, dialed: String) -> CallInfo {
-        let h = &invite.headers;
-        let from = caller(invite);
-        let text = |v: &[u8]| String::from_utf8_lossy(v).into_owned();
-        let header = |name: &str| h.get(&HeaderName::new(name)).map(text);
-        let headers = h
-            .iter()
-            .filter(|x| {
-                let name = x.name.as_str();
-                name.starts_with("X-") || name.starts_with("x-") || name == "P-Asserted-Identity" || name == "Diversion"
-            })
-            .map(|x| (x.name.as_str().into_owned(), text(x.value)))
-            .collect();
-        CallInfo {
-            id: String::new(),
-            agent,
-            from,
-            to: dialed,
-            call_sid: header("X-Twilio-CallSid"),
-            account_sid: header("X-Twilio-AccountSid"),
-            headers,
-            record: RecordMode::Off,
-        }
-    }
-}
-
-/// The caller: an E.164 number when the From user is one, else the From URI.
-fn caller(invite: &Request) -> String {
-    let from = invite.headers.from();
-    from.map(|f| E164::from_uri(&f.uri).map(|n| n.to_string()).unwrap_or_else(|_| f.uri.to_string()))
-        .unwrap_or_default()
 }
 
 /// Ports tried for one call before it is refused with 503 (others may be bound by other programs).
