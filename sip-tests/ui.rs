@@ -46,6 +46,14 @@ fn pick(b: &Browser, number: &str) {
     b.wait(&format!("return document.querySelector('{option}').getAttribute('aria-selected') === 'true'"), number);
 }
 
+/// Signs in to the dashboard of `server` with its token: the numbers page.
+fn sign_in(b: &Browser, server: &common::Vocals) {
+    b.goto(&format!("http://127.0.0.1:{}/", server.admin));
+    b.fill("#token", &server.token());
+    b.keys(ENTER);
+    b.wait("return !document.querySelector('#numbers-view').hidden", "the numbers page");
+}
+
 /// The docs' screenshots (docs/img/) are taken from this run; `VOCALS_DOCS_SCREENSHOTS=dir` writes them there.
 fn doc_shot(b: &Browser, name: &str) {
     b.screenshot(&shots().join(name));
@@ -414,15 +422,12 @@ fn the_dashboard_dials_out_through_the_trunk_and_says_what_is_missing() {
     }
     let b = Browser::start();
     b.resize(1280, 800);
-    let sign_in = |server: &InProcess| {
-        b.goto(&format!("http://127.0.0.1:{}/", server.admin));
-        b.fill("#token", &server.token());
-        b.keys(ENTER);
-        b.wait("return !document.querySelector('#numbers-view').hidden", "the numbers page");
+    let open_calls = |server: &InProcess| {
+        sign_in(&b, server);
         b.click("a[href=\"#/calls\"]");
         b.wait("return !document.querySelector('#calls-view').hidden", "the calls page");
     };
-    sign_in(&server);
+    open_calls(&server);
 
     // Dial by keyboard: the dialog opens on its first field with nothing chosen; every caller ID is offered.
     b.js("document.querySelector('#dial').focus()");
@@ -505,7 +510,7 @@ fn the_dashboard_dials_out_through_the_trunk_and_says_what_is_missing() {
     let (status, added) =
         bare.api("POST", "/v1/numbers", Some(serde_json::json!({"phone_number": CALLER_ID, "agent_id": "echo"})));
     assert_eq!(status, 201, "{added}");
-    sign_in(&bare);
+    open_calls(&bare);
     b.click("#dial");
     b.select("#dial-agent", "echo");
     b.fill("#dial-to", CALLEE);
@@ -542,10 +547,7 @@ fn a_recorded_call_plays_in_the_browser_and_downloads_through_the_api() {
     assert!(caller.recv().starts_with("SIP/2.0 200"));
     let b = Browser::start();
     b.resize(1280, 800);
-    b.goto(&format!("http://127.0.0.1:{}/", server.admin));
-    b.fill("#token", &server.token());
-    b.keys(ENTER);
-    b.wait("return !document.querySelector('#numbers-view').hidden", "the numbers page");
+    sign_in(&b, &server);
     b.click("a[href=\"#/calls\"]");
     b.wait("return document.querySelector('#recent-calls button.play-recording') !== null", "a Play button");
     // Play: the recording comes through the API (the token in a header) into an <audio> element that plays it.
@@ -595,10 +597,7 @@ fn a_calls_page_shows_its_sip_ladder_quality_charts_and_events_from_a_real_call(
     };
     let b = Browser::start();
     b.resize(1280, 1700);
-    b.goto(&format!("http://127.0.0.1:{}/", server.admin));
-    b.fill("#token", &server.token());
-    b.keys(ENTER);
-    b.wait("return !document.querySelector('#numbers-view').hidden", "the numbers page");
+    sign_in(&b, &server);
     // Reached from the Calls list.
     b.click("a[href=\"#/calls\"]");
     let link = format!("#recent-calls tr[data-call-id=\"{id}\"] a.call-link");
@@ -660,10 +659,7 @@ fn the_dashboard_edits_routing_rules_and_draws_the_week_ahead() {
     assert_eq!(status, 201, "{n}");
     let b = Browser::start();
     b.resize(1280, 1500);
-    b.goto(&format!("http://127.0.0.1:{}/", server.admin));
-    b.fill("#token", &server.token());
-    b.keys(ENTER);
-    b.wait("return !document.querySelector('#numbers-view').hidden", "the numbers page");
+    sign_in(&b, &server);
     let rules_button = format!("#numbers-table tr[data-number=\"{RULED}\"] button.rules");
     b.click(&rules_button);
     b.wait("return document.querySelector('#rules-dialog').open", "the rules dialog");

@@ -336,13 +336,7 @@ impl Caller {
         number: &str,
         source: &str,
     ) -> (Caller, String) {
-        let sdp = format!(
-            "v=0\r\no=test 1 1 IN IP4 127.0.0.1\r\ns=test\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
-             m=audio {} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n\
-             a=fmtp:101 0-16\r\na=ptime:20\r\na=sendrecv\r\n",
-            rtp.local_addr().unwrap().port()
-        );
-        Caller::send_invite_sdp(server, call_id, number, source, &sdp)
+        Caller::send_invite_sdp(server, call_id, number, source, &offer(rtp))
     }
 
     /// Sends an INVITE with `sdp` as its offer from a socket bound to `source`; returns its final answer.
@@ -372,13 +366,8 @@ impl Caller {
         number: &str,
         from: &str,
     ) -> (Caller, String) {
-        let sdp = format!(
-            "v=0\r\no=test 1 1 IN IP4 127.0.0.1\r\ns=test\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
-             m=audio {} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=ptime:20\r\na=sendrecv\r\n",
-            rtp.local_addr().unwrap().port()
-        );
         let account = Some("ACbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb");
-        Caller::send_invite_full(server, call_id, number, "127.0.0.1", &sdp, account, from)
+        Caller::send_invite_full(server, call_id, number, "127.0.0.1", &offer(rtp), account, from)
     }
 
     fn send_invite_full(
@@ -445,6 +434,16 @@ impl Caller {
         );
         self.sip.send_to(msg.as_bytes(), self.server).unwrap();
     }
+}
+
+/// A test caller's offer: PCMU and telephone-event, its media on `rtp`.
+fn offer(rtp: &UdpSocket) -> String {
+    format!(
+        "v=0\r\no=test 1 1 IN IP4 127.0.0.1\r\ns=test\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+         m=audio {} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n\
+         a=fmtp:101 0-16\r\na=ptime:20\r\na=sendrecv\r\n",
+        rtp.local_addr().unwrap().port()
+    )
 }
 
 /// The CallSid a test call with this Call-ID carries (one per call, as Twilio's are: vocals refuses a second

@@ -168,8 +168,7 @@ pub fn number_health(i: &Inputs) -> Health {
             });
         }
     }
-    let ruled = n.rules.as_array().is_some_and(|l| l.iter().any(|r| r["agent_id"].is_string()));
-    if n.agent_id.is_none() && !ruled {
+    if n.agent_id.is_none() && !crate::store::a_rule_answers(&n.rules) {
         problems.push(Problem {
             code: "no_agent",
             message: "No agent: calls to it are not answered (480)".into(),

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::v1::{ApiError, catalog, e164_path, path};
 use crate::e164::E164;
-use crate::routing::{Caller, Chosen, Decision, Lookup, NumberLookup, NumberTable};
+use crate::routing::{Caller, Chosen, Lookup, NumberLookup, NumberTable};
 
 /// How far ahead `schedule` looks.
 const WEEK: SignedDuration = SignedDuration::from_hours(24 * 7);
@@ -34,19 +34,14 @@ fn agent_of(lookup: &Lookup) -> (Value, Value) {
 pub fn schedule(table: &NumberTable, number: &E164, now: Timestamp) -> Value {
     let Some(rules) = table.rules(number) else { return Value::Null };
     let Some(end) = now.checked_add(WEEK).ok() else { return Value::Null };
-    let default = table.entry(number).unwrap_or(Lookup::Unknown);
+    // Each stretch starts where the rules change; who takes it is what a call then would get.
     let segments: Vec<Value> = rules
         .rules
         .changes(now, end, Caller::Other)
         .into_iter()
-        .map(|(from, decision)| {
-            let (route, (agent_id, agent)) = match decision {
-                Decision::Rule { index, .. } => (
-                    Chosen::Rule(index),
-                    rules.agent(index).map_or((Value::Null, Value::Null), |a| (json!(a.id), json!(a.name))),
-                ),
-                Decision::Default => (Chosen::Default, agent_of(&default)),
-            };
+        .map(|(from, _)| {
+            let (lookup, route) = table.decide(number, from, Caller::Other);
+            let (agent_id, agent) = agent_of(&lookup);
             json!({"from": from.to_string(), "route": route.label(), "agent_id": agent_id, "agent": agent})
         })
         .collect();

@@ -88,11 +88,14 @@ impl From<StoreError> for ApiError {
                 format!("{what} still serves {}: move or remove those numbers first", numbers.join(", ")),
             ),
             StoreError::Invalid(message) => {
-                let field =
-                    FIELDS.iter().find(|f| message.strip_prefix(**f).is_some_and(|r| r.starts_with([' ', '.'])));
+                let field = FIELDS
+                    .iter()
+                    .find(|f| message.strip_prefix(**f).is_some_and(|r| r.starts_with([' ', '.'])))
+                    .map(|f| f.to_string())
+                    .or_else(|| rule_field(&message));
                 let e = ApiError::invalid(message.clone());
                 match field {
-                    Some(f) => e.field(*f),
+                    Some(f) => e.field(f),
                     None => e,
                 }
             }
@@ -120,6 +123,14 @@ const FIELDS: &[&str] = &[
     "srtp",
     "record",
 ];
+
+/// The field a routing rules message names, as the rules' check writes it: `rules[2].when.zone: why` or
+/// `rules: why`.
+fn rule_field(message: &str) -> Option<String> {
+    let (field, _) = message.split_once(": ")?;
+    let rest = field.strip_prefix("rules")?;
+    (rest.is_empty() || rest.starts_with('[')).then(|| field.to_string())
+}
 
 /// `Json<T>` whose rejections are [`ApiError`]s that say what was wrong with the body.
 pub struct Body<T>(pub T);
@@ -381,16 +392,6 @@ struct AddNumber {
     rules: Option<Value>,
 }
 
-/// `rules` in a request: checked against the agents there are; a mistake names its field
-/// (`rules[2].when.zone`).
-async fn rules_field(catalog: &Catalog, rules: &Value) -> Result<(), ApiError> {
-    let agents: std::collections::HashSet<String> = catalog.store().agents().await?.into_iter().map(|a| a.id).collect();
-    match crate::routing::Rules::parse(rules, |id| agents.contains(id)) {
-        Ok(_) => Ok(()),
-        Err(e) => Err(ApiError::invalid(e.to_string()).field(e.field)),
-    }
-}
-
 /// `record` in a request: `off`, `dual`, or null for its agent's word, then `[recording] record`.
 fn record_field(s: Option<&str>) -> Result<Option<RecordMode>, ApiError> {
     match s {
@@ -478,7 +479,7 @@ async fn add_number(State(state): State<Arc<AppState>>, Body(n): Body<AddNumber>
     let record = record_field(n.record.as_deref())?;
     let rules = n.rules.filter(|r| r.as_array().is_none_or(|l| !l.is_empty()));
     if let Some(rules) = &rules {
-        rules_field(catalog, rules).await?;
+        catalog.store().check_rules(rules).await?;
     }
     let added = match &n.twilio_account_sid {
         Some(account) => {
@@ -641,7 +642,7 @@ async fn update_number(
     let catalog = catalog(&state)?;
     let rules = p.rules.map(|r| r.unwrap_or_else(|| json!([])));
     if let Some(rules) = &rules {
-        rules_field(catalog, rules).await?;
+        catalog.store().check_rules(rules).await?;
     }
     let mut updated = None;
     if let Some(agent_id) = &p.agent_id {

@@ -135,11 +135,8 @@ impl Schedule {
         };
         let mut date = first;
         while date <= last {
-            let mut times = vec![Time::midnight()];
-            if let Some((from, to)) = self.window {
-                times.extend([from, to]);
-            }
-            for t in times {
+            let (from, to) = self.window.unzip();
+            for t in [Some(Time::midnight()), from, to].into_iter().flatten() {
                 if let Some(i) = self.instant(date.to_datetime(t)).filter(|i| start < *i && *i <= end) {
                     out.push(i);
                 }

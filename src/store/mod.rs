@@ -462,7 +462,8 @@ impl Store {
         Ok(numbers)
     }
 
-    /// Checks a number's rules against the agents there are: `Invalid("rules[i].field: why")` when wrong.
+    /// Checks a number's rules against the agents there are: `Invalid("rules[i].field: why")` when wrong (the
+    /// API answers it 422 with that `field`).
     pub async fn check_rules(&self, rules: &Value) -> Result<crate::routing::Rules, StoreError> {
         let agents: std::collections::HashSet<String> = self.agents().await?.into_iter().map(|a| a.id).collect();
         crate::routing::Rules::parse(rules, |id| agents.contains(id)).map_err(|e| StoreError::Invalid(e.to_string()))
@@ -709,8 +710,12 @@ fn validate_agent(
 
 /// `active` while some agent answers the number at some time (its own, or one a rule names), else `inactive`.
 pub(crate) fn status_for(agent_id: Option<&str>, rules: &Value) -> &'static str {
-    let ruled = rules.as_array().is_some_and(|l| l.iter().any(|r| r["agent_id"].is_string()));
-    if agent_id.is_some() || ruled { "active" } else { "inactive" }
+    if agent_id.is_some() || a_rule_answers(rules) { "active" } else { "inactive" }
+}
+
+/// Whether some routing rule of a number names an agent (the number's calls are answered at some time).
+pub fn a_rule_answers(rules: &Value) -> bool {
+    rules.as_array().is_some_and(|l| l.iter().any(|r| r["agent_id"].is_string()))
 }
 
 fn json_column(r: &AnyRow, i: usize) -> Result<Value, StoreError> {

@@ -1887,8 +1887,10 @@ function ruleEditor(rule, i, count) {
       field('agent', 'Then', agent),
       el('p', { className: 'field-error', id: `rule-${i}-error`, attrs: { 'aria-live': 'polite' } }),
       el('div', { className: 'row-actions' },
-        rowButton('rule-up', 'Move up', `Move rule ${i + 1} up`, () => move(i - 1)),
-        rowButton('rule-down', 'Move down', `Move rule ${i + 1} down`, () => move(i + 1)),
+        Object.assign(rowButton('rule-up', 'Move up', `Move rule ${i + 1} up`, () => move(i - 1)),
+          { disabled: i === 0 }),
+        Object.assign(rowButton('rule-down', 'Move down', `Move rule ${i + 1} down`, () => move(i + 1)),
+          { disabled: i === count - 1 }),
         rowButton('rule-remove', 'Remove', `Remove rule ${i + 1}`, () => {
           const rules = readRules();
           rules.splice(i, 1);
@@ -1897,13 +1899,7 @@ function ruleEditor(rule, i, count) {
 }
 
 function renderRules(rules, focus) {
-  const list = $('#rules-list');
-  list.replaceChildren(...rules.map((r, i) => ruleEditor(r, i, rules.length)));
-  for (const li of $$('li.rule', list)) {
-    const i = Number(li.dataset.index);
-    $('.rule-up', li).disabled = i === 0;
-    $('.rule-down', li).disabled = i === rules.length - 1;
-  }
+  $('#rules-list').replaceChildren(...rules.map((r, i) => ruleEditor(r, i, rules.length)));
   if (focus != null && focus >= 0) {
     const target = document.getElementById(`rule-${focus}-timed`);
     if (target) target.focus();
